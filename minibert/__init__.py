@@ -1,0 +1,9 @@
+"""minibert: BERT rebuilt from scratch in NumPy, numerically equal to transformers."""
+
+from .config import BertConfig, ConfigError
+from .models import BertModel, BertModelOutput
+from .weights import WeightsError
+
+__version__ = "0.1.0"
+
+__all__ = ["BertConfig", "BertModel", "BertModelOutput", "ConfigError", "WeightsError"]

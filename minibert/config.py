@@ -1,0 +1,112 @@
+"""BertConfig: the hyper-parameters of a BERT encoder, read from a Hugging Face ``config.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+# Activations the feed-forward block implements (see minibert/nn/activations.py).
+SUPPORTED_ACTIVATIONS = ("gelu",)
+
+
+class ConfigError(ValueError):
+    """A config.json that does not describe a BERT encoder minibert can run."""
+
+
+@dataclass
+class BertConfig:
+    """Shape and numerics of a BERT encoder; field names and defaults are those of transformers.
+
+    Keys of config.json that minibert does not use (``architectures``, ``id2label``, ...) are kept in
+    ``extra`` so that ``to_dict()`` writes back what was read.
+    """
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    position_embedding_type: str = "absolute"
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if self.hidden_act not in SUPPORTED_ACTIVATIONS:
+            raise ConfigError(
+                f"hidden_act {self.hidden_act!r} is not supported (supported: {', '.join(SUPPORTED_ACTIVATIONS)})"
+            )
+        if self.position_embedding_type != "absolute":
+            raise ConfigError(
+                f"position_embedding_type {self.position_embedding_type!r} is not supported (only 'absolute')"
+            )
+        if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
+            raise ConfigError(f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
+        for flag in ("is_decoder", "add_cross_attention"):
+            if self.extra.get(flag):
+                raise ConfigError(f"{flag}=true: minibert implements the BERT encoder only")
+
+    @property
+    def head_size(self) -> int:
+        """Width of one attention head, d_head = hidden_size / num_attention_heads."""
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BertConfig:
+        """Build from the keys of a config.json; unknown keys go to ``extra``."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(values).__name__}")
+        model_type = values.get("model_type", "bert")
+        if model_type != "bert":
+            raise ConfigError(f"model_type {model_type!r} is not 'bert'")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in values.items() if k in names}
+        if known.get("position_embedding_type") is None:
+            known.pop("position_embedding_type", None)
+        extra = {k: v for k, v in values.items() if k not in names}
+        return cls(**known, extra=extra)
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike) -> BertConfig:
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"no config file at {os.fspath(path)!r}") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {e}") from None
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> BertConfig:
+        """Read ``config.json`` from a model directory."""
+        return cls.from_json_file(os.path.join(path, "config.json"))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {"model_type": "bert", **self.extra, **values}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")

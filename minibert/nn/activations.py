@@ -1,0 +1,21 @@
+"""GELU, the exact (erf) form BERT was trained with."""
+
+import math
+
+import numba
+import numpy as np
+
+
+# NumPy has no erf; Numba compiles the C library's erf/erff into a ufunc, so GELU stays one
+# elementwise NumPy expression in float32 and float64 without bringing in SciPy.
+@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def erf(x):
+    return math.erf(x)
+
+
+SQRT1_2 = 1.0 / math.sqrt(2.0)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GELU(x) = x · Φ(x) = x · ½ · (1 + erf(x / √2)).  Any shape -> same shape."""
+    return x * 0.5 * (1.0 + erf(x * SQRT1_2))

@@ -1,0 +1,52 @@
+"""Multi-head scaled dot-product self-attention with BERT's additive padding mask."""
+
+import numpy as np
+
+from .linear import dense
+
+
+def padding_mask_bias(attention_mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Turn a 1/0 token mask into the bias added to attention scores.
+
+    attention_mask [B, S] (1 = token, 0 = padding) -> [B, 1, 1, S]: 0 where a key is a token and the
+    dtype's most negative number where it is padding, so that exp() sends padding keys to exactly 0
+    (transformers adds the same finfo.min).
+    """
+    bias = np.where(attention_mask == 1, 0.0, np.finfo(dtype).min).astype(dtype)
+    return bias[:, None, None, :]  # [B, S] -> [B, 1, 1, S], broadcast over heads and queries
+
+
+def split_heads(x: np.ndarray, num_heads: int) -> np.ndarray:
+    """[B, S, H] -> [B, A, S, d] with A = num_heads and d = H / A."""
+    batch, seq, hidden = x.shape
+    x = x.reshape(batch, seq, num_heads, hidden // num_heads)  # [B, S, H] -> [B, S, A, d]
+    return x.transpose(0, 2, 1, 3)  # [B, S, A, d] -> [B, A, S, d]
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """[B, A, S, d] -> [B, S, H], the inverse of split_heads."""
+    batch, heads, seq, head_size = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch, seq, heads * head_size)  # [B, A, S, d] -> [B, S, H]
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """softmax(x)_j = exp(x_j - max x) / Σ_k exp(x_k - max x) over the last axis (max shifted out for range)."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def self_attention(
+    x: np.ndarray, mask_bias: np.ndarray, query: dict, key: dict, value: dict, num_heads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Attention(Q, K, V) = softmax(Q Kᵀ / √d + mask) V, computed per head, heads concatenated.
+
+    x [B, S, H], mask_bias [B, 1, 1, S] -> (context [B, S, H], probabilities [B, A, S, S])
+    """
+    q = split_heads(dense(x, **query), num_heads)  # [B, S, H] -> [B, A, S, d]
+    k = split_heads(dense(x, **key), num_heads)
+    v = split_heads(dense(x, **value), num_heads)
+    head_size = q.shape[-1]
+    scores = (q @ k.transpose(0, 1, 3, 2)) * head_size**-0.5 + mask_bias  # [B, A, S, d] @ [B, A, d, S] -> [B, A, S, S]
+    probs = softmax(scores)
+    context = merge_heads(probs @ v)  # [B, A, S, S] @ [B, A, S, d] -> [B, A, S, d] -> [B, S, H]
+    return context, probs

@@ -1,0 +1,139 @@
+"""Reading checkpoints and mapping their keys onto the model, checking every name and shape.
+
+Keys follow the Hugging Face BERT checkpoints (``embeddings.word_embeddings.weight``,
+``encoder.layer.0.attention.self.query.weight``, ...). Loading fails loudly on anything missing,
+misshaped or left over, in the spirit of nanoGPT's loader.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from .config import BertConfig
+
+
+class WeightsError(ValueError):
+    """A checkpoint that cannot be read, or whose tensors do not fit the model."""
+
+
+# Persistent buffers some checkpoints carry; they are derived from the config, not learned.
+BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
+# Keys of transformers' BERT task heads. The bare encoder (BertModel) leaves them to the head classes.
+HEAD_PREFIXES = ("cls.", "classifier.", "qa_outputs.")
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All tensors of a .safetensors file as NumPy arrays, keyed by their names."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(os.fspath(path))
+    except FileNotFoundError:
+        raise WeightsError(f"no weights file at {os.fspath(path)!r}") from None
+    except (SafetensorError, ValueError, TypeError, OSError) as e:
+        raise WeightsError(f"{os.fspath(path)!r} is not a readable safetensors file: {e}") from None
+
+
+def canonical_name(key: str) -> str:
+    """The name minibert uses for a checkpoint key: the ``bert.`` prefix of head checkpoints dropped,
+    legacy TF-era ``LayerNorm.gamma`` / ``LayerNorm.beta`` renamed to ``weight`` / ``bias``."""
+    key = key.removeprefix("bert.")
+    return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
+
+
+def bert_shapes(config: BertConfig, with_pooler: bool = True) -> dict[str, tuple[int, ...]]:
+    """Every tensor of BertModel with its shape, in checkpoint order."""
+    H, I = config.hidden_size, config.intermediate_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "embeddings.word_embeddings.weight": (config.vocab_size, H),
+        "embeddings.position_embeddings.weight": (config.max_position_embeddings, H),
+        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, H),
+        "embeddings.LayerNorm.weight": (H,),
+        "embeddings.LayerNorm.bias": (H,),
+    }
+    for i in range(config.num_hidden_layers):
+        p = f"encoder.layer.{i}."
+        for name in ("query", "key", "value"):
+            shapes[p + f"attention.self.{name}.weight"] = (H, H)
+            shapes[p + f"attention.self.{name}.bias"] = (H,)
+        shapes[p + "attention.output.dense.weight"] = (H, H)
+        shapes[p + "attention.output.dense.bias"] = (H,)
+        shapes[p + "attention.output.LayerNorm.weight"] = (H,)
+        shapes[p + "attention.output.LayerNorm.bias"] = (H,)
+        shapes[p + "intermediate.dense.weight"] = (I, H)
+        shapes[p + "intermediate.dense.bias"] = (I,)
+        shapes[p + "output.dense.weight"] = (H, I)
+        shapes[p + "output.dense.bias"] = (H,)
+        shapes[p + "output.LayerNorm.weight"] = (H,)
+        shapes[p + "output.LayerNorm.bias"] = (H,)
+    if with_pooler:
+        shapes["pooler.dense.weight"] = (H, H)
+        shapes["pooler.dense.bias"] = (H,)
+    return shapes
+
+
+def bert_weights(state: dict[str, np.ndarray], config: BertConfig, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+    """Select, check and cast the BertModel tensors of a checkpoint.
+
+    state: checkpoint tensors under their original keys. Returns {canonical name: array of dtype}.
+    The pooler is optional (sentence-transformers checkpoints may lack it) but must be whole if present.
+    Raises WeightsError naming every missing, misshaped, non-float or unexpected tensor.
+    """
+    tensors: dict[str, np.ndarray] = {}
+    for key, value in state.items():
+        name = canonical_name(key)
+        if name in tensors:
+            raise WeightsError(f"checkpoint holds {name!r} twice (as {key!r} and another spelling)")
+        tensors[name] = value
+    with_pooler = any(name.startswith("pooler.") for name in tensors)
+    expected = bert_shapes(config, with_pooler)
+
+    problems = [f"missing {name} {list(shape)}" for name, shape in expected.items() if name not in tensors]
+    for name, shape in expected.items():
+        if name in tensors:
+            got = tensors[name]
+            if tuple(got.shape) != shape:
+                problems.append(f"{name} has shape {list(got.shape)}, expected {list(shape)}")
+            elif not np.issubdtype(got.dtype, np.floating):
+                problems.append(f"{name} has dtype {got.dtype}, expected a float type")
+    unexpected = [
+        name for name in tensors
+        if name not in expected and name not in BUFFERS and not name.startswith(HEAD_PREFIXES)
+    ]
+    problems += [f"unexpected {name} {list(tensors[name].shape)}" for name in unexpected]
+    if problems:
+        raise WeightsError("checkpoint does not fit BertModel " + _describe(config) + ":\n  " + "\n  ".join(problems))
+    return {name: np.ascontiguousarray(tensors[name], dtype=dtype) for name in expected}
+
+
+def unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+    """{"encoder.layer.0.output.dense.weight": w} -> {"encoder": {"layer": [{"output": {"dense": {"weight": w}}}]}}.
+
+    Numbered path parts become list positions, so ``weights["encoder"]["layer"][i]`` is layer i.
+    """
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        node = nested
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return _lists_from_numbered(nested)
+
+
+def _lists_from_numbered(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if node and all(k.isdigit() for k in node):
+        return [_lists_from_numbered(node[str(i)]) for i in range(len(node))]
+    return {k: _lists_from_numbered(v) for k, v in node.items()}
+
+
+def _describe(config: BertConfig) -> str:
+    return (f"(L={config.num_hidden_layers} H={config.hidden_size} A={config.num_attention_heads} "
+            f"I={config.intermediate_size} vocab={config.vocab_size})")
