@@ -105,9 +105,12 @@ class BertModel:
 
 def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
     """values as an int64 array, checked to lie in [0, upper)."""
-    array = np.asarray(values)
-    if array.dtype == object:
-        raise ValueError(f"{name} must be a rectangular array of integers (ragged lists need padding)")
+    try:
+        array = np.asarray(values)  # NumPy raises ValueError on ragged nested lists, or makes an object array
+        if array.dtype == object:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{name} must be a rectangular array of integers (ragged lists need padding)") from None
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     array = array.astype(np.int64, copy=False)

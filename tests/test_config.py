@@ -1,0 +1,52 @@
+"""BertConfig: read from config.json, validated, written back."""
+
+import json
+
+import pytest
+
+from minibert import BertConfig, ConfigError
+
+
+def test_defaults_are_bert_base():
+    c = BertConfig()
+    assert (c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) == (
+        30522, 768, 12, 12, 3072)
+    assert c.head_size == 64
+
+
+def test_bert_mini_config_json(tmp_path):
+    values = {"architectures": ["BertForPreTraining"], "hidden_size": 256, "num_hidden_layers": 4,
+              "num_attention_heads": 4, "intermediate_size": 1024, "hidden_act": "gelu", "model_type": "bert",
+              "id2label": {"0": "LABEL_0"}, "position_embedding_type": "absolute"}
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    c = BertConfig.from_pretrained(tmp_path)
+    assert c.hidden_size == 256 and c.head_size == 64 and c.vocab_size == 30522
+    assert c.extra["architectures"] == ["BertForPreTraining"]
+    c.save_pretrained(tmp_path / "out")
+    assert BertConfig.from_pretrained(tmp_path / "out") == c
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["id2label"] == {"0": "LABEL_0"}
+
+
+def test_null_position_embedding_type_means_absolute():
+    assert BertConfig.from_dict({"position_embedding_type": None}).position_embedding_type == "absolute"
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"hidden_size": 100, "num_attention_heads": 12}, r"hidden_size \(100\) is not a multiple of num_attention_heads \(12\)"),
+    ({"hidden_act": "gelu_new"}, "hidden_act 'gelu_new' is not supported"),
+    ({"hidden_act": "relu"}, "hidden_act 'relu' is not supported"),
+    ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key' is not supported"),
+    ({"num_hidden_layers": 0}, "num_hidden_layers must be a positive integer"),
+    ({"vocab_size": "30522"}, "vocab_size must be a positive integer"),
+    ({"layer_norm_eps": -1}, "layer_norm_eps must be a positive number"),
+    ({"model_type": "roberta"}, "model_type 'roberta' is not 'bert'"),
+    ({"is_decoder": True}, "is_decoder=true"),
+])
+def test_invalid_configs_are_clear_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        BertConfig.from_dict(values)
+
+
+def test_config_must_be_an_object():
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        BertConfig.from_dict([1, 2])

@@ -1,0 +1,98 @@
+"""BertModel's call: input forms it accepts, and a clear error for each kind of bad input."""
+
+import numpy as np
+import pytest
+
+from minibert import BertConfig, BertModel
+from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
+
+CONFIG = RANDOM_CONFIGS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return BertModel(BertConfig.from_dict(CONFIG), random_weights(CONFIG), dtype="float64")
+
+
+def test_one_dimensional_ids_are_a_batch_of_one(model):
+    ids = [3, 14, 15, 92, 65]
+    out = model(ids)
+    assert out.last_hidden_state.shape == (1, 5, CONFIG["hidden_size"])
+    assert out.pooler_output.shape == (1, CONFIG["hidden_size"])
+    np.testing.assert_array_equal(out.last_hidden_state, model(np.array([ids])).last_hidden_state)
+
+
+def test_keyword_call_with_an_encoding_dict(model):
+    encoding = {"input_ids": np.array([[2, 7, 1, 0]]), "attention_mask": np.array([[1, 1, 1, 0]]),
+                "token_type_ids": np.array([[0, 0, 1, 0]])}
+    out = model(**encoding, output_hidden_states=True, output_attentions=True)
+    assert len(out.hidden_states) == CONFIG["num_hidden_layers"] + 1
+    assert len(out.attentions) == CONFIG["num_hidden_layers"]
+    assert out.attentions[0].shape == (1, CONFIG["num_attention_heads"], 4, 4)
+    assert out["last_hidden_state"] is out.last_hidden_state
+    np.testing.assert_array_equal(out.hidden_states[-1], out.last_hidden_state)
+
+
+def test_outputs_not_asked_for_are_none(model):
+    out = model([[1, 2, 3]])
+    assert out.hidden_states is None and out.attentions is None
+
+
+def test_padding_does_not_change_real_positions(model):
+    """A sentence alone and the same sentence padded inside a batch give the same vectors."""
+    alone = model([[4, 8, 15, 16]]).last_hidden_state[0]
+    batch = model([[4, 8, 15, 16, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]],
+                  attention_mask=[[1, 1, 1, 1, 0, 0, 0], [1] * 7]).last_hidden_state[0, :4]
+    np.testing.assert_allclose(batch, alone, rtol=0, atol=1e-12)
+
+
+def test_padded_keys_get_zero_attention(model):
+    out = model([[4, 8, 15, 0, 0]], attention_mask=[[1, 1, 1, 0, 0]], output_attentions=True)
+    for probs in out.attentions:
+        assert np.all(probs[..., 3:] == 0)
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-12)
+
+
+def test_default_positions_and_types_equal_explicit_ones(model):
+    ids = np.array([[9, 8, 7, 6]])
+    np.testing.assert_array_equal(
+        model(ids).last_hidden_state,
+        model(ids, token_type_ids=np.zeros_like(ids), position_ids=np.arange(4)).last_hidden_state,
+    )
+    shifted = model(ids, position_ids=[[1, 2, 3, 4]]).last_hidden_state
+    assert not np.allclose(shifted, model(ids).last_hidden_state)
+
+
+def test_boolean_mask_equals_integer_mask(model):
+    ids = [[4, 8, 15, 0]]
+    np.testing.assert_array_equal(
+        model(ids, attention_mask=np.array([[True, True, True, False]])).last_hidden_state,
+        model(ids, attention_mask=[[1, 1, 1, 0]]).last_hidden_state,
+    )
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"input_ids": [[1, 99]]}, ValueError, r"input_ids holds 99 at position \[0, 1\]; values must lie in \[0, 99\)"),
+    ({"input_ids": [[-1, 2, -3]]}, ValueError, r"input_ids holds -1 .* \(2 bad values\)"),
+    ({"input_ids": [[1.0, 2.0]]}, TypeError, "input_ids must hold integers, got dtype float64"),
+    ({"input_ids": [["a", "b"]]}, TypeError, "input_ids must hold integers"),
+    ({"input_ids": [[1, 2], [3]]}, ValueError, "ragged lists need padding"),
+    ({"input_ids": np.zeros((0, 5), np.int64)}, ValueError, r"non-empty \[batch, seq\] array, got shape \(0, 5\)"),
+    ({"input_ids": []}, ValueError, "non-empty"),
+    ({"input_ids": np.zeros((2, 2, 2), np.int64)}, ValueError, r"got shape \(2, 2, 2\)"),
+    ({"input_ids": np.ones((1, 65), np.int64)}, ValueError, r"sequence length 65 exceeds max_position_embeddings \(64\)"),
+    ({"input_ids": [[1, 2, 3]], "attention_mask": [[1, 1]]}, ValueError, r"attention_mask has shape \(1, 2\), but input_ids has shape \(1, 3\)"),
+    ({"input_ids": [[1, 2, 3]], "attention_mask": [[1, 2, 1]]}, ValueError, r"attention_mask holds 2 .* \[0, 2\)"),
+    ({"input_ids": [[1, 2, 3]], "attention_mask": [[1.0, 1.0, 0.0]]}, TypeError, "attention_mask must hold integers"),
+    ({"input_ids": [[1, 2, 3]], "token_type_ids": [[0, 2, 0]]}, ValueError, r"token_type_ids holds 2 .* \[0, 2\)"),
+    ({"input_ids": [[1, 2, 3]], "position_ids": [[0, 1, 64]]}, ValueError, r"position_ids holds 64 .* \[0, 64\)"),
+    ({"input_ids": [[1, 2, 3]], "position_ids": [[0, 1]]}, ValueError, "position_ids has shape"),
+])
+def test_bad_inputs_raise_clear_errors(model, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        model(**kwargs)
+
+
+def test_unknown_keyword_is_a_type_error(model):
+    with pytest.raises(TypeError, match="offset_mapping"):
+        model(input_ids=[[1, 2]], offset_mapping=[[(0, 1), (1, 2)]])
