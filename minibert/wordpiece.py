@@ -1,0 +1,170 @@
+"""BERT's tokenization algorithm: text -> token ids, each with its character span in the original text.
+
+Three stages, as in the reference (transformers' BertTokenizer, whose backend is the `tokenizers` library):
+
+1. Special tokens written in the text ("[MASK]") are matched first, on the raw text, case-sensitively.
+2. Normalisation, character by character, in the reference's order: drop control characters, isolate CJK
+   ideographs, strip accents (NFD, then drop nonspacing marks), lower-case. Each normalised character
+   remembers which original character it came from, so offsets point into the unnormalised text.
+3. Pre-tokenization splits on whitespace and isolates punctuation; WordPiece then splits each word greedily
+   into the longest vocabulary pieces, continuations prefixed with "##". A word with no split, or longer
+   than 100 characters, becomes one [UNK].
+
+Where the reference departs from the original Python BERT tokenizer, we follow the reference:
+- accents are stripped *before* lower-casing, and lower-casing is per character, so a capital sigma
+  always becomes σ, never the final form ς ("ΣΑΣ" -> "σασ", where str.lower() gives "σας");
+- the CJK ranges are the reference's: U+2B820..U+2B91F (CJK Extension E's start) are not isolated,
+  because the reference's range for Extension E begins at U+2B920;
+- character classes come from the reference's own Unicode tables (minibert/unicode_tables.py), e.g.
+  unassigned code points are kept (the old tokenizer dropped them as category Cn), and U+000B, U+000C and
+  U+0085 are dropped as control characters rather than treated as spaces.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from functools import lru_cache
+
+from . import unicode_tables
+
+MAX_WORD_CHARS = 100  # longer words become one [UNK], as in the reference
+
+
+class CharClass:
+    """Membership in a sorted tuple of inclusive code-point ranges."""
+
+    def __init__(self, ranges: tuple[tuple[int, int], ...]) -> None:
+        self.starts = [a for a, _ in ranges]
+        self.ends = [b for _, b in ranges]
+
+    def __contains__(self, char: str) -> bool:
+        i = bisect.bisect_right(self.starts, ord(char)) - 1
+        return i >= 0 and ord(char) <= self.ends[i]
+
+
+REMOVED = CharClass(unicode_tables.REMOVED)
+CJK = CharClass(unicode_tables.CJK)
+PUNCTUATION = CharClass(unicode_tables.PUNCTUATION)
+NONSPACING_MARKS = CharClass(unicode_tables.NONSPACING_MARKS)
+
+_WHITESPACE_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in unicode_tables.WHITESPACE)
+CHUNK = re.compile(f"[^{_WHITESPACE_CLASS}]+")  # runs of non-whitespace: words never cross them
+ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]")  # in ASCII, every other printable is punctuation
+
+
+class WordPieceEncoder:
+    """Text -> (ids, offsets). Offsets are (start, end) character positions in the text given."""
+
+    def __init__(
+        self,
+        vocab: dict[str, int],
+        unk_token: str,
+        special_tokens: list[str],
+        lowercase: bool = True,
+        strip_accents: bool = True,
+        split_cjk: bool = True,
+    ) -> None:
+        if unk_token not in vocab:
+            raise ValueError(f"the unknown token {unk_token!r} is not in the vocabulary")
+        self.vocab = vocab
+        self.unk_id = vocab[unk_token]
+        self.lowercase, self.strip_accents, self.split_cjk = lowercase, strip_accents, split_cjk
+        self.special_ids = {token: vocab[token] for token in special_tokens}
+        # Longest first, so that a special token that extends another wins, as with the reference's matcher.
+        alternatives = sorted(self.special_ids, key=len, reverse=True)
+        self.special = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
+        # Real text repeats its words: each distinct whitespace-free chunk is tokenized once.
+        self.encode_chunk = lru_cache(maxsize=1 << 16)(self._encode_chunk)
+
+    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids of `text` and the (start, end) span in `text` of each."""
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        position = 0
+        for match in self.special.finditer(text) if self.special else ():
+            self._encode_plain(text, position, match.start(), ids, offsets)
+            ids.append(self.special_ids[match.group()])
+            offsets.append(match.span())
+            position = match.end()
+        self._encode_plain(text, position, len(text), ids, offsets)
+        return ids, offsets
+
+    def _encode_plain(self, text: str, start: int, end: int, ids: list, offsets: list) -> None:
+        for match in CHUNK.finditer(text, start, end):
+            chunk_ids, chunk_spans = self.encode_chunk(match.group())
+            ids.extend(chunk_ids)
+            base = match.start()
+            offsets.extend([(base + s, base + e) for s, e in chunk_spans])
+
+    def _encode_chunk(self, chunk: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        """One whitespace-free run of text -> its ids and spans relative to the run."""
+        ids, spans = [], []
+        for word, origins in self._words(chunk):
+            for token_id, s, e in self.wordpiece(word):
+                ids.append(token_id)
+                spans.append((origins[s], origins[e - 1] + 1))  # normalised positions -> original ones
+        return tuple(ids), tuple(spans)
+
+    def _words(self, chunk: str) -> list[tuple[str, list[int]]]:
+        """Normalise and pre-tokenize a chunk: [(word, origin of each of its characters)]."""
+        if chunk.isascii() and not ASCII_CONTROL.search(chunk):  # the common case, with identity alignment
+            return [
+                (m.group().lower() if self.lowercase else m.group(), list(range(m.start(), m.end())))
+                for m in ASCII_WORD.finditer(chunk)
+            ]
+        words: list[tuple[str, list[int]]] = []
+        word, origins = [], []
+
+        def close_word():
+            if word:
+                words.append(("".join(word), origins.copy()))
+                word.clear()
+                origins.clear()
+
+        for i, char in enumerate(chunk):
+            if char in REMOVED:
+                continue
+            if self.split_cjk and char in CJK:  # isolated before normalising, as in the reference
+                close_word()
+                normalized = self._normalize(char)
+                words.append((normalized, [i] * len(normalized)))
+                continue
+            for c in self._normalize(char):
+                if c in PUNCTUATION:  # tested on normalised characters, as the reference's pre-tokenizer does
+                    close_word()
+                    words.append((c, [i]))
+                else:
+                    word.append(c)
+                    origins.append(i)
+        close_word()
+        return words
+
+    def _normalize(self, char: str) -> str:
+        """Accent stripping (NFD, drop nonspacing marks), then per-character lower-casing."""
+        if self.strip_accents:
+            char = "".join(c for c in unicodedata.normalize("NFD", char) if c not in NONSPACING_MARKS)
+        if self.lowercase:
+            char = "".join(unicode_tables.LOWERCASE.get(ord(c), c) for c in char)
+        return char
+
+    def wordpiece(self, word: str) -> list[tuple[int, int, int]]:
+        """Greedy longest-match-first split of one normalised word: [(id, start, end)] in the word's characters.
+
+        "unaffable" -> "una", "##ffa", "##ble". No split, or more than 100 characters: one [UNK] for the word.
+        """
+        if len(word) > MAX_WORD_CHARS:
+            return [(self.unk_id, 0, len(word))]
+        pieces, start = [], 0
+        while start < len(word):
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in self.vocab:
+                    pieces.append((self.vocab[piece], start, end))
+                    start = end
+                    break
+            else:
+                return [(self.unk_id, 0, len(word))]
+        return pieces
