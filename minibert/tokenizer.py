@@ -332,12 +332,15 @@ def _examples(text: Any, text_pair: Any) -> tuple[list[tuple[str, str | None]], 
     if text_pair is not None:
         if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
             raise ValueError("text_pair must be a list as long as the batch of texts")
-        examples = list(zip(text, text_pair))
+        items = list(zip(text, text_pair))
     else:
-        examples = [tuple(t) if isinstance(t, (list, tuple)) else (t, None) for t in text]
-    for i, example in enumerate(examples):
+        items = list(text)
+    examples = []
+    for i, item in enumerate(items):
+        example = tuple(item) if isinstance(item, (list, tuple)) else (item, None)
         if len(example) != 2 or not isinstance(example[0], str) or not isinstance(example[1], (str, type(None))):
-            raise TypeError(f"batch item {i} is {example!r}: expected a str or a (str, str) pair")
+            raise TypeError(f"batch item {i} is {item!r}: expected a str or a (str, str) pair")
+        examples.append(example)
     if not examples:
         raise ValueError("the batch of texts is empty")
     return examples, True
@@ -353,7 +356,9 @@ def _truncate(a, a_offsets, b, b_offsets, budget: int, strategy: str):
     n_a, n_b = len(a), len(b) if b is not None else 0
     if n_a + n_b <= budget:
         return a, a_offsets, b, b_offsets
-    if strategy == "longest_first":
+    if budget == 0:  # the reference empties both sequences, whatever the strategy
+        keep_a = keep_b = 0
+    elif strategy == "longest_first":
         if b is None:
             keep_a, keep_b = budget, 0
         else:

