@@ -8,12 +8,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ConfigError
+
 # Activations the feed-forward block implements (see minibert/nn/activations.py).
 SUPPORTED_ACTIVATIONS = ("gelu",)
-
-
-class ConfigError(ValueError):
-    """A config.json that does not describe a BERT encoder minibert can run."""
 
 
 @dataclass
@@ -97,9 +95,15 @@ class BertConfig:
         return cls.from_dict(values)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> BertConfig:
-        """Read ``config.json`` from a model directory."""
-        return cls.from_json_file(os.path.join(path, "config.json"))
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **hub_options: Any) -> BertConfig:
+        """Read config.json from a model directory or hub id; a miniature's name ("bert-mini") needs no
+        download. hub_options: revision, local_files_only, token, cache_dir (see minibert.hub)."""
+        from .hub import model_directory
+        from .miniatures import find_miniature
+
+        if not os.path.isdir(name_or_path) and (miniature := find_miniature(os.fspath(name_or_path))) is not None:
+            return miniature.config()
+        return cls.from_json_file(model_directory(name_or_path, need=("config.json",), **hub_options) / "config.json")
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}

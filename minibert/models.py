@@ -10,7 +10,8 @@ import numpy as np
 
 from . import nn
 from .config import BertConfig
-from .weights import WeightsError, bert_weights, read_safetensors, unflatten
+from .hub import model_directory
+from .weights import bert_weights, read_weights, unflatten, weights_file
 
 
 @dataclass
@@ -46,16 +47,16 @@ class BertModel:
         self.weights = unflatten(bert_weights(weights, config, self.dtype))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, dtype: Any = np.float32) -> BertModel:
-        """Load ``config.json`` and ``model.safetensors`` from a local model directory."""
-        path = os.fspath(path)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"{path!r} is not a directory holding config.json and model.safetensors")
-        config = BertConfig.from_pretrained(path)
-        weights_file = os.path.join(path, "model.safetensors")
-        if not os.path.isfile(weights_file):
-            raise WeightsError(f"no model.safetensors in {path!r} (it holds: {', '.join(sorted(os.listdir(path))) or 'nothing'})")
-        return cls(config, read_safetensors(weights_file), dtype=dtype)
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, revision: str | None = None,
+        local_files_only: bool = False, token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
+    ) -> BertModel:
+        """Load config.json and the weights (model.safetensors, else pytorch_model.bin, read without torch)
+        from a local directory, a Hugging Face cache folder, a hub id, or a miniature's name ("bert-mini")."""
+        directory = model_directory(name_or_path, need=("config.json",), weights=True, revision=revision,
+                                    local_files_only=local_files_only, token=token, cache_dir=cache_dir)
+        config = BertConfig.from_json_file(directory / "config.json")
+        return cls(config, read_weights(weights_file(directory)), dtype=dtype)
 
     def __call__(
         self,

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .hub import model_directory
 from .wordpiece import WordPieceEncoder
 
 # transformers' stand-in for "no limit" when a tokenizer has no model_max_length.
@@ -72,11 +73,16 @@ class BertTokenizer:
         )
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> BertTokenizer:
-        """Load from a model directory holding vocab.txt, honouring tokenizer_config.json when present
-        (do_lower_case, strip_accents, tokenize_chinese_chars, model_max_length, special tokens).
-        Keyword arguments override the file's settings."""
-        path = os.fspath(path)
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike, revision: str | None = None, local_files_only: bool = False,
+        token: str | bool | None = None, cache_dir: str | os.PathLike | None = None, **kwargs: Any,
+    ) -> BertTokenizer:
+        """Load vocab.txt from a model directory, a Hugging Face cache folder, a hub id or a miniature's
+        name, honouring tokenizer_config.json when present (do_lower_case, strip_accents,
+        tokenize_chinese_chars, model_max_length, special tokens). Keyword arguments override the file."""
+        path = os.fspath(model_directory(name_or_path, need=("vocab.txt",), want=("tokenizer_config.json",),
+                                         revision=revision, local_files_only=local_files_only, token=token,
+                                         cache_dir=cache_dir))
         vocab_file = os.path.join(path, "vocab.txt")
         if not os.path.isfile(vocab_file):
             raise FileNotFoundError(f"no vocab.txt in {path!r}")

@@ -9,34 +9,69 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .config import BertConfig
-
-
-class WeightsError(ValueError):
-    """A checkpoint that cannot be read, or whose tensors do not fit the model."""
+from .errors import WeightsError
+from .hub import WEIGHTS_FILES
+from .torch_checkpoint import bfloat16_to_float32, read_torch_checkpoint
 
 
 # Persistent buffers some checkpoints carry; they are derived from the config, not learned.
 BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 # Keys of transformers' BERT task heads. The bare encoder (BertModel) leaves them to the head classes.
 HEAD_PREFIXES = ("cls.", "classifier.", "qa_outputs.")
+# safetensors dtype names -> NumPy (BF16 is widened to float32 separately: NumPy has no bfloat16).
+SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+                      "I8": "i1", "U8": "u1", "BOOL": "?"}
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All tensors of a weights file, by type: .safetensors, or a torch .bin/.pt/.pth read without torch."""
+    suffix = Path(path).suffix
+    if suffix == ".safetensors":
+        return read_safetensors(path)
+    if suffix in (".bin", ".pt", ".pth"):
+        return read_torch_checkpoint(path)
+    raise WeightsError(f"{os.fspath(path)!r}: unknown weights format {suffix!r} (expected .safetensors or .bin)")
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All tensors of a .safetensors file as NumPy arrays, keyed by their names."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    """All tensors of a .safetensors file as NumPy arrays; float16 kept, bfloat16 widened to float32."""
+    from safetensors import SafetensorError, deserialize
 
     try:
-        return load_file(os.fspath(path))
+        with open(path, "rb") as f:
+            entries = deserialize(f.read())
     except FileNotFoundError:
         raise WeightsError(f"no weights file at {os.fspath(path)!r}") from None
     except (SafetensorError, ValueError, TypeError, OSError) as e:
         raise WeightsError(f"{os.fspath(path)!r} is not a readable safetensors file: {e}") from None
+    tensors = {}
+    for name, entry in entries:
+        dtype, shape, data = entry["dtype"], tuple(entry["shape"]), entry["data"]
+        count = int(np.prod(shape))
+        if dtype == "BF16":
+            flat = bfloat16_to_float32(data, count)
+        elif dtype in SAFETENSORS_DTYPES:
+            flat = np.frombuffer(data, SAFETENSORS_DTYPES[dtype], count)
+        else:
+            raise WeightsError(f"{os.fspath(path)!r}: tensor {name!r} has dtype {dtype}, which minibert cannot read")
+        tensors[name] = flat.astype(flat.dtype.newbyteorder("="), copy=True).reshape(shape)
+    return tensors
+
+
+def weights_file(directory: str | os.PathLike) -> Path:
+    """The model's weights in a directory: model.safetensors, else pytorch_model.bin."""
+    for name in WEIGHTS_FILES:
+        if (Path(directory) / name).is_file():
+            return Path(directory) / name
+    held = ", ".join(sorted(os.listdir(directory))) or "nothing"
+    sharded = " (sharded checkpoints are not supported)" if "index.json" in held else ""
+    raise WeightsError(f"no {' or '.join(WEIGHTS_FILES)} in {os.fspath(directory)!r} (it holds: {held}){sharded}")
 
 
 def canonical_name(key: str) -> str:

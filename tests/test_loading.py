@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from minibert import BertConfig, BertModel, ConfigError, WeightsError
+from minibert import BertConfig, BertModel, ConfigError, HubError, WeightsError
 from minibert.weights import bert_shapes, bert_weights, canonical_name
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 
@@ -111,12 +111,12 @@ def test_expected_tensor_count():
 
 
 def test_directory_without_files(tmp_path, weights):
-    with pytest.raises(FileNotFoundError, match="is not a directory"):
+    with pytest.raises(HubError, match="is neither a local directory nor a Hugging Face model id"):
         BertModel.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(ConfigError, match="no config file"):
         BertModel.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(CONFIG))
-    with pytest.raises(WeightsError, match=r"no model.safetensors in .* \(it holds: config.json\)"):
+    with pytest.raises(WeightsError, match=r"no model.safetensors or pytorch_model.bin in .* \(it holds: config.json\)"):
         BertModel.from_pretrained(tmp_path)
 
 

@@ -1,0 +1,116 @@
+"""Where a model's files come from: a local directory, the Hugging Face cache, or the hub.
+
+``model_directory(name)`` turns what a user typed — a directory, a folder inside the Hugging Face cache, a
+hub id, or a miniature's short name ("bert-mini") — into a local directory holding the files asked for.
+Downloads go through huggingface_hub (its cache, progress bars, ``revision``, ``local_files_only``,
+``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, tokens), so a model fetched once is there offline afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import HubError
+from .miniatures import find_miniature
+
+# In order of preference: safetensors when the repository has it, else torch's pickle (read without torch).
+WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def model_directory(
+    name_or_path: str | os.PathLike,
+    need: tuple[str, ...] = (),
+    want: tuple[str, ...] = (),
+    weights: bool = False,
+    revision: str | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """A local directory holding the files `need` (all required), `want` (each if the model has it) and,
+    with `weights`, the first of WEIGHTS_FILES the model has.
+
+    A local directory is returned as it is (its loaders report missing files); so is a snapshot inside the
+    cache. A cache folder ``models--org--name`` resolves to the snapshot of `revision` (default main).
+    """
+    path = Path(os.fspath(name_or_path)).expanduser()
+    if path.is_dir():
+        return _cache_snapshot(path, revision) if path.name.startswith("models--") else path
+    repo_id = _repo_id(os.fspath(name_or_path))
+    options = dict(revision=revision, local_files_only=local_files_only, token=token,
+                   cache_dir=os.fspath(cache_dir) if cache_dir is not None else None)
+    found = [_download(repo_id, filename, options, required=True) for filename in need]
+    found += [_download(repo_id, filename, options, required=False) for filename in want]
+    if weights:
+        weights_file = None
+        for filename in WEIGHTS_FILES:
+            weights_file = _download(repo_id, filename, options, required=filename == WEIGHTS_FILES[-1])
+            if weights_file is not None:
+                break
+        found.append(weights_file)
+    found = [f for f in found if f is not None]
+    if not found:
+        raise HubError(f"nothing was asked of {repo_id!r}")
+    return Path(found[0]).parent  # every file of one revision lies in the same snapshot folder
+
+
+def _repo_id(name: str) -> str:
+    miniature = find_miniature(name)
+    if miniature is not None:
+        return miniature.hub_id
+    parts = name.split("/")
+    if not name or len(parts) > 2 or any(not p or p.startswith(".") or " " in p for p in parts) or "\\" in name:
+        raise HubError(f"{name!r} is neither a local directory nor a Hugging Face model id (like 'google/bert_uncased_L-4_H-256_A-4')")
+    return name
+
+
+def _download(repo_id: str, filename: str, options: dict, required: bool) -> str | None:
+    """The local path of one file, downloading it if needed; None when the model lacks it (or, offline,
+    when it is not cached) and it is not `required`."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
+        RepositoryNotFoundError, RevisionNotFoundError,
+    )
+
+    revision = options["revision"] or "main"
+    try:
+        return hf_hub_download(repo_id, filename, **options)
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        if not required:
+            return None
+        offline = options["local_files_only"] or constants.HF_HUB_OFFLINE
+        reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else (
+            "local_files_only=True" if options["local_files_only"] else "the hub could not be reached")
+        raise HubError(
+            f"{repo_id}: {filename} (revision {revision}) is not in the Hugging Face cache "
+            f"({options['cache_dir'] or constants.HF_HUB_CACHE}) and {reason}. Pass a local model directory "
+            f"instead, or fetch the model once where the hub is reachable: "
+            f"minibert download {repo_id} --to weights/{repo_id.split('/')[-1]}"
+            + ("" if offline else " (or check your network / HF_ENDPOINT)")
+        ) from None
+    except GatedRepoError:
+        raise HubError(f"{repo_id} is gated: accept its terms on the hub and pass token=... (or log in)") from None
+    except RepositoryNotFoundError:
+        raise HubError(f"no model {repo_id!r} on the hub (a private model needs token=...)") from None
+    except RevisionNotFoundError:
+        raise HubError(f"{repo_id} has no revision {revision!r}") from None
+    except EntryNotFoundError:
+        if required:
+            raise HubError(f"{repo_id} (revision {revision}) has no {filename}"
+                           + (f" (nor {', '.join(WEIGHTS_FILES[:-1])})" if filename == WEIGHTS_FILES[-1] else "")) from None
+        return None
+    except HfHubHTTPError as e:
+        raise HubError(f"{repo_id}: downloading {filename} failed: {e}") from None
+
+
+def _cache_snapshot(folder: Path, revision: str | None) -> Path:
+    """models--org--name/refs/<revision> holds a commit hash; its files are in snapshots/<hash>."""
+    revision = revision or "main"
+    ref = folder / "refs" / revision
+    commit = ref.read_text().strip() if ref.is_file() else revision
+    snapshot = folder / "snapshots" / commit
+    if not snapshot.is_dir():
+        raise HubError(f"{folder} holds no snapshot for revision {revision!r}")
+    return snapshot
