@@ -1,0 +1,134 @@
+"""Loading by hub id through the real huggingface_hub client, against a local hub on 127.0.0.1.
+
+Each scenario runs in a fresh process whose environment (HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE) is set
+as a user would set it; huggingface_hub reads these when imported.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minibert import BertModel
+from tests.fixtures.cases import FIXTURES
+from tests.hub_server import serve_hub
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = FIXTURES / "checkpoints"
+TINY = "google/bert_uncased_L-2_H-128_A-2"  # what "bert-tiny" names; served with the small fixture checkpoint
+
+
+def files(layout, names):
+    return {n: (CHECKPOINTS / layout / n).read_bytes() for n in names}
+
+
+REPOS = {
+    # As on the real hub: the main branch has only pytorch_model.bin; a PR revision adds safetensors.
+    TINY: {"main": files("zip", ["config.json", "vocab.txt", "pytorch_model.bin"]),
+           "refs/pr/2": files("safetensors", ["config.json", "vocab.txt", "model.safetensors"])},
+    "someone/legacy-bert": {"main": files("legacy", ["config.json", "vocab.txt", "pytorch_model.bin"])},
+}
+
+
+def run(code: str, **env) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    environment.update(HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT), **env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environment, capture_output=True,
+                          text=True, timeout=300)
+
+
+def reference(layout="zip"):
+    return BertModel.from_pretrained(CHECKPOINTS / layout)([[2, 5, 6, 3]]).last_hidden_state
+
+
+LOAD = """
+    import json, minibert
+    out = {}
+    for name, kwargs in NAMES:
+        out[name + str(kwargs)] = minibert.BertModel.from_pretrained(name, **kwargs)([[2, 5, 6, 3]]).last_hidden_state.tolist()
+    out["tokens"] = minibert.BertTokenizer.from_pretrained("bert-tiny").tokenize("w1 zzz")
+    print(json.dumps(out))
+"""
+
+
+def test_download_then_offline_then_cache_folder(tmp_path):
+    home = tmp_path / "hf"
+    names = [("bert-tiny", {}), (TINY, {"revision": "refs/pr/2"}), ("someone/legacy-bert", {})]
+    with serve_hub(REPOS) as endpoint:
+        online = run(LOAD.replace("NAMES", repr(names)), HF_ENDPOINT=endpoint, HF_HOME=str(home))
+    assert online.returncode == 0, online.stderr
+    results = json.loads(online.stdout)
+    for key, expected in ((f"bert-tiny{{}}", reference("zip")), (f"{TINY}{{'revision': 'refs/pr/2'}}", reference("safetensors")),
+                          ("someone/legacy-bert{}", reference("legacy"))):
+        np.testing.assert_allclose(results[key], expected, rtol=0, atol=1e-6)
+    assert results["tokens"] == ["w1", "[UNK]"]
+
+    # The server is gone: everything comes from the cache, with the hub id, the short name or the cache folder.
+    cache_folder = home / "hub" / f"models--{TINY.replace('/', '--')}"
+    offline = run(LOAD.replace("NAMES", repr([("bert-tiny", {}), (str(cache_folder), {}), (TINY, {"local_files_only": True})])),
+                  HF_HOME=str(home), HF_HUB_OFFLINE="1")
+    assert offline.returncode == 0, offline.stderr
+    for value in json.loads(offline.stdout).values():
+        if isinstance(value[0], list):
+            np.testing.assert_allclose(value, reference("zip"), rtol=0, atol=1e-6)
+
+
+def test_offline_with_nothing_cached_is_one_clear_error(tmp_path):
+    result = run("""
+        import minibert
+        try:
+            minibert.BertModel.from_pretrained("bert-mini")
+        except minibert.HubError as e:
+            print(e)
+    """, HF_HOME=str(tmp_path / "empty"), HF_HUB_OFFLINE="1")
+    assert result.returncode == 0, result.stderr
+    message = result.stdout.strip()
+    assert "google/bert_uncased_L-4_H-256_A-4: config.json (revision main) is not in the Hugging Face cache" in message
+    assert "HF_HUB_OFFLINE is set" in message and "Pass a local model directory" in message
+    assert "minibert download" in message
+
+
+def test_cli_download_makes_a_self_contained_directory(tmp_path):
+    with serve_hub(REPOS) as endpoint:
+        result = subprocess.run([sys.executable, "-m", "minibert.cli", "download", "bert-tiny", "--to", str(tmp_path / "tiny")],
+                                env={**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"),
+                                     "PYTHONPATH": str(ROOT), "HF_HUB_DISABLE_PROGRESS_BARS": "1"},
+                                capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["config.json", "model.safetensors", "vocab.txt"]
+    np.testing.assert_array_equal(BertModel.from_pretrained(tmp_path / "tiny")([[2, 5, 6, 3]]).last_hidden_state, reference("zip"))
+
+
+def test_hub_errors_are_clear(tmp_path):
+    with serve_hub(REPOS) as endpoint:
+        result = run("""
+            import minibert
+            for name, kwargs in [("nobody/nothing", {}), ("bert-tiny", {"revision": "v9"}), ("bad name!/x y", {})]:
+                try:
+                    minibert.BertModel.from_pretrained(name, **kwargs)
+                except minibert.HubError as e:
+                    print(e)
+        """, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().split("\n")
+    assert lines[0] == "no model 'nobody/nothing' on the hub (a private model needs token=...)"
+    assert lines[1] == f"{TINY} has no revision 'v9'"
+    assert "is neither a local directory nor a Hugging Face model id" in lines[2]
+
+
+def test_missing_weights_on_the_hub(tmp_path):
+    repos = {"someone/no-weights": {"main": files("zip", ["config.json", "vocab.txt"])}}
+    with serve_hub(repos) as endpoint:
+        result = run("""
+            import minibert
+            try:
+                minibert.BertModel.from_pretrained("someone/no-weights")
+            except minibert.HubError as e:
+                print(e)
+        """, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
+    assert result.stdout.strip() == "someone/no-weights (revision main) has no pytorch_model.bin (nor model.safetensors)"
