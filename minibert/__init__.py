@@ -3,10 +3,17 @@
 from .config import BertConfig
 from .errors import CheckpointError, ConfigError, HubError, WeightsError
 from .miniatures import Miniature, miniatures
-from .models import BertModel, BertModelOutput
+from .models import (
+    BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining, BertForQuestionAnswering,
+    BertForSequenceClassification, BertForTokenClassification, BertModel, BertModelOutput,
+)
 from .tokenizer import BatchEncoding, BertTokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["BatchEncoding", "BertConfig", "BertModel", "BertModelOutput", "BertTokenizer", "CheckpointError",
-           "ConfigError", "HubError", "Miniature", "WeightsError", "miniatures"]
+__all__ = [
+    "BatchEncoding", "BertConfig", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForPreTraining",
+    "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification", "BertModel",
+    "BertModelOutput", "BertTokenizer", "CheckpointError", "ConfigError", "HubError", "Miniature", "WeightsError",
+    "miniatures",
+]

@@ -68,6 +68,28 @@ class BertConfig:
         """Width of one attention head, d_head = hidden_size / num_attention_heads."""
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def id2label(self) -> dict[int, str]:
+        """Class index -> label name, from config.json's id2label (or LABEL_i for num_labels classes)."""
+        if "id2label" in self.extra:
+            return {int(i): str(label) for i, label in self.extra["id2label"].items()}
+        return {i: f"LABEL_{i}" for i in range(int(self.extra.get("num_labels", 2)))}
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @property
+    def problem_type(self) -> str:
+        """single_label_classification, multi_label_classification or regression; when config.json does not
+        say, transformers' rule: one label means regression, more mean single-label classification."""
+        problem = self.extra.get("problem_type")
+        if problem is None:
+            return "regression" if self.num_labels == 1 else "single_label_classification"
+        if problem not in ("single_label_classification", "multi_label_classification", "regression"):
+            raise ConfigError(f"problem_type {problem!r} is not supported")
+        return problem
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BertConfig:
         """Build from the keys of a config.json; unknown keys go to ``extra``."""

@@ -1,8 +1,15 @@
-"""BertModel: the checkpoint's parameters and the wiring of the reference blocks, top to bottom."""
+"""BertModel and the task-head classes: the checkpoint's parameters and the wiring of the reference blocks.
+
+Names follow transformers: BertModel, BertForMaskedLM, BertForPreTraining, BertForNextSentencePrediction,
+BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering; each loads
+transformers checkpoints of its class by their keys and returns what transformers returns.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,52 +18,51 @@ import numpy as np
 from . import nn
 from .config import BertConfig
 from .hub import model_directory
-from .weights import bert_weights, read_weights, unflatten, weights_file
+from .weights import bert_weights, canonical_state, read_weights, take, unflatten, weights_file
+
+
+class ModelOutput:
+    """Attribute and key access to a model's outputs, as transformers' ModelOutput."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def keys(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
 
 
 @dataclass
-class BertModelOutput:
-    """What BertModel returns; attribute and key access, as transformers' ModelOutput.
-
-    last_hidden_state [B, S, H]; pooler_output [B, H] or None when the checkpoint has no pooler;
+class BertModelOutput(ModelOutput):
+    """last_hidden_state [B, S, H]; pooler_output [B, H] or None when the checkpoint has no pooler;
     hidden_states: L+1 arrays [B, S, H] (embeddings, then each layer) when asked, else None;
-    attentions: L arrays [B, A, S, S] when asked, else None.
-    """
+    attentions: L arrays [B, A, S, S] when asked, else None."""
 
     last_hidden_state: np.ndarray
     pooler_output: np.ndarray | None = None
     hidden_states: tuple[np.ndarray, ...] | None = None
     attentions: tuple[np.ndarray, ...] | None = None
 
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
 
 class BertModel:
     """The BERT encoder (embeddings, L transformer layers, optional pooler) in NumPy.
 
-    ``weights`` maps Hugging Face names to arrays (see ``minibert.weights.bert_shapes``); it is
-    checked against ``config`` and cast to ``dtype`` (float32 or float64).
+    ``weights`` maps Hugging Face names to arrays (see ``minibert.weights.bert_shapes``); it is checked
+    against ``config`` and cast to ``dtype`` (float32 or float64). Task-head tensors in it are ignored.
     """
 
-    def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32) -> None:
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+    def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32,
+                 add_pooling_layer: bool = True) -> None:
+        self.dtype = _float_dtype(dtype)
         self.config = config
-        self.weights = unflatten(bert_weights(weights, config, self.dtype))
+        self.weights = unflatten(bert_weights(weights, config, self.dtype, add_pooling_layer))
 
     @classmethod
-    def from_pretrained(
-        cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, revision: str | None = None,
-        local_files_only: bool = False, token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
-    ) -> BertModel:
+    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> BertModel:
         """Load config.json and the weights (model.safetensors, else pytorch_model.bin, read without torch)
-        from a local directory, a Hugging Face cache folder, a hub id, or a miniature's name ("bert-mini")."""
-        directory = model_directory(name_or_path, need=("config.json",), weights=True, revision=revision,
-                                    local_files_only=local_files_only, token=token, cache_dir=cache_dir)
-        config = BertConfig.from_json_file(directory / "config.json")
-        return cls(config, read_weights(weights_file(directory)), dtype=dtype)
+        from a local directory, a Hugging Face cache folder, a hub id, or a miniature's name ("bert-mini").
+        hub_options: revision, local_files_only, token, cache_dir."""
+        config, state = load_checkpoint(name_or_path, **hub_options)
+        return cls(config, state, dtype=dtype)
 
     def __call__(
         self,
@@ -74,23 +80,8 @@ class BertModel:
         default 0..S-1. Returns a BertModelOutput.
         """
         c = self.config
-        input_ids = _token_array("input_ids", input_ids, upper=c.vocab_size)
-        if input_ids.ndim == 1:
-            input_ids = input_ids[None, :]  # [S] -> [1, S]
-        if input_ids.ndim != 2 or input_ids.size == 0:
-            raise ValueError(f"input_ids must be a non-empty [batch, seq] array, got shape {input_ids.shape}")
-        batch, seq = input_ids.shape
-        if seq > c.max_position_embeddings:
-            raise ValueError(f"sequence length {seq} exceeds max_position_embeddings ({c.max_position_embeddings})")
-        if attention_mask is not None and np.asarray(attention_mask).dtype == bool:
-            attention_mask = np.asarray(attention_mask, dtype=np.int64)
-        attention_mask = _like_ids("attention_mask", attention_mask, input_ids, upper=2, default=1)
-        token_type_ids = _like_ids("token_type_ids", token_type_ids, input_ids, upper=c.type_vocab_size, default=0)
-        if position_ids is None:
-            position_ids = np.arange(seq)[None, :]  # [1, S], broadcast over the batch
-        else:
-            position_ids = _like_ids("position_ids", position_ids, input_ids, upper=c.max_position_embeddings)
-
+        input_ids, attention_mask, token_type_ids, position_ids = check_inputs(
+            c, input_ids, attention_mask, token_type_ids, position_ids)
         w = self.weights
         x = nn.embeddings(input_ids, token_type_ids, position_ids, **w["embeddings"], eps=c.layer_norm_eps)  # [B, S] -> [B, S, H]
         mask_bias = nn.padding_mask_bias(attention_mask, self.dtype)  # [B, S] -> [B, 1, 1, S]
@@ -102,6 +93,285 @@ class BertModel:
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
+
+
+def load_checkpoint(name_or_path: str | os.PathLike, **hub_options: Any) -> tuple[BertConfig, dict[str, np.ndarray]]:
+    """config.json and every tensor of a model, from a directory, cache folder, hub id or miniature name."""
+    directory = model_directory(name_or_path, need=("config.json",), weights=True, **hub_options)
+    return BertConfig.from_json_file(directory / "config.json"), read_weights(weights_file(directory))
+
+
+# ---- task heads -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class MaskedLMOutput(ModelOutput):
+    logits: np.ndarray  # [B, S, V]
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class BertForPreTrainingOutput(ModelOutput):
+    prediction_logits: np.ndarray  # [B, S, V]
+    seq_relationship_logits: np.ndarray  # [B, 2]: 0 = B follows A, 1 = B is random
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class NextSentencePredictorOutput(ModelOutput):
+    logits: np.ndarray  # [B, 2]
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class SequenceClassifierOutput(ModelOutput):
+    logits: np.ndarray  # [B, num_labels]
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class TokenClassifierOutput(ModelOutput):
+    logits: np.ndarray  # [B, S, num_labels]
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
+class QuestionAnsweringModelOutput(ModelOutput):
+    start_logits: np.ndarray  # [B, S]
+    end_logits: np.ndarray  # [B, S]
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+class BertHeadModel:
+    """A BertModel (``self.bert``) with a task head (``self.head``, Hugging Face names without the prefix).
+
+    Subclasses say which head tensors they need (``head_shapes``), whether the encoder's pooler feeds the
+    head, and whether a missing head is created fresh: task heads a checkpoint is fine-tuned into
+    (classifier, qa_outputs) start from N(0, initializer_range²) weights and zero biases, with a warning,
+    as in transformers; a missing pre-training head (MLM, NSP) is an error.
+    """
+
+    uses_pooler = False
+    new_head_allowed = False
+
+    def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32, seed: int = 0) -> None:
+        self.config = config
+        self.bert = BertModel(config, weights, dtype, add_pooling_layer=self.uses_pooler)
+        self.dtype = self.bert.dtype
+        tensors = self.tie_weights(canonical_state(weights))
+        shapes = self.head_shapes(config)
+        if self.new_head_allowed and not any(name in tensors for name in shapes):
+            tensors = {**tensors, **self.new_head(shapes, seed)}
+        self.head = unflatten(take(tensors, shapes, self.dtype, type(self).__name__))
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, seed: int = 0, **options: Any):
+        """As BertModel.from_pretrained. Classification heads also take num_labels, id2label and problem_type,
+        which override config.json (for a new head on a pre-trained encoder)."""
+        overrides = {k: options.pop(k) for k in ("num_labels", "id2label", "problem_type") if k in options}
+        config, state = load_checkpoint(name_or_path, **options)
+        if overrides:
+            config = with_labels(config, **overrides)
+        return cls(config, state, dtype=dtype, seed=seed)
+
+    def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Fill in head tensors a checkpoint may omit because they are tied to others (none by default)."""
+        return tensors
+
+    def new_head(self, shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        warnings.warn(f"{type(self).__name__}: the checkpoint has no {', '.join(shapes)}; they are newly "
+                      "initialised and need training", stacklevel=3)
+        std = self.config.initializer_range
+        return {name: rng.normal(0.0, std, shape) if name.endswith("weight") else np.zeros(shape)
+                for name, shape in shapes.items()}
+
+    def encode(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+               output_attentions) -> BertModelOutput:
+        return self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                         output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+
+
+class BertForMaskedLM(BertHeadModel):
+    """BERT with its masked-language-model head: scores over the vocabulary for every position."""
+
+    def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
+        return mlm_shapes(config)
+
+    def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return tie_mlm_weights(tensors, self.config)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states=False, output_attentions=False) -> MaskedLMOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+        logits = nn.masked_lm_head(out.last_hidden_state, **self.head["cls"]["predictions"], eps=self.config.layer_norm_eps)
+        return MaskedLMOutput(logits, out.hidden_states, out.attentions)
+
+
+class BertForNextSentencePrediction(BertHeadModel):
+    """BERT with its next-sentence head: does text B follow text A? (logit 0: yes, 1: no)."""
+
+    uses_pooler = True
+
+    def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
+        return nsp_shapes(config)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states=False, output_attentions=False) -> NextSentencePredictorOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+        logits = nn.dense(out.pooler_output, **self.head["cls"]["seq_relationship"])  # [B, H] -> [B, 2]
+        return NextSentencePredictorOutput(logits, out.hidden_states, out.attentions)
+
+
+class BertForPreTraining(BertHeadModel):
+    """BERT with both pre-training heads, as the Google miniature checkpoints are saved."""
+
+    uses_pooler = True
+
+    def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
+        return {**mlm_shapes(config), **nsp_shapes(config)}
+
+    def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return tie_mlm_weights(tensors, self.config)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states=False, output_attentions=False) -> BertForPreTrainingOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+        cls = self.head["cls"]
+        return BertForPreTrainingOutput(
+            prediction_logits=nn.masked_lm_head(out.last_hidden_state, **cls["predictions"], eps=self.config.layer_norm_eps),
+            seq_relationship_logits=nn.dense(out.pooler_output, **cls["seq_relationship"]),  # [B, H] -> [B, 2]
+            hidden_states=out.hidden_states, attentions=out.attentions,
+        )
+
+
+class BertForSequenceClassification(BertHeadModel):
+    """BERT with a classifier on the pooled [CLS] vector: single-label, multi-label or regression, as
+    config.problem_type says; labels in config.id2label."""
+
+    uses_pooler = True
+    new_head_allowed = True
+
+    def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
+        return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states=False, output_attentions=False) -> SequenceClassifierOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+        logits = nn.dense(out.pooler_output, **self.head["classifier"])  # [B, H] -> [B, num_labels]
+        return SequenceClassifierOutput(logits, out.hidden_states, out.attentions)
+
+
+class BertForTokenClassification(BertHeadModel):
+    """BERT with a classifier on every token (named entities, parts of speech)."""
+
+    new_head_allowed = True
+
+    def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
+        return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states=False, output_attentions=False) -> TokenClassifierOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+        logits = nn.dense(out.last_hidden_state, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
+        return TokenClassifierOutput(logits, out.hidden_states, out.attentions)
+
+
+class BertForQuestionAnswering(BertHeadModel):
+    """BERT with a span head: for every token, a score for starting and one for ending the answer."""
+
+    new_head_allowed = True
+
+    def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
+        return {"qa_outputs.weight": (2, config.hidden_size), "qa_outputs.bias": (2,)}
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states=False, output_attentions=False) -> QuestionAnsweringModelOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+        logits = nn.dense(out.last_hidden_state, **self.head["qa_outputs"])  # [B, S, H] -> [B, S, 2]
+        return QuestionAnsweringModelOutput(logits[..., 0], logits[..., 1], out.hidden_states, out.attentions)
+
+
+def mlm_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
+    H, V = config.hidden_size, config.vocab_size
+    return {
+        "cls.predictions.transform.dense.weight": (H, H), "cls.predictions.transform.dense.bias": (H,),
+        "cls.predictions.transform.LayerNorm.weight": (H,), "cls.predictions.transform.LayerNorm.bias": (H,),
+        "cls.predictions.decoder.weight": (V, H), "cls.predictions.decoder.bias": (V,),
+    }
+
+
+def nsp_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
+    return {"cls.seq_relationship.weight": (2, config.hidden_size), "cls.seq_relationship.bias": (2,)}
+
+
+def tie_mlm_weights(tensors: dict[str, np.ndarray], config: BertConfig) -> dict[str, np.ndarray]:
+    """The MLM decoder is tied, as in transformers: its weight is the word-embedding matrix (unless
+    config.json says tie_word_embeddings=false) and its bias is cls.predictions.bias. Checkpoints often
+    store only the originals; the decoder copies, when stored, are not read."""
+    tensors = dict(tensors)
+    if config.extra.get("tie_word_embeddings", True) and "embeddings.word_embeddings.weight" in tensors:
+        tensors["cls.predictions.decoder.weight"] = tensors["embeddings.word_embeddings.weight"]
+    if "cls.predictions.bias" in tensors:
+        tensors["cls.predictions.decoder.bias"] = tensors["cls.predictions.bias"]
+    return tensors
+
+
+def with_labels(config: BertConfig, num_labels: int | None = None, id2label: dict | None = None,
+                problem_type: str | None = None) -> BertConfig:
+    """A copy of `config` with a new label set (id2label, or LABEL_0.. for num_labels) and problem type."""
+    extra = dict(config.extra)
+    if id2label is not None:
+        extra["id2label"] = {str(i): label for i, label in id2label.items()}
+        extra["label2id"] = {label: int(i) for i, label in id2label.items()}
+    elif num_labels is not None:
+        extra["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
+        extra["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
+    if problem_type is not None:
+        extra["problem_type"] = problem_type
+    new = dataclasses.replace(config, extra=extra)
+    new.problem_type  # validates
+    return new
+
+
+# ---- input checks ---------------------------------------------------------------------------------------
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids):
+    """Validate and normalise a model call's inputs to int64 [B, S] arrays (position_ids may be [1, S])."""
+    input_ids = _token_array("input_ids", input_ids, upper=config.vocab_size)
+    if input_ids.ndim == 1:
+        input_ids = input_ids[None, :]  # [S] -> [1, S]
+    if input_ids.ndim != 2 or input_ids.size == 0:
+        raise ValueError(f"input_ids must be a non-empty [batch, seq] array, got shape {input_ids.shape}")
+    seq = input_ids.shape[1]
+    if seq > config.max_position_embeddings:
+        raise ValueError(f"sequence length {seq} exceeds max_position_embeddings ({config.max_position_embeddings})")
+    if attention_mask is not None and np.asarray(attention_mask).dtype == bool:
+        attention_mask = np.asarray(attention_mask, dtype=np.int64)
+    attention_mask = _like_ids("attention_mask", attention_mask, input_ids, upper=2, default=1)
+    token_type_ids = _like_ids("token_type_ids", token_type_ids, input_ids, upper=config.type_vocab_size, default=0)
+    if position_ids is None:
+        position_ids = np.arange(seq)[None, :]  # [1, S], broadcast over the batch
+    else:
+        position_ids = _like_ids("position_ids", position_ids, input_ids, upper=config.max_position_embeddings)
+    return input_ids, attention_mask, token_type_ids, position_ids
 
 
 def _token_array(name: str, values: Any, upper: int) -> np.ndarray:

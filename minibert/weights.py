@@ -112,38 +112,61 @@ def bert_shapes(config: BertConfig, with_pooler: bool = True) -> dict[str, tuple
     return shapes
 
 
-def bert_weights(state: dict[str, np.ndarray], config: BertConfig, dtype: Any = np.float32) -> dict[str, np.ndarray]:
-    """Select, check and cast the BertModel tensors of a checkpoint.
-
-    state: checkpoint tensors under their original keys. Returns {canonical name: array of dtype}.
-    The pooler is optional (sentence-transformers checkpoints may lack it) but must be whole if present.
-    Raises WeightsError naming every missing, misshaped, non-float or unexpected tensor.
-    """
+def canonical_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A checkpoint's tensors under their canonical names (see canonical_name); a tensor spelled two
+    ways is an error rather than a silent choice."""
     tensors: dict[str, np.ndarray] = {}
     for key, value in state.items():
         name = canonical_name(key)
         if name in tensors:
             raise WeightsError(f"checkpoint holds {name!r} twice (as {key!r} and another spelling)")
         tensors[name] = value
-    with_pooler = any(name.startswith("pooler.") for name in tensors)
-    expected = bert_shapes(config, with_pooler)
+    return tensors
 
-    problems = [f"missing {name} {list(shape)}" for name, shape in expected.items() if name not in tensors]
-    for name, shape in expected.items():
-        if name in tensors:
-            got = tensors[name]
-            if tuple(got.shape) != shape:
-                problems.append(f"{name} has shape {list(got.shape)}, expected {list(shape)}")
-            elif not np.issubdtype(got.dtype, np.floating):
-                problems.append(f"{name} has dtype {got.dtype}, expected a float type")
+
+def shape_problems(tensors: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """Every tensor of `shapes` that is missing, misshaped or not floating point, described."""
+    problems = []
+    for name, shape in shapes.items():
+        if name not in tensors:
+            problems.append(f"missing {name} {list(shape)}")
+        elif tuple(tensors[name].shape) != shape:
+            problems.append(f"{name} has shape {list(tensors[name].shape)}, expected {list(shape)}")
+        elif not np.issubdtype(tensors[name].dtype, np.floating):
+            problems.append(f"{name} has dtype {tensors[name].dtype}, expected a float type")
+    return problems
+
+
+def take(tensors: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], dtype: Any, what: str,
+         problems: list[str] = ()) -> dict[str, np.ndarray]:
+    """The tensors named in `shapes`, cast to `dtype`, after checking them. Raises WeightsError naming every
+    problem (with those passed in); `what` says which model they were for."""
+    problems = [*problems, *shape_problems(tensors, shapes)]
+    if problems:
+        raise WeightsError(f"checkpoint does not fit {what}:\n  " + "\n  ".join(problems))
+    return {name: np.ascontiguousarray(tensors[name], dtype=dtype) for name in shapes}
+
+
+def bert_weights(
+    state: dict[str, np.ndarray], config: BertConfig, dtype: Any = np.float32, add_pooling_layer: bool = True
+) -> dict[str, np.ndarray]:
+    """Select, check and cast the BertModel tensors of a checkpoint.
+
+    state: checkpoint tensors under their original keys. Returns {canonical name: array of dtype}.
+    The pooler is optional (sentence-transformers checkpoints may lack it) but must be whole if present;
+    with add_pooling_layer=False it is left out. Task-head tensors are left to the head classes; any other
+    tensor the encoder does not use is an error, as is every missing, misshaped or non-float one.
+    """
+    tensors = canonical_state(state)
+    with_pooler = add_pooling_layer and any(name.startswith("pooler.") for name in tensors)
+    expected = bert_shapes(config, with_pooler)
     unexpected = [
         name for name in tensors
         if name not in expected and name not in BUFFERS and not name.startswith(HEAD_PREFIXES)
+        and not (name.startswith("pooler.") and not add_pooling_layer)
     ]
-    problems += [f"unexpected {name} {list(tensors[name].shape)}" for name in unexpected]
-    if problems:
-        raise WeightsError("checkpoint does not fit BertModel " + _describe(config) + ":\n  " + "\n  ".join(problems))
-    return {name: np.ascontiguousarray(tensors[name], dtype=dtype) for name in expected}
+    return take(tensors, expected, dtype, f"BertModel {_describe(config)}",
+                problems=[f"unexpected {name} {list(tensors[name].shape)}" for name in unexpected])
 
 
 def unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:

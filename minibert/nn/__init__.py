@@ -9,11 +9,12 @@ from .attention import padding_mask_bias, self_attention, softmax
 from .embeddings import embeddings
 from .encoder import encoder, encoder_layer
 from .feedforward import feed_forward
+from .heads import masked_lm_head
 from .layernorm import layer_norm
 from .linear import dense
 from .pooler import pooler
 
 __all__ = [
     "dense", "embeddings", "encoder", "encoder_layer", "feed_forward", "gelu", "layer_norm",
-    "padding_mask_bias", "pooler", "self_attention", "softmax",
+    "masked_lm_head", "padding_mask_bias", "pooler", "self_attention", "softmax",
 ]

