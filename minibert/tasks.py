@@ -1,0 +1,310 @@
+"""What people run a small BERT for: fill a mask, classify, extract an answer, tag tokens, embed sentences.
+
+Each helper takes a loaded model and its tokenizer, so the steps a user would otherwise write by hand —
+tokenize, batch, run, turn logits into probabilities, map tokens back to characters — are in one place.
+Texts longer than the model's window are handled by windows where the task allows it (answers, tags,
+embeddings), and are a clear error where it does not (fill-mask, classification truncate).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .hub import model_directory
+from .models import (
+    BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
+    BertForTokenClassification, BertModel,
+)
+from .nn import softmax
+from .tokenizer import BertTokenizer
+
+
+def fill_mask(model: BertForMaskedLM | BertForPreTraining, tokenizer: BertTokenizer, text: str | Sequence[str],
+              top_k: int = 5) -> list:
+    """The top_k vocabulary tokens for each [MASK] in the text(s), most probable first.
+
+    Returns, for one text, one list per [MASK] (in order) of {"token", "id", "probability"}; for a list of
+    texts, one such result per text.
+    """
+    texts = [text] if isinstance(text, str) else list(text)
+    encoding = tokenizer(texts, padding=True, return_tensors="np")
+    out = model(**encoding)
+    logits = out.logits if hasattr(out, "logits") else out.prediction_logits  # [B, S, V]
+    results = []
+    for i, ids in enumerate(encoding["input_ids"]):
+        positions = np.flatnonzero(ids == tokenizer.mask_token_id)
+        if len(positions) == 0:
+            raise ValueError(f"text {i} has no {tokenizer.mask_token}: {texts[i][:80]!r}")
+        per_mask = []
+        for p in positions:
+            probabilities = softmax(logits[i, p].astype(np.float64))  # [V]
+            best = np.argsort(-probabilities, kind="stable")[:top_k]
+            per_mask.append([{"token": tokenizer.convert_ids_to_tokens(int(t)), "id": int(t),
+                              "probability": float(probabilities[t])} for t in best])
+        results.append(per_mask)
+    return results[0] if isinstance(text, str) else results
+
+
+def classify(model: BertForSequenceClassification, tokenizer: BertTokenizer, texts: str | Sequence[str],
+             text_pairs: Sequence[str] | None = None, batch_size: int = 32) -> list[dict[str, Any]]:
+    """Labels for each text (or pair), by config.problem_type, with id2label's names:
+
+    single-label: {"label", "score", "scores": {label: softmax probability}};
+    multi-label:  {"labels": [those with sigmoid > 0.5], "scores": {label: sigmoid probability}};
+    regression:   {"score": the predicted value}.
+    Texts longer than the model's window are truncated (longest first for pairs).
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    labels = model.config.id2label
+    problem = model.config.problem_type
+    max_length = min(model.config.max_position_embeddings, tokenizer.model_max_length)
+    results = []
+    for start in range(0, len(texts), batch_size):
+        pairs = None if text_pairs is None else list(text_pairs[start:start + batch_size])
+        encoding = tokenizer(texts[start:start + batch_size], pairs, padding=True, truncation=True,
+                             max_length=max_length, return_tensors="np")
+        for row in model(**encoding).logits.astype(np.float64):  # [num_labels]
+            if problem == "regression":
+                results.append({"score": float(row[0])})
+            elif problem == "multi_label_classification":
+                p = 1.0 / (1.0 + np.exp(-row))  # sigmoid: each label on its own
+                results.append({"labels": [labels[i] for i in np.flatnonzero(p > 0.5)],
+                                "scores": {labels[i]: float(p[i]) for i in range(len(row))}})
+            else:
+                p = softmax(row)
+                best = int(np.argmax(p))
+                results.append({"label": labels[best], "score": float(p[best]),
+                                "scores": {labels[i]: float(p[i]) for i in range(len(row))}})
+    return results
+
+
+def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, question: str, context: str,
+                   max_length: int = 384, stride: int = 128, max_answer_length: int = 30) -> dict[str, Any]:
+    """The span of `context` that best answers `question`: {"answer", "start", "end", "score"} (characters).
+
+    The context is cut into windows of [CLS] question [SEP] context-piece [SEP] at most max_length tokens,
+    consecutive pieces overlapping by `stride` tokens. In each window the start and end scores are turned
+    into probabilities over the context tokens; the answer is the span (start <= end, at most
+    max_answer_length tokens) with the highest p_start · p_end over all windows.
+    """
+    question_ids = tokenizer(question, add_special_tokens=False)["input_ids"]
+    context_enc = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
+    context_ids, offsets = context_enc["input_ids"], context_enc["offset_mapping"]
+    if not context_ids:
+        raise ValueError("the context is empty")
+    max_length = min(max_length, model.config.max_position_embeddings)
+    budget = max_length - len(question_ids) - 3  # context tokens per window
+    if budget < 1:
+        raise ValueError(f"the question ({len(question_ids)} tokens) leaves no room for context in max_length={max_length}")
+    step = max(1, budget - stride)
+    starts = [0]
+    while starts[-1] + budget < len(context_ids):  # until a window reaches the end of the context
+        starts.append(starts[-1] + step)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    windows = [[cls, *question_ids, sep, *context_ids[s:s + budget], sep] for s in starts]
+    first = len(question_ids) + 2  # position of the first context token in every window
+    width = max(map(len, windows))
+    ids = np.array([w + [tokenizer.pad_token_id] * (width - len(w)) for w in windows])
+    mask = (np.arange(width)[None] < np.array([[len(w)] for w in windows])).astype(np.int64)
+    types = (np.arange(width)[None] >= first).astype(np.int64) * mask
+    out = model(ids, attention_mask=mask, token_type_ids=types)
+
+    best = (-1.0, 0, 0)
+    for w, s in enumerate(starts):
+        n = len(windows[w]) - first - 1  # context tokens in this window
+        p_start = softmax(out.start_logits[w, first:first + n].astype(np.float64))
+        p_end = softmax(out.end_logits[w, first:first + n].astype(np.float64))
+        scores = np.triu(np.outer(p_start, p_end)) - np.triu(np.outer(p_start, p_end), max_answer_length)  # i <= j < i + L
+        i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        if scores[i, j] > best[0]:
+            best = (float(scores[i, j]), s + int(i), s + int(j))
+    score, first_token, last_token = best
+    start, end = offsets[first_token][0], offsets[last_token][1]
+    return {"answer": context[start:end], "start": start, "end": end, "score": score}
+
+
+def tag_tokens(model: BertForTokenClassification, tokenizer: BertTokenizer, text: str) -> dict[str, list]:
+    """Word-level labels and entity spans.
+
+    Each word (a token and its "##" continuations) takes the label of its first token. Entities join
+    consecutive words whose labels are B-X, I-X, I-X ... (or a run of the same label without a B-/I-
+    prefix); "O" is outside. Returns {"words": [{"word", "start", "end", "label", "score"}],
+    "entities": [{"entity", "text", "start", "end", "score"}]}, positions in characters of `text`.
+    Texts longer than the model's window are tagged window by window.
+    """
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    labels = model.config.id2label
+    window = min(model.config.max_position_embeddings, tokenizer.model_max_length) - 2
+    token_labels, token_scores = [], []
+    for s in range(0, len(ids), window):
+        piece = [tokenizer.cls_token_id, *ids[s:s + window], tokenizer.sep_token_id]
+        p = softmax(model([piece]).logits[0, 1:-1].astype(np.float64))  # [tokens, num_labels]
+        token_labels += [labels[int(k)] for k in p.argmax(-1)]
+        token_scores += p.max(-1).tolist()
+
+    words: list[dict[str, Any]] = []
+    for k, token in enumerate(tokenizer.convert_ids_to_tokens(ids)):
+        if token.startswith("##") and words:
+            words[-1]["end"] = offsets[k][1]
+            words[-1]["word"] = text[words[-1]["start"]:words[-1]["end"]]
+        else:
+            words.append({"word": text[offsets[k][0]:offsets[k][1]], "start": offsets[k][0], "end": offsets[k][1],
+                          "label": token_labels[k], "score": token_scores[k]})
+
+    entities: list[dict[str, Any]] = []
+    for index, word in enumerate(words):
+        label = word["label"]
+        prefix, kind = (label[0], label[2:]) if label[:2] in ("B-", "I-") else ("", label)
+        if kind == "O":
+            continue
+        last = entities[-1] if entities else None
+        if last is not None and last["entity"] == kind and last["last_word"] == index - 1 and prefix != "B":
+            last.update(end=word["end"], last_word=index)
+            last["scores"].append(word["score"])
+        else:
+            entities.append({"entity": kind, "start": word["start"], "end": word["end"], "last_word": index,
+                             "scores": [word["score"]]})
+    return {"words": words, "entities": [
+        {"entity": e["entity"], "text": text[e["start"]:e["end"]], "start": e["start"], "end": e["end"],
+         "score": float(np.mean(e["scores"]))} for e in entities]}
+
+
+# ---- sentence embeddings --------------------------------------------------------------------------------
+
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")  # sentence-transformers' order when combined
+
+
+class SentenceEncoder:
+    """Sentence embeddings from a BERT encoder, as sentence-transformers computes them.
+
+    pooling: one or more of "cls", "max", "mean", "mean_sqrt_len" (concatenated in that order);
+    normalize: scale each embedding to unit length; max_seq_length: tokens per window.
+    """
+
+    def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: Sequence[str] = ("mean",),
+                 normalize: bool = False, max_seq_length: int | None = None) -> None:
+        unknown = [p for p in pooling if p not in POOLING_MODES]
+        if unknown or not pooling:
+            raise ValueError(f"pooling {list(pooling)}: choose from {', '.join(POOLING_MODES)}")
+        self.model, self.tokenizer = model, tokenizer
+        self.pooling = [p for p in POOLING_MODES if p in pooling]
+        self.normalize = normalize
+        limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
+        self.max_seq_length = min(max_seq_length or limit, limit)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> SentenceEncoder:
+        """Read a sentence-transformers model directory: modules.json (where the transformer is, whether a
+        Normalize module follows), the pooling module's config.json, sentence_bert_config.json
+        (max_seq_length). A plain BERT directory gets mean pooling, unnormalised."""
+        # From the hub, the transformer must sit at the repository's root (as in current sentence-transformers
+        # models); a local directory may hold it in a subfolder (older models' 0_Transformer/).
+        root = model_directory(name_or_path, need=("config.json", "vocab.txt"), weights=True, want=(
+            "tokenizer_config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"), **hub_options)
+        modules = _read_json(root / "modules.json", default=[])
+        kinds = {m["type"].rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
+        transformer = root / kinds.get("Transformer", "")
+        pooling = ["mean"]
+        if "Pooling" in kinds:
+            config = _read_json(root / kinds["Pooling"] / "config.json", default={})
+            keys = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens",
+                    "mean": "pooling_mode_mean_tokens", "mean_sqrt_len": "pooling_mode_mean_sqrt_len_tokens"}
+            pooling = [mode for mode, key in keys.items() if config.get(key)]
+            unsupported = [k for k, v in config.items() if k.startswith("pooling_mode") and v and k not in keys.values()]
+            if unsupported or not pooling:
+                raise ValueError(f"{root}: pooling {unsupported or 'none'} is not supported ({', '.join(POOLING_MODES)} are)")
+        max_seq_length = _read_json(transformer / "sentence_bert_config.json", default={}).get("max_seq_length")
+        return cls(BertModel.from_pretrained(transformer, dtype=dtype), BertTokenizer.from_pretrained(transformer),
+                   pooling=pooling, normalize="Normalize" in kinds, max_seq_length=max_seq_length)
+
+    def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize_embeddings: bool | None = None,
+               show_progress_bar: bool = False, long_inputs: str = "truncate") -> np.ndarray:
+        """Embeddings [N, D] for N sentences (or [D] for one), in input order.
+
+        Sentences are batched longest first, so padding is small. long_inputs: "truncate" (as
+        sentence-transformers: the first max_seq_length tokens) or "average" (cut into consecutive windows
+        of max_seq_length tokens and average their embeddings, weighted by their token counts).
+        """
+        if long_inputs not in ("truncate", "average"):
+            raise ValueError(f"long_inputs={long_inputs!r}: use 'truncate' or 'average'")
+        single = isinstance(sentences, str)
+        sentences = [sentences] if single else list(sentences)
+        if not sentences:
+            raise ValueError("no sentences to encode")
+        window = self.max_seq_length - 2
+        pieces: list[tuple[int, list[int]]] = []  # (sentence index, token ids without [CLS]/[SEP])
+        for i, sentence in enumerate(sentences):
+            ids = self.tokenizer(sentence, add_special_tokens=False)["input_ids"]
+            cuts = range(0, max(len(ids), 1), window) if long_inputs == "average" else [0]
+            pieces += [(i, ids[c:c + window]) for c in cuts]
+        order = sorted(range(len(pieces)), key=lambda k: -len(pieces[k][1]))
+        embeddings = np.zeros((len(sentences), self.dimension), dtype=np.float64)
+        weights = np.zeros(len(sentences))
+        for batch in _batches(order, batch_size, show_progress_bar):
+            vectors = self.embed_ids([pieces[k][1] for k in batch])
+            for k, vector in zip(batch, vectors):
+                i, n = pieces[k][0], max(len(pieces[k][1]), 1)
+                embeddings[i] += n * vector
+                weights[i] += n
+        embeddings /= weights[:, None]
+        if self.normalize if normalize_embeddings is None else normalize_embeddings:
+            embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        embeddings = embeddings.astype(self.model.dtype)
+        return embeddings[0] if single else embeddings
+
+    @property
+    def dimension(self) -> int:
+        return self.model.config.hidden_size * len(self.pooling)
+
+    def embed_ids(self, token_lists: list[list[int]]) -> np.ndarray:
+        """Pooled vectors [B, D] for token-id lists (without special tokens), one padded batch."""
+        rows = [[self.tokenizer.cls_token_id, *ids, self.tokenizer.sep_token_id] for ids in token_lists]
+        width = max(map(len, rows))
+        ids = np.array([r + [self.tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+        mask = (np.arange(width)[None] < np.array([[len(r)] for r in rows])).astype(np.int64)
+        hidden = self.model(ids, attention_mask=mask).last_hidden_state  # [B, S, H]
+        return pool(hidden, mask, self.pooling)
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """Sentence vectors from token vectors, over real (mask 1) tokens; modes concatenated in order.
+
+    cls: h[:, 0];  max: max over tokens;  mean: Σ h·m / Σ m;  mean_sqrt_len: Σ h·m / √(Σ m).
+    hidden [B, S, H], mask [B, S] -> [B, H · len(modes)]
+    """
+    m = mask[..., None].astype(hidden.dtype)  # [B, S] -> [B, S, 1]
+    count = np.maximum(m.sum(axis=1), 1e-9)  # [B, 1], as sentence-transformers clamps it
+    vectors = {
+        "cls": lambda: hidden[:, 0],
+        "max": lambda: np.where(m > 0, hidden, np.asarray(-1e9, hidden.dtype)).max(axis=1),  # padding can't win
+        "mean": lambda: (hidden * m).sum(axis=1) / count,
+        "mean_sqrt_len": lambda: (hidden * m).sum(axis=1) / np.sqrt(count),
+    }
+    return np.concatenate([vectors[mode]() for mode in modes], axis=1)
+
+
+def _read_json(path, default):
+    if not os.path.isfile(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+
+def _batches(order: list[int], batch_size: int, show_progress_bar: bool) -> Iterable[list[int]]:
+    """Consecutive slices of `order`, with a one-line progress count on stderr when asked."""
+    total = len(order)
+    for start in range(0, total, batch_size):
+        if show_progress_bar:
+            print(f"\rencoding {min(start + batch_size, total)}/{total}", end="", file=sys.stderr, flush=True)
+        yield order[start:start + batch_size]
+    if show_progress_bar:
+        print(file=sys.stderr)

