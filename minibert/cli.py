@@ -30,6 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     download.add_argument("--revision", help="hub revision (branch, tag, commit or refs/pr/N)")
     download.set_defaults(run=_download)
 
+    bench = commands.add_parser(
+        "bench", help="time minibert against torch eager and ONNX Runtime (when installed) on BERT-Mini shapes",
+        description="Same process, engines interleaved, minimum of N rounds, ms and ratios per shape, and which "
+                    "BLAS kernel ran. Run it with the machine's BLAS pins unset for that command only: "
+                    "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE minibert bench")
+    bench.add_argument("--rounds", type=int, default=20, help="timed rounds per shape (default 20)")
+    bench.add_argument("--threads", type=int, help="threads for every engine (default: all cores)")
+    bench.add_argument("--reference", action="store_true", help="also time minibert's readable reference path")
+    bench.set_defaults(run=_bench)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -52,6 +62,13 @@ def _download(args) -> int:
     destination = args.destination or f"weights/{args.name.split('/')[-1]}"
     target = convert(args.name, destination, revision=args.revision)
     print(f"wrote {target.parent}")
+    return 0
+
+
+def _bench(args) -> int:
+    from .bench import bench
+
+    bench(rounds=args.rounds, threads=args.threads, include_reference=args.reference)
     return 0
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import nn
 from .config import BertConfig
+from .fast import FastEncoder
 from .hub import model_directory
 from .weights import bert_weights, canonical_state, read_weights, take, unflatten, weights_file
 
@@ -48,6 +49,11 @@ class BertModel:
 
     ``weights`` maps Hugging Face names to arrays (see ``minibert.weights.bert_shapes``); it is checked
     against ``config`` and cast to ``dtype`` (float32 or float64). Task-head tensors in it are ignored.
+
+    Calls run the fused fast path (minibert/fast) unless attention maps are asked for, the mask is not
+    "tokens, then padding" in every row, or ``use_fast`` is False; then the readable reference blocks
+    (minibert/nn) run. Both give the same numbers on real positions; at padding positions the fast
+    path returns zeros (it computes nothing there) and the reference path what transformers computes.
     """
 
     def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32,
@@ -55,6 +61,8 @@ class BertModel:
         self.dtype = _float_dtype(dtype)
         self.config = config
         self.weights = unflatten(bert_weights(weights, config, self.dtype, add_pooling_layer))
+        self.fast = FastEncoder(self.weights, config, self.dtype)
+        self.use_fast = True
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> BertModel:
@@ -82,6 +90,10 @@ class BertModel:
         c = self.config
         input_ids, attention_mask, token_type_ids, position_ids = check_inputs(
             c, input_ids, attention_mask, token_type_ids, position_ids)
+        if self.use_fast and not output_attentions:
+            fast = self.fast(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states)
+            if fast is not None:
+                return BertModelOutput(*fast)
         w = self.weights
         x = nn.embeddings(input_ids, token_type_ids, position_ids, **w["embeddings"], eps=c.layer_norm_eps)  # [B, S] -> [B, S, H]
         mask_bias = nn.padding_mask_bias(attention_mask, self.dtype)  # [B, S] -> [B, 1, 1, S]

@@ -28,16 +28,17 @@ _REPORT: dict[str, list[str]] = defaultdict(list)
 def maxdiff(label: str, name: str, ours: np.ndarray, ref: np.ndarray, attention_mask: np.ndarray) -> float:
     """Max |ours - ref| over real (unpadded) positions, recorded for the end-of-run report.
 
-    Per-token tensors [B, S, ...] keep rows where the mask is 1; attention maps [B, A, S, S] keep the
-    rows of real queries (every key, so weight leaking onto padding would show); [B, H] is all real.
+    Per-token tensors ([B, S, H], [B, S, C], span logits [B, S]) keep rows where the mask is 1; attention
+    maps [B, A, S, S] keep the rows of real queries (every key, so weight leaking onto padding would show);
+    [B, H] and [B, C] are all real.
     """
     assert ours.shape == ref.shape, f"{name}: shape {ours.shape} != reference {ref.shape}"
     real = attention_mask.astype(bool)
     diff = np.abs(ours.astype(np.float64) - ref.astype(np.float64))
     if name.startswith("attentions"):
         diff = diff.transpose(0, 2, 1, 3)[real]  # [B, A, S, S] -> [B, S, A, S] -> [tokens, A, S]
-    elif diff.ndim == 3:
-        diff = diff[real]  # [B, S, H] -> [tokens, H]
+    elif diff.ndim == 3 or name in ("start_logits", "end_logits"):
+        diff = diff[real]  # [B, S, ...] -> [tokens, ...]
     value = float(diff.max())
     _REPORT[label].append(f"{name.replace('hidden_states/', 'h').replace('attentions/', 'a')} {value:.1e}")
     return value
@@ -89,9 +90,11 @@ def output_tensor(out, name: str) -> np.ndarray:
     return value[int(index)] if index else value
 
 
-def assert_matches(label: str, model: BertModel, batch: dict, reference: dict, dtype: str) -> None:
-    """Run `model` on `batch` and check every reference tensor within TOLERANCE[dtype]."""
-    out = model(**batch, output_hidden_states=True, output_attentions=True)
+def assert_matches(label: str, model: BertModel, batch: dict, reference: dict, dtype: str,
+                   output_attentions: bool = True) -> None:
+    """Run `model` on `batch` and check every reference tensor within TOLERANCE[dtype]. Asking for attention
+    maps runs the reference path; output_attentions=False runs the fast path."""
+    out = model(**batch, output_hidden_states=True, output_attentions=output_attentions)
     assert out.last_hidden_state.dtype == np.dtype(dtype)
     failures = []
     for name, ref in reference.items():

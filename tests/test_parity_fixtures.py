@@ -19,3 +19,7 @@ def test_matches_frozen_transformers_outputs(case, dtype):
         reference = fixture.reference(b, dtype)
         assert reference, f"fixture {case} has no {dtype} outputs for batch {b}"
         assert_matches(f"{case} {dtype} batch {b}", model, fixture.batch(b), reference, dtype)
+        # Asking for attention maps runs the reference path; without them the fast path runs: check it too.
+        hidden = {k: v for k, v in reference.items() if not k.startswith("attentions")}
+        assert_matches(f"{case} {dtype} batch {b} fast path", model, fixture.batch(b), hidden, dtype,
+                       output_attentions=False)

@@ -7,8 +7,9 @@ import numpy as np
 
 
 # NumPy has no erf; Numba compiles the C library's erf/erff into a ufunc, so GELU stays one
-# elementwise NumPy expression in float32 and float64 without bringing in SciPy.
-@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+# elementwise NumPy expression in float32 and float64 without bringing in SciPy. Without signatures it is
+# compiled (or loaded from the disk cache) on first use, so importing minibert does not pay for it.
+@numba.vectorize(cache=True)
 def erf(x):
     return math.erf(x)
 

