@@ -105,7 +105,8 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
     print(f"BLAS: {blas_description()}; threads {threads}; BLAS pins in the environment: {pins or 'none'}")
     names = list(runs)
     others = [n for n in names if n != "minibert"]
-    print(f"{'batch x seq':>12} " + " ".join(f"{n:>18}" for n in names) + "".join(f"  minibert/{n}" for n in others))
+    print(f"{'batch x seq':>12} " + " ".join(f"{n:>18}" for n in names)
+          + "".join(f"  {'speed-up vs ' + n:>26}" for n in others) + "   (speed-up = engine ms / minibert ms)")
     rows = []
     rng = np.random.default_rng(1)
     for batch, seq in shapes:
@@ -121,5 +122,5 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
                 best[name] = min(best.get(name, np.inf), (time.perf_counter() - start) * 1e3)
         rows.append({"shape": f"{batch}x{seq}", **best})
         print(f"{batch:>6} x {seq:<4} " + " ".join(f"{best[n]:>15.2f} ms" for n in names)
-              + "".join(f"  {best[n] / best['minibert']:>10.2f}x" for n in others))
+              + "".join(f"  {best[n] / best['minibert']:>25.2f}x" for n in others))
     return rows
