@@ -1,75 +1,363 @@
-"""The `minibert` command."""
+"""The `minibert` command: answers from the command line, and a look inside the model."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
+from typing import Any
 
-from .errors import ConfigError, HubError, WeightsError
+from .errors import CheckpointError, ConfigError, HubError, WeightsError
+
+DEFAULT_MODEL = "google/bert_uncased_L-4_H-256_A-4"  # BERT-Mini
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class UserError(Exception):
+    """A mistake in the command line or its input: one line on stderr, exit status 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except UserError as e:
+        print(f"minibert {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (HubError, WeightsError, CheckpointError, ConfigError, FileNotFoundError, ValueError, TypeError) as e:
+        print(f"minibert {args.command}: error: {e}".replace("\n", " "), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"minibert {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minibert", description="BERT in NumPy: equal to transformers, no torch.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    convert = commands.add_parser(
-        "convert", help="write model.safetensors (+ config.json, vocab.txt) from a .bin, a directory or a hub id",
-        description="Convert a checkpoint to a self-contained safetensors model directory, without torch. "
-                    "The result is verified against the source before it replaces anything.")
-    convert.add_argument("source", help="a pytorch_model.bin or .safetensors file, a model directory, or a hub id")
-    convert.add_argument("destination", help="the directory to write")
-    convert.add_argument("--revision", help="hub revision (branch, tag, commit or refs/pr/N)")
-    convert.set_defaults(run=_convert)
+    def command(name, help, run, texts=False, model_default=DEFAULT_MODEL, json_output=True):
+        p = commands.add_parser(name, help=help, description=help)
+        if model_default is not None:
+            p.add_argument("--model", default=model_default,
+                           help=f"hub id, miniature name or local directory (default: {model_default})")
+        if texts:
+            p.add_argument("texts", nargs="*", metavar="TEXT", help="texts; '-' reads one per line from stdin")
+            p.add_argument("--input", metavar="FILE", help="read texts from FILE, one per line")
+        if json_output:
+            p.add_argument("--json", action="store_true", help="print results as JSON")
+        p.set_defaults(run=run)
+        return p
 
-    download = commands.add_parser(
-        "download", help="fetch a model by hub id or miniature name into a self-contained local directory",
-        description="Download through the Hugging Face cache and write model.safetensors + config.json + "
-                    "vocab.txt, for offline use. Names: 'bert-mini', 'bert-tiny', ... (minibert.miniatures).")
-    download.add_argument("name", help="a hub id ('google/bert_uncased_L-4_H-256_A-4') or miniature name ('bert-mini')")
-    download.add_argument("--to", dest="destination", help="the directory to write (default: weights/NAME)")
-    download.add_argument("--revision", help="hub revision (branch, tag, commit or refs/pr/N)")
-    download.set_defaults(run=_download)
+    p = command("fill-mask", "predict the [MASK] tokens of each text", _fill_mask, texts=True)
+    p.add_argument("--top-k", type=int, default=5)
+    command("embed", "sentence embeddings (sentence-transformers models)", _embed, texts=True, model_default=DEFAULT_EMBEDDER)
+    command("similarity", "cosine similarity of the first text with each other text", _similarity, texts=True,
+            model_default=DEFAULT_EMBEDDER)
+    p = command("classify", "labels and probabilities from a fine-tuned sequence-classification model", _classify,
+                texts=True, model_default=None)
+    p.add_argument("--model", required=True, help="a fine-tuned BertForSequenceClassification (hub id or directory)")
+    p = command("tokenize", "tokens, ids and character offsets of each text", _tokenize, texts=True)
+    command("info", "config, parameter count per block, files and head weights of a model", _info)
+    p = command("check", "compare every tensor with transformers on sample inputs; exit 1 above tolerance", _check)
+    p.add_argument("--tolerance", type=float, default=1e-5, help="max abs diff allowed (default 1e-5)")
+    p = command("trace", "one forward pass step by step: each intermediate tensor's shape and statistics", _trace)
+    p.add_argument("text")
+    p.add_argument("--save", metavar="PNG", help="draw every layer's attention maps (needs matplotlib: the viz extra)")
 
-    bench = commands.add_parser(
-        "bench", help="time minibert against torch eager and ONNX Runtime (when installed) on BERT-Mini shapes",
-        description="Same process, engines interleaved, minimum of N rounds, ms and ratios per shape, and which "
-                    "BLAS kernel ran. Run it with the machine's BLAS pins unset for that command only: "
-                    "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE minibert bench")
-    bench.add_argument("--rounds", type=int, default=20, help="timed rounds per shape (default 20)")
-    bench.add_argument("--threads", type=int, help="threads for every engine (default: all cores)")
-    bench.add_argument("--reference", action="store_true", help="also time minibert's readable reference path")
-    bench.set_defaults(run=_bench)
+    for name, help in (("convert", "write model.safetensors (+ config.json, vocab.txt) from a .bin, a directory or a hub id"),
+                       ("download", "fetch a model by hub id or miniature name into a self-contained local directory")):
+        p = commands.add_parser(name, help=help, description=help + ". The result is verified against the source "
+                                "and written under a temporary name first, so an interruption leaves no partial file.")
+        if name == "convert":
+            p.add_argument("source", help="a pytorch_model.bin or .safetensors file, a model directory, or a hub id")
+            p.add_argument("destination", help="the directory to write")
+        else:
+            p.add_argument("name", help="a hub id ('google/bert_uncased_L-4_H-256_A-4') or miniature name ('bert-mini')")
+            p.add_argument("--to", dest="destination", help="the directory to write (default: weights/NAME)")
+        p.add_argument("--revision", help="hub revision (branch, tag, commit or refs/pr/N)")
+        p.set_defaults(run=_convert if name == "convert" else _download)
 
-    args = parser.parse_args(argv)
+    p = commands.add_parser("bench", help="time minibert against torch eager and ONNX Runtime (when installed)",
+                            description="Same process, engines interleaved, minimum of N rounds, ms and ratios per "
+                            "shape, and which BLAS kernel ran. Run it with the machine's BLAS pins unset for that "
+                            "command only: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE minibert bench")
+    p.add_argument("--rounds", type=int, default=20, help="timed rounds per shape (default 20)")
+    p.add_argument("--threads", type=int, help="threads for every engine (default: all cores)")
+    p.add_argument("--reference", action="store_true", help="also time minibert's readable reference path")
+    p.set_defaults(run=_bench)
+    return parser
+
+
+# ---- input and output -----------------------------------------------------------------------------------
+
+def read_texts(args) -> list[str]:
+    texts = list(args.texts)
+    if args.input:
+        try:
+            with open(args.input, encoding="utf-8") as f:
+                texts += [line.rstrip("\n") for line in f if line.strip()]
+        except OSError as e:
+            raise UserError(f"cannot read {args.input}: {e.strerror}") from None
+    if "-" in texts:
+        position = texts.index("-")
+        texts[position:position + 1] = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise UserError("no text given (pass TEXT, '-' for stdin, or --input FILE)")
+    return texts
+
+
+def progress(items: list, label: str) -> Any:
+    """Iterate, with a one-line count on stderr for long inputs."""
+    show = len(items) > 50 and sys.stderr.isatty()
+    for i, item in enumerate(items):
+        if show and (i % 10 == 0 or i == len(items) - 1):
+            print(f"\r{label} {i + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
+        yield item
+    if show:
+        print(file=sys.stderr)
+
+
+def emit(args, data: Any, lines: list[str]) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=None) if args.json else "\n".join(lines))
+
+
+def check_length(tokenizer, model_config, texts: list[str]) -> None:
+    limit = min(model_config.max_position_embeddings, tokenizer.model_max_length)
+    for i, text in enumerate(texts):
+        n = len(tokenizer(text)["input_ids"])
+        if n > limit:
+            raise UserError(f"text {i + 1} has {n} tokens, more than the model's {limit}; shorten it")
+
+
+# ---- commands -------------------------------------------------------------------------------------------
+
+def _fill_mask(args) -> int:
+    from .models import BertForMaskedLM
+    from .tasks import fill_mask
+    from .tokenizer import BertTokenizer
+
+    texts = read_texts(args)
+    tokenizer = BertTokenizer.from_pretrained(args.model)
+    for i, text in enumerate(texts):
+        if tokenizer.mask_token not in text:
+            raise UserError(f"text {i + 1} has no {tokenizer.mask_token}: {text[:60]!r}")
+    model = BertForMaskedLM.from_pretrained(args.model)
+    check_length(tokenizer, model.config, texts)
+    results = [fill_mask(model, tokenizer, text, top_k=args.top_k) for text in progress(texts, "fill-mask")]
+    lines = []
+    for text, masks in zip(texts, results):
+        lines.append(text)
+        for m, candidates in enumerate(masks):
+            lines += [f"  [MASK] {m + 1}: " + ", ".join(f"{c['token']} {c['probability']:.3f}" for c in candidates)]
+    emit(args, [{"text": t, "masks": r} for t, r in zip(texts, results)], lines)
+
+
+def _embedder(args):
+    from .tasks import SentenceEncoder
+
+    return SentenceEncoder.from_pretrained(args.model)
+
+
+def _embed(args) -> int:
+    texts = read_texts(args)
+    vectors = _embedder(args).encode(texts, show_progress_bar=len(texts) > 50 and sys.stderr.isatty())
+    emit(args, [{"text": t, "embedding": v.tolist()} for t, v in zip(texts, vectors)],
+         [f"{t[:40]!r:44} [{', '.join(f'{x:.4f}' for x in v[:4])}, ...] ({len(v)} dims)" for t, v in zip(texts, vectors)])
+
+
+def _similarity(args) -> int:
+    import numpy as np
+
+    texts = read_texts(args)
+    if len(texts) < 2:
+        raise UserError("give at least two texts: the first is compared with each of the others")
+    vectors = _embedder(args).encode(texts)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    scores = unit[1:] @ unit[0]
+    emit(args, {"query": texts[0], "similarities": [{"text": t, "cosine": float(s)} for t, s in zip(texts[1:], scores)]},
+         [f"{s:+.4f}  {t}" for t, s in zip(texts[1:], scores)])
+
+
+def _classify(args) -> int:
+    from .models import BertForSequenceClassification
+    from .tasks import classify
+    from .tokenizer import BertTokenizer
+
+    texts = read_texts(args)
+    model = BertForSequenceClassification.from_pretrained(args.model)
+    results = classify(model, BertTokenizer.from_pretrained(args.model), texts)
+
+    def line(text, r):
+        if "label" in r:
+            return f"{r['label']} {r['score']:.3f}  {text}"
+        if "labels" in r:
+            return f"{','.join(r['labels']) or '-'}  {text}"
+        return f"{r['score']:.4f}  {text}"
+
+    emit(args, [{"text": t, **r} for t, r in zip(texts, results)], [line(t, r) for t, r in zip(texts, results)])
+
+
+def _tokenize(args) -> int:
+    from .tokenizer import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(args.model)
+    results, lines = [], []
+    for text in read_texts(args):
+        enc = tokenizer(text, return_offsets_mapping=True)
+        tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+        rows = [{"token": t, "id": i, "start": s, "end": e, "text": text[s:e]}
+                for t, i, (s, e) in zip(tokens, enc["input_ids"], enc["offset_mapping"])]
+        results.append({"text": text, "tokens": rows})
+        lines += [f"{'token':16} {'id':>6}  span      text"]
+        lines += [f"{r['token']:16} {r['id']:>6}  {r['start']:>3}-{r['end']:<4}  {r['text']!r}" for r in rows]
+    emit(args, results, lines)
+
+
+def _info(args) -> int:
+    from .hub import model_directory
+    from .weights import canonical_state, read_weights, weights_file
+
+    directory = model_directory(args.model, need=("config.json",), want=("vocab.txt", "tokenizer_config.json"), weights=True)
+    from .config import BertConfig
+
+    config = BertConfig.from_json_file(directory / "config.json")
+    tensors = canonical_state(read_weights(weights_file(directory)))
+    blocks: dict[str, int] = {}
+    for name, value in tensors.items():
+        parts = name.split(".")
+        block = ".".join(parts[:3]) if parts[0] == "encoder" else ".".join(parts[:2]) if parts[0] == "cls" else parts[0]
+        blocks[block] = blocks.get(block, 0) + int(value.size)
+    heads = sorted({b for b in blocks if b.startswith(("cls", "classifier", "qa_outputs"))})
+    data = {"directory": str(directory), "files": sorted(os.listdir(directory)), "config": config.to_dict(),
+            "parameters": blocks, "total_parameters": sum(blocks.values()), "heads": heads}
+    lines = [f"model      {args.model}", f"directory  {directory}", f"files      {', '.join(data['files'])}",
+             f"shape      L={config.num_hidden_layers} H={config.hidden_size} A={config.num_attention_heads} "
+             f"I={config.intermediate_size} vocab={config.vocab_size} positions={config.max_position_embeddings}",
+             f"heads      {', '.join(heads) or 'none (a bare encoder)'}", "parameters"]
+    lines += [f"  {block:28} {count:>12,}" for block, count in blocks.items()]
+    lines += [f"  {'total':28} {data['total_parameters']:>12,}"]
+    emit(args, data, lines)
+
+
+def _sample_encoding(args):
+    from .tokenizer import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(args.model)
+    return tokenizer(["The capital of France is Paris.", "BERT reads both directions at once."],
+                     ["It is a small model.", "Short."], padding=True, return_tensors="np")
+
+
+def _check(args) -> int:
     try:
-        return args.run(args)
-    except (HubError, WeightsError, ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"minibert {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        import torch
+        import transformers
+    except ImportError:
+        raise UserError("check compares with transformers, which is not installed: pip install "
+                        "'bert-miniatures-numpy[reference]' (or run the frozen comparisons: pytest tests/test_parity_fixtures.py)") from None
+    import numpy as np
+
+    from .hub import model_directory
+    from .models import BertModel
+
+    directory = model_directory(args.model, need=("config.json", "vocab.txt"), weights=True)
+    enc = _sample_encoding(argparse.Namespace(model=str(directory)))
+    ours = BertModel.from_pretrained(directory)
+    theirs = transformers.BertModel.from_pretrained(directory, attn_implementation="eager").eval()
+    with torch.no_grad():
+        ref = theirs(**{k: torch.from_numpy(v) for k, v in enc.items()}, output_hidden_states=True, output_attentions=True)
+    ours.use_fast = False
+    reference_path = ours(**enc, output_hidden_states=True, output_attentions=True)
+    ours.use_fast = True
+    fast_path = ours(**enc, output_hidden_states=True)
+    real = enc["attention_mask"].astype(bool)
+    rows = []
+    for i, r in enumerate(ref.hidden_states):
+        name = "embeddings" if i == 0 else f"layer {i} output"
+        rows.append((name, np.abs(reference_path.hidden_states[i] - r.numpy())[real].max(),
+                     np.abs(fast_path.hidden_states[i] - r.numpy())[real].max()))
+    for i, r in enumerate(ref.attentions):
+        rows.append((f"layer {i + 1} attention", np.abs(reference_path.attentions[i] - r.numpy()).transpose(0, 2, 1, 3)[real].max(), math.nan))
+    if ref.pooler_output is not None:
+        rows.append(("pooler", np.abs(reference_path.pooler_output - ref.pooler_output.numpy()).max(),
+                     np.abs(fast_path.pooler_output - ref.pooler_output.numpy()).max()))
+    worst = max(max(a, b if not math.isnan(b) else 0) for _, a, b in rows)
+    lines = [f"minibert vs transformers {transformers.__version__} on {args.model}, max abs diff on real positions",
+             f"{'tensor':22} {'reference path':>15} {'fast path':>12}"]
+    lines += [f"{n:22} {a:>15.2e} {'-' if math.isnan(b) else f'{b:.2e}':>12}" for n, a, b in rows]
+    lines.append(f"{'PASS' if worst <= args.tolerance else 'FAIL'}: worst {worst:.2e}, tolerance {args.tolerance:.0e}")
+    emit(args, {"rows": [{"tensor": n, "reference_path": float(a), "fast_path": None if math.isnan(b) else float(b)}
+                         for n, a, b in rows], "worst": float(worst), "tolerance": args.tolerance,
+                "passed": bool(worst <= args.tolerance)}, lines)
+    return 0 if worst <= args.tolerance else 1
+
+
+def _trace(args) -> int:
+    from .models import BertModel
+    from .tokenizer import BertTokenizer
+    from .trace import trace
+
+    tokenizer = BertTokenizer.from_pretrained(args.model)
+    enc = tokenizer(args.text, return_tensors="np")
+    model = BertModel.from_pretrained(args.model)
+    check_length(tokenizer, model.config, [args.text])
+    steps, lines, maps = [], [], []
+    for name, tensor in trace(model, enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]):
+        stats = {"shape": list(tensor.shape), "mean": float(tensor.mean()), "std": float(tensor.std()),
+                 "min": float(tensor.min()), "max": float(tensor.max())}
+        steps.append({"name": name, **stats})
+        lines.append(f"{name:46} {str(tuple(tensor.shape)):18} mean {stats['mean']:+.4f} std {stats['std']:.4f} "
+                     f"min {stats['min']:+.4f} max {stats['max']:+.4f}")
+        if name.endswith("attention.probabilities"):
+            maps.append(tensor[0])
+    if args.save:
+        _draw_attention(maps, tokenizer.convert_ids_to_tokens(enc["input_ids"][0]), args.save)
+        lines.append(f"attention maps of {len(maps)} layers x {maps[0].shape[0]} heads written to {args.save}")
+    emit(args, {"text": args.text, "tokens": tokenizer.convert_ids_to_tokens(enc["input_ids"][0]), "steps": steps}, lines)
+
+
+def _draw_attention(maps, tokens, path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("--save needs matplotlib: pip install 'bert-miniatures-numpy[viz]'") from None
+    layers, heads = len(maps), maps[0].shape[0]
+    fig, axes = plt.subplots(layers, heads, figsize=(2.2 * heads + 1, 2.2 * layers + 1), squeeze=False)
+    for i in range(layers):
+        for h in range(heads):
+            ax = axes[i][h]
+            ax.imshow(maps[i][h], cmap="viridis", vmin=0, vmax=1)
+            ax.set_xticks(range(len(tokens)), tokens if i == layers - 1 else [], rotation=90, fontsize=6)
+            ax.set_yticks(range(len(tokens)), tokens if h == 0 else [], fontsize=6)
+            ax.set_title(f"layer {i + 1} head {h + 1}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _convert(args) -> int:
     from .convert import convert
 
-    target = convert(args.source, args.destination, revision=args.revision)
-    print(f"wrote {target}")
-    return 0
+    print(f"wrote {convert(args.source, args.destination, revision=args.revision)}")
 
 
 def _download(args) -> int:
     from .convert import convert
 
-    destination = args.destination or f"weights/{args.name.split('/')[-1]}"
-    target = convert(args.name, destination, revision=args.revision)
-    print(f"wrote {target.parent}")
-    return 0
+    destination = args.destination or os.path.join("weights", args.name.split("/")[-1])
+    print(f"wrote {convert(args.name, destination, revision=args.revision).parent}")
 
 
 def _bench(args) -> int:
     from .bench import bench
 
     bench(rounds=args.rounds, threads=args.threads, include_reference=args.reference)
-    return 0
 
 
 if __name__ == "__main__":

