@@ -8,6 +8,7 @@ from .models import (
     BertForSequenceClassification, BertForTokenClassification, BertModel, BertModelOutput,
 )
 from .tokenizer import BatchEncoding, BertTokenizer
+from .weights import init_weights
 
 __version__ = "0.1.0"
 
@@ -15,5 +16,5 @@ __all__ = [
     "BatchEncoding", "BertConfig", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForPreTraining",
     "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification", "BertModel",
     "BertModelOutput", "BertTokenizer", "CheckpointError", "ConfigError", "HubError", "Miniature", "WeightsError",
-    "miniatures",
+    "init_weights", "miniatures",
 ]

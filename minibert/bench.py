@@ -23,15 +23,12 @@ SHAPES = ((1, 8), (1, 128), (32, 128), (8, 512))
 
 
 def random_mini_weights(seed: int = 0) -> tuple[BertConfig, dict[str, np.ndarray]]:
-    from .weights import bert_shapes
+    """BERT-Mini's config and freshly initialised weights (the timing does not depend on their values)."""
+    from .miniatures import find_miniature
+    from .weights import init_weights
 
-    config = BertConfig(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
-    rng = np.random.default_rng(seed)
-    weights = {name: (rng.standard_normal(shape) * 0.02).astype(np.float32) for name, shape in bert_shapes(config).items()}
-    for name in weights:
-        if name.endswith("LayerNorm.weight"):
-            weights[name] += 1
-    return config, weights
+    config = find_miniature("bert-mini").config()
+    return config, init_weights(config, seed)
 
 
 def engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) -> dict[str, Callable]:

@@ -169,6 +169,21 @@ def bert_weights(
                 problems=[f"unexpected {name} {list(tensors[name].shape)}" for name in unexpected])
 
 
+def init_weights(config: BertConfig, seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+    """Fresh BertModel weights as transformers initialises them: N(0, initializer_range²) for embeddings and
+    dense weights, zero biases, LayerNorm γ = 1 and β = 0. Hugging Face names, [out, in] layout."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, shape in bert_shapes(config).items():
+        if name.endswith("LayerNorm.weight"):
+            weights[name] = np.ones(shape, dtype)
+        elif name.endswith("bias"):
+            weights[name] = np.zeros(shape, dtype)
+        else:
+            weights[name] = rng.normal(0.0, config.initializer_range, shape).astype(dtype)
+    return weights
+
+
 def unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
     """{"encoder.layer.0.output.dense.weight": w} -> {"encoder": {"layer": [{"output": {"dense": {"weight": w}}}]}}.
 
