@@ -8,6 +8,7 @@ from .models import (
     BertForSequenceClassification, BertForTokenClassification, BertModel, BertModelOutput,
 )
 from .tokenizer import BatchEncoding, BertTokenizer
+from .train import value_and_grad
 from .weights import init_weights
 
 __version__ = "0.1.0"
@@ -16,5 +17,5 @@ __all__ = [
     "BatchEncoding", "BertConfig", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForPreTraining",
     "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification", "BertModel",
     "BertModelOutput", "BertTokenizer", "CheckpointError", "ConfigError", "HubError", "Miniature", "WeightsError",
-    "init_weights", "miniatures",
+    "init_weights", "miniatures", "value_and_grad",
 ]

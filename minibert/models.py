@@ -64,6 +64,10 @@ class BertModel:
         self.fast = FastEncoder(self.weights, config, self.dtype)
         self.use_fast = True
 
+    def weights_changed(self) -> None:
+        """Call after changing self.weights in place (training): the fast path keeps prepared copies."""
+        self.fast = FastEncoder(self.weights, self.config, self.dtype)
+
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> BertModel:
         """Load config.json and the weights (model.safetensors, else pytorch_model.bin, read without torch)
@@ -414,6 +418,7 @@ def _like_ids(name: str, values: Any, input_ids: np.ndarray, upper: int, default
     array = _token_array(name, values, upper)
     if array.ndim == 1:
         array = array[None, :]
-    if array.shape != input_ids.shape:
+    broadcasts = name == "position_ids" and array.shape == (1, input_ids.shape[1])  # one row for the batch
+    if array.shape != input_ids.shape and not broadcasts:
         raise ValueError(f"{name} has shape {array.shape}, but input_ids has shape {input_ids.shape}")
     return array

@@ -199,6 +199,20 @@ def unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
     return _lists_from_numbered(nested)
 
 
+def flatten(nested: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """The inverse of unflatten: {"encoder": {"layer": [{...}]}} -> {"encoder.layer.0....": array}."""
+    if isinstance(nested, dict):
+        items = nested.items()
+    elif isinstance(nested, list):
+        items = ((str(i), v) for i, v in enumerate(nested))
+    else:
+        return {prefix[:-1]: nested}
+    flat: dict[str, np.ndarray] = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}{key}."))
+    return flat
+
+
 def _lists_from_numbered(node: Any) -> Any:
     if not isinstance(node, dict):
         return node

@@ -1,20 +1,22 @@
-"""The readable reference: one small pure-NumPy function per BERT block.
+"""The readable reference: one small pure-NumPy function per BERT block, and its backward pass beside it.
 
 Each function takes its weights as dicts whose names are the Hugging Face checkpoint names, so
 ``embeddings(ids, types, positions, **weights["embeddings"], eps=...)`` reads like the checkpoint.
 """
 
-from .activations import gelu
-from .attention import padding_mask_bias, self_attention, softmax
-from .embeddings import embeddings
-from .encoder import encoder, encoder_layer
-from .feedforward import feed_forward
+from .activations import gelu, gelu_backward
+from .attention import padding_mask_bias, self_attention, self_attention_backward, softmax, softmax_backward
+from .embeddings import embeddings, embeddings_backward
+from .encoder import encoder, encoder_layer, encoder_layer_backward
+from .feedforward import feed_forward, feed_forward_backward
 from .heads import masked_lm_head
-from .layernorm import layer_norm
-from .linear import dense
-from .pooler import pooler
+from .layernorm import layer_norm, layer_norm_backward
+from .linear import dense, dense_backward
+from .pooler import pooler, pooler_backward
 
 __all__ = [
-    "dense", "embeddings", "encoder", "encoder_layer", "feed_forward", "gelu", "layer_norm",
-    "masked_lm_head", "padding_mask_bias", "pooler", "self_attention", "softmax",
+    "dense", "dense_backward", "embeddings", "embeddings_backward", "encoder", "encoder_layer",
+    "encoder_layer_backward", "feed_forward", "feed_forward_backward", "gelu", "gelu_backward", "layer_norm",
+    "layer_norm_backward", "masked_lm_head", "padding_mask_bias", "pooler", "pooler_backward", "self_attention",
+    "self_attention_backward", "softmax", "softmax_backward",
 ]

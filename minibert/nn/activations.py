@@ -15,8 +15,16 @@ def erf(x):
 
 
 SQRT1_2 = 1.0 / math.sqrt(2.0)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU(x) = x · Φ(x) = x · ½ · (1 + erf(x / √2)).  Any shape -> same shape."""
     return x * 0.5 * (1.0 + erf(x * SQRT1_2))
+
+
+def gelu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """∂x = ∂y · d/dx [x Φ(x)] = ∂y · (Φ(x) + x φ(x)), φ(x) = exp(-x²/2) / √(2π).  Any shape."""
+    cdf = 0.5 * (1.0 + erf(x * SQRT1_2))
+    pdf = np.exp(-0.5 * x * x) * INV_SQRT_2PI
+    return dy * (cdf + x * pdf)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .linear import dense
+from .linear import dense, dense_backward
 
 
 def padding_mask_bias(attention_mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -50,3 +50,37 @@ def self_attention(
     probs = softmax(scores)
     context = merge_heads(probs @ v)  # [B, A, S, S] @ [B, A, S, d] -> [B, A, S, d] -> [B, S, H]
     return context, probs
+
+
+def softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Gradient through p = softmax(s) over the last axis:  ∂s = p ⊙ (∂p - Σ_j ∂p_j p_j)."""
+    return p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+
+
+def self_attention_backward(
+    dcontext: np.ndarray, x: np.ndarray, mask_bias: np.ndarray, query: dict, key: dict, value: dict, num_heads: int
+) -> tuple[np.ndarray, dict]:
+    """Gradients of self_attention's context. Q, K, V and the probabilities P are recomputed from x.
+
+    With S = Q Kᵀ / √d + mask, P = softmax(S), C = P V (per head):
+        ∂V = Pᵀ ∂C,  ∂P = ∂C Vᵀ,  ∂S = softmax_backward(∂P, P),  ∂Q = ∂S K / √d,  ∂K = ∂Sᵀ Q / √d
+    then back through the three projections. dcontext, x [B, S, H] -> (dx [B, S, H], {query, key, value}
+    gradients with the weights' names).
+    """
+    q = split_heads(dense(x, **query), num_heads)  # [B, A, S, d]
+    k = split_heads(dense(x, **key), num_heads)
+    v = split_heads(dense(x, **value), num_heads)
+    scale = q.shape[-1] ** -0.5
+    p = softmax((q @ k.transpose(0, 1, 3, 2)) * scale + mask_bias)  # [B, A, S, S]
+    dc = split_heads(dcontext, num_heads)  # [B, S, H] -> [B, A, S, d]
+    dv = p.transpose(0, 1, 3, 2) @ dc
+    ds = softmax_backward(dc @ v.transpose(0, 1, 3, 2), p)
+    dq = (ds @ k) * scale
+    dk = (ds.transpose(0, 1, 3, 2) @ q) * scale
+    dx = np.zeros_like(x)
+    grads = {}
+    for name, weights, d in (("query", query, dq), ("key", key, dk), ("value", value, dv)):
+        dxi, dw, db = dense_backward(merge_heads(d), x, weights["weight"])
+        dx += dxi
+        grads[name] = {"weight": dw, "bias": db}
+    return dx, grads

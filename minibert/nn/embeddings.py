@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .layernorm import layer_norm
+from .layernorm import layer_norm, layer_norm_backward
 
 
 def embeddings(
@@ -24,3 +24,27 @@ def embeddings(
     x = word_embeddings["weight"][input_ids] + token_type_embeddings["weight"][token_type_ids]  # [B, S] -> [B, S, H]
     x = x + position_embeddings["weight"][position_ids]
     return layer_norm(x, **LayerNorm, eps=eps)
+
+
+def embeddings_backward(
+    dy: np.ndarray, input_ids: np.ndarray, token_type_ids: np.ndarray, position_ids: np.ndarray,
+    word_embeddings: dict, position_embeddings: dict, token_type_embeddings: dict, LayerNorm: dict, eps: float,
+) -> dict:
+    """Gradients of the embeddings: back through LayerNorm, then each token's gradient is added into the
+    row of every table it was looked up from (a scatter-add: repeated ids accumulate).
+
+    dy [B, S, H] -> gradients nested like the embedding weights
+    """
+    x = word_embeddings["weight"][input_ids] + token_type_embeddings["weight"][token_type_ids]
+    x = x + position_embeddings["weight"][position_ids]
+    dx, dgamma, dbeta = layer_norm_backward(dy, x, LayerNorm["weight"], eps)
+    rows = dx.reshape(-1, dx.shape[-1])  # [B, S, H] -> [B·S, H]
+    grads = {}
+    for name, table, ids in (("word_embeddings", word_embeddings, input_ids),
+                             ("token_type_embeddings", token_type_embeddings, token_type_ids),
+                             ("position_embeddings", position_embeddings, np.broadcast_to(position_ids, input_ids.shape))):
+        d = np.zeros_like(table["weight"])
+        np.add.at(d, ids.reshape(-1), rows)  # ∂E[i] = Σ over tokens looked up at row i
+        grads[name] = {"weight": d}
+    grads["LayerNorm"] = {"weight": dgamma, "bias": dbeta}
+    return grads

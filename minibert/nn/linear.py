@@ -9,3 +9,12 @@ def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     x [..., in], weight [out, in] (torch/Hugging Face layout), bias [out] -> [..., out]
     """
     return x @ weight.T + bias
+
+
+def dense_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of y = x Wᵀ + b:  ∂x = ∂y W,  ∂W = Σ ∂yᵀ x,  ∂b = Σ ∂y  (sums over all leading axes).
+
+    dy [..., out], x [..., in], weight [out, in] -> (dx [..., in], dweight [out, in], dbias [out])
+    """
+    dy2, x2 = dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1])  # [..., n] -> [rows, n]
+    return dy @ weight, dy2.T @ x2, dy2.sum(axis=0)

@@ -1,0 +1,62 @@
+"""The BERT fine-tuning recipe's optimiser: AdamW, linear warm-up then linear decay, gradient clipping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def linear_schedule(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor for update `step` (0-based): step/warmup rising to 1, then falling linearly to 0
+    at total_steps (transformers' get_linear_schedule_with_warmup)."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    """Scale all gradients by min(1, max_norm / (‖g‖ + 1e-6)), ‖g‖ the norm over all of them (torch's rule).
+    In place; returns ‖g‖ before clipping."""
+    total = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads.values()))
+    scale = min(1.0, max_norm / (total + 1e-6))
+    for g in grads.values():
+        g *= scale
+    return total
+
+
+class AdamW:
+    """Adam with decoupled weight decay (Loshchilov & Hutter), updating parameter arrays in place:
+
+        p ← p · (1 - lr·λ)                                  (not for biases and LayerNorm weights)
+        m ← β₁ m + (1 - β₁) g;   v ← β₂ v + (1 - β₂) g²
+        p ← p - lr / (1 - β₁ᵗ) · m / (√v / √(1 - β₂ᵗ) + ε)
+
+    in torch.optim.AdamW's order of operations, so a run matches torch's step for step.
+    """
+
+    def __init__(self, params: dict[str, np.ndarray], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01, no_decay: tuple[str, ...] = ("bias", "LayerNorm.weight")) -> None:
+        self.params, self.lr, self.betas, self.eps, self.weight_decay = params, lr, betas, eps, weight_decay
+        self.decay = {name: not name.endswith(no_decay) for name in params}
+        self.m = {name: np.zeros_like(p) for name, p in params.items()}
+        self.v = {name: np.zeros_like(p) for name, p in params.items()}
+        self.t = 0
+
+    def step(self, grads: dict[str, np.ndarray], lr: float | None = None) -> None:
+        missing = set(self.params) - set(grads)
+        if missing:
+            raise ValueError(f"no gradient for {', '.join(sorted(missing)[:3])}{' ...' if len(missing) > 3 else ''}")
+        lr = self.lr if lr is None else lr
+        self.t += 1
+        b1, b2 = self.betas
+        correction1, correction2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for name, p in self.params.items():
+            g = grads[name]
+            if self.decay[name]:
+                p *= 1 - lr * self.weight_decay
+            m, v = self.m[name], self.v[name]
+            m += (g - m) * (1 - b1)  # torch's lerp
+            v *= b2
+            v += (1 - b2) * g * g
+            p -= (lr / correction1) * m / (np.sqrt(v) / math.sqrt(correction2) + self.eps)
