@@ -68,6 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text")
     p.add_argument("--save", metavar="PNG", help="draw every layer's attention maps (needs matplotlib: the viz extra)")
 
+    p = commands.add_parser("finetune", help="fine-tune a sequence classifier (or regressor) from TSV/CSV files",
+                            description="The BERT recipe in NumPy: AdamW, linear warm-up and decay, clipping; "
+                            "evaluation and a checkpoint (loadable by transformers) after every epoch; rerun the "
+                            "same command to resume an interrupted run. Files: a header, then 'text<TAB>label' or "
+                            "'text<TAB>text<TAB>label' (.tsv), or the same as CSV.")
+    p.add_argument("train", help="training file (.tsv or .csv)")
+    p.add_argument("--dev", help="evaluation file, same format")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"pre-trained model (default: {DEFAULT_MODEL})")
+    p.add_argument("--output", required=True, help="directory for checkpoints and the result")
+    p.add_argument("--regression", action="store_true", help="labels are numbers (one output, MSE loss)")
+    p.add_argument("--num-labels", type=int, help="classes (default: the largest training label + 1)")
+    for flag, kind, default in (("lr", float, 5e-5), ("batch-size", int, 32), ("epochs", int, 4), ("warmup-ratio", float, 0.1),
+                                ("weight-decay", float, 0.01), ("max-grad-norm", float, 1.0), ("max-length", int, 128),
+                                ("seed", int, 0), ("max-steps", int, None)):
+        p.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
+    p.add_argument("--json", action="store_true", help="print the per-epoch history as JSON")
+    p.set_defaults(run=_finetune)
+
     for name, help in (("convert", "write model.safetensors (+ config.json, vocab.txt) from a .bin, a directory or a hub id"),
                        ("download", "fetch a model by hub id or miniature name into a self-contained local directory")):
         p = commands.add_parser(name, help=help, description=help + ". The result is verified against the source "
@@ -339,6 +357,18 @@ def _draw_attention(maps, tokens, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _finetune(args) -> int:
+    from .train.finetune import Settings, finetune
+
+    settings = Settings(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
+                        weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm, max_length=args.max_length,
+                        seed=args.seed, max_steps=args.max_steps)
+    history = finetune(args.model, args.train, args.output, args.dev, settings, num_labels=args.num_labels,
+                       regression=args.regression)
+    emit(args, history, [f"epoch {r['epoch']}: loss {r['train_loss']:.4f}, {r['tokens_per_second']:.0f} tokens/s"
+                         + (f", dev {r['dev']}" if "dev" in r else "") for r in history] + [f"saved to {args.output}"])
 
 
 def _convert(args) -> int:

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from . import nn
 from .config import BertConfig
 from .fast import FastEncoder
 from .hub import model_directory
-from .weights import bert_weights, canonical_state, read_weights, take, unflatten, weights_file
+from .weights import bert_weights, canonical_state, flatten, read_weights, take, unflatten, weights_file
 
 
 class ModelOutput:
@@ -198,6 +199,22 @@ class BertHeadModel:
 
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter under transformers' names for this class ("bert.embeddings...", "classifier.weight").
+        The arrays are the model's own: changing them in place changes the model (then call
+        self.bert.weights_changed() so the fast path sees it)."""
+        return {**flatten(self.bert.weights, "bert."), **flatten(self.head)}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write model.safetensors and config.json, loadable by this class and by transformers' class of
+        the same name (verified, atomic write: see minibert.convert)."""
+        from .convert import write_safetensors_atomically
+
+        os.makedirs(directory, exist_ok=True)
+        extra = {**self.config.extra, "architectures": [type(self).__name__]}
+        dataclasses.replace(self.config, extra=extra).save_pretrained(directory)
+        write_safetensors_atomically(self.state_dict(), Path(directory) / "model.safetensors")
 
     def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Fill in head tensors a checkpoint may omit because they are tied to others (none by default)."""

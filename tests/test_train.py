@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert.train import AdamW, clip_grad_norm, linear_schedule, parameters, sequence_loss, value_and_grad
+from minibert.train import AdamW, clip_grad_norm, linear_schedule, sequence_loss, value_and_grad
 from tests.fixtures.cases import FIXTURES, RANDOM_CONFIGS, random_weights
 
 DATA = np.load(FIXTURES / "gradients.npz")
@@ -53,7 +53,7 @@ def test_finite_differences():
              "token_type_ids": np.array([[0, 0, 0, 1, 1], [0] * 5])}
     labels = np.array([1, 2])
     _, grads = value_and_grad(model, batch, labels)
-    params = parameters(model)
+    params = model.state_dict()
     rng = np.random.default_rng(0)
     worst = 0.0
     for name in ("bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.weight",
@@ -77,7 +77,7 @@ def test_finite_differences():
 
 def test_adamw_schedule_and_clipping_follow_torch_step_by_step():
     model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "heads" / "sequence-single", dtype="float64")
-    params = parameters(model)
+    params = model.state_dict()
     optimizer = AdamW(params, lr=1e-3, weight_decay=0.01)
     losses = []
     for step in range(10):

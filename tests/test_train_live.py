@@ -35,3 +35,25 @@ def test_bert_mini_gradients(tmp_path, dtype):
     worst = max(errors, key=errors.get)
     print(f"live gradients BERT-Mini shape {dtype}: loss diff {abs(loss - out.loss.item()):.1e}, worst relative {errors[worst]:.1e} ({worst})")
     assert abs(loss - out.loss.item()) <= BOUND[dtype] and errors[worst] <= BOUND[dtype]
+
+
+def test_trained_checkpoint_loads_in_transformers_with_equal_logits(tmp_path):
+    from minibert.train import AdamW
+
+    torch.manual_seed(1)
+    config = transformers.BertConfig(**RANDOM_CONFIGS["mini"], num_labels=2, attn_implementation="eager")
+    transformers.BertForSequenceClassification(config).save_pretrained(tmp_path / "start")
+    model = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "start")
+    optimizer = AdamW(model.state_dict(), lr=1e-3)
+    rng = np.random.default_rng(3)
+    batch = {"input_ids": rng.integers(0, 1000, (3, 12)), "attention_mask": np.ones((3, 12), np.int64)}
+    for _ in range(3):
+        optimizer.step(value_and_grad(model, batch, np.array([0, 1, 1]))[1])
+    model.bert.weights_changed()
+    model.save_pretrained(tmp_path / "trained")
+    reference = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "trained", attn_implementation="eager").eval()
+    with torch.no_grad():
+        expected = reference(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.numpy()
+    diff = np.abs(model(**batch).logits - expected).max()
+    print(f"trained checkpoint in transformers: logits max abs diff {diff:.1e}")
+    assert diff <= 1e-5

