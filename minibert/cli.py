@@ -68,23 +68,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text")
     p.add_argument("--save", metavar="PNG", help="draw every layer's attention maps (needs matplotlib: the viz extra)")
 
-    p = commands.add_parser("finetune", help="fine-tune a sequence classifier (or regressor) from TSV/CSV files",
-                            description="The BERT recipe in NumPy: AdamW, linear warm-up and decay, clipping; "
-                            "evaluation and a checkpoint (loadable by transformers) after every epoch; rerun the "
-                            "same command to resume an interrupted run. Files: a header, then 'text<TAB>label' or "
-                            "'text<TAB>text<TAB>label' (.tsv), or the same as CSV.")
-    p.add_argument("train", help="training file (.tsv or .csv)")
-    p.add_argument("--dev", help="evaluation file, same format")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"pre-trained model (default: {DEFAULT_MODEL})")
-    p.add_argument("--output", required=True, help="directory for checkpoints and the result")
-    p.add_argument("--regression", action="store_true", help="labels are numbers (one output, MSE loss)")
-    p.add_argument("--num-labels", type=int, help="classes (default: the largest training label + 1)")
-    for flag, kind, default in (("lr", float, 5e-5), ("batch-size", int, 32), ("epochs", int, 4), ("warmup-ratio", float, 0.1),
-                                ("weight-decay", float, 0.01), ("max-grad-norm", float, 1.0), ("max-length", int, 128),
-                                ("seed", int, 0), ("max-steps", int, None)):
-        p.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
-    p.add_argument("--json", action="store_true", help="print the per-epoch history as JSON")
-    p.set_defaults(run=_finetune)
+    for name in ("finetune", "distill"):
+        p = commands.add_parser(name, help="fine-tune a sequence classifier (or regressor) from TSV/CSV files" if name == "finetune"
+                                else "train a student on a fine-tuned teacher's soft targets and the hard labels",
+                                description="The BERT recipe in NumPy: AdamW, linear warm-up and decay, clipping; "
+                                "evaluation and a checkpoint (loadable by transformers) after every epoch; rerun the "
+                                "same command to resume an interrupted run. Files: a header, then 'text<TAB>label' or "
+                                "'text<TAB>text<TAB>label' (.tsv), or the same as CSV.")
+        p.add_argument("train", help="training file (.tsv or .csv)")
+        p.add_argument("--dev", help="evaluation file, same format")
+        if name == "finetune":
+            p.add_argument("--model", default=DEFAULT_MODEL, help=f"pre-trained model (default: {DEFAULT_MODEL})")
+            p.add_argument("--regression", action="store_true", help="labels are numbers (one output, MSE loss)")
+            p.add_argument("--num-labels", type=int, help="classes (default: the largest training label + 1)")
+        else:
+            p.add_argument("--teacher", required=True, help="a fine-tuned sequence classifier (directory or hub id)")
+            p.add_argument("--student", required=True, help="a pre-trained model, a config.json, or a miniature name "
+                           "('bert-mini': randomly initialised, the teacher's vocabulary)")
+            p.add_argument("--temperature", type=float, default=2.0, help="default 2.0")
+            p.add_argument("--alpha", type=float, default=0.5, help="weight of the hard labels, default 0.5")
+        p.add_argument("--output", required=True, help="directory for checkpoints and the result")
+        for flag, kind, default in (("lr", float, 5e-5), ("batch-size", int, 32), ("epochs", int, 4), ("warmup-ratio", float, 0.1),
+                                    ("weight-decay", float, 0.01), ("max-grad-norm", float, 1.0), ("max-length", int, 128),
+                                    ("seed", int, 0), ("max-steps", int, None)):
+            p.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
+        p.add_argument("--json", action="store_true", help="print the per-epoch history as JSON")
+        p.set_defaults(run=_train)
 
     for name, help in (("convert", "write model.safetensors (+ config.json, vocab.txt) from a .bin, a directory or a hub id"),
                        ("download", "fetch a model by hub id or miniature name into a self-contained local directory")):
@@ -359,14 +368,18 @@ def _draw_attention(maps, tokens, path) -> None:
     plt.close(fig)
 
 
-def _finetune(args) -> int:
-    from .train.finetune import Settings, finetune
+def _train(args) -> int:
+    from .train.finetune import Settings, distill, finetune
 
     settings = Settings(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
                         weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm, max_length=args.max_length,
                         seed=args.seed, max_steps=args.max_steps)
-    history = finetune(args.model, args.train, args.output, args.dev, settings, num_labels=args.num_labels,
-                       regression=args.regression)
+    if args.command == "distill":
+        settings.temperature, settings.alpha = args.temperature, args.alpha
+        history = distill(args.teacher, args.student, args.train, args.output, args.dev, settings)
+    else:
+        history = finetune(args.model, args.train, args.output, args.dev, settings, num_labels=args.num_labels,
+                           regression=args.regression)
     emit(args, history, [f"epoch {r['epoch']}: loss {r['train_loss']:.4f}, {r['tokens_per_second']:.0f} tokens/s"
                          + (f", dev {r['dev']}" if "dev" in r else "") for r in history] + [f"saved to {args.output}"])
 

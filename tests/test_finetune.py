@@ -98,3 +98,35 @@ def test_bad_files(tmp_path):
     assert examples.texts == ["a, b"] and examples.pairs == ["c"] and examples.labels.tolist() == [0.5]
     with pytest.raises(FileNotFoundError, match="cannot read"):
         read_examples(tmp_path / "missing.tsv")
+
+
+def test_distillation_loss_gradient_by_finite_differences():
+    from minibert.train import distillation_loss
+
+    rng = np.random.default_rng(0)
+    student, teacher, labels = rng.normal(size=(3, 4)), rng.normal(size=(3, 4)) * 2, np.array([0, 3, 1])
+    loss, grad = distillation_loss(student, labels, teacher, temperature=2.0, alpha=0.3)
+    numeric = np.zeros_like(student)
+    for index in np.ndindex(*student.shape):
+        step = np.zeros_like(student)
+        step[index] = 1e-6
+        numeric[index] = (distillation_loss(student + step, labels, teacher, 2.0, 0.3)[0]
+                          - distillation_loss(student - step, labels, teacher, 2.0, 0.3)[0]) / 2e-6
+    assert np.abs(numeric - grad).max() <= 1e-8
+    assert distillation_loss(teacher, labels, teacher, 2.0, 0.0)[0] == pytest.approx(0.0, abs=1e-12)  # KL(p ‖ p) = 0
+
+
+def test_distill_a_random_student_from_a_teacher(data, tmp_path):
+    from minibert.train.finetune import distill
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        finetune(data / "init", data / "train.tsv", tmp_path / "teacher", None, SETTINGS, progress=False)
+        config = minibert.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                     max_position_embeddings=128)
+        config.save_pretrained(tmp_path / "student-config")
+        history = distill(tmp_path / "teacher", tmp_path / "student-config" / "config.json", data / "train.tsv",
+                          tmp_path / "student", data / "dev.tsv", Settings(lr=2e-3, batch_size=32, epochs=2), progress=False)
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+    student = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "student")
+    assert student.config.hidden_size == 32 and student.config.num_labels == 2

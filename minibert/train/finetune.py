@@ -22,7 +22,9 @@ import numpy as np
 
 from ..models import BertForSequenceClassification
 from ..tokenizer import BertTokenizer
-from .grad import value_and_grad
+from functools import partial
+
+from .grad import distillation_loss, value_and_grad
 from .optim import AdamW, clip_grad_norm, linear_schedule
 
 
@@ -39,6 +41,8 @@ class Settings:
     max_length: int = 128
     seed: int = 0
     max_steps: int | None = None  # stop early (smoke runs)
+    temperature: float = 2.0  # distillation only: softening of the teacher's and the student's outputs
+    alpha: float = 0.5  # distillation only: weight of the hard labels against the teacher's soft targets
 
 
 @dataclass
@@ -114,11 +118,13 @@ def evaluate(model: BertForSequenceClassification, tokenizer: BertTokenizer, exa
 
 def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLike, output_dir: str | os.PathLike,
              dev_file: str | os.PathLike | None = None, settings: Settings | None = None, num_labels: int | None = None,
-             regression: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+             regression: bool = False, progress: bool = True,
+             teacher: BertForSequenceClassification | None = None) -> list[dict[str, Any]]:
     """Fine-tune a pre-trained BERT (hub id, name or directory) into output_dir; returns per-epoch history.
 
     A new classifier head gets num_labels classes (default: those seen in the training labels). If
     output_dir holds a checkpoint of an unfinished run with the same settings, training resumes from it.
+    With a teacher, the loss is distillation_loss on the teacher's logits (settings.temperature, .alpha).
     """
     settings = settings or Settings()
     output_dir = Path(output_dir)
@@ -154,7 +160,9 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
             if step >= total_steps:
                 break
             encoding = encode(train, index, tokenizer, settings.max_length)
-            loss, grads = value_and_grad(model, encoding, train.labels[index])
+            soft = None if teacher is None else partial(distillation_loss, teacher_logits=teacher(**encoding).logits,
+                                                        temperature=settings.temperature, alpha=settings.alpha)
+            loss, grads = value_and_grad(model, encoding, train.labels[index], loss=soft)
             clip_grad_norm(grads, settings.max_grad_norm)
             optimizer.step(grads, lr=settings.lr * linear_schedule(step, warmup, total_steps))
             step += 1
@@ -190,3 +198,37 @@ def save_checkpoint(model, tokenizer, optimizer, output_dir: Path, settings: Set
     state = {"settings": asdict(settings), "t": optimizer.t, "step": step, "epoch": epoch, "history": history}
     (output_dir / "trainer_state.json.partial").write_text(json.dumps(state, indent=2))
     os.replace(output_dir / "trainer_state.json.partial", output_dir / "trainer_state.json")
+
+
+def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: str | os.PathLike,
+            output_dir: str | os.PathLike, dev_file: str | os.PathLike | None = None, settings: Settings | None = None,
+            progress: bool = True) -> list[dict[str, Any]]:
+    """Train `student` on a fine-tuned `teacher`'s soft targets mixed with the hard labels.
+
+    student: a pre-trained model (directory or hub id), or a config — a config.json file or a miniature's
+    name ("bert-mini") — for a randomly initialised student that reads the teacher's vocabulary.
+    """
+    from ..config import BertConfig
+    from ..miniatures import find_miniature
+    from ..weights import init_weights
+
+    settings = settings or Settings()
+    teacher_model = BertForSequenceClassification.from_pretrained(teacher)
+    student_path = Path(os.fspath(student))
+    miniature = find_miniature(os.fspath(student)) if not student_path.exists() else None
+    if student_path.is_file() or miniature is not None:
+        config = miniature.config() if miniature else BertConfig.from_json_file(student_path)
+        tokenizer = BertTokenizer.from_pretrained(teacher)
+        if config.vocab_size != tokenizer.vocab_size:
+            raise ValueError(f"the student's vocabulary ({config.vocab_size}) differs from the teacher's ({tokenizer.vocab_size})")
+        start = Path(output_dir) / "initial"
+        if not (start / "model.safetensors").is_file():
+            from ..convert import write_safetensors_atomically
+
+            start.mkdir(parents=True, exist_ok=True)
+            config.save_pretrained(start)
+            tokenizer.save_pretrained(start)
+            write_safetensors_atomically(init_weights(config, settings.seed), start / "model.safetensors")
+        student = start
+    return finetune(student, train_file, output_dir, dev_file, settings, num_labels=teacher_model.config.num_labels,
+                    progress=progress, teacher=teacher_model)

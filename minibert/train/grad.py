@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -42,12 +42,39 @@ def sequence_loss(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> 
     raise ValueError(f"problem_type {problem_type!r} is not supported")
 
 
-def value_and_grad(model: BertForSequenceClassification, encoding: dict[str, Any], labels: Any) -> tuple[float, dict[str, np.ndarray]]:
+def distillation_loss(logits: np.ndarray, labels: np.ndarray, teacher_logits: np.ndarray, temperature: float,
+                      alpha: float) -> tuple[float, np.ndarray]:
+    """Knowledge distillation (Hinton et al., 2015) as the BERT miniatures' paper trains students:
+
+        L = α · CE(z, y) + (1 - α) · T² · KL(softmax(t / T) ‖ softmax(z / T))
+        ∂L/∂z = α · ∂CE/∂z + (1 - α) · T · (softmax(z / T) - softmax(t / T)) / B
+
+    z student logits, t teacher logits [B, C], y hard labels [B]; T² keeps the soft term's gradient scale
+    independent of T. α = 0: soft targets only.
+    """
+    hard, dhard = sequence_loss(logits, labels, "single_label_classification")
+    batch = logits.shape[0]
+
+    def log_softmax(z):
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    log_student, log_teacher = log_softmax(logits / temperature), log_softmax(teacher_logits / temperature)
+    p_teacher = np.exp(log_teacher)
+    soft = float((p_teacher * (log_teacher - log_student)).sum() / batch) * temperature ** 2
+    dsoft = temperature * (np.exp(log_student) - p_teacher) / batch
+    return alpha * hard + (1 - alpha) * soft, alpha * dhard + (1 - alpha) * dsoft
+
+
+def value_and_grad(model: BertForSequenceClassification, encoding: dict[str, Any], labels: Any,
+                   loss: Callable[[np.ndarray, Any], tuple[float, np.ndarray]] | None = None) -> tuple[float, dict[str, np.ndarray]]:
     """The loss on one batch and its gradient for every parameter, keyed by transformers' parameter names
     ("bert.encoder.layer.0.attention.self.query.weight", ..., "classifier.weight"). Dropout is off.
 
     encoding: input_ids, attention_mask, token_type_ids (as the tokenizer returns them); labels [B] class
     ids, [B, C] 0/1 targets (multi-label) or [B] / [B, 1] values (regression), as config.problem_type says.
+    loss: (logits, labels) -> (loss, dloss/dlogits); default sequence_loss for the problem type (pass
+    functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...) to distil).
     """
     if not isinstance(model, BertForSequenceClassification):
         raise TypeError(f"value_and_grad supports BertForSequenceClassification, got {type(model).__name__}")
@@ -58,7 +85,7 @@ def value_and_grad(model: BertForSequenceClassification, encoding: dict[str, Any
     out = bert(ids, mask, types, positions, output_hidden_states=True, output_attentions=True)
     classifier = model.head["classifier"]
     logits = nn.dense(out.pooler_output, **classifier)  # [B, H] -> [B, C]
-    loss, dlogits = sequence_loss(logits, labels, c.problem_type)
+    value, dlogits = loss(logits, labels) if loss is not None else sequence_loss(logits, labels, c.problem_type)
 
     w, eps, heads = bert.weights, c.layer_norm_eps, c.num_attention_heads
     dpooled, dw_classifier, db_classifier = nn.dense_backward(dlogits, out.pooler_output, classifier["weight"])
@@ -71,4 +98,4 @@ def value_and_grad(model: BertForSequenceClassification, encoding: dict[str, Any
     d_embeddings = nn.embeddings_backward(dx, ids, types, positions, **w["embeddings"], eps=eps)
     grads = flatten({"embeddings": d_embeddings, "encoder": {"layer": d_layers}, "pooler": {"dense": d_pooler}}, "bert.")
     grads.update({"classifier.weight": dw_classifier, "classifier.bias": db_classifier})
-    return loss, grads
+    return value, grads
