@@ -8,7 +8,8 @@ def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
     x [..., in], weight [out, in] (torch/Hugging Face layout), bias [out] -> [..., out]
     """
-    return x @ weight.T + bias
+    rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [tokens, in]: one GEMM, not one per batch row
+    return (rows @ weight.T + bias).reshape(*x.shape[:-1], weight.shape[0])  # [tokens, out] -> [..., out]
 
 
 def dense_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -17,4 +18,4 @@ def dense_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray) -> tuple[n
     dy [..., out], x [..., in], weight [out, in] -> (dx [..., in], dweight [out, in], dbias [out])
     """
     dy2, x2 = dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1])  # [..., n] -> [rows, n]
-    return dy @ weight, dy2.T @ x2, dy2.sum(axis=0)
+    return (dy2 @ weight).reshape(x.shape), dy2.T @ x2, dy2.sum(axis=0)

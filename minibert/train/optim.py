@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import prange
+
+from ..fast.kernels import kernel, run
 
 
 def linear_schedule(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -23,6 +26,17 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     for g in grads.values():
         g *= scale
     return total
+
+
+@kernel()
+def adamw_update(p, g, m, v, shrink, lr_corrected, b1, b2, c2_sqrt, eps):
+    """One AdamW step for one flat parameter array, all in one pass (torch.optim.AdamW's operations):
+    p ·= shrink (decoupled decay); m += (g - m)(1 - β₁); v = v β₂ + (1 - β₂) g²; p -= lr' m / (√v / √c₂ + ε)."""
+    for i in prange(p.shape[0]):
+        p[i] *= shrink
+        m[i] += (g[i] - m[i]) * (1 - b1)
+        v[i] = v[i] * b2 + (1 - b2) * g[i] * g[i]
+        p[i] -= lr_corrected * m[i] / (math.sqrt(v[i]) / c2_sqrt + eps)
 
 
 class AdamW:
@@ -52,11 +66,8 @@ class AdamW:
         b1, b2 = self.betas
         correction1, correction2 = 1 - b1 ** self.t, 1 - b2 ** self.t
         for name, p in self.params.items():
-            g = grads[name]
-            if self.decay[name]:
-                p *= 1 - lr * self.weight_decay
-            m, v = self.m[name], self.v[name]
-            m += (g - m) * (1 - b1)  # torch's lerp
-            v *= b2
-            v += (1 - b2) * g * g
-            p -= (lr / correction1) * m / (np.sqrt(v) / math.sqrt(correction2) + self.eps)
+            shrink = 1 - lr * self.weight_decay if self.decay[name] else 1.0
+            flat = p.reshape(-1)  # a view: the parameters are contiguous
+            run(adamw_update, flat.size, flat, np.ascontiguousarray(grads[name], dtype=p.dtype).reshape(-1),
+                self.m[name].reshape(-1), self.v[name].reshape(-1), shrink, lr / correction1, b1, b2,
+                math.sqrt(correction2), self.eps)
