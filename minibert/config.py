@@ -12,6 +12,7 @@ from .errors import ConfigError
 
 # Activations the feed-forward block implements (see minibert/nn/activations.py).
 SUPPORTED_ACTIVATIONS = ("gelu",)
+PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
 
 @dataclass
@@ -59,6 +60,8 @@ class BertConfig:
             )
         if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
             raise ConfigError(f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
+        if self.extra.get("problem_type") not in (None, *PROBLEM_TYPES):
+            raise ConfigError(f"problem_type {self.extra['problem_type']!r} is not supported ({', '.join(PROBLEM_TYPES)})")
         for flag in ("is_decoder", "add_cross_attention"):
             if self.extra.get(flag):
                 raise ConfigError(f"{flag}=true: minibert implements the BERT encoder only")
@@ -86,8 +89,6 @@ class BertConfig:
         problem = self.extra.get("problem_type")
         if problem is None:
             return "regression" if self.num_labels == 1 else "single_label_classification"
-        if problem not in ("single_label_classification", "multi_label_classification", "regression"):
-            raise ConfigError(f"problem_type {problem!r} is not supported")
         return problem
 
     @classmethod

@@ -371,9 +371,7 @@ def with_labels(config: BertConfig, num_labels: int | None = None, id2label: dic
         extra["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
     if problem_type is not None:
         extra["problem_type"] = problem_type
-    new = dataclasses.replace(config, extra=extra)
-    new.problem_type  # validates
-    return new
+    return dataclasses.replace(config, extra=extra)  # __post_init__ checks the problem type
 
 
 # ---- input checks ---------------------------------------------------------------------------------------
