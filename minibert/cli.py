@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--output", required=True, help="directory for checkpoints and the result")
         for flag, kind, default in (("lr", float, 5e-5), ("batch-size", int, 32), ("epochs", int, 4), ("warmup-ratio", float, 0.1),
                                     ("weight-decay", float, 0.01), ("max-grad-norm", float, 1.0), ("max-length", int, 128),
-                                    ("seed", int, 0), ("max-steps", int, None)):
+                                    ("seed", int, 0), ("max-steps", int, None), ("accumulation-steps", int, 1)):
             p.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
         p.add_argument("--json", action="store_true", help="print the per-epoch history as JSON")
         p.set_defaults(run=_train)
@@ -373,7 +373,7 @@ def _train(args) -> int:
 
     settings = Settings(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
                         weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm, max_length=args.max_length,
-                        seed=args.seed, max_steps=args.max_steps)
+                        seed=args.seed, max_steps=args.max_steps, accumulation_steps=args.accumulation_steps)
     if args.command == "distill":
         settings.temperature, settings.alpha = args.temperature, args.alpha
         history = distill(args.teacher, args.student, args.train, args.output, args.dev, settings)

@@ -81,7 +81,7 @@ def test_cli_finetune(data, tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         status = main(["finetune", str(data / "train.tsv"), "--dev", str(data / "dev.tsv"), "--model", str(data / "init"),
-                       "--output", str(tmp_path / "out"), "--max-steps", "5", "--batch-size", "16", "--json"])
+                       "--output", str(tmp_path / "out"), "--max-steps", "5", "--batch-size", "16", "--accumulation-steps", "2", "--json"])
     out = capsys.readouterr().out
     assert status == 0 and json.loads(out)[0]["step"] == 5
 

@@ -112,3 +112,15 @@ def test_bad_labels_are_clear_errors():
         sequence_loss(logits, np.array([0.5, 1.0]), "single_label_classification")
     with pytest.raises(TypeError, match="supports BertForSequenceClassification"):
         value_and_grad(minibert.BertForMaskedLM.from_pretrained(FIXTURES / "heads" / "masked-lm"), BATCH, np.array([0, 1, 2]))
+
+
+def test_accumulated_micro_batches_equal_the_whole_batch():
+    from minibert.train import accumulate
+
+    model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "heads" / "sequence-single", dtype="float64")
+    labels = DATA["labels/sequence-single"]
+    whole_loss, whole = value_and_grad(model, BATCH, labels)
+    parts = [(len(i), *value_and_grad(model, {k: v[i] for k, v in BATCH.items()}, labels[i])) for i in ([0, 1], [2])]
+    loss, grads = accumulate(parts)
+    assert loss == pytest.approx(whole_loss, abs=1e-14)
+    assert max(np.abs(grads[n] - whole[n]).max() for n in whole) <= 1e-13

@@ -24,7 +24,7 @@ from ..models import BertForSequenceClassification
 from ..tokenizer import BertTokenizer
 from functools import partial
 
-from .grad import distillation_loss, value_and_grad
+from .grad import accumulate, distillation_loss, value_and_grad
 from .optim import AdamW, clip_grad_norm, linear_schedule
 
 
@@ -41,6 +41,7 @@ class Settings:
     max_length: int = 128
     seed: int = 0
     max_steps: int | None = None  # stop early (smoke runs)
+    accumulation_steps: int = 1  # run each batch as this many micro-batches (same result, less memory)
     temperature: float = 2.0  # distillation only: softening of the teacher's and the student's outputs
     alpha: float = 0.5  # distillation only: weight of the hard labels against the teacher's soft targets
 
@@ -159,15 +160,18 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
         for index in batches(train, tokenizer, settings, rng):
             if step >= total_steps:
                 break
-            encoding = encode(train, index, tokenizer, settings.max_length)
-            soft = None if teacher is None else partial(distillation_loss, teacher_logits=teacher(**encoding).logits,
-                                                        temperature=settings.temperature, alpha=settings.alpha)
-            loss, grads = value_and_grad(model, encoding, train.labels[index], loss=soft)
+            parts = []
+            for micro in np.array_split(index, min(settings.accumulation_steps, len(index))):
+                encoding = encode(train, micro, tokenizer, settings.max_length)
+                soft = None if teacher is None else partial(distillation_loss, teacher_logits=teacher(**encoding).logits,
+                                                            temperature=settings.temperature, alpha=settings.alpha)
+                parts.append((len(micro), *value_and_grad(model, encoding, train.labels[micro], loss=soft)))
+                tokens += int(encoding["attention_mask"].sum())
+            loss, grads = accumulate(parts)
             clip_grad_norm(grads, settings.max_grad_norm)
             optimizer.step(grads, lr=settings.lr * linear_schedule(step, warmup, total_steps))
             step += 1
             losses.append(loss)
-            tokens += int(encoding["attention_mask"].sum())
             if progress and sys.stderr.isatty():
                 print(f"\repoch {epoch + 1}/{settings.epochs} step {step}/{total_steps} loss {np.mean(losses[-50:]):.4f} "
                       f"{tokens / (time.perf_counter() - started):.0f} tokens/s", end="", file=sys.stderr, flush=True)

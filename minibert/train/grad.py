@@ -99,3 +99,13 @@ def value_and_grad(model: BertForSequenceClassification, encoding: dict[str, Any
     grads = flatten({"embeddings": d_embeddings, "encoder": {"layer": d_layers}, "pooler": {"dense": d_pooler}}, "bert.")
     grads.update({"classifier.weight": dw_classifier, "classifier.bias": db_classifier})
     return value, grads
+
+
+def accumulate(parts: list[tuple[int, float, dict[str, np.ndarray]]]) -> tuple[float, dict[str, np.ndarray]]:
+    """Combine micro-batches (examples, loss, grads) into the whole batch's loss and gradient: each loss is
+    a mean over its examples, so the batch's is Σ nᵢ Lᵢ / Σ nᵢ, and likewise for every gradient. Lets a
+    large batch run as several small ones in little memory."""
+    total = sum(n for n, _, _ in parts)
+    loss = sum(n * value for n, value, _ in parts) / total
+    grads = {name: sum(n * g[name] for n, _, g in parts) / total for name in parts[0][2]}
+    return loss, grads
