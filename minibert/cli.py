@@ -270,56 +270,98 @@ def _info(args) -> int:
     emit(args, data, lines)
 
 
-def _sample_encoding(args):
-    from .tokenizer import BertTokenizer
-
-    tokenizer = BertTokenizer.from_pretrained(args.model)
-    return tokenizer(["The capital of France is Paris.", "BERT reads both directions at once."],
-                     ["It is a small model.", "Short."], padding=True, return_tensors="np")
-
-
 def _check(args) -> int:
-    try:
-        import torch
-        import transformers
-    except ImportError:
-        raise UserError("check compares with transformers, which is not installed: pip install "
-                        "'bert-miniatures-numpy[reference]' (or run the frozen comparisons: pytest tests/test_parity_fixtures.py)") from None
-    import numpy as np
-
+    """Every tensor of minibert against transformers (live) or, without transformers, against the committed
+    fixture made from the same weights (a source checkout's tests/fixtures)."""
     from .hub import model_directory
     from .models import BertModel
 
-    directory = model_directory(args.model, need=("config.json", "vocab.txt"), weights=True)
-    enc = _sample_encoding(argparse.Namespace(model=str(directory)))
+    directory = model_directory(args.model, need=("config.json",), want=("vocab.txt",), weights=True)
     ours = BertModel.from_pretrained(directory)
-    theirs = transformers.BertModel.from_pretrained(directory, attn_implementation="eager").eval()
-    with torch.no_grad():
-        ref = theirs(**{k: torch.from_numpy(v) for k, v in enc.items()}, output_hidden_states=True, output_attentions=True)
-    ours.use_fast = False
-    reference_path = ours(**enc, output_hidden_states=True, output_attentions=True)
-    ours.use_fast = True
-    fast_path = ours(**enc, output_hidden_states=True)
-    real = enc["attention_mask"].astype(bool)
+    try:
+        import torch  # noqa: F401
+        import transformers
+    except ImportError:
+        source, cases = "frozen fixture", _fixture_cases(directory)
+    else:
+        source, cases = f"transformers {transformers.__version__}", [_live_case(directory)]
     rows = []
-    for i, r in enumerate(ref.hidden_states):
-        name = "embeddings" if i == 0 else f"layer {i} output"
-        rows.append((name, np.abs(reference_path.hidden_states[i] - r.numpy())[real].max(),
-                     np.abs(fast_path.hidden_states[i] - r.numpy())[real].max()))
-    for i, r in enumerate(ref.attentions):
-        rows.append((f"layer {i + 1} attention", np.abs(reference_path.attentions[i] - r.numpy()).transpose(0, 2, 1, 3)[real].max(), math.nan))
-    if ref.pooler_output is not None:
-        rows.append(("pooler", np.abs(reference_path.pooler_output - ref.pooler_output.numpy()).max(),
-                     np.abs(fast_path.pooler_output - ref.pooler_output.numpy()).max()))
-    worst = max(max(a, b if not math.isnan(b) else 0) for _, a, b in rows)
-    lines = [f"minibert vs transformers {transformers.__version__} on {args.model}, max abs diff on real positions",
+    for batch, reference in cases:
+        rows += _compare(ours, batch, reference)
+    worst = max(max(a, 0 if math.isnan(b) else b) for _, a, b in rows)
+    lines = [f"minibert vs {source} on {args.model}, max abs diff on real positions",
              f"{'tensor':22} {'reference path':>15} {'fast path':>12}"]
     lines += [f"{n:22} {a:>15.2e} {'-' if math.isnan(b) else f'{b:.2e}':>12}" for n, a, b in rows]
     lines.append(f"{'PASS' if worst <= args.tolerance else 'FAIL'}: worst {worst:.2e}, tolerance {args.tolerance:.0e}")
-    emit(args, {"rows": [{"tensor": n, "reference_path": float(a), "fast_path": None if math.isnan(b) else float(b)}
-                         for n, a, b in rows], "worst": float(worst), "tolerance": args.tolerance,
+    emit(args, {"source": source, "rows": [{"tensor": n, "reference_path": float(a), "fast_path": None if math.isnan(b) else float(b)}
+                                           for n, a, b in rows], "worst": float(worst), "tolerance": args.tolerance,
                 "passed": bool(worst <= args.tolerance)}, lines)
     return 0 if worst <= args.tolerance else 1
+
+
+def _live_case(directory):
+    """Sample sentence pairs through transformers' BertModel: (batch, {hidden_states, attentions, pooler_output})."""
+    import torch
+    import transformers
+
+    from .tokenizer import BertTokenizer
+
+    if not (directory / "vocab.txt").is_file():
+        raise UserError(f"{directory} has no vocab.txt to make sample inputs from")
+    batch = dict(BertTokenizer.from_pretrained(directory)(
+        ["The capital of France is Paris.", "BERT reads both directions at once."], ["It is a small model.", "Short."],
+        padding=True, return_tensors="np"))
+    model = transformers.BertModel.from_pretrained(directory, attn_implementation="eager").eval()
+    with torch.no_grad():
+        out = model(**{k: torch.from_numpy(v) for k, v in batch.items()}, output_hidden_states=True, output_attentions=True)
+    return batch, {"hidden_states": [h.numpy() for h in out.hidden_states], "attentions": [a.numpy() for a in out.attentions],
+                   "pooler_output": None if out.pooler_output is None else out.pooler_output.numpy()}
+
+
+def _fixture_cases(directory):
+    """The committed fixture whose weights digest matches the model's, as (batch, reference) pairs."""
+    import json as json_module
+    from pathlib import Path
+
+    import numpy as np
+
+    from .weights import read_weights, weights_digest, weights_file
+
+    fixtures = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+    digest = weights_digest(read_weights(weights_file(directory)))
+    for path in sorted(fixtures.glob("bert_*.npz")):
+        data = np.load(path)
+        if str(data["weights_digest"]) != digest:
+            continue
+        cases = []
+        for b in range(len({k.split("/")[0] for k in data.files if k.endswith("/input_ids")})):
+            batch = {k: data[f"{b}/{k}"] for k in ("input_ids", "attention_mask", "token_type_ids")}
+            layers = json_module.loads(str(data["config"]))["num_hidden_layers"]
+            cases.append((batch, {"hidden_states": [data[f"{b}/float32/hidden_states/{i}"] for i in range(layers + 1)],
+                                  "attentions": [data[f"{b}/float32/attentions/{i}"] for i in range(layers)],
+                                  "pooler_output": data[f"{b}/float32/pooler_output"]}))
+        return cases
+    raise UserError("transformers is not installed, and no committed fixture (tests/fixtures/bert_*.npz of a source "
+                    "checkout) was made from this model's weights: pip install 'bert-miniatures-numpy[reference]'")
+
+
+def _compare(ours, batch, reference) -> list[tuple[str, float, float]]:
+    """(tensor, max abs diff of the reference path, of the fast path) over real positions."""
+    import numpy as np
+
+    ours.use_fast = False
+    slow = ours(**batch, output_hidden_states=True, output_attentions=True)
+    ours.use_fast = True
+    fast = ours(**batch, output_hidden_states=True)
+    real = batch["attention_mask"].astype(bool)
+    rows = [("embeddings" if i == 0 else f"layer {i} output", float(np.abs(slow.hidden_states[i] - r)[real].max()),
+             float(np.abs(fast.hidden_states[i] - r)[real].max())) for i, r in enumerate(reference["hidden_states"])]
+    rows += [(f"layer {i + 1} attention", float(np.abs(slow.attentions[i] - r).transpose(0, 2, 1, 3)[real].max()), math.nan)
+             for i, r in enumerate(reference["attentions"])]
+    if reference["pooler_output"] is not None:
+        rows.append(("pooler", float(np.abs(slow.pooler_output - reference["pooler_output"]).max()),
+                     float(np.abs(fast.pooler_output - reference["pooler_output"]).max())))
+    return rows
 
 
 def _trace(args) -> int:

@@ -7,6 +7,7 @@ misshaped or left over, in the spirit of nanoGPT's loader.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -167,6 +168,17 @@ def bert_weights(
     ]
     return take(tensors, expected, dtype, f"BertModel {_describe(config)}",
                 problems=[f"unexpected {name} {list(tensors[name].shape)}" for name in unexpected])
+
+
+def weights_digest(weights: dict[str, np.ndarray]) -> str:
+    """sha256 over names, dtypes, shapes and bytes: identifies a set of weights (the parity fixtures record
+    the digest of the weights they were made with)."""
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        a = np.ascontiguousarray(weights[name])
+        h.update(f"{name}|{a.dtype}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def init_weights(config: BertConfig, seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:

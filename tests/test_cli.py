@@ -105,3 +105,21 @@ def test_check_against_transformers(capsys, minilm):
     assert {r["tensor"] for r in result["rows"]} >= {"embeddings", "layer 6 output", "layer 6 attention", "pooler"}
     status, _, _ = run(capsys, "check", "--model", minilm, "--tolerance", "1e-9")
     assert status == 1  # float32 cannot match to 1e-9: the command reports failure
+
+
+def test_check_without_transformers_uses_the_committed_fixture(capsys, minilm, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_transformers(name, *args, **kwargs):
+        if name in ("torch", "transformers"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_transformers)
+    status, out, _ = run(capsys, "check", "--model", minilm, "--json")
+    result = json.loads(out)
+    assert status == 0 and result["source"] == "frozen fixture" and result["worst"] <= 1e-5
+    status, _, err = run(capsys, "check", "--model", CHECKPOINT)
+    assert status == 2 and "no committed fixture" in err
