@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("fill-mask", "predict the [MASK] tokens of each text", _fill_mask, texts=True)
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--truncate", action="store_true", help="cut texts longer than the model's window (else an error)")
     command("embed", "sentence embeddings (sentence-transformers models)", _embed, texts=True, model_default=DEFAULT_EMBEDDER)
     command("similarity", "cosine similarity of the first text with each other text", _similarity, texts=True,
             model_default=DEFAULT_EMBEDDER)
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("trace", "one forward pass step by step: each intermediate tensor's shape and statistics", _trace)
     p.add_argument("text")
     p.add_argument("--save", metavar="PNG", help="draw every layer's attention maps (needs matplotlib: the viz extra)")
+    p.add_argument("--truncate", action="store_true", help="cut a text longer than the model's window (else an error)")
 
     for name in ("finetune", "distill"):
         p = commands.add_parser(name, help="fine-tune a sequence classifier (or regressor) from TSV/CSV files" if name == "finetune"
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=20, help="timed rounds per shape (default 20)")
     p.add_argument("--threads", type=int, help="threads for every engine (default: all cores)")
     p.add_argument("--reference", action="store_true", help="also time minibert's readable reference path")
+    p.add_argument("--json", action="store_true", help="print the timings as JSON")
     p.set_defaults(run=_bench)
     return parser
 
@@ -152,12 +155,21 @@ def emit(args, data: Any, lines: list[str]) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=None) if args.json else "\n".join(lines))
 
 
-def check_length(tokenizer, model_config, texts: list[str]) -> None:
+def fit_to_window(tokenizer, model_config, texts: list[str], truncate: bool) -> list[str]:
+    """The texts, each cut to the model's window when `truncate` (at a token boundary); else an error for
+    any longer text."""
     limit = min(model_config.max_position_embeddings, tokenizer.model_max_length)
+    fitted = []
     for i, text in enumerate(texts):
-        n = len(tokenizer(text)["input_ids"])
-        if n > limit:
-            raise UserError(f"text {i + 1} has {n} tokens, more than the model's {limit}; shorten it")
+        enc = tokenizer(text, return_offsets_mapping=True)
+        if len(enc["input_ids"]) <= limit:
+            fitted.append(text)
+        elif truncate:
+            fitted.append(text[:enc["offset_mapping"][limit - 2][1]])  # up to the last token that fits beside [CLS] [SEP]
+        else:
+            raise UserError(f"text {i + 1} has {len(enc['input_ids'])} tokens, more than the model's {limit}; "
+                            "shorten it or pass --truncate")
+    return fitted
 
 
 # ---- commands -------------------------------------------------------------------------------------------
@@ -173,7 +185,10 @@ def _fill_mask(args) -> int:
         if tokenizer.mask_token not in text:
             raise UserError(f"text {i + 1} has no {tokenizer.mask_token}: {text[:60]!r}")
     model = BertForMaskedLM.from_pretrained(args.model)
-    check_length(tokenizer, model.config, texts)
+    texts = fit_to_window(tokenizer, model.config, texts, args.truncate)
+    for i, text in enumerate(texts):
+        if tokenizer.mask_token not in text:
+            raise UserError(f"text {i + 1} lost its {tokenizer.mask_token} to --truncate")
     results = [fill_mask(model, tokenizer, text, top_k=args.top_k) for text in progress(texts, "fill-mask")]
     lines = []
     for text, masks in zip(texts, results):
@@ -370,9 +385,8 @@ def _trace(args) -> int:
     from .trace import trace
 
     tokenizer = BertTokenizer.from_pretrained(args.model)
-    enc = tokenizer(args.text, return_tensors="np")
     model = BertModel.from_pretrained(args.model)
-    check_length(tokenizer, model.config, [args.text])
+    enc = tokenizer(fit_to_window(tokenizer, model.config, [args.text], args.truncate)[0], return_tensors="np")
     steps, lines, maps = [], [], []
     for name, tensor in trace(model, enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]):
         stats = {"shape": list(tensor.shape), "mean": float(tensor.mean()), "std": float(tensor.std()),
@@ -440,9 +454,16 @@ def _download(args) -> int:
 
 
 def _bench(args) -> int:
+    import contextlib
+    import io
+
     from .bench import bench
 
-    bench(rounds=args.rounds, threads=args.threads, include_reference=args.reference)
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table if args.json else sys.stdout):
+        rows = bench(rounds=args.rounds, threads=args.threads, include_reference=args.reference)
+    if args.json:
+        print(json.dumps(rows))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def test_input_file(capsys, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["fill-mask", "--model", CHECKPOINT, "no mask"], "text 1 has no [MASK]"),
     (["fill-mask", "--model", CHECKPOINT], "no text given"),
-    (["fill-mask", "--model", CHECKPOINT, "[MASK] " + "w1 " * 40], "more than the model's 16; shorten it"),
+    (["fill-mask", "--model", CHECKPOINT, "[MASK] " + "w1 " * 40], "more than the model's 16; shorten it or pass --truncate"),
+    (["fill-mask", "--model", CHECKPOINT, "--truncate", "w1 " * 40 + "[MASK]"], "lost its [MASK] to --truncate"),
     (["similarity", "--model", CHECKPOINT, "only one"], "give at least two texts"),
     (["tokenize", "--model", CHECKPOINT, "--input", "/nonexistent.txt"], "cannot read /nonexistent.txt"),
     (["info", "--model", "/nonexistent/model"], "is neither a local directory nor a Hugging Face model id"),
@@ -123,3 +124,9 @@ def test_check_without_transformers_uses_the_committed_fixture(capsys, minilm, m
     assert status == 0 and result["source"] == "frozen fixture" and result["worst"] <= 1e-5
     status, _, err = run(capsys, "check", "--model", CHECKPOINT)
     assert status == 2 and "no committed fixture" in err
+
+
+def test_truncate_cuts_to_the_window(capsys):
+    status, out, _ = run(capsys, "fill-mask", "--model", CHECKPOINT, "--truncate", "--json", "[MASK] " + "w1 " * 40)
+    result = json.loads(out)[0]
+    assert status == 0 and result["text"].startswith("[MASK] w1") and len(result["text"].split()) == 14  # 16 - [CLS], [SEP]

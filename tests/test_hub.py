@@ -146,3 +146,29 @@ def test_cli_commands_by_hub_id_from_an_offline_cache(tmp_path):
         result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))", HF_HOME=str(home), HF_HUB_OFFLINE="1")
         assert result.returncode == 0, result.stderr
         assert expected in result.stdout
+
+
+def test_sentence_transformers_repository_by_hub_id(tmp_path, minilm_path):
+    """all-MiniLM-L6-v2 as its hub repository lays it out (modules.json, 1_Pooling/, ...), then offline."""
+    names = ["config.json", "vocab.txt", "tokenizer_config.json", "modules.json", "sentence_bert_config.json",
+             "1_Pooling/config.json", "model.safetensors"]
+    repo = {"sentence-transformers/all-MiniLM-L6-v2": {"main": {n: (minilm_path / n).read_bytes() for n in names}}}
+    home = tmp_path / "hf"
+    code = ("import json, sys, numpy as np\n"
+            "from minibert.tasks import SentenceEncoder\n"
+            "e = SentenceEncoder.from_pretrained('sentence-transformers/all-MiniLM-L6-v2')\n"
+            "print(json.dumps([e.pooling, e.normalize, e.max_seq_length, e.encode('a cat').tolist()]))\n")
+    with serve_hub(repo) as endpoint:
+        online = run(code, HF_ENDPOINT=endpoint, HF_HOME=str(home))
+    assert online.returncode == 0, online.stderr
+    pooling, normalize, window, vector = json.loads(online.stdout)
+    from minibert.tasks import SentenceEncoder
+
+    assert (pooling, normalize, window) == (["mean"], True, 256)
+    np.testing.assert_allclose(vector, SentenceEncoder.from_pretrained(minilm_path).encode("a cat"), rtol=0, atol=1e-6)
+    for argv, expected in ((["similarity", "a cat", "a kitten", "--json"], '"cosine"'),
+                           (["embed", "hello", "--json"], '"embedding"'),
+                           (["trace", "--model", "sentence-transformers/all-MiniLM-L6-v2", "hi"], "layer.5.output")):
+        result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))", HF_HOME=str(home), HF_HUB_OFFLINE="1")
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout
