@@ -108,10 +108,8 @@ def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, qu
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     windows = [[cls, *question_ids, sep, *context_ids[s:s + budget], sep] for s in starts]
     first = len(question_ids) + 2  # position of the first context token in every window
-    width = max(map(len, windows))
-    ids = np.array([w + [tokenizer.pad_token_id] * (width - len(w)) for w in windows])
-    mask = (np.arange(width)[None] < np.array([[len(w)] for w in windows])).astype(np.int64)
-    types = (np.arange(width)[None] >= first).astype(np.int64) * mask
+    ids, mask = pad_rows(windows, tokenizer.pad_token_id)
+    types = (np.arange(ids.shape[1])[None] >= first).astype(np.int64) * mask
     out = model(ids, attention_mask=mask, token_type_ids=types)
 
     best = (-1.0, 0, 0)
@@ -126,6 +124,14 @@ def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, qu
     score, first_token, last_token = best
     start, end = offsets[first_token][0], offsets[last_token][1]
     return {"answer": context[start:end], "start": start, "end": end, "score": score}
+
+
+def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token-id lists of different lengths -> (ids [B, S] padded with pad_id, attention mask [B, S])."""
+    width = max(map(len, rows))
+    ids = np.array([row + [pad_id] * (width - len(row)) for row in rows])
+    mask = (np.arange(width)[None] < np.array([[len(row)] for row in rows])).astype(np.int64)
+    return ids, mask
 
 
 def tag_tokens(model: BertForTokenClassification, tokenizer: BertTokenizer, text: str) -> dict[str, list]:
@@ -265,9 +271,7 @@ class SentenceEncoder:
     def embed_ids(self, token_lists: list[list[int]]) -> np.ndarray:
         """Pooled vectors [B, D] for token-id lists (without special tokens), one padded batch."""
         rows = [[self.tokenizer.cls_token_id, *ids, self.tokenizer.sep_token_id] for ids in token_lists]
-        width = max(map(len, rows))
-        ids = np.array([r + [self.tokenizer.pad_token_id] * (width - len(r)) for r in rows])
-        mask = (np.arange(width)[None] < np.array([[len(r)] for r in rows])).astype(np.int64)
+        ids, mask = pad_rows(rows, self.tokenizer.pad_token_id)
         hidden = self.model(ids, attention_mask=mask).last_hidden_state  # [B, S, H]
         return pool(hidden, mask, self.pooling)
 
