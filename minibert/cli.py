@@ -260,12 +260,11 @@ def _tokenize(args) -> int:
 
 
 def _info(args) -> int:
+    from .config import BertConfig
     from .hub import model_directory
-    from .weights import canonical_state, read_weights, weights_file
+    from .weights import HEAD_PREFIXES, canonical_state, read_weights, weights_file
 
     directory = model_directory(args.model, need=("config.json",), want=("vocab.txt", "tokenizer_config.json"), weights=True)
-    from .config import BertConfig
-
     config = BertConfig.from_json_file(directory / "config.json")
     tensors = canonical_state(read_weights(weights_file(directory)))
     blocks: dict[str, int] = {}
@@ -273,7 +272,7 @@ def _info(args) -> int:
         parts = name.split(".")
         block = ".".join(parts[:3]) if parts[0] == "encoder" else ".".join(parts[:2]) if parts[0] == "cls" else parts[0]
         blocks[block] = blocks.get(block, 0) + int(value.size)
-    heads = sorted({b for b in blocks if b.startswith(("cls", "classifier", "qa_outputs"))})
+    heads = sorted(b for b in blocks if (b + ".").startswith(HEAD_PREFIXES))
     data = {"directory": str(directory), "files": sorted(os.listdir(directory)), "config": config.to_dict(),
             "parameters": blocks, "total_parameters": sum(blocks.values()), "heads": heads}
     lines = [f"model      {args.model}", f"directory  {directory}", f"files      {', '.join(data['files'])}",
@@ -335,7 +334,6 @@ def _live_case(directory):
 
 def _fixture_cases(directory):
     """The committed fixture whose weights digest matches the model's, as (batch, reference) pairs."""
-    import json as json_module
     from pathlib import Path
 
     import numpy as np
@@ -349,9 +347,9 @@ def _fixture_cases(directory):
         if str(data["weights_digest"]) != digest:
             continue
         cases = []
+        layers = json.loads(str(data["config"]))["num_hidden_layers"]
         for b in range(len({k.split("/")[0] for k in data.files if k.endswith("/input_ids")})):
             batch = {k: data[f"{b}/{k}"] for k in ("input_ids", "attention_mask", "token_type_ids")}
-            layers = json_module.loads(str(data["config"]))["num_hidden_layers"]
             cases.append((batch, {"hidden_states": [data[f"{b}/float32/hidden_states/{i}"] for i in range(layers + 1)],
                                   "attentions": [data[f"{b}/float32/attentions/{i}"] for i in range(layers)],
                                   "pooler_output": data[f"{b}/float32/pooler_output"]}))
