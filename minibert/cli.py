@@ -140,17 +140,6 @@ def read_texts(args) -> list[str]:
     return texts
 
 
-def progress(items: list, label: str) -> Any:
-    """Iterate, with a one-line count on stderr for long inputs."""
-    show = len(items) > 50 and sys.stderr.isatty()
-    for i, item in enumerate(items):
-        if show and (i % 10 == 0 or i == len(items) - 1):
-            print(f"\r{label} {i + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
-        yield item
-    if show:
-        print(file=sys.stderr)
-
-
 def emit(args, data: Any, lines: list[str]) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=None) if args.json else "\n".join(lines))
 
@@ -189,7 +178,10 @@ def _fill_mask(args) -> int:
     for i, text in enumerate(texts):
         if tokenizer.mask_token not in text:
             raise UserError(f"text {i + 1} lost its {tokenizer.mask_token} to --truncate")
-    results = [fill_mask(model, tokenizer, text, top_k=args.top_k) for text in progress(texts, "fill-mask")]
+    from .progress import progress
+
+    show = len(texts) > 50 and sys.stderr.isatty()
+    results = [fill_mask(model, tokenizer, text, top_k=args.top_k) for text in progress(texts, "fill-mask", show)]
     lines = []
     for text, masks in zip(texts, results):
         lines.append(text)

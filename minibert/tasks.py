@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from .models import (
     BertForTokenClassification, BertModel,
 )
 from .nn import softmax
+from .progress import progress
 from .tokenizer import BertTokenizer
 
 
@@ -252,7 +252,8 @@ class SentenceEncoder:
         order = sorted(range(len(pieces)), key=lambda k: -len(pieces[k][1]))
         embeddings = np.zeros((len(sentences), self.dimension), dtype=np.float64)
         weights = np.zeros(len(sentences))
-        for batch in _batches(order, batch_size, show_progress_bar):
+        for start in progress(range(0, len(order), batch_size), "encoding batch", show_progress_bar):
+            batch = order[start:start + batch_size]
             vectors = self.embed_ids([pieces[k][1] for k in batch])
             for k, vector in zip(batch, vectors):
                 i, n = pieces[k][0], max(len(pieces[k][1]), 1)
@@ -301,14 +302,3 @@ def _read_json(path, default):
             return json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON: {e}") from None
-
-
-def _batches(order: list[int], batch_size: int, show_progress_bar: bool) -> Iterable[list[int]]:
-    """Consecutive slices of `order`, with a one-line progress count on stderr when asked."""
-    total = len(order)
-    for start in range(0, total, batch_size):
-        if show_progress_bar:
-            print(f"\rencoding {min(start + batch_size, total)}/{total}", end="", file=sys.stderr, flush=True)
-        yield order[start:start + batch_size]
-    if show_progress_bar:
-        print(file=sys.stderr)
