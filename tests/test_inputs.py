@@ -96,3 +96,13 @@ def test_bad_inputs_raise_clear_errors(model, kwargs, error, message):
 def test_unknown_keyword_is_a_type_error(model):
     with pytest.raises(TypeError, match="offset_mapping"):
         model(input_ids=[[1, 2]], offset_mapping=[[(0, 1), (1, 2)]])
+
+
+def test_reference_path_keeps_float32_after_a_float64_model_ran(model):
+    """GELU's erf once was a lazily compiled Numba ufunc: after a float64 call it cast float32 input to its
+    float64 loop, so a float32 model's reference path returned float64 (seen when training tests ran first)."""
+    batch = {"input_ids": np.array([[2, 7, 9, 3]])}
+    model(**batch, output_attentions=True)  # float64
+    small = BertModel(BertConfig.from_dict(CONFIG), random_weights(CONFIG), dtype="float32")
+    out = small(**batch, output_hidden_states=True, output_attentions=True)
+    assert {h.dtype for h in (*out.hidden_states, *out.attentions, out.pooler_output)} == {np.dtype("float32")}
