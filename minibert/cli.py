@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     ("weight-decay", float, 0.01), ("max-grad-norm", float, 1.0), ("max-length", int, 128),
                                     ("seed", int, 0), ("max-steps", int, None), ("accumulation-steps", int, 1)):
             p.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
+        p.add_argument("--no-dropout", dest="dropout", action="store_false",
+                       help="train without the config's dropout (it is on by default, as in BERT)")
         p.add_argument("--json", action="store_true", help="print the per-epoch history as JSON")
         p.set_defaults(run=_train)
 
@@ -417,7 +419,8 @@ def _train(args) -> int:
 
     settings = Settings(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
                         weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm, max_length=args.max_length,
-                        seed=args.seed, max_steps=args.max_steps, accumulation_steps=args.accumulation_steps)
+                        seed=args.seed, max_steps=args.max_steps, accumulation_steps=args.accumulation_steps,
+                        dropout=args.dropout)
     if args.command == "distill":
         settings.temperature, settings.alpha = args.temperature, args.alpha
         history = distill(args.teacher, args.student, args.train, args.output, args.dev, settings)

@@ -234,14 +234,34 @@ class BertHeadModel:
                          output_hidden_states=output_hidden_states, output_attentions=output_attentions)
 
 
-class BertForMaskedLM(BertHeadModel):
+class MaskedLMHeadModel(BertHeadModel):
+    """A head model with the MLM head, whose decoder is tied as in transformers: the decoder weight *is* the
+    word-embedding array (unless config.json says tie_word_embeddings=false) and its bias is saved as
+    cls.predictions.bias, so state_dict() names each parameter once, as torch's named_parameters() does,
+    and a training step on it updates both uses of a tied array."""
+
+    def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32, seed: int = 0) -> None:
+        super().__init__(config, weights, dtype, seed)
+        if tied_word_embeddings(config):
+            self.head["cls"]["predictions"]["decoder"]["weight"] = self.bert.weights["embeddings"]["word_embeddings"]["weight"]
+
+    def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return tie_mlm_weights(tensors, self.config)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = {}
+        for name, array in super().state_dict().items():
+            if name == "cls.predictions.decoder.weight" and tied_word_embeddings(self.config):
+                continue  # the same array as bert.embeddings.word_embeddings.weight
+            state["cls.predictions.bias" if name == "cls.predictions.decoder.bias" else name] = array
+        return state
+
+
+class BertForMaskedLM(MaskedLMHeadModel):
     """BERT with its masked-language-model head: scores over the vocabulary for every position."""
 
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return mlm_shapes(config)
-
-    def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return tie_mlm_weights(tensors, self.config)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False) -> MaskedLMOutput:
@@ -265,16 +285,13 @@ class BertForNextSentencePrediction(BertHeadModel):
         return NextSentencePredictorOutput(logits, out.hidden_states, out.attentions)
 
 
-class BertForPreTraining(BertHeadModel):
+class BertForPreTraining(MaskedLMHeadModel):
     """BERT with both pre-training heads, as the Google miniature checkpoints are saved."""
 
     uses_pooler = True
 
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {**mlm_shapes(config), **nsp_shapes(config)}
-
-    def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return tie_mlm_weights(tensors, self.config)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False) -> BertForPreTrainingOutput:
@@ -352,11 +369,15 @@ def tie_mlm_weights(tensors: dict[str, np.ndarray], config: BertConfig) -> dict[
     config.json says tie_word_embeddings=false) and its bias is cls.predictions.bias. Checkpoints often
     store only the originals; the decoder copies, when stored, are not read."""
     tensors = dict(tensors)
-    if config.extra.get("tie_word_embeddings", True) and "embeddings.word_embeddings.weight" in tensors:
+    if tied_word_embeddings(config) and "embeddings.word_embeddings.weight" in tensors:
         tensors["cls.predictions.decoder.weight"] = tensors["embeddings.word_embeddings.weight"]
     if "cls.predictions.bias" in tensors:
         tensors["cls.predictions.decoder.bias"] = tensors["cls.predictions.bias"]
     return tensors
+
+
+def tied_word_embeddings(config: BertConfig) -> bool:
+    return bool(config.extra.get("tie_word_embeddings", True))
 
 
 def with_labels(config: BertConfig, num_labels: int | None = None, id2label: dict | None = None,

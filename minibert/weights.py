@@ -113,6 +113,18 @@ def bert_shapes(config: BertConfig, with_pooler: bool = True) -> dict[str, tuple
     return shapes
 
 
+def pretraining_head_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
+    """The tensors of the MLM and next-sentence heads as torch's named_parameters() lists them: the MLM
+    decoder is tied (its weight is the word embeddings, its bias cls.predictions.bias), so it has no entry."""
+    H = config.hidden_size
+    return {
+        "cls.predictions.bias": (config.vocab_size,),
+        "cls.predictions.transform.dense.weight": (H, H), "cls.predictions.transform.dense.bias": (H,),
+        "cls.predictions.transform.LayerNorm.weight": (H,), "cls.predictions.transform.LayerNorm.bias": (H,),
+        "cls.seq_relationship.weight": (2, H), "cls.seq_relationship.bias": (2,),
+    }
+
+
 def canonical_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A checkpoint's tensors under their canonical names (see canonical_name); a tensor spelled two
     ways is an error rather than a silent choice."""
@@ -181,12 +193,15 @@ def weights_digest(weights: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def init_weights(config: BertConfig, seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+def init_weights(config: BertConfig, seed: int = 0, dtype: Any = np.float32,
+                 pretraining_heads: bool = False) -> dict[str, np.ndarray]:
     """Fresh BertModel weights as transformers initialises them: N(0, initializer_range²) for embeddings and
-    dense weights, zero biases, LayerNorm γ = 1 and β = 0. Hugging Face names, [out, in] layout."""
+    dense weights, zero biases, LayerNorm γ = 1 and β = 0. Hugging Face names, [out, in] layout.
+    pretraining_heads: also the MLM and next-sentence heads (for BertForMaskedLM / BertForPreTraining)."""
     rng = np.random.default_rng(seed)
     weights = {}
-    for name, shape in bert_shapes(config).items():
+    shapes = {**bert_shapes(config), **(pretraining_head_shapes(config) if pretraining_heads else {})}
+    for name, shape in shapes.items():
         if name.endswith("LayerNorm.weight"):
             weights[name] = np.ones(shape, dtype)
         elif name.endswith("bias"):

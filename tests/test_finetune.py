@@ -55,6 +55,7 @@ def test_smoke_run_learns_and_saves_a_loadable_model(data, tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+    """Dropout is on (the default): a resumed run draws the same masks, so the weights are identical."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         finetune(data / "init", data / "train.tsv", tmp_path / "whole", None, SETTINGS, progress=False)
@@ -81,9 +82,10 @@ def test_cli_finetune(data, tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         status = main(["finetune", str(data / "train.tsv"), "--dev", str(data / "dev.tsv"), "--model", str(data / "init"),
-                       "--output", str(tmp_path / "out"), "--max-steps", "5", "--batch-size", "16", "--accumulation-steps", "2", "--json"])
+                       "--output", str(tmp_path / "out"), "--max-steps", "5", "--batch-size", "16", "--accumulation-steps", "2", "--no-dropout", "--json"])
     out = capsys.readouterr().out
     assert status == 0 and json.loads(out)[0]["step"] == 5
+    assert json.loads((tmp_path / "out" / "trainer_state.json").read_text())["settings"]["dropout"] is False
 
 
 def test_bad_files(tmp_path):

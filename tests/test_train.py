@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert.train import AdamW, clip_grad_norm, linear_schedule, sequence_loss, value_and_grad
+from minibert.train import AdamW, clip_grad_norm, dropout_masks, linear_schedule, sequence_loss, value_and_grad
 from tests.fixtures.cases import FIXTURES, RANDOM_CONFIGS, random_weights
 
 DATA = np.load(FIXTURES / "gradients.npz")
@@ -23,19 +23,31 @@ def relative_errors(grads: dict, reference: dict) -> dict[str, float]:
             for n, g in reference.items() if not n.endswith("attention.self.key.bias")}
 
 
+def head_model(name: str, dtype: str):
+    cls = minibert.BertForMaskedLM if name == "masked-lm" else minibert.BertForSequenceClassification
+    return cls.from_pretrained(FIXTURES / "heads" / name, dtype=dtype)
+
+
+def fixture_masks(name: str, dtype: str) -> dict[str, np.ndarray]:
+    prefix = f"dropout-masks/{name}/"
+    return {k[len(prefix):]: DATA[k].astype(dtype) for k in DATA.files if k.startswith(prefix)}
+
+
+@pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression"])
-def test_gradients_equal_torch_autograd(name, dtype):
-    model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "heads" / name, dtype=dtype)
-    loss, grads = value_and_grad(model, BATCH, DATA[f"labels/{name}"])
-    prefix = f"{name}/{dtype}/grad/"
-    reference = {k[len(prefix):]: DATA[k] for k in DATA.files if k.startswith(prefix)}
-    assert set(grads) == set(reference)
+@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression", "masked-lm"])
+def test_gradients_equal_torch_autograd(name, dtype, dropout):
+    """Every parameter's gradient vs torch autograd; with dropout, torch ran with the same stored masks."""
+    model = head_model(name, dtype)
+    loss, grads = value_and_grad(model, BATCH, DATA[f"labels/{name}"], dropout=fixture_masks(name, dtype) if dropout else None)
+    tag = f"{name}/{dtype}" + ("/dropout" if dropout else "")
+    reference = {k[len(f"{tag}/grad/"):]: DATA[k] for k in DATA.files if k.startswith(f"{tag}/grad/")}
+    assert set(grads) == set(reference) == set(model.state_dict())
     errors = relative_errors(grads, reference)
     worst = max(errors, key=errors.get)
-    print(f"gradients {name} {dtype}: loss diff {abs(loss - float(DATA[f'{name}/{dtype}/loss'])):.1e}, "
+    print(f"gradients {tag}: loss diff {abs(loss - float(DATA[f'{tag}/loss'])):.1e}, "
           f"worst relative {errors[worst]:.1e} ({worst})")
-    assert abs(loss - float(DATA[f"{name}/{dtype}/loss"])) <= BOUND[dtype]
+    assert abs(loss - float(DATA[f"{tag}/loss"])) <= BOUND[dtype]
     assert errors[worst] <= BOUND[dtype], worst
     largest = max(np.abs(g).max() for g in reference.values())
     for n in grads:
@@ -114,8 +126,38 @@ def test_bad_labels_are_clear_errors():
         sequence_loss(logits, np.array([0, 3]), "single_label_classification")
     with pytest.raises(ValueError, match="needs integer labels of shape \\(2,\\)"):
         sequence_loss(logits, np.array([0.5, 1.0]), "single_label_classification")
-    with pytest.raises(TypeError, match="supports BertForSequenceClassification"):
-        value_and_grad(minibert.BertForMaskedLM.from_pretrained(FIXTURES / "heads" / "masked-lm"), BATCH, np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match="supports BertForSequenceClassification and BertForMaskedLM"):
+        value_and_grad(minibert.BertForQuestionAnswering.from_pretrained(FIXTURES / "heads" / "question-answering"), BATCH, np.array([0, 1, 2]))
+    mlm = head_model("masked-lm", "float64")
+    with pytest.raises(ValueError, match=r"masked-LM labels must be integers of input_ids' shape \(3, 8\)"):
+        value_and_grad(mlm, BATCH, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="every label is -100"):
+        value_and_grad(mlm, BATCH, np.full((3, 8), -100))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 60\)"):
+        value_and_grad(mlm, BATCH, np.where(DATA["labels/masked-lm"] == 14, 60, DATA["labels/masked-lm"]))
+    with pytest.raises(ValueError, match="dropout probability must lie in"):
+        minibert.nn.dropout_mask(np.random.default_rng(0), (2,), 1.0, np.dtype("float32"))
+
+
+@pytest.mark.parametrize("name", ["sequence-single", "masked-lm"])
+def test_dropout_masks(name):
+    """Named like transformers' Dropout modules (the fixture's names), seeded, E[mask] = 1; all-ones masks
+    (p = 0) give exactly the gradients of no dropout, which is what evaluation and the default run use."""
+    model = head_model(name, "float64")
+    masks = dropout_masks(model, (3, 8), np.random.default_rng(5))
+    expected = fixture_masks(name, "float64")
+    assert list(masks) == list(expected) and all(masks[k].shape == expected[k].shape for k in masks)
+    again = dropout_masks(model, (3, 8), np.random.default_rng(5))
+    assert all(np.array_equal(masks[k], again[k]) for k in masks)
+    values = np.concatenate([m.ravel() for m in masks.values()])
+    assert set(np.unique(values)) == {0.0, 1 / 0.9}
+    assert abs((values == 0).mean() - 0.1) < 0.02  # p = 0.1 in the fixture config, over ~2,000 entries
+    labels = DATA[f"labels/{name}"]
+    ones = {k: np.ones_like(m) for k, m in masks.items()}
+    loss, grads = value_and_grad(model, BATCH, labels)
+    loss_ones, grads_ones = value_and_grad(model, BATCH, labels, dropout=ones)
+    assert loss == loss_ones and all(np.array_equal(grads[k], grads_ones[k]) for k in grads)
+    assert value_and_grad(model, BATCH, labels, dropout=masks)[0] != loss
 
 
 def test_accumulated_micro_batches_equal_the_whole_batch():

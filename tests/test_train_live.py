@@ -57,3 +57,44 @@ def test_trained_checkpoint_loads_in_transformers_with_equal_logits(tmp_path):
     diff = np.abs(model(**batch).logits - expected).max()
     print(f"trained checkpoint in transformers: logits max abs diff {diff:.1e}")
     assert diff <= 1e-5
+
+
+def test_masked_lm_trained_with_dropout_loads_in_transformers_with_equal_logits(tmp_path):
+    """Tied decoder: the steps update the word embeddings once for both uses; the saved checkpoint
+    (cls.predictions.bias, no decoder copy) loads in transformers' BertForMaskedLM with the same logits."""
+    from minibert.train import AdamW, dropout_masks
+
+    torch.manual_seed(2)
+    config = transformers.BertConfig(**RANDOM_CONFIGS["mini"], attn_implementation="eager")
+    transformers.BertForMaskedLM(config).save_pretrained(tmp_path / "start")
+    model = minibert.BertForMaskedLM.from_pretrained(tmp_path / "start")
+    optimizer = AdamW(model.state_dict(), lr=1e-3)
+    rng = np.random.default_rng(4)
+    batch = {"input_ids": rng.integers(5, 1000, (3, 12)), "attention_mask": np.ones((3, 12), np.int64)}
+    labels = np.where(rng.random((3, 12)) < 0.2, rng.integers(5, 1000, (3, 12)), -100)
+    labels[0, 1] = 7
+    losses = []
+    for _ in range(3):
+        loss, grads = value_and_grad(model, batch, labels, dropout=dropout_masks(model, (3, 12), rng))
+        optimizer.step(grads)
+        losses.append(loss)
+    model.bert.weights_changed()
+    model.save_pretrained(tmp_path / "trained")
+    reference = transformers.BertForMaskedLM.from_pretrained(tmp_path / "trained", attn_implementation="eager").eval()
+    with torch.no_grad():
+        expected = reference(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.numpy()
+    logits = model(**batch).logits
+    diff = np.abs(logits - expected).max()
+    print(f"MLM trained 3 steps with dropout (losses {np.round(losses, 3).tolist()}), in transformers: "
+          f"logits max abs diff {diff:.1e} (|logits| ≤ {np.abs(expected).max():.1f})")
+    assert diff <= 1e-5 * max(1.0, np.abs(expected).max())
+    assert losses[-1] < losses[0]
+
+
+def test_pretraining_init_names_the_parameters_as_torch_does():
+    config = transformers.BertConfig(**RANDOM_CONFIGS["mini"])
+    torch_names = {n.removeprefix("bert.") for n, _ in transformers.BertForPreTraining(config).named_parameters()}
+    ours = minibert.init_weights(minibert.BertConfig.from_dict(RANDOM_CONFIGS["mini"]), pretraining_heads=True)
+    assert set(ours) == torch_names
+    model = minibert.BertForPreTraining(minibert.BertConfig.from_dict(RANDOM_CONFIGS["mini"]), ours)
+    assert set(model.state_dict()) == {n for n, _ in transformers.BertForPreTraining(config).named_parameters()}

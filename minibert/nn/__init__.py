@@ -6,17 +6,18 @@ Each function takes its weights as dicts whose names are the Hugging Face checkp
 
 from .activations import gelu, gelu_backward
 from .attention import padding_mask_bias, self_attention, self_attention_backward, softmax, softmax_backward
+from .dropout import dropout, dropout_mask
 from .embeddings import embeddings, embeddings_backward
 from .encoder import encoder, encoder_layer, encoder_layer_backward
 from .feedforward import feed_forward, feed_forward_backward
-from .heads import masked_lm_head
+from .heads import masked_lm_head, masked_lm_head_backward
 from .layernorm import layer_norm, layer_norm_backward
 from .linear import dense, dense_backward
 from .pooler import pooler, pooler_backward
 
 __all__ = [
-    "dense", "dense_backward", "embeddings", "embeddings_backward", "encoder", "encoder_layer",
+    "dense", "dense_backward", "dropout", "dropout_mask", "embeddings", "embeddings_backward", "encoder", "encoder_layer",
     "encoder_layer_backward", "feed_forward", "feed_forward_backward", "gelu", "gelu_backward", "layer_norm",
-    "layer_norm_backward", "masked_lm_head", "padding_mask_bias", "pooler", "pooler_backward", "self_attention",
+    "layer_norm_backward", "masked_lm_head", "masked_lm_head_backward", "padding_mask_bias", "pooler", "pooler_backward", "self_attention",
     "self_attention_backward", "softmax", "softmax_backward",
 ]

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .dropout import dropout
 from .linear import dense, dense_backward
 
 
@@ -36,11 +37,13 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def self_attention(
-    x: np.ndarray, mask_bias: np.ndarray, query: dict, key: dict, value: dict, num_heads: int
+    x: np.ndarray, mask_bias: np.ndarray, query: dict, key: dict, value: dict, num_heads: int,
+    dropout_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Attention(Q, K, V) = softmax(Q Kᵀ / √d + mask) V, computed per head, heads concatenated.
+    """Attention(Q, K, V) = dropout(softmax(Q Kᵀ / √d + mask)) V, computed per head, heads concatenated.
 
-    x [B, S, H], mask_bias [B, 1, 1, S] -> (context [B, S, H], probabilities [B, A, S, S])
+    x [B, S, H], mask_bias [B, 1, 1, S], dropout_mask [B, A, S, S] (training) or None
+    -> (context [B, S, H], probabilities before dropout [B, A, S, S])
     """
     q = split_heads(dense(x, **query), num_heads)  # [B, S, H] -> [B, A, S, d]
     k = split_heads(dense(x, **key), num_heads)
@@ -48,7 +51,7 @@ def self_attention(
     head_size = q.shape[-1]
     scores = (q @ k.transpose(0, 1, 3, 2)) * head_size**-0.5 + mask_bias  # [B, A, S, d] @ [B, A, d, S] -> [B, A, S, S]
     probs = softmax(scores)
-    context = merge_heads(probs @ v)  # [B, A, S, S] @ [B, A, S, d] -> [B, A, S, d] -> [B, S, H]
+    context = merge_heads(dropout(probs, dropout_mask) @ v)  # [B, A, S, S] @ [B, A, S, d] -> [B, A, S, d] -> [B, S, H]
     return context, probs
 
 
@@ -58,12 +61,13 @@ def softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def self_attention_backward(
-    dcontext: np.ndarray, x: np.ndarray, mask_bias: np.ndarray, query: dict, key: dict, value: dict, num_heads: int
+    dcontext: np.ndarray, x: np.ndarray, mask_bias: np.ndarray, query: dict, key: dict, value: dict, num_heads: int,
+    dropout_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Gradients of self_attention's context. Q, K, V and the probabilities P are recomputed from x.
 
-    With S = Q Kᵀ / √d + mask, P = softmax(S), C = P V (per head):
-        ∂V = Pᵀ ∂C,  ∂P = ∂C Vᵀ,  ∂S = softmax_backward(∂P, P),  ∂Q = ∂S K / √d,  ∂K = ∂Sᵀ Q / √d
+    With S = Q Kᵀ / √d + mask, P = softmax(S), P' = P ⊙ M (dropout; M = 1 without), C = P' V (per head):
+        ∂V = P'ᵀ ∂C,  ∂P = (∂C Vᵀ) ⊙ M,  ∂S = softmax_backward(∂P, P),  ∂Q = ∂S K / √d,  ∂K = ∂Sᵀ Q / √d
     then back through the three projections. dcontext, x [B, S, H] -> (dx [B, S, H], {query, key, value}
     gradients with the weights' names).
     """
@@ -73,8 +77,8 @@ def self_attention_backward(
     scale = q.shape[-1] ** -0.5
     p = softmax((q @ k.transpose(0, 1, 3, 2)) * scale + mask_bias)  # [B, A, S, S]
     dc = split_heads(dcontext, num_heads)  # [B, S, H] -> [B, A, S, d]
-    dv = p.transpose(0, 1, 3, 2) @ dc
-    ds = softmax_backward(dc @ v.transpose(0, 1, 3, 2), p)
+    dv = dropout(p, dropout_mask).transpose(0, 1, 3, 2) @ dc
+    ds = softmax_backward(dropout(dc @ v.transpose(0, 1, 3, 2), dropout_mask), p)
     dq = (ds @ k) * scale
     dk = (ds.transpose(0, 1, 3, 2) @ q) * scale
     dx = np.zeros_like(x)

@@ -1,7 +1,7 @@
 """Fine-tuning a sequence classifier (or regressor) from TSV/CSV files: the BERT recipe, in NumPy.
 
 One epoch: shuffle (seeded), group examples of similar length into batches (little padding), and for each
-batch compute the loss and gradients (value_and_grad), clip them, and take an AdamW step with linear
+batch compute the loss and gradients (value_and_grad, with dropout), clip them, and take an AdamW step with linear
 warm-up and decay. After each epoch: evaluate on the dev file (accuracy and F1, or Pearson for regression)
 and write a checkpoint — model.safetensors + config.json + vocab.txt that transformers'
 BertForSequenceClassification loads, and the optimiser state, so an interrupted run resumes where it stopped.
@@ -24,7 +24,7 @@ from ..models import BertForSequenceClassification
 from ..tokenizer import BertTokenizer
 from functools import partial
 
-from .grad import accumulate, distillation_loss, value_and_grad
+from .grad import accumulate, distillation_loss, dropout_masks, value_and_grad
 from .optim import AdamW, clip_grad_norm, linear_schedule
 
 
@@ -42,6 +42,7 @@ class Settings:
     seed: int = 0
     max_steps: int | None = None  # stop early (smoke runs)
     accumulation_steps: int = 1  # run each batch as this many micro-batches (same result, less memory)
+    dropout: bool = True  # the config's dropout while training (masks seeded by seed and step); never in evaluation
     temperature: float = 2.0  # distillation only: softening of the teacher's and the student's outputs
     alpha: float = 0.5  # distillation only: weight of the hard labels against the teacher's soft targets
 
@@ -161,11 +162,14 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
             if step >= total_steps:
                 break
             parts = []
-            for micro in np.array_split(index, min(settings.accumulation_steps, len(index))):
+            for k, micro in enumerate(np.array_split(index, min(settings.accumulation_steps, len(index)))):
                 encoding = encode(train, micro, tokenizer, settings.max_length)
                 soft = None if teacher is None else partial(distillation_loss, teacher_logits=teacher(**encoding).logits,
                                                             temperature=settings.temperature, alpha=settings.alpha)
-                parts.append((len(micro), *value_and_grad(model, encoding, train.labels[micro], loss=soft)))
+                masks = None
+                if settings.dropout:  # seeded by the step, so a resumed run draws the same masks
+                    masks = dropout_masks(model, encoding["input_ids"].shape, np.random.default_rng([settings.seed, step, k]))
+                parts.append((len(micro), *value_and_grad(model, encoding, train.labels[micro], loss=soft, dropout=masks)))
                 tokens += int(encoding["attention_mask"].sum())
             loss, grads = accumulate(parts)
             clip_grad_norm(grads, settings.max_grad_norm)

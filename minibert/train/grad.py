@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import nn
-from ..models import BertForSequenceClassification, check_inputs
+from ..models import BertForMaskedLM, BertForSequenceClassification, check_inputs, tied_word_embeddings
 from ..weights import flatten
 
 
@@ -66,39 +66,111 @@ def distillation_loss(logits: np.ndarray, labels: np.ndarray, teacher_logits: np
     return alpha * hard + (1 - alpha) * soft, alpha * dhard + (1 - alpha) * dsoft
 
 
-def value_and_grad(model: BertForSequenceClassification, encoding: dict[str, Any], labels: Any,
-                   loss: Callable[[np.ndarray, Any], tuple[float, np.ndarray]] | None = None) -> tuple[float, dict[str, np.ndarray]]:
-    """The loss on one batch and its gradient for every parameter, keyed by transformers' parameter names
-    ("bert.encoder.layer.0.attention.self.query.weight", ..., "classifier.weight"). Dropout is off.
+def dropout_masks(model: BertForSequenceClassification | BertForMaskedLM, shape: tuple[int, int],
+                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Fresh dropout masks for one training step on a [B, S] batch, named after transformers' Dropout
+    modules: "bert.embeddings.dropout" [B, S, H]; per layer i, "bert.encoder.layer.i.attention.self.dropout"
+    (on the attention probabilities) [B, A, S, S], "...attention.output.dropout" and "...output.dropout"
+    [B, S, H]; and, for a classifier, "dropout" [B, H] on the pooled vector. Probabilities from the config:
+    hidden_dropout_prob, attention_probs_dropout_prob, classifier_dropout (default hidden_dropout_prob)."""
+    c, dtype = model.config, model.dtype
+    (batch, seq), hidden = shape, c.hidden_size
+    p_hidden, p_attention = c.hidden_dropout_prob, c.attention_probs_dropout_prob
+    masks = {"bert.embeddings.dropout": nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)}
+    for i in range(c.num_hidden_layers):
+        layer = f"bert.encoder.layer.{i}."
+        masks[layer + "attention.self.dropout"] = nn.dropout_mask(rng, (batch, c.num_attention_heads, seq, seq), p_attention, dtype)
+        masks[layer + "attention.output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
+        masks[layer + "output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
+    if isinstance(model, BertForSequenceClassification):
+        p_classifier = c.extra.get("classifier_dropout")
+        masks["dropout"] = nn.dropout_mask(rng, (batch, hidden), p_hidden if p_classifier is None else p_classifier, dtype)
+    return masks
 
-    encoding: input_ids, attention_mask, token_type_ids (as the tokenizer returns them); labels [B] class
-    ids, [B, C] 0/1 targets (multi-label) or [B] / [B, 1] values (regression), as config.problem_type says.
-    loss: (logits, labels) -> (loss, dloss/dlogits); default sequence_loss for the problem type (pass
-    functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...) to distil).
+
+def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encoding: dict[str, Any], labels: Any,
+                   loss: Callable[[np.ndarray, Any], tuple[float, np.ndarray]] | None = None,
+                   dropout: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, np.ndarray]]:
+    """The loss on one batch and its gradient for every parameter, keyed as model.state_dict() and torch's
+    named_parameters() name them ("bert.encoder.layer.0.attention.self.query.weight", ..., "classifier.weight").
+
+    encoding: input_ids, attention_mask, token_type_ids (as the tokenizer returns them).
+    labels: BertForSequenceClassification: [B] class ids, [B, C] 0/1 targets (multi-label) or [B] / [B, 1]
+    values (regression), as config.problem_type says; BertForMaskedLM: [B, S] token ids at the masked
+    positions and -100 elsewhere.
+    loss (sequence classification): (logits, labels) -> (loss, dloss/dlogits); default sequence_loss for the
+    problem type (pass functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...)).
+    dropout: masks from dropout_masks() to train with dropout; None (default) runs without it.
     """
-    if not isinstance(model, BertForSequenceClassification):
-        raise TypeError(f"value_and_grad supports BertForSequenceClassification, got {type(model).__name__}")
+    if not isinstance(model, (BertForSequenceClassification, BertForMaskedLM)):
+        raise TypeError(f"value_and_grad supports BertForSequenceClassification and BertForMaskedLM, got {type(model).__name__}")
     c, bert = model.config, model.bert
     ids, mask, types, positions = check_inputs(c, encoding["input_ids"], encoding.get("attention_mask"),
                                                encoding.get("token_type_ids"), encoding.get("position_ids"))
-    # Asking for attention maps runs the reference blocks, whose hidden states the backward passes take.
-    out = bert(ids, mask, types, positions, output_hidden_states=True, output_attentions=True)
-    classifier = model.head["classifier"]
-    logits = nn.dense(out.pooler_output, **classifier)  # [B, H] -> [B, C]
-    value, dlogits = loss(logits, labels) if loss is not None else sequence_loss(logits, labels, c.problem_type)
-
+    masks = dropout or {}
     w, eps, heads = bert.weights, c.layer_norm_eps, c.num_attention_heads
-    dpooled, dw_classifier, db_classifier = nn.dense_backward(dlogits, out.pooler_output, classifier["weight"])
-    dx, d_pooler = nn.pooler_backward(dpooled, out.hidden_states[-1], w["pooler"]["dense"])
-    mask_bias = nn.padding_mask_bias(mask, bert.dtype)
+    layer_masks = [{k.removeprefix(f"bert.encoder.layer.{i}."): m for k, m in masks.items()
+                    if k.startswith(f"bert.encoder.layer.{i}.")} for i in range(c.num_hidden_layers)]
+
+    # Forward through the reference blocks, keeping each layer's input: the backward passes recompute the rest.
+    mask_bias = nn.padding_mask_bias(mask, bert.dtype)  # [B, S] -> [B, 1, 1, S]
+    x = nn.dropout(nn.embeddings(ids, types, positions, **w["embeddings"], eps=eps), masks.get("bert.embeddings.dropout"))
+    layer_inputs = []
+    for weights, layer_mask in zip(w["encoder"]["layer"], layer_masks):
+        layer_inputs.append(x)
+        x, _ = nn.encoder_layer(x, mask_bias, **weights, num_heads=heads, eps=eps, dropout=layer_mask)
+
+    if isinstance(model, BertForSequenceClassification):
+        value, dx, grads = classifier_value_and_grad(model, x, labels, loss, masks.get("dropout"))
+    else:
+        if loss is not None:
+            raise ValueError("BertForMaskedLM trains on masked_lm_loss; a custom loss applies to sequence classification")
+        value, dx, grads = masked_lm_value_and_grad(model, x, ids, labels)
+
     d_layers = [None] * c.num_hidden_layers
-    for i in reversed(range(c.num_hidden_layers)):  # hidden_states[i] is layer i's input
-        dx, d_layers[i] = nn.encoder_layer_backward(dx, out.hidden_states[i], mask_bias, **w["encoder"]["layer"][i],
-                                                    num_heads=heads, eps=eps)
+    for i in reversed(range(c.num_hidden_layers)):
+        dx, d_layers[i] = nn.encoder_layer_backward(dx, layer_inputs[i], mask_bias, **w["encoder"]["layer"][i],
+                                                    num_heads=heads, eps=eps, dropout=layer_masks[i])
+    dx = nn.dropout(dx, masks.get("bert.embeddings.dropout"))
     d_embeddings = nn.embeddings_backward(dx, ids, types, positions, **w["embeddings"], eps=eps)
-    grads = flatten({"embeddings": d_embeddings, "encoder": {"layer": d_layers}, "pooler": {"dense": d_pooler}}, "bert.")
-    grads.update({"classifier.weight": dw_classifier, "classifier.bias": db_classifier})
-    return value, grads
+    encoder_grads = flatten({"embeddings": d_embeddings, "encoder": {"layer": d_layers}}, "bert.")
+    tied = grads.pop("cls.predictions.decoder.weight", None) if tied_word_embeddings(c) else None
+    if tied is not None:  # the decoder is the word-embedding matrix: both uses add to one gradient
+        encoder_grads["bert.embeddings.word_embeddings.weight"] += tied
+    return value, {**encoder_grads, **grads}
+
+
+def classifier_value_and_grad(model: BertForSequenceClassification, x: np.ndarray, labels: Any, loss, mask):
+    """Pooler, dropout and classifier on the last hidden state x [B, S, H] -> (loss, dx [B, S, H], grads)."""
+    pooler, classifier = model.bert.weights["pooler"]["dense"], model.head["classifier"]
+    pooled = nn.dropout(nn.pooler(x, pooler), mask)  # [B, S, H] -> [B, H]
+    logits = nn.dense(pooled, **classifier)  # [B, H] -> [B, C]
+    value, dlogits = loss(logits, labels) if loss is not None else sequence_loss(logits, labels, model.config.problem_type)
+    dpooled, dw, db = nn.dense_backward(dlogits, pooled, classifier["weight"])
+    dx, d_pooler = nn.pooler_backward(nn.dropout(dpooled, mask), x, pooler)
+    return value, dx, {"bert.pooler.dense.weight": d_pooler["weight"], "bert.pooler.dense.bias": d_pooler["bias"],
+                       "classifier.weight": dw, "classifier.bias": db}
+
+
+def masked_lm_value_and_grad(model: BertForMaskedLM, x: np.ndarray, ids: np.ndarray, labels: Any):
+    """The MLM head and its loss on the labelled positions only (the others do not touch the loss):
+    x [B, S, H] -> (loss, dx [B, S, H], head grads, with the tied decoder's as cls.predictions.decoder.weight)."""
+    labels = np.asarray(labels)
+    if labels.shape != ids.shape or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"masked-LM labels must be integers of input_ids' shape {ids.shape}, got {labels.dtype} {labels.shape}")
+    chosen = labels != -100
+    if not chosen.any():
+        raise ValueError("masked-LM labels mark no position (every label is -100): there is nothing to predict")
+    predictions = model.head["cls"]["predictions"]
+    rows = x[chosen]  # [B, S, H] -> [N, H], the N labelled positions
+    logits = nn.masked_lm_head(rows, **predictions, eps=model.config.layer_norm_eps)  # [N, H] -> [N, V]
+    value, dlogits = sequence_loss(logits, labels[chosen], "single_label_classification")  # mean over the N positions
+    drows, d_transform, d_decoder = nn.masked_lm_head_backward(dlogits, rows, **predictions, eps=model.config.layer_norm_eps)
+    dx = np.zeros_like(x)
+    dx[chosen] = drows  # [N, H] -> [B, S, H]
+    grads = {**flatten(d_transform, "cls.predictions.transform."), "cls.predictions.bias": d_decoder["bias"],
+             "cls.predictions.decoder.weight": d_decoder["weight"]}
+    return value, dx, grads
 
 
 def accumulate(parts: list[tuple[int, float, dict[str, np.ndarray]]]) -> tuple[float, dict[str, np.ndarray]]:
