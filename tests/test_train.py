@@ -1,5 +1,7 @@
 """Hand-written gradients and the optimiser against torch (frozen fixtures: no torch needed) and finite differences."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -33,19 +35,22 @@ def fixture_masks(name: str, dtype: str) -> dict[str, np.ndarray]:
     return {k[len(prefix):]: DATA[k].astype(dtype) for k in DATA.files if k.startswith(prefix)}
 
 
+@pytest.mark.parametrize("path", ["fast", "reference"])
 @pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression", "masked-lm"])
-def test_gradients_equal_torch_autograd(name, dtype, dropout):
-    """Every parameter's gradient vs torch autograd; with dropout, torch ran with the same stored masks."""
+def test_gradients_equal_torch_autograd(name, dtype, dropout, path):
+    """Every parameter's gradient vs torch autograd; with dropout, torch ran with the same stored masks.
+    Both the fused training path (minibert/fast/training.py) and the reference backward passes."""
     model = head_model(name, dtype)
+    model.bert.use_fast = path == "fast"
     loss, grads = value_and_grad(model, BATCH, DATA[f"labels/{name}"], dropout=fixture_masks(name, dtype) if dropout else None)
     tag = f"{name}/{dtype}" + ("/dropout" if dropout else "")
     reference = {k[len(f"{tag}/grad/"):]: DATA[k] for k in DATA.files if k.startswith(f"{tag}/grad/")}
     assert set(grads) == set(reference) == set(model.state_dict())
     errors = relative_errors(grads, reference)
     worst = max(errors, key=errors.get)
-    print(f"gradients {tag}: loss diff {abs(loss - float(DATA[f'{tag}/loss'])):.1e}, "
+    print(f"gradients {tag} {path}: loss diff {abs(loss - float(DATA[f'{tag}/loss'])):.1e}, "
           f"worst relative {errors[worst]:.1e} ({worst})")
     assert abs(loss - float(DATA[f"{tag}/loss"])) <= BOUND[dtype]
     assert errors[worst] <= BOUND[dtype], worst
@@ -170,3 +175,46 @@ def test_accumulated_micro_batches_equal_the_whole_batch():
     loss, grads = accumulate(parts)
     assert loss == pytest.approx(whole_loss, abs=1e-14)
     assert max(np.abs(grads[n] - whole[n]).max() for n in whole) <= 1e-13
+
+
+@pytest.mark.parametrize("cls", [minibert.BertForSequenceClassification, minibert.BertForMaskedLM])
+def test_fast_training_path_equals_reference(cls):
+    """The fused, packed training path against the reference backward passes in float64, with dropout, on
+    rows of lengths 7, 1, 4 and 6 (a row of one token included); and the fallback to the reference when
+    the head reads a padding position (a left-padded row's pooler, an MLM label on padding)."""
+    config = minibert.BertConfig.from_dict(dict(RANDOM_CONFIGS["tiny"], id2label={0: "a", 1: "b"}))
+    weights = random_weights(RANDOM_CONFIGS["tiny"], seed=4)
+    weights.update({k: v.astype(np.float64) for k, v in minibert.init_weights(config, seed=5, dtype=np.float64,
+                                                                               pretraining_heads=True).items() if k.startswith("cls.")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fresh classifier's warning
+        model = cls(config, weights, dtype="float64", seed=2)
+    rng = np.random.default_rng(6)
+    lengths = np.array([7, 1, 4, 6])
+    mask = (np.arange(7) < lengths[:, None]).astype(np.int64)
+    batch = {"input_ids": rng.integers(1, 60, (4, 7)) * mask, "attention_mask": mask, "token_type_ids": rng.integers(0, 2, (4, 7)) * mask}
+    if cls is minibert.BertForMaskedLM:
+        labels = np.where((rng.random((4, 7)) < 0.4) & (mask == 1), rng.integers(0, 60, (4, 7)), -100)
+        labels[1, 0] = 5
+        padded_labels = labels.copy()
+        padded_labels[2, 5] = 9  # a label on padding
+        left_padded = dict(batch), padded_labels
+    else:
+        labels = np.array([0, 1, 1, 0])
+        left_padded = {k: v[:, ::-1].copy() for k, v in batch.items()}, labels
+    masks = dropout_masks(model, (4, 7), rng)
+
+    def both(encoding, labels):
+        model.bert.use_fast = True
+        fast = value_and_grad(model, encoding, labels, dropout=masks)
+        model.bert.use_fast = False
+        reference = value_and_grad(model, encoding, labels, dropout=masks)
+        loss_diff = abs(fast[0] - reference[0])
+        worst = max(np.abs(fast[1][n] - reference[1][n]).max() / max(np.abs(reference[1][n]).max(), 1e-30)
+                    for n in reference[1] if not n.endswith("key.bias"))
+        return loss_diff, worst
+
+    loss_diff, worst = both(batch, labels)
+    print(f"fast vs reference training path, {cls.__name__}, float64: loss {loss_diff:.1e}, worst relative {worst:.1e}")
+    assert loss_diff <= 1e-13 and worst <= 1e-11
+    assert both(*left_padded) == (0.0, 0.0)  # the fallback runs the reference itself

@@ -1,4 +1,4 @@
-"""Numba kernels for the fused inference path: everything around the GEMMs, in one pass each.
+"""Numba kernels for the fused inference and training paths: everything around the GEMMs, in one pass each.
 
 The GEMMs themselves stay in BLAS (NumPy's matmul); these kernels do what the reference does between them
 — embedding sums, bias adds, GELU, residual + LayerNorm, attention softmax — without temporaries, over
@@ -123,6 +123,44 @@ def bias_gelu_exact(x, bias):
         for j in range(x.shape[1]):
             z = x[t, j] + bias[j]
             x[t, j] = z * 0.5 * (1.0 + math.erf(z * SQRT1_2))
+
+
+@kernel(fastmath=True)
+def gelu_keep_float32(z, out):
+    """out = GELU(z), z kept for the backward (the training path's nn.gelu).  z, out [T, I] float32"""
+    for t in prange(z.shape[0]):
+        for j in range(z.shape[1]):
+            out[t, j] = z[t, j] * F32_HALF * (F32_ONE + erf_rational(z[t, j] * F32_SQRT1_2))
+
+
+@kernel()
+def gelu_keep_exact(z, out):
+    """As gelu_keep_float32 with libm's erf (float64)."""
+    for t in prange(z.shape[0]):
+        for j in range(z.shape[1]):
+            out[t, j] = z[t, j] * 0.5 * (1.0 + math.erf(z[t, j] * SQRT1_2))
+
+
+F32_INV_SQRT_2PI = np.float32(1.0 / math.sqrt(2.0 * math.pi))
+
+
+@kernel(fastmath=True)
+def gelu_backward_float32(dy, z):
+    """dy = dy · (Φ(z) + z φ(z)) in place (nn.gelu_backward), Φ by erf_rational.  dy, z [T, I] float32"""
+    for t in prange(z.shape[0]):
+        for j in range(z.shape[1]):
+            x = z[t, j]
+            cdf = F32_HALF * (F32_ONE + erf_rational(x * F32_SQRT1_2))
+            dy[t, j] *= cdf + x * np.exp(-F32_HALF * x * x) * F32_INV_SQRT_2PI
+
+
+@kernel()
+def gelu_backward_exact(dy, z):
+    """As gelu_backward_float32 with libm's erf (float64)."""
+    for t in prange(z.shape[0]):
+        for j in range(z.shape[1]):
+            x = z[t, j]
+            dy[t, j] *= 0.5 * (1.0 + math.erf(x * SQRT1_2)) + x * math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
 @kernel(fastmath=True)

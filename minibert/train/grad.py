@@ -7,6 +7,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import nn
+from ..fast import training as fast_training
 from ..models import BertForMaskedLM, BertForSequenceClassification, check_inputs, tied_word_embeddings
 from ..weights import flatten
 
@@ -112,13 +113,20 @@ def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encod
     layer_masks = [{k.removeprefix(f"bert.encoder.layer.{i}."): m for k, m in masks.items()
                     if k.startswith(f"bert.encoder.layer.{i}.")} for i in range(c.num_hidden_layers)]
 
-    # Forward through the reference blocks, keeping each layer's input: the backward passes recompute the rest.
-    mask_bias = nn.padding_mask_bias(mask, bert.dtype)  # [B, S] -> [B, 1, 1, S]
+    # The fused path (model.bert.use_fast, the default) packs the tokens and keeps each layer's activations
+    # for its backward; the reference keeps each layer's input, and its backward passes recompute the rest.
     x = nn.dropout(nn.embeddings(ids, types, positions, **w["embeddings"], eps=eps), masks.get("bert.embeddings.dropout"))
-    layer_inputs = []
-    for weights, layer_mask in zip(w["encoder"]["layer"], layer_masks):
-        layer_inputs.append(x)
-        x, _ = nn.encoder_layer(x, mask_bias, **weights, num_heads=heads, eps=eps, dropout=layer_mask)
+    # The fused path leaves padding positions at zero; a head reading one (a pooler on a left-padded row, an
+    # MLM label on padding) needs the reference, which computes them as transformers does.
+    fast = bert.use_fast and not head_reads_padding(model, mask, labels)
+    if fast:
+        x, fast_cache = fast_training.encoder_forward(x, mask, w["encoder"]["layer"], heads, eps, layer_masks)
+    else:
+        mask_bias = nn.padding_mask_bias(mask, bert.dtype)  # [B, S] -> [B, 1, 1, S]
+        layer_inputs = []
+        for weights, layer_mask in zip(w["encoder"]["layer"], layer_masks):
+            layer_inputs.append(x)
+            x, _ = nn.encoder_layer(x, mask_bias, **weights, num_heads=heads, eps=eps, dropout=layer_mask)
 
     if isinstance(model, BertForSequenceClassification):
         value, dx, grads = classifier_value_and_grad(model, x, labels, loss, masks.get("dropout"))
@@ -127,10 +135,13 @@ def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encod
             raise ValueError("BertForMaskedLM trains on masked_lm_loss; a custom loss applies to sequence classification")
         value, dx, grads = masked_lm_value_and_grad(model, x, ids, labels)
 
-    d_layers = [None] * c.num_hidden_layers
-    for i in reversed(range(c.num_hidden_layers)):
-        dx, d_layers[i] = nn.encoder_layer_backward(dx, layer_inputs[i], mask_bias, **w["encoder"]["layer"][i],
-                                                    num_heads=heads, eps=eps, dropout=layer_masks[i])
+    if fast:
+        dx, d_layers = fast_training.encoder_backward(dx, fast_cache, w["encoder"]["layer"], eps, layer_masks)
+    else:
+        d_layers = [None] * c.num_hidden_layers
+        for i in reversed(range(c.num_hidden_layers)):
+            dx, d_layers[i] = nn.encoder_layer_backward(dx, layer_inputs[i], mask_bias, **w["encoder"]["layer"][i],
+                                                        num_heads=heads, eps=eps, dropout=layer_masks[i])
     dx = nn.dropout(dx, masks.get("bert.embeddings.dropout"))
     d_embeddings = nn.embeddings_backward(dx, ids, types, positions, **w["embeddings"], eps=eps)
     encoder_grads = flatten({"embeddings": d_embeddings, "encoder": {"layer": d_layers}}, "bert.")
@@ -138,6 +149,14 @@ def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encod
     if tied is not None:  # the decoder is the word-embedding matrix: both uses add to one gradient
         encoder_grads["bert.embeddings.word_embeddings.weight"] += tied
     return value, {**encoder_grads, **grads}
+
+
+def head_reads_padding(model, attention_mask: np.ndarray, labels: Any) -> bool:
+    padding = attention_mask == 0
+    if isinstance(model, BertForSequenceClassification):
+        return bool(padding[:, 0].any())  # the pooler reads position 0
+    labels = np.asarray(labels)
+    return labels.shape == padding.shape and bool((labels[padding] != -100).any())
 
 
 def classifier_value_and_grad(model: BertForSequenceClassification, x: np.ndarray, labels: Any, loss, mask):
