@@ -1,12 +1,15 @@
 """SST-2 runs: fine-tune all-MiniLM-L6-v2 with minibert and with transformers/torch (same recipe), then
 distil the minibert teacher into a BERT-Mini-shaped student, with and without the teacher.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/run_sst2.py [--train-examples N] [--epochs E] --out DIR
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/run_sst2.py [--train-examples N] [--epochs E]
+        [--runs minibert,torch,students] [--torch-epochs K] [--student-epochs E] --out DIR
 
 Data: ../shared/data/sst2/{train,dev}.tsv (read there, never copied into the repository); the first N
 training examples (all by default), the whole dev file for evaluation. Recipe: lr 5e-5 (students 1e-3: they
-start from random weights), batch 32, warm-up 10%, weight decay 0.01, clipping at 1, dropout off (minibert
-has none yet), max length 128. Prints a JSON line per run; docs/training.md holds the results.
+start from random weights), batch 32, warm-up 10%, weight decay 0.01, clipping at 1, dropout 0.1 (the
+config's), max length 128. Both engines train on the same batches, in the same order (minibert's
+length-bucketed shuffle); --torch-epochs K stops the torch run after K of the E epochs' schedule, so its
+epochs compare one to one with minibert's. Prints a JSON line per run; docs/training.md holds the results.
 """
 
 import argparse
@@ -20,7 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from minibert.train.finetune import Settings, distill, finetune, read_examples  # noqa: E402
+from minibert.train.finetune import Settings, batches, distill, finetune, read_examples  # noqa: E402
 from tests.fixtures.cases import minilm_dir  # noqa: E402
 
 SST2 = ROOT.parent / "shared" / "data" / "sst2"
@@ -34,16 +37,15 @@ def subset(n: int | None, out: Path) -> Path:
     return path
 
 
-def torch_finetune(train: Path, settings: Settings) -> list[dict]:
-    """transformers/torch with the same recipe and the same batches' sizes (shuffled by torch)."""
+def torch_finetune(train: Path, settings: Settings, epochs: int) -> list[dict]:
+    """transformers/torch with the same recipe and the same batches, for the first `epochs` epochs."""
     import torch
     import transformers
 
     torch.manual_seed(settings.seed)
     directory = minilm_dir()
     tokenizer = transformers.BertTokenizer.from_pretrained(directory)
-    model = transformers.BertForSequenceClassification.from_pretrained(
-        directory, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
+    model = transformers.BertForSequenceClassification.from_pretrained(directory, num_labels=2).train()
     examples, dev = read_examples(train), read_examples(SST2 / "dev.tsv")
     decay = [p for n, p in model.named_parameters() if not n.endswith(("bias", "LayerNorm.weight"))]
     rest = [p for n, p in model.named_parameters() if n.endswith(("bias", "LayerNorm.weight"))]
@@ -52,10 +54,9 @@ def torch_finetune(train: Path, settings: Settings) -> list[dict]:
     steps = -(-len(examples.labels) // settings.batch_size) * settings.epochs
     schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * steps), steps)
     history = []
-    for epoch in range(settings.epochs):
-        started, order = time.perf_counter(), np.random.default_rng(settings.seed + epoch).permutation(len(examples.labels))
-        for start in range(0, len(order), settings.batch_size):
-            index = order[start:start + settings.batch_size]
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        for index in batches(examples, settings, np.random.default_rng(settings.seed + epoch)):  # as finetune draws them
             enc = tokenizer([examples.texts[i] for i in index], padding=True, truncation=True,
                             max_length=settings.max_length, return_tensors="pt")
             loss = model(**enc, labels=torch.tensor(examples.labels[index])).loss
@@ -80,26 +81,34 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--runs", default="minibert,torch,students", help="which runs, comma-separated")
+    parser.add_argument("--torch-epochs", type=int, help="stop the torch run after this many epochs (default: all)")
+    parser.add_argument("--student-epochs", type=int, help="the students' epochs (default: --epochs)")
     args = parser.parse_args()
+    runs = set(args.runs.split(","))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train = subset(args.train_examples, out)
     warnings.simplefilter("ignore")
     teacher_settings = Settings(lr=5e-5, batch_size=32, epochs=args.epochs)
-    student_settings = Settings(lr=1e-3, batch_size=32, epochs=args.epochs)
+    student_settings = Settings(lr=1e-3, batch_size=32, epochs=args.student_epochs or args.epochs)
 
     def report(name, history):
         print(json.dumps({"run": name, "train_examples": args.train_examples or "all", "history": history}), flush=True)
 
-    report("minibert fine-tune all-MiniLM-L6-v2", finetune(minilm_dir(), train, out / "teacher", SST2 / "dev.tsv",
-                                                            teacher_settings, progress=False))
-    if not args.skip_torch:
-        report("transformers/torch fine-tune all-MiniLM-L6-v2", torch_finetune(train, teacher_settings))
-    report("student bert-mini shape, hard labels only", distill(out / "teacher", "bert-mini", train, out / "student-hard",
-                                                                SST2 / "dev.tsv", Settings(**{**student_settings.__dict__, "alpha": 1.0}), progress=False))
-    report("student bert-mini shape, distilled (T=2, alpha=0.5)", distill(out / "teacher", "bert-mini", train, out / "student-distilled",
-                                                                          SST2 / "dev.tsv", student_settings, progress=False))
+    if "minibert" in runs:
+        report("minibert fine-tune all-MiniLM-L6-v2", finetune(minilm_dir(), train, out / "teacher", SST2 / "dev.tsv",
+                                                                teacher_settings, progress=False))
+    if "torch" in runs:
+        report("transformers/torch fine-tune all-MiniLM-L6-v2",
+               torch_finetune(train, teacher_settings, args.torch_epochs or args.epochs))
+    if "students" in runs:
+        report("student bert-mini shape, hard labels only",
+               distill(out / "teacher", "bert-mini", train, out / "student-hard", SST2 / "dev.tsv",
+                       Settings(**{**student_settings.__dict__, "alpha": 1.0}), progress=False))
+        report("student bert-mini shape, distilled (T=2, alpha=0.5)",
+               distill(out / "teacher", "bert-mini", train, out / "student-distilled", SST2 / "dev.tsv", student_settings,
+                       progress=False))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def read_examples(path: str | os.PathLike, regression: bool = False) -> Examples
     return Examples(texts, pairs if width == 3 else None, np.array(labels))
 
 
-def batches(examples: Examples, tokenizer: BertTokenizer, settings: Settings, rng: np.random.Generator):
+def batches(examples: Examples, settings: Settings, rng: np.random.Generator):
     """Shuffled batches of similar length: shuffle, cut into pools of 50 batches, sort each pool by length."""
     order = rng.permutation(len(examples.labels))
     lengths = np.array([len(t) + (len(examples.pairs[i]) if examples.pairs else 0) for i, t in enumerate(examples.texts)])
@@ -158,7 +158,7 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
     for epoch in range(start_epoch, settings.epochs):
         rng = np.random.default_rng(settings.seed + epoch)  # the same batches when resumed
         started, tokens, losses = time.perf_counter(), 0, []
-        for index in batches(train, tokenizer, settings, rng):
+        for index in batches(train, settings, rng):
             if step >= total_steps:
                 break
             parts = []
