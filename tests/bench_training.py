@@ -20,6 +20,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 import minibert  # noqa: E402
+from minibert.bench import blas_description  # noqa: E402
 from minibert.train import AdamW, value_and_grad  # noqa: E402
 from tests.fixtures.cases import minilm_dir  # noqa: E402
 
@@ -59,7 +60,8 @@ def main(steps: int = 12) -> None:
         if k >= 2:
             tokens += int(encoding["attention_mask"].sum())
     rate = {name: tokens / s for name, s in seconds.items()}
-    print(f"{tokens} real tokens in {len(batches) - 2} timed steps of 32 SST-2 sentences, all-MiniLM-L6-v2")
+    print(f"{tokens} real tokens in {len(batches) - 2} timed steps of 32 SST-2 sentences, all-MiniLM-L6-v2; "
+          f"BLAS: {blas_description()}")
     print(f"minibert {rate['minibert']:.0f} tokens/s, torch eager {rate['torch eager']:.0f} tokens/s: "
           f"{rate['minibert'] / rate['torch eager']:.2f}x")
 
