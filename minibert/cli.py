@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--model", default=DEFAULT_MODEL, help=f"pre-trained model (default: {DEFAULT_MODEL})")
             p.add_argument("--regression", action="store_true", help="labels are numbers (one output, MSE loss)")
             p.add_argument("--num-labels", type=int, help="classes (default: the largest training label + 1)")
+            p.add_argument("--grid", action="store_true",
+                           help="run the model card's grid (lr 3e-4, 1e-4, 5e-5, 3e-5 × batch size 8, 16, 32, 64, 128; "
+                           "--lr and --batch-size then take comma-separated lists to narrow it), each run in "
+                           "OUTPUT/lr{lr}-bs{batch}, and report the best by dev score (needs --dev)")
         else:
             p.add_argument("--teacher", required=True, help="a fine-tuned sequence classifier (directory or hub id)")
             p.add_argument("--student", required=True, help="a pre-trained model, a config.json, or a miniature name "
@@ -90,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--temperature", type=float, default=2.0, help="default 2.0")
             p.add_argument("--alpha", type=float, default=0.5, help="weight of the hard labels, default 0.5")
         p.add_argument("--output", required=True, help="directory for checkpoints and the result")
-        for flag, kind, default in (("lr", float, 5e-5), ("batch-size", int, 32), ("epochs", int, 4), ("warmup-ratio", float, 0.1),
+        p.add_argument("--lr", help="learning rate, default 5e-5")
+        p.add_argument("--batch-size", help="examples per step, default 32")
+        for flag, kind, default in (("epochs", int, 4), ("warmup-ratio", float, 0.1),
                                     ("weight-decay", float, 0.01), ("max-grad-norm", float, 1.0), ("max-length", int, 128),
                                     ("seed", int, 0), ("max-steps", int, None), ("accumulation-steps", int, 1)):
             p.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
@@ -415,12 +421,26 @@ def _draw_attention(maps, tokens, path) -> None:
 
 
 def _train(args) -> int:
-    from .train.finetune import Settings, distill, finetune
+    from .train.finetune import GRID_BATCH_SIZES, GRID_LEARNING_RATES, Settings, distill, finetune, grid_search
 
-    settings = Settings(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
+    grid = getattr(args, "grid", False)
+    lrs = _numbers("--lr", args.lr, float) if args.lr else (list(GRID_LEARNING_RATES) if grid else [5e-5])
+    batch_sizes = _numbers("--batch-size", args.batch_size, int) if args.batch_size else (list(GRID_BATCH_SIZES) if grid else [32])
+    if not grid and (len(lrs) > 1 or len(batch_sizes) > 1):
+        raise UserError("--lr and --batch-size take one value each (lists only with --grid)")
+    settings = Settings(lr=lrs[0], batch_size=batch_sizes[0], epochs=args.epochs, warmup_ratio=args.warmup_ratio,
                         weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm, max_length=args.max_length,
                         seed=args.seed, max_steps=args.max_steps, accumulation_steps=args.accumulation_steps,
                         dropout=args.dropout)
+    if grid:
+        if not args.dev:
+            raise UserError("--grid picks the best run by its dev score: give --dev")
+        summary = grid_search(args.model, args.train, args.output, args.dev, settings, tuple(lrs), tuple(batch_sizes),
+                              num_labels=args.num_labels, regression=args.regression)
+        emit(args, summary, [f"lr {r['lr']:g} batch {r['batch_size']}: best epoch {r['best_epoch']['epoch']}, "
+                             f"dev {r['best_epoch']['dev']}" for r in summary["runs"]]
+             + [f"best: {summary['best']['directory']}"])
+        return
     if args.command == "distill":
         settings.temperature, settings.alpha = args.temperature, args.alpha
         history = distill(args.teacher, args.student, args.train, args.output, args.dev, settings)
@@ -429,6 +449,16 @@ def _train(args) -> int:
                            regression=args.regression)
     emit(args, history, [f"epoch {r['epoch']}: loss {r['train_loss']:.4f}, {r['tokens_per_second']:.0f} tokens/s"
                          + (f", dev {r['dev']}" if "dev" in r else "") for r in history] + [f"saved to {args.output}"])
+
+
+def _numbers(flag: str, text: str, kind) -> list:
+    try:
+        values = [kind(part) for part in str(text).split(",")]
+    except ValueError:
+        raise UserError(f"{flag} takes {'numbers' if kind is float else 'whole numbers'}, comma-separated: got {text!r}") from None
+    if any(v <= 0 for v in values):
+        raise UserError(f"{flag} must be positive: got {text!r}")
+    return values
 
 
 def _convert(args) -> int:

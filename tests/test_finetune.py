@@ -132,3 +132,26 @@ def test_distill_a_random_student_from_a_teacher(data, tmp_path):
     assert history[1]["train_loss"] < history[0]["train_loss"]
     student = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "student")
     assert student.config.hidden_size == 32 and student.config.num_labels == 2
+
+
+def test_grid_search_runs_each_setting_and_picks_the_best(data, tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        status = main(["finetune", str(data / "train.tsv"), "--dev", str(data / "dev.tsv"), "--model", str(data / "init"),
+                       "--output", str(tmp_path), "--grid", "--lr", "1e-3,1e-5", "--batch-size", "32", "--epochs", "1",
+                       "--max-steps", "4", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0 and [(r["lr"], r["batch_size"]) for r in summary["runs"]] == [(1e-3, 32), (1e-5, 32)]
+    assert summary == json.loads((tmp_path / "grid.json").read_text())
+    best = max(summary["runs"], key=lambda r: r["best_epoch"]["dev"]["accuracy"])
+    assert summary["best"] == best and (Path(best["directory"]) / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["lr0.001-bs32", "lr1e-05-bs32"]
+
+
+def test_grid_and_list_errors(tmp_path, capsys):
+    assert main(["finetune", "t.tsv", "--output", str(tmp_path), "--lr", "1e-3,1e-4"]) != 0
+    assert "lists only with --grid" in capsys.readouterr().err
+    assert main(["finetune", "t.tsv", "--output", str(tmp_path), "--grid"]) != 0
+    assert "give --dev" in capsys.readouterr().err
+    assert main(["finetune", "t.tsv", "--output", str(tmp_path), "--batch-size", "a"]) != 0
+    assert "--batch-size takes whole numbers" in capsys.readouterr().err

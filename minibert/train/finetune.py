@@ -28,9 +28,14 @@ from .grad import accumulate, distillation_loss, dropout_masks, value_and_grad
 from .optim import AdamW, clip_grad_norm, linear_schedule
 
 
+# The model card's fine-tuning grid for the miniatures (4 epochs each).
+GRID_LEARNING_RATES = (3e-4, 1e-4, 5e-5, 3e-5)
+GRID_BATCH_SIZES = (8, 16, 32, 64, 128)
+
+
 @dataclass
 class Settings:
-    """The model card's grid: batch_size 8, 16, 32, 64, 128; lr 3e-4, 1e-4, 5e-5, 3e-5; 4 epochs."""
+    """One fine-tuning run's hyper-parameters (the BERT recipe; see grid_search for the model card's grid)."""
 
     lr: float = 5e-5
     batch_size: int = 32
@@ -192,6 +197,36 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
         if step >= total_steps:
             break
     return history
+
+
+def grid_search(model_name_or_path: str | os.PathLike, train_file: str | os.PathLike, output_dir: str | os.PathLike,
+                dev_file: str | os.PathLike, settings: Settings | None = None,
+                learning_rates: tuple[float, ...] = GRID_LEARNING_RATES, batch_sizes: tuple[int, ...] = GRID_BATCH_SIZES,
+                num_labels: int | None = None, regression: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Fine-tune once per (learning rate, batch size) of the grid, each into output_dir/lr{lr}-bs{batch}, and
+    pick the run with the best dev score (accuracy, or Pearson's r) at its best epoch. Other settings as
+    given. Written to output_dir/grid.json after every run; rerunning resumes (finished runs are not redone).
+    Returns {"runs": [{lr, batch_size, directory, best epoch's record}], "best": one of them}."""
+    settings = settings or Settings()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for lr in learning_rates:
+        for batch_size in batch_sizes:
+            directory = output_dir / f"lr{lr:g}-bs{batch_size}"
+            run_settings = Settings(**{**asdict(settings), "lr": lr, "batch_size": batch_size})
+            history = finetune(model_name_or_path, train_file, directory, dev_file, run_settings, num_labels=num_labels,
+                               regression=regression, progress=progress)
+            best = max(history, key=lambda record: score(record["dev"]))
+            runs.append({"lr": lr, "batch_size": batch_size, "directory": str(directory), "best_epoch": best})
+            summary = {"runs": runs, "best": max(runs, key=lambda run: score(run["best_epoch"]["dev"]))}
+            (output_dir / "grid.json.partial").write_text(json.dumps(summary, indent=2))
+            os.replace(output_dir / "grid.json.partial", output_dir / "grid.json")
+    return summary
+
+
+def score(metrics: dict[str, float]) -> float:
+    return metrics["pearson"] if "pearson" in metrics else metrics["accuracy"]
 
 
 def save_checkpoint(model, tokenizer, optimizer, output_dir: Path, settings: Settings, step: int, epoch: int,
