@@ -1,6 +1,8 @@
-"""The fast inference path: Numba kernels around BLAS GEMMs, over packed (padding-free) tokens.
+"""The fast paths: Numba kernels around BLAS GEMMs, over packed (padding-free) tokens, for inference
+(encoder.py) and for training (training.py: the forward keeps its activations for the backward).
 
-Same contract as the reference blocks in minibert/nn, checked equal to them by tests/test_fast.py.
+Same contracts as the reference blocks in minibert/nn, checked equal to them by tests/test_fast.py and
+tests/test_train.py.
 """
 
 import os
