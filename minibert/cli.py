@@ -334,28 +334,21 @@ def _live_case(directory):
 
 def _fixture_cases(directory):
     """The committed fixture whose weights digest matches the model's, as (batch, reference) pairs."""
-    from pathlib import Path
-
-    import numpy as np
-
+    from .reference_file import ReferenceFile
     from .weights import read_weights, weights_digest, weights_file
 
-    fixtures = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
-    digest = weights_digest(read_weights(weights_file(directory)))
-    for path in sorted(fixtures.glob("bert_*.npz")):
-        data = np.load(path)
-        if str(data["weights_digest"]) != digest:
-            continue
-        cases = []
-        layers = json.loads(str(data["config"]))["num_hidden_layers"]
-        for b in range(len({k.split("/")[0] for k in data.files if k.endswith("/input_ids")})):
-            batch = {k: data[f"{b}/{k}"] for k in ("input_ids", "attention_mask", "token_type_ids")}
-            cases.append((batch, {"hidden_states": [data[f"{b}/float32/hidden_states/{i}"] for i in range(layers + 1)],
-                                  "attentions": [data[f"{b}/float32/attentions/{i}"] for i in range(layers)],
-                                  "pooler_output": data[f"{b}/float32/pooler_output"]}))
-        return cases
-    raise UserError("transformers is not installed, and no committed fixture (tests/fixtures/bert_*.npz of a source "
-                    "checkout) was made from this model's weights: pip install 'bert-miniatures-numpy[reference]'")
+    fixture = ReferenceFile.for_weights(weights_digest(read_weights(weights_file(directory))))
+    if fixture is None:
+        raise UserError("transformers is not installed, and no committed fixture (tests/fixtures/bert_*.npz of a source "
+                        "checkout) was made from this model's weights: pip install 'bert-miniatures-numpy[reference]'")
+    layers = fixture.config["num_hidden_layers"]
+    cases = []
+    for b in range(fixture.num_batches):
+        tensors = fixture.reference(b, "float32")
+        cases.append((fixture.batch(b), {"hidden_states": [tensors[f"hidden_states/{i}"] for i in range(layers + 1)],
+                                         "attentions": [tensors[f"attentions/{i}"] for i in range(layers)],
+                                         "pooler_output": tensors["pooler_output"]}))
+    return cases
 
 
 def _compare(ours, batch, reference) -> list[tuple[str, float, float]]:

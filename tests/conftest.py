@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 import numpy as np
 import pytest
 
 from minibert import BertConfig, BertModel
+from minibert.reference_file import ReferenceFile
 from minibert.weights import read_safetensors
 from tests.fixtures.cases import FIXTURES, minilm_dir, random_weights, weights_digest
 
@@ -60,14 +60,12 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{label}: " + ", ".join(entries))
 
 
-class Fixture:
-    """One frozen reference file: tests/fixtures/bert_<case>.npz written by make_fixtures.py."""
+class Fixture(ReferenceFile):
+    """One frozen reference file, tests/fixtures/bert_<case>.npz, with the weights it was made from."""
 
     def __init__(self, case: str) -> None:
+        super().__init__(FIXTURES / f"bert_{case}.npz")
         self.case = case
-        self.data = np.load(FIXTURES / f"bert_{case}.npz")
-        self.config = json.loads(str(self.data["config"]))
-        self.num_batches = len({k.split("/")[0] for k in self.data.files if k.endswith("/input_ids")})
 
     def weights(self) -> dict[str, np.ndarray]:
         """The exact weights the fixture was made with (random ones rebuilt; real ones from their package)."""
@@ -78,18 +76,11 @@ class Fixture:
             weights = read_safetensors(directory / "model.safetensors")
         else:
             weights = random_weights(self.config)
-        assert weights_digest(weights) == str(self.data["weights_digest"]), "weights differ from the fixture's"
+        assert weights_digest(weights) == self.weights_digest, "weights differ from the fixture's"
         return weights
 
     def model(self, dtype: str) -> BertModel:
         return BertModel(BertConfig.from_dict(self.config), self.weights(), dtype=dtype)
-
-    def batch(self, b: int) -> dict[str, np.ndarray]:
-        return {k: self.data[f"{b}/{k}"] for k in ("input_ids", "attention_mask", "token_type_ids")}
-
-    def reference(self, b: int, dtype: str) -> dict[str, np.ndarray]:
-        prefix = f"{b}/{dtype}/"
-        return {k[len(prefix):]: self.data[k] for k in self.data.files if k.startswith(prefix)}
 
 
 def output_tensor(out, name: str) -> np.ndarray:
