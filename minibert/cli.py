@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", help="examples per step, default 32")
         for flag, kind, default in (("epochs", int, 4), ("warmup-ratio", float, 0.1),
                                     ("weight-decay", float, 0.01), ("max-grad-norm", float, 1.0), ("max-length", int, 128),
-                                    ("seed", int, 0), ("max-steps", int, None), ("accumulation-steps", int, 1)):
+                                    ("seed", int, 0), ("max-steps", int, None), ("accumulation-steps", int, 1),
+                                    ("save-steps", int, None)):
             p.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
         p.add_argument("--no-dropout", dest="dropout", action="store_false",
                        help="train without the config's dropout (it is on by default, as in BERT)")
@@ -424,7 +425,7 @@ def _train(args) -> int:
     settings = Settings(lr=lrs[0], batch_size=batch_sizes[0], epochs=args.epochs, warmup_ratio=args.warmup_ratio,
                         weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm, max_length=args.max_length,
                         seed=args.seed, max_steps=args.max_steps, accumulation_steps=args.accumulation_steps,
-                        dropout=args.dropout)
+                        dropout=args.dropout, save_steps=args.save_steps)
     if grid:
         if not args.dev:
             raise UserError("--grid picks the best run by its dev score: give --dev")

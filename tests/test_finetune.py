@@ -54,11 +54,15 @@ def test_smoke_run_learns_and_saves_a_loadable_model(data, tmp_path):
     assert json.loads((tmp_path / "trainer_state.json").read_text())["step"] == 40
 
 
-def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
-    """Dropout is on (the default): a resumed run draws the same masks, so the weights are identical."""
+@pytest.mark.parametrize("settings", [SETTINGS, Settings(lr=1e-3, batch_size=32, epochs=2, save_steps=7)],
+                         ids=["at-epoch-end", "mid-epoch"])
+def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch, settings):
+    """Interrupted at the first checkpoint (the end of epoch 1, or step 7 of its 20 with save_steps=7), the
+    rerun ends with the weights and losses of an uninterrupted run. Dropout is on (the default): a resumed
+    run draws the same masks."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        finetune(data / "init", data / "train.tsv", tmp_path / "whole", None, SETTINGS, progress=False)
+        whole_history = finetune(data / "init", data / "train.tsv", tmp_path / "whole", None, settings, progress=False)
         real_save = finetune_module.save_checkpoint
 
         def save_then_stop(*args, **kwargs):
@@ -67,10 +71,13 @@ def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch
 
         monkeypatch.setattr(finetune_module, "save_checkpoint", save_then_stop)
         with pytest.raises(KeyboardInterrupt):
-            finetune(data / "init", data / "train.tsv", tmp_path / "resumed", None, SETTINGS, progress=False)
+            finetune(data / "init", data / "train.tsv", tmp_path / "resumed", None, settings, progress=False)
+        state = json.loads((tmp_path / "resumed" / "trainer_state.json").read_text())
+        assert (state["step"], state["epoch"]) == ((7, 0) if settings.save_steps else (20, 1))
         monkeypatch.setattr(finetune_module, "save_checkpoint", real_save)
-        history = finetune(data / "init", data / "train.tsv", tmp_path / "resumed", None, SETTINGS, progress=False)
+        history = finetune(data / "init", data / "train.tsv", tmp_path / "resumed", None, settings, progress=False)
     assert [r["epoch"] for r in history] == [1, 2]
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in whole_history]
     whole = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "whole").state_dict()
     resumed = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "resumed").state_dict()
     assert all(np.array_equal(whole[n], resumed[n]) for n in whole)
@@ -82,10 +89,11 @@ def test_cli_finetune(data, tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         status = main(["finetune", str(data / "train.tsv"), "--dev", str(data / "dev.tsv"), "--model", str(data / "init"),
-                       "--output", str(tmp_path / "out"), "--max-steps", "5", "--batch-size", "16", "--accumulation-steps", "2", "--no-dropout", "--json"])
+                       "--output", str(tmp_path / "out"), "--max-steps", "5", "--batch-size", "16", "--accumulation-steps", "2", "--no-dropout", "--save-steps", "3", "--json"])
     out = capsys.readouterr().out
     assert status == 0 and json.loads(out)[0]["step"] == 5
     assert json.loads((tmp_path / "out" / "trainer_state.json").read_text())["settings"]["dropout"] is False
+    assert json.loads((tmp_path / "out" / "trainer_state.json").read_text())["settings"]["save_steps"] == 3
 
 
 def test_bad_files(tmp_path):

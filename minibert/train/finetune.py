@@ -48,6 +48,7 @@ class Settings:
     max_steps: int | None = None  # stop early (smoke runs)
     accumulation_steps: int = 1  # run each batch as this many micro-batches (same result, less memory)
     dropout: bool = True  # the config's dropout while training (masks seeded by seed and step); never in evaluation
+    save_steps: int | None = None  # also checkpoint every this many steps, so an interruption loses less than an epoch
     temperature: float = 2.0  # distillation only: softening of the teacher's and the student's outputs
     alpha: float = 0.5  # distillation only: weight of the hard labels against the teacher's soft targets
 
@@ -152,18 +153,24 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
     steps_per_epoch = -(-len(train.labels) // settings.batch_size)
     total_steps = settings.max_steps or steps_per_epoch * settings.epochs
     warmup = int(settings.warmup_ratio * total_steps)
-    step, history, start_epoch = 0, [], 0
+    step, history, start_epoch, partial = 0, [], 0, None
     if state is not None:
         moments = np.load(output_dir / "optimizer.npz")
         for name in params:
             optimizer.m[name][...] = moments[f"m/{name}"]
             optimizer.v[name][...] = moments[f"v/{name}"]
         optimizer.t, step, history, start_epoch = state["t"], state["step"], state["history"], state["epoch"]
+        partial = state.get("partial_epoch")  # saved mid-epoch (save_steps): how far that epoch had come
 
     for epoch in range(start_epoch, settings.epochs):
         rng = np.random.default_rng(settings.seed + epoch)  # the same batches when resumed
-        started, tokens, losses = time.perf_counter(), 0, []
-        for index in batches(train, settings, rng):
+        started, tokens, losses, done = time.perf_counter(), 0, [], 0
+        if partial is not None:
+            started, tokens, losses, done = started - partial["seconds"], partial["tokens"], partial["losses"], partial["batches"]
+            partial = None
+        for n, index in enumerate(batches(train, settings, rng)):
+            if n < done:
+                continue  # trained before the interruption
             if step >= total_steps:
                 break
             parts = []
@@ -181,6 +188,9 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
             optimizer.step(grads, lr=settings.lr * linear_schedule(step, warmup, total_steps))
             step += 1
             losses.append(loss)
+            if settings.save_steps and step % settings.save_steps == 0:
+                save_checkpoint(model, tokenizer, optimizer, output_dir, settings, step, epoch, history,
+                                {"batches": n + 1, "losses": losses, "tokens": tokens, "seconds": time.perf_counter() - started})
             if progress and sys.stderr.isatty():
                 print(f"\repoch {epoch + 1}/{settings.epochs} step {step}/{total_steps} loss {np.mean(losses[-50:]):.4f} "
                       f"{tokens / (time.perf_counter() - started):.0f} tokens/s", end="", file=sys.stderr, flush=True)
@@ -230,15 +240,17 @@ def score(metrics: dict[str, float]) -> float:
 
 
 def save_checkpoint(model, tokenizer, optimizer, output_dir: Path, settings: Settings, step: int, epoch: int,
-                    history: list) -> None:
+                    history: list, partial_epoch: dict | None = None) -> None:
     """The model (as transformers loads it), the tokenizer, and the optimiser state; the state file last,
-    so a run interrupted while saving resumes from the previous checkpoint."""
+    so a run interrupted while saving resumes from the previous checkpoint. epoch: epochs completed;
+    partial_epoch: within the next one, the batches done and their losses, tokens and seconds."""
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     moments = {**{f"m/{n}": a for n, a in optimizer.m.items()}, **{f"v/{n}": a for n, a in optimizer.v.items()}}
     np.savez(output_dir / "optimizer.npz.partial.npz", **moments)
     os.replace(output_dir / "optimizer.npz.partial.npz", output_dir / "optimizer.npz")
-    state = {"settings": asdict(settings), "t": optimizer.t, "step": step, "epoch": epoch, "history": history}
+    state = {"settings": asdict(settings), "t": optimizer.t, "step": step, "epoch": epoch, "history": history,
+             "partial_epoch": partial_epoch}
     (output_dir / "trainer_state.json.partial").write_text(json.dumps(state, indent=2))
     os.replace(output_dir / "trainer_state.json.partial", output_dir / "trainer_state.json")
 
