@@ -246,3 +246,8 @@ def test_mask_tokens_follows_berts_recipe():
     assert abs(fraction - 0.15) < 0.01 and abs(as_mask - 0.8) < 0.02 and abs(kept - 0.1) < 0.015  # ~1,900 chosen
     with pytest.raises(ValueError, match="masking probability"):
         mask_tokens({"input_ids": ids}, tokenizer, rng, probability=0.0)
+
+
+def test_masked_lm_takes_no_custom_loss():
+    with pytest.raises(ValueError, match="loss= is for sequence classification"):
+        value_and_grad(head_model("masked-lm", "float64"), BATCH, DATA["labels/masked-lm"], loss=sequence_loss)

@@ -105,6 +105,8 @@ def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encod
     """
     if not isinstance(model, (BertForSequenceClassification, BertForMaskedLM)):
         raise TypeError(f"value_and_grad supports BertForSequenceClassification and BertForMaskedLM, got {type(model).__name__}")
+    if isinstance(model, BertForMaskedLM) and loss is not None:
+        raise ValueError("BertForMaskedLM trains on cross-entropy at the labelled positions; loss= is for sequence classification")
     c, bert = model.config, model.bert
     ids, mask, types, positions = check_inputs(c, encoding["input_ids"], encoding.get("attention_mask"),
                                                encoding.get("token_type_ids"), encoding.get("position_ids"))
@@ -113,11 +115,11 @@ def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encod
     layer_masks = [{k.removeprefix(f"bert.encoder.layer.{i}."): m for k, m in masks.items()
                     if k.startswith(f"bert.encoder.layer.{i}.")} for i in range(c.num_hidden_layers)]
 
+    x = nn.dropout(nn.embeddings(ids, types, positions, **w["embeddings"], eps=eps), masks.get("bert.embeddings.dropout"))
     # The fused path (model.bert.use_fast, the default) packs the tokens and keeps each layer's activations
     # for its backward; the reference keeps each layer's input, and its backward passes recompute the rest.
-    x = nn.dropout(nn.embeddings(ids, types, positions, **w["embeddings"], eps=eps), masks.get("bert.embeddings.dropout"))
-    # The fused path leaves padding positions at zero; a head reading one (a pooler on a left-padded row, an
-    # MLM label on padding) needs the reference, which computes them as transformers does.
+    # The fused path leaves padding positions at zero, so a head reading one (a pooler on a left-padded row,
+    # an MLM label on padding) takes the reference, which computes them as transformers does.
     fast = bert.use_fast and not head_reads_padding(model, mask, labels)
     if fast:
         x, fast_cache = fast_training.encoder_forward(x, mask, w["encoder"]["layer"], heads, eps, layer_masks)
@@ -131,8 +133,6 @@ def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encod
     if isinstance(model, BertForSequenceClassification):
         value, dx, grads = classifier_value_and_grad(model, x, labels, loss, masks.get("dropout"))
     else:
-        if loss is not None:
-            raise ValueError("BertForMaskedLM trains on masked_lm_loss; a custom loss applies to sequence classification")
         value, dx, grads = masked_lm_value_and_grad(model, x, ids, labels)
 
     if fast:
