@@ -15,6 +15,8 @@ and reused across layers and calls (so one model object must not be called from 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import kernels
@@ -75,8 +77,9 @@ class FastEncoder:
                       e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"],
                       c.layer_norm_eps, x)
         packed_states = [x.copy()] if output_hidden_states else None
+        plan = attention_plan(starts, lengths_sorted)
         for layer in self.layers:
-            self._layer(x, layer, starts, lengths_sorted)
+            self._layer(x, layer, plan)
             if output_hidden_states:
                 packed_states.append(x.copy())
 
@@ -92,14 +95,14 @@ class FastEncoder:
         hidden_states = tuple(unpack(h) for h in packed_states) if output_hidden_states else None
         return unpack(x), pooled, hidden_states
 
-    def _layer(self, x, w, starts, lengths) -> None:
+    def _layer(self, x, w, plan) -> None:
         """One encoder layer over packed tokens, x [T, H] updated in place."""
         T, H = x.shape
         eps = self.config.layer_norm_eps
         run = kernels.run
         qkv = np.matmul(x, w["w_qkv"], out=self._buffer("qkv", (T, 3 * H)))  # [T, H] -> [T, 3H]
         run(kernels.add_bias, qkv.size, qkv, w["b_qkv"])
-        context = self._attention(qkv, starts, lengths)  # [T, 3H] -> [T, H]
+        context = self._attention(qkv, plan)  # [T, 3H] -> [T, H]
         projected = np.matmul(context, w["w_o"], out=self._buffer("projected", (T, H)))
         run(kernels.bias_residual_layer_norm, x.size, projected, w["b_o"], x, w["ln1"]["weight"], w["ln1"]["bias"], eps)
         h = np.matmul(x, w["w_1"], out=self._buffer("intermediate", (T, w["w_1"].shape[1])))  # [T, H] -> [T, I]
@@ -107,38 +110,47 @@ class FastEncoder:
         out = np.matmul(h, w["w_2"], out=self._buffer("projected", (T, H)))  # [T, I] -> [T, H]
         run(kernels.bias_residual_layer_norm, x.size, out, w["b_2"], x, w["ln2"]["weight"], w["ln2"]["bias"], eps)
 
-    def _attention(self, qkv, starts, lengths) -> np.ndarray:
+    def _attention(self, qkv, plan) -> np.ndarray:
         T = qkv.shape[0]
         H, A = self.config.hidden_size, self.config.num_attention_heads
         d = H // A
         scale = d ** -0.5
         context = self._buffer("context", (T, H))
-        short = lengths <= SHORT
-        if short.any():
-            kernels.run(kernels.attention_short, int((lengths[short] ** 2).sum()) * H, qkv, starts[short],
-                        lengths[short], A, scale, context)
-        i = 0
-        while i < len(lengths):  # runs of equal length (sorted, so they are contiguous)
-            j = i
-            while j < len(lengths) and lengths[j] == lengths[i]:
-                j += 1
-            L, n = int(lengths[i]), j - i
-            if L > SHORT:
-                block = qkv[starts[i]:starts[i] + n * L].reshape(n, L, 3, A, d)  # views, no copies
-                q = block[:, :, 0].transpose(0, 2, 1, 3)  # [n, L, A, d] -> [n, A, L, d]
-                k = block[:, :, 1].transpose(0, 2, 3, 1)  # -> [n, A, d, L]
-                v = block[:, :, 2].transpose(0, 2, 1, 3)  # -> [n, A, L, d]
-                scores = np.matmul(q, k, out=self._buffer("scores", (n, A, L, L)))  # [n, A, L, L]
-                kernels.softmax_rows(scores, scale)
-                out = context[starts[i]:starts[i] + n * L].reshape(n, L, A, d).transpose(0, 2, 1, 3)
-                np.matmul(scores, v, out=out)  # [n, A, L, L] @ [n, A, L, d] -> [n, A, L, d], into context
-            i = j
+        short_starts, short_lengths, short_work, runs = plan
+        if len(short_starts):
+            kernels.run(kernels.attention_short, short_work * H, qkv, short_starts, short_lengths, A, scale, context)
+        for start, n, L in runs:
+            block = qkv[start:start + n * L].reshape(n, L, 3, A, d)  # views, no copies
+            q = block[:, :, 0].transpose(0, 2, 1, 3)  # [n, L, A, d] -> [n, A, L, d]
+            k = block[:, :, 1].transpose(0, 2, 3, 1)  # -> [n, A, d, L]
+            v = block[:, :, 2].transpose(0, 2, 1, 3)  # -> [n, A, L, d]
+            scores = np.matmul(q, k, out=self._buffer("scores", (n, A, L, L)))  # [n, A, L, L]
+            kernels.softmax_rows(scores, scale)
+            out = context[start:start + n * L].reshape(n, L, A, d).transpose(0, 2, 1, 3)
+            np.matmul(scores, v, out=out)  # [n, A, L, L] @ [n, A, L, d] -> [n, A, L, d], into context
         return context
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A reused work array of at least `shape`'s size, viewed as `shape`."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < size:
             buffer = self._buffers[name] = np.empty(size, dtype=self.dtype)
         return buffer[:size].reshape(shape)
+
+
+def attention_plan(starts: np.ndarray, lengths: np.ndarray) -> tuple:
+    """How each layer's attention runs, worked out once per call: sequences up to SHORT tokens in one kernel
+    (their starts, lengths and Σ L² work), longer ones as batched GEMMs per run of equal length
+    (start, count, length). starts/lengths [N], longest first."""
+    short = lengths <= SHORT
+    runs = []
+    i = 0
+    while i < len(lengths):  # runs of equal length (sorted, so they are contiguous)
+        j = i
+        while j < len(lengths) and lengths[j] == lengths[i]:
+            j += 1
+        if lengths[i] > SHORT:
+            runs.append((int(starts[i]), j - i, int(lengths[i])))
+        i = j
+    return starts[short], lengths[short], int((lengths[short] ** 2).sum()), runs
