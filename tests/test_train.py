@@ -26,7 +26,8 @@ def relative_errors(grads: dict, reference: dict) -> dict[str, float]:
 
 
 def head_model(name: str, dtype: str):
-    cls = minibert.BertForMaskedLM if name == "masked-lm" else minibert.BertForSequenceClassification
+    cls = {"masked-lm": minibert.BertForMaskedLM, "token": minibert.BertForTokenClassification}.get(
+        name, minibert.BertForSequenceClassification)
     return cls.from_pretrained(FIXTURES / "heads" / name, dtype=dtype)
 
 
@@ -38,7 +39,7 @@ def fixture_masks(name: str, dtype: str) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("path", ["fast", "reference"])
 @pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression", "masked-lm"])
+@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression", "token", "masked-lm"])
 def test_gradients_equal_torch_autograd(name, dtype, dropout, path):
     """Every parameter's gradient vs torch autograd; with dropout, torch ran with the same stored masks.
     Both the fused training path (minibert/fast/training.py) and the reference backward passes."""
@@ -131,7 +132,7 @@ def test_bad_labels_are_clear_errors():
         sequence_loss(logits, np.array([0, 3]), "single_label_classification")
     with pytest.raises(ValueError, match="needs integer labels of shape \\(2,\\)"):
         sequence_loss(logits, np.array([0.5, 1.0]), "single_label_classification")
-    with pytest.raises(TypeError, match="supports BertForSequenceClassification and BertForMaskedLM"):
+    with pytest.raises(TypeError, match="supports BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM"):
         value_and_grad(minibert.BertForQuestionAnswering.from_pretrained(FIXTURES / "heads" / "question-answering"), BATCH, np.array([0, 1, 2]))
     mlm = head_model("masked-lm", "float64")
     with pytest.raises(ValueError, match=r"masked-LM labels must be integers of input_ids' shape \(3, 8\)"):
@@ -144,7 +145,7 @@ def test_bad_labels_are_clear_errors():
         minibert.nn.dropout_mask(np.random.default_rng(0), (2,), 1.0, np.dtype("float32"))
 
 
-@pytest.mark.parametrize("name", ["sequence-single", "masked-lm"])
+@pytest.mark.parametrize("name", ["sequence-single", "token", "masked-lm"])
 def test_dropout_masks(name):
     """Named like transformers' Dropout modules (the fixture's names), seeded, E[mask] = 1; all-ones masks
     (p = 0) give exactly the gradients of no dropout, which is what evaluation and the default run use."""
@@ -177,7 +178,8 @@ def test_accumulated_micro_batches_equal_the_whole_batch():
     assert max(np.abs(grads[n] - whole[n]).max() for n in whole) <= 1e-13
 
 
-@pytest.mark.parametrize("cls", [minibert.BertForSequenceClassification, minibert.BertForMaskedLM])
+@pytest.mark.parametrize("cls", [minibert.BertForSequenceClassification, minibert.BertForTokenClassification,
+                                 minibert.BertForMaskedLM])
 def test_fast_training_path_equals_reference(cls):
     """The fused, packed training path against the reference backward passes in float64, with dropout, on
     rows of lengths 7, 1, 4 and 6 (a row of one token included); and the fallback to the reference when
@@ -193,11 +195,11 @@ def test_fast_training_path_equals_reference(cls):
     lengths = np.array([7, 1, 4, 6])
     mask = (np.arange(7) < lengths[:, None]).astype(np.int64)
     batch = {"input_ids": rng.integers(1, 60, (4, 7)) * mask, "attention_mask": mask, "token_type_ids": rng.integers(0, 2, (4, 7)) * mask}
-    if cls is minibert.BertForMaskedLM:
-        labels = np.where((rng.random((4, 7)) < 0.4) & (mask == 1), rng.integers(0, 60, (4, 7)), -100)
-        labels[1, 0] = 5
+    if cls is not minibert.BertForSequenceClassification:  # per-token labels: MLM token ids, or classes 0/1
+        labels = np.where((rng.random((4, 7)) < 0.4) & (mask == 1), rng.integers(0, 60 if cls is minibert.BertForMaskedLM else 2, (4, 7)), -100)
+        labels[1, 0] = 1
         padded_labels = labels.copy()
-        padded_labels[2, 5] = 9  # a label on padding
+        padded_labels[2, 5] = 1  # a label on padding
         left_padded = dict(batch), padded_labels
     else:
         labels = np.array([0, 1, 1, 0])
@@ -248,6 +250,7 @@ def test_mask_tokens_follows_berts_recipe():
         mask_tokens({"input_ids": ids}, tokenizer, rng, probability=0.0)
 
 
-def test_masked_lm_takes_no_custom_loss():
+@pytest.mark.parametrize("name", ["token", "masked-lm"])
+def test_per_token_heads_take_no_custom_loss(name):
     with pytest.raises(ValueError, match="loss= is for sequence classification"):
-        value_and_grad(head_model("masked-lm", "float64"), BATCH, DATA["labels/masked-lm"], loss=sequence_loss)
+        value_and_grad(head_model(name, "float64"), BATCH, DATA[f"labels/{name}"], loss=sequence_loss)

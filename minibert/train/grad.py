@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import nn
 from ..fast import training as fast_training
-from ..models import BertForMaskedLM, BertForSequenceClassification, check_inputs, tied_word_embeddings
+from ..models import (BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, check_inputs,
+                      tied_word_embeddings)
 from ..weights import flatten
 
 
@@ -67,12 +68,12 @@ def distillation_loss(logits: np.ndarray, labels: np.ndarray, teacher_logits: np
     return alpha * hard + (1 - alpha) * soft, alpha * dhard + (1 - alpha) * dsoft
 
 
-def dropout_masks(model: BertForSequenceClassification | BertForMaskedLM, shape: tuple[int, int],
+def dropout_masks(model: BertForSequenceClassification | BertForTokenClassification | BertForMaskedLM, shape: tuple[int, int],
                   rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Fresh dropout masks for one training step on a [B, S] batch, named after transformers' Dropout
     modules: "bert.embeddings.dropout" [B, S, H]; per layer i, "bert.encoder.layer.i.attention.self.dropout"
     (on the attention probabilities) [B, A, S, S], "...attention.output.dropout" and "...output.dropout"
-    [B, S, H]; and, for a classifier, "dropout" [B, H] on the pooled vector. Probabilities from the config:
+    [B, S, H]; and, for a classifier, "dropout" on its input: [B, H] (the pooled vector) or [B, S, H] (tokens). Probabilities from the config:
     hidden_dropout_prob, attention_probs_dropout_prob, classifier_dropout (default hidden_dropout_prob)."""
     c, dtype = model.config, model.dtype
     (batch, seq), hidden = shape, c.hidden_size
@@ -83,13 +84,17 @@ def dropout_masks(model: BertForSequenceClassification | BertForMaskedLM, shape:
         masks[layer + "attention.self.dropout"] = nn.dropout_mask(rng, (batch, c.num_attention_heads, seq, seq), p_attention, dtype)
         masks[layer + "attention.output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
         masks[layer + "output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
-    if isinstance(model, BertForSequenceClassification):
+    if not isinstance(model, BertForMaskedLM):  # the classifiers' own dropout, on [CLS]'s pooled vector or every token
         p_classifier = c.extra.get("classifier_dropout")
-        masks["dropout"] = nn.dropout_mask(rng, (batch, hidden), p_hidden if p_classifier is None else p_classifier, dtype)
+        shape = (batch, hidden) if isinstance(model, BertForSequenceClassification) else (batch, seq, hidden)
+        masks["dropout"] = nn.dropout_mask(rng, shape, p_hidden if p_classifier is None else p_classifier, dtype)
     return masks
 
 
-def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encoding: dict[str, Any], labels: Any,
+TRAINABLE = (BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM)
+
+
+def value_and_grad(model: BertForSequenceClassification | BertForTokenClassification | BertForMaskedLM, encoding: dict[str, Any], labels: Any,
                    loss: Callable[[np.ndarray, Any], tuple[float, np.ndarray]] | None = None,
                    dropout: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, np.ndarray]]:
     """The loss on one batch and its gradient for every parameter, keyed as model.state_dict() and torch's
@@ -97,16 +102,18 @@ def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encod
 
     encoding: input_ids, attention_mask, token_type_ids (as the tokenizer returns them).
     labels: BertForSequenceClassification: [B] class ids, [B, C] 0/1 targets (multi-label) or [B] / [B, 1]
-    values (regression), as config.problem_type says; BertForMaskedLM: [B, S] token ids at the masked
-    positions and -100 elsewhere.
+    values (regression), as config.problem_type says; BertForTokenClassification: [B, S] class ids, -100
+    where not scored (padding, word pieces after the first); BertForMaskedLM: [B, S] token ids at the
+    masked positions and -100 elsewhere.
     loss (sequence classification): (logits, labels) -> (loss, dloss/dlogits); default sequence_loss for the
     problem type (pass functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...)).
     dropout: masks from dropout_masks() to train with dropout; None (default) runs without it.
     """
-    if not isinstance(model, (BertForSequenceClassification, BertForMaskedLM)):
-        raise TypeError(f"value_and_grad supports BertForSequenceClassification and BertForMaskedLM, got {type(model).__name__}")
-    if isinstance(model, BertForMaskedLM) and loss is not None:
-        raise ValueError("BertForMaskedLM trains on cross-entropy at the labelled positions; loss= is for sequence classification")
+    if not isinstance(model, TRAINABLE):
+        raise TypeError(f"value_and_grad supports {', '.join(cls.__name__ for cls in TRAINABLE)}, got {type(model).__name__}")
+    if not isinstance(model, BertForSequenceClassification) and loss is not None:
+        raise ValueError(f"{type(model).__name__} trains on cross-entropy at the labelled positions; loss= is for "
+                         "sequence classification")
     c, bert = model.config, model.bert
     ids, mask, types, positions = check_inputs(c, encoding["input_ids"], encoding.get("attention_mask"),
                                                encoding.get("token_type_ids"), encoding.get("position_ids"))
@@ -132,6 +139,8 @@ def value_and_grad(model: BertForSequenceClassification | BertForMaskedLM, encod
 
     if isinstance(model, BertForSequenceClassification):
         value, dx, grads = classifier_value_and_grad(model, x, labels, loss, masks.get("dropout"))
+    elif isinstance(model, BertForTokenClassification):
+        value, dx, grads = token_classifier_value_and_grad(model, x, ids, labels, masks.get("dropout"))
     else:
         value, dx, grads = masked_lm_value_and_grad(model, x, ids, labels)
 
@@ -171,15 +180,21 @@ def classifier_value_and_grad(model: BertForSequenceClassification, x: np.ndarra
                        "classifier.weight": dw, "classifier.bias": db}
 
 
+def labelled_positions(ids: np.ndarray, labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-token labels [B, S] (-100: not scored, as transformers ignores) -> (labels, chosen [B, S] bool)."""
+    labels = np.asarray(labels)
+    if labels.shape != ids.shape or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{what} labels must be integers of input_ids' shape {ids.shape}, got {labels.dtype} {labels.shape}")
+    chosen = labels != -100
+    if not chosen.any():
+        raise ValueError(f"{what} labels mark no position (every label is -100): there is nothing to predict")
+    return labels, chosen
+
+
 def masked_lm_value_and_grad(model: BertForMaskedLM, x: np.ndarray, ids: np.ndarray, labels: Any):
     """The MLM head and its loss on the labelled positions only (the others do not touch the loss):
     x [B, S, H] -> (loss, dx [B, S, H], head grads, with the tied decoder's as cls.predictions.decoder.weight)."""
-    labels = np.asarray(labels)
-    if labels.shape != ids.shape or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"masked-LM labels must be integers of input_ids' shape {ids.shape}, got {labels.dtype} {labels.shape}")
-    chosen = labels != -100
-    if not chosen.any():
-        raise ValueError("masked-LM labels mark no position (every label is -100): there is nothing to predict")
+    labels, chosen = labelled_positions(ids, labels, "masked-LM")
     predictions = model.head["cls"]["predictions"]
     rows = x[chosen]  # [B, S, H] -> [N, H], the N labelled positions
     logits = nn.masked_lm_head(rows, **predictions, eps=model.config.layer_norm_eps)  # [N, H] -> [N, V]
@@ -190,6 +205,20 @@ def masked_lm_value_and_grad(model: BertForMaskedLM, x: np.ndarray, ids: np.ndar
     grads = {**flatten(d_transform, "cls.predictions.transform."), "cls.predictions.bias": d_decoder["bias"],
              "cls.predictions.decoder.weight": d_decoder["weight"]}
     return value, dx, grads
+
+
+def token_classifier_value_and_grad(model: BertForTokenClassification, x: np.ndarray, ids: np.ndarray, labels: Any, mask):
+    """Dropout and the classifier on every token, cross-entropy over the labelled positions:
+    x [B, S, H] -> (loss, dx [B, S, H], classifier grads)."""
+    labels, chosen = labelled_positions(ids, labels, "token-classification")
+    classifier = model.head["classifier"]
+    rows = nn.dropout(x, mask)[chosen]  # [B, S, H] -> [N, H]
+    logits = nn.dense(rows, **classifier)  # [N, H] -> [N, C]
+    value, dlogits = sequence_loss(logits, labels[chosen], "single_label_classification")  # mean over the N positions
+    drows, dw, db = nn.dense_backward(dlogits, rows, classifier["weight"])
+    dx = np.zeros_like(x)
+    dx[chosen] = drows  # [N, H] -> [B, S, H]
+    return value, nn.dropout(dx, mask), {"classifier.weight": dw, "classifier.bias": db}
 
 
 def accumulate(parts: list[tuple[int, float, dict[str, np.ndarray]]]) -> tuple[float, dict[str, np.ndarray]]:
