@@ -26,8 +26,8 @@ def relative_errors(grads: dict, reference: dict) -> dict[str, float]:
 
 
 def head_model(name: str, dtype: str):
-    cls = {"masked-lm": minibert.BertForMaskedLM, "token": minibert.BertForTokenClassification}.get(
-        name, minibert.BertForSequenceClassification)
+    cls = {"masked-lm": minibert.BertForMaskedLM, "token": minibert.BertForTokenClassification,
+           "pretraining": minibert.BertForPreTraining}.get(name, minibert.BertForSequenceClassification)
     return cls.from_pretrained(FIXTURES / "heads" / name, dtype=dtype)
 
 
@@ -36,16 +36,22 @@ def fixture_masks(name: str, dtype: str) -> dict[str, np.ndarray]:
     return {k[len(prefix):]: DATA[k].astype(dtype) for k in DATA.files if k.startswith(prefix)}
 
 
+def fixture_labels(name: str):
+    labels = DATA[f"labels/{name}"]
+    return (labels, DATA["labels/next-sentence"]) if name == "pretraining" else labels
+
+
 @pytest.mark.parametrize("path", ["fast", "reference"])
 @pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression", "token", "masked-lm"])
+@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression", "token", "masked-lm",
+                                  "pretraining"])
 def test_gradients_equal_torch_autograd(name, dtype, dropout, path):
     """Every parameter's gradient vs torch autograd; with dropout, torch ran with the same stored masks.
     Both the fused training path (minibert/fast/training.py) and the reference backward passes."""
     model = head_model(name, dtype)
     model.bert.use_fast = path == "fast"
-    loss, grads = value_and_grad(model, BATCH, DATA[f"labels/{name}"], dropout=fixture_masks(name, dtype) if dropout else None)
+    loss, grads = value_and_grad(model, BATCH, fixture_labels(name), dropout=fixture_masks(name, dtype) if dropout else None)
     tag = f"{name}/{dtype}" + ("/dropout" if dropout else "")
     reference = {k[len(f"{tag}/grad/"):]: DATA[k] for k in DATA.files if k.startswith(f"{tag}/grad/")}
     assert set(grads) == set(reference) == set(model.state_dict())
@@ -141,11 +147,13 @@ def test_bad_labels_are_clear_errors():
         value_and_grad(mlm, BATCH, np.full((3, 8), -100))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 60\)"):
         value_and_grad(mlm, BATCH, np.where(DATA["labels/masked-lm"] == 14, 60, DATA["labels/masked-lm"]))
+    with pytest.raises(ValueError, match=r"labels are a pair: \(masked-LM labels \[B, S\], next-sentence labels \[B\]\)"):
+        value_and_grad(head_model("pretraining", "float64"), BATCH, DATA["labels/masked-lm"])
     with pytest.raises(ValueError, match="dropout probability must lie in"):
         minibert.nn.dropout_mask(np.random.default_rng(0), (2,), 1.0, np.dtype("float32"))
 
 
-@pytest.mark.parametrize("name", ["sequence-single", "token", "masked-lm"])
+@pytest.mark.parametrize("name", ["sequence-single", "token", "masked-lm", "pretraining"])
 def test_dropout_masks(name):
     """Named like transformers' Dropout modules (the fixture's names), seeded, E[mask] = 1; all-ones masks
     (p = 0) give exactly the gradients of no dropout, which is what evaluation and the default run use."""
@@ -158,7 +166,7 @@ def test_dropout_masks(name):
     values = np.concatenate([m.ravel() for m in masks.values()])
     assert set(np.unique(values)) == {0.0, 1 / 0.9}
     assert abs((values == 0).mean() - 0.1) < 0.02  # p = 0.1 in the fixture config, over ~2,000 entries
-    labels = DATA[f"labels/{name}"]
+    labels = fixture_labels(name)
     ones = {k: np.ones_like(m) for k, m in masks.items()}
     loss, grads = value_and_grad(model, BATCH, labels)
     loss_ones, grads_ones = value_and_grad(model, BATCH, labels, dropout=ones)
@@ -179,7 +187,7 @@ def test_accumulated_micro_batches_equal_the_whole_batch():
 
 
 @pytest.mark.parametrize("cls", [minibert.BertForSequenceClassification, minibert.BertForTokenClassification,
-                                 minibert.BertForMaskedLM])
+                                 minibert.BertForMaskedLM, minibert.BertForPreTraining])
 def test_fast_training_path_equals_reference(cls):
     """The fused, packed training path against the reference backward passes in float64, with dropout, on
     rows of lengths 7, 1, 4 and 6 (a row of one token included); and the fallback to the reference when
@@ -196,11 +204,13 @@ def test_fast_training_path_equals_reference(cls):
     mask = (np.arange(7) < lengths[:, None]).astype(np.int64)
     batch = {"input_ids": rng.integers(1, 60, (4, 7)) * mask, "attention_mask": mask, "token_type_ids": rng.integers(0, 2, (4, 7)) * mask}
     if cls is not minibert.BertForSequenceClassification:  # per-token labels: MLM token ids, or classes 0/1
-        labels = np.where((rng.random((4, 7)) < 0.4) & (mask == 1), rng.integers(0, 60 if cls is minibert.BertForMaskedLM else 2, (4, 7)), -100)
+        labels = np.where((rng.random((4, 7)) < 0.4) & (mask == 1), rng.integers(0, 2 if cls is minibert.BertForTokenClassification else 60, (4, 7)), -100)
         labels[1, 0] = 1
         padded_labels = labels.copy()
         padded_labels[2, 5] = 1  # a label on padding
         left_padded = dict(batch), padded_labels
+        if cls is minibert.BertForPreTraining:
+            labels, left_padded = (labels, np.array([0, 1, 1, 0])), (dict(batch), (padded_labels, np.array([0, 1, 1, 0])))
     else:
         labels = np.array([0, 1, 1, 0])
         left_padded = {k: v[:, ::-1].copy() for k, v in batch.items()}, labels

@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import nn
 from ..fast import training as fast_training
-from ..models import (BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, check_inputs,
-                      tied_word_embeddings)
+from ..models import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertForTokenClassification,
+                      check_inputs, tied_word_embeddings)
 from ..weights import flatten
 
 
@@ -68,8 +68,8 @@ def distillation_loss(logits: np.ndarray, labels: np.ndarray, teacher_logits: np
     return alpha * hard + (1 - alpha) * soft, alpha * dhard + (1 - alpha) * dsoft
 
 
-def dropout_masks(model: BertForSequenceClassification | BertForTokenClassification | BertForMaskedLM, shape: tuple[int, int],
-                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+def dropout_masks(model: BertForSequenceClassification | BertForTokenClassification | BertForMaskedLM | BertForPreTraining,
+                  shape: tuple[int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Fresh dropout masks for one training step on a [B, S] batch, named after transformers' Dropout
     modules: "bert.embeddings.dropout" [B, S, H]; per layer i, "bert.encoder.layer.i.attention.self.dropout"
     (on the attention probabilities) [B, A, S, S], "...attention.output.dropout" and "...output.dropout"
@@ -84,17 +84,18 @@ def dropout_masks(model: BertForSequenceClassification | BertForTokenClassificat
         masks[layer + "attention.self.dropout"] = nn.dropout_mask(rng, (batch, c.num_attention_heads, seq, seq), p_attention, dtype)
         masks[layer + "attention.output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
         masks[layer + "output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
-    if not isinstance(model, BertForMaskedLM):  # the classifiers' own dropout, on [CLS]'s pooled vector or every token
+    if isinstance(model, (BertForSequenceClassification, BertForTokenClassification)):  # the classifiers' own dropout, on [CLS]'s pooled vector or every token
         p_classifier = c.extra.get("classifier_dropout")
         shape = (batch, hidden) if isinstance(model, BertForSequenceClassification) else (batch, seq, hidden)
         masks["dropout"] = nn.dropout_mask(rng, shape, p_hidden if p_classifier is None else p_classifier, dtype)
     return masks
 
 
-TRAINABLE = (BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM)
+TRAINABLE = (BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM, BertForPreTraining)
 
 
-def value_and_grad(model: BertForSequenceClassification | BertForTokenClassification | BertForMaskedLM, encoding: dict[str, Any], labels: Any,
+def value_and_grad(model: BertForSequenceClassification | BertForTokenClassification | BertForMaskedLM | BertForPreTraining,
+                   encoding: dict[str, Any], labels: Any,
                    loss: Callable[[np.ndarray, Any], tuple[float, np.ndarray]] | None = None,
                    dropout: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, np.ndarray]]:
     """The loss on one batch and its gradient for every parameter, keyed as model.state_dict() and torch's
@@ -104,7 +105,8 @@ def value_and_grad(model: BertForSequenceClassification | BertForTokenClassifica
     labels: BertForSequenceClassification: [B] class ids, [B, C] 0/1 targets (multi-label) or [B] / [B, 1]
     values (regression), as config.problem_type says; BertForTokenClassification: [B, S] class ids, -100
     where not scored (padding, word pieces after the first); BertForMaskedLM: [B, S] token ids at the
-    masked positions and -100 elsewhere.
+    masked positions and -100 elsewhere; BertForPreTraining: (those [B, S] MLM labels, [B] next-sentence
+    labels: 0 = B follows A, 1 = random), the loss being their sum as in transformers.
     loss (sequence classification): (logits, labels) -> (loss, dloss/dlogits); default sequence_loss for the
     problem type (pass functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...)).
     dropout: masks from dropout_masks() to train with dropout; None (default) runs without it.
@@ -141,6 +143,8 @@ def value_and_grad(model: BertForSequenceClassification | BertForTokenClassifica
         value, dx, grads = classifier_value_and_grad(model, x, labels, loss, masks.get("dropout"))
     elif isinstance(model, BertForTokenClassification):
         value, dx, grads = token_classifier_value_and_grad(model, x, ids, labels, masks.get("dropout"))
+    elif isinstance(model, BertForPreTraining):
+        value, dx, grads = pretraining_value_and_grad(model, x, ids, labels)
     else:
         value, dx, grads = masked_lm_value_and_grad(model, x, ids, labels)
 
@@ -164,6 +168,8 @@ def head_reads_padding(model, attention_mask: np.ndarray, labels: Any) -> bool:
     padding = attention_mask == 0
     if isinstance(model, BertForSequenceClassification):
         return bool(padding[:, 0].any())  # the pooler reads position 0
+    if isinstance(model, BertForPreTraining):
+        return bool(padding[:, 0].any()) or head_reads_padding(None, attention_mask, pretraining_labels(labels)[0])
     labels = np.asarray(labels)
     return labels.shape == padding.shape and bool((labels[padding] != -100).any())
 
@@ -205,6 +211,27 @@ def masked_lm_value_and_grad(model: BertForMaskedLM, x: np.ndarray, ids: np.ndar
     grads = {**flatten(d_transform, "cls.predictions.transform."), "cls.predictions.bias": d_decoder["bias"],
              "cls.predictions.decoder.weight": d_decoder["weight"]}
     return value, dx, grads
+
+
+def pretraining_labels(labels: Any) -> tuple[Any, Any]:
+    if not (isinstance(labels, (tuple, list)) and len(labels) == 2):
+        raise ValueError("BertForPreTraining labels are a pair: (masked-LM labels [B, S], next-sentence labels [B])")
+    return labels[0], labels[1]
+
+
+def pretraining_value_and_grad(model: BertForPreTraining, x: np.ndarray, ids: np.ndarray, labels: Any):
+    """Both pre-training heads: L = MLM cross-entropy + next-sentence cross-entropy (on the pooled [CLS]).
+    x [B, S, H] -> (loss, dx [B, S, H], grads of the pooler and both heads)."""
+    mlm_labels, nsp_labels = pretraining_labels(labels)
+    mlm_loss, dx, grads = masked_lm_value_and_grad(model, x, ids, mlm_labels)
+    pooler, nsp = model.bert.weights["pooler"]["dense"], model.head["cls"]["seq_relationship"]
+    pooled = nn.pooler(x, pooler)  # [B, S, H] -> [B, H]
+    nsp_loss, dlogits = sequence_loss(nn.dense(pooled, **nsp), nsp_labels, "single_label_classification")  # [B, 2]
+    dpooled, dw, db = nn.dense_backward(dlogits, pooled, nsp["weight"])
+    dx_pooler, d_pooler = nn.pooler_backward(dpooled, x, pooler)
+    grads.update({"bert.pooler.dense.weight": d_pooler["weight"], "bert.pooler.dense.bias": d_pooler["bias"],
+                  "cls.seq_relationship.weight": dw, "cls.seq_relationship.bias": db})
+    return mlm_loss + nsp_loss, dx + dx_pooler, grads
 
 
 def token_classifier_value_and_grad(model: BertForTokenClassification, x: np.ndarray, ids: np.ndarray, labels: Any, mask):
