@@ -153,21 +153,22 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
     steps_per_epoch = -(-len(train.labels) // settings.batch_size)
     total_steps = settings.max_steps or steps_per_epoch * settings.epochs
     warmup = int(settings.warmup_ratio * total_steps)
-    step, history, start_epoch, partial = 0, [], 0, None
+    step, history, start_epoch, unfinished = 0, [], 0, None
     if state is not None:
         moments = np.load(output_dir / "optimizer.npz")
         for name in params:
             optimizer.m[name][...] = moments[f"m/{name}"]
             optimizer.v[name][...] = moments[f"v/{name}"]
         optimizer.t, step, history, start_epoch = state["t"], state["step"], state["history"], state["epoch"]
-        partial = state.get("partial_epoch")  # saved mid-epoch (save_steps): how far that epoch had come
+        unfinished = state.get("partial_epoch")  # saved mid-epoch (save_steps): how far that epoch had come
 
     for epoch in range(start_epoch, settings.epochs):
         rng = np.random.default_rng(settings.seed + epoch)  # the same batches when resumed
         started, tokens, losses, done = time.perf_counter(), 0, [], 0
-        if partial is not None:
-            started, tokens, losses, done = started - partial["seconds"], partial["tokens"], partial["losses"], partial["batches"]
-            partial = None
+        if unfinished is not None:
+            started, tokens, losses, done = (started - unfinished["seconds"], unfinished["tokens"], unfinished["losses"],
+                                             unfinished["batches"])
+            unfinished = None
         for n, index in enumerate(batches(train, settings, rng)):
             if n < done:
                 continue  # trained before the interruption
