@@ -2,11 +2,12 @@
 distil the minibert teacher into a BERT-Mini-shaped student, with and without the teacher.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/run_sst2.py [--train-examples N] [--epochs E]
-        [--runs minibert,torch,students] [--torch-epochs K] [--student-epochs E] --out DIR
+        [--runs minibert,torch,students] [--torch-epochs K] [--student-epochs E] [--student-lr LR]
+        [--teacher DIR] --out DIR
 
 Data: ../shared/data/sst2/{train,dev}.tsv (read there, never copied into the repository); the first N
-training examples (all by default), the whole dev file for evaluation. Recipe: lr 5e-5 (students 1e-3: they
-start from random weights), batch 32, warm-up 10%, weight decay 0.01, clipping at 1, dropout 0.1 (the
+training examples (all by default), the whole dev file for evaluation. Recipe: lr 5e-5 (students 1e-3 unless
+--student-lr: they start from random weights), batch 32, warm-up 10%, weight decay 0.01, clipping at 1, dropout 0.1 (the
 config's), max length 128. Both engines train on the same batches, in the same order (minibert's
 length-bucketed shuffle); --torch-epochs K stops the torch run after K of the E epochs' schedule, so its
 epochs compare one to one with minibert's. Prints a JSON line per run; docs/training.md holds the results.
@@ -84,6 +85,8 @@ def main() -> None:
     parser.add_argument("--runs", default="minibert,torch,students", help="which runs, comma-separated")
     parser.add_argument("--torch-epochs", type=int, help="stop the torch run after this many epochs (default: all)")
     parser.add_argument("--student-epochs", type=int, help="the students' epochs (default: --epochs)")
+    parser.add_argument("--student-lr", type=float, default=1e-3, help="the students' learning rate (default 1e-3)")
+    parser.add_argument("--teacher", help="a fine-tuned teacher directory (default: OUT/teacher, from the minibert run)")
     args = parser.parse_args()
     runs = set(args.runs.split(","))
     out = Path(args.out)
@@ -91,7 +94,8 @@ def main() -> None:
     train = subset(args.train_examples, out)
     warnings.simplefilter("ignore")
     teacher_settings = Settings(lr=5e-5, batch_size=32, epochs=args.epochs)
-    student_settings = Settings(lr=1e-3, batch_size=32, epochs=args.student_epochs or args.epochs)
+    student_settings = Settings(lr=args.student_lr, batch_size=32, epochs=args.student_epochs or args.epochs)
+    teacher = Path(args.teacher) if args.teacher else out / "teacher"
 
     def report(name, history):
         print(json.dumps({"run": name, "train_examples": args.train_examples or "all", "history": history}), flush=True)
@@ -104,10 +108,10 @@ def main() -> None:
                torch_finetune(train, teacher_settings, args.torch_epochs or args.epochs))
     if "students" in runs:
         report("student bert-mini shape, hard labels only",
-               distill(out / "teacher", "bert-mini", train, out / "student-hard", SST2 / "dev.tsv",
+               distill(teacher, "bert-mini", train, out / "student-hard", SST2 / "dev.tsv",
                        Settings(**{**student_settings.__dict__, "alpha": 1.0}), progress=False))
         report("student bert-mini shape, distilled (T=2, alpha=0.5)",
-               distill(out / "teacher", "bert-mini", train, out / "student-distilled", SST2 / "dev.tsv", student_settings,
+               distill(teacher, "bert-mini", train, out / "student-distilled", SST2 / "dev.tsv", student_settings,
                        progress=False))
 
 
