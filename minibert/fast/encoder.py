@@ -47,8 +47,8 @@ class FastEncoder:
                 "ln2": layer["output"]["LayerNorm"],
             })
         self.pooler = weights.get("pooler")
-        # float32 GELU uses a vectorisable rational erf (4.4e-7 from libm's); float64 keeps libm's erf.
-        self.bias_gelu = kernels.bias_gelu_float32 if dtype == np.float32 else kernels.bias_gelu_exact
+        self.bias_gelu = kernels.for_dtype(dtype, "bias_gelu")
+        self.softmax_rows = kernels.for_dtype(dtype, "softmax_rows")
         self._buffers: dict[str, np.ndarray] = {}
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
@@ -125,7 +125,8 @@ class FastEncoder:
             k = block[:, :, 1].transpose(0, 2, 3, 1)  # -> [n, A, d, L]
             v = block[:, :, 2].transpose(0, 2, 1, 3)  # -> [n, A, L, d]
             scores = np.matmul(q, k, out=self._buffer("scores", (n, A, L, L)))  # [n, A, L, L]
-            kernels.softmax_rows(scores, scale)
+            rows = scores.reshape(-1, L)
+            kernels.run(self.softmax_rows, rows.size, rows, rows.dtype.type(scale))
             out = context[start:start + n * L].reshape(n, L, A, d).transpose(0, 2, 1, 3)
             np.matmul(scores, v, out=out)  # [n, A, L, L] @ [n, A, L, d] -> [n, A, L, d], into context
         return context

@@ -6,7 +6,9 @@ packed tokens [T, ...] (all sequences' real tokens back to back, no padding). Ea
 function it must equal; tests/test_fast.py checks that they do.
 
 Every kernel is compiled twice, parallel over rows and serial (``kernel.serial``): thread hand-off costs
-more than small inputs take, so ``run`` picks by the amount of work.
+more than small inputs take, so ``run`` picks by the amount of work. All use NumPy's error model: with
+Python's, every float division checks its divisor for zero, and that check alone stops LLVM from
+vectorising a loop (the float32 GELU ran 5x slower).
 """
 
 import math
@@ -21,7 +23,7 @@ PARALLEL_FROM = 1 << 15  # elements; below this a serial loop beats waking the t
 
 
 def kernel(**options):
-    """numba.njit(parallel=True) with a serial twin at .serial, both cached on disk.
+    """numba.njit(parallel=True, error_model="numpy") with a serial twin at .serial, both cached on disk.
 
     The twin is compiled from a copy of the function under its own name: Numba's disk cache is keyed by
     the function's name and source line, and the two builds must not share one entry."""
@@ -29,10 +31,16 @@ def kernel(**options):
         twin = types.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial",
                                   function.__defaults__, function.__closure__)
         twin.__qualname__ = function.__qualname__ + "_serial"
-        parallel = numba.njit(cache=True, parallel=True, **options)(function)
-        parallel.serial = numba.njit(cache=True, **options)(twin)
+        parallel = numba.njit(cache=True, parallel=True, error_model="numpy", **options)(function)
+        parallel.serial = numba.njit(cache=True, error_model="numpy", **options)(twin)
         return parallel
     return compile_both
+
+
+def for_dtype(dtype: np.dtype, name: str):
+    """The `name`_float32 kernel for float32, else `name`_exact. The float32 builds replace libm's erf and
+    exp by arithmetic that vectorises, accurate to float32 (errors stated beside them) but not to float64."""
+    return globals()[f"{name}_float32" if np.dtype(dtype) == np.float32 else f"{name}_exact"]
 
 
 def run(kernel_function, work: int, *args):
@@ -40,7 +48,7 @@ def run(kernel_function, work: int, *args):
     return (kernel_function if work >= PARALLEL_FROM else kernel_function.serial)(*args)
 
 
-@numba.njit(cache=True, inline="always", fastmath=True)
+@numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
 def _layer_norm_row(row, gamma, beta, eps, out):
     """out = (row - μ) / √(σ² + ε) · γ + β for one token (nn.layer_norm), two passes in float64 accumulators."""
     n = row.shape[0]
@@ -89,7 +97,7 @@ ERF_Q = tuple(np.float32(c) for c in (-1.45660718464996e-05, -2.13374055278905e-
 F32_4, F32_HALF, F32_ONE, F32_SQRT1_2 = np.float32(4), np.float32(0.5), np.float32(1), np.float32(SQRT1_2)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def erf_rational(x):
     """erf for float32 as pure arithmetic (a loop over it vectorises; one over libm's erff does not): x
     clamped to [-4, 4], where erf is ±1 in float32, then x·P(x²)/Q(x²) with the coefficients of Eigen's
@@ -177,30 +185,66 @@ def bias_residual_layer_norm(y, bias, residual, gamma, beta, eps):
         _layer_norm_row(row, gamma, beta, eps, residual[t])
 
 
+# Cephes' expf: exp(r) ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2, with ln 2 split in two for an exact k·ln 2.
+EXP_P = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                                      1.6666665459e-1, 5.0000001201e-1))
+F32_LOG2E, F32_LN2_HI, F32_LN2_LO = np.float32(1.44269504088896341), np.float32(0.693359375), np.float32(-2.12194440e-4)
+F32_EXP_MIN = np.float32(-86.0)  # exp(-86) = 4.4e-38 is still a normal float32; below, 2^k would not be
+
+
+@numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def exp_nonpositive_float32(x, exponents):
+    """x = exp(x) in place for x ≤ 0 (float32, a softmax row after its max is subtracted), as arithmetic a
+    loop vectorises (Numba's exp calls libm per element: 6 ns each here). exp(x) = 2^k · exp(r), x = k ln2 + r;
+    exp(r) by Cephes' polynomial, then k is added to the float's exponent bits. Max relative error against
+    float64 exp: 3.0e-7 (tests/test_kernels.py). exponents: int32 scratch of x's length."""
+    for j in range(x.shape[0]):
+        v = max(x[j], F32_EXP_MIN)
+        k = np.floor(v * F32_LOG2E + F32_HALF)
+        r = (v - k * F32_LN2_HI) - k * F32_LN2_LO
+        p = EXP_P[0]
+        for c in EXP_P[1:]:
+            p = p * r + c
+        x[j] = p * r * r + r + F32_ONE
+        exponents[j] = np.int32(k) << 23
+    bits = x.view(np.int32)
+    for j in range(x.shape[0]):
+        bits[j] += exponents[j]  # · 2^k
+
+
 @kernel(fastmath=True)
-def scale_and_shift_rows(scores, scale):
-    """scores = scores · scale - max over the row, in place: the first half of a stable softmax.  [N, L]"""
+def softmax_rows_float32(scores, scale):
+    """scores = softmax(scores · scale) over each row, in place (nn.softmax of the scaled scores), with
+    exp_nonpositive_float32.  scores [N, L] float32"""
+    n, length = scores.shape
+    chunk = 64  # rows per scratch allocation
+    for c in prange((n + chunk - 1) // chunk):
+        exponents = np.empty(length, dtype=np.int32)
+        for r in range(c * chunk, min(n, (c + 1) * chunk)):
+            row = scores[r]
+            top = row[0]
+            for j in range(1, length):
+                top = max(top, row[j])
+            for j in range(length):
+                row[j] = (row[j] - top) * scale  # = x·scale - max(x·scale), as scale > 0
+            exp_nonpositive_float32(row, exponents)
+            total = np.float32(0)
+            for j in range(length):
+                total += row[j]
+            row *= F32_ONE / total
+
+
+@kernel()
+def softmax_rows_exact(scores, scale):
+    """As softmax_rows_float32 with libm's exp: the float64 path.  scores [N, L]"""
     for r in prange(scores.shape[0]):
         row = scores[r]
-        row *= scale
-        row -= row.max()
-
-
-@kernel(fastmath=True)
-def normalize_rows(e):
-    """e = e / Σ e over each row, in place: the second half of the softmax, after exp.  [N, L]"""
-    for r in prange(e.shape[0]):
-        row = e[r]
-        row /= row.sum()
-
-
-def softmax_rows(scores, scale):
-    """scores = softmax(scores · scale) over the last axis, in place (nn.softmax of the scaled scores).
-    exp runs in NumPy, whose exp is vectorised (Numba's calls libm per element). scores [..., L]"""
-    rows = scores.reshape(-1, scores.shape[-1])
-    run(scale_and_shift_rows, rows.size, rows, rows.dtype.type(scale))
-    np.exp(rows, out=rows)
-    run(normalize_rows, rows.size, rows)
+        top = row.max()
+        total = 0.0
+        for j in range(row.shape[0]):
+            row[j] = math.exp((row[j] - top) * scale)
+            total += row[j]
+        row /= total
 
 
 @kernel(fastmath=True)
@@ -219,19 +263,22 @@ def attention_short(qkv, starts, lengths, num_heads, scale, context):
         q0, k0, v0 = h * head_size, hidden + h * head_size, 2 * hidden + h * head_size
         p = np.empty(length, dtype=qkv.dtype)
         for i in range(length):
-            top = -np.inf
+            q = qkv[start + i, q0:q0 + head_size]
             for j in range(length):
-                dot = 0.0
-                for d in range(head_size):
-                    dot += qkv[start + i, q0 + d] * qkv[start + j, k0 + d]
+                k = qkv[start + j, k0:k0 + head_size]
+                dot = q[0] * k[0]  # in the input's dtype, as a BLAS GEMM would; contiguous, so it vectorises
+                for d in range(1, head_size):
+                    dot += q[d] * k[d]
                 p[j] = dot * scale
-                top = max(top, p[j])
-            total = 0.0
+            top = p.max()
+            total = p[0] * 0
             for j in range(length):
                 p[j] = math.exp(p[j] - top)
                 total += p[j]
-            for d in range(head_size):
-                acc = 0.0
-                for j in range(length):
-                    acc += p[j] * qkv[start + j, v0 + d]
-                context[start + i, q0 + d] = acc / total
+            out = context[start + i, q0:q0 + head_size]
+            out[:] = 0
+            for j in range(length):  # out = Σ_j p_j v_j / Σ p, as row updates (axpy) that vectorise over d
+                v = qkv[start + j, v0:v0 + head_size]
+                weight = p[j] / total
+                for d in range(head_size):
+                    out[d] += weight * v[d]

@@ -68,7 +68,7 @@ def layer_forward(x: np.ndarray, real: np.ndarray, mask_bias: np.ndarray, attent
     a = nn.layer_norm(u, **attention["output"]["LayerNorm"], eps=eps)  # a = LayerNorm(x + dropout(ctx W_oᵀ + b_o))
     z = nn.dense(a, **intermediate["dense"])  # [T, H] -> [T, I]
     g = np.empty_like(z)
-    kernels.run(gelu_keep(z), z.size, z, g)  # g = GELU(z)
+    kernels.run(kernels.for_dtype(z.dtype, "gelu_keep"), z.size, z, g)  # g = GELU(z)
     v_in = nn.dropout(nn.dense(g, **output["dense"]), dropout.get("output.dropout")) + a
     y = nn.layer_norm(v_in, **output["LayerNorm"], eps=eps)  # y = LayerNorm(a + dropout(g W_2ᵀ + b_2))
     cache = {"x": x, "w_qkv": w_qkv, "q": q, "k": k, "v": v, "p": p, "p_dropped": p_dropped, "context": context,
@@ -84,7 +84,7 @@ def layer_backward(dy: np.ndarray, cache: dict, real: np.ndarray, attention: dic
     B, A, S, d = c["q"].shape
     dv_in, dgamma2, dbeta2 = nn.layer_norm_backward(dy, c["v_in"], output["LayerNorm"]["weight"], eps)
     dg, dw2, db2 = nn.dense_backward(nn.dropout(dv_in, dropout.get("output.dropout")), c["g"], output["dense"]["weight"])
-    kernels.run(gelu_backward(dg), dg.size, dg, c["z"])  # ∂z = ∂g · GELU'(z), in place
+    kernels.run(kernels.for_dtype(dg.dtype, "gelu_backward"), dg.size, dg, c["z"])  # ∂z = ∂g · GELU'(z), in place
     da, dw1, db1 = nn.dense_backward(dg, c["a"], intermediate["dense"]["weight"])
     da += dv_in  # the residual around the FFN
     du, dgamma1, dbeta1 = nn.layer_norm_backward(da, c["u"], attention["output"]["LayerNorm"]["weight"], eps)
@@ -123,11 +123,3 @@ def pack_masks(masks: dict, real: np.ndarray) -> dict:
     """A layer's dropout masks with the [B, S, H] ones packed to [T, H], like the activations here."""
     return {name: m if name == "attention.self.dropout" else m[real] for name, m in masks.items()}
 
-
-def gelu_keep(z: np.ndarray):
-    # float32: the vectorisable rational erf (4.4e-7 from libm's); float64 keeps libm's erf.
-    return kernels.gelu_keep_float32 if z.dtype == np.float32 else kernels.gelu_keep_exact
-
-
-def gelu_backward(dy: np.ndarray):
-    return kernels.gelu_backward_float32 if dy.dtype == np.float32 else kernels.gelu_backward_exact
