@@ -5,6 +5,9 @@ Run with the machine's BLAS pins unset for that command only, e.g.
 torch/transformers and onnxruntime(+onnx) are optional: whichever is importable is measured. All engines
 get the same BERT-Mini-shaped random weights (L=4 H=256 A=4 I=1024, vocabulary 30522), fp32, and the same
 thread count; each shape is timed in rounds that alternate the engines, and the minimum is reported.
+In each round an engine's timed call follows an untimed call of its own: ONNX Runtime's and torch's
+thread pools keep spinning after a call returns, and on two cores that slowed whichever engine ran next
+(minibert 1x128: 10.4 ms after itself, 19.8 ms right after ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
             runs[name](ids, mask)  # warm-up (compilation, allocation)
         for _ in range(rounds):
             for name in names:
+                runs[name](ids, mask)  # untimed: the previous engine's threads have stopped spinning by its end
                 start = time.perf_counter()
                 runs[name](ids, mask)
                 best[name] = min(best.get(name, np.inf), (time.perf_counter() - start) * 1e3)

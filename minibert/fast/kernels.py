@@ -19,7 +19,7 @@ import numpy as np
 from numba import prange
 
 SQRT1_2 = 1.0 / math.sqrt(2.0)
-PARALLEL_FROM = 1 << 15  # elements; below this a serial loop beats waking the thread pool
+PARALLEL_FROM = 1 << 18  # elements; below this a serial loop beats waking the thread pool (~40 µs here)
 
 
 def kernel(**options):
