@@ -41,10 +41,17 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All tensors of a .safetensors file as NumPy arrays; float16 kept, bfloat16 widened to float32."""
-    from safetensors import SafetensorError, deserialize
+    """All tensors of a .safetensors file as NumPy arrays; float16 kept, bfloat16 widened to float32.
+
+    Tensors are copied once each out of a memory map (safe_open); a file holding bfloat16, which NumPy
+    lacks, is read whole and its raw bytes converted."""
+    from safetensors import SafetensorError, deserialize, safe_open
 
     try:
+        with safe_open(path, framework="numpy") as f:
+            dtypes = {name: f.get_slice(name).get_dtype() for name in f.keys()}
+            if all(dtype in SAFETENSORS_DTYPES for dtype in dtypes.values()):
+                return {name: f.get_tensor(name) for name in dtypes}
         with open(path, "rb") as f:
             entries = deserialize(f.read())
     except FileNotFoundError:
