@@ -59,27 +59,34 @@ def engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) ->
         import onnxruntime
     except ImportError:
         return runs
-    class Encoder(torch.nn.Module):  # positional inputs for the exporter
-        def __init__(self):
-            super().__init__()
-            self.bert = hf
-
-        def forward(self, input_ids, attention_mask):
-            out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
-            return out.last_hidden_state, out.pooler_output
-
-    path = os.path.join(tempfile.mkdtemp(prefix="minibert-bench-"), "bert.onnx")
-    ids = torch.ones((2, 16), dtype=torch.long)
-    with torch.no_grad():
-        torch.onnx.export(Encoder().eval(), (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
-                          output_names=["last_hidden_state", "pooler_output"], dynamo=False,
-                          dynamic_axes={n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask")})
+    path = export_onnx(hf, os.path.join(tempfile.mkdtemp(prefix="minibert-bench-"), "bert.onnx"))
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     runs["onnxruntime"] = lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})
     return runs
+
+
+def export_onnx(hf_model, path: str) -> str:
+    """Export a transformers BertModel to ONNX at `path` (dynamic batch and sequence axes); returns path."""
+    import torch
+
+    class Encoder(torch.nn.Module):  # positional inputs for the exporter
+        def __init__(self):
+            super().__init__()
+            self.bert = hf_model
+
+        def forward(self, input_ids, attention_mask):
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+            return out.last_hidden_state, out.pooler_output
+
+    ids = torch.ones((2, 16), dtype=torch.long)
+    with torch.no_grad():
+        torch.onnx.export(Encoder().eval(), (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
+                          output_names=["last_hidden_state", "pooler_output"], dynamo=False,
+                          dynamic_axes={n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask")})
+    return path
 
 
 def blas_description() -> str:
