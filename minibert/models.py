@@ -437,14 +437,14 @@ def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     array = array.astype(np.int64, copy=False)
+    if array.size == 0 or (array.min() >= 0 and array.max() < upper):
+        return array
     bad = np.argwhere((array < 0) | (array >= upper))
-    if len(bad):
-        where = tuple(int(i) for i in bad[0])
-        raise ValueError(
-            f"{name} holds {int(array[where])} at position {list(where)}; values must lie in [0, {upper})"
-            + (f" ({len(bad)} bad values)" if len(bad) > 1 else "")
-        )
-    return array
+    where = tuple(int(i) for i in bad[0])
+    raise ValueError(
+        f"{name} holds {int(array[where])} at position {list(where)}; values must lie in [0, {upper})"
+        + (f" ({len(bad)} bad values)" if len(bad) > 1 else "")
+    )
 
 
 def _like_ids(name: str, values: Any, input_ids: np.ndarray, upper: int, default: int | None = None) -> np.ndarray:

@@ -16,6 +16,7 @@ and reused across layers and calls (so one model object must not be called from 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,6 +48,8 @@ class FastEncoder:
                 "ln2": layer["output"]["LayerNorm"],
             })
         self.pooler = weights.get("pooler")
+        if self.pooler is not None:
+            self.pooler_weight = np.ascontiguousarray(self.pooler["dense"]["weight"].T)  # [H, H], as (in, out)
         self.bias_gelu = kernels.for_dtype(dtype, "bias_gelu")
         self.softmax_rows = kernels.for_dtype(dtype, "softmax_rows")
         self._buffers: dict[str, np.ndarray] = {}
@@ -58,42 +61,29 @@ class FastEncoder:
         positions zero; or None when the mask is not "tokens, then padding" per row (the caller then uses
         the reference path).
         """
-        lengths = attention_mask.sum(axis=1)
-        if lengths.min() == 0 or not np.array_equal(attention_mask, np.arange(attention_mask.shape[1]) < lengths[:, None]):
+        pack = packing(attention_mask)
+        if pack is None:
             return None
-        order = np.argsort(-lengths, kind="stable")  # longest first: equal lengths become neighbours
-        lengths_sorted = lengths[order]
-        starts = np.concatenate([[0], np.cumsum(lengths_sorted)[:-1]])
-        total = int(lengths_sorted.sum())
-        rows = np.repeat(order, lengths_sorted)  # packed token t comes from (rows[t], cols[t])
-        cols = np.arange(total) - np.repeat(starts, lengths_sorted)
-        positions = np.broadcast_to(position_ids, input_ids.shape)
-
         c, H = self.config, self.config.hidden_size
-        x = self._buffer("x", (total, H))
+        x = self._buffer("x", (pack.total, H))
         e = self.embeddings
-        kernels.run(kernels.embed, total * H, input_ids[rows, cols], token_type_ids[rows, cols], positions[rows, cols],
-                      e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
-                      e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"],
-                      c.layer_norm_eps, x)
+        positions = np.broadcast_to(position_ids, input_ids.shape)
+        kernels.run(kernels.embed, pack.total * H, pack.gather(input_ids), pack.gather(token_type_ids),
+                    pack.gather(positions), e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
+                    e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"],
+                    c.layer_norm_eps, x)
         packed_states = [x.copy()] if output_hidden_states else None
-        plan = attention_plan(starts, lengths_sorted)
+        plan = attention_plan(pack.starts, pack.lengths)
         for layer in self.layers:
             self._layer(x, layer, plan)
             if output_hidden_states:
                 packed_states.append(x.copy())
-
-        def unpack(packed):
-            out = np.zeros(input_ids.shape + (H,), dtype=self.dtype)  # [B, S, H], padding stays 0
-            out[rows, cols] = packed
-            return out
-
         pooled = None
         if self.pooler is not None:
-            pooled = np.empty((len(lengths), H), dtype=self.dtype)
-            pooled[order] = np.tanh(x[starts] @ self.pooler["dense"]["weight"].T + self.pooler["dense"]["bias"])
-        hidden_states = tuple(unpack(h) for h in packed_states) if output_hidden_states else None
-        return unpack(x), pooled, hidden_states
+            pooled = np.empty((len(pack.order), H), dtype=self.dtype)
+            pooled[pack.order] = np.tanh(x[pack.starts] @ self.pooler_weight + self.pooler["dense"]["bias"])  # first tokens [B, H]
+        hidden_states = tuple(pack.scatter(h) for h in packed_states) if output_hidden_states else None
+        return pack.scatter(x), pooled, hidden_states
 
     def _layer(self, x, w, plan) -> None:
         """One encoder layer over packed tokens, x [T, H] updated in place."""
@@ -138,6 +128,47 @@ class FastEncoder:
         if buffer is None or buffer.size < size:
             buffer = self._buffers[name] = np.empty(size, dtype=self.dtype)
         return buffer[:size].reshape(shape)
+
+
+class Packing(NamedTuple):
+    """Where a batch's real tokens sit when packed back to back, longest sequence first."""
+
+    shape: tuple[int, int]  # (B, S) of the padded batch
+    order: np.ndarray  # [B] the batch rows, longest first
+    lengths: np.ndarray  # [B] their lengths
+    starts: np.ndarray  # [B] where each starts among the packed tokens
+    total: int  # T, the number of real tokens
+    index: tuple | None  # (rows [T], cols [T]): packed token t is padded position (rows[t], cols[t]); None: no padding
+
+    def gather(self, a: np.ndarray) -> np.ndarray:
+        """[B, S, ...] -> [T, ...], the real positions in packed order."""
+        return a.reshape((self.total,) + a.shape[2:]) if self.index is None else a[self.index]
+
+    def scatter(self, packed: np.ndarray) -> np.ndarray:
+        """[T, N] -> a new [B, S, N], zero at padding."""
+        if self.index is None:
+            return packed.reshape(self.shape + packed.shape[1:]).copy()
+        out = np.zeros(self.shape + packed.shape[1:], dtype=packed.dtype)
+        out[self.index] = packed
+        return out
+
+
+def packing(attention_mask: np.ndarray) -> Packing | None:
+    """How to pack a batch with attention_mask [B, S]; None unless every row is "tokens, then padding"
+    with at least one token (the reference path takes any other mask)."""
+    B, S = attention_mask.shape
+    if attention_mask.all():  # no padding: packing is a reshape
+        return Packing((B, S), np.arange(B), np.full(B, S), np.arange(B) * S, B * S, None)
+    lengths = attention_mask.sum(axis=1)
+    if lengths.min() == 0 or not np.array_equal(attention_mask, np.arange(S) < lengths[:, None]):
+        return None
+    order = np.argsort(-lengths, kind="stable")  # longest first: equal lengths become neighbours
+    lengths = lengths[order]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    total = int(lengths.sum())
+    rows = np.repeat(order, lengths)
+    cols = np.arange(total) - np.repeat(starts, lengths)
+    return Packing((B, S), order, lengths, starts, total, (rows, cols))
 
 
 def attention_plan(starts: np.ndarray, lengths: np.ndarray) -> tuple:
