@@ -72,6 +72,20 @@ def test_other_masks_and_attention_maps_use_the_reference_path():
     assert len(with_maps.attentions) == config.num_hidden_layers
 
 
+@pytest.mark.parametrize("padded", [False, True])
+def test_outputs_do_not_alias_the_reused_buffers(padded):
+    """The fast path computes in buffers it keeps between calls: what it returns must be copies."""
+    config = BertConfig.from_dict(RANDOM_CONFIGS["tiny"])
+    fast, _ = models(config, random_weights(RANDOM_CONFIGS["tiny"]), "float32")
+    rng = np.random.default_rng(0)
+    mask = prefix_mask([5, 3], 5) if padded else np.ones((2, 5), dtype=np.int64)
+    first = fast(rng.integers(0, config.vocab_size, (2, 5)), attention_mask=mask, output_hidden_states=True)
+    kept = [first.last_hidden_state.copy(), first.pooler_output.copy(), *(h.copy() for h in first.hidden_states)]
+    fast(rng.integers(0, config.vocab_size, (2, 5)), attention_mask=mask, output_hidden_states=True)
+    for before, after in zip(kept, [first.last_hidden_state, first.pooler_output, *first.hidden_states]):
+        np.testing.assert_array_equal(before, after)
+
+
 def test_heads_run_on_the_fast_path():
     directory = minibert.BertForSequenceClassification
     from tests.fixtures.cases import FIXTURES
