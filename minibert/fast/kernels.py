@@ -50,7 +50,8 @@ def run(kernel_function, work: int, *args):
 
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
 def _layer_norm_row(row, gamma, beta, eps, out):
-    """out = (row - μ) / √(σ² + ε) · γ + β for one token (nn.layer_norm), two passes in float64 accumulators."""
+    """out = (row - μ) / √(σ² + ε) · γ + β for one token (nn.layer_norm), two passes in float64 accumulators.
+    out may be row itself: each element is read before it is written."""
     n = row.shape[0]
     mean = 0.0
     for j in range(n):
@@ -73,11 +74,11 @@ def embed(input_ids, token_type_ids, position_ids, word, position, token_type, g
     """
     hidden = out.shape[1]
     for t in prange(input_ids.shape[0]):
-        row = np.empty(hidden, dtype=out.dtype)
+        row = out[t]  # the sum is formed in the output row and normalised in place (no scratch row)
         w, ty, p = word[input_ids[t]], token_type[token_type_ids[t]], position[position_ids[t]]
         for j in range(hidden):
             row[j] = (w[j] + ty[j]) + p[j]  # transformers' order of the sums
-        _layer_norm_row(row, gamma, beta, eps, out[t])
+        _layer_norm_row(row, gamma, beta, eps, row)
 
 
 @kernel()
@@ -179,10 +180,10 @@ def bias_residual_layer_norm(y, bias, residual, gamma, beta, eps):
     """
     hidden = y.shape[1]
     for t in prange(y.shape[0]):
-        row = np.empty(hidden, dtype=y.dtype)
+        row = residual[t]  # summed and normalised in place: a scratch row per token cost 2.5x at 128 tokens
         for j in range(hidden):
-            row[j] = (y[t, j] + bias[j]) + residual[t, j]
-        _layer_norm_row(row, gamma, beta, eps, residual[t])
+            row[j] = (y[t, j] + bias[j]) + row[j]
+        _layer_norm_row(row, gamma, beta, eps, row)
 
 
 # Cephes' expf: exp(r) ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2, with ln 2 split in two for an exact k·ln 2.
