@@ -20,7 +20,8 @@ from . import nn
 from .config import BertConfig
 from .fast import FastEncoder
 from .hub import model_directory
-from .weights import bert_weights, canonical_state, flatten, read_weights, take, unflatten, weights_file
+from .weights import (bert_weights, canonical_state, flatten, mlm_shapes, nsp_shapes, read_weights, take, unflatten,
+                      weights_file)
 
 
 class ModelOutput:
@@ -349,19 +350,6 @@ class BertForQuestionAnswering(BertHeadModel):
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.dense(out.last_hidden_state, **self.head["qa_outputs"])  # [B, S, H] -> [B, S, 2]
         return QuestionAnsweringModelOutput(logits[..., 0], logits[..., 1], out.hidden_states, out.attentions)
-
-
-def mlm_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
-    H, V = config.hidden_size, config.vocab_size
-    return {
-        "cls.predictions.transform.dense.weight": (H, H), "cls.predictions.transform.dense.bias": (H,),
-        "cls.predictions.transform.LayerNorm.weight": (H,), "cls.predictions.transform.LayerNorm.bias": (H,),
-        "cls.predictions.decoder.weight": (V, H), "cls.predictions.decoder.bias": (V,),
-    }
-
-
-def nsp_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
-    return {"cls.seq_relationship.weight": (2, config.hidden_size), "cls.seq_relationship.bias": (2,)}
 
 
 def tie_mlm_weights(tensors: dict[str, np.ndarray], config: BertConfig) -> dict[str, np.ndarray]:

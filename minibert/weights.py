@@ -120,16 +120,27 @@ def bert_shapes(config: BertConfig, with_pooler: bool = True) -> dict[str, tuple
     return shapes
 
 
+def mlm_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
+    """The masked-LM head's tensors as checkpoints key them (the decoder spelled out)."""
+    H, V = config.hidden_size, config.vocab_size
+    return {
+        "cls.predictions.transform.dense.weight": (H, H), "cls.predictions.transform.dense.bias": (H,),
+        "cls.predictions.transform.LayerNorm.weight": (H,), "cls.predictions.transform.LayerNorm.bias": (H,),
+        "cls.predictions.decoder.weight": (V, H), "cls.predictions.decoder.bias": (V,),
+    }
+
+
+def nsp_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
+    """The next-sentence head's tensors."""
+    return {"cls.seq_relationship.weight": (2, config.hidden_size), "cls.seq_relationship.bias": (2,)}
+
+
 def pretraining_head_shapes(config: BertConfig) -> dict[str, tuple[int, ...]]:
     """The tensors of the MLM and next-sentence heads as torch's named_parameters() lists them: the MLM
     decoder is tied (its weight is the word embeddings, its bias cls.predictions.bias), so it has no entry."""
-    H = config.hidden_size
-    return {
-        "cls.predictions.bias": (config.vocab_size,),
-        "cls.predictions.transform.dense.weight": (H, H), "cls.predictions.transform.dense.bias": (H,),
-        "cls.predictions.transform.LayerNorm.weight": (H,), "cls.predictions.transform.LayerNorm.bias": (H,),
-        "cls.seq_relationship.weight": (2, H), "cls.seq_relationship.bias": (2,),
-    }
+    mlm = mlm_shapes(config)
+    transform = {name: shape for name, shape in mlm.items() if name.startswith("cls.predictions.transform.")}
+    return {"cls.predictions.bias": mlm["cls.predictions.decoder.bias"], **transform, **nsp_shapes(config)}
 
 
 def canonical_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
