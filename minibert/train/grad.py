@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -174,16 +175,22 @@ def head_reads_padding(model, attention_mask: np.ndarray, labels: Any) -> bool:
     return labels.shape == padding.shape and bool((labels[padding] != -100).any())
 
 
-def classifier_value_and_grad(model: BertForSequenceClassification, x: np.ndarray, labels: Any, loss, mask):
-    """Pooler, dropout and classifier on the last hidden state x [B, S, H] -> (loss, dx [B, S, H], grads)."""
-    pooler, classifier = model.bert.weights["pooler"]["dense"], model.head["classifier"]
+def pooled_head_value_and_grad(model, x: np.ndarray, head: dict, head_name: str, labels: Any, loss, mask=None):
+    """The pooler, dropout (mask None: none) and a dense head on the pooled [CLS] vector, with loss(logits,
+    labels) -> (value, dlogits): x [B, S, H] -> (value, dx [B, S, H], pooler and head grads by name)."""
+    pooler = model.bert.weights["pooler"]["dense"]
     pooled = nn.dropout(nn.pooler(x, pooler), mask)  # [B, S, H] -> [B, H]
-    logits = nn.dense(pooled, **classifier)  # [B, H] -> [B, C]
-    value, dlogits = loss(logits, labels) if loss is not None else sequence_loss(logits, labels, model.config.problem_type)
-    dpooled, dw, db = nn.dense_backward(dlogits, pooled, classifier["weight"])
+    value, dlogits = loss(nn.dense(pooled, **head), labels)  # [B, H] -> [B, C]
+    dpooled, dw, db = nn.dense_backward(dlogits, pooled, head["weight"])
     dx, d_pooler = nn.pooler_backward(nn.dropout(dpooled, mask), x, pooler)
     return value, dx, {"bert.pooler.dense.weight": d_pooler["weight"], "bert.pooler.dense.bias": d_pooler["bias"],
-                       "classifier.weight": dw, "classifier.bias": db}
+                       f"{head_name}.weight": dw, f"{head_name}.bias": db}
+
+
+def classifier_value_and_grad(model: BertForSequenceClassification, x: np.ndarray, labels: Any, loss, mask):
+    """Pooler, dropout and classifier on the last hidden state x [B, S, H] -> (loss, dx [B, S, H], grads)."""
+    loss = loss or partial(sequence_loss, problem_type=model.config.problem_type)
+    return pooled_head_value_and_grad(model, x, model.head["classifier"], "classifier", labels, loss, mask)
 
 
 def labelled_positions(ids: np.ndarray, labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -224,14 +231,10 @@ def pretraining_value_and_grad(model: BertForPreTraining, x: np.ndarray, ids: np
     x [B, S, H] -> (loss, dx [B, S, H], grads of the pooler and both heads)."""
     mlm_labels, nsp_labels = pretraining_labels(labels)
     mlm_loss, dx, grads = masked_lm_value_and_grad(model, x, ids, mlm_labels)
-    pooler, nsp = model.bert.weights["pooler"]["dense"], model.head["cls"]["seq_relationship"]
-    pooled = nn.pooler(x, pooler)  # [B, S, H] -> [B, H]
-    nsp_loss, dlogits = sequence_loss(nn.dense(pooled, **nsp), nsp_labels, "single_label_classification")  # [B, 2]
-    dpooled, dw, db = nn.dense_backward(dlogits, pooled, nsp["weight"])
-    dx_pooler, d_pooler = nn.pooler_backward(dpooled, x, pooler)
-    grads.update({"bert.pooler.dense.weight": d_pooler["weight"], "bert.pooler.dense.bias": d_pooler["bias"],
-                  "cls.seq_relationship.weight": dw, "cls.seq_relationship.bias": db})
-    return mlm_loss + nsp_loss, dx + dx_pooler, grads
+    nsp_loss, dx_pooler, nsp_grads = pooled_head_value_and_grad(  # 2 logits: B follows A, or not
+        model, x, model.head["cls"]["seq_relationship"], "cls.seq_relationship", nsp_labels,
+        partial(sequence_loss, problem_type="single_label_classification"))
+    return mlm_loss + nsp_loss, dx + dx_pooler, {**grads, **nsp_grads}
 
 
 def token_classifier_value_and_grad(model: BertForTokenClassification, x: np.ndarray, ids: np.ndarray, labels: Any, mask):
