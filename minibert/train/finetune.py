@@ -231,8 +231,7 @@ def grid_search(model_name_or_path: str | os.PathLike, train_file: str | os.Path
             best = max(history, key=lambda record: score(record["dev"]))
             runs.append({"lr": lr, "batch_size": batch_size, "directory": str(directory), "best_epoch": best})
             summary = {"runs": runs, "best": max(runs, key=lambda run: score(run["best_epoch"]["dev"]))}
-            (output_dir / "grid.json.partial").write_text(json.dumps(summary, indent=2))
-            os.replace(output_dir / "grid.json.partial", output_dir / "grid.json")
+            write_json(output_dir / "grid.json", summary)
     return summary
 
 
@@ -252,8 +251,14 @@ def save_checkpoint(model, tokenizer, optimizer, output_dir: Path, settings: Set
     os.replace(output_dir / "optimizer.npz.partial.npz", output_dir / "optimizer.npz")
     state = {"settings": asdict(settings), "t": optimizer.t, "step": step, "epoch": epoch, "history": history,
              "partial_epoch": partial_epoch}
-    (output_dir / "trainer_state.json.partial").write_text(json.dumps(state, indent=2))
-    os.replace(output_dir / "trainer_state.json.partial", output_dir / "trainer_state.json")
+    write_json(output_dir / "trainer_state.json", state)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write through path.partial and a rename: an interruption leaves the old file or the new, never half."""
+    partial_path = path.with_name(path.name + ".partial")
+    partial_path.write_text(json.dumps(data, indent=2))
+    os.replace(partial_path, path)
 
 
 def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: str | os.PathLike,
