@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -98,6 +98,19 @@ def blas_description() -> str:
                      for i in threadpool_info() if i["user_api"] == "blas") or "none found"
 
 
+def interleaved_minimum(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """name -> the fastest of `rounds` timed calls, in seconds. Each round calls every engine in turn, and
+    each timed call follows an untimed call of the same engine (see the module docstring for why)."""
+    best = dict.fromkeys(runs, np.inf)
+    for _ in range(rounds):
+        for name, run in runs.items():
+            run()
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_reference: bool = False) -> list[dict]:
     """Time every engine on every shape; returns rows {shape, engine: ms}. Prints a table as it goes."""
     from .fast import set_num_threads
@@ -119,15 +132,10 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
     for batch, seq in shapes:
         ids = rng.integers(1000, config.vocab_size, size=(batch, seq)).astype(np.int64)
         mask = np.ones_like(ids)
-        best = {}
         for name in names:
             runs[name](ids, mask)  # warm-up (compilation, allocation)
-        for _ in range(rounds):
-            for name in names:
-                runs[name](ids, mask)  # untimed: the previous engine's threads have stopped spinning by its end
-                start = time.perf_counter()
-                runs[name](ids, mask)
-                best[name] = min(best.get(name, np.inf), (time.perf_counter() - start) * 1e3)
+        best = {name: seconds * 1e3 for name, seconds in
+                interleaved_minimum({name: lambda run=run: run(ids, mask) for name, run in runs.items()}, rounds).items()}
         rows.append({"shape": f"{batch}x{seq}", **best})
         print(f"{batch:>6} x {seq:<4} " + " ".join(f"{best[n]:>15.2f} ms" for n in names)
               + "".join(f"  {best[n] / best['minibert']:>25.2f}x" for n in others))

@@ -8,13 +8,12 @@ against ONNX Runtime; needs onnx and onnxruntime.
 """
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from minibert.bench import blas_description  # noqa: E402
+from minibert.bench import blas_description, interleaved_minimum  # noqa: E402
 
 SHAPES = {"QKV": (256, 768), "attention output": (256, 256), "FFN in": (256, 1024), "FFN out": (1024, 256)}
 
@@ -40,13 +39,7 @@ def main(rounds: int = 300, threads: int = 2) -> None:
                 providers=["CPUExecutionProvider"])
             x, out = rng.random((tokens, k), dtype=np.float32), np.empty((tokens, n), dtype=np.float32)
             runs = {"numpy": lambda: np.matmul(x, w, out=out), "onnxruntime": lambda: session.run(None, {"x": x})}
-            best = dict.fromkeys(runs, np.inf)
-            for _ in range(max(5, rounds * 8 // tokens)):
-                for engine, run in runs.items():
-                    run()
-                    start = time.perf_counter()
-                    run()
-                    best[engine] = min(best[engine], time.perf_counter() - start)
+            best = interleaved_minimum(runs, max(5, rounds * 8 // tokens))
             for engine in total:
                 total[engine] += best[engine]
             print(f"  [{tokens}, {k}] x [{k}, {n}] ({name}): numpy {best['numpy'] * 1e6:8.0f} us, "
