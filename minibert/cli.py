@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=20, help="timed rounds per shape (default 20)")
     p.add_argument("--threads", type=int, help="threads for every engine (default: all cores)")
     p.add_argument("--reference", action="store_true", help="also time minibert's readable reference path")
+    p.add_argument("--shapes", help="BATCHxLENGTH pairs to time, comma-separated, e.g. 1x5,1x13 (default: the "
+                   "four shapes of docs/fast.md's table)")
     p.add_argument("--json", action="store_true", help="print the timings as JSON")
     p.set_defaults(run=_bench)
     return parser
@@ -472,11 +474,19 @@ def _bench(args) -> int:
     import contextlib
     import io
 
-    from .bench import bench
+    from .bench import SHAPES, bench
 
+    shapes = SHAPES
+    if args.shapes is not None:
+        pairs = [shape.split("x") for shape in args.shapes.replace(" ", "").split(",")]
+        if not all(len(pair) == 2 and all(n.isdigit() and int(n) > 0 for n in pair) for pair in pairs):
+            raise UserError(f"--shapes takes BATCHxLENGTH pairs of positive integers such as 1x8,32x128; got {args.shapes!r}")
+        shapes = [(int(batch), int(length)) for batch, length in pairs]
+        if max(length for _, length in shapes) > 512:
+            raise UserError("--shapes: BERT-Mini takes at most 512 tokens per sequence")
     table = io.StringIO()
     with contextlib.redirect_stdout(table if args.json else sys.stdout):
-        rows = bench(rounds=args.rounds, threads=args.threads, include_reference=args.reference)
+        rows = bench(rounds=args.rounds, threads=args.threads, shapes=shapes, include_reference=args.reference)
     if args.json:
         print(json.dumps(rows))
 

@@ -1,10 +1,13 @@
 """BERT-Mini's four GEMMs alone: NumPy's BLAS (what minibert calls) against ONNX Runtime's MatMul (MLAS, with
 its weights pre-packed when the session loads), same process, interleaved, min of N.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_gemm.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_gemm.py [--rows]
 
 Where minibert's whole forward is GEMM-bound (small inputs), the ratio here bounds what it can reach
 against ONNX Runtime; needs onnx and onnxruntime.
+
+--rows instead times NumPy alone on each row count from 1 to 40 (and a few larger) against the count the
+fast path rounds it up to (minibert.fast.encoder.gemm_rows): the measurement behind that rounding.
 """
 
 import sys
@@ -14,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert.bench import blas_description, interleaved_minimum  # noqa: E402
+from minibert.fast.encoder import gemm_rows  # noqa: E402
 
 SHAPES = {"QKV": (256, 768), "attention output": (256, 256), "FFN in": (256, 1024), "FFN out": (1024, 256)}
 
@@ -48,5 +52,23 @@ def main(rounds: int = 300, threads: int = 2) -> None:
               f"ONNX Runtime's time")
 
 
+def rows(rounds: int = 150) -> None:
+    """A layer's four GEMMs on T rows against gemm_rows(T) rows, NumPy only."""
+    print(f"BLAS: {blas_description()}")
+    rng = np.random.default_rng(0)
+    weights = [rng.random(shape, dtype=np.float32) for shape in SHAPES.values()]
+    x = rng.random((136, 1024), dtype=np.float32)
+
+    def layer(tokens):
+        return lambda: [np.matmul(x[:tokens, :w.shape[0]], w) for w in weights]
+
+    print(f"{'T':>4} {'on T rows':>12} {'rounded':>8} {'on those':>12} {'T rows take':>12}")
+    for tokens in [*range(1, 41), 57, 64, 100, 127, 128]:
+        padded = gemm_rows(tokens)
+        best = interleaved_minimum({"T": layer(tokens), "padded": layer(padded)}, rounds if tokens < 64 else rounds // 3)
+        print(f"{tokens:>4} {best['T'] * 1e6:>9.0f} us {padded:>8} {best['padded'] * 1e6:>9.0f} us "
+              f"{best['T'] / best['padded']:>11.2f}x")
+
+
 if __name__ == "__main__":
-    main()
+    rows() if "--rows" in sys.argv[1:] else main()

@@ -49,6 +49,9 @@ def test_input_file(capsys, tmp_path):
     (["similarity", "--model", CHECKPOINT, "only one"], "give at least two texts"),
     (["tokenize", "--model", CHECKPOINT, "--input", "/nonexistent.txt"], "cannot read /nonexistent.txt"),
     (["info", "--model", "/nonexistent/model"], "is neither a local directory nor a Hugging Face model id"),
+    (["bench", "--shapes", "1x8,32"], "--shapes takes BATCHxLENGTH pairs of positive integers"),
+    (["bench", "--shapes", "0x8"], "--shapes takes BATCHxLENGTH pairs of positive integers"),
+    (["bench", "--shapes", "1x1024"], "at most 512 tokens"),
 ])
 def test_user_mistakes_are_one_line(capsys, argv, message):
     status, out, err = run(capsys, *argv)

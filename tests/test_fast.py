@@ -6,6 +6,7 @@ import pytest
 import minibert
 from minibert import BertConfig, BertModel
 from minibert.fast import set_num_threads
+from minibert.fast.encoder import gemm_rows
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 
 BOUND = {"float32": 1e-5, "float64": 1e-12}
@@ -84,6 +85,27 @@ def test_outputs_do_not_alias_the_reused_buffers(padded):
     fast(rng.integers(0, config.vocab_size, (2, 5)), attention_mask=mask, output_hidden_states=True)
     for before, after in zip(kept, [first.last_hidden_state, first.pooler_output, *first.hidden_states]):
         np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("lengths", [[5], [7, 3, 2], [9], [1]])
+def test_nothing_is_read_from_the_reused_buffers(lengths):
+    """GEMMs run on a row count rounded up past the tokens (gemm_rows), and buffers carry over between
+    calls: poisoning every buffer with NaN before a call must not change a single output bit."""
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    fast, _ = models(config, random_weights(RANDOM_CONFIGS["mini"]), "float32")
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, (len(lengths), max(lengths)))
+    inputs = {"input_ids": ids, "attention_mask": prefix_mask(lengths, max(lengths))}
+    clean = fast(**inputs, output_hidden_states=True)
+    for buffer in fast.fast._buffers.values():
+        buffer[:] = np.nan
+    poisoned = fast(**inputs, output_hidden_states=True)
+    for a, b in zip([clean.last_hidden_state, clean.pooler_output, *clean.hidden_states],
+                    [poisoned.last_hidden_state, poisoned.pooler_output, *poisoned.hidden_states]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gemm_rows():
+    assert [gemm_rows(t) for t in (1, 2, 7, 8, 9, 10, 16, 17, 30, 127, 129)] == [1, 8, 8, 8, 9, 16, 16, 17, 32, 128, 129]
 
 
 def test_heads_run_on_the_fast_path():
