@@ -26,7 +26,7 @@ import numpy as np
 
 from . import kernels
 
-SHORT = 32  # sequences up to this length are attended to inside one kernel
+SHORT = 16  # sequences up to this length are attended to inside one kernel (tests/bench_attention.py)
 ROW_MULTIPLE = 8  # GEMM row counts are rounded up to this; see gemm_rows
 
 

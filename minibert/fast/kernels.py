@@ -258,6 +258,7 @@ def attention_short(qkv, starts, lengths, num_heads, scale, context):
     """
     hidden = context.shape[1]
     head_size = hidden // num_heads
+    zero = qkv.dtype.type(0)  # sums start from a zero of the input's dtype: a literal 0 would make them float64
     for job in prange(starts.shape[0] * num_heads):
         s, h = job // num_heads, job % num_heads
         start, length = starts[s], lengths[s]
@@ -267,12 +268,12 @@ def attention_short(qkv, starts, lengths, num_heads, scale, context):
             q = qkv[start + i, q0:q0 + head_size]
             for j in range(length):
                 k = qkv[start + j, k0:k0 + head_size]
-                dot = q[0] * k[0]  # in the input's dtype, as a BLAS GEMM would; contiguous, so it vectorises
-                for d in range(1, head_size):
+                dot = zero  # all head_size terms in the vectorised loop (from q[0]·k[0], 63 left 31 to a scalar tail)
+                for d in range(head_size):
                     dot += q[d] * k[d]
                 p[j] = dot * scale
             top = p.max()
-            total = p[0] * 0
+            total = zero
             for j in range(length):
                 p[j] = math.exp(p[j] - top)
                 total += p[j]

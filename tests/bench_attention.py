@@ -1,0 +1,44 @@
+"""Short-sequence attention: the in-kernel path (kernels.attention_short) against the BLAS path (batched
+GEMMs + the softmax kernel), per attention call of a BERT-Mini layer, same process, interleaved, min of N.
+The crossover is what sets minibert.fast.encoder.SHORT.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_attention.py
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from minibert import BertModel  # noqa: E402
+from minibert.bench import blas_description, interleaved_minimum, random_mini_weights  # noqa: E402
+from minibert.fast import encoder  # noqa: E402
+
+
+def main(rounds: int = 300) -> None:
+    print(f"BLAS: {blas_description()}; SHORT = {encoder.SHORT}")
+    fast = BertModel(*random_mini_weights()).fast
+    hidden = fast.config.hidden_size
+    rng = np.random.default_rng(0)
+    for count, length in [(1, 4), (1, 8), (1, 12), (1, 16), (1, 20), (1, 24), (1, 32), (16, 8), (16, 16), (64, 12)]:
+        tokens = count * length
+        qkv = rng.standard_normal((tokens, 3 * hidden)).astype(np.float32)
+        starts, lengths = np.arange(count) * length, np.full(count, length)
+        short = encoder.SHORT
+        try:
+            encoder.SHORT = length
+            in_kernel = encoder.attention_plan(starts, lengths)
+            encoder.SHORT = length - 1
+            in_blas = encoder.attention_plan(starts, lengths)
+        finally:
+            encoder.SHORT = short
+        rows = encoder.gemm_rows(tokens)
+        best = interleaved_minimum({"kernel": lambda: fast._attention(qkv, in_kernel, rows),
+                                    "blas": lambda: fast._attention(qkv, in_blas, rows)}, rounds)
+        print(f"{count:>3} x {length:<3} kernel {best['kernel'] * 1e6:7.1f} us, BLAS {best['blas'] * 1e6:7.1f} us: "
+              f"the kernel takes {best['kernel'] / best['blas']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
