@@ -12,8 +12,8 @@ work is spent on padding and sequences of equal length sit together. Per layer:
 Weights are transposed once to [in, out] so every GEMM is a plain row-major BLAS call; buffers are kept
 and reused across layers and calls (so one model object must not be called from two threads at once).
 
-The GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is up to 2x slower for a row count 2 to 7 past a
-multiple of 8 than for the next multiple of 8. The extra rows are computed and never read: every GEMM row
+The GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is up to 1.7x slower for a row count 2 to 7 past
+a multiple of 8 than for the next multiple of 8. The extra rows are computed and never read: every GEMM row
 depends only on its own input row, and the kernels and attention touch the T real rows only.
 """
 
@@ -34,9 +34,9 @@ def gemm_rows(tokens: int) -> int:
     """The row count to run T tokens' GEMMs on: T rounded up to a multiple of 8 when that adds 2 to 7 rows.
 
     Measured with OpenBLAS's Haswell sgemm (NumPy's wheels on AVX2 CPUs; `python tests/bench_gemm.py
-    --rows`): a layer's four BERT-Mini GEMMs on 5 rows take 1.7x as long as on 8, on 14 rows 1.7x as long as
-    on 16, on 30 rows 1.5x as long as on 32, while 1 row over a multiple of 8 costs less than the padding
-    (one row alone runs as a matrix-vector product)."""
+    --rows`): a layer's four BERT-Mini GEMMs on 5 rows take 1.67x as long as on 8, on 14 rows 1.46x as long
+    as on 16, on 30 rows 1.19x as long as on 32, while 1 row past a multiple of 8 costs less than the
+    padding would (a single row runs as a matrix-vector product)."""
     over = tokens % ROW_MULTIPLE
     return tokens if over <= 1 else tokens + ROW_MULTIPLE - over
 
@@ -108,7 +108,7 @@ class FastEncoder:
         x = rows[:T]
         eps = self.config.layer_norm_eps
         run = kernels.run
-        qkv = np.matmul(rows, w["w_qkv"], out=self._buffer("qkv", (R, 3 * H)))[:T]  # [R, H] -> [R, 3H]; T rows on
+        qkv = np.matmul(rows, w["w_qkv"], out=self._buffer("qkv", (R, 3 * H)))[:T]  # [R, H] -> [R, 3H], first T rows kept
         run(kernels.add_bias, qkv.size, qkv, w["b_qkv"])
         context = self._attention(qkv, plan, R)  # [T, 3H] -> [R, H]
         projected = np.matmul(context, w["w_o"], out=self._buffer("projected", (R, H)))
