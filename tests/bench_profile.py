@@ -1,0 +1,128 @@
+"""Where the fast path's time goes: one BERT-Mini forward split into its GEMMs, its attention, each kernel
+and everything else, per shape; beside it ONNX Runtime's whole call, and the layers' GEMMs on one row.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_profile.py [--shapes 1x8,1x128] [--rounds 200]
+
+Every np.matmul of the fast encoder and every kernel call is timed (the encoder's module is patched for
+the run, not changed); "the rest" is the call's time minus those: Python between the calls, input checks,
+packing, the pooler and unpacking. Each line is the median over the rounds; timing adds ~1 µs per call,
+shown by the uninstrumented median beside the instrumented one.
+
+"GEMMs on 1 row" runs the same 16 layer GEMMs on a single token: a matrix-vector product reads each weight
+once and does almost no arithmetic, so it is the time to stream the weights from memory.
+"""
+
+import argparse
+import collections
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from minibert.bench import SHAPES, blas_description, engines, random_mini_weights  # noqa: E402
+from minibert.fast import encoder, kernels  # noqa: E402
+
+
+@contextlib.contextmanager
+def instrumented(spent: dict):
+    """Time the encoder's np.matmul calls (by calling method) and kernels.run calls (by kernel) into `spent`."""
+    run = kernels.run
+
+    class TimedNumpy:  # stands in for the encoder module's `np`
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        @staticmethod
+        def matmul(*args, **kwargs):
+            start = time.perf_counter()
+            out = np.matmul(*args, **kwargs)
+            spent["attention GEMMs" if sys._getframe(1).f_code.co_name == "_attention" else "layer GEMMs"] += \
+                time.perf_counter() - start
+            return out
+
+    def timed_run(kernel_function, work, *args):
+        start = time.perf_counter()
+        out = run(kernel_function, work, *args)
+        spent[f"kernel {kernel_function.py_func.__name__}"] += time.perf_counter() - start
+        return out
+
+    encoder.np, kernels.run = TimedNumpy(), timed_run
+    try:
+        yield
+    finally:
+        encoder.np, kernels.run = np, run
+
+
+def median_ms(samples: list[float]) -> float:
+    return float(np.median(samples)) * 1e3
+
+
+def profile(run_minibert, ids, mask, rounds: int) -> tuple[dict[str, float], float]:
+    """name -> median ms per call, and the uninstrumented median ms."""
+    samples = collections.defaultdict(list)
+    plain = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run_minibert(ids, mask)
+        plain.append(time.perf_counter() - start)
+        spent = collections.defaultdict(float)
+        with instrumented(spent):
+            start = time.perf_counter()
+            run_minibert(ids, mask)
+            total = time.perf_counter() - start
+        spent["the rest"] = total - sum(spent.values())
+        spent["whole call, instrumented"] = total
+        for name, seconds in spent.items():
+            samples[name].append(seconds)
+    return {name: median_ms(s) for name, s in samples.items()}, median_ms(plain)
+
+
+def one_row_gemms_ms(fast, rounds: int) -> float:
+    """The 16 layer GEMMs of the forward, in order, on one token."""
+    x = np.ones((1, 4 * fast.config.hidden_size), dtype=np.float32)
+    weights = [layer[name] for layer in fast.layers for name in ("w_qkv", "w_o", "w_1", "w_2")]
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for w in weights:
+            np.matmul(x[:, :w.shape[0]], w)
+        samples.append(time.perf_counter() - start)
+    return median_ms(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default=",".join(f"{b}x{s}" for b, s in SHAPES[:2]))
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    config, weights = random_mini_weights()
+    runs = engines(config, weights, threads=2)
+    from minibert import BertModel
+    fast = BertModel(config, weights).fast
+    print(f"BLAS: {blas_description()}; medians of {args.rounds} calls, ms")
+    rng = np.random.default_rng(1)
+    for shape in args.shapes.split(","):
+        batch, seq = map(int, shape.split("x"))
+        ids = rng.integers(1000, config.vocab_size, size=(batch, seq)).astype(np.int64)
+        mask = np.ones_like(ids)
+        runs["minibert"](ids, mask)
+        parts, plain = profile(runs["minibert"], ids, mask, max(5, args.rounds * 8 // (batch * seq)))
+        print(f"{batch} x {seq}: minibert {plain:.3f} ms uninstrumented")
+        for name, ms in sorted(parts.items(), key=lambda item: -item[1]):
+            print(f"  {name:<40} {ms:8.3f}")
+        print(f"  {'layer GEMMs on 1 row (weights read once)':<40} {one_row_gemms_ms(fast, args.rounds):8.3f}")
+        if "onnxruntime" in runs:
+            runs["onnxruntime"](ids, mask)
+            samples = []
+            for _ in range(max(5, args.rounds * 8 // (batch * seq))):
+                start = time.perf_counter()
+                runs["onnxruntime"](ids, mask)
+                samples.append(time.perf_counter() - start)
+            print(f"  {'ONNX Runtime, whole call':<40} {median_ms(samples):8.3f}")
+
+
+if __name__ == "__main__":
+    main()
