@@ -118,6 +118,9 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
     threads = threads or os.cpu_count() or 1
     set_num_threads(threads)
     config, weights = random_mini_weights()
+    longest = max(length for _, length in shapes)
+    if longest > config.max_position_embeddings:
+        raise ValueError(f"shapes: BERT-Mini takes at most {config.max_position_embeddings} tokens per sequence; got {longest}")
     runs = engines(config, weights, threads)
     if not include_reference:
         runs.pop("minibert reference")
