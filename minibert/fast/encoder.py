@@ -167,9 +167,15 @@ class Packing(NamedTuple):
         """[T, N] -> a new [B, S, N], zero at padding."""
         if self.index is None:
             return packed.reshape(self.shape + packed.shape[1:]).copy()
-        out = np.zeros(self.shape + packed.shape[1:], dtype=packed.dtype)
-        out[self.index] = packed
-        return out
+        return scatter(packed, self.index, self.shape)
+
+
+def scatter(packed: np.ndarray, index, shape: tuple[int, int]) -> np.ndarray:
+    """[T, N] -> a new [B, S, N] (shape = (B, S)), zero at padding; `index` picks the T real positions (a
+    boolean mask [B, S] or a (rows [T], cols [T]) pair)."""
+    out = np.zeros(shape + packed.shape[1:], dtype=packed.dtype)
+    out[index] = packed
+    return out
 
 
 def packing(attention_mask: np.ndarray) -> Packing | None:

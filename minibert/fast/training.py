@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import nn
 from . import kernels
+from .encoder import scatter
 
 
 def encoder_forward(x: np.ndarray, attention_mask: np.ndarray, layers: list[dict], num_heads: int, eps: float,
@@ -37,7 +38,7 @@ def encoder_forward(x: np.ndarray, attention_mask: np.ndarray, layers: list[dict
     for weights, masks in zip(layers, dropout):
         h, cache = layer_forward(h, real, mask_bias, **weights, num_heads=num_heads, eps=eps, dropout=pack_masks(masks, real))
         caches.append(cache)
-    return unpack(h, real), {"real": real, "layers": caches}
+    return scatter(h, real, real.shape), {"real": real, "layers": caches}
 
 
 def encoder_backward(dy: np.ndarray, cache: dict, layers: list[dict], eps: float,
@@ -48,7 +49,7 @@ def encoder_backward(dy: np.ndarray, cache: dict, layers: list[dict], eps: float
     grads = [None] * len(layers)
     for i in reversed(range(len(layers))):
         dh, grads[i] = layer_backward(dh, cache["layers"][i], real, **layers[i], eps=eps, dropout=pack_masks(dropout[i], real))
-    return unpack(dh, real), grads
+    return scatter(dh, real, real.shape), grads
 
 
 def layer_forward(x: np.ndarray, real: np.ndarray, mask_bias: np.ndarray, attention: dict, intermediate: dict,
@@ -58,7 +59,7 @@ def layer_forward(x: np.ndarray, real: np.ndarray, mask_bias: np.ndarray, attent
     d = H // num_heads
     projections = [attention["self"][name] for name in ("query", "key", "value")]
     w_qkv = np.concatenate([p["weight"] for p in projections])  # 3 × [H, H] -> [3H, H]
-    qkv = unpack(x @ w_qkv.T + np.concatenate([p["bias"] for p in projections]), real)  # [T, H] -> [T, 3H] -> [B, S, 3H]
+    qkv = scatter(x @ w_qkv.T + np.concatenate([p["bias"] for p in projections]), real, real.shape)  # [T, H] -> [T, 3H] -> [B, S, 3H]
     heads = qkv.reshape(B, S, 3, num_heads, d).transpose(2, 0, 3, 1, 4)  # -> [3, B, A, S, d]
     q, k, v = heads[0], heads[1], heads[2]
     p = nn.softmax((q @ k.transpose(0, 1, 3, 2)) * d**-0.5 + mask_bias)  # [B, A, S, d] @ [B, A, d, S] -> [B, A, S, S]
@@ -90,7 +91,7 @@ def layer_backward(dy: np.ndarray, cache: dict, real: np.ndarray, attention: dic
     du, dgamma1, dbeta1 = nn.layer_norm_backward(da, c["u"], attention["output"]["LayerNorm"]["weight"], eps)
     dcontext, dw_o, db_o = nn.dense_backward(nn.dropout(du, dropout.get("attention.output.dropout")), c["context"],
                                              attention["output"]["dense"]["weight"])
-    dc = unpack(dcontext, real).reshape(B, S, A, d).transpose(0, 2, 1, 3)  # [T, H] -> [B, A, S, d], 0 at padding
+    dc = scatter(dcontext, real, real.shape).reshape(B, S, A, d).transpose(0, 2, 1, 3)  # [T, H] -> [B, A, S, d], 0 at padding
     dqkv = np.empty((B, S, 3, A, d), dtype=dy.dtype)
     dheads = dqkv.transpose(2, 0, 3, 1, 4)  # a [3, B, A, S, d] view: ∂Q, ∂K, ∂V written in place
     dheads[2] = c["p_dropped"].transpose(0, 1, 3, 2) @ dc  # ∂V = P'ᵀ ∂C
@@ -110,13 +111,6 @@ def layer_backward(dy: np.ndarray, cache: dict, real: np.ndarray, attention: dic
         "output": {"dense": {"weight": dw2, "bias": db2}, "LayerNorm": {"weight": dgamma2, "bias": dbeta2}},
     }
     return dx, grads
-
-
-def unpack(packed: np.ndarray, real: np.ndarray) -> np.ndarray:
-    """[T, N] real tokens -> [B, S, N] with zeros at padding."""
-    out = np.zeros(real.shape + packed.shape[1:], dtype=packed.dtype)
-    out[real] = packed
-    return out
 
 
 def pack_masks(masks: dict, real: np.ndarray) -> dict:
