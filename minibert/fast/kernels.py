@@ -235,17 +235,23 @@ def softmax_rows_float32(scores, scale):
             row *= F32_ONE / total
 
 
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _softmax_row(row, scale):
+    """row = softmax(row · scale) in place, with libm's exp, in row's dtype.  row [L], scale > 0"""
+    top = row.max()
+    scale = row.dtype.type(scale)  # all in row's dtype: a float64 scale or a literal 0 would make it float64
+    total = row.dtype.type(0)
+    for j in range(row.shape[0]):
+        row[j] = math.exp((row[j] - top) * scale)  # = x·scale - max(x·scale), as scale > 0
+        total += row[j]
+    row /= total
+
+
 @kernel()
 def softmax_rows_exact(scores, scale):
     """As softmax_rows_float32 with libm's exp: the float64 path.  scores [N, L]"""
     for r in prange(scores.shape[0]):
-        row = scores[r]
-        top = row.max()
-        total = 0.0
-        for j in range(row.shape[0]):
-            row[j] = math.exp((row[j] - top) * scale)
-            total += row[j]
-        row /= total
+        _softmax_row(scores[r], scale)
 
 
 @kernel(fastmath=True)
@@ -271,16 +277,11 @@ def attention_short(qkv, starts, lengths, num_heads, scale, context):
                 dot = zero  # all head_size terms in the vectorised loop (from q[0]·k[0], 63 left 31 to a scalar tail)
                 for d in range(head_size):
                     dot += q[d] * k[d]
-                p[j] = dot * scale
-            top = p.max()
-            total = zero
-            for j in range(length):
-                p[j] = math.exp(p[j] - top)
-                total += p[j]
+                p[j] = dot
+            _softmax_row(p, scale)
             out = context[start + i, q0:q0 + head_size]
             out[:] = 0
-            for j in range(length):  # out = Σ_j p_j v_j / Σ p, as row updates (axpy) that vectorise over d
+            for j in range(length):  # out = Σ_j p_j v_j, as row updates (axpy) that vectorise over d
                 v = qkv[start + j, v0:v0 + head_size]
-                weight = p[j] / total
                 for d in range(head_size):
-                    out[d] += weight * v[d]
+                    out[d] += p[j] * v[d]
