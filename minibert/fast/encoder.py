@@ -10,7 +10,7 @@ work is spent on padding and sequences of equal length sit together. Per layer:
     y = LayerNorm(GELU(a W_1 + b_1) W_2 + b_2 + a)          (GEMM, kernel, GEMM, kernel)
 
 Weights are transposed once to [in, out] so every GEMM is a plain row-major BLAS call; buffers are kept
-and reused across layers and calls (so one model object must not be called from two threads at once).
+and reused across layers and calls, so calls on one model from several threads take turns (a lock).
 
 The GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is up to 1.7x slower for a row count 2 to 7 past
 a multiple of 8 than for the next multiple of 8. The extra rows are computed and never read: every GEMM row
@@ -20,6 +20,7 @@ depends only on its own input row, and the kernels and attention touch the T rea
 from __future__ import annotations
 
 import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -69,6 +70,7 @@ class FastEncoder:
         self.bias_gelu = kernels.for_dtype(dtype, "bias_gelu")
         self.softmax_rows = kernels.for_dtype(dtype, "softmax_rows")
         self._buffers: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()  # one call at a time: they all compute in self._buffers
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
@@ -80,6 +82,11 @@ class FastEncoder:
         pack = packing(attention_mask)
         if pack is None:
             return None
+        with self._lock:
+            return self._encode(pack, input_ids, token_type_ids, position_ids, output_hidden_states)
+
+    def _encode(self, pack, input_ids, token_type_ids, position_ids, output_hidden_states: bool):
+        """__call__'s work on a packing, in the shared buffers."""
         c, H, T = self.config, self.config.hidden_size, pack.total
         rows = self._buffer("x", (gemm_rows(T), H))  # [R, H], R ≥ T: the real tokens, then rows never read
         x = rows[:T]
