@@ -46,3 +46,32 @@ def test_softmax_rows(dtype, bound, parallel):
     worst = np.abs(scores - expected).max()
     print(f"softmax_rows {dtype} vs nn.softmax in float64: max abs {worst:.1e}")
     assert worst <= bound
+
+
+def test_parallel_kernels_from_several_threads():
+    """Numba's workqueue pool (the layer minibert picks) aborts the whole process when two threads enter
+    parallel regions at once, e.g. two models serving requests side by side; kernels.run lets one in at a
+    time. In a child process, so a regression fails this test instead of killing the run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    program = """
+import threading
+import numpy as np
+from minibert.fast import kernels
+x = [np.zeros((512, 1024), np.float32) for _ in range(2)]  # 2^19 elements: above PARALLEL_FROM
+bias = np.ones(1024, np.float32)
+def calls(i):
+    for _ in range(200):
+        kernels.run(kernels.add_bias, x[i].size, x[i], bias)
+threads = [threading.Thread(target=calls, args=(i,)) for i in range(2)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(x[0].min(), x[0].max(), x[1].min(), x[1].max())
+"""
+    assert 512 * 1024 >= kernels.PARALLEL_FROM
+    child = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+                           cwd=Path(__file__).resolve().parents[1])
+    assert child.returncode == 0, child.stderr[-500:]
+    assert child.stdout.split() == ["200.0"] * 4

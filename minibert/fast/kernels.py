@@ -12,6 +12,7 @@ vectorising a loop (the float32 GELU ran 5x slower).
 """
 
 import math
+import threading
 import types
 
 import numba
@@ -43,9 +44,17 @@ def for_dtype(dtype: np.dtype, name: str):
     return globals()[f"{name}_float32" if np.dtype(dtype) == np.float32 else f"{name}_exact"]
 
 
+# Numba's workqueue pool (fast/__init__.py picks it) aborts the process if two threads enter parallel
+# regions at once, e.g. two models serving requests side by side: one parallel region at a time.
+PARALLEL_REGION = threading.Lock()
+
+
 def run(kernel_function, work: int, *args):
-    """Call the parallel kernel for `work` elements or more, its serial twin below."""
-    return (kernel_function if work >= PARALLEL_FROM else kernel_function.serial)(*args)
+    """Call the parallel kernel for `work` elements or more (one thread at a time), its serial twin below."""
+    if work < PARALLEL_FROM:
+        return kernel_function.serial(*args)
+    with PARALLEL_REGION:
+        return kernel_function(*args)
 
 
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
