@@ -28,9 +28,9 @@ def main(rounds: int = 300) -> None:
         short = encoder.SHORT
         try:
             encoder.SHORT = length
-            in_kernel = encoder.attention_plan(starts, lengths)
+            in_kernel = encoder.attention_plan(starts, lengths, fast.config.num_attention_heads)
             encoder.SHORT = length - 1
-            in_blas = encoder.attention_plan(starts, lengths)
+            in_blas = encoder.attention_plan(starts, lengths, fast.config.num_attention_heads)
         finally:
             encoder.SHORT = short
         rows = encoder.gemm_rows(tokens)

@@ -6,7 +6,8 @@ import pytest
 import minibert
 from minibert import BertConfig, BertModel
 from minibert.fast import set_num_threads
-from minibert.fast.encoder import gemm_rows
+from minibert.fast import encoder
+from minibert.fast.encoder import attention_plan, gemm_rows
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 
 BOUND = {"float32": 1e-5, "float64": 1e-12}
@@ -127,6 +128,21 @@ def test_calls_from_several_threads_give_the_sequential_results():
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+def test_long_runs_are_cut_to_bound_the_score_buffer(monkeypatch):
+    """SCORES_LIMIT caps the [n, A, L, L] score block a model keeps; cut runs give the reference's numbers."""
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    heads = config.num_attention_heads
+    monkeypatch.setattr(encoder, "SCORES_LIMIT", 2 * heads * 24 * 24)  # two 24-token sequences per block
+    assert attention_plan(np.arange(5) * 24, np.full(5, 24), heads)[3] == [(0, 2, 24), (48, 2, 24), (96, 1, 24)]
+    assert attention_plan(np.array([0]), np.array([40]), heads)[3] == [(0, 1, 40)]  # one sequence over the cap
+    lengths = [24] * 5 + [40, 9]
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, (len(lengths), 40))
+    for dtype in ("float32", "float64"):
+        fast, reference = models(config, random_weights(RANDOM_CONFIGS["mini"]), dtype)
+        compare(fast, reference, "runs cut by SCORES_LIMIT", input_ids=ids, attention_mask=prefix_mask(lengths, 40))
+        assert fast.fast._buffers["scores"].size <= 2 * heads * 40 * 40
 
 
 def test_gemm_rows():

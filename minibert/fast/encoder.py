@@ -29,6 +29,7 @@ from . import kernels
 
 SHORT = 16  # sequences up to this length are attended to inside one kernel (tests/bench_attention.py)
 ROW_MULTIPLE = 8  # GEMM row counts are rounded up to this; see gemm_rows
+SCORES_LIMIT = 1 << 22  # elements of one [n, A, L, L] score block: caps the buffer a model keeps (16 MB in float32)
 
 
 def gemm_rows(tokens: int) -> int:
@@ -97,7 +98,7 @@ class FastEncoder:
                     e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"],
                     c.layer_norm_eps, x)
         packed_states = [x.copy()] if output_hidden_states else None
-        plan = attention_plan(pack.starts, pack.lengths)
+        plan = attention_plan(pack.starts, pack.lengths, c.num_attention_heads)
         for layer in self.layers:
             self._layer(rows, T, layer, plan)
             if output_hidden_states:
@@ -203,10 +204,11 @@ def packing(attention_mask: np.ndarray) -> Packing | None:
     return Packing((B, S), order, lengths, starts, total, (rows, cols))
 
 
-def attention_plan(starts: np.ndarray, lengths: np.ndarray) -> tuple:
+def attention_plan(starts: np.ndarray, lengths: np.ndarray, num_heads: int) -> tuple:
     """How each layer's attention runs, worked out once per call: sequences up to SHORT tokens in one kernel
     (their starts, lengths and Σ L² work), longer ones as batched GEMMs per run of equal length
-    (start, count, length). starts/lengths [N], longest first."""
+    (start, count, length), a run cut so that its scores [count, A, L, L] hold at most SCORES_LIMIT
+    elements. starts/lengths [N], longest first."""
     short = lengths <= SHORT
     runs = []
     i = 0
@@ -215,6 +217,8 @@ def attention_plan(starts: np.ndarray, lengths: np.ndarray) -> tuple:
         while j < len(lengths) and lengths[j] == lengths[i]:
             j += 1
         if lengths[i] > SHORT:
-            runs.append((int(starts[i]), j - i, int(lengths[i])))
+            length = int(lengths[i])
+            count = max(1, SCORES_LIMIT // (num_heads * length * length))
+            runs.extend((int(starts[first]), min(count, j - first), length) for first in range(i, j, count))
         i = j
     return starts[short], lengths[short], int((lengths[short] ** 2).sum()), runs
