@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from minibert import BertModel  # noqa: E402
 from minibert.bench import SHAPES, blas_description, engines, random_mini_weights  # noqa: E402
 from minibert.fast import encoder, kernels  # noqa: E402
 
@@ -100,7 +101,6 @@ def main() -> None:
     args = parser.parse_args()
     config, weights = random_mini_weights()
     runs = engines(config, weights, threads=2)
-    from minibert import BertModel
     fast = BertModel(config, weights).fast
     print(f"BLAS: {blas_description()}; medians of {args.rounds} calls, ms")
     rng = np.random.default_rng(1)
