@@ -61,6 +61,16 @@ def median_ms(samples: list[float]) -> float:
     return float(np.median(samples)) * 1e3
 
 
+def median_call_ms(call, rounds: int) -> float:
+    """The median time of `rounds` calls of call(), in ms."""
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return median_ms(samples)
+
+
 def profile(run_minibert, ids, mask, rounds: int) -> tuple[dict[str, float], float]:
     """name -> median ms per call, and the uninstrumented median ms."""
     samples = collections.defaultdict(list)
@@ -83,15 +93,9 @@ def profile(run_minibert, ids, mask, rounds: int) -> tuple[dict[str, float], flo
 
 def one_row_gemms_ms(fast, rounds: int) -> float:
     """The 16 layer GEMMs of the forward, in order, on one token."""
-    x = np.ones((1, 4 * fast.config.hidden_size), dtype=np.float32)
     weights = [layer[name] for layer in fast.layers for name in ("w_qkv", "w_o", "w_1", "w_2")]
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for w in weights:
-            np.matmul(x[:, :w.shape[0]], w)
-        samples.append(time.perf_counter() - start)
-    return median_ms(samples)
+    x = np.ones((1, max(w.shape[0] for w in weights)), dtype=np.float32)
+    return median_call_ms(lambda: [np.matmul(x[:, :w.shape[0]], w) for w in weights], rounds)
 
 
 def main() -> None:
@@ -108,20 +112,17 @@ def main() -> None:
         batch, seq = map(int, shape.split("x"))
         ids = rng.integers(1000, config.vocab_size, size=(batch, seq)).astype(np.int64)
         mask = np.ones_like(ids)
+        calls = max(5, args.rounds * 8 // (batch * seq))
         runs["minibert"](ids, mask)
-        parts, plain = profile(runs["minibert"], ids, mask, max(5, args.rounds * 8 // (batch * seq)))
+        parts, plain = profile(runs["minibert"], ids, mask, calls)
         print(f"{batch} x {seq}: minibert {plain:.3f} ms uninstrumented")
         for name, ms in sorted(parts.items(), key=lambda item: -item[1]):
             print(f"  {name:<40} {ms:8.3f}")
         print(f"  {'layer GEMMs on 1 row (weights read once)':<40} {one_row_gemms_ms(fast, args.rounds):8.3f}")
         if "onnxruntime" in runs:
             runs["onnxruntime"](ids, mask)
-            samples = []
-            for _ in range(max(5, args.rounds * 8 // (batch * seq))):
-                start = time.perf_counter()
-                runs["onnxruntime"](ids, mask)
-                samples.append(time.perf_counter() - start)
-            print(f"  {'ONNX Runtime, whole call':<40} {median_ms(samples):8.3f}")
+            onnx_ms = median_call_ms(lambda: runs["onnxruntime"](ids, mask), calls)
+            print(f"  {'ONNX Runtime, whole call':<40} {onnx_ms:8.3f}")
 
 
 if __name__ == "__main__":
