@@ -474,14 +474,12 @@ def _bench(args) -> int:
     import contextlib
     import io
 
-    from .bench import SHAPES, bench
+    from .bench import SHAPES, bench, parse_shapes
 
-    shapes = SHAPES
-    if args.shapes is not None:
-        pairs = [shape.split("x") for shape in args.shapes.replace(" ", "").split(",")]
-        if not all(len(pair) == 2 and all(n.isdigit() and int(n) > 0 for n in pair) for pair in pairs):
-            raise UserError(f"--shapes takes BATCHxLENGTH pairs of positive integers such as 1x8,32x128; got {args.shapes!r}")
-        shapes = [(int(batch), int(length)) for batch, length in pairs]
+    try:
+        shapes = SHAPES if args.shapes is None else parse_shapes(args.shapes)
+    except ValueError as e:
+        raise UserError(f"--shapes takes {e}") from None
     table = io.StringIO()
     with contextlib.redirect_stdout(table if args.json else sys.stdout):
         rows = bench(rounds=args.rounds, threads=args.threads, shapes=shapes, include_reference=args.reference)

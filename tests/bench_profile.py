@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
-from minibert.bench import SHAPES, blas_description, engines, random_mini_weights  # noqa: E402
+from minibert.bench import SHAPES, blas_description, engines, parse_shapes, random_mini_weights  # noqa: E402
 from minibert.fast import encoder, kernels  # noqa: E402
 
 
@@ -108,8 +108,7 @@ def main() -> None:
     fast = BertModel(config, weights).fast
     print(f"BLAS: {blas_description()}; medians of {args.rounds} calls, ms")
     rng = np.random.default_rng(1)
-    for shape in args.shapes.split(","):
-        batch, seq = map(int, shape.split("x"))
+    for batch, seq in parse_shapes(args.shapes):
         ids = rng.integers(1000, config.vocab_size, size=(batch, seq)).astype(np.int64)
         mask = np.ones_like(ids)
         calls = max(5, args.rounds * 8 // (batch * seq))
