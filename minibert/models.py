@@ -67,8 +67,10 @@ class BertModel:
         self.use_fast = True
 
     def weights_changed(self) -> None:
-        """Call after changing self.weights in place (training): the fast path keeps prepared copies."""
-        self.fast = FastEncoder(self.weights, self.config, self.dtype)
+        """Call after replacing arrays in self.weights by new ones: their values are copied into the arrays
+        the fast path computes with. Changes made in place (an optimizer step) need no call: the model's
+        weights are views of those arrays (see FastEncoder)."""
+        self.fast.refresh()
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> BertModel:
@@ -203,8 +205,8 @@ class BertHeadModel:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every parameter under transformers' names for this class ("bert.embeddings...", "classifier.weight").
-        The arrays are the model's own: changing them in place changes the model (then call
-        self.bert.weights_changed() so the fast path sees it)."""
+        The arrays are the model's own: changing them in place changes the model, fast path included (the
+        encoder's weight matrices are strided views, see FastEncoder)."""
         return {**flatten(self.bert.weights, "bert."), **flatten(self.head)}
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:

@@ -145,6 +145,60 @@ def test_long_runs_are_cut_to_bound_the_score_buffer(monkeypatch):
         assert fast.fast._buffers["scores"].size <= 2 * heads * 40 * 40
 
 
+def unique_storage_bytes(arrays) -> int:
+    """Bytes of the distinct memory blocks behind `arrays` (views count toward the array they view)."""
+    owners = {}
+    for a in arrays:
+        while a.base is not None:
+            a = a.base
+        owners[id(a)] = a.nbytes
+    return sum(owners.values())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_model_and_fast_path_hold_one_copy_of_the_weights(dtype):
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    model = BertModel(config, random_weights(RANDOM_CONFIGS["mini"]), dtype=dtype)
+    parameters = list(minibert.weights.flatten(model.weights).values())
+    fast_arrays = [a for layer in model.fast.layers for a in layer.values() if isinstance(a, np.ndarray)] + [model.fast.pooler_weight]
+    one_copy = sum(a.nbytes for a in parameters)
+    print(f"weights {one_copy} bytes; model + fast path hold {unique_storage_bytes(parameters + fast_arrays)}")
+    assert unique_storage_bytes(parameters + fast_arrays) == one_copy
+
+
+def test_in_place_changes_reach_the_fast_path():
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    fast, reference = models(config, random_weights(RANDOM_CONFIGS["mini"]), "float64")
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, (3, 20))
+    mask = prefix_mask([20, 7, 13], 20)
+    before = fast(ids, attention_mask=mask).last_hidden_state
+    for model in (fast, reference):  # as an optimizer step does, in place, without weights_changed()
+        layer = model.weights["encoder"]["layer"][1]
+        layer["attention"]["self"]["key"]["weight"] *= 1.5
+        layer["attention"]["self"]["value"]["bias"] += 0.1
+        layer["output"]["dense"]["weight"] -= 0.01
+        model.weights["pooler"]["dense"]["weight"][:, :3] = 0
+    after = compare(fast, reference, "after in-place changes", input_ids=ids, attention_mask=mask)
+    assert np.abs(after.last_hidden_state - before).max() > 1e-3
+
+
+def test_replaced_weights_reach_the_fast_path_after_weights_changed():
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    fast, reference = models(config, random_weights(RANDOM_CONFIGS["mini"]), "float64")
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, (2, 24))
+    query = fast.weights["encoder"]["layer"][0]["attention"]["self"]["query"]
+    for model in (fast, reference):
+        replaced = model.weights["encoder"]["layer"][0]["attention"]["self"]["query"]
+        replaced["weight"] = np.full_like(query["weight"], 0.02)
+        replaced["bias"] = np.linspace(-1, 1, query["bias"].size)
+        model.weights_changed()
+    compare(fast, reference, "after replacing the query weight and bias", input_ids=ids)
+    assert np.shares_memory(query["weight"], fast.fast.layers[0]["w_qkv"])  # pointed back at the shared view
+    query["weight"] = np.zeros((3, 3))
+    with pytest.raises(ValueError, match=r"encoder\.layer\.0\.attention\.self\.query\.weight .*shape \[3, 3\]"):
+        fast.weights_changed()
+
+
 def test_gemm_rows():
     assert [gemm_rows(t) for t in (1, 2, 7, 8, 9, 10, 16, 17, 30, 127, 129)] == [1, 8, 8, 8, 9, 16, 16, 17, 32, 128, 129]
 

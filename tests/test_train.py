@@ -113,16 +113,37 @@ def test_adamw_schedule_and_clipping_follow_torch_step_by_step():
         clip_grad_norm(grads, 1.0)
         optimizer.step(grads, lr=1e-3 * linear_schedule(step, 3, 10))
         losses.append(loss)
-    model.bert.weights_changed()
     loss_diff = np.abs(np.array(losses) - DATA["train/losses"]).max()
     weight_diff = max(np.abs(params[k.removeprefix("train/final/")] - DATA[k]).max() for k in DATA.files if k.startswith("train/final/"))
     print(f"10 AdamW steps vs torch: losses {loss_diff:.1e}, weights {weight_diff:.1e}")
     assert loss_diff <= 1e-10 and weight_diff <= 1e-10
     assert losses[-1] < losses[0]
-    # After weights_changed, the fast path sees the trained weights.
+    # The optimizer's in-place steps reached the fast path: the model's weights are its arrays.
     fast = model(**BATCH).logits
     model.bert.use_fast = False
     np.testing.assert_allclose(fast, model(**BATCH).logits, rtol=0, atol=1e-10)
+
+
+def test_adamw_refuses_what_it_cannot_update_in_place():
+    with pytest.raises(ValueError, match=r"the gradient for w has shape \[3\], the parameter \[2, 3\]"):
+        AdamW({"w": np.zeros((2, 3))}, lr=0.1).step({"w": np.ones(3)})  # would broadcast
+    strided = np.zeros((2, 4, 6))[:, :3]  # no 2-D view of it exists: a reshape would update a copy
+    with pytest.raises(ValueError, match=r"cannot view one of shape \(2, 3, 6\)"):
+        AdamW({"w": strided}, lr=0.1).step({"w": np.ones((2, 3, 6))})
+
+
+def test_adamw_updates_strided_views_as_contiguous_arrays():
+    rng = np.random.default_rng(0)
+    params = {"transposed": rng.standard_normal((6, 10))[:, 2:7].T, "every_other_column": rng.standard_normal((6, 10))[:, ::2],
+              "contiguous": rng.standard_normal((5, 6))}
+    copies = {name: np.ascontiguousarray(p) for name, p in params.items()}
+    grads = {name: rng.standard_normal(p.shape) for name, p in params.items()}
+    for state in (params, copies):
+        optimizer = AdamW(state, lr=0.1)
+        for _ in range(3):
+            optimizer.step(grads)
+    for name in params:
+        np.testing.assert_array_equal(params[name], copies[name])
 
 
 def test_schedule_and_clipping():

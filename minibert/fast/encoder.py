@@ -9,8 +9,9 @@ work is spent on padding and sequences of equal length sit together. Per layer:
     a = LayerNorm(ctx W_o + b_o + x)                         (GEMM, then one kernel)
     y = LayerNorm(GELU(a W_1 + b_1) W_2 + b_2 + a)          (GEMM, kernel, GEMM, kernel)
 
-Weights are transposed once to [in, out] so every GEMM is a plain row-major BLAS call; buffers are kept
-and reused across layers and calls, so calls on one model from several threads take turns (a lock).
+Weights are laid out once as [in, out] so every GEMM is a plain row-major BLAS call, and the model's
+weights become views of those arrays (one copy, shared). Buffers are kept and reused across layers and
+calls, so calls on one model from several threads take turns (a lock).
 
 The GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is up to 1.7x slower for a row count 2 to 7 past
 a multiple of 8 than for the next multiple of 8. The extra rows are computed and never read: every GEMM row
@@ -44,34 +45,67 @@ def gemm_rows(tokens: int) -> int:
 
 
 class FastEncoder:
-    """Embeddings + encoder (+ pooler) of a BertModel's weights, for inference."""
+    """Embeddings + encoder (+ pooler) of a BertModel's weights, for inference.
+
+    The GEMMs take each weight as a row-major [in, out] matrix, with Q, K and V side by side ([H, 3H]) and
+    their biases too ([3H]). Those arrays are made once here, and `weights` (the model's nested dict) is
+    pointed at views of them in the layout it had ([out, in]): the model and the fast path hold one copy
+    of each weight, and changes made in place to the model's weights (an optimizer step) reach both.
+    Arrays replaced by new ones are copied in by refresh().
+    """
 
     def __init__(self, weights: dict, config, dtype: np.dtype) -> None:
         self.config, self.dtype = config, dtype
         self.embeddings = weights["embeddings"]
+        self._shared: list[tuple[str, dict, str, np.ndarray]] = []  # (name, parent, key, view) of each weight laid out here
         self.layers = []
-        for layer in weights["encoder"]["layer"]:
+        for i, layer in enumerate(weights["encoder"]["layer"]):
             attention = layer["attention"]
-            q, k, v = (attention["self"][name] for name in ("query", "key", "value"))
+            qkv = {f"encoder.layer.{i}.attention.self.{name}": attention["self"][name] for name in ("query", "key", "value")}
+            o = {f"encoder.layer.{i}.attention.output.dense": attention["output"]["dense"]}
+            ffn_in = {f"encoder.layer.{i}.intermediate.dense": layer["intermediate"]["dense"]}
+            ffn_out = {f"encoder.layer.{i}.output.dense": layer["output"]["dense"]}
             self.layers.append({
-                "w_qkv": np.ascontiguousarray(np.concatenate([q["weight"], k["weight"], v["weight"]]).T),  # [H, 3H]
-                "b_qkv": np.concatenate([q["bias"], k["bias"], v["bias"]]),
-                "w_o": np.ascontiguousarray(attention["output"]["dense"]["weight"].T),  # [H, H]
-                "b_o": attention["output"]["dense"]["bias"],
+                "w_qkv": self._lay_out(qkv, "weight"), "b_qkv": self._lay_out(qkv, "bias"),  # [H, 3H], [3H]
+                "w_o": self._lay_out(o, "weight"), "b_o": self._lay_out(o, "bias"),  # [H, H], [H]
                 "ln1": attention["output"]["LayerNorm"],
-                "w_1": np.ascontiguousarray(layer["intermediate"]["dense"]["weight"].T),  # [H, I]
-                "b_1": layer["intermediate"]["dense"]["bias"],
-                "w_2": np.ascontiguousarray(layer["output"]["dense"]["weight"].T),  # [I, H]
-                "b_2": layer["output"]["dense"]["bias"],
+                "w_1": self._lay_out(ffn_in, "weight"), "b_1": self._lay_out(ffn_in, "bias"),  # [H, I], [I]
+                "w_2": self._lay_out(ffn_out, "weight"), "b_2": self._lay_out(ffn_out, "bias"),  # [I, H], [H]
                 "ln2": layer["output"]["LayerNorm"],
             })
         self.pooler = weights.get("pooler")
         if self.pooler is not None:
-            self.pooler_weight = np.ascontiguousarray(self.pooler["dense"]["weight"].T)  # [H, H], as (in, out)
+            self.pooler_weight = self._lay_out({"pooler.dense": self.pooler["dense"]}, "weight")  # [H, H]
         self.bias_gelu = kernels.for_dtype(dtype, "bias_gelu")
         self.softmax_rows = kernels.for_dtype(dtype, "softmax_rows")
         self._buffers: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()  # one call at a time: they all compute in self._buffers
+
+    def _lay_out(self, parents: dict[str, dict], key: str) -> np.ndarray:
+        """One new array holding parents' `key` arrays side by side: weights [out, in] as [in, Σ out],
+        biases [out] as [Σ out]. Each parent's `key` becomes the view of its block, in its own layout."""
+        arrays = [parent[key] for parent in parents.values()]
+        laid_out = np.concatenate([a.T for a in arrays], axis=-1)  # [in, out] blocks -> [in, Σ out] (biases: [Σ out])
+        start = 0
+        for (name, parent), a in zip(parents.items(), arrays):
+            parent[key] = laid_out[..., start:start + a.shape[0]].T  # [in, out] block -> [out, in] view
+            self._shared.append((f"{name}.{key}", parent, key, parent[key]))
+            start += a.shape[0]
+        return laid_out
+
+    def refresh(self) -> None:
+        """Copy into the laid-out arrays every weight the model's dict now holds as a different array
+        (replaced, not changed in place), and point the dict back at the view. The embeddings, the
+        LayerNorms and the pooler's bias are read from the dict at each call and need nothing."""
+        with self._lock:
+            for name, parent, key, view in self._shared:
+                if parent[key] is view:
+                    continue
+                if np.shape(parent[key]) != view.shape:
+                    raise ValueError(f"{name} was replaced by an array of shape {list(np.shape(parent[key]))}; the "
+                                     f"model's is {list(view.shape)} (a new shape needs a new model)")
+                view[...] = parent[key]
+                parent[key] = view
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.

@@ -195,7 +195,6 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
             if progress and sys.stderr.isatty():
                 print(f"\repoch {epoch + 1}/{settings.epochs} step {step}/{total_steps} loss {np.mean(losses[-50:]):.4f} "
                       f"{tokens / (time.perf_counter() - started):.0f} tokens/s", end="", file=sys.stderr, flush=True)
-        model.bert.weights_changed()
         record = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)) if losses else None,
                   "tokens_per_second": tokens / max(time.perf_counter() - started, 1e-9),
                   "seconds": time.perf_counter() - started}

@@ -30,13 +30,28 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
 
 @kernel()
 def adamw_update(p, g, m, v, shrink, lr_corrected, b1, b2, c2_sqrt, eps):
-    """One AdamW step for one flat parameter array, all in one pass (torch.optim.AdamW's operations):
-    p ·= shrink (decoupled decay); m += (g - m)(1 - β₁); v = v β₂ + (1 - β₂) g²; p -= lr' m / (√v / √c₂ + ε)."""
+    """One AdamW step for one parameter as a 2-D array (see rows), all in one pass (torch.optim.AdamW's
+    operations): p ·= shrink (decoupled decay); m += (g - m)(1 - β₁); v = v β₂ + (1 - β₂) g²;
+    p -= lr' m / (√v / √c₂ + ε)."""
     for i in prange(p.shape[0]):
-        p[i] *= shrink
-        m[i] += (g[i] - m[i]) * (1 - b1)
-        v[i] = v[i] * b2 + (1 - b2) * g[i] * g[i]
-        p[i] -= lr_corrected * m[i] / (math.sqrt(v[i]) / c2_sqrt + eps)
+        for j in range(p.shape[1]):
+            p[i, j] *= shrink
+            m[i, j] += (g[i, j] - m[i, j]) * (1 - b1)
+            v[i, j] = v[i, j] * b2 + (1 - b2) * g[i, j] * g[i, j]
+            p[i, j] -= lr_corrected * m[i, j] / (math.sqrt(v[i, j]) / c2_sqrt + eps)
+
+
+def rows(a: np.ndarray) -> np.ndarray:
+    """A 2-D view of `a` for the kernel, rows of unit stride where the layout allows: a weight the fast path
+    shares is an [out, in] view of [in, out] storage, taken as its transpose; anything contiguous as
+    [-1, last axis]. ValueError when only a copy would be 2-D (the update would be lost)."""
+    if a.ndim == 2 and a.strides[0] == a.itemsize != a.strides[1]:
+        a = a.T
+    view = a.reshape(-1, a.shape[-1] if a.ndim else 1)
+    if not np.may_share_memory(view, a):
+        raise ValueError(f"AdamW updates parameters in place and cannot view one of shape {a.shape} and strides "
+                         f"{a.strides} as rows; pass contiguous arrays or the model's own (state_dict())")
+    return view
 
 
 class AdamW:
@@ -46,14 +61,15 @@ class AdamW:
         m ← β₁ m + (1 - β₁) g;   v ← β₂ v + (1 - β₂) g²
         p ← p - lr / (1 - β₁ᵗ) · m / (√v / √(1 - β₂ᵗ) + ε)
 
-    in torch.optim.AdamW's order of operations, so a run matches torch's step for step.
+    in torch.optim.AdamW's order of operations, so a run matches torch's step for step. The moments m and
+    v have each parameter's shape and memory layout.
     """
 
     def __init__(self, params: dict[str, np.ndarray], lr: float, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.01, no_decay: tuple[str, ...] = ("bias", "LayerNorm.weight")) -> None:
         self.params, self.lr, self.betas, self.eps, self.weight_decay = params, lr, betas, eps, weight_decay
         self.decay = {name: not name.endswith(no_decay) for name in params}
-        self.m = {name: np.zeros_like(p) for name, p in params.items()}
+        self.m = {name: np.zeros_like(p) for name, p in params.items()}  # zeros_like keeps p's layout
         self.v = {name: np.zeros_like(p) for name, p in params.items()}
         self.t = 0
 
@@ -67,7 +83,11 @@ class AdamW:
         correction1, correction2 = 1 - b1 ** self.t, 1 - b2 ** self.t
         for name, p in self.params.items():
             shrink = 1 - lr * self.weight_decay if self.decay[name] else 1.0
-            flat = p.reshape(-1)  # a view: the parameters are contiguous
-            run(adamw_update, flat.size, flat, np.ascontiguousarray(grads[name], dtype=p.dtype).reshape(-1),
-                self.m[name].reshape(-1), self.v[name].reshape(-1), shrink, lr / correction1, b1, b2,
+            m, v, g = self.m[name], self.v[name], np.asarray(grads[name])
+            if np.shape(g) != p.shape:
+                raise ValueError(f"the gradient for {name} has shape {list(np.shape(g))}, the parameter {list(p.shape)}")
+            if g.dtype != p.dtype or g.strides != m.strides:  # in the moments' layout, so rows() views all four alike
+                g = np.empty_like(m)
+                g[...] = grads[name]
+            run(adamw_update, p.size, rows(p), rows(g), rows(m), rows(v), shrink, lr / correction1, b1, b2,
                 math.sqrt(correction2), self.eps)
