@@ -20,6 +20,7 @@ depends only on its own input row, and the kernels and attention touch the T rea
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from typing import NamedTuple
@@ -123,18 +124,22 @@ class FastEncoder:
     def _encode(self, pack, input_ids, token_type_ids, position_ids, output_hidden_states: bool):
         """__call__'s work on a packing, in the shared buffers."""
         c, H, T = self.config, self.config.hidden_size, pack.total
-        rows = self._buffer("x", (gemm_rows(T), H))  # [R, H], R ≥ T: the real tokens, then rows never read
+        R = gemm_rows(T)
+        rows = self._buffer("x", (R, H))  # [R, H], R ≥ T: the real tokens, then rows never read
         x = rows[:T]
         e = self.embeddings
-        positions = np.broadcast_to(position_ids, input_ids.shape)
+        if position_ids.shape != input_ids.shape:
+            position_ids = np.broadcast_to(position_ids, input_ids.shape)  # [1, S] -> [B, S]
         kernels.run(kernels.embed, T * H, pack.gather(input_ids), pack.gather(token_type_ids),
-                    pack.gather(positions), e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
+                    pack.gather(position_ids), e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
                     e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"],
                     c.layer_norm_eps, x)
         packed_states = [x.copy()] if output_hidden_states else None
         plan = attention_plan(pack.starts, pack.lengths, c.num_attention_heads)
+        work = {name: self._buffer(name, (R, n)) for name, n in  # per call, not per layer
+                (("qkv", 3 * H), ("context", H), ("projected", H), ("intermediate", c.intermediate_size))}
         for layer in self.layers:
-            self._layer(rows, T, layer, plan)
+            self._layer(rows, T, layer, plan, **work)
             if output_hidden_states:
                 packed_states.append(x.copy())
         pooled = None
@@ -144,28 +149,27 @@ class FastEncoder:
         hidden_states = tuple(pack.scatter(h) for h in packed_states) if output_hidden_states else None
         return pack.scatter(x), pooled, hidden_states
 
-    def _layer(self, rows, T, w, plan) -> None:
-        """One encoder layer over packed tokens: rows [R, H], whose first T rows are the tokens, updated in place."""
-        R, H = rows.shape
+    def _layer(self, rows, T, w, plan, qkv, context, projected, intermediate) -> None:
+        """One encoder layer over packed tokens: rows [R, H], whose first T rows are the tokens, updated in
+        place; qkv [R, 3H], context [R, H], projected [R, H], intermediate [R, I]: work buffers."""
         x = rows[:T]
         eps = self.config.layer_norm_eps
         run = kernels.run
-        qkv = np.matmul(rows, w["w_qkv"], out=self._buffer("qkv", (R, 3 * H)))[:T]  # [R, H] -> [R, 3H], first T rows kept
-        run(kernels.add_bias, qkv.size, qkv, w["b_qkv"])
-        context = self._attention(qkv, plan, R)  # [T, 3H] -> [R, H]
-        projected = np.matmul(context, w["w_o"], out=self._buffer("projected", (R, H)))
+        np.matmul(rows, w["w_qkv"], out=qkv)  # [R, H] -> [R, 3H]
+        run(kernels.add_bias, T * qkv.shape[1], qkv[:T], w["b_qkv"])
+        self._attention(qkv[:T], plan, context)  # [T, 3H] -> context [T, H]
+        np.matmul(context, w["w_o"], out=projected)
         run(kernels.bias_residual_layer_norm, x.size, projected[:T], w["b_o"], x, w["ln1"]["weight"], w["ln1"]["bias"], eps)
-        h = np.matmul(rows, w["w_1"], out=self._buffer("intermediate", (R, w["w_1"].shape[1])))  # [R, H] -> [R, I]
-        run(self.bias_gelu, T * h.shape[1], h[:T], w["b_1"])
-        out = np.matmul(h, w["w_2"], out=projected)  # [R, I] -> [R, H]
-        run(kernels.bias_residual_layer_norm, x.size, out[:T], w["b_2"], x, w["ln2"]["weight"], w["ln2"]["bias"], eps)
+        np.matmul(rows, w["w_1"], out=intermediate)  # [R, H] -> [R, I]
+        run(self.bias_gelu, T * intermediate.shape[1], intermediate[:T], w["b_1"])
+        np.matmul(intermediate, w["w_2"], out=projected)  # [R, I] -> [R, H]
+        run(kernels.bias_residual_layer_norm, x.size, projected[:T], w["b_2"], x, w["ln2"]["weight"], w["ln2"]["bias"], eps)
 
-    def _attention(self, qkv, plan, R: int) -> np.ndarray:
-        """qkv [T, 3H] -> context [R, H], its first T rows written."""
+    def _attention(self, qkv, plan, context) -> None:
+        """qkv [T, 3H] -> the first T rows of context [R, H]."""
         H, A = self.config.hidden_size, self.config.num_attention_heads
         d = H // A
         scale = d ** -0.5
-        context = self._buffer("context", (R, H))
         short_starts, short_lengths, short_work, runs = plan
         if len(short_starts):
             kernels.run(kernels.attention_short, short_work * H, qkv, short_starts, short_lengths, A, scale, context)
@@ -179,7 +183,6 @@ class FastEncoder:
             kernels.run(self.softmax_rows, rows.size, rows, rows.dtype.type(scale))
             out = context[start:start + n * L].reshape(n, L, A, d).transpose(0, 2, 1, 3)
             np.matmul(scores, v, out=out)  # [n, A, L, L] @ [n, A, L, d] -> [n, A, L, d], into context
-        return context
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A reused work array of at least `shape`'s size, viewed as `shape`. New ones are zero, so the rows
@@ -242,17 +245,16 @@ def attention_plan(starts: np.ndarray, lengths: np.ndarray, num_heads: int) -> t
     """How each layer's attention runs, worked out once per call: sequences up to SHORT tokens in one kernel
     (their starts, lengths and Σ L² work), longer ones as batched GEMMs per run of equal length
     (start, count, length), a run cut so that its scores [count, A, L, L] hold at most SCORES_LIMIT
-    elements. starts/lengths [N], longest first."""
-    short = lengths <= SHORT
-    runs = []
-    i = 0
-    while i < len(lengths):  # runs of equal length (sorted, so they are contiguous)
-        j = i
-        while j < len(lengths) and lengths[j] == lengths[i]:
-            j += 1
-        if lengths[i] > SHORT:
-            length = int(lengths[i])
+    elements. starts/lengths [N], longest first. (Python ints: on a few sequences NumPy's per-call cost
+    would outweigh the work.)"""
+    short_starts, short_lengths, runs = [], [], []
+    for length, group in itertools.groupby(zip(starts.tolist(), lengths.tolist()), key=lambda pair: pair[1]):
+        group_starts = [start for start, _ in group]  # a run of equal lengths (sorted, so contiguous)
+        if length <= SHORT:
+            short_starts += group_starts
+            short_lengths += [length] * len(group_starts)
+        else:
             count = max(1, SCORES_LIMIT // (num_heads * length * length))
-            runs.extend((int(starts[first]), min(count, j - first), length) for first in range(i, j, count))
-        i = j
-    return starts[short], lengths[short], int((lengths[short] ** 2).sum()), runs
+            runs.extend((group_starts[i], min(count, len(group_starts) - i), length) for i in range(0, len(group_starts), count))
+    work = sum(length * length for length in short_lengths)
+    return np.array(short_starts, dtype=np.int64), np.array(short_lengths, dtype=np.int64), work, runs
