@@ -48,7 +48,7 @@ def rows(a: np.ndarray) -> np.ndarray:
     if a.ndim == 2 and a.strides[0] == a.itemsize != a.strides[1]:
         a = a.T
     view = a.reshape(-1, a.shape[-1] if a.ndim else 1)
-    if not np.may_share_memory(view, a):
+    if view.size and not np.may_share_memory(view, a):
         raise ValueError(f"AdamW updates parameters in place and cannot view one of shape {a.shape} and strides "
                          f"{a.strides} as rows; pass contiguous arrays or the model's own (state_dict())")
     return view
