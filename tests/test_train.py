@@ -135,6 +135,7 @@ def test_adamw_refuses_what_it_cannot_update_in_place():
 def test_adamw_updates_strided_views_as_contiguous_arrays():
     rng = np.random.default_rng(0)
     params = {"transposed": rng.standard_normal((6, 10))[:, 2:7].T, "every_other_column": rng.standard_normal((6, 10))[:, ::2],
+              "one_row_transposed": rng.standard_normal((6, 10))[:, 2:3].T,  # its moments are C-ordered: viewed as p is
               "contiguous": rng.standard_normal((5, 6))}
     copies = {name: np.ascontiguousarray(p) for name, p in params.items()}
     grads = {name: rng.standard_normal(p.shape) for name, p in params.items()}

@@ -30,7 +30,7 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
 
 @kernel()
 def adamw_update(p, g, m, v, shrink, lr_corrected, b1, b2, c2_sqrt, eps):
-    """One AdamW step for one parameter as a 2-D array (see rows), all in one pass (torch.optim.AdamW's
+    """One AdamW step for one parameter and its g, m, v as 2-D views of one shape (see rows), all in one pass (torch.optim.AdamW's
     operations): p ·= shrink (decoupled decay); m += (g - m)(1 - β₁); v = v β₂ + (1 - β₂) g²;
     p -= lr' m / (√v / √c₂ + ε)."""
     for i in prange(p.shape[0]):
@@ -41,13 +41,11 @@ def adamw_update(p, g, m, v, shrink, lr_corrected, b1, b2, c2_sqrt, eps):
             p[i, j] -= lr_corrected * m[i, j] / (math.sqrt(v[i, j]) / c2_sqrt + eps)
 
 
-def rows(a: np.ndarray) -> np.ndarray:
-    """A 2-D view of `a` for the kernel, rows of unit stride where the layout allows: a weight the fast path
-    shares is an [out, in] view of [in, out] storage, taken as its transpose; anything contiguous as
-    [-1, last axis]. ValueError when only a copy would be 2-D (the update would be lost)."""
-    if a.ndim == 2 and a.strides[0] == a.itemsize != a.strides[1]:
-        a = a.T
-    view = a.reshape(-1, a.shape[-1] if a.ndim else 1)
+def rows(a: np.ndarray, transposed: bool) -> np.ndarray:
+    """A 2-D view of `a` for the kernel: its transpose when `transposed` (a weight the fast path shares is an
+    [out, in] view of [in, out] storage, whose transpose has unit-stride rows), else [-1, last axis].
+    ValueError when only a copy would be 2-D (the update would be lost)."""
+    view = a.T if transposed else a.reshape(-1, a.shape[-1] if a.ndim else 1)
     if view.size and not np.may_share_memory(view, a):
         raise ValueError(f"AdamW updates parameters in place and cannot view one of shape {a.shape} and strides "
                          f"{a.strides} as rows; pass contiguous arrays or the model's own (state_dict())")
@@ -86,8 +84,9 @@ class AdamW:
             m, v, g = self.m[name], self.v[name], np.asarray(grads[name])
             if np.shape(g) != p.shape:
                 raise ValueError(f"the gradient for {name} has shape {list(np.shape(g))}, the parameter {list(p.shape)}")
-            if g.dtype != p.dtype or g.strides != m.strides:  # in the moments' layout, so rows() views all four alike
+            if g.dtype != p.dtype or g.strides != m.strides:  # in the moments' layout: the kernel reads all three alike
                 g = np.empty_like(m)
                 g[...] = grads[name]
-            run(adamw_update, p.size, rows(p), rows(g), rows(m), rows(v), shrink, lr / correction1, b1, b2,
+            transposed = p.ndim == 2 and p.strides[0] == p.itemsize != p.strides[1]  # decided once, for all four
+            run(adamw_update, p.size, *(rows(a, transposed) for a in (p, g, m, v)), shrink, lr / correction1, b1, b2,
                 math.sqrt(correction2), self.eps)
