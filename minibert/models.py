@@ -426,9 +426,8 @@ def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
         raise ValueError(f"{name} must be a rectangular array of integers (ragged lists need padding)") from None
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
-    array = array.astype(np.int64, copy=False)
-    if array.size == 0 or (array.min() >= 0 and array.max() < upper):
-        return array
+    if array.size == 0 or (array.min() >= 0 and array.max() < upper):  # checked before the cast, which would wrap uint64
+        return array.astype(np.int64, copy=False)
     bad = np.argwhere((array < 0) | (array >= upper))
     where = tuple(int(i) for i in bad[0])
     raise ValueError(

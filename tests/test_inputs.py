@@ -74,6 +74,7 @@ def test_boolean_mask_equals_integer_mask(model):
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"input_ids": [[1, 99]]}, ValueError, r"input_ids holds 99 at position \[0, 1\]; values must lie in \[0, 99\)"),
     ({"input_ids": [[-1, 2, -3]]}, ValueError, r"input_ids holds -1 .* \(2 bad values\)"),
+    ({"input_ids": np.array([[1, 2**63 + 5]], np.uint64)}, ValueError, r"input_ids holds 9223372036854775813 at position \[0, 1\]"),
     ({"input_ids": [[1.0, 2.0]]}, TypeError, "input_ids must hold integers, got dtype float64"),
     ({"input_ids": [["a", "b"]]}, TypeError, "input_ids must hold integers"),
     ({"input_ids": [[1, 2], [3]]}, ValueError, "ragged lists need padding"),
