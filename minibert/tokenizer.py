@@ -162,14 +162,17 @@ class BertTokenizer:
         return [self.vocab.get(t, self.unk_token_id) for t in tokens]
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int], skip_special_tokens: bool = False) -> str | list[str]:
-        if isinstance(ids, (int, np.integer)):
-            return self._id_to_token(int(ids))
+        if np.ndim(ids) == 0:  # one id
+            return self._id_to_token(ids)
         special = set(self.all_special_ids) if skip_special_tokens else set()
-        return [self._id_to_token(int(i)) for i in ids if int(i) not in special]
+        tokens = [self._id_to_token(i) for i in ids]  # checks every id, the skipped ones too
+        return [token for i, token in zip(ids, tokens) if int(i) not in special]
 
     def _id_to_token(self, token_id: int) -> str:
+        if not isinstance(token_id, (int, np.integer)):  # int() would turn 1.5 into 1 silently
+            raise TypeError(f"token ids must be integers, got {token_id!r}")
         try:
-            return self.ids_to_tokens[token_id]
+            return self.ids_to_tokens[int(token_id)]
         except KeyError:
             raise ValueError(f"token id {token_id} is outside the vocabulary [0, {self.vocab_size})") from None
 
@@ -295,8 +298,13 @@ class BertTokenizer:
     def decode(self, ids: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None) -> str:
         """Ids -> text: "##" pieces glued to the previous token, a space before every other token, and
         the reference decoder's per-token clean-up (no space before . ? ! ,)."""
-        ids = np.asarray(ids).reshape(-1).tolist()
-        tokens = self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens)
+        array = np.asarray(ids)
+        if array.ndim > 1:
+            raise ValueError(f"decode takes one sequence of ids, got an array of shape {array.shape}; use batch_decode "
+                             "for a batch")
+        if array.size and array.dtype.kind not in "iu":
+            raise TypeError(f"token ids must be integers, got {array.dtype} values")
+        tokens = self.convert_ids_to_tokens(array.reshape(-1).tolist(), skip_special_tokens=skip_special_tokens)
         pieces = []
         for i, token in enumerate(tokens):
             if i > 0:

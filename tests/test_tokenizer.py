@@ -108,6 +108,10 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t("the cat", truncation="only_second", max_length=3), ValueError, "Second sequence not provided"),
     (lambda t: t("the", "cat", truncation="only_first", max_length=4), ValueError, "Sequence to truncate too short"),
     (lambda t: t.decode([99]), ValueError, "token id 99 is outside the vocabulary \\[0, 14\\)"),
+    (lambda t: t.decode([2, 1.5]), TypeError, "token ids must be integers, got float64 values"),
+    (lambda t: t.convert_ids_to_tokens(2.0), TypeError, "token ids must be integers, got 2.0"),
+    (lambda t: t.decode([[2, 3], [2, 3]]), ValueError, "decode takes one sequence of ids, got an array of shape \\(2, 2\\); use batch_decode"),
+    (lambda t: t.decode([2, 99], skip_special_tokens=True), ValueError, "token id 99 is outside the vocabulary"),
 ])
 def test_bad_input_is_a_clear_error(tiny, call, error, message):
     with pytest.raises(error, match=message):
