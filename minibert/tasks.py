@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import check_positive_int
 from .hub import model_directory
 from .models import (
     BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
@@ -31,6 +32,7 @@ def fill_mask(model: BertForMaskedLM | BertForPreTraining, tokenizer: BertTokeni
     Returns, for one text, one list per [MASK] (in order) of {"token", "id", "probability"}; for a list of
     texts, one such result per text.
     """
+    check_positive_int("top_k", top_k)
     texts = [text] if isinstance(text, str) else list(text)
     encoding = tokenizer(texts, padding=True, return_tensors="np")
     out = model(**encoding)
@@ -59,13 +61,18 @@ def classify(model: BertForSequenceClassification, tokenizer: BertTokenizer, tex
     regression:   {"score": the predicted value}.
     Texts longer than the model's window are truncated (longest first for pairs).
     """
+    check_positive_int("batch_size", batch_size)
     texts = [texts] if isinstance(texts, str) else list(texts)
+    if text_pairs is not None:
+        text_pairs = [text_pairs] if isinstance(text_pairs, str) else list(text_pairs)
+        if len(text_pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text_pairs: give one pair per text")
     labels = model.config.id2label
     problem = model.config.problem_type
     max_length = min(model.config.max_position_embeddings, tokenizer.model_max_length)
     results = []
     for start in range(0, len(texts), batch_size):
-        pairs = None if text_pairs is None else list(text_pairs[start:start + batch_size])
+        pairs = None if text_pairs is None else text_pairs[start:start + batch_size]
         encoding = tokenizer(texts[start:start + batch_size], pairs, padding=True, truncation=True,
                              max_length=max_length, return_tensors="np")
         for row in model(**encoding).logits.astype(np.float64):  # [num_labels]
@@ -92,6 +99,9 @@ def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, qu
     into probabilities over the context tokens; the answer is the span (start <= end, at most
     max_answer_length tokens) with the highest p_start · p_end over all windows.
     """
+    check_positive_int("max_length", max_length)
+    check_positive_int("max_answer_length", max_answer_length)
+    check_positive_int("stride", stride, minimum=0)
     question_ids = tokenizer(question, add_special_tokens=False)["input_ids"]
     context_enc = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
     context_ids, offsets = context_enc["input_ids"], context_enc["offset_mapping"]
@@ -193,8 +203,9 @@ class SentenceEncoder:
     normalize: scale each embedding to unit length; max_seq_length: tokens per window.
     """
 
-    def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: Sequence[str] = ("mean",),
+    def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: str | Sequence[str] = ("mean",),
                  normalize: bool = False, max_seq_length: int | None = None) -> None:
+        pooling = [pooling] if isinstance(pooling, str) else list(pooling)
         unknown = [p for p in pooling if p not in POOLING_MODES]
         if unknown or not pooling:
             raise ValueError(f"pooling {list(pooling)}: choose from {', '.join(POOLING_MODES)}")
@@ -202,7 +213,9 @@ class SentenceEncoder:
         self.pooling = [p for p in POOLING_MODES if p in pooling]
         self.normalize = normalize
         limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
-        self.max_seq_length = min(max_seq_length or limit, limit)
+        if max_seq_length is not None:
+            check_positive_int("max_seq_length", max_seq_length, minimum=3)  # [CLS], [SEP] and at least one token
+        self.max_seq_length = limit if max_seq_length is None else min(max_seq_length, limit)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> SentenceEncoder:
@@ -237,6 +250,7 @@ class SentenceEncoder:
         sentence-transformers: the first max_seq_length tokens) or "average" (cut into consecutive windows
         of max_seq_length tokens and average their embeddings, weighted by their token counts).
         """
+        check_positive_int("batch_size", batch_size)
         if long_inputs not in ("truncate", "average"):
             raise ValueError(f"long_inputs={long_inputs!r}: use 'truncate' or 'average'")
         single = isinstance(sentences, str)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import check_positive_int
 from .hub import model_directory
 from .wordpiece import WordPieceEncoder
 
@@ -261,8 +262,8 @@ class BertTokenizer:
             raise ValueError(f"padding={padding!r}: use False, True, 'longest' or 'max_length'")
         if truncation not in TRUNCATION:
             raise ValueError(f"truncation={truncation!r}: use None, False, True, 'longest_first', 'only_first' or 'only_second'")
-        if max_length is not None and (not isinstance(max_length, (int, np.integer)) or max_length < 1):
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+        if max_length is not None:
+            check_positive_int("max_length", max_length)
         if max_length is not None and padding is False and truncation is None:
             truncation = "longest_first"  # transformers: max_length alone turns truncation on
         padding_strategy, truncation_strategy = PADDING[padding], TRUNCATION[truncation]

@@ -82,6 +82,17 @@ def test_pooling_formulas():
 def test_encoder_errors(encoder):
     with pytest.raises(ValueError, match="pooling \\['weighted'\\]"):
         SentenceEncoder(encoder.model, encoder.tokenizer, pooling=["weighted"])
+    for too_short in (0, 2):  # a window must hold [CLS], [SEP] and a token, or the text is lost
+        with pytest.raises(ValueError, match=f"max_seq_length must be an integer ≥ 3, got {too_short}"):
+            SentenceEncoder(encoder.model, encoder.tokenizer, max_seq_length=too_short)
+    for batch_size in (0, -1):  # -1 gave NaN embeddings: no batch ran
+        with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {batch_size}"):
+            encoder.encode(["a sentence"], batch_size=batch_size)
+
+
+def test_pooling_may_be_one_mode_by_name(encoder):
+    one = SentenceEncoder(encoder.model, encoder.tokenizer, pooling="cls")
+    assert one.pooling == ["cls"] and one.encode("a sentence").shape == (encoder.model.config.hidden_size,)
 
 
 # ---- fill-mask, classification, answers, tags -----------------------------------------------------------
@@ -99,6 +110,9 @@ def test_fill_mask_ranks_by_the_models_probabilities():
     assert len(fill_mask(model, tokenizer, ["w1 [MASK]", "[MASK] w2"], top_k=2)) == 2
     with pytest.raises(ValueError, match=r"text 1 has no \[MASK\]"):
         fill_mask(model, tokenizer, ["w1 [MASK]", "w2"])
+    for top_k in (0, -1, 1.5):  # -1 listed all but one token
+        with pytest.raises(ValueError, match=f"top_k must be a positive integer, got {top_k}"):
+            fill_mask(model, tokenizer, "w1 [MASK]", top_k=top_k)
 
 
 @pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression"])
@@ -121,6 +135,20 @@ def test_classify_by_problem_type(tmp_path, name):
             p = softmax64(logits)
             assert result["label"] == labels[int(np.argmax(p))] and result["label"] in ("negative", "neutral", "positive")
             np.testing.assert_allclose(list(result["scores"].values()), p, atol=1e-6)
+
+
+def test_classify_pairs_and_mistakes(tmp_path):
+    directory = with_vocab(tmp_path, "sequence-single")
+    model = minibert.BertForSequenceClassification.from_pretrained(directory)
+    tokenizer = minibert.BertTokenizer.from_pretrained(directory)
+    logits = model(**tokenizer("w1 w2", "w3", return_tensors="np")).logits[0].astype(np.float64)
+    assert classify(model, tokenizer, "w1 w2", "w3")[0]["score"] == pytest.approx(softmax64(logits).max(), abs=1e-6)
+    assert classify(model, tokenizer, "w1 w2", "w3") == classify(model, tokenizer, ["w1 w2"], ["w3"])
+    with pytest.raises(ValueError, match="2 texts but 1 text_pairs"):
+        classify(model, tokenizer, ["w1", "w2"], ["w3"])
+    for batch_size in (0, -1):  # -1 returned no results
+        with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {batch_size}"):
+            classify(model, tokenizer, ["w1"], batch_size=batch_size)
 
 
 def brute_force_answer(model, tokenizer, question, context, max_answer_length):
@@ -159,6 +187,10 @@ def test_extract_answer_over_a_long_context_uses_windows(tmp_path):
         extract_answer(model, tokenizer, " ".join(["w1"] * 20), context, max_length=16)
     with pytest.raises(ValueError, match="the context is empty"):
         extract_answer(model, tokenizer, "w1", "   ")
+    with pytest.raises(ValueError, match="stride must be an integer ≥ 0, got -4"):
+        extract_answer(model, tokenizer, "w1", context, max_length=16, stride=-4)
+    with pytest.raises(ValueError, match="max_answer_length must be a positive integer, got 0"):
+        extract_answer(model, tokenizer, "w1", context, max_answer_length=0)
 
 
 def test_tag_tokens_aggregates_words_and_entities(tmp_path):
