@@ -110,6 +110,25 @@ def test_bad_files(tmp_path):
         read_examples(tmp_path / "missing.tsv")
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"epochs": 0}, "epochs must be a positive integer, got 0"),  # it saved the untrained model
+    ({"batch_size": 2.5}, "batch_size must be a positive integer, got 2.5"),
+    ({"accumulation_steps": 0}, "accumulation_steps must be a positive integer"),
+    ({"max_steps": 0}, "max_steps must be a positive integer"),  # 0 was taken for 'no limit'
+    ({"save_steps": -1}, "save_steps must be a positive integer"),
+    ({"seed": -1}, "seed must be an integer ≥ 0, got -1"),
+    ({"lr": 0.0}, "lr must be a number > 0, got 0.0"),
+    ({"warmup_ratio": 1.5}, r"warmup_ratio must be a number in \[0, 1\], got 1.5"),
+    ({"weight_decay": -0.01}, "weight_decay must be a number ≥ 0"),
+    ({"max_grad_norm": -1.0}, "max_grad_norm must be a number > 0"),  # it turned every gradient around
+    ({"temperature": float("nan")}, "temperature must be a number > 0, got nan"),
+    ({"alpha": True}, r"alpha must be a number in \[0, 1\], got True"),
+])
+def test_settings_that_would_train_wrongly_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        Settings(**options)
+
+
 def test_distillation_loss_gradient_by_finite_differences():
     from minibert.train import distillation_loss
 
@@ -163,3 +182,5 @@ def test_grid_and_list_errors(tmp_path, capsys):
     assert "give --dev" in capsys.readouterr().err
     assert main(["finetune", "t.tsv", "--output", str(tmp_path), "--batch-size", "a"]) != 0
     assert "--batch-size takes whole numbers" in capsys.readouterr().err
+    assert main(["finetune", "t.tsv", "--output", str(tmp_path), "--epochs", "0"]) != 0  # before any file is read
+    assert "error: epochs must be a positive integer, got 0" in capsys.readouterr().err

@@ -152,6 +152,17 @@ def test_schedule_and_clipping():
     grads = {"a": np.array([3.0, 0.0]), "b": np.array([4.0])}
     assert clip_grad_norm(grads, 1.0) == 5.0
     np.testing.assert_allclose(np.concatenate([grads["a"], grads["b"]]), np.array([3, 0, 4]) / (5 + 1e-6))
+    with pytest.raises(ValueError, match="max_norm must be > 0, got -1.0"):  # it would turn the gradients around
+        clip_grad_norm(grads, -1.0)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"lr": -1e-3}, "invalid lr -0.001"), ({"lr": float("nan")}, "invalid lr nan"), ({"betas": (0.9, 1.0)}, r"invalid betas\[1\] 1.0"),
+    ({"eps": -1.0}, "invalid eps -1.0"), ({"weight_decay": -0.1}, "invalid weight_decay -0.1"),
+])
+def test_adamw_refuses_what_torch_refuses(options, message):
+    with pytest.raises(ValueError, match=f"AdamW: {message}"):
+        AdamW({"w": np.zeros(2)}, **{"lr": 0.1, **options})
 
 
 def test_bad_labels_are_clear_errors():

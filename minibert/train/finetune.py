@@ -15,14 +15,16 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import check_positive_int
 from ..models import BertForSequenceClassification
 from ..tokenizer import BertTokenizer
-from functools import partial
 
 from .grad import accumulate, distillation_loss, dropout_masks, value_and_grad
 from .optim import AdamW, clip_grad_norm, linear_schedule
@@ -51,6 +53,21 @@ class Settings:
     save_steps: int | None = None  # also checkpoint every this many steps, so an interruption loses less than an epoch
     temperature: float = 2.0  # distillation only: softening of the teacher's and the student's outputs
     alpha: float = 0.5  # distillation only: weight of the hard labels against the teacher's soft targets
+
+    def __post_init__(self) -> None:
+        """Refuse settings that would train nothing, or train the wrong way, without a word (epochs=0 saved
+        the untrained model; a negative max_grad_norm turned every gradient around)."""
+        for name in ("batch_size", "epochs", "max_length", "accumulation_steps", "max_steps", "save_steps"):
+            value = getattr(self, name)
+            if value is not None or name not in ("max_steps", "save_steps"):  # those two may be None: no limit, no extra saves
+                check_positive_int(name, value)
+        check_positive_int("seed", self.seed, minimum=0)
+        for name, (fits, wanted) in {"lr": (lambda x: x > 0, "> 0"), "warmup_ratio": (lambda x: 0 <= x <= 1, "in [0, 1]"),
+                                     "weight_decay": (lambda x: x >= 0, "≥ 0"), "max_grad_norm": (lambda x: x > 0, "> 0"),
+                                     "temperature": (lambda x: x > 0, "> 0"), "alpha": (lambda x: 0 <= x <= 1, "in [0, 1]")}.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or not fits(value):  # NaN fits nothing
+                raise ValueError(f"{name} must be a number {wanted}, got {value!r}")
 
 
 @dataclass

@@ -21,6 +21,8 @@ def linear_schedule(step: int, warmup_steps: int, total_steps: int) -> float:
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     """Scale all gradients by min(1, max_norm / (‖g‖ + 1e-6)), ‖g‖ the norm over all of them (torch's rule).
     In place; returns ‖g‖ before clipping."""
+    if not max_norm > 0:  # torch does not check: a negative max_norm would turn every gradient around
+        raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
     total = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads.values()))
     scale = min(1.0, max_norm / (total + 1e-6))
     for g in grads.values():
@@ -65,6 +67,11 @@ class AdamW:
 
     def __init__(self, params: dict[str, np.ndarray], lr: float, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.01, no_decay: tuple[str, ...] = ("bias", "LayerNorm.weight")) -> None:
+        b1, b2 = betas
+        for name, value, fits in (("lr", lr, lr >= 0), ("betas[0]", b1, 0 <= b1 < 1), ("betas[1]", b2, 0 <= b2 < 1),
+                                  ("eps", eps, eps >= 0), ("weight_decay", weight_decay, weight_decay >= 0)):
+            if not fits:  # torch.optim.AdamW's checks; NaN fails them too
+                raise ValueError(f"AdamW: invalid {name} {value!r}")
         self.params, self.lr, self.betas, self.eps, self.weight_decay = params, lr, betas, eps, weight_decay
         self.decay = {name: not name.endswith(no_decay) for name in params}
         self.m = {name: np.zeros_like(p) for name, p in params.items()}  # zeros_like keeps p's layout
