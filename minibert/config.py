@@ -60,11 +60,35 @@ class BertConfig:
             )
         if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
             raise ConfigError(f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
+        dropouts = {"hidden_dropout_prob": self.hidden_dropout_prob, "attention_probs_dropout_prob": self.attention_probs_dropout_prob}
+        if self.extra.get("classifier_dropout") is not None:  # None: the hidden dropout
+            dropouts["classifier_dropout"] = self.extra["classifier_dropout"]
+        for name, p in dropouts.items():
+            if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1):  # p = 1 would scale by 1/0
+                raise ConfigError(f"{name} must be a probability in [0, 1), got {p!r}")
+        if not (isinstance(self.initializer_range, (int, float)) and self.initializer_range >= 0):
+            raise ConfigError(f"initializer_range must be a number ≥ 0, got {self.initializer_range!r}")
+        self._check_labels()
         if self.extra.get("problem_type") not in (None, *PROBLEM_TYPES):
             raise ConfigError(f"problem_type {self.extra['problem_type']!r} is not supported ({', '.join(PROBLEM_TYPES)})")
         for flag in ("is_decoder", "add_cross_attention"):
             if self.extra.get(flag):
                 raise ConfigError(f"{flag}=true: minibert implements the BERT encoder only")
+
+    def _check_labels(self) -> None:
+        """id2label (its keys are strings in JSON) must name the classes 0..n-1; num_labels must be ≥ 1."""
+        if "id2label" in self.extra:
+            id2label = self.extra["id2label"]
+            try:
+                indices = sorted(int(i) for i in id2label) if isinstance(id2label, dict) else None
+            except (TypeError, ValueError):
+                indices = None
+            if not indices or indices != list(range(len(indices))):
+                raise ConfigError(f"id2label must map the class indices 0..n-1 to names, got {id2label!r}")
+        elif "num_labels" in self.extra:
+            n = self.extra["num_labels"]
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ConfigError(f"num_labels must be a positive integer, got {n!r}")
 
     @property
     def head_size(self) -> int:

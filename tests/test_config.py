@@ -41,6 +41,13 @@ def test_null_position_embedding_type_means_absolute():
     ({"layer_norm_eps": -1}, "layer_norm_eps must be a positive number"),
     ({"model_type": "roberta"}, "model_type 'roberta' is not 'bert'"),
     ({"is_decoder": True}, "is_decoder=true"),
+    ({"hidden_dropout_prob": 1.0}, r"hidden_dropout_prob must be a probability in \[0, 1\), got 1.0"),  # training divided by 1 - p
+    ({"attention_probs_dropout_prob": "0.1"}, "attention_probs_dropout_prob must be a probability"),
+    ({"classifier_dropout": -0.1}, "classifier_dropout must be a probability"),
+    ({"initializer_range": -0.02}, "initializer_range must be a number ≥ 0"),
+    ({"num_labels": 0}, "num_labels must be a positive integer, got 0"),
+    ({"id2label": {"0": "neg", "2": "pos"}}, "id2label must map the class indices 0..n-1 to names"),  # class 1 had no name
+    ({"id2label": {"negative": "0"}}, "id2label must map the class indices"),
 ])
 def test_invalid_configs_are_clear_errors(values, message):
     with pytest.raises(ConfigError, match=message):
