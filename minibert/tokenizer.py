@@ -23,6 +23,7 @@ PADDING = {False: None, "do_not_pad": None, True: "longest", "longest": "longest
 TRUNCATION = {None: None, False: None, "do_not_truncate": None, True: "longest_first",
               "longest_first": "longest_first", "only_first": "only_first", "only_second": "only_second"}
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+SIDES = ("right", "left")  # padding_side / truncation_side
 
 
 class BatchEncoding(dict):
@@ -40,6 +41,8 @@ class BertTokenizer:
 
     vocab_file: a vocab.txt, one token per line, the line number being the id. strip_accents=None follows
     do_lower_case, as in BERT. model_max_length: the longest input the model takes (None: no limit).
+    padding_side and truncation_side: "right" (BERT's) or "left", where padding goes and which end
+    truncation cuts.
     """
 
     def __init__(
@@ -55,7 +58,22 @@ class BertTokenizer:
         mask_token: str = "[MASK]",
         model_max_length: int | None = None,
         clean_up_tokenization_spaces: bool = False,
+        padding_side: str = "right",
+        truncation_side: str = "right",
     ) -> None:
+        for name, value in (("do_lower_case", do_lower_case), ("tokenize_chinese_chars", tokenize_chinese_chars),
+                            ("clean_up_tokenization_spaces", clean_up_tokenization_spaces),
+                            *([("strip_accents", strip_accents)] if strip_accents is not None else [])):
+            if not isinstance(value, bool):  # the string "false" would count as true
+                raise TypeError(f"{name} must be true or false, got {value!r}")
+        if isinstance(model_max_length, float) and model_max_length.is_integer():
+            model_max_length = int(model_max_length)  # some configs write 1e30
+        if model_max_length is not None:
+            check_positive_int("model_max_length", model_max_length)
+        for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
+            if side not in SIDES:
+                raise ValueError(f"{name}={side!r}: use 'right' or 'left'")
+        self.padding_side, self.truncation_side = padding_side, truncation_side
         self.vocab = load_vocab(vocab_file)
         self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
         self.do_lower_case, self.strip_accents = do_lower_case, strip_accents
@@ -95,8 +113,10 @@ class BertTokenizer:
                     config = json.load(f)
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{config_file!r} is not valid JSON: {e}") from None
+            if not isinstance(config, dict):
+                raise ValueError(f"{config_file!r} must hold a JSON object, not a {type(config).__name__}")
             for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "model_max_length",
-                        "clean_up_tokenization_spaces", *SPECIAL_TOKEN_NAMES):
+                        "clean_up_tokenization_spaces", "padding_side", "truncation_side", *SPECIAL_TOKEN_NAMES):
                 if config.get(key) is not None:
                     value = config[key]
                     settings[key] = value["content"] if isinstance(value, dict) else value  # AddedToken form
@@ -110,6 +130,7 @@ class BertTokenizer:
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
                   "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
                   "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+                  "padding_side": self.padding_side, "truncation_side": self.truncation_side,
                   **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES}}
         if self.model_max_length < LARGE_INTEGER:
             config["model_max_length"] = self.model_max_length
@@ -203,6 +224,7 @@ class BertTokenizer:
         return_token_type_ids: bool = True,
         return_attention_mask: bool = True,
         return_offsets_mapping: bool = False,
+        padding_side: str | None = None,
     ) -> BatchEncoding:
         """Encode one text, a pair, or a batch of either, ready for ``model(**encoding)``.
 
@@ -210,8 +232,11 @@ class BertTokenizer:
         padding is off) | False | True / "longest_first" | "only_first" | "only_second".
         return_tensors=None gives lists; "np" gives int64 arrays [batch, seq] (a batch of one for single
         inputs), offsets [batch, seq, 2]. Offsets are character spans in the original text; (0, 0) for
-        [CLS], [SEP] and padding.
+        [CLS], [SEP] and padding. padding_side: "right" or "left" for this call (default: the tokenizer's).
         """
+        padding_side = self.padding_side if padding_side is None else padding_side
+        if padding_side not in SIDES:
+            raise ValueError(f"padding_side={padding_side!r}: use 'right' or 'left'")
         examples, batched = _examples(text, text_pair)
         padding_strategy, truncation_strategy, max_length = self._strategies(padding, truncation, max_length)
         if return_tensors not in (None, "np"):
@@ -227,17 +252,16 @@ class BertTokenizer:
                     raise ValueError(f"max_length={max_length} cannot hold the {specials} special tokens of "
                                      f"{'a pair' if b is not None else 'a sequence'}")
                 a, a_offsets, b, b_offsets = _truncate(a, a_offsets, b, b_offsets, max_length - specials,
-                                                       truncation_strategy)
+                                                       truncation_strategy, self.truncation_side)
             rows.append(self._with_special_tokens(a, a_offsets, b, b_offsets, add_special_tokens))
 
         if padding_strategy is not None:
             target = max(len(r["input_ids"]) for r in rows) if padding_strategy == "longest" else max_length
             for row in rows:
                 missing = max(0, target - len(row["input_ids"]))
-                row["input_ids"] += [self.pad_token_id] * missing
-                row["token_type_ids"] += [0] * missing
-                row["attention_mask"] += [0] * missing
-                row["offset_mapping"] += [(0, 0)] * missing
+                for key, pad in (("input_ids", self.pad_token_id), ("token_type_ids", 0), ("attention_mask", 0),
+                                 ("offset_mapping", (0, 0))):
+                    row[key] = row[key] + [pad] * missing if padding_side == "right" else [pad] * missing + row[key]
 
         keys = ["input_ids"] + ["token_type_ids"] * return_token_type_ids + ["attention_mask"] * return_attention_mask
         keys += ["offset_mapping"] * return_offsets_mapping
@@ -361,8 +385,9 @@ def _examples(text: Any, text_pair: Any) -> tuple[list[tuple[str, str | None]], 
     return examples, True
 
 
-def _truncate(a, a_offsets, b, b_offsets, budget: int, strategy: str):
-    """Cut tokens from the right so that len(a) + len(b) <= budget, as the reference does.
+def _truncate(a, a_offsets, b, b_offsets, budget: int, strategy: str, side: str = "right"):
+    """Cut tokens from the right (side="left": from the left) so that len(a) + len(b) <= budget, as the
+    reference does.
 
     longest_first: if the shorter sequence fits beside the longer, only the longer is cut; otherwise both are
     cut to half the budget, the *second* sequence getting the odd token on a tie or overflow
@@ -390,9 +415,11 @@ def _truncate(a, a_offsets, b, b_offsets, budget: int, strategy: str):
         if target <= excess:
             raise ValueError("Truncation error: Sequence to truncate too short to respect the provided max_length")
         keep_a, keep_b = (n_a - excess, n_b) if strategy == "only_first" else (n_a, n_b - excess)
+    a_kept = slice(0, keep_a) if side == "right" else slice(n_a - keep_a, n_a)
     if b is None:
-        return a[:keep_a], a_offsets[:keep_a], None, None
-    return a[:keep_a], a_offsets[:keep_a], b[:keep_b], b_offsets[:keep_b]
+        return a[a_kept], a_offsets[a_kept], None, None
+    b_kept = slice(0, keep_b) if side == "right" else slice(n_b - keep_b, n_b)
+    return a[a_kept], a_offsets[a_kept], b[b_kept], b_offsets[b_kept]
 
 
 # The reference WordPiece decoder's clean-up, applied to each token with its leading space ...

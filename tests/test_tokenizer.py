@@ -134,6 +134,27 @@ def test_bad_files(tmp_path):
     (tmp_path / "tokenizer_config.json").write_text("{oops")
     with pytest.raises(ValueError, match="tokenizer_config.json' is not valid JSON"):
         BertTokenizer.from_pretrained(tmp_path)
+    for config, error, message in [
+        ([1], ValueError, "tokenizer_config.json' must hold a JSON object, not a list"),
+        ({"do_lower_case": "false"}, TypeError, "do_lower_case must be true or false, got 'false'"),  # it counted as true
+        ({"model_max_length": "512"}, ValueError, "model_max_length must be a positive integer, got '512'"),
+        ({"padding_side": "middle"}, ValueError, "padding_side='middle': use 'right' or 'left'"),
+    ]:
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+        with pytest.raises(error, match=message):
+            BertTokenizer.from_pretrained(tmp_path)
+
+
+def test_sides_come_from_the_config_and_survive_saving(tiny, tmp_path):
+    """The cases against transformers are in tests/fixtures/tokenizer_cases.py (left padding and truncation)."""
+    tiny.padding_side, tiny.truncation_side = "left", "left"
+    tiny.save_pretrained(tmp_path)
+    loaded = BertTokenizer.from_pretrained(tmp_path)
+    assert (loaded.padding_side, loaded.truncation_side) == ("left", "left")
+    enc = loaded(["the cat", "un the cat cat"], padding=True, truncation=True, max_length=5)
+    assert enc["input_ids"] == [[0, 2, 8, 9, 3], [2, 8, 9, 9, 3]]  # padded on the left; "un" cut from the left
+    assert enc["attention_mask"][0] == [0, 1, 1, 1, 1]
+    assert loaded(["the cat", "a"], padding=True, padding_side="right")["input_ids"][1] == [2, 12, 3, 0]
 
 
 @pytest.fixture(scope="module")
