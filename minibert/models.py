@@ -72,6 +72,16 @@ class BertModel:
         weights are views of those arrays (see FastEncoder)."""
         self.fast.refresh()
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter under transformers' BertModel names ("embeddings.word_embeddings.weight", ...).
+        The arrays are the model's own: changing them in place changes the model, fast path included."""
+        return flatten(self.weights)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write model.safetensors and config.json, loadable by BertModel.from_pretrained and by
+        transformers' BertModel (verified, atomic write: see minibert.convert)."""
+        save_model(self, directory)
+
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> BertModel:
         """Load config.json and the weights (model.safetensors, else pytorch_model.bin, read without torch)
@@ -113,6 +123,16 @@ class BertModel:
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
+
+
+def save_model(model: BertModel | BertHeadModel, directory: str | os.PathLike) -> None:
+    """config.json (its architectures naming the model's class) and model.safetensors of model.state_dict()."""
+    from .convert import write_safetensors_atomically
+
+    os.makedirs(directory, exist_ok=True)
+    extra = {**model.config.extra, "architectures": [type(model).__name__]}
+    dataclasses.replace(model.config, extra=extra).save_pretrained(directory)
+    write_safetensors_atomically(model.state_dict(), Path(directory) / "model.safetensors")
 
 
 def load_checkpoint(name_or_path: str | os.PathLike, **hub_options: Any) -> tuple[BertConfig, dict[str, np.ndarray]]:
@@ -212,12 +232,7 @@ class BertHeadModel:
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write model.safetensors and config.json, loadable by this class and by transformers' class of
         the same name (verified, atomic write: see minibert.convert)."""
-        from .convert import write_safetensors_atomically
-
-        os.makedirs(directory, exist_ok=True)
-        extra = {**self.config.extra, "architectures": [type(self).__name__]}
-        dataclasses.replace(self.config, extra=extra).save_pretrained(directory)
-        write_safetensors_atomically(self.state_dict(), Path(directory) / "model.safetensors")
+        save_model(self, directory)
 
     def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Fill in head tensors a checkpoint may omit because they are tied to others (none by default)."""

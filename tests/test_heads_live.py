@@ -38,3 +38,17 @@ def test_fresh_transformers_head_round_trip(tmp_path, class_name, dtype):
             ref = getattr(expected, key).numpy()
             d = maxdiff(f"live {class_name} {dtype}", key, getattr(out, key), ref, batch["attention_mask"])
             assert d <= logit_tolerance(dtype, ref), (key, d)
+
+
+def test_saved_bert_model_loads_in_transformers(tmp_path, minilm_path):
+    """BertModel.save_pretrained writes what transformers' BertModel loads, every tensor used."""
+    ours = minibert.BertModel.from_pretrained(minilm_path)
+    ours.save_pretrained(tmp_path)
+    reference, info = transformers.BertModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not any(info.values()), info  # nothing missing, unexpected or mismatched
+    ids = np.array([[101, 7592, 1010, 2088, 999, 102]])
+    with torch.no_grad():
+        expected = reference.eval()(torch.from_numpy(ids))
+    for key in ("last_hidden_state", "pooler_output"):
+        d = maxdiff("live saved BertModel", key, getattr(ours(ids), key), getattr(expected, key).numpy(), np.ones_like(ids))
+        assert d <= 1e-5, (key, d)

@@ -38,6 +38,16 @@ def test_from_pretrained_reads_config_and_safetensors(tmp_path, weights, referen
     assert model.config.hidden_size == CONFIG["hidden_size"]
 
 
+def test_saved_model_loads_back_with_every_tensor(tmp_path, weights, reference_output):
+    model = BertModel(BertConfig.from_dict(CONFIG), weights)
+    assert set(model.state_dict()) == set(weights)  # transformers' BertModel names, pooler included
+    model.save_pretrained(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / "config.json").read_text())["architectures"] == ["BertModel"]
+    loaded = BertModel.from_pretrained(tmp_path / "saved")
+    np.testing.assert_array_equal(loaded(IDS).last_hidden_state, reference_output.last_hidden_state)
+    np.testing.assert_array_equal(loaded(IDS).pooler_output, reference_output.pooler_output)
+
+
 def test_head_checkpoint_keys_map_onto_the_encoder(tmp_path, weights, reference_output):
     """bert. prefix, legacy gamma/beta names, buffers and head tensors: the same encoder comes out."""
     renamed = {}
