@@ -25,13 +25,37 @@ from .weights import (bert_weights, canonical_state, flatten, mlm_shapes, nsp_sh
 
 
 class ModelOutput:
-    """Attribute and key access to a model's outputs, as transformers' ModelOutput."""
+    """A model's outputs by attribute, key or index, as transformers' ModelOutput: the keys are the fields
+    that are not None, in order, so out[0] is last_hidden_state (or logits) and out["hidden_states"] is a
+    KeyError unless they were asked for."""
 
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
+    def __getitem__(self, key: str | int | slice) -> Any:
+        if isinstance(key, str):
+            if key not in self.keys():
+                raise KeyError(key)
+            return getattr(self, key)
+        return self.to_tuple()[key]
 
     def keys(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+
+    def values(self) -> list[Any]:
+        return [getattr(self, key) for key in self.keys()]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(key, getattr(self, key)) for key in self.keys()]
+
+    def to_tuple(self) -> tuple:
+        return tuple(self.values())
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
 
 
 @dataclass

@@ -38,6 +38,18 @@ def test_outputs_not_asked_for_are_none(model):
     assert out.hidden_states is None and out.attentions is None
 
 
+def test_outputs_index_and_iterate_as_transformers_model_outputs(model):
+    """transformers' ModelOutput: keys are the fields that are not None, in order; an int indexes them."""
+    out = model([[1, 2, 3]])
+    assert list(out) == list(out.keys()) == ["last_hidden_state", "pooler_output"] and len(out) == 2
+    assert out[0] is out.last_hidden_state and out[1] is out.pooler_output and out[:2] == out.to_tuple()
+    assert "hidden_states" not in out
+    with pytest.raises(KeyError, match="hidden_states"):
+        out["hidden_states"]
+    hidden = model([[1, 2, 3]], output_hidden_states=True)
+    assert hidden[2] is hidden.hidden_states and dict(hidden.items()) == dict(zip(hidden.keys(), hidden.values()))
+
+
 def test_padding_does_not_change_real_positions(model):
     """A sentence alone and the same sentence padded inside a batch give the same vectors."""
     alone = model([[4, 8, 15, 16]]).last_hidden_state[0]
