@@ -13,6 +13,7 @@ from .errors import CheckpointError, ConfigError, HubError, WeightsError
 
 DEFAULT_MODEL = "google/bert_uncased_L-4_H-256_A-4"  # BERT-Mini
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+CHECK_DTYPES = ("float32", "float64")  # minibert check compares in both
 
 
 class UserError(Exception):
@@ -64,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("tokenize", "tokens, ids and character offsets of each text", _tokenize, texts=True)
     command("info", "config, parameter count per block, files and head weights of a model", _info)
     p = command("check", "compare every tensor with transformers on sample inputs; exit 1 above tolerance", _check)
-    p.add_argument("--tolerance", type=float, default=1e-5, help="max abs diff allowed (default 1e-5)")
+    p.add_argument("--tolerance", type=float, default=1e-5, help="max abs diff allowed in float32 (default 1e-5)")
+    p.add_argument("--tolerance-float64", type=float, default=1e-10,
+                   help="max abs diff allowed in float64 (default 1e-10)")
     p = command("trace", "one forward pass step by step: each intermediate tensor's shape and statistics", _trace)
     p.add_argument("text")
     p.add_argument("--save", metavar="PNG", help="draw every layer's attention maps (needs matplotlib: the viz extra)")
@@ -289,12 +292,12 @@ def _info(args) -> int:
 
 def _check(args) -> int:
     """Every tensor of minibert against transformers (live) or, without transformers, against the committed
-    fixture made from the same weights (a source checkout's tests/fixtures)."""
+    fixture made from the same weights (a source checkout's tests/fixtures); in float32 and in float64, so
+    that a float32 difference can be told apart from a difference in the computation."""
     from .hub import model_directory
     from .models import BertModel
 
     directory = model_directory(args.model, need=("config.json",), want=("vocab.txt",), weights=True)
-    ours = BertModel.from_pretrained(directory)
     try:
         import torch  # noqa: F401
         import transformers
@@ -302,22 +305,36 @@ def _check(args) -> int:
         source, cases = "frozen fixture", _fixture_cases(directory)
     else:
         source, cases = f"transformers {transformers.__version__}", [_live_case(directory)]
-    rows = []
-    for batch, reference in cases:
-        rows += _compare(ours, batch, reference)
-    worst = max(max(a, 0 if math.isnan(b) else b) for _, a, b in rows)
+    diffs = {}  # dtype -> per case, {tensor: (reference path, fast path)}
+    for dtype in CHECK_DTYPES:
+        ours = BertModel.from_pretrained(directory, dtype=dtype)
+        diffs[dtype] = [_compare(ours, batch, references[dtype]) for batch, references in cases]
+    rows = [(name, *pair, *case64.get(name, (None, None)))  # a fixture may hold fewer float64 tensors
+            for case32, case64 in zip(diffs["float32"], diffs["float64"]) for name, pair in case32.items()]
+    worst = {"float32": _worst(row[1:3] for row in rows), "float64": _worst(row[3:5] for row in rows)}
+    tolerance = {"float32": args.tolerance, "float64": args.tolerance_float64}
+    passed = {dtype: bool(worst[dtype] <= tolerance[dtype]) for dtype in CHECK_DTYPES}
+    cell = lambda d: "-" if d is None else f"{d:.2e}"  # noqa: E731
     lines = [f"minibert vs {source} on {args.model}, max abs diff on real positions",
-             f"{'tensor':22} {'reference path':>15} {'fast path':>12}"]
-    lines += [f"{n:22} {a:>15.2e} {'-' if math.isnan(b) else f'{b:.2e}':>12}" for n, a, b in rows]
-    lines.append(f"{'PASS' if worst <= args.tolerance else 'FAIL'}: worst {worst:.2e}, tolerance {args.tolerance:.0e}")
-    emit(args, {"source": source, "rows": [{"tensor": n, "reference_path": float(a), "fast_path": None if math.isnan(b) else float(b)}
-                                           for n, a, b in rows], "worst": float(worst), "tolerance": args.tolerance,
-                "passed": bool(worst <= args.tolerance)}, lines)
-    return 0 if worst <= args.tolerance else 1
+             f"{'':22} {'float32':>28}   {'float64':>28}",
+             f"{'tensor':22} {'reference path':>15} {'fast path':>12}   {'reference path':>15} {'fast path':>12}"]
+    lines += [f"{n:22} {cell(a):>15} {cell(b):>12}   {cell(a64):>15} {cell(b64):>12}" for n, a, b, a64, b64 in rows]
+    lines += [f"{dtype}: {'PASS' if passed[dtype] else 'FAIL'}, worst {worst[dtype]:.2e} (tolerance {tolerance[dtype]:.0e})"
+              for dtype in CHECK_DTYPES]
+    if passed["float64"] and not passed["float32"]:
+        lines.append("float64 agrees, so the float32 difference is rounding, not a difference in the computation: "
+                     "this model or input is ill-conditioned in float32")
+    emit(args, {"source": source, "rows": [
+        {"tensor": n, "reference_path": a, "fast_path": b, "reference_path_float64": a64, "fast_path_float64": b64}
+        for n, a, b, a64, b64 in rows],
+        "worst": worst["float32"], "tolerance": args.tolerance, "worst_float64": worst["float64"],
+        "tolerance_float64": args.tolerance_float64, "passed": all(passed.values())}, lines)
+    return 0 if all(passed.values()) else 1
 
 
 def _live_case(directory):
-    """Sample sentence pairs through transformers' BertModel: (batch, {hidden_states, attentions, pooler_output})."""
+    """Sample sentence pairs through transformers' BertModel in float32 and float64:
+    (batch, {dtype: {hidden_states, attentions, pooler_output}})."""
     import torch
     import transformers
 
@@ -329,10 +346,15 @@ def _live_case(directory):
         ["The capital of France is Paris.", "BERT reads both directions at once."], ["It is a small model.", "Short."],
         padding=True, return_tensors="np"))
     model = transformers.BertModel.from_pretrained(directory, attn_implementation="eager").eval()
-    with torch.no_grad():
-        out = model(**{k: torch.from_numpy(v) for k, v in batch.items()}, output_hidden_states=True, output_attentions=True)
-    return batch, {"hidden_states": [h.numpy() for h in out.hidden_states], "attentions": [a.numpy() for a in out.attentions],
-                   "pooler_output": None if out.pooler_output is None else out.pooler_output.numpy()}
+    references = {}
+    for dtype in CHECK_DTYPES:
+        with torch.no_grad():
+            out = model.to(getattr(torch, dtype))(**{k: torch.from_numpy(v) for k, v in batch.items()},
+                                                  output_hidden_states=True, output_attentions=True)
+        references[dtype] = {"hidden_states": [h.numpy() for h in out.hidden_states],
+                             "attentions": [a.numpy() for a in out.attentions],
+                             "pooler_output": None if out.pooler_output is None else out.pooler_output.numpy()}
+    return batch, references
 
 
 def _fixture_cases(directory):
@@ -347,28 +369,41 @@ def _fixture_cases(directory):
     layers = fixture.config["num_hidden_layers"]
     cases = []
     for b in range(fixture.num_batches):
-        tensors = fixture.reference(b, "float32")
-        cases.append((fixture.batch(b), {"hidden_states": [tensors[f"hidden_states/{i}"] for i in range(layers + 1)],
-                                         "attentions": [tensors[f"attentions/{i}"] for i in range(layers)],
-                                         "pooler_output": tensors["pooler_output"]}))
+        references = {}
+        for dtype in CHECK_DTYPES:  # a fixture may keep only the last hidden state (and the pooler) in float64
+            tensors = fixture.reference(b, dtype)
+            hidden = [tensors.get(f"hidden_states/{i}") for i in range(layers)]
+            references[dtype] = {"hidden_states": hidden + [tensors["last_hidden_state"]],
+                                 "attentions": [tensors.get(f"attentions/{i}") for i in range(layers)],
+                                 "pooler_output": tensors.get("pooler_output")}
+        cases.append((fixture.batch(b), references))
     return cases
 
 
-def _compare(ours, batch, reference) -> list[tuple[str, float, float]]:
-    """(tensor, max abs diff of the reference path, of the fast path) over real positions."""
+def _worst(pairs) -> float:
+    """The largest difference in (reference path, fast path) pairs, None meaning not compared; NaN if any is
+    NaN (an output holds a NaN), so that it fails every tolerance."""
+    values = [d for pair in pairs for d in pair if d is not None]
+    return math.nan if any(math.isnan(d) for d in values) else max(values)
+
+
+def _compare(ours, batch, reference) -> dict[str, tuple[float, float | None]]:
+    """{tensor: (max abs diff of the reference path, of the fast path or None)} over real positions, for the
+    reference tensors that are not None (attention maps come from the reference path only)."""
     import numpy as np
 
     slow = ours(**batch, output_hidden_states=True, output_attentions=True)  # attention maps: the reference path
     fast = ours(**batch, output_hidden_states=True)
     real = batch["attention_mask"].astype(bool)
-    rows = [("embeddings" if i == 0 else f"layer {i} output", float(np.abs(slow.hidden_states[i] - r)[real].max()),
-             float(np.abs(fast.hidden_states[i] - r)[real].max())) for i, r in enumerate(reference["hidden_states"])]
-    rows += [(f"layer {i + 1} attention", float(np.abs(slow.attentions[i] - r).transpose(0, 2, 1, 3)[real].max()), math.nan)
-             for i, r in enumerate(reference["attentions"])]
+    diffs = {"embeddings" if i == 0 else f"layer {i} output": (float(np.abs(slow.hidden_states[i] - r)[real].max()),
+                                                               float(np.abs(fast.hidden_states[i] - r)[real].max()))
+             for i, r in enumerate(reference["hidden_states"]) if r is not None}
+    diffs |= {f"layer {i + 1} attention": (float(np.abs(slow.attentions[i] - r).transpose(0, 2, 1, 3)[real].max()), None)
+              for i, r in enumerate(reference["attentions"]) if r is not None}
     if reference["pooler_output"] is not None:
-        rows.append(("pooler", float(np.abs(slow.pooler_output - reference["pooler_output"]).max()),
-                     float(np.abs(fast.pooler_output - reference["pooler_output"]).max())))
-    return rows
+        diffs["pooler"] = (float(np.abs(slow.pooler_output - reference["pooler_output"]).max()),
+                           float(np.abs(fast.pooler_output - reference["pooler_output"]).max()))
+    return diffs
 
 
 def _trace(args) -> int:
