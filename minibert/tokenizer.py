@@ -74,8 +74,9 @@ class BertTokenizer:
             if side not in SIDES:
                 raise ValueError(f"{name}={side!r}: use 'right' or 'left'")
         self.padding_side, self.truncation_side = padding_side, truncation_side
-        self.vocab = load_vocab(vocab_file)
-        self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
+        lines = load_vocab(vocab_file)
+        self.vocab = {token: i for i, token in enumerate(lines)}  # a token listed twice takes its last line, as in transformers
+        self.ids_to_tokens = dict(enumerate(lines))  # every line, so that saving writes the file back as it was
         self.do_lower_case, self.strip_accents = do_lower_case, strip_accents
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.unk_token, self.sep_token, self.pad_token = unk_token, sep_token, pad_token
@@ -126,7 +127,7 @@ class BertTokenizer:
         """Write vocab.txt and tokenizer_config.json, readable by this class and by transformers."""
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
-            f.writelines(self.ids_to_tokens[i] + "\n" for i in range(len(self.ids_to_tokens)))
+            f.writelines(token + "\n" for token in self.ids_to_tokens.values())
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
                   "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
                   "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
@@ -196,7 +197,7 @@ class BertTokenizer:
         try:
             return self.ids_to_tokens[int(token_id)]
         except KeyError:
-            raise ValueError(f"token id {token_id} is outside the vocabulary [0, {self.vocab_size})") from None
+            raise ValueError(f"token id {token_id} is outside the vocabulary [0, {len(self.ids_to_tokens)})") from None
 
     # ---- text -> tokens ---------------------------------------------------------------------------------
 
@@ -344,8 +345,9 @@ class BertTokenizer:
         return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in sequences]
 
 
-def load_vocab(vocab_file: str | os.PathLike) -> dict[str, int]:
-    """vocab.txt -> {token: line number}. Only the newline is stripped (as transformers does)."""
+def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
+    """vocab.txt -> its tokens, line by line (a token's id is its line number). Only the newline is stripped
+    (as transformers does)."""
     try:
         with open(vocab_file, encoding="utf-8") as f:
             tokens = f.read().split("\n")
@@ -357,7 +359,7 @@ def load_vocab(vocab_file: str | os.PathLike) -> dict[str, int]:
         tokens.pop()  # the final newline ends the last line; it does not start a new token
     if not tokens:
         raise ValueError(f"the vocabulary file {os.fspath(vocab_file)!r} is empty")
-    return {token: i for i, token in enumerate(tokens)}
+    return tokens
 
 
 def _examples(text: Any, text_pair: Any) -> tuple[list[tuple[str, str | None]], bool]:

@@ -145,6 +145,17 @@ def test_bad_files(tmp_path):
             BertTokenizer.from_pretrained(tmp_path)
 
 
+def test_a_token_listed_twice_keeps_every_line(tmp_path):
+    """transformers maps a repeated token to its last line; saving must still write every line (it raised
+    a KeyError on the shadowed id, which lost a fine-tuning run's checkpoint)."""
+    lines = VOCAB + ["cat"]
+    (tmp_path / "vocab.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer.from_pretrained(tmp_path)
+    assert tokenizer("cat")["input_ids"] == [2, len(VOCAB), 3] and tokenizer.convert_ids_to_tokens(9) == "cat"
+    tokenizer.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1] == lines
+
+
 def test_sides_come_from_the_config_and_survive_saving(tiny, tmp_path):
     """The cases against transformers are in tests/fixtures/tokenizer_cases.py (left padding and truncation)."""
     tiny.padding_side, tiny.truncation_side = "left", "left"
