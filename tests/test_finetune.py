@@ -13,7 +13,7 @@ import minibert
 from minibert.cli import main
 from minibert.train import finetune as finetune_module
 from minibert.train.finetune import Settings, finetune, read_examples
-from tests.fixtures.cases import minilm_dir
+from tests.fixtures.cases import FIXTURES, minilm_dir
 
 SST2 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
 
@@ -108,6 +108,22 @@ def test_bad_files(tmp_path):
     assert examples.texts == ["a, b"] and examples.pairs == ["c"] and examples.labels.tolist() == [0.5]
     with pytest.raises(FileNotFoundError, match="cannot read"):
         read_examples(tmp_path / "missing.tsv")
+    (tmp_path / "d.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t-1\n")
+    with pytest.raises(ValueError, match="d.tsv:3: label '-1' is not an integer class id ≥ 0"):  # num_labels came out 0
+        read_examples(tmp_path / "d.tsv")
+    (tmp_path / "e.tsv").write_text("sentence\tscore\ngood\tnan\n")
+    with pytest.raises(ValueError, match="e.tsv:2: label 'nan' is not a finite number"):
+        read_examples(tmp_path / "e.tsv", regression=True)
+
+
+def test_labels_the_head_cannot_hold_are_refused(tmp_path):
+    """A dev label past the classes seen in training was counted as a wrong answer, without a word."""
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\nw1 w2\t1\nw3\t0\n")
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\nw1\t2\n")
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="dev.tsv: label 2 is outside the model's 2 classes"):
+        warnings.simplefilter("ignore")  # the new classifier head's warning
+        finetune(FIXTURES / "checkpoints" / "safetensors", tmp_path / "train.tsv", tmp_path / "out", tmp_path / "dev.tsv",
+                 Settings(epochs=1), progress=False)
 
 
 @pytest.mark.parametrize("options, message", [

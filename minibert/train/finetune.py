@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -95,9 +96,12 @@ def read_examples(path: str | os.PathLike, regression: bool = False) -> Examples
         if len(row) != width:
             raise ValueError(f"{path}:{line}: {len(row)} columns, the header has {width}")
         try:
-            labels.append(float(row[-1]) if regression else int(row[-1]))
+            label = float(row[-1]) if regression else int(row[-1])
+            if not (math.isfinite(label) if regression else label >= 0):  # "nan" parses; class ids start at 0
+                raise ValueError
         except ValueError:
-            raise ValueError(f"{path}:{line}: label {row[-1]!r} is not {'a number' if regression else 'an integer class id'}") from None
+            raise ValueError(f"{path}:{line}: label {row[-1]!r} is not {'a finite number' if regression else 'an integer class id ≥ 0'}") from None
+        labels.append(label)
         texts.append(row[0])
         if width == 3:
             pairs.append(row[1])
@@ -165,6 +169,12 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
     else:
         labels = {"num_labels": 1, "problem_type": "regression"} if regression else {"num_labels": num_labels or int(train.labels.max()) + 1}
         model = BertForSequenceClassification.from_pretrained(model_name_or_path, seed=settings.seed, **labels)
+    if not regression:  # a class the head does not have: training would fail at its batch, evaluation count it wrong
+        classes = model.config.num_labels
+        for examples, path in ((train, train_file), (dev, dev_file)):
+            if examples is not None and examples.labels.max() >= classes:
+                raise ValueError(f"{path}: label {int(examples.labels.max())} is outside the model's {classes} classes "
+                                 f"(0..{classes - 1})")
     params = model.state_dict()
     optimizer = AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = -(-len(train.labels) // settings.batch_size)
