@@ -171,6 +171,12 @@ def test_bad_labels_are_clear_errors():
         sequence_loss(logits, np.array([0, 3]), "single_label_classification")
     with pytest.raises(ValueError, match="needs integer labels of shape \\(2,\\)"):
         sequence_loss(logits, np.array([0.5, 1.0]), "single_label_classification")
+    with pytest.raises(ValueError, match="regression labels must be finite"):  # a NaN loss otherwise
+        sequence_loss(np.zeros((2, 1)), np.array([0.5, np.nan]), "regression")
+    with pytest.raises(ValueError, match=r"multi_label_classification labels must be finite and lie in \[0, 1\]"):
+        sequence_loss(logits, np.array([[0, 1, 2], [1, 0, 0]]), "multi_label_classification")
+    with pytest.raises(ValueError, match=r"regression needs 2 numeric labels for logits \[2, 1\]"):
+        sequence_loss(np.zeros((2, 1)), np.array([0.5, 1.0, 2.0]), "regression")
     with pytest.raises(TypeError, match="supports BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM"):
         value_and_grad(minibert.BertForQuestionAnswering.from_pretrained(FIXTURES / "heads" / "question-answering"), BATCH, np.array([0, 1, 2]))
     mlm = head_model("masked-lm", "float64")
