@@ -76,9 +76,9 @@ class BertModel:
     ``weights`` maps Hugging Face names to arrays (see ``minibert.weights.bert_shapes``); it is checked
     against ``config`` and cast to ``dtype`` (float32 or float64). Task-head tensors in it are ignored.
 
-    Calls run the fused fast path (minibert/fast) unless attention maps are asked for, the mask is not
-    "tokens, then padding" in every row, or ``use_fast`` is False; then the readable reference blocks
-    (minibert/nn) run. Both give the same numbers on real positions; at padding positions the fast
+    Calls run the fused fast path (minibert/fast) unless attention maps are asked for, a row of the mask
+    has no token, the pooler would read a padding position (a left-padded row), or ``use_fast`` is False;
+    then the readable reference blocks (minibert/nn) run. Both give the same numbers on real positions; at padding positions the fast
     path returns zeros (it computes nothing there) and the reference path what transformers computes.
     """
 

@@ -62,13 +62,29 @@ def test_real_weights(minilm_path):
     compare(fast, reference, "all-MiniLM-L6-v2", **tokenizer(texts, padding=True, return_tensors="np"))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_padding_anywhere_is_packed(dtype):
+    """Left padding and holes: each row's real positions are packed, in order, with their own position ids."""
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    weights = random_weights(RANDOM_CONFIGS["mini"])
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, (3, 40))
+    holes = np.ones((3, 40), dtype=np.int64)
+    holes[0, 5:9], holes[1, 30:], holes[2, 1::3] = 0, 0, 0
+    compare(*models(config, weights, dtype), f"{dtype}, holes", input_ids=ids, attention_mask=holes)
+    left = prefix_mask([40, 17, 3], 40)[:, ::-1].copy()
+    no_pooler = {k: v for k, v in weights.items() if not k.startswith("pooler")}  # as the masked-LM head's encoder
+    compare(*models(config, no_pooler, dtype), f"{dtype}, left padding, no pooler", input_ids=ids, attention_mask=left)
+
+
 def test_other_masks_and_attention_maps_use_the_reference_path():
     config = BertConfig.from_dict(RANDOM_CONFIGS["tiny"])
     fast, reference = models(config, random_weights(RANDOM_CONFIGS["tiny"]), "float32")
     ids = np.array([[5, 6, 7, 8], [9, 10, 11, 12]])
-    scattered = np.array([[1, 0, 1, 1], [1, 1, 1, 0]])  # not "tokens, then padding"
-    np.testing.assert_array_equal(fast(ids, attention_mask=scattered).last_hidden_state,
-                                  reference(ids, attention_mask=scattered).last_hidden_state)
+    for mask in ([[0, 1, 1, 1], [1, 1, 1, 1]],  # left padding: the pooler reads position 0, a padding position
+                 [[1, 1, 1, 1], [0, 0, 0, 0]]):  # a row without a token
+        out = fast(ids, attention_mask=np.array(mask))
+        np.testing.assert_array_equal(out.last_hidden_state, reference(ids, attention_mask=np.array(mask)).last_hidden_state)
+        np.testing.assert_array_equal(out.pooler_output, reference(ids, attention_mask=np.array(mask)).pooler_output)
     with_maps = fast(ids, output_attentions=True)
     np.testing.assert_array_equal(with_maps.last_hidden_state, reference(ids).last_hidden_state)
     assert len(with_maps.attentions) == config.num_hidden_layers

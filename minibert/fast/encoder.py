@@ -112,10 +112,10 @@ class FastEncoder:
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
 
         Returns (last_hidden_state [B, S, H], pooler_output [B, H] or None, hidden_states or None), padding
-        positions zero; or None when the mask is not "tokens, then padding" per row (the caller then uses
-        the reference path).
+        positions zero; or None when packing cannot give transformers' numbers (see packing; the caller then
+        uses the reference path).
         """
-        pack = packing(attention_mask)
+        pack = packing(attention_mask, first_position_read=self.pooler is not None)
         if pack is None:
             return None
         with self._lock:
@@ -223,22 +223,22 @@ def scatter(packed: np.ndarray, index, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def packing(attention_mask: np.ndarray) -> Packing | None:
-    """How to pack a batch with attention_mask [B, S]; None unless every row is "tokens, then padding"
-    with at least one token (the reference path takes any other mask)."""
+def packing(attention_mask: np.ndarray, first_position_read: bool) -> Packing | None:
+    """How to pack a batch with attention_mask [B, S]: each row's real positions, in order (padding may be
+    anywhere). None, for the reference path, when a row has no token, or when first_position_read (a pooler
+    reads position 0) and a row's position 0 is padding, as in left padding: transformers computes a hidden
+    state there, which packing leaves out."""
     B, S = attention_mask.shape
     if attention_mask.all():  # no padding: packing is a reshape
         return Packing((B, S), np.arange(B), np.full(B, S), np.arange(B) * S, B * S, None)
     lengths = attention_mask.sum(axis=1)
-    if lengths.min() == 0 or not np.array_equal(attention_mask, np.arange(S) < lengths[:, None]):
+    if lengths.min() == 0 or (first_position_read and not attention_mask[:, 0].all()):
         return None
     order = np.argsort(-lengths, kind="stable")  # longest first: equal lengths become neighbours
     lengths = lengths[order]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    total = int(lengths.sum())
-    rows = np.repeat(order, lengths)
-    cols = np.arange(total) - np.repeat(starts, lengths)
-    return Packing((B, S), order, lengths, starts, total, (rows, cols))
+    rows, cols = np.nonzero(attention_mask[order])  # row by row, each row's real positions in order
+    return Packing((B, S), order, lengths, starts, int(lengths.sum()), (order[rows], cols))
 
 
 def attention_plan(starts: np.ndarray, lengths: np.ndarray, num_heads: int) -> tuple:
