@@ -78,8 +78,9 @@ class BertModel:
 
     Calls run the fused fast path (minibert/fast) unless attention maps are asked for, a row of the mask
     has no token, the pooler would read a padding position (a left-padded row), or ``use_fast`` is False;
-    then the readable reference blocks (minibert/nn) run. Both give the same numbers on real positions; at padding positions the fast
-    path returns zeros (it computes nothing there) and the reference path what transformers computes.
+    then the readable reference blocks (minibert/nn) run. Both give the same numbers on real positions; at
+    padding positions the fast path returns zeros (it computes nothing there) and the reference path what
+    transformers computes.
     """
 
     def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32,

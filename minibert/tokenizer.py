@@ -73,7 +73,7 @@ class BertTokenizer:
         for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
             if side not in SIDES:
                 raise ValueError(f"{name}={side!r}: use 'right' or 'left'")
-        self.padding_side, self.truncation_side = padding_side, truncation_side
+        self.padding_side, self.truncation_side = padding_side, truncation_side  # checked again by each call
         lines = load_vocab(vocab_file)
         self.vocab = {token: i for i, token in enumerate(lines)}  # a token listed twice takes its last line, as in transformers
         self.ids_to_tokens = dict(enumerate(lines))  # every line, so that saving writes the file back as it was
@@ -236,8 +236,9 @@ class BertTokenizer:
         [CLS], [SEP] and padding. padding_side: "right" or "left" for this call (default: the tokenizer's).
         """
         padding_side = self.padding_side if padding_side is None else padding_side
-        if padding_side not in SIDES:
-            raise ValueError(f"padding_side={padding_side!r}: use 'right' or 'left'")
+        for name, side in (("padding_side", padding_side), ("truncation_side", self.truncation_side)):
+            if side not in SIDES:  # the attributes may have been set since __init__ checked them
+                raise ValueError(f"{name}={side!r}: use 'right' or 'left'")
         examples, batched = _examples(text, text_pair)
         padding_strategy, truncation_strategy, max_length = self._strategies(padding, truncation, max_length)
         if return_tensors not in (None, "np"):

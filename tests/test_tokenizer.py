@@ -166,6 +166,9 @@ def test_sides_come_from_the_config_and_survive_saving(tiny, tmp_path):
     assert enc["input_ids"] == [[0, 2, 8, 9, 3], [2, 8, 9, 9, 3]]  # padded on the left; "un" cut from the left
     assert enc["attention_mask"][0] == [0, 1, 1, 1, 1]
     assert loaded(["the cat", "a"], padding=True, padding_side="right")["input_ids"][1] == [2, 12, 3, 0]
+    loaded.truncation_side = "middle"
+    with pytest.raises(ValueError, match="truncation_side='middle': use 'right' or 'left'"):
+        loaded("the cat")
 
 
 @pytest.fixture(scope="module")
