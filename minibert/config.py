@@ -60,7 +60,8 @@ class BertConfig:
             )
         if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
             raise ConfigError(f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
-        dropouts = {"hidden_dropout_prob": self.hidden_dropout_prob, "attention_probs_dropout_prob": self.attention_probs_dropout_prob}
+        dropouts = {"hidden_dropout_prob": self.hidden_dropout_prob,
+                    "attention_probs_dropout_prob": self.attention_probs_dropout_prob}
         if self.extra.get("classifier_dropout") is not None:  # None: the hidden dropout
             dropouts["classifier_dropout"] = self.extra["classifier_dropout"]
         for name, p in dropouts.items():

@@ -60,12 +60,13 @@ class Settings:
         the untrained model; a negative max_grad_norm turned every gradient around)."""
         for name in ("batch_size", "epochs", "max_length", "accumulation_steps", "max_steps", "save_steps"):
             value = getattr(self, name)
-            if value is not None or name not in ("max_steps", "save_steps"):  # those two may be None: no limit, no extra saves
+            if value is not None or name not in ("max_steps", "save_steps"):  # these two may be None: no limit, no saves
                 check_positive_int(name, value)
         check_positive_int("seed", self.seed, minimum=0)
-        for name, (fits, wanted) in {"lr": (lambda x: x > 0, "> 0"), "warmup_ratio": (lambda x: 0 <= x <= 1, "in [0, 1]"),
-                                     "weight_decay": (lambda x: x >= 0, "≥ 0"), "max_grad_norm": (lambda x: x > 0, "> 0"),
-                                     "temperature": (lambda x: x > 0, "> 0"), "alpha": (lambda x: 0 <= x <= 1, "in [0, 1]")}.items():
+        bounds = {"lr": (lambda x: x > 0, "> 0"), "warmup_ratio": (lambda x: 0 <= x <= 1, "in [0, 1]"),
+                  "weight_decay": (lambda x: x >= 0, "≥ 0"), "max_grad_norm": (lambda x: x > 0, "> 0"),
+                  "temperature": (lambda x: x > 0, "> 0"), "alpha": (lambda x: 0 <= x <= 1, "in [0, 1]")}
+        for name, (fits, wanted) in bounds.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real) or not fits(value):  # NaN fits nothing
                 raise ValueError(f"{name} must be a number {wanted}, got {value!r}")
@@ -100,7 +101,8 @@ def read_examples(path: str | os.PathLike, regression: bool = False) -> Examples
             if not (math.isfinite(label) if regression else label >= 0):  # "nan" parses; class ids start at 0
                 raise ValueError
         except ValueError:
-            raise ValueError(f"{path}:{line}: label {row[-1]!r} is not {'a finite number' if regression else 'an integer class id ≥ 0'}") from None
+            wanted = "a finite number" if regression else "an integer class id ≥ 0"
+            raise ValueError(f"{path}:{line}: label {row[-1]!r} is not {wanted}") from None
         labels.append(label)
         texts.append(row[0])
         if width == 3:

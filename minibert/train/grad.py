@@ -36,11 +36,13 @@ def sequence_loss(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> 
         dlogits[np.arange(batch), labels] -= 1.0
         return float(loss), dlogits / batch
     if labels.size != logits.size or not np.issubdtype(labels.dtype, np.number):
-        raise ValueError(f"{problem_type} needs {logits.size} numeric labels for logits {list(logits.shape)}, got {labels.dtype} {labels.shape}")
+        raise ValueError(f"{problem_type} needs {logits.size} numeric labels for logits {list(logits.shape)}, "
+                         f"got {labels.dtype} {labels.shape}")
     targets = labels.astype(logits.dtype).reshape(logits.shape)
-    if not np.isfinite(targets).all() or (problem_type == "multi_label_classification" and not ((targets >= 0) & (targets <= 1)).all()):
-        raise ValueError(f"{problem_type} labels must be finite{' and lie in [0, 1]' if problem_type != 'regression' else ''}")
-    if problem_type == "multi_label_classification":
+    multi_label = problem_type == "multi_label_classification"
+    if not np.isfinite(targets).all() or (multi_label and not ((targets >= 0) & (targets <= 1)).all()):
+        raise ValueError(f"{problem_type} labels must be finite{' and lie in [0, 1]' if multi_label else ''}")
+    if multi_label:
         # log(1 + e^-|z|) + max(z, 0) - z·y: binary cross-entropy on logits without overflow
         loss = (np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))).mean()
         return float(loss), (1.0 / (1.0 + np.exp(-logits)) - targets) / logits.size
