@@ -34,6 +34,10 @@ def model_directory(
     A local directory is returned as it is (its loaders report missing files); so is a snapshot inside the
     cache. A cache folder ``models--org--name`` resolves to the snapshot of `revision` (default main).
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"a model is named by a hub id, a miniature's name or a directory, got {name_or_path!r}")
+    if not os.fspath(name_or_path).strip():  # Path("") is the current directory
+        raise HubError("the model name is empty: give a hub id, a miniature's name or a directory")
     path = Path(os.fspath(name_or_path)).expanduser()
     if path.is_dir():
         return _cache_snapshot(path, revision) if path.name.startswith("models--") else path

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minibert import BertModel
+from minibert import BertModel, BertTokenizer, HubError
 from tests.fixtures.cases import FIXTURES
 from tests.hub_server import serve_hub
 
@@ -119,6 +119,13 @@ def test_hub_errors_are_clear(tmp_path):
     assert lines[0] == "no model 'nobody/nothing' on the hub (a private model needs token=...)"
     assert lines[1] == f"{TINY} has no revision 'v9'"
     assert "is neither a local directory nor a Hugging Face model id" in lines[2]
+
+
+def test_no_name_is_a_clear_error():
+    with pytest.raises(HubError, match="the model name is empty"):  # it loaded the current directory
+        BertModel.from_pretrained("")
+    with pytest.raises(TypeError, match="a model is named by a hub id, a miniature's name or a directory, got None"):
+        BertTokenizer.from_pretrained(None)
 
 
 def test_missing_weights_on_the_hub(tmp_path):
