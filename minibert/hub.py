@@ -92,7 +92,8 @@ def _download(repo_id: str, filename: str, options: dict, required: bool) -> str
             f"({options['cache_dir'] or constants.HF_HUB_CACHE}) and {reason}. Pass a local model directory "
             f"instead, or fetch the model once where the hub is reachable: "
             f"minibert download {repo_id} --to weights/{repo_id.split('/')[-1]}"
-            + ("" if offline else " (or check your network / HF_ENDPOINT)")
+            + ("" if offline else " (or check your network / HF_ENDPOINT; without a network, HF_HUB_OFFLINE=1 "
+                                  "makes this fail at once instead of after huggingface_hub's retries)")
         ) from None
     except GatedRepoError:
         raise HubError(f"{repo_id} is gated: accept its terms on the hub and pass token=... (or log in)") from None
