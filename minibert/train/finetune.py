@@ -58,10 +58,11 @@ class Settings:
     def __post_init__(self) -> None:
         """Refuse settings that would train nothing, or train the wrong way, without a word (epochs=0 saved
         the untrained model; a negative max_grad_norm turned every gradient around)."""
-        for name in ("batch_size", "epochs", "max_length", "accumulation_steps", "max_steps", "save_steps"):
-            value = getattr(self, name)
-            if value is not None or name not in ("max_steps", "save_steps"):  # these two may be None: no limit, no saves
-                check_positive_int(name, value)
+        for name in ("batch_size", "epochs", "max_length", "accumulation_steps"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("max_steps", "save_steps"):  # None: no limit, no extra checkpoints
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
         check_positive_int("seed", self.seed, minimum=0)
         bounds = {"lr": (lambda x: x > 0, "> 0"), "warmup_ratio": (lambda x: 0 <= x <= 1, "in [0, 1]"),
                   "weight_decay": (lambda x: x >= 0, "≥ 0"), "max_grad_norm": (lambda x: x > 0, "> 0"),
@@ -174,9 +175,9 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
     if not regression:  # a class the head does not have: training would fail at its batch, evaluation count it wrong
         classes = model.config.num_labels
         for examples, path in ((train, train_file), (dev, dev_file)):
-            if examples is not None and examples.labels.max() >= classes:
-                raise ValueError(f"{path}: label {int(examples.labels.max())} is outside the model's {classes} classes "
-                                 f"(0..{classes - 1})")
+            largest = None if examples is None else int(examples.labels.max())
+            if largest is not None and largest >= classes:
+                raise ValueError(f"{path}: label {largest} is outside the model's {classes} classes (0..{classes - 1})")
     params = model.state_dict()
     optimizer = AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = -(-len(train.labels) // settings.batch_size)

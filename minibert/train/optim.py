@@ -32,9 +32,9 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
 
 @kernel()
 def adamw_update(p, g, m, v, shrink, lr_corrected, b1, b2, c2_sqrt, eps):
-    """One AdamW step for one parameter and its g, m, v as 2-D views of one shape (see rows), all in one pass (torch.optim.AdamW's
-    operations): p ·= shrink (decoupled decay); m += (g - m)(1 - β₁); v = v β₂ + (1 - β₂) g²;
-    p -= lr' m / (√v / √c₂ + ε)."""
+    """One AdamW step for one parameter and its g, m, v as 2-D views of one shape (see rows), all in one pass
+    (torch.optim.AdamW's operations): p ·= shrink (decoupled decay); m += (g - m)(1 - β₁);
+    v = v β₂ + (1 - β₂) g²; p -= lr' m / (√v / √c₂ + ε)."""
     for i in prange(p.shape[0]):
         for j in range(p.shape[1]):
             p[i, j] *= shrink
