@@ -70,9 +70,7 @@ class BertTokenizer:
             model_max_length = int(model_max_length)  # some configs write 1e30
         if model_max_length is not None:
             check_positive_int("model_max_length", model_max_length)
-        for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
-            if side not in SIDES:
-                raise ValueError(f"{name}={side!r}: use 'right' or 'left'")
+        _check_sides(padding_side, truncation_side)
         self.padding_side, self.truncation_side = padding_side, truncation_side  # checked again by each call
         lines = load_vocab(vocab_file)
         self.vocab = {token: i for i, token in enumerate(lines)}  # a token listed twice takes its last line, as in transformers
@@ -236,9 +234,7 @@ class BertTokenizer:
         [CLS], [SEP] and padding. padding_side: "right" or "left" for this call (default: the tokenizer's).
         """
         padding_side = self.padding_side if padding_side is None else padding_side
-        for name, side in (("padding_side", padding_side), ("truncation_side", self.truncation_side)):
-            if side not in SIDES:  # the attributes may have been set since __init__ checked them
-                raise ValueError(f"{name}={side!r}: use 'right' or 'left'")
+        _check_sides(padding_side, self.truncation_side)  # the attributes may have been set since __init__
         examples, batched = _examples(text, text_pair)
         padding_strategy, truncation_strategy, max_length = self._strategies(padding, truncation, max_length)
         if return_tensors not in (None, "np"):
@@ -344,6 +340,12 @@ class BertTokenizer:
 
     def batch_decode(self, sequences: Any, skip_special_tokens: bool = False) -> list[str]:
         return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in sequences]
+
+
+def _check_sides(padding_side: str, truncation_side: str) -> None:
+    for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
+        if side not in SIDES:
+            raise ValueError(f"{name}={side!r}: use 'right' or 'left'")
 
 
 def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
