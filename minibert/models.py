@@ -70,7 +70,27 @@ class BertModelOutput(ModelOutput):
     attentions: tuple[np.ndarray, ...] | None = None
 
 
-class BertModel:
+class InferenceModel:
+    """What BertModel and the head models share with transformers' models beyond the call itself."""
+
+    def eval(self) -> InferenceModel:
+        """For code written for transformers: calls here always run in inference mode (no dropout)."""
+        return self
+
+    def train(self, mode: bool = True) -> InferenceModel:
+        """train(False) is eval(). There is no training mode to switch on: training runs through
+        minibert.train (value_and_grad, finetune, distill), which applies dropout itself."""
+        if mode:
+            raise NotImplementedError(f"{type(self).__name__} has no training mode: calls always run in inference "
+                                      "mode; train with minibert.train (value_and_grad, finetune, distill)")
+        return self
+
+    def num_parameters(self) -> int:
+        """The number of parameters, a tied array counted once (as transformers counts them)."""
+        return sum(array.size for array in self.state_dict().values())
+
+
+class BertModel(InferenceModel):
     """The BERT encoder (embeddings, L transformer layers, optional pooler) in NumPy.
 
     ``weights`` maps Hugging Face names to arrays (see ``minibert.weights.bert_shapes``); it is checked
@@ -213,7 +233,7 @@ class QuestionAnsweringModelOutput(ModelOutput):
     attentions: tuple[np.ndarray, ...] | None = None
 
 
-class BertHeadModel:
+class BertHeadModel(InferenceModel):
     """A BertModel (``self.bert``) with a task head (``self.head``, Hugging Face names without the prefix).
 
     Subclasses say which head tensors they need (``head_shapes``), whether the encoder's pooler feeds the

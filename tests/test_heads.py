@@ -90,3 +90,15 @@ def test_missing_pretraining_head_is_an_error(minilm_path):
 def test_bad_problem_type_is_a_clear_error():
     with pytest.raises(minibert.ConfigError, match="problem_type 'ranking' is not supported"):
         minibert.BertForSequenceClassification.from_pretrained(HEADS / "sequence-single", problem_type="ranking")
+
+
+def test_eval_and_train_as_code_written_for_transformers_calls_them():
+    """model.eval() is a no-op returning the model (calls always run in inference mode); model.train()
+    says where training lives instead of silently doing nothing."""
+    model = minibert.BertForMaskedLM.from_pretrained(HEADS / "masked-lm")
+    assert model.eval() is model and model.train(False) is model
+    with pytest.raises(NotImplementedError, match="no training mode.*minibert.train"):
+        model.train()
+    tied = model.head["cls"]["predictions"]["decoder"]["weight"]
+    every_array = [*minibert.weights.flatten(model.bert.weights).values(), *minibert.weights.flatten(model.head).values()]
+    assert model.num_parameters() == sum(a.size for a in every_array) - tied.size  # the tied decoder counted once

@@ -32,7 +32,10 @@ def test_fresh_transformers_head_round_trip(tmp_path, class_name, dtype):
              "attention_mask": (np.arange(21)[None] < np.array([[21], [9], [1]])).astype(np.int64)}
     with torch.no_grad():
         expected = reference.to(getattr(torch, dtype))(**{k: torch.from_numpy(v) for k, v in batch.items()})
-    out = getattr(minibert, class_name).from_pretrained(tmp_path, dtype=dtype)(**batch)
+    model = getattr(minibert, class_name).from_pretrained(tmp_path, dtype=dtype)
+    assert model.eval() is model
+    assert model.num_parameters() == reference.num_parameters(), "tied arrays are counted once, as in transformers"
+    out = model(**batch)
     for key in OUTPUTS:
         if getattr(expected, key, None) is not None:
             ref = getattr(expected, key).numpy()
@@ -45,6 +48,7 @@ def test_saved_bert_model_loads_in_transformers(tmp_path, minilm_path):
     ours = minibert.BertModel.from_pretrained(minilm_path)
     ours.save_pretrained(tmp_path)
     reference, info = transformers.BertModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert ours.num_parameters() == reference.num_parameters()
     assert not any(info.values()), info  # nothing missing, unexpected or mismatched
     ids = np.array([[101, 7592, 1010, 2088, 999, 102]])
     with torch.no_grad():
