@@ -6,9 +6,10 @@ ids, token type ids, attention masks and offsets; no Rust, no torch.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -24,16 +25,60 @@ TRUNCATION = {None: None, False: None, "do_not_truncate": None, True: "longest_f
               "longest_first": "longest_first", "only_first": "only_first", "only_second": "only_second"}
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 SIDES = ("right", "left")  # padding_side / truncation_side
+# What padding adds to each per-token list, besides the [PAD] id.
+PAD_VALUES = {"token_type_ids": 0, "attention_mask": 0, "offset_mapping": (0, 0), "word_ids": None}
 
 
 class BatchEncoding(dict):
-    """The tokenizer's output: a dict (so ``model(**encoding)`` works) whose keys are also attributes."""
+    """The tokenizer's output: a dict (so ``model(**encoding)`` works) whose keys are also attributes. For
+    each row it also knows, as transformers' fast tokenizers do, the word and the sequence every token comes
+    from (``word_ids``, ``sequence_ids``) and the token strings (``tokens``)."""
+
+    def __init__(self, data: dict | None = None, rows: list[dict] | None = None,
+                 id_to_token: dict[int, str] | None = None) -> None:
+        super().__init__(data or {})
+        self._rows, self._id_to_token = rows, id_to_token
 
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def word_ids(self, batch_index: int = 0) -> list[int | None]:
+        """For each token of row `batch_index`, the index of the word it comes from; None for [CLS], [SEP] and
+        padding. Each sequence of a pair counts its words from 0. With is_split_into_words, a word is an
+        item of the given list (which the tokenizer may split further)."""
+        return list(self._row(batch_index)["word_ids"])
+
+    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
+        """For each token of row `batch_index`: 0 (first text), 1 (second text of a pair) or None (added
+        special tokens and padding)."""
+        row = self._row(batch_index)
+        return [None if word is None else sequence for word, sequence in zip(row["word_ids"], row["token_type_ids"])]
+
+    def tokens(self, batch_index: int = 0) -> list[str]:
+        """The token strings of row `batch_index`, special tokens and padding included."""
+        return [self._id_to_token[i] for i in self._row(batch_index)["input_ids"]]
+
+    def _row(self, batch_index: int) -> dict:
+        if self._rows is None:
+            raise ValueError("word_ids(), sequence_ids() and tokens() need an encoding made by calling BertTokenizer")
+        if not isinstance(batch_index, (int, np.integer)) or not -len(self._rows) <= batch_index < len(self._rows):
+            raise IndexError(f"batch_index {batch_index!r} is not a row of this encoding, which has {len(self._rows)}")
+        return self._rows[batch_index]
+
+
+class Tokens(NamedTuple):
+    """One text's tokens: their ids, (start, end) character spans, and the word each comes from."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    words: list[int]
+
+    def cut(self, span: tuple[int, int]) -> Tokens:
+        start, stop = span
+        return Tokens(self.ids[start:stop], self.offsets[start:stop], self.words[start:stop])
 
 
 class BertTokenizer:
@@ -201,7 +246,7 @@ class BertTokenizer:
 
     def tokenize(self, text: str, text_pair: str | None = None) -> list[str]:
         """Text -> WordPiece token strings, without [CLS]/[SEP] ("unaffable" -> ["una", "##ffa", "##ble"])."""
-        ids = self._encode_text(text)[0] + (self._encode_text(text_pair)[0] if text_pair is not None else [])
+        ids = self._encode_input(text).ids + (self._encode_input(text_pair).ids if text_pair is not None else [])
         return [self.ids_to_tokens[i] for i in ids]
 
     def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True,
@@ -213,8 +258,8 @@ class BertTokenizer:
 
     def __call__(
         self,
-        text: str | Sequence[str] | Sequence[tuple[str, str]],
-        text_pair: str | Sequence[str] | None = None,
+        text: str | Sequence[str] | Sequence[tuple[str, str]] | Sequence[Sequence[str]],
+        text_pair: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
         add_special_tokens: bool = True,
         padding: bool | str = False,
         truncation: bool | str | None = None,
@@ -224,59 +269,96 @@ class BertTokenizer:
         return_attention_mask: bool = True,
         return_offsets_mapping: bool = False,
         padding_side: str | None = None,
+        stride: int = 0,
+        is_split_into_words: bool = False,
+        pad_to_multiple_of: int | None = None,
+        return_overflowing_tokens: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_length: bool = False,
     ) -> BatchEncoding:
         """Encode one text, a pair, or a batch of either, ready for ``model(**encoding)``.
 
-        padding: False | True / "longest" | "max_length"; truncation: None (on when max_length is given and
-        padding is off) | False | True / "longest_first" | "only_first" | "only_second".
+        padding: False | True / "longest" | "max_length", the length then rounded up to a multiple of
+        pad_to_multiple_of if given; truncation: None (on when max_length is given and padding is off) |
+        False | True / "longest_first" | "only_first" | "only_second". return_overflowing_tokens: what
+        truncation cuts comes back as further rows, windows overlapping by `stride` tokens, and
+        overflow_to_sample_mapping [rows] says which input each row encodes (the output is then a batch even
+        for one input). is_split_into_words: each text is a list of words (a batch, a list of such lists).
         return_tensors=None gives lists; "np" gives int64 arrays [batch, seq] (a batch of one for single
-        inputs), offsets [batch, seq, 2]. Offsets are character spans in the original text; (0, 0) for
-        [CLS], [SEP] and padding. padding_side: "right" or "left" for this call (default: the tokenizer's).
+        inputs), offsets [batch, seq, 2]. Offsets are character spans in the original text (in the word,
+        with is_split_into_words); (0, 0) for [CLS], [SEP] and padding. special_tokens_mask: 1 for the
+        added [CLS], [SEP] and padding. length: each row's length (a list even for one input, as in
+        transformers). padding_side: "right" or "left" for
+        this call (default: the tokenizer's). The result's word_ids(i), sequence_ids(i) and tokens(i)
+        describe row i.
         """
         padding_side = self.padding_side if padding_side is None else padding_side
         _check_sides(padding_side, self.truncation_side)  # the attributes may have been set since __init__
-        examples, batched = _examples(text, text_pair)
-        padding_strategy, truncation_strategy, max_length = self._strategies(padding, truncation, max_length)
         if return_tensors not in (None, "np"):
             raise ValueError(f"return_tensors={return_tensors!r} is not supported: use None (lists) or 'np'")
+        check_positive_int("stride", stride, minimum=0)
+        if pad_to_multiple_of is not None:
+            check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
+        if not isinstance(is_split_into_words, bool):
+            raise TypeError(f"is_split_into_words must be true or false, got {is_split_into_words!r}")
+        examples, batched = _examples(text, text_pair, is_split_into_words)
+        padding_strategy, truncation_strategy, max_length = self._strategies(padding, truncation, max_length)
+        if padding_strategy and truncation_strategy and pad_to_multiple_of and max_length % pad_to_multiple_of:
+            raise ValueError(f"Truncation and padding are both activated but truncation length ({max_length}) is not a "
+                             f"multiple of pad_to_multiple_of ({pad_to_multiple_of}).")  # the reference's words
 
-        rows = []
-        for first, second in examples:
-            a, a_offsets = self._encode_text(first)
-            b, b_offsets = self._encode_text(second) if second is not None else (None, None)
-            if truncation_strategy is not None:
-                specials = (3 if b is not None else 2) if add_special_tokens else 0
-                if max_length < specials:  # transformers silently skips truncation here (an unsigned underflow)
-                    raise ValueError(f"max_length={max_length} cannot hold the {specials} special tokens of "
-                                     f"{'a pair' if b is not None else 'a sequence'}")
-                a, a_offsets, b, b_offsets = _truncate(a, a_offsets, b, b_offsets, max_length - specials,
-                                                       truncation_strategy, self.truncation_side)
-            rows.append(self._with_special_tokens(a, a_offsets, b, b_offsets, add_special_tokens))
+        rows, samples = [], []
+        for sample, (first, second) in enumerate(examples):
+            a = self._encode_input(first)
+            b = self._encode_input(second) if second is not None else None
+            parts = self._truncated(a, b, truncation_strategy, max_length, stride, add_special_tokens)
+            for a_part, b_part in parts if return_overflowing_tokens else parts[:1]:
+                rows.append(self._with_special_tokens(a_part, b_part, add_special_tokens))
+                samples.append(sample)
 
         if padding_strategy is not None:
             target = max(len(r["input_ids"]) for r in rows) if padding_strategy == "longest" else max_length
+            if pad_to_multiple_of is not None:
+                target = -(-target // pad_to_multiple_of) * pad_to_multiple_of  # round up
             for row in rows:
                 missing = max(0, target - len(row["input_ids"]))
-                for key, pad in (("input_ids", self.pad_token_id), ("token_type_ids", 0), ("attention_mask", 0),
-                                 ("offset_mapping", (0, 0))):
+                for key, pad in (("input_ids", self.pad_token_id), *PAD_VALUES.items()):
                     row[key] = row[key] + [pad] * missing if padding_side == "right" else [pad] * missing + row[key]
+        for row in rows:
+            row["length"] = len(row["input_ids"])
+            if return_special_tokens_mask:
+                row["special_tokens_mask"] = [int(word is None) for word in row["word_ids"]]  # added tokens, padding
 
         keys = ["input_ids"] + ["token_type_ids"] * return_token_type_ids + ["attention_mask"] * return_attention_mask
-        keys += ["offset_mapping"] * return_offsets_mapping
-        encoding = BatchEncoding({k: [row[k] for row in rows] for k in keys})
+        keys += ["special_tokens_mask"] * return_special_tokens_mask + ["offset_mapping"] * return_offsets_mapping
+        keys += ["length"] * return_length
+        data = {k: [row[k] for row in rows] for k in keys}
+        if return_overflowing_tokens:
+            data["overflow_to_sample_mapping"] = samples
         if return_tensors == "np":
             lengths = {len(row["input_ids"]) for row in rows}
             if len(lengths) > 1:
                 raise ValueError(f"the encoded sequences have different lengths {sorted(lengths)}; pass "
                                  "padding=True to return arrays")
-            return BatchEncoding({k: np.array(v, dtype=np.int64).reshape(len(rows), -1, *([2] if k == "offset_mapping" else []))
-                                  for k, v in encoding.items()})
-        return encoding if batched else BatchEncoding({k: v[0] for k, v in encoding.items()})
+            data = {k: np.array(v, dtype=np.int64) for k, v in data.items()}  # [rows, seq], offsets [rows, seq, 2]
+        elif not batched and not return_overflowing_tokens:
+            data = {k: v if k == "length" else v[0] for k, v in data.items()}  # length stays a list, as in transformers
+        return BatchEncoding(data, rows, self.ids_to_tokens)
 
-    def _encode_text(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        if not isinstance(text, str):
+    def _encode_input(self, text: str | list[str]) -> Tokens:
+        """A text, or a list of words (is_split_into_words: each word's tokens take its index as their word)."""
+        if isinstance(text, str):
+            ids, offsets, word_starts = self.encoder.encode(text)
+            return Tokens(ids, offsets, list(itertools.accumulate(word_starts, initial=-1))[1:])  # word numbers from 0
+        if not isinstance(text, list):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        return self.encoder.encode(text)
+        ids, offsets, words = [], [], []
+        for index, word in enumerate(text):
+            word_ids, word_offsets, _ = self.encoder.encode(word)
+            ids += word_ids
+            offsets += word_offsets
+            words += [index] * len(word_ids)
+        return Tokens(ids, offsets, words)
 
     def _strategies(self, padding, truncation, max_length) -> tuple[str | None, str | None, int | None]:
         """Resolve padding / truncation / max_length as transformers does."""
@@ -299,22 +381,45 @@ class BertTokenizer:
                 max_length = self.model_max_length
         return padding_strategy, truncation_strategy, max_length
 
-    def _with_special_tokens(self, a, a_offsets, b, b_offsets, add_special_tokens: bool) -> dict[str, list]:
-        """[CLS] A [SEP] (B [SEP]): token type 0 up to the first [SEP], 1 after it."""
+    def _truncated(self, a: Tokens, b: Tokens | None, strategy: str | None, max_length: int | None, stride: int,
+                   add_special_tokens: bool) -> list[tuple[Tokens, Tokens | None]]:
+        """[(a's part, b's part)]: first what truncation keeps, then the overflowing windows (see _spans) in
+        the reference's order: each later window of a with b's kept part and then with b's later windows,
+        then a's kept part with b's later windows."""
+        if strategy is None:
+            return [(a, b)]
+        specials = (3 if b is not None else 2) if add_special_tokens else 0
+        if max_length < specials:  # transformers silently skips truncation here (an unsigned underflow)
+            raise ValueError(f"max_length={max_length} cannot hold the {specials} special tokens of "
+                             f"{'a pair' if b is not None else 'a sequence'}")
+        keep_a, keep_b = _kept_lengths(len(a.ids), len(b.ids) if b is not None else None, max_length - specials, strategy)
+        a_parts = [a.cut(span) for span in _spans(len(a.ids), keep_a, stride, self.truncation_side)]
+        if b is None:
+            return [(part, None) for part in a_parts]
+        b_parts = [b.cut(span) for span in _spans(len(b.ids), keep_b, stride, self.truncation_side)]
+        pairs = [(a_parts[0], b_parts[0])]
+        for a_part in a_parts[1:]:
+            pairs += [(a_part, b_part) for b_part in b_parts]
+        return pairs + [(a_parts[0], b_part) for b_part in b_parts[1:]]
+
+    def _with_special_tokens(self, a: Tokens, b: Tokens | None, add_special_tokens: bool) -> dict[str, list]:
+        """[CLS] A [SEP] (B [SEP]): token type 0 up to the first [SEP], 1 after it. Besides the model's inputs,
+        a row keeps each token's word: None marks the added tokens (and later the padding)."""
         if add_special_tokens:
             cls, sep = self.cls_token_id, self.sep_token_id
-            ids, offsets, types = [cls, *a, sep], [(0, 0), *a_offsets, (0, 0)], [0] * (len(a) + 2)
+            row = {"input_ids": [cls, *a.ids, sep], "offset_mapping": [(0, 0), *a.offsets, (0, 0)],
+                   "word_ids": [None, *a.words, None], "token_type_ids": [0] * (len(a.ids) + 2)}
             if b is not None:
-                ids += [*b, sep]
-                offsets += [*b_offsets, (0, 0)]
-                types += [1] * (len(b) + 1)
+                row["input_ids"] += [*b.ids, sep]
+                row["offset_mapping"] += [*b.offsets, (0, 0)]
+                row["word_ids"] += [*b.words, None]
+                row["token_type_ids"] += [1] * (len(b.ids) + 1)
         else:
-            ids, offsets, types = list(a), list(a_offsets), [0] * len(a)
-            if b is not None:
-                ids += b
-                offsets += b_offsets
-                types += [1] * len(b)
-        return {"input_ids": ids, "token_type_ids": types, "attention_mask": [1] * len(ids), "offset_mapping": offsets}
+            b = b or Tokens([], [], [])
+            row = {"input_ids": a.ids + b.ids, "offset_mapping": a.offsets + b.offsets, "word_ids": a.words + b.words,
+                   "token_type_ids": [0] * len(a.ids) + [1] * len(b.ids)}
+        row["attention_mask"] = [1] * len(row["input_ids"])
+        return row
 
     # ---- ids -> text ------------------------------------------------------------------------------------
 
@@ -365,8 +470,11 @@ def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
     return tokens
 
 
-def _examples(text: Any, text_pair: Any) -> tuple[list[tuple[str, str | None]], bool]:
-    """Normalise the accepted input forms to [(first, second or None)] and whether the input was a batch."""
+def _examples(text: Any, text_pair: Any, split_into_words: bool) -> tuple[list[tuple], bool]:
+    """Normalise the accepted input forms to [(first, second or None)] and whether the input was a batch. A
+    text is a str, or with split_into_words a list of words (a str given then is still a text)."""
+    if split_into_words and not isinstance(text, str):
+        return _word_examples(text, text_pair)
     if isinstance(text, str):
         if text_pair is not None and not isinstance(text_pair, str):
             raise TypeError(f"text_pair must be a str when text is a str, got {type(text_pair).__name__}")
@@ -390,41 +498,80 @@ def _examples(text: Any, text_pair: Any) -> tuple[list[tuple[str, str | None]], 
     return examples, True
 
 
-def _truncate(a, a_offsets, b, b_offsets, budget: int, strategy: str, side: str = "right"):
-    """Cut tokens from the right (side="left": from the left) so that len(a) + len(b) <= budget, as the
-    reference does.
+def _word_examples(text: Any, text_pair: Any) -> tuple[list[tuple], bool]:
+    """is_split_into_words: a list of words is one text, a non-empty list of such lists a batch; pairs come
+    through text_pair, in the same form."""
+    if not isinstance(text, (list, tuple)):
+        raise TypeError(f"with is_split_into_words, text must be a list of words or a list of such lists, got "
+                        f"{type(text).__name__}")
+    batched = bool(text) and all(isinstance(item, (list, tuple)) for item in text)
+    firsts = list(text) if batched else [text]
+    if text_pair is None:
+        seconds = [None] * len(firsts)
+    elif batched:
+        if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(firsts):
+            raise ValueError("text_pair must be a list as long as the batch of word lists")
+        seconds = list(text_pair)
+    else:
+        seconds = [text_pair]
+    for words in [*firsts, *(s for s in seconds if s is not None)]:
+        if not isinstance(words, (list, tuple)) or not all(isinstance(word, str) for word in words):
+            raise TypeError(f"with is_split_into_words, every text must be a list of words (str), got {words!r}")
+    return [(list(a), list(b) if b is not None else None) for a, b in zip(firsts, seconds)], batched
+
+
+def _kept_lengths(n_a: int, n_b: int | None, budget: int, strategy: str) -> tuple[int, int | None]:
+    """How many tokens of a and of b (None: no pair) truncation keeps so that they fit `budget`, as the
+    reference decides.
 
     longest_first: if the shorter sequence fits beside the longer, only the longer is cut; otherwise both are
     cut to half the budget, the *second* sequence getting the odd token on a tie or overflow
     (the reference's rule; the old Python tokenizer removed one token at a time from the longer).
     """
-    n_a, n_b = len(a), len(b) if b is not None else 0
-    if n_a + n_b <= budget:
-        return a, a_offsets, b, b_offsets
+    if n_a + (n_b or 0) <= budget:
+        return n_a, n_b
     if budget == 0:  # the reference empties both sequences, whatever the strategy
-        keep_a = keep_b = 0
-    elif strategy == "longest_first":
-        if b is None:
-            keep_a, keep_b = budget, 0
-        else:
-            short, long = sorted((n_a, n_b))
-            keep_short, keep_long = short, (short if short > budget else max(short, budget - short))
-            if keep_short + keep_long > budget:
-                keep_short, keep_long = budget // 2, budget // 2 + budget % 2
-            keep_a, keep_b = (keep_long, keep_short) if n_a > n_b else (keep_short, keep_long)
-    elif strategy == "only_second" and b is None:
+        return 0, (0 if n_b is not None else None)
+    if strategy == "longest_first":
+        if n_b is None:
+            return budget, None
+        short, long = sorted((n_a, n_b))
+        keep_short, keep_long = short, (short if short > budget else max(short, budget - short))
+        if keep_short + keep_long > budget:
+            keep_short, keep_long = budget // 2, budget // 2 + budget % 2
+        return (keep_long, keep_short) if n_a > n_b else (keep_short, keep_long)
+    if strategy == "only_second" and n_b is None:
         raise ValueError("Truncation error: Second sequence not provided")
+    target = n_a if strategy == "only_first" else n_b
+    excess = n_a + n_b - budget if n_b is not None else n_a - budget
+    if target <= excess:
+        raise ValueError("Truncation error: Sequence to truncate too short to respect the provided max_length")
+    return (n_a - excess, n_b) if strategy == "only_first" else (n_a, n_b - excess)
+
+
+def _spans(n: int, keep: int, stride: int, side: str) -> list[tuple[int, int]]:
+    """Truncating n tokens to `keep`: the (start, stop) span kept (at the start for side="right", at the end
+    for "left"), then the windows of what is cut, each overlapping the one before by `stride` tokens, as the
+    reference's Encoding.truncate lays them out. keep=0 keeps nothing and overflows everything at once."""
+    if keep >= n:
+        return [(0, n)]
+    if keep == 0:
+        return [(0, 0), (0, n)]
+    if stride >= keep:
+        raise ValueError(f"stride={stride} must be less than the {keep} tokens truncation keeps of this sequence "
+                         "(max_length less the special tokens, and for a pair the other sequence's share)")
+    step, spans = keep - stride, []
+    if side == "right":
+        start = 0
+        while not spans or spans[-1][1] < n:
+            spans.append((start, min(start + keep, n)))
+            start += step
     else:
-        target = n_a if strategy == "only_first" else n_b
-        excess = n_a + n_b - budget
-        if target <= excess:
-            raise ValueError("Truncation error: Sequence to truncate too short to respect the provided max_length")
-        keep_a, keep_b = (n_a - excess, n_b) if strategy == "only_first" else (n_a, n_b - excess)
-    a_kept = slice(0, keep_a) if side == "right" else slice(n_a - keep_a, n_a)
-    if b is None:
-        return a[a_kept], a_offsets[a_kept], None, None
-    b_kept = slice(0, keep_b) if side == "right" else slice(n_b - keep_b, n_b)
-    return a[a_kept], a_offsets[a_kept], b[b_kept], b_offsets[b_kept]
+        stop = n
+        while not spans or spans[-1][0] > 0:
+            spans.append((max(stop - keep, 0), stop))
+            stop -= step
+    return spans
 
 
 # The reference WordPiece decoder's clean-up, applied to each token with its leading space ...

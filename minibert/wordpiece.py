@@ -56,7 +56,7 @@ ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]")  # in ASCII, every other p
 
 
 class WordPieceEncoder:
-    """Text -> (ids, offsets). Offsets are (start, end) character positions in the text given."""
+    """Text -> (ids, offsets, word starts). Offsets are (start, end) character positions in the text given."""
 
     def __init__(
         self,
@@ -79,34 +79,42 @@ class WordPieceEncoder:
         # Real text repeats its words: each distinct whitespace-free chunk is tokenized once.
         self.encode_chunk = lru_cache(maxsize=1 << 16)(self._encode_chunk)
 
-    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Token ids of `text` and the (start, end) span in `text` of each."""
+    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+        """Token ids of `text`, the (start, end) span in `text` of each, and for each 1 if it starts a word,
+        else 0: words as the pre-tokenizer splits them (at whitespace; each punctuation mark, CJK character
+        and special token a word of its own). (Flags, not word numbers, so that a cached chunk's flags are
+        copied as they are.)"""
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
+        word_starts: list[int] = []
         position = 0
         for match in self.special.finditer(text) if self.special else ():
-            self._encode_plain(text, position, match.start(), ids, offsets)
+            self._encode_plain(text, position, match.start(), ids, offsets, word_starts)
             ids.append(self.special_ids[match.group()])
             offsets.append(match.span())
+            word_starts.append(1)
             position = match.end()
-        self._encode_plain(text, position, len(text), ids, offsets)
-        return ids, offsets
+        self._encode_plain(text, position, len(text), ids, offsets, word_starts)
+        return ids, offsets, word_starts
 
-    def _encode_plain(self, text: str, start: int, end: int, ids: list, offsets: list) -> None:
+    def _encode_plain(self, text: str, start: int, end: int, ids: list, offsets: list, word_starts: list) -> None:
         for match in CHUNK.finditer(text, start, end):
-            chunk_ids, chunk_spans = self.encode_chunk(match.group())
+            chunk_ids, chunk_spans, chunk_word_starts = self.encode_chunk(match.group())
             ids.extend(chunk_ids)
             base = match.start()
             offsets.extend([(base + s, base + e) for s, e in chunk_spans])
+            word_starts.extend(chunk_word_starts)
 
-    def _encode_chunk(self, chunk: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
-        """One whitespace-free run of text -> its ids and spans relative to the run."""
-        ids, spans = [], []
+    def _encode_chunk(self, chunk: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...]]:
+        """One whitespace-free run of text -> its ids, their spans relative to the run, and which of them
+        start a word (1) or continue one (0)."""
+        ids, spans, word_starts = [], [], []
         for word, origins in self._words(chunk):
             for token_id, s, e in self.wordpiece(word):
                 ids.append(token_id)
                 spans.append((origins[s], origins[e - 1] + 1))  # normalised positions -> original ones
-        return tuple(ids), tuple(spans)
+                word_starts.append(int(s == 0))
+        return tuple(ids), tuple(spans), tuple(word_starts)
 
     def _words(self, chunk: str) -> list[tuple[str, list[int]]]:
         """Normalise and pre-tokenize a chunk: [(word, origin of each of its characters)]."""

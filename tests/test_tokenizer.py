@@ -112,6 +112,16 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t.convert_ids_to_tokens(2.0), TypeError, "token ids must be integers, got 2.0"),
     (lambda t: t.decode([[2, 3], [2, 3]]), ValueError, "decode takes one sequence of ids, got an array of shape \\(2, 2\\); use batch_decode"),
     (lambda t: t.decode([2, 99], skip_special_tokens=True), ValueError, "token id 99 is outside the vocabulary"),
+    # the reference panics here (a Rust assertion), taking down a Python thread
+    (lambda t: t("the cat a cat", max_length=4, truncation=True, stride=2), ValueError,
+     "stride=2 must be less than the 2 tokens truncation keeps"),
+    (lambda t: t("the", stride=-1), ValueError, "stride must be an integer ≥ 0, got -1"),
+    (lambda t: t("the", padding=True, pad_to_multiple_of=0), ValueError, "pad_to_multiple_of must be a positive integer"),
+    (lambda t: t("the", is_split_into_words="yes"), TypeError, "is_split_into_words must be true or false"),
+    (lambda t: t(["the", 3], is_split_into_words=True), TypeError, r"every text must be a list of words \(str\), got \['the', 3\]"),
+    (lambda t: t([["the"], ["cat"]], [["a"]], is_split_into_words=True), ValueError, "text_pair must be a list as long"),
+    (lambda t: t("the cat").word_ids(1), IndexError, "batch_index 1 is not a row of this encoding, which has 1"),
+    (lambda t: BatchEncoding({"input_ids": [[2, 3]]}).word_ids(), ValueError, "need an encoding made by calling BertTokenizer"),
 ])
 def test_bad_input_is_a_clear_error(tiny, call, error, message):
     with pytest.raises(error, match=message):
@@ -171,6 +181,20 @@ def test_sides_come_from_the_config_and_survive_saving(tiny, tmp_path):
         loaded("the cat")
 
 
+def test_word_ids_align_word_labels_to_tokens(tiny):
+    """The token-classification recipe: a label per word, spread to the word's tokens (-100 elsewhere)."""
+    words, labels = ["The", "unaffable", "cats."], [0, 1, 2]
+    enc = tiny([words, ["a"]], is_split_into_words=True, padding=True, return_offsets_mapping=True,
+               return_special_tokens_mask=True, return_tensors="np")
+    assert enc.tokens(0) == ["[CLS]", "the", "un", "##aff", "##able", "cat", "##s", ".", "[SEP]"]
+    assert enc.word_ids(0) == [None, 0, 1, 1, 1, 2, 2, 2, None]
+    assert enc.word_ids(1) == [None, 0, None] + [None] * 6 and enc.sequence_ids(1) == [None, 0] + [None] * 7
+    aligned = [labels[w] if w is not None else -100 for w in enc.word_ids(0)]
+    assert aligned == [-100, 0, 1, 1, 1, 2, 2, 2, -100]
+    assert enc["offset_mapping"][0, 5].tolist() == [0, 3]  # with words given, offsets are within the word
+    assert enc["special_tokens_mask"][1].tolist() == [1, 0, 1, 1, 1, 1, 1, 1, 1]
+
+
 @pytest.fixture(scope="module")
 def real(minilm_path):
     return BertTokenizer.from_pretrained(minilm_path)
@@ -187,3 +211,21 @@ def test_any_unicode_encodes_and_decodes_stably(real, text, pair):
         assert 0 <= start <= end <= len(source)
     decoded = real.decode(enc["input_ids"], skip_special_tokens=True)
     assert real.decode(real.encode(decoded), skip_special_tokens=True) == decoded
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=300), max_length=st.integers(3, 40), data=st.data())
+def test_overflowing_windows_cover_the_text_with_stride_overlap(real, text, max_length, data):
+    """Every token lands in a window; each window overlaps the one before by exactly `stride` tokens."""
+    stride = data.draw(st.integers(0, max_length - 3))
+    tokens = real(text, add_special_tokens=False)["input_ids"]
+    enc = real(text, max_length=max_length, truncation=True, stride=stride, return_overflowing_tokens=True)
+    windows = [[i for i, s in zip(row, enc.sequence_ids(n)) if s == 0] for n, row in enumerate(enc["input_ids"])]
+    assert enc["overflow_to_sample_mapping"] == [0] * len(windows)
+    assert windows[0] == tokens[:max_length - 2]
+    rebuilt = windows[0]
+    for before, window in zip(windows, windows[1:]):
+        if stride:
+            assert window[:stride] == before[-stride:]
+        rebuilt = rebuilt + window[stride:]
+    assert rebuilt == tokens
