@@ -26,7 +26,8 @@ TRUNCATION = {None: None, False: None, "do_not_truncate": None, True: "longest_f
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 SIDES = ("right", "left")  # padding_side / truncation_side
 # What padding adds to each per-token list, besides the [PAD] id.
-PAD_VALUES = {"token_type_ids": 0, "attention_mask": 0, "offset_mapping": (0, 0), "word_ids": None}
+PAD_VALUES = {"token_type_ids": 0, "attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0), "word_ids": None}
+PADDED_BY_PAD = ("token_type_ids", "attention_mask", "special_tokens_mask")  # what pad() pads besides input_ids
 
 
 class BatchEncoding(dict):
@@ -166,10 +167,12 @@ class BertTokenizer:
                     settings[key] = value["content"] if isinstance(value, dict) else value  # AddedToken form
         return cls(vocab_file, **{**settings, **kwargs})
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write vocab.txt and tokenizer_config.json, readable by this class and by transformers."""
+    def save_pretrained(self, directory: str | os.PathLike) -> tuple[str, str]:
+        """Write vocab.txt and tokenizer_config.json, readable by this class and by transformers; returns
+        their paths."""
         os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
+        vocab_file, config_file = os.path.join(directory, "vocab.txt"), os.path.join(directory, "tokenizer_config.json")
+        with open(vocab_file, "w", encoding="utf-8") as f:
             f.writelines(token + "\n" for token in self.ids_to_tokens.values())
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
                   "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
@@ -178,8 +181,9 @@ class BertTokenizer:
                   **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES}}
         if self.model_max_length < LARGE_INTEGER:
             config["model_max_length"] = self.model_max_length
-        with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        with open(config_file, "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2)
+        return config_file, vocab_file
 
     # ---- vocabulary -------------------------------------------------------------------------------------
 
@@ -192,6 +196,14 @@ class BertTokenizer:
 
     def get_vocab(self) -> dict[str, int]:
         return dict(self.vocab)
+
+    @property
+    def special_tokens_map(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES}
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        """How many tokens encoding adds: [CLS] and [SEP], and a second [SEP] for a pair."""
+        return 3 if pair else 2
 
     @property
     def all_special_tokens(self) -> list[str]:
@@ -316,14 +328,7 @@ class BertTokenizer:
                 rows.append(self._with_special_tokens(a_part, b_part, add_special_tokens))
                 samples.append(sample)
 
-        if padding_strategy is not None:
-            target = max(len(r["input_ids"]) for r in rows) if padding_strategy == "longest" else max_length
-            if pad_to_multiple_of is not None:
-                target = -(-target // pad_to_multiple_of) * pad_to_multiple_of  # round up
-            for row in rows:
-                missing = max(0, target - len(row["input_ids"]))
-                for key, pad in (("input_ids", self.pad_token_id), *PAD_VALUES.items()):
-                    row[key] = row[key] + [pad] * missing if padding_side == "right" else [pad] * missing + row[key]
+        self._pad_rows(rows, padding_strategy, max_length, pad_to_multiple_of, padding_side)
         for row in rows:
             row["length"] = len(row["input_ids"])
             if return_special_tokens_mask:
@@ -344,6 +349,55 @@ class BertTokenizer:
         elif not batched and not return_overflowing_tokens:
             data = {k: v if k == "length" else v[0] for k, v in data.items()}  # length stays a list, as in transformers
         return BatchEncoding(data, rows, self.ids_to_tokens)
+
+    def _pad_rows(self, rows: list[dict[str, list]], strategy: str | None, max_length: int | None,
+                  pad_to_multiple_of: int | None, side: str) -> None:
+        """Pad each row's per-token lists in place, to the longest row or to max_length, rounded up to a
+        multiple of pad_to_multiple_of; rows already as long are left alone."""
+        if strategy is None:
+            return
+        target = max(len(row["input_ids"]) for row in rows) if strategy == "longest" else max_length
+        if pad_to_multiple_of is not None:
+            target = -(-target // pad_to_multiple_of) * pad_to_multiple_of  # round up
+        values = {"input_ids": self.pad_token_id, **PAD_VALUES}
+        for row in rows:
+            missing = max(0, target - len(row["input_ids"]))
+            for key in values.keys() & row.keys():
+                padding = [values[key]] * missing
+                row[key] = row[key] + padding if side == "right" else padding + row[key]
+
+    def pad(self, encoded_inputs: dict | list[dict], padding: bool | str = True, max_length: int | None = None,
+            pad_to_multiple_of: int | None = None, padding_side: str | None = None,
+            return_attention_mask: bool | None = None, return_tensors: str | None = None) -> BatchEncoding:
+        """Pad encodings made without padding, as a data loader's collate step does: a dict of per-row lists
+        (or one row's), or a list of such dicts, one per example. input_ids get [PAD], token_type_ids 0,
+        special_tokens_mask 1, and the attention_mask (made when missing, unless return_attention_mask is
+        False) 0; other keys (labels, ...) are kept as they are. Never truncates: a row longer than
+        max_length stays as it is. return_tensors="np" gives arrays."""
+        padding_side = self.padding_side if padding_side is None else padding_side
+        _check_sides(padding_side, self.truncation_side)
+        if return_tensors not in (None, "np"):
+            raise ValueError(f"return_tensors={return_tensors!r} is not supported: use None (lists) or 'np'")
+        if pad_to_multiple_of is not None:
+            check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
+        data = _as_columns(encoded_inputs)
+        ids = data["input_ids"]
+        batched = len(ids) > 0 and isinstance(ids[0], (list, tuple))
+        columns = [key for key in ("input_ids", *PADDED_BY_PAD) if key in data]
+        rows = [{key: list(data[key][i]) if batched else list(data[key]) for key in columns} for i in range(len(ids) if batched else 1)]
+        for n, row in enumerate(rows):
+            for key in columns:
+                if len(row[key]) != len(row["input_ids"]):
+                    raise ValueError(f"row {n}: {key} has {len(row[key])} values for {len(row['input_ids'])} input_ids")
+            if return_attention_mask is not False and "attention_mask" not in data:
+                row["attention_mask"] = [1] * len(row["input_ids"])
+        strategy, _, max_length = self._strategies(padding, False, max_length)
+        self._pad_rows(rows, strategy, max_length, pad_to_multiple_of, padding_side)
+        padded = {key: [row[key] for row in rows] if batched else rows[0][key] for key in rows[0]}
+        result = {**data, **padded}
+        if return_tensors == "np":
+            result = {key: _array(key, value) for key, value in result.items()}
+        return BatchEncoding(result)
 
     def _encode_input(self, text: str | list[str]) -> Tokens:
         """A text, or a list of words (is_split_into_words: each word's tokens take its index as their word)."""
@@ -388,7 +442,7 @@ class BertTokenizer:
         then a's kept part with b's later windows."""
         if strategy is None:
             return [(a, b)]
-        specials = (3 if b is not None else 2) if add_special_tokens else 0
+        specials = self.num_special_tokens_to_add(pair=b is not None) if add_special_tokens else 0
         if max_length < specials:  # transformers silently skips truncation here (an unsigned underflow)
             raise ValueError(f"max_length={max_length} cannot hold the {specials} special tokens of "
                              f"{'a pair' if b is not None else 'a sequence'}")
@@ -424,8 +478,8 @@ class BertTokenizer:
     # ---- ids -> text ------------------------------------------------------------------------------------
 
     def decode(self, ids: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None) -> str:
-        """Ids -> text: "##" pieces glued to the previous token, a space before every other token, and
-        the reference decoder's per-token clean-up (no space before . ? ! ,)."""
+        """Ids -> text: the tokens joined by convert_tokens_to_string, then transformers'
+        clean_up_tokenization_spaces if it is on."""
         array = np.asarray(ids)
         if array.ndim > 1:
             raise ValueError(f"decode takes one sequence of ids, got an array of shape {array.shape}; use batch_decode "
@@ -433,18 +487,50 @@ class BertTokenizer:
         if array.size and array.dtype.kind not in "iu":
             raise TypeError(f"token ids must be integers, got {array.dtype} values")
         tokens = self.convert_ids_to_tokens(array.reshape(-1).tolist(), skip_special_tokens=skip_special_tokens)
-        pieces = []
-        for i, token in enumerate(tokens):
-            if i > 0:
-                token = token[2:] if token.startswith("##") else " " + token
-            pieces.append(_replace_all(token, DECODER_CLEANUP))
-        text = "".join(pieces)
+        text = self.convert_tokens_to_string(tokens)
         if self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces:
             text = _replace_all(text, TEXT_CLEANUP)
         return text
 
     def batch_decode(self, sequences: Any, skip_special_tokens: bool = False) -> list[str]:
         return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in sequences]
+
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Token strings -> text, as the reference's WordPiece decoder joins them: "##" pieces glued to the
+        previous token, a space before every other, and its per-token clean-up (no space before . ? ! ,)."""
+        pieces = []
+        for i, token in enumerate(tokens):
+            if not isinstance(token, str):
+                raise TypeError(f"tokens must be strings, got {token!r}")
+            if i > 0:
+                token = token[2:] if token.startswith("##") else " " + token
+            pieces.append(_replace_all(token, DECODER_CLEANUP))
+        return "".join(pieces)
+
+
+def _as_columns(encoded_inputs: Any) -> dict[str, Any]:
+    """pad()'s input as one dict of columns: a list of per-example dicts becomes a dict of lists."""
+    if isinstance(encoded_inputs, (list, tuple)):
+        if not encoded_inputs or not all(isinstance(e, dict) for e in encoded_inputs):
+            raise ValueError("pad takes a dict of lists, or a non-empty list of dicts (one per example)")
+        keys = list(encoded_inputs[0])
+        for i, example in enumerate(encoded_inputs):
+            if list(example) != keys:
+                raise ValueError(f"example {i} has the keys {list(example)}, example 0 {keys}")
+        encoded_inputs = {key: [example[key] for example in encoded_inputs] for key in keys}
+    if not isinstance(encoded_inputs, dict):
+        raise TypeError(f"pad takes a dict of lists or a list of dicts, got {type(encoded_inputs).__name__}")
+    if "input_ids" not in encoded_inputs:
+        raise ValueError(f"pad needs input_ids; the encoding has {list(encoded_inputs)}")
+    return {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in encoded_inputs.items()}
+
+
+def _array(key: str, value: Any) -> np.ndarray:
+    try:
+        return np.array(value, dtype=np.int64 if key in ("input_ids", *PADDED_BY_PAD) else None)
+    except ValueError:
+        raise ValueError(f"{key} has rows of different lengths, so it cannot become an array: pad() pads only "
+                         f"input_ids, {', '.join(PADDED_BY_PAD)}") from None
 
 
 def _check_sides(padding_side: str, truncation_side: str) -> None:

@@ -122,6 +122,15 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t([["the"], ["cat"]], [["a"]], is_split_into_words=True), ValueError, "text_pair must be a list as long"),
     (lambda t: t("the cat").word_ids(1), IndexError, "batch_index 1 is not a row of this encoding, which has 1"),
     (lambda t: BatchEncoding({"input_ids": [[2, 3]]}).word_ids(), ValueError, "need an encoding made by calling BertTokenizer"),
+    (lambda t: t.pad({"attention_mask": [[1]]}), ValueError, r"pad needs input_ids; the encoding has \['attention_mask'\]"),
+    (lambda t: t.pad([]), ValueError, "pad takes a dict of lists, or a non-empty list of dicts"),
+    (lambda t: t.pad([{"input_ids": [2]}, {"input_ids": [3], "label": 1}]), ValueError, "example 1 has the keys"),
+    (lambda t: t.pad("the cat"), TypeError, "pad takes a dict of lists or a list of dicts, got str"),
+    (lambda t: t.pad({"input_ids": [[2, 3], [2]], "token_type_ids": [[0], [0]]}), ValueError,
+     "row 0: token_type_ids has 1 values for 2 input_ids"),
+    (lambda t: t.pad({"input_ids": [[2, 3], [2]], "offset_mapping": [[(0, 1), (1, 2)], [(0, 1)]]}, return_tensors="np"),
+     ValueError, "offset_mapping has rows of different lengths"),
+    (lambda t: t.convert_tokens_to_string(["the", 3]), TypeError, "tokens must be strings, got 3"),
 ])
 def test_bad_input_is_a_clear_error(tiny, call, error, message):
     with pytest.raises(error, match=message):
@@ -179,6 +188,14 @@ def test_sides_come_from_the_config_and_survive_saving(tiny, tmp_path):
     loaded.truncation_side = "middle"
     with pytest.raises(ValueError, match="truncation_side='middle': use 'right' or 'left'"):
         loaded("the cat")
+
+
+def test_pad_collates_unpadded_examples(tiny, tmp_path):
+    examples = [{**tiny("the cat"), "label": 1}, {**tiny("a"), "label": 0}]
+    batch = tiny.pad(examples, return_tensors="np")
+    assert batch["input_ids"].tolist() == [[2, 8, 9, 3], [2, 12, 3, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]] and batch["label"].tolist() == [1, 0]
+    assert tiny.save_pretrained(tmp_path) == (str(tmp_path / "tokenizer_config.json"), str(tmp_path / "vocab.txt"))
 
 
 def test_word_ids_align_word_labels_to_tokens(tiny):

@@ -13,7 +13,7 @@ import pytest
 from minibert import BertTokenizer
 from tests.fixtures.cases import FIXTURES
 from tests.fixtures.corpora import corpora
-from tests.fixtures.tokenizer_cases import CALLS, SETTINGS, line_record, record_digest, run_call, text_digest
+from tests.fixtures.tokenizer_cases import CALLS, PADS, SETTINGS, line_record, record_digest, run_call, run_pad, text_digest
 
 LINES = np.load(FIXTURES / "tokenizer_lines.npz")
 SOURCES = corpora()
@@ -56,7 +56,7 @@ CALLS_FIXTURE = json.loads((FIXTURES / "tokenizer_calls.json").read_text(encodin
 
 @pytest.mark.parametrize("directory_kind", ["minilm", "vocab-only"])
 def test_batch_calls_match(model_dir, tmp_path, directory_kind):
-    """Pairs, padding, truncation strategies, tensors and errors, call by call."""
+    """Pairs, padding, truncation strategies, overflow, words, tensors and errors, call by call; then pad()."""
     if directory_kind == "vocab-only":
         shutil.copy(model_dir / "vocab.txt", tmp_path)
         model_dir = tmp_path
@@ -65,3 +65,7 @@ def test_batch_calls_match(model_dir, tmp_path, directory_kind):
     assert [(c["kwargs"], c["inputs"]) for c in recorded] == [(k, i) for k, i in CALLS]
     for case in recorded:
         assert run_call(tokenizer, case["kwargs"], case["inputs"]) == case["expected"], case["kwargs"]
+    pads = CALLS_FIXTURE[f"{directory_kind} pad"]
+    assert [(c["kwargs"], c["inputs"]) for c in pads] == [(k, i) for k, i in PADS]
+    for case in pads:
+        assert run_pad(tokenizer, case["kwargs"], case["inputs"]) == case["expected"], ("pad", case["kwargs"])

@@ -8,7 +8,7 @@ transformers = pytest.importorskip("transformers", reason="live tokenizer parity
 
 from minibert import BertTokenizer  # noqa: E402
 from tests.fixtures.corpora import corpora  # noqa: E402
-from tests.fixtures.tokenizer_cases import CALLS, line_record, run_call  # noqa: E402
+from tests.fixtures.tokenizer_cases import CALLS, PADS, line_record, run_call, run_pad  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,17 @@ def test_batch_calls(model_dir, tmp_path, directory_kind):
     reference, ours = transformers.BertTokenizer.from_pretrained(model_dir), BertTokenizer.from_pretrained(model_dir)
     for kwargs, inputs in CALLS:
         assert run_call(ours, kwargs, inputs) == run_call(reference, kwargs, inputs), kwargs
+    for kwargs, inputs in PADS:
+        assert run_pad(ours, kwargs, inputs) == run_pad(reference, kwargs, inputs), ("pad", kwargs)
+
+
+def test_helpers(model_dir):
+    reference, ours = transformers.BertTokenizer.from_pretrained(model_dir), BertTokenizer.from_pretrained(model_dir)
+    tokens = ["hel", "##lo", "[CLS]", "world", ".", "don", "'", "t", "?", "##s", ","]
+    assert ours.convert_tokens_to_string(tokens) == reference.convert_tokens_to_string(tokens)
+    assert ours.special_tokens_map == reference.special_tokens_map
+    for pair in (False, True):
+        assert ours.num_special_tokens_to_add(pair) == reference.num_special_tokens_to_add(pair)
 
 
 def test_saved_tokenizer_loads_in_transformers(model_dir, tmp_path):
