@@ -95,83 +95,69 @@ def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, qu
     """The span of `context` that best answers `question`: {"answer", "start", "end", "score"} (characters).
 
     The context is cut into windows of [CLS] question [SEP] context-piece [SEP] at most max_length tokens,
-    consecutive pieces overlapping by `stride` tokens. In each window the start and end scores are turned
+    consecutive pieces overlapping by `stride` tokens (the tokenizer's overflowing windows, as in
+    transformers' question-answering recipe). In each window the start and end scores are turned
     into probabilities over the context tokens; the answer is the span (start <= end, at most
     max_answer_length tokens) with the highest p_start · p_end over all windows.
     """
     check_positive_int("max_length", max_length)
     check_positive_int("max_answer_length", max_answer_length)
     check_positive_int("stride", stride, minimum=0)
-    question_ids = tokenizer(question, add_special_tokens=False)["input_ids"]
-    context_enc = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
-    context_ids, offsets = context_enc["input_ids"], context_enc["offset_mapping"]
-    if not context_ids:
-        raise ValueError("the context is empty")
     max_length = min(max_length, model.config.max_position_embeddings)
-    budget = max_length - len(question_ids) - 3  # context tokens per window
+    question_tokens = len(tokenizer(question, add_special_tokens=False)["input_ids"])
+    budget = max_length - question_tokens - tokenizer.num_special_tokens_to_add(pair=True)  # context tokens per window
     if budget < 1:
-        raise ValueError(f"the question ({len(question_ids)} tokens) leaves no room for context in max_length={max_length}")
-    step = max(1, budget - stride)
-    starts = [0]
-    while starts[-1] + budget < len(context_ids):  # until a window reaches the end of the context
-        starts.append(starts[-1] + step)
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    windows = [[cls, *question_ids, sep, *context_ids[s:s + budget], sep] for s in starts]
-    first = len(question_ids) + 2  # position of the first context token in every window
-    ids, mask = pad_rows(windows, tokenizer.pad_token_id)
-    types = (np.arange(ids.shape[1])[None] >= first).astype(np.int64) * mask
-    out = model(ids, attention_mask=mask, token_type_ids=types)
+        raise ValueError(f"the question ({question_tokens} tokens) leaves no room for context in max_length={max_length}")
+    # The tokenizer's overflowing windows; a stride that leaves no step moves one token at a time.
+    enc = tokenizer(question, context, truncation="only_second", max_length=max_length, stride=min(stride, budget - 1),
+                    return_overflowing_tokens=True, return_offsets_mapping=True, padding=True, return_tensors="np")
+    out = model(enc["input_ids"], attention_mask=enc["attention_mask"], token_type_ids=enc["token_type_ids"])
 
-    best = (-1.0, 0, 0)
-    for w, s in enumerate(starts):
-        n = len(windows[w]) - first - 1  # context tokens in this window
+    best = (-1.0, 0, 0, 0)  # score, window, first and last token
+    for w in range(len(enc["input_ids"])):
+        positions = [k for k, sequence in enumerate(enc.sequence_ids(w)) if sequence == 1]  # the context's tokens
+        if not positions:
+            raise ValueError("the context is empty")
+        first, n = positions[0], len(positions)
         p_start = softmax(out.start_logits[w, first:first + n].astype(np.float64))
         p_end = softmax(out.end_logits[w, first:first + n].astype(np.float64))
         scores = np.triu(np.outer(p_start, p_end)) - np.triu(np.outer(p_start, p_end), max_answer_length)  # i <= j < i + L
         i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
         if scores[i, j] > best[0]:
-            best = (float(scores[i, j]), s + int(i), s + int(j))
-    score, first_token, last_token = best
-    start, end = offsets[first_token][0], offsets[last_token][1]
+            best = (float(scores[i, j]), w, first + int(i), first + int(j))
+    score, w, first_token, last_token = best
+    start, end = int(enc["offset_mapping"][w, first_token, 0]), int(enc["offset_mapping"][w, last_token, 1])
     return {"answer": context[start:end], "start": start, "end": end, "score": score}
-
-
-def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token-id lists of different lengths -> (ids [B, S] padded with pad_id, attention mask [B, S])."""
-    width = max(map(len, rows))
-    ids = np.array([row + [pad_id] * (width - len(row)) for row in rows])
-    mask = (np.arange(width)[None] < np.array([[len(row)] for row in rows])).astype(np.int64)
-    return ids, mask
 
 
 def tag_tokens(model: BertForTokenClassification, tokenizer: BertTokenizer, text: str) -> dict[str, list]:
     """Word-level labels and entity spans.
 
-    Each word (a token and its "##" continuations) takes the label of its first token. Entities join
+    Each word (as the tokenizer's word_ids() groups its tokens) takes the label of its first token. Entities join
     consecutive words whose labels are B-X, I-X, I-X ... (or a run of the same label without a B-/I-
     prefix); "O" is outside. Returns {"words": [{"word", "start", "end", "label", "score"}],
     "entities": [{"entity", "text", "start", "end", "score"}]}, positions in characters of `text`.
     Texts longer than the model's window are tagged window by window.
     """
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
+    enc = tokenizer(text, truncation=True, max_length=limit, return_overflowing_tokens=True,  # windows of the text
+                    return_offsets_mapping=True, padding=True, return_tensors="np")
+    logits = model(enc["input_ids"], attention_mask=enc["attention_mask"]).logits  # [windows, S, num_labels]
+    p = softmax(logits.astype(np.float64))
     labels = model.config.id2label
-    window = min(model.config.max_position_embeddings, tokenizer.model_max_length) - 2
-    token_labels, token_scores = [], []
-    for s in range(0, len(ids), window):
-        piece = [tokenizer.cls_token_id, *ids[s:s + window], tokenizer.sep_token_id]
-        p = softmax(model([piece]).logits[0, 1:-1].astype(np.float64))  # [tokens, num_labels]
-        token_labels += [labels[int(k)] for k in p.argmax(-1)]
-        token_scores += p.max(-1).tolist()
-
     words: list[dict[str, Any]] = []
-    for k, token in enumerate(tokenizer.convert_ids_to_tokens(ids)):
-        if token.startswith("##") and words:
-            words[-1]["end"] = offsets[k][1]
-            words[-1]["word"] = text[words[-1]["start"]:words[-1]["end"]]
-        else:
-            words.append({"word": text[offsets[k][0]:offsets[k][1]], "start": offsets[k][0], "end": offsets[k][1],
-                          "label": token_labels[k], "score": token_scores[k]})
+    last_word = None
+    for w in range(len(enc["input_ids"])):
+        for k, word in enumerate(enc.word_ids(w)):  # word numbers run on across windows
+            if word is None:
+                continue
+            start, end = enc["offset_mapping"][w, k].tolist()
+            if word == last_word:  # a later piece of the same word
+                words[-1].update(end=end, word=text[words[-1]["start"]:end])
+            else:
+                words.append({"word": text[start:end], "start": start, "end": end,
+                              "label": labels[int(p[w, k].argmax())], "score": float(p[w, k].max())})
+            last_word = word
 
     entities: list[dict[str, Any]] = []
     for index, word in enumerate(words):
@@ -257,20 +243,18 @@ class SentenceEncoder:
         sentences = [sentences] if single else list(sentences)
         if not sentences:
             raise ValueError("no sentences to encode")
-        window = self.max_seq_length - 2
-        pieces: list[tuple[int, list[int]]] = []  # (sentence index, token ids without [CLS]/[SEP])
-        for i, sentence in enumerate(sentences):
-            ids = self.tokenizer(sentence, add_special_tokens=False)["input_ids"]
-            cuts = range(0, max(len(ids), 1), window) if long_inputs == "average" else [0]
-            pieces += [(i, ids[c:c + window]) for c in cuts]
-        order = sorted(range(len(pieces)), key=lambda k: -len(pieces[k][1]))
+        average = long_inputs == "average"
+        enc = self.tokenizer(sentences, truncation=True, max_length=self.max_seq_length, return_overflowing_tokens=average)
+        rows = enc["input_ids"]  # with average, a long sentence's further windows are further rows
+        owners = enc["overflow_to_sample_mapping"] if average else range(len(rows))
+        order = sorted(range(len(rows)), key=lambda k: -len(rows[k]))
         embeddings = np.zeros((len(sentences), self.dimension), dtype=np.float64)
         weights = np.zeros(len(sentences))
         for start in progress(range(0, len(order), batch_size), "encoding batch", show_progress_bar):
             batch = order[start:start + batch_size]
-            vectors = self.embed_ids([pieces[k][1] for k in batch])
+            vectors = self.embed_rows([rows[k] for k in batch])
             for k, vector in zip(batch, vectors):
-                i, n = pieces[k][0], max(len(pieces[k][1]), 1)
+                i, n = owners[k], max(len(rows[k]) - 2, 1)  # weighted by its tokens, [CLS] and [SEP] aside
                 embeddings[i] += n * vector
                 weights[i] += n
         embeddings /= weights[:, None]
@@ -283,12 +267,11 @@ class SentenceEncoder:
     def dimension(self) -> int:
         return self.model.config.hidden_size * len(self.pooling)
 
-    def embed_ids(self, token_lists: list[list[int]]) -> np.ndarray:
-        """Pooled vectors [B, D] for token-id lists (without special tokens), one padded batch."""
-        rows = [[self.tokenizer.cls_token_id, *ids, self.tokenizer.sep_token_id] for ids in token_lists]
-        ids, mask = pad_rows(rows, self.tokenizer.pad_token_id)
-        hidden = self.model(ids, attention_mask=mask).last_hidden_state  # [B, S, H]
-        return pool(hidden, mask, self.pooling)
+    def embed_rows(self, rows: list[list[int]]) -> np.ndarray:
+        """Pooled vectors [B, D] for encoded rows ([CLS] ... [SEP] token ids), as one padded batch."""
+        batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="np")
+        hidden = self.model(batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state  # [B, S, H]
+        return pool(hidden, batch["attention_mask"], self.pooling)
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:

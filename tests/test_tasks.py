@@ -199,7 +199,7 @@ def test_tag_tokens_aggregates_words_and_entities(tmp_path):
     # tokens of "w1 w2 w3 w4 w5 w6": first-token labels chosen per position
     wanted = [1, 2, 0, 3, 4, 1]
 
-    def model(ids):
+    def model(ids, attention_mask):
         logits = np.full((1, len(ids[0]), 5), -5.0)
         for k, label in enumerate(wanted):
             logits[0, k + 1, label] = 5.0
