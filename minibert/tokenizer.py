@@ -26,7 +26,8 @@ TRUNCATION = {None: None, False: None, "do_not_truncate": None, True: "longest_f
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 SIDES = ("right", "left")  # padding_side / truncation_side
 # What padding adds to each per-token list, besides the [PAD] id.
-PAD_VALUES = {"token_type_ids": 0, "attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0), "word_ids": None}
+PAD_VALUES = {"token_type_ids": 0, "attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0),
+              "word_ids": None}
 PADDED_BY_PAD = ("token_type_ids", "attention_mask", "special_tokens_mask")  # what pad() pads besides input_ids
 
 
@@ -300,9 +301,8 @@ class BertTokenizer:
         inputs), offsets [batch, seq, 2]. Offsets are character spans in the original text (in the word,
         with is_split_into_words); (0, 0) for [CLS], [SEP] and padding. special_tokens_mask: 1 for the
         added [CLS], [SEP] and padding. length: each row's length (a list even for one input, as in
-        transformers). padding_side: "right" or "left" for
-        this call (default: the tokenizer's). The result's word_ids(i), sequence_ids(i) and tokens(i)
-        describe row i.
+        transformers). padding_side: "right" or "left" for this call (default: the tokenizer's). The
+        result's word_ids(i), sequence_ids(i) and tokens(i) describe row i.
         """
         padding_side = self.padding_side if padding_side is None else padding_side
         _check_sides(padding_side, self.truncation_side)  # the attributes may have been set since __init__
@@ -384,7 +384,8 @@ class BertTokenizer:
         ids = data["input_ids"]
         batched = len(ids) > 0 and isinstance(ids[0], (list, tuple))
         columns = [key for key in ("input_ids", *PADDED_BY_PAD) if key in data]
-        rows = [{key: list(data[key][i]) if batched else list(data[key]) for key in columns} for i in range(len(ids) if batched else 1)]
+        rows = ([{key: list(data[key][i]) for key in columns} for i in range(len(ids))] if batched
+                else [{key: list(data[key]) for key in columns}])
         for n, row in enumerate(rows):
             for key in columns:
                 if len(row[key]) != len(row["input_ids"]):
