@@ -565,7 +565,7 @@ def _examples(text: Any, text_pair: Any, split_into_words: bool) -> tuple[list[t
     if isinstance(text, str):
         if text_pair is not None and not isinstance(text_pair, str):
             raise TypeError(f"text_pair must be a str when text is a str, got {type(text_pair).__name__}")
-        return [(text, text_pair)], False
+        return [(text, text_pair or None)], False  # as the reference: an empty pair is no pair (not in a batch)
     if not isinstance(text, (list, tuple)):
         raise TypeError(f"text must be a str, a list of str or a list of (str, str) pairs, got {type(text).__name__}")
     if text_pair is not None:
@@ -600,7 +600,7 @@ def _word_examples(text: Any, text_pair: Any) -> tuple[list[tuple], bool]:
             raise ValueError("text_pair must be a list as long as the batch of word lists")
         seconds = list(text_pair)
     else:
-        seconds = [text_pair]
+        seconds = [text_pair or None]  # as the reference: an empty pair is no pair (not in a batch)
     for words in [*firsts, *(s for s in seconds if s is not None)]:
         if not isinstance(words, (list, tuple)) or not all(isinstance(word, str) for word in words):
             raise TypeError(f"with is_split_into_words, every text must be a list of words (str), got {words!r}")
