@@ -3,7 +3,7 @@
 import shutil
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 transformers = pytest.importorskip("transformers", reason="live tokenizer parity needs transformers")
@@ -77,13 +77,18 @@ OPTION_CHOICES = {
 }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.fixture(scope="module")
+def both(model_dir):
+    return transformers.BertTokenizer.from_pretrained(model_dir), BertTokenizer.from_pretrained(model_dir)
+
+
+@settings(max_examples=300, deadline=None)
 @given(data=st.data())
-def test_random_option_combinations(model_dir, data):
+def test_random_option_combinations(both, data):
     """Random texts (words, pairs, batches) under random combinations of the call options: the same rows,
     masks, offsets, word ids and errors as transformers. Combinations where the reference panics (a Rust
     assertion, not a Python exception) are not compared: minibert raises a ValueError there instead."""
-    reference, ours = _pair_of_tokenizers(model_dir)
+    reference, ours = both
     words = st.lists(st.sampled_from(["the", "cat", "un", "##x", "Zoë", "日本", "[MASK]", ",", "don't", "a b", ""]),
                      max_size=9)
     split = data.draw(st.booleans())
@@ -102,15 +107,6 @@ def test_random_option_combinations(model_dir, data):
             raise
         return
     assert _call(ours, inputs, kwargs) == expected, (inputs, kwargs)
-
-
-_TOKENIZERS = {}
-
-
-def _pair_of_tokenizers(model_dir):
-    if not _TOKENIZERS:
-        _TOKENIZERS["pair"] = (transformers.BertTokenizer.from_pretrained(model_dir), BertTokenizer.from_pretrained(model_dir))
-    return _TOKENIZERS["pair"]
 
 
 def _call(tokenizer, inputs: dict, kwargs: dict) -> dict:
