@@ -47,6 +47,15 @@ class BatchEncoding(dict):
         except KeyError:
             raise AttributeError(name) from None
 
+    def __getstate__(self) -> dict:
+        """Pickled (as a data loader's workers send batches) with the vocabulary entries its rows use, not
+        the whole vocabulary."""
+        state = dict(self.__dict__)
+        if self._rows is not None:
+            used = {i for row in self._rows for i in row["input_ids"]}
+            state["_id_to_token"] = {i: self._id_to_token[i] for i in used}
+        return state
+
     def word_ids(self, batch_index: int = 0) -> list[int | None]:
         """For each token of row `batch_index`, the index of the word it comes from; None for [CLS], [SEP] and
         padding. Each sequence of a pair counts its words from 0. With is_split_into_words, a word is an

@@ -79,6 +79,14 @@ class WordPieceEncoder:
         # Real text repeats its words: each distinct whitespace-free chunk is tokenized once.
         self.encode_chunk = lru_cache(maxsize=1 << 16)(self._encode_chunk)
 
+    def __getstate__(self) -> dict:
+        """Pickled without the chunk cache (a data loader's worker processes receive the tokenizer so)."""
+        return {key: value for key, value in self.__dict__.items() if key != "encode_chunk"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.encode_chunk = lru_cache(maxsize=1 << 16)(self._encode_chunk)
+
     def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
         """Token ids of `text`, the (start, end) span in `text` of each, and for each 1 if it starts a word,
         else 0: words as the pre-tokenizer splits them (at whitespace; each punctuation mark, CJK character

@@ -1,6 +1,7 @@
 """BertTokenizer's API, its errors, and properties over arbitrary Unicode (hypothesis)."""
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -196,6 +197,17 @@ def test_pad_collates_unpadded_examples(tiny, tmp_path):
     assert batch["input_ids"].tolist() == [[2, 8, 9, 3], [2, 12, 3, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]] and batch["label"].tolist() == [1, 0]
     assert tiny.save_pretrained(tmp_path) == (str(tmp_path / "tokenizer_config.json"), str(tmp_path / "vocab.txt"))
+
+
+def test_tokenizer_and_encodings_survive_pickling(tiny):
+    """Data loaders send tokenizers and batches to worker processes by pickling them."""
+    copy = pickle.loads(pickle.dumps(tiny))
+    assert copy("unaffable cats", "the cat") == tiny("unaffable cats", "the cat")
+    enc = tiny(["the cats", "a"], padding=True, return_tensors="np")
+    sent = pickle.loads(pickle.dumps(enc))
+    assert sent.keys() == enc.keys() and all((sent[k] == enc[k]).all() for k in enc)
+    assert sent.word_ids(0) == enc.word_ids(0) and sent.tokens(1) == ["[CLS]", "a", "[SEP]", "[PAD]", "[PAD]"]
+    assert sorted(sent._id_to_token) == sorted(set(enc["input_ids"].ravel().tolist()))  # not the vocabulary
 
 
 def test_word_ids_align_word_labels_to_tokens(tiny):
