@@ -89,6 +89,11 @@ class InferenceModel:
         """The number of parameters, a tied array counted once (as transformers counts them)."""
         return sum(array.size for array in self.state_dict().values())
 
+    def __reduce__(self) -> tuple:
+        """Copies (copy.deepcopy of the best model so far, pickling for a worker process) are built anew from
+        config and parameters, so that a copy's fast path and parameters share memory as the original's do."""
+        return type(self), (self.config, self.state_dict(), self.dtype)
+
 
 class BertModel(InferenceModel):
     """The BERT encoder (embeddings, L transformer layers, optional pooler) in NumPy.
@@ -110,6 +115,9 @@ class BertModel(InferenceModel):
         self.weights = unflatten(bert_weights(weights, config, self.dtype, add_pooling_layer))
         self.fast = FastEncoder(self.weights, config, self.dtype)
         self.use_fast = True
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.config, self.state_dict(), self.dtype, "pooler" in self.weights), {"use_fast": self.use_fast}
 
     def weights_changed(self) -> None:
         """Call after replacing arrays in self.weights by new ones: their values are copied into the arrays

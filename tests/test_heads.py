@@ -1,5 +1,8 @@
 """Every head class against transformers' outputs for the same checkpoint (frozen fixtures, no torch)."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -102,3 +105,26 @@ def test_eval_and_train_as_code_written_for_transformers_calls_them():
     tied = model.head["cls"]["predictions"]["decoder"]["weight"]
     every_array = [*minibert.weights.flatten(model.bert.weights).values(), *minibert.weights.flatten(model.head).values()]
     assert model.num_parameters() == sum(a.size for a in every_array) - tied.size  # the tied decoder counted once
+
+
+@pytest.mark.parametrize("copy_model", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))], ids=["deepcopy", "pickle"])
+@pytest.mark.parametrize("class_name", ["BertModel", "BertForMaskedLM"])
+def test_copies_are_independent_models(copy_model, class_name):
+    """A copy gives the same outputs, shares no memory with the original, and its own fast path sees
+    in-place changes to its own parameters (the one-copy layout is rebuilt, not copied as loose arrays)."""
+    model = getattr(minibert, class_name).from_pretrained(HEADS / "masked-lm")
+    model.use_fast = True
+    twin = copy_model(model)
+    key = "logits" if class_name == "BertForMaskedLM" else "last_hidden_state"
+    np.testing.assert_array_equal(getattr(twin(**BATCH), key), getattr(model(**BATCH), key))
+    originals = list(model.state_dict().values())
+    assert not any(np.shares_memory(a, b) for a in twin.state_dict().values() for b in originals)
+    before = getattr(model(**BATCH), key)
+    for array in twin.state_dict().values():
+        array *= 1.5  # in place, as an optimizer step
+    np.testing.assert_array_equal(getattr(model(**BATCH), key), before)
+    encoder = twin if class_name == "BertModel" else twin.bert
+    fast = getattr(twin(**BATCH), key)
+    encoder.use_fast = False
+    d = maxdiff(f"{class_name} copy, changed in place", key, fast, getattr(twin(**BATCH), key), BATCH["attention_mask"])
+    assert d <= logit_tolerance("float32", fast) and not np.allclose(fast, before)
