@@ -117,7 +117,8 @@ class BertModel(InferenceModel):
         self.use_fast = True
 
     def __reduce__(self) -> tuple:
-        return type(self), (self.config, self.state_dict(), self.dtype, "pooler" in self.weights), {"use_fast": self.use_fast}
+        arguments = (self.config, self.state_dict(), self.dtype, "pooler" in self.weights)
+        return type(self), arguments, {"use_fast": self.use_fast}
 
     def weights_changed(self) -> None:
         """Call after replacing arrays in self.weights by new ones: their values are copied into the arrays
