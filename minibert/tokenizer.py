@@ -391,10 +391,10 @@ class BertTokenizer:
             check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
         data = _as_columns(encoded_inputs)
         ids = data["input_ids"]
-        batched = len(ids) > 0 and isinstance(ids[0], (list, tuple))
+        batched = isinstance(ids, (list, tuple)) and len(ids) > 0 and isinstance(ids[0], (list, tuple))
         columns = [key for key in ("input_ids", *PADDED_BY_PAD) if key in data]
-        rows = ([{key: list(data[key][i]) for key in columns} for i in range(len(ids))] if batched
-                else [{key: list(data[key]) for key in columns}])
+        rows = ([{key: _int_list(data[key][i], key, i) for key in columns} for i in range(len(ids))] if batched
+                else [{key: _int_list(data[key], key, 0) for key in columns}])
         for n, row in enumerate(rows):
             for key in columns:
                 if len(row[key]) != len(row["input_ids"]):
@@ -533,6 +533,14 @@ def _as_columns(encoded_inputs: Any) -> dict[str, Any]:
     if "input_ids" not in encoded_inputs:
         raise ValueError(f"pad needs input_ids; the encoding has {list(encoded_inputs)}")
     return {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in encoded_inputs.items()}
+
+
+def _int_list(values: Any, key: str, row: int) -> list[int]:
+    """One row of a column pad() pads, checked: a list of integers."""
+    if not isinstance(values, (list, tuple)) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"row {row}: {key} must be a list of integers, got {str(values)[:80]}")
+    return list(values)
 
 
 def _array(key: str, value: Any) -> np.ndarray:

@@ -132,6 +132,11 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t.pad({"input_ids": [[2, 3], [2]], "offset_mapping": [[(0, 1), (1, 2)], [(0, 1)]]}, return_tensors="np"),
      ValueError, "offset_mapping has rows of different lengths"),
     (lambda t: t.convert_tokens_to_string(["the", 3]), TypeError, "tokens must be strings, got 3"),
+    (lambda t: t.pad({"input_ids": [[2, "x"], [3]]}), TypeError, r"row 0: input_ids must be a list of integers, got \[2, 'x'\]"),
+    (lambda t: t.pad({"input_ids": [[2, 3], 4]}), TypeError, "row 1: input_ids must be a list of integers, got 4"),
+    (lambda t: t.pad({"input_ids": 5}), TypeError, "row 0: input_ids must be a list of integers, got 5"),
+    (lambda t: t.pad({"input_ids": [[2], [3]], "attention_mask": [[1.0], [1.0]]}), TypeError,
+     "row 0: attention_mask must be a list of integers"),
 ])
 def test_bad_input_is_a_clear_error(tiny, call, error, message):
     with pytest.raises(error, match=message):
