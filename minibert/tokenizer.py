@@ -72,12 +72,77 @@ class BatchEncoding(dict):
         """The token strings of row `batch_index`, special tokens and padding included."""
         return [self._id_to_token[i] for i in self._row(batch_index)["input_ids"]]
 
+    def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None) -> CharSpan | None:
+        """The characters (start, end) a token covers in its text; None for [CLS], [SEP] and padding. As in
+        transformers, one index means a token of row 0, two mean (row, token)."""
+        batch_index, token_index = _row_and_index(batch_or_token_index, token_index)
+        row = self._row(batch_index)
+        if not 0 <= token_index < len(row["input_ids"]):
+            raise IndexError(f"token {token_index!r} is not in row {batch_index}, which has {len(row['input_ids'])} tokens")
+        return None if row["word_ids"][token_index] is None else CharSpan(*row["offset_mapping"][token_index])
+
+    def char_to_token(self, batch_or_char_index: int, char_index: int | None = None,
+                      sequence_index: int = 0) -> int | None:
+        """The token that covers a character of text `sequence_index` (0, or 1 for a pair's second text);
+        None where no token does (whitespace, a dropped character, a truncated part)."""
+        batch_index, char_index = _row_and_index(batch_or_char_index, char_index)
+        wanted, offsets = self._sequence(batch_index, sequence_index), self._row(batch_index)["offset_mapping"]
+        for k, ((start, end), sequence) in enumerate(zip(offsets, self.sequence_ids(batch_index))):
+            if sequence == wanted and start <= char_index < end:
+                return k
+        return None
+
+    def word_to_tokens(self, batch_or_word_index: int, word_index: int | None = None,
+                       sequence_index: int = 0) -> TokenSpan | None:
+        """The tokens (start, end) of a word of text `sequence_index`; None if the row has none of them."""
+        batch_index, word_index = _row_and_index(batch_or_word_index, word_index)
+        wanted, words = self._sequence(batch_index, sequence_index), self._row(batch_index)["word_ids"]
+        tokens = [k for k, (word, sequence) in enumerate(zip(words, self.sequence_ids(batch_index)))
+                  if word == word_index and sequence == wanted]
+        return TokenSpan(tokens[0], tokens[-1] + 1) if tokens else None
+
+    def word_to_chars(self, batch_or_word_index: int, word_index: int | None = None,
+                      sequence_index: int = 0) -> CharSpan:
+        """The characters (start, end) a word's tokens cover in text `sequence_index`."""
+        batch_index, word_index = _row_and_index(batch_or_word_index, word_index)
+        tokens = self.word_to_tokens(batch_index, word_index, sequence_index)
+        if tokens is None:
+            raise ValueError(f"word {word_index!r} of sequence {sequence_index} has no token in row {batch_index}")
+        offsets = self._row(batch_index)["offset_mapping"]
+        return CharSpan(offsets[tokens.start][0], offsets[tokens.end - 1][1])
+
+    def _sequence(self, batch_index: int, sequence_index: int) -> int:
+        """The sequence a lookup reads: sequence_index in a pair's row; in a single text's, that text whatever
+        sequence_index says (as in the reference)."""
+        if sequence_index not in (0, 1) or isinstance(sequence_index, bool):
+            raise ValueError(f"sequence_index must be 0 (the first text) or 1 (a pair's second), got {sequence_index!r}")
+        return sequence_index if self._row(batch_index)["pair"] else 0
+
     def _row(self, batch_index: int) -> dict:
         if self._rows is None:
             raise ValueError("word_ids(), sequence_ids() and tokens() need an encoding made by calling BertTokenizer")
         if not isinstance(batch_index, (int, np.integer)) or not -len(self._rows) <= batch_index < len(self._rows):
             raise IndexError(f"batch_index {batch_index!r} is not a row of this encoding, which has {len(self._rows)}")
         return self._rows[batch_index]
+
+
+class CharSpan(NamedTuple):
+    start: int
+    end: int
+
+
+class TokenSpan(NamedTuple):
+    start: int
+    end: int
+
+
+def _row_and_index(batch_or_index: int, index: int | None) -> tuple[int, int]:
+    """transformers' convention for the encoding's lookups: f(i) is item i of row 0, f(b, i) item i of row b."""
+    pair = (0, batch_or_index) if index is None else (batch_or_index, index)
+    for value in pair:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise TypeError(f"indices must be integers, got {value!r}")
+    return pair
 
 
 class Tokens(NamedTuple):
@@ -469,6 +534,7 @@ class BertTokenizer:
     def _with_special_tokens(self, a: Tokens, b: Tokens | None, add_special_tokens: bool) -> dict[str, list]:
         """[CLS] A [SEP] (B [SEP]): token type 0 up to the first [SEP], 1 after it. Besides the model's inputs,
         a row keeps each token's word: None marks the added tokens (and later the padding)."""
+        pair = b is not None
         if add_special_tokens:
             cls, sep = self.cls_token_id, self.sep_token_id
             row = {"input_ids": [cls, *a.ids, sep], "offset_mapping": [(0, 0), *a.offsets, (0, 0)],
@@ -483,6 +549,7 @@ class BertTokenizer:
             row = {"input_ids": a.ids + b.ids, "offset_mapping": a.offsets + b.offsets, "word_ids": a.words + b.words,
                    "token_type_ids": [0] * len(a.ids) + [1] * len(b.ids)}
         row["attention_mask"] = [1] * len(row["input_ids"])
+        row["pair"] = pair
         return row
 
     # ---- ids -> text ------------------------------------------------------------------------------------

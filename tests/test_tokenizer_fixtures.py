@@ -13,7 +13,9 @@ import pytest
 from minibert import BertTokenizer
 from tests.fixtures.cases import FIXTURES
 from tests.fixtures.corpora import corpora
-from tests.fixtures.tokenizer_cases import CALLS, PADS, SETTINGS, line_record, record_digest, run_call, run_pad, text_digest
+from tests.fixtures.tokenizer_cases import (
+    CALLS, MAPPINGS, PADS, SETTINGS, line_record, record_digest, run_call, run_mappings, run_pad, text_digest,
+)
 
 LINES = np.load(FIXTURES / "tokenizer_lines.npz")
 SOURCES = corpora()
@@ -56,7 +58,8 @@ CALLS_FIXTURE = json.loads((FIXTURES / "tokenizer_calls.json").read_text(encodin
 
 @pytest.mark.parametrize("directory_kind", ["minilm", "vocab-only"])
 def test_batch_calls_match(model_dir, tmp_path, directory_kind):
-    """Pairs, padding, truncation strategies, overflow, words, tensors and errors, call by call; then pad()."""
+    """Pairs, padding, truncation strategies, overflow, words, tensors and errors, call by call; then pad(),
+    and the lookups between characters, words and tokens."""
     if directory_kind == "vocab-only":
         shutil.copy(model_dir / "vocab.txt", tmp_path)
         model_dir = tmp_path
@@ -69,3 +72,7 @@ def test_batch_calls_match(model_dir, tmp_path, directory_kind):
     assert [(c["kwargs"], c["inputs"]) for c in pads] == [(k, i) for k, i in PADS]
     for case in pads:
         assert run_pad(tokenizer, case["kwargs"], case["inputs"]) == case["expected"], ("pad", case["kwargs"])
+    lookups = CALLS_FIXTURE[f"{directory_kind} mappings"]
+    assert [(c["kwargs"], c["inputs"]) for c in lookups] == [(k, i) for k, i in MAPPINGS]
+    for case in lookups:
+        assert run_mappings(tokenizer, case["kwargs"], case["inputs"]) == case["expected"], ("lookups", case["kwargs"])

@@ -10,7 +10,9 @@ transformers = pytest.importorskip("transformers", reason="live tokenizer parity
 
 from minibert import BertTokenizer  # noqa: E402
 from tests.fixtures.corpora import corpora  # noqa: E402
-from tests.fixtures.tokenizer_cases import CALLS, PADS, line_record, run_call, run_pad  # noqa: E402
+from tests.fixtures.tokenizer_cases import (  # noqa: E402
+    CALLS, MAPPINGS, PADS, flatten_texts, line_record, run_call, run_mappings, run_pad,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,8 @@ def test_batch_calls(model_dir, tmp_path, directory_kind):
         assert run_call(ours, kwargs, inputs) == run_call(reference, kwargs, inputs), kwargs
     for kwargs, inputs in PADS:
         assert run_pad(ours, kwargs, inputs) == run_pad(reference, kwargs, inputs), ("pad", kwargs)
+    for kwargs, inputs in MAPPINGS:
+        assert run_mappings(ours, kwargs, inputs) == run_mappings(reference, kwargs, inputs), ("lookups", kwargs)
 
 
 def test_helpers(model_dir):
@@ -120,5 +124,8 @@ def _call(tokenizer, inputs: dict, kwargs: dict) -> dict:
         tokenizer.truncation_side = side
     ids = encoding["input_ids"]
     rows = range(len(ids)) if len(ids) and isinstance(ids[0], list) else range(1)
+    chars = range(max(map(len, flatten_texts([inputs["text"], inputs.get("text_pair")])), default=0) + 1)
     return {**{k: v for k, v in encoding.items()}, "word_ids": [encoding.word_ids(i) for i in rows],
-            "sequence_ids": [encoding.sequence_ids(i) for i in rows]}
+            "sequence_ids": [encoding.sequence_ids(i) for i in rows],
+            "char_to_token": [[encoding.char_to_token(i, c, s) for c in chars for s in (0, 1)] for i in rows],
+            "token_to_chars": [[encoding.token_to_chars(i, k) for k in range(len(encoding.word_ids(i)))] for i in rows]}
