@@ -34,7 +34,8 @@ PADDED_BY_PAD = ("token_type_ids", "attention_mask", "special_tokens_mask")  # w
 class BatchEncoding(dict):
     """The tokenizer's output: a dict (so ``model(**encoding)`` works) whose keys are also attributes. For
     each row it also knows, as transformers' fast tokenizers do, the word and the sequence every token comes
-    from (``word_ids``, ``sequence_ids``) and the token strings (``tokens``)."""
+    from (``word_ids``, ``sequence_ids``), the token strings (``tokens``), and the links between characters,
+    words and tokens (``char_to_token``, ``token_to_chars``, ``word_to_tokens``, ``word_to_chars``)."""
 
     def __init__(self, data: dict | None = None, rows: list[dict] | None = None,
                  id_to_token: dict[int, str] | None = None) -> None:
@@ -120,7 +121,8 @@ class BatchEncoding(dict):
 
     def _row(self, batch_index: int) -> dict:
         if self._rows is None:
-            raise ValueError("word_ids(), sequence_ids() and tokens() need an encoding made by calling BertTokenizer")
+            raise ValueError("the per-token lookups (word_ids(), tokens(), char_to_token(), ...) need an encoding made by "
+                             "calling BertTokenizer; pad() and hand-made dicts keep no rows")
         if not isinstance(batch_index, (int, np.integer)) or not -len(self._rows) <= batch_index < len(self._rows):
             raise IndexError(f"batch_index {batch_index!r} is not a row of this encoding, which has {len(self._rows)}")
         return self._rows[batch_index]
