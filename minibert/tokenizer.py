@@ -35,7 +35,8 @@ class BatchEncoding(dict):
     """The tokenizer's output: a dict (so ``model(**encoding)`` works) whose keys are also attributes. For
     each row it also knows, as transformers' fast tokenizers do, the word and the sequence every token comes
     from (``word_ids``, ``sequence_ids``), the token strings (``tokens``), and the links between characters,
-    words and tokens (``char_to_token``, ``token_to_chars``, ``word_to_tokens``, ``word_to_chars``)."""
+    words and tokens (``char_to_token``, ``char_to_word``, ``token_to_chars``, ``token_to_word``,
+    ``token_to_sequence``, ``word_to_tokens``, ``word_to_chars``)."""
 
     def __init__(self, data: dict | None = None, rows: list[dict] | None = None,
                  id_to_token: dict[int, str] | None = None) -> None:
@@ -78,8 +79,7 @@ class BatchEncoding(dict):
         transformers, one index means a token of row 0, two mean (row, token)."""
         batch_index, token_index = _row_and_index(batch_or_token_index, token_index)
         row = self._row(batch_index)
-        if not 0 <= token_index < len(row["input_ids"]):
-            raise IndexError(f"token {token_index!r} is not in row {batch_index}, which has {len(row['input_ids'])} tokens")
+        token_index = self._token(batch_index, token_index)
         return None if row["word_ids"][token_index] is None else CharSpan(*row["offset_mapping"][token_index])
 
     def char_to_token(self, batch_or_char_index: int, char_index: int | None = None,
@@ -92,6 +92,23 @@ class BatchEncoding(dict):
             if sequence == wanted and start <= char_index < end:
                 return k
         return None
+
+    def char_to_word(self, batch_or_char_index: int, char_index: int | None = None,
+                     sequence_index: int = 0) -> int | None:
+        """The word whose token covers a character of text `sequence_index`; None where no token does."""
+        batch_index, char_index = _row_and_index(batch_or_char_index, char_index)
+        token = self.char_to_token(batch_index, char_index, sequence_index)
+        return None if token is None else self._row(batch_index)["word_ids"][token]
+
+    def token_to_word(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
+        """word_ids() of one token."""
+        batch_index, token_index = _row_and_index(batch_or_token_index, token_index)
+        return self.word_ids(batch_index)[self._token(batch_index, token_index)]
+
+    def token_to_sequence(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
+        """sequence_ids() of one token."""
+        batch_index, token_index = _row_and_index(batch_or_token_index, token_index)
+        return self.sequence_ids(batch_index)[self._token(batch_index, token_index)]
 
     def word_to_tokens(self, batch_or_word_index: int, word_index: int | None = None,
                        sequence_index: int = 0) -> TokenSpan | None:
@@ -111,6 +128,12 @@ class BatchEncoding(dict):
             raise ValueError(f"word {word_index!r} of sequence {sequence_index} has no token in row {batch_index}")
         offsets = self._row(batch_index)["offset_mapping"]
         return CharSpan(offsets[tokens.start][0], offsets[tokens.end - 1][1])
+
+    def _token(self, batch_index: int, token_index: int) -> int:
+        tokens = len(self._row(batch_index)["input_ids"])
+        if not 0 <= token_index < tokens:
+            raise IndexError(f"token {token_index!r} is not in row {batch_index}, which has {tokens} tokens")
+        return token_index
 
     def _sequence(self, batch_index: int, sequence_index: int) -> int:
         """The sequence a lookup reads: sequence_index in a pair's row; in a single text's, that text whatever

@@ -139,6 +139,7 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t.pad({"input_ids": [[2], [3]], "attention_mask": [[1.0], [1.0]]}), TypeError,
      "row 0: attention_mask must be a list of integers"),
     (lambda t: t("the cat").token_to_chars(4), IndexError, "token 4 is not in row 0, which has 4 tokens"),
+    (lambda t: t("the cat").token_to_word(0, -1), IndexError, "token -1 is not in row 0, which has 4 tokens"),
     (lambda t: t("the cat").char_to_token(0, sequence_index=2), ValueError, "sequence_index must be 0 .* or 1"),
     (lambda t: t("the cat").word_to_chars(5), ValueError, "word 5 of sequence 0 has no token in row 0"),
     (lambda t: t("the cat").char_to_token("0"), TypeError, "indices must be integers, got '0'"),

@@ -128,4 +128,5 @@ def _call(tokenizer, inputs: dict, kwargs: dict) -> dict:
     return {**{k: v for k, v in encoding.items()}, "word_ids": [encoding.word_ids(i) for i in rows],
             "sequence_ids": [encoding.sequence_ids(i) for i in rows],
             "char_to_token": [[encoding.char_to_token(i, c, s) for c in chars for s in (0, 1)] for i in rows],
+            "char_to_word": [[encoding.char_to_word(i, c, s) for c in chars for s in (0, 1)] for i in rows],
             "token_to_chars": [[encoding.token_to_chars(i, k) for k in range(len(encoding.word_ids(i)))] for i in rows]}
