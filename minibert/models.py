@@ -71,7 +71,13 @@ class BertModelOutput(ModelOutput):
 
 
 class InferenceModel:
-    """What BertModel and the head models share with transformers' models beyond the call itself."""
+    """What BertModel and the head models share with transformers' models beyond their forward pass."""
+
+    def __call__(self, *args: Any, return_dict: bool = True, **kwargs: Any) -> Any:
+        """model(...) runs model.forward(...), as in transformers; return_dict=False gives its outputs as a
+        tuple (the fields that are not None, in order)."""
+        outputs = self.forward(*args, **kwargs)
+        return outputs if return_dict else outputs.to_tuple()
 
     def eval(self) -> InferenceModel:
         """For code written for transformers: calls here always run in inference mode (no dropout)."""
@@ -144,7 +150,7 @@ class BertModel(InferenceModel):
         config, state = load_checkpoint(name_or_path, **hub_options)
         return cls(config, state, dtype=dtype)
 
-    def __call__(
+    def forward(
         self,
         input_ids: Any,
         attention_mask: Any = None,
@@ -335,7 +341,7 @@ class BertForMaskedLM(MaskedLMHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return mlm_shapes(config)
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False) -> MaskedLMOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.masked_lm_head(out.last_hidden_state, **self.head["cls"]["predictions"], eps=self.config.layer_norm_eps)
@@ -350,7 +356,7 @@ class BertForNextSentencePrediction(BertHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return nsp_shapes(config)
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False) -> NextSentencePredictorOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.dense(out.pooler_output, **self.head["cls"]["seq_relationship"])  # [B, H] -> [B, 2]
@@ -365,7 +371,7 @@ class BertForPreTraining(MaskedLMHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {**mlm_shapes(config), **nsp_shapes(config)}
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False) -> BertForPreTrainingOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         cls = self.head["cls"]
@@ -386,7 +392,7 @@ class BertForSequenceClassification(BertHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False) -> SequenceClassifierOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.dense(out.pooler_output, **self.head["classifier"])  # [B, H] -> [B, num_labels]
@@ -401,7 +407,7 @@ class BertForTokenClassification(BertHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False) -> TokenClassifierOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.dense(out.last_hidden_state, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
@@ -416,7 +422,7 @@ class BertForQuestionAnswering(BertHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {"qa_outputs.weight": (2, config.hidden_size), "qa_outputs.bias": (2,)}
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  output_hidden_states=False, output_attentions=False) -> QuestionAnsweringModelOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.dense(out.last_hidden_state, **self.head["qa_outputs"])  # [B, S, H] -> [B, S, 2]

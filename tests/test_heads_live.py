@@ -36,6 +36,13 @@ def test_fresh_transformers_head_round_trip(tmp_path, class_name, dtype):
     assert model.eval() is model
     assert model.num_parameters() == reference.num_parameters(), "tied arrays are counted once, as in transformers"
     out = model(**batch)
+    with torch.no_grad():  # return_dict=False: the same fields as a tuple, in transformers' order
+        expected_tuple = reference(**{k: torch.from_numpy(v) for k, v in batch.items()}, return_dict=False)
+    ours_tuple = model(**batch, return_dict=False)
+    assert isinstance(ours_tuple, tuple) and len(ours_tuple) == len(expected_tuple)
+    for key, ours_item, reference_item in zip(out.keys(), ours_tuple, expected_tuple):
+        assert maxdiff(f"live {class_name} {dtype} tuple", key, ours_item, reference_item.numpy(),
+                       batch["attention_mask"]) <= logit_tolerance(dtype, reference_item.numpy())
     for key in OUTPUTS:
         if getattr(expected, key, None) is not None:
             ref = getattr(expected, key).numpy()
