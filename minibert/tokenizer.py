@@ -403,13 +403,8 @@ class BertTokenizer:
         transformers). padding_side: "right" or "left" for this call (default: the tokenizer's). The
         result's word_ids(i), sequence_ids(i) and tokens(i) describe row i.
         """
-        padding_side = self.padding_side if padding_side is None else padding_side
-        _check_sides(padding_side, self.truncation_side)  # the attributes may have been set since __init__
-        if return_tensors not in (None, "np"):
-            raise ValueError(f"return_tensors={return_tensors!r} is not supported: use None (lists) or 'np'")
+        padding_side = self._output_options(padding_side, pad_to_multiple_of, return_tensors)
         check_positive_int("stride", stride, minimum=0)
-        if pad_to_multiple_of is not None:
-            check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
         if not isinstance(is_split_into_words, bool):
             raise TypeError(f"is_split_into_words must be true or false, got {is_split_into_words!r}")
         examples, batched = _examples(text, text_pair, is_split_into_words)
@@ -449,6 +444,17 @@ class BertTokenizer:
             data = {k: v if k == "length" else v[0] for k, v in data.items()}  # length stays a list, as in transformers
         return BatchEncoding(data, rows, self.ids_to_tokens)
 
+    def _output_options(self, padding_side: str | None, pad_to_multiple_of: int | None,
+                        return_tensors: str | None) -> str:
+        """Check the options a call and pad() share; returns the padding side (None: the tokenizer's)."""
+        padding_side = self.padding_side if padding_side is None else padding_side
+        _check_sides(padding_side, self.truncation_side)  # the attributes may have been set since __init__
+        if return_tensors not in (None, "np"):
+            raise ValueError(f"return_tensors={return_tensors!r} is not supported: use None (lists) or 'np'")
+        if pad_to_multiple_of is not None:
+            check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
+        return padding_side
+
     def _pad_rows(self, rows: list[dict[str, list]], strategy: str | None, max_length: int | None,
                   pad_to_multiple_of: int | None, side: str) -> None:
         """Pad each row's per-token lists in place, to the longest row or to max_length, rounded up to a
@@ -473,12 +479,7 @@ class BertTokenizer:
         special_tokens_mask 1, and the attention_mask (made when missing, unless return_attention_mask is
         False) 0; other keys (labels, ...) are kept as they are. Never truncates: a row longer than
         max_length stays as it is. return_tensors="np" gives arrays."""
-        padding_side = self.padding_side if padding_side is None else padding_side
-        _check_sides(padding_side, self.truncation_side)
-        if return_tensors not in (None, "np"):
-            raise ValueError(f"return_tensors={return_tensors!r} is not supported: use None (lists) or 'np'")
-        if pad_to_multiple_of is not None:
-            check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
+        padding_side = self._output_options(padding_side, pad_to_multiple_of, return_tensors)
         data = _as_columns(encoded_inputs)
         ids = data["input_ids"]
         batched = isinstance(ids, (list, tuple)) and len(ids) > 0 and isinstance(ids[0], (list, tuple))
