@@ -91,6 +91,17 @@ class InferenceModel:
                                       "mode; train with minibert.train (value_and_grad, finetune, distill)")
         return self
 
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write model.safetensors (state_dict()) and config.json (its architectures naming this class),
+        loadable by this class and by transformers' class of the same name (verified, atomic write: see
+        minibert.convert)."""
+        from .convert import write_safetensors_atomically
+
+        os.makedirs(directory, exist_ok=True)
+        extra = {**self.config.extra, "architectures": [type(self).__name__]}
+        dataclasses.replace(self.config, extra=extra).save_pretrained(directory)
+        write_safetensors_atomically(self.state_dict(), Path(directory) / "model.safetensors")
+
     def num_parameters(self) -> int:
         """The number of parameters, a tied array counted once (as transformers counts them)."""
         return sum(array.size for array in self.state_dict().values())
@@ -137,11 +148,6 @@ class BertModel(InferenceModel):
         The arrays are the model's own: changing them in place changes the model, fast path included."""
         return flatten(self.weights)
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write model.safetensors and config.json, loadable by BertModel.from_pretrained and by
-        transformers' BertModel (verified, atomic write: see minibert.convert)."""
-        save_model(self, directory)
-
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> BertModel:
         """Load config.json and the weights (model.safetensors, else pytorch_model.bin, read without torch)
@@ -183,16 +189,6 @@ class BertModel(InferenceModel):
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
-
-
-def save_model(model: BertModel | BertHeadModel, directory: str | os.PathLike) -> None:
-    """config.json (its architectures naming the model's class) and model.safetensors of model.state_dict()."""
-    from .convert import write_safetensors_atomically
-
-    os.makedirs(directory, exist_ok=True)
-    extra = {**model.config.extra, "architectures": [type(model).__name__]}
-    dataclasses.replace(model.config, extra=extra).save_pretrained(directory)
-    write_safetensors_atomically(model.state_dict(), Path(directory) / "model.safetensors")
 
 
 def load_checkpoint(name_or_path: str | os.PathLike, **hub_options: Any) -> tuple[BertConfig, dict[str, np.ndarray]]:
@@ -289,11 +285,6 @@ class BertHeadModel(InferenceModel):
         encoder's weight matrices are strided views, see FastEncoder)."""
         return {**flatten(self.bert.weights, "bert."), **flatten(self.head)}
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write model.safetensors and config.json, loadable by this class and by transformers' class of
-        the same name (verified, atomic write: see minibert.convert)."""
-        save_model(self, directory)
-
     def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Fill in head tensors a checkpoint may omit because they are tied to others (none by default)."""
         return tensors
@@ -342,7 +333,7 @@ class BertForMaskedLM(MaskedLMHeadModel):
         return mlm_shapes(config)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states=False, output_attentions=False) -> MaskedLMOutput:
+                output_hidden_states=False, output_attentions=False) -> MaskedLMOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.masked_lm_head(out.last_hidden_state, **self.head["cls"]["predictions"], eps=self.config.layer_norm_eps)
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
@@ -357,7 +348,7 @@ class BertForNextSentencePrediction(BertHeadModel):
         return nsp_shapes(config)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states=False, output_attentions=False) -> NextSentencePredictorOutput:
+                output_hidden_states=False, output_attentions=False) -> NextSentencePredictorOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.dense(out.pooler_output, **self.head["cls"]["seq_relationship"])  # [B, H] -> [B, 2]
         return NextSentencePredictorOutput(logits, out.hidden_states, out.attentions)
@@ -372,7 +363,7 @@ class BertForPreTraining(MaskedLMHeadModel):
         return {**mlm_shapes(config), **nsp_shapes(config)}
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states=False, output_attentions=False) -> BertForPreTrainingOutput:
+                output_hidden_states=False, output_attentions=False) -> BertForPreTrainingOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         cls = self.head["cls"]
         return BertForPreTrainingOutput(
@@ -393,7 +384,7 @@ class BertForSequenceClassification(BertHeadModel):
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states=False, output_attentions=False) -> SequenceClassifierOutput:
+                output_hidden_states=False, output_attentions=False) -> SequenceClassifierOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.dense(out.pooler_output, **self.head["classifier"])  # [B, H] -> [B, num_labels]
         return SequenceClassifierOutput(logits, out.hidden_states, out.attentions)
@@ -408,7 +399,7 @@ class BertForTokenClassification(BertHeadModel):
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states=False, output_attentions=False) -> TokenClassifierOutput:
+                output_hidden_states=False, output_attentions=False) -> TokenClassifierOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.dense(out.last_hidden_state, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
         return TokenClassifierOutput(logits, out.hidden_states, out.attentions)
@@ -423,7 +414,7 @@ class BertForQuestionAnswering(BertHeadModel):
         return {"qa_outputs.weight": (2, config.hidden_size), "qa_outputs.bias": (2,)}
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states=False, output_attentions=False) -> QuestionAnsweringModelOutput:
+                output_hidden_states=False, output_attentions=False) -> QuestionAnsweringModelOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
         logits = nn.dense(out.last_hidden_state, **self.head["qa_outputs"])  # [B, S, H] -> [B, S, 2]
         return QuestionAnsweringModelOutput(logits[..., 0], logits[..., 1], out.hidden_states, out.attentions)
