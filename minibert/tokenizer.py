@@ -15,7 +15,8 @@ import numpy as np
 
 from .errors import check_positive_int
 from .hub import model_directory
-from .wordpiece import WordPieceEncoder
+from .added_tokens import AddedToken, as_added_token
+from .wordpiece import MAX_WORD_CHARS, WordPieceEncoder
 
 # transformers' stand-in for "no limit" when a tokenizer has no model_max_length.
 VERY_LARGE_INTEGER = int(1e30)
@@ -24,10 +25,11 @@ PADDING = {False: None, "do_not_pad": None, True: "longest", "longest": "longest
 TRUNCATION = {None: None, False: None, "do_not_truncate": None, True: "longest_first",
               "longest_first": "longest_first", "only_first": "only_first", "only_second": "only_second"}
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+TOKENIZER_FILE = "tokenizer.json"  # the `tokenizers` library's file, which transformers reads first
 SIDES = ("right", "left")  # padding_side / truncation_side
 # What padding adds to each per-token list, besides the [PAD] id.
 PAD_VALUES = {"token_type_ids": 0, "attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0),
-              "word_ids": None}
+              "word_ids": None, "surface": None}
 PADDED_BY_PAD = ("token_type_ids", "attention_mask", "special_tokens_mask")  # what pad() pads besides input_ids
 
 
@@ -71,8 +73,11 @@ class BatchEncoding(dict):
         return [None if word is None else sequence for word, sequence in zip(row["word_ids"], row["token_type_ids"])]
 
     def tokens(self, batch_index: int = 0) -> list[str]:
-        """The token strings of row `batch_index`, special tokens and padding included."""
-        return [self._id_to_token[i] for i in self._row(batch_index)["input_ids"]]
+        """The token strings of row `batch_index`, special tokens and padding included; an added token shows
+        the text it matched, as in transformers (normalised, with any whitespace it swallowed)."""
+        row = self._row(batch_index)
+        surfaces = row.get("surface") or itertools.repeat(None)
+        return [surface or self._id_to_token[i] for i, surface in zip(row["input_ids"], surfaces)]
 
     def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None) -> CharSpan | None:
         """The characters (start, end) a token covers in its text; None for [CLS], [SEP] and padding. As in
@@ -171,29 +176,38 @@ def _row_and_index(batch_or_index: int, index: int | None) -> tuple[int, int]:
 
 
 class Tokens(NamedTuple):
-    """One text's tokens: their ids, (start, end) character spans, and the word each comes from."""
+    """One text's tokens: their ids, (start, end) character spans, the word each comes from, and for the
+    added tokens whose matched text is not their content, {position: matched text}."""
 
     ids: list[int]
     offsets: list[tuple[int, int]]
     words: list[int]
+    surfaces: dict[int, str]
 
     def cut(self, span: tuple[int, int]) -> Tokens:
         start, stop = span
-        return Tokens(self.ids[start:stop], self.offsets[start:stop], self.words[start:stop])
+        surfaces = {k - start: v for k, v in self.surfaces.items() if start <= k < stop}
+        return Tokens(self.ids[start:stop], self.offsets[start:stop], self.words[start:stop], surfaces)
+
+    def strings(self, id_to_token: dict[int, str]) -> list[str]:
+        """The token strings, as the reference's encoding shows them."""
+        return [self.surfaces.get(k) or id_to_token[i] for k, i in enumerate(self.ids)]
 
 
 class BertTokenizer:
     """BERT's WordPiece tokenizer.
 
-    vocab_file: a vocab.txt, one token per line, the line number being the id. strip_accents=None follows
-    do_lower_case, as in BERT. model_max_length: the longest input the model takes (None: no limit).
-    padding_side and truncation_side: "right" (BERT's) or "left", where padding goes and which end
-    truncation cuts.
+    vocab_file: a vocab.txt (one token per line, the line number being the id), or the vocabulary as a dict
+    {token: id}. strip_accents=None follows do_lower_case, as in BERT. model_max_length: the longest input
+    the model takes (None: no limit). padding_side and truncation_side: "right" (BERT's) or "left", where
+    padding goes and which end truncation cuts. added_tokens_decoder: {id: AddedToken} for tokens beyond
+    WordPiece's own (tokenizer.json's "added_tokens"); extra_special_tokens: the added special tokens that
+    count among all_special_tokens besides the five named ones.
     """
 
     def __init__(
         self,
-        vocab_file: str | os.PathLike,
+        vocab_file: str | os.PathLike | dict[str, int],
         do_lower_case: bool = True,
         strip_accents: bool | None = None,
         tokenize_chinese_chars: bool = True,
@@ -206,6 +220,8 @@ class BertTokenizer:
         clean_up_tokenization_spaces: bool = False,
         padding_side: str = "right",
         truncation_side: str = "right",
+        added_tokens_decoder: dict[int, AddedToken] | None = None,
+        extra_special_tokens: Sequence[str | AddedToken] = (),
     ) -> None:
         for name, value in (("do_lower_case", do_lower_case), ("tokenize_chinese_chars", tokenize_chinese_chars),
                             ("clean_up_tokenization_spaces", clean_up_tokenization_spaces),
@@ -218,84 +234,192 @@ class BertTokenizer:
             check_positive_int("model_max_length", model_max_length)
         _check_sides(padding_side, truncation_side)
         self.padding_side, self.truncation_side = padding_side, truncation_side  # checked again by each call
-        lines = load_vocab(vocab_file)
-        self.vocab = {token: i for i, token in enumerate(lines)}  # a token listed twice takes its last line, as in transformers
-        self.ids_to_tokens = dict(enumerate(lines))  # every line, so that saving writes the file back as it was
+        if isinstance(vocab_file, dict):
+            self.vocab = _checked_vocab(vocab_file)
+            self.ids_to_tokens = {i: token for token, i in self.vocab.items()}
+        else:
+            lines = load_vocab(vocab_file)
+            self.vocab = {token: i for i, token in enumerate(lines)}  # a token listed twice takes its last line, as in transformers
+            self.ids_to_tokens = dict(enumerate(lines))  # every line, so that saving writes the file back as it was
+        self.wordpiece_size = len(self.ids_to_tokens)  # the ids WordPiece knows; added tokens come after
         self.do_lower_case, self.strip_accents = do_lower_case, strip_accents
         self.tokenize_chinese_chars = tokenize_chinese_chars
-        self.unk_token, self.sep_token, self.pad_token = unk_token, sep_token, pad_token
-        self.cls_token, self.mask_token = cls_token, mask_token
-        for name in SPECIAL_TOKEN_NAMES:
-            if getattr(self, name) not in self.vocab:
-                raise ValueError(f"{name} {getattr(self, name)!r} is not in the vocabulary {os.fspath(vocab_file)!r}")
         self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
-        self.encoder = WordPieceEncoder(
-            self.vocab, unk_token, self.all_special_tokens, lowercase=do_lower_case,
-            strip_accents=do_lower_case if strip_accents is None else strip_accents,
-            split_cjk=tokenize_chinese_chars,
-        )
+        if unk_token not in self.vocab:
+            raise ValueError(f"unk_token {unk_token!r} is not in the vocabulary")
+        self.unk_token = unk_token
+        self.added_tokens_decoder: dict[int, AddedToken] = {}  # in the order they were added
+        self.added_tokens_encoder: dict[str, int] = {}
+        for token_id, token in (added_tokens_decoder or {}).items():
+            self._add_with_id(token_id, token)
+        self.extra_special_tokens: list[str] = []
+        named = dict(zip(SPECIAL_TOKEN_NAMES, (unk_token, sep_token, pad_token, cls_token, mask_token)))
+        self.add_special_tokens({**named, "extra_special_tokens": list(extra_special_tokens)})
 
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | os.PathLike, revision: str | None = None, local_files_only: bool = False,
         token: str | bool | None = None, cache_dir: str | os.PathLike | None = None, **kwargs: Any,
     ) -> BertTokenizer:
-        """Load vocab.txt from a model directory, a Hugging Face cache folder, a hub id or a miniature's
-        name, honouring tokenizer_config.json when present (do_lower_case, strip_accents,
-        tokenize_chinese_chars, model_max_length, special tokens). Keyword arguments override the file."""
-        path = os.fspath(model_directory(name_or_path, need=("vocab.txt",), want=("tokenizer_config.json",),
+        """Load a tokenizer from a model directory, a Hugging Face cache folder, a hub id or a miniature's
+        name: the vocabulary and added tokens from tokenizer.json when the model has one, else from vocab.txt
+        and tokenizer_config.json's added_tokens_decoder; the settings from tokenizer_config.json when present
+        (do_lower_case, strip_accents, tokenize_chinese_chars, model_max_length, special tokens,
+        extra_special_tokens). As in transformers' BertTokenizer, tokenizer.json's normaliser and other stages
+        are not read: BERT's are rebuilt from the settings. Keyword arguments override the files."""
+        path = os.fspath(model_directory(name_or_path, want=(TOKENIZER_FILE, "vocab.txt", "tokenizer_config.json"),
                                          revision=revision, local_files_only=local_files_only, token=token,
                                          cache_dir=cache_dir))
-        vocab_file = os.path.join(path, "vocab.txt")
-        if not os.path.isfile(vocab_file):
-            raise FileNotFoundError(f"no vocab.txt in {path!r}")
-        settings = {}
+        tokenizer_file, vocab_file = os.path.join(path, TOKENIZER_FILE), os.path.join(path, "vocab.txt")
         config_file = os.path.join(path, "tokenizer_config.json")
-        if os.path.isfile(config_file):
-            with open(config_file, encoding="utf-8") as f:
-                try:
-                    config = json.load(f)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{config_file!r} is not valid JSON: {e}") from None
-            if not isinstance(config, dict):
-                raise ValueError(f"{config_file!r} must hold a JSON object, not a {type(config).__name__}")
-            for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "model_max_length",
-                        "clean_up_tokenization_spaces", "padding_side", "truncation_side", *SPECIAL_TOKEN_NAMES):
-                if config.get(key) is not None:
-                    value = config[key]
-                    settings[key] = value["content"] if isinstance(value, dict) else value  # AddedToken form
-        return cls(vocab_file, **{**settings, **kwargs})
+        settings = read_tokenizer_config(config_file) if os.path.isfile(config_file) else {}
+        if os.path.isfile(tokenizer_file):
+            vocab, settings["added_tokens_decoder"] = read_tokenizer_json(tokenizer_file)
+        elif os.path.isfile(vocab_file):
+            vocab = vocab_file
+        else:
+            raise FileNotFoundError(f"no tokenizer.json or vocab.txt in {path!r}")
+        return cls(vocab, **{**settings, **kwargs})
 
-    def save_pretrained(self, directory: str | os.PathLike) -> tuple[str, str]:
-        """Write vocab.txt and tokenizer_config.json, readable by this class and by transformers; returns
-        their paths."""
+    def save_pretrained(self, directory: str | os.PathLike) -> tuple[str, str, str]:
+        """Write tokenizer_config.json, vocab.txt (WordPiece's vocabulary) and tokenizer.json (everything,
+        added tokens included), readable by this class and by transformers; returns their paths."""
         os.makedirs(directory, exist_ok=True)
-        vocab_file, config_file = os.path.join(directory, "vocab.txt"), os.path.join(directory, "tokenizer_config.json")
+        config_file, vocab_file, tokenizer_file = (os.path.join(directory, name) for name in
+                                                   ("tokenizer_config.json", "vocab.txt", TOKENIZER_FILE))
         with open(vocab_file, "w", encoding="utf-8") as f:
-            f.writelines(token + "\n" for token in self.ids_to_tokens.values())
+            f.writelines(self.ids_to_tokens[i] + "\n" for i in range(self.wordpiece_size))
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
                   "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
                   "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
                   "padding_side": self.padding_side, "truncation_side": self.truncation_side,
-                  **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES}}
+                  **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES},
+                  "extra_special_tokens": list(self.extra_special_tokens),
+                  "added_tokens_decoder": {str(i): t.as_dict() for i, t in self.added_tokens_decoder.items()}}
         if self.model_max_length < LARGE_INTEGER:
             config["model_max_length"] = self.model_max_length
         with open(config_file, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2)
-        return config_file, vocab_file
+            json.dump(config, f, indent=2, ensure_ascii=False)
+        with open(tokenizer_file, "w", encoding="utf-8") as f:
+            json.dump(self._tokenizer_json(), f, indent=2, ensure_ascii=False)
+        return config_file, vocab_file, tokenizer_file
+
+    def _tokenizer_json(self) -> dict[str, Any]:
+        """The `tokenizers` library's description of this tokenizer (what transformers loads first)."""
+        def template(*items):
+            return [{"SpecialToken" if item.startswith("[") else "Sequence": {"id": item.split(":")[0],
+                                                                               "type_id": int(item.split(":")[1])}}
+                    for item in items]
+        cls, sep = self.cls_token, self.sep_token
+        return {
+            "version": "1.0", "truncation": None, "padding": None,
+            "added_tokens": [self.added_tokens_decoder[i].as_dict(i) for i in sorted(self.added_tokens_decoder)],
+            "normalizer": {"type": "BertNormalizer", "clean_text": True,
+                           "handle_chinese_chars": self.tokenize_chinese_chars,
+                           "strip_accents": self.strip_accents, "lowercase": self.do_lower_case},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": {
+                "type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                           {"SpecialToken": {"id": sep, "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                         {"SpecialToken": {"id": sep, "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                         {"SpecialToken": {"id": sep, "type_id": 1}}],
+                "special_tokens": {token: {"id": token, "ids": [self.convert_tokens_to_ids(token)], "tokens": [token]}
+                                   for token in dict.fromkeys((cls, sep))},
+            },
+            "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+            "model": {"type": "WordPiece", "unk_token": self.unk_token, "continuing_subword_prefix": "##",
+                      "max_input_chars_per_word": MAX_WORD_CHARS,
+                      "vocab": {self.ids_to_tokens[i]: i for i in range(self.wordpiece_size)}},
+        }
 
     # ---- vocabulary -------------------------------------------------------------------------------------
 
     @property
     def vocab_size(self) -> int:
+        """WordPiece's vocabulary, without the added tokens (as in transformers)."""
         return len(self.vocab)
 
     def __len__(self) -> int:
-        return len(self.vocab)
+        """The whole vocabulary, added tokens included."""
+        return len(self.get_vocab())
 
     def get_vocab(self) -> dict[str, int]:
-        return dict(self.vocab)
+        return {**self.vocab, **self.get_added_vocab()}
+
+    def get_added_vocab(self) -> dict[str, int]:
+        """{content: id} of the added tokens, the five named special tokens included."""
+        return dict(self.added_tokens_encoder)
+
+    def add_tokens(self, new_tokens: str | AddedToken | Sequence[str | AddedToken], special_tokens: bool = False) -> int:
+        """Add tokens that the tokenizer matches as a whole wherever they occur in the text, before WordPiece
+        (a plain one on the lower-cased, accent-stripped text; a special one as written). A token WordPiece
+        knows keeps its id; a new one takes the next free id. Returns how many were added (tokens already
+        added, and empty strings, are skipped), as transformers does. A model reading the new ids needs
+        model.resize_token_embeddings(len(tokenizer))."""
+        if isinstance(new_tokens, (str, AddedToken)) or hasattr(new_tokens, "content"):
+            new_tokens = [new_tokens]
+        added = self._add([as_added_token(token, special_tokens) for token in new_tokens])
+        self._build_encoder()
+        return added
+
+    def add_special_tokens(self, special_tokens_dict: dict[str, Any]) -> int:
+        """Set named special tokens ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token") and
+        the list of further ones ("extra_special_tokens", or its former name "additional_special_tokens"),
+        which replaces the old list; each is added as a special token. Returns how many tokens were added."""
+        if not isinstance(special_tokens_dict, dict):
+            raise TypeError(f"add_special_tokens takes a dict, got {type(special_tokens_dict).__name__}")
+        added = 0
+        for key, value in special_tokens_dict.items():
+            if key in SPECIAL_TOKEN_NAMES:
+                token = as_added_token(value, special=True)
+                added += self._add([token])
+                setattr(self, key, token.content)
+            elif key in ("extra_special_tokens", "additional_special_tokens"):
+                if isinstance(value, (str, AddedToken)) or not isinstance(value, (list, tuple)):
+                    raise TypeError(f"{key} must be a list of tokens, got {value!r}")
+                tokens = [as_added_token(token, special=True) for token in value]
+                added += self._add(tokens)
+                self.extra_special_tokens = list(dict.fromkeys(token.content for token in tokens))
+            else:
+                raise ValueError(f"add_special_tokens: unknown key {key!r}; use {', '.join(SPECIAL_TOKEN_NAMES)} "
+                                 "or extra_special_tokens")
+        self._build_encoder()
+        return added
+
+    def _add(self, tokens: list[AddedToken]) -> int:
+        """Register tokens not yet added, in order; returns how many."""
+        added = 0
+        for token in tokens:
+            if token.content and token.content not in self.added_tokens_encoder:
+                next_id = max([self.wordpiece_size - 1, *self.added_tokens_decoder]) + 1
+                self._add_with_id(self.vocab.get(token.content, next_id), token)
+                added += 1
+        return added
+
+    def _add_with_id(self, token_id: int, token: AddedToken | dict) -> None:
+        if not isinstance(token, AddedToken):
+            token = AddedToken.from_dict(token, f"added token {token_id}")
+        if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
+            raise ValueError(f"added token {token.content!r}: its id must be an integer ≥ 0, got {token_id!r}")
+        wordpiece_token = self.ids_to_tokens.get(token_id) if token_id < self.wordpiece_size else None
+        if wordpiece_token is not None and wordpiece_token != token.content:
+            raise ValueError(f"added token {token.content!r} has id {token_id}, which is {wordpiece_token!r} in the vocabulary")
+        if token_id in self.added_tokens_decoder or token.content in self.added_tokens_encoder:
+            raise ValueError(f"added token {token.content!r} (id {token_id}) is listed twice")
+        self.added_tokens_decoder[token_id] = token
+        self.added_tokens_encoder[token.content] = token_id
+
+    def _build_encoder(self) -> None:
+        self.encoder = WordPieceEncoder(
+            self.vocab, self.unk_token, self.added_tokens_decoder, lowercase=self.do_lower_case,
+            strip_accents=self.do_lower_case if self.strip_accents is None else self.strip_accents,
+            split_cjk=self.tokenize_chinese_chars,
+        )
+        # A new id's string, as the reference gives it: a normalised added token's is its normalised content.
+        self.ids_to_tokens.update((i, string) for i, string in self.encoder.token_strings.items() if i >= self.wordpiece_size)
 
     @property
     def special_tokens_map(self) -> dict[str, str]:
@@ -307,42 +431,48 @@ class BertTokenizer:
 
     @property
     def all_special_tokens(self) -> list[str]:
-        return list(dict.fromkeys(getattr(self, name) for name in SPECIAL_TOKEN_NAMES))
+        """The five named special tokens, then extra_special_tokens."""
+        return list(dict.fromkeys([*(getattr(self, name) for name in SPECIAL_TOKEN_NAMES), *self.extra_special_tokens]))
 
     @property
     def all_special_ids(self) -> list[int]:
-        return [self.vocab[t] for t in self.all_special_tokens]
+        return [self.convert_tokens_to_ids(t) for t in self.all_special_tokens]
 
     @property
     def unk_token_id(self) -> int:
-        return self.vocab[self.unk_token]
+        return self.convert_tokens_to_ids(self.unk_token)
 
     @property
     def sep_token_id(self) -> int:
-        return self.vocab[self.sep_token]
+        return self.convert_tokens_to_ids(self.sep_token)
 
     @property
     def pad_token_id(self) -> int:
-        return self.vocab[self.pad_token]
+        return self.convert_tokens_to_ids(self.pad_token)
 
     @property
     def cls_token_id(self) -> int:
-        return self.vocab[self.cls_token]
+        return self.convert_tokens_to_ids(self.cls_token)
 
     @property
     def mask_token_id(self) -> int:
-        return self.vocab[self.mask_token]
+        return self.convert_tokens_to_ids(self.mask_token)
 
     def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
-        """Token string(s) -> id(s); a token not in the vocabulary gives the [UNK] id."""
+        """Token string(s) -> id(s): added tokens first, then WordPiece's; a token in neither gives the [UNK] id."""
         if isinstance(tokens, str):
-            return self.vocab.get(tokens, self.unk_token_id)
-        return [self.vocab.get(t, self.unk_token_id) for t in tokens]
+            return self._token_to_id(tokens)
+        return [self._token_to_id(t) for t in tokens]
+
+    def _token_to_id(self, token: str) -> int:
+        return self.added_tokens_encoder.get(token, self.vocab.get(token, self.vocab[self.unk_token]))
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int], skip_special_tokens: bool = False) -> str | list[str]:
+        """Id(s) -> token string(s); skip_special_tokens drops every special added token ([CLS], [SEP], [PAD],
+        ..., and those added as special)."""
         if np.ndim(ids) == 0:  # one id
             return self._id_to_token(ids)
-        special = set(self.all_special_ids) if skip_special_tokens else set()
+        special = {i for i, t in self.added_tokens_decoder.items() if t.special} if skip_special_tokens else set()
         tokens = [self._id_to_token(i) for i in ids]  # checks every id, the skipped ones too
         return [token for i, token in zip(ids, tokens) if int(i) not in special]
 
@@ -352,14 +482,14 @@ class BertTokenizer:
         try:
             return self.ids_to_tokens[int(token_id)]
         except KeyError:
-            raise ValueError(f"token id {token_id} is outside the vocabulary [0, {len(self.ids_to_tokens)})") from None
+            raise ValueError(f"token id {token_id} is outside the vocabulary [0, {max(self.ids_to_tokens) + 1})") from None
 
     # ---- text -> tokens ---------------------------------------------------------------------------------
 
     def tokenize(self, text: str, text_pair: str | None = None) -> list[str]:
         """Text -> WordPiece token strings, without [CLS]/[SEP] ("unaffable" -> ["una", "##ffa", "##ble"])."""
-        ids = self._encode_input(text).ids + (self._encode_input(text_pair).ids if text_pair is not None else [])
-        return [self.ids_to_tokens[i] for i in ids]
+        tokens = self._encode_input(text).strings(self.ids_to_tokens)
+        return tokens + (self._encode_input(text_pair).strings(self.ids_to_tokens) if text_pair is not None else [])
 
     def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True,
                truncation: bool | str | None = None, max_length: int | None = None,
@@ -503,17 +633,18 @@ class BertTokenizer:
     def _encode_input(self, text: str | list[str]) -> Tokens:
         """A text, or a list of words (is_split_into_words: each word's tokens take its index as their word)."""
         if isinstance(text, str):
-            ids, offsets, word_starts = self.encoder.encode(text)
-            return Tokens(ids, offsets, list(itertools.accumulate(word_starts, initial=-1))[1:])  # word numbers from 0
+            ids, offsets, word_starts, surfaces = self.encoder.encode(text)
+            return Tokens(ids, offsets, list(itertools.accumulate(word_starts, initial=-1))[1:], surfaces)  # word numbers from 0
         if not isinstance(text, list):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        ids, offsets, words = [], [], []
+        ids, offsets, words, surfaces = [], [], [], {}
         for index, word in enumerate(text):
-            word_ids, word_offsets, _ = self.encoder.encode(word)
+            word_ids, word_offsets, _, word_surfaces = self.encoder.encode(word)
+            surfaces.update({len(ids) + k: v for k, v in word_surfaces.items()})
             ids += word_ids
             offsets += word_offsets
             words += [index] * len(word_ids)
-        return Tokens(ids, offsets, words)
+        return Tokens(ids, offsets, words, surfaces)
 
     def _strategies(self, padding, truncation, max_length) -> tuple[str | None, str | None, int | None]:
         """Resolve padding / truncation / max_length as transformers does."""
@@ -571,9 +702,16 @@ class BertTokenizer:
                 row["word_ids"] += [*b.words, None]
                 row["token_type_ids"] += [1] * (len(b.ids) + 1)
         else:
-            b = b or Tokens([], [], [])
+            b = b or Tokens([], [], [], {})
             row = {"input_ids": a.ids + b.ids, "offset_mapping": a.offsets + b.offsets, "word_ids": a.words + b.words,
                    "token_type_ids": [0] * len(a.ids) + [1] * len(b.ids)}
+        if a.surfaces or (b is not None and b.surfaces):  # rare: only added tokens matched by normalised text
+            first = int(add_special_tokens)
+            row["surface"] = [None] * len(row["input_ids"])
+            for k, surface in a.surfaces.items():
+                row["surface"][first + k] = surface
+            for k, surface in (b.surfaces if b is not None else {}).items():
+                row["surface"][2 * first + len(a.ids) + k] = surface
         row["attention_mask"] = [1] * len(row["input_ids"])
         row["pair"] = pair
         return row
@@ -609,6 +747,76 @@ class BertTokenizer:
                 token = token[2:] if token.startswith("##") else " " + token
             pieces.append(_replace_all(token, DECODER_CLEANUP))
         return "".join(pieces)
+
+
+def read_tokenizer_config(config_file: str) -> dict[str, Any]:
+    """tokenizer_config.json -> the BertTokenizer arguments it sets."""
+    config = _json_object(config_file)
+    settings = {}
+    for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "model_max_length",
+                "clean_up_tokenization_spaces", "padding_side", "truncation_side", *SPECIAL_TOKEN_NAMES):
+        if config.get(key) is not None:
+            value = config[key]
+            settings[key] = value["content"] if isinstance(value, dict) else value  # AddedToken form
+    extra = config.get("extra_special_tokens", config.get("additional_special_tokens"))
+    if extra:
+        if not isinstance(extra, list):
+            raise ValueError(f"{config_file!r}: extra_special_tokens must be a list, got {extra!r}")
+        settings["extra_special_tokens"] = [AddedToken.from_dict(t, config_file) if isinstance(t, dict) else t
+                                            for t in extra]
+    decoder = config.get("added_tokens_decoder")
+    if decoder:
+        if not isinstance(decoder, dict):
+            raise ValueError(f"{config_file!r}: added_tokens_decoder must map ids to tokens, got {str(decoder)[:80]}")
+        try:
+            settings["added_tokens_decoder"] = {int(i): AddedToken.from_dict(t, config_file) for i, t in decoder.items()}
+        except ValueError as e:
+            raise ValueError(f"{config_file!r}: added_tokens_decoder: {e}") from None
+    return settings
+
+
+def read_tokenizer_json(tokenizer_file: str) -> tuple[dict[str, int], dict[int, AddedToken]]:
+    """tokenizer.json -> WordPiece's vocabulary and the added tokens {id: AddedToken}."""
+    data = _json_object(tokenizer_file)
+    model = data.get("model")
+    if not isinstance(model, dict) or model.get("type", "WordPiece") != "WordPiece" or "vocab" not in model:
+        kind = model.get("type") if isinstance(model, dict) else model
+        raise ValueError(f"{tokenizer_file!r} does not describe a WordPiece tokenizer (its model is {kind!r})")
+    if model.get("continuing_subword_prefix", "##") != "##" or model.get("max_input_chars_per_word", MAX_WORD_CHARS) != MAX_WORD_CHARS:
+        raise ValueError(f"{tokenizer_file!r}: minibert's WordPiece uses the prefix '##' and {MAX_WORD_CHARS} characters "
+                         f"per word, the file asks for {model.get('continuing_subword_prefix')!r} and "
+                         f"{model.get('max_input_chars_per_word')!r}")
+    added = data.get("added_tokens") or []
+    if not isinstance(added, list):
+        raise ValueError(f"{tokenizer_file!r}: added_tokens must be a list, got {str(added)[:80]}")
+    tokens = {}
+    for entry in added:
+        token = AddedToken.from_dict(entry, tokenizer_file)
+        if isinstance(entry.get("id"), bool) or not isinstance(entry.get("id"), int):
+            raise ValueError(f"{tokenizer_file!r}: added token {token.content!r} has no integer id")
+        tokens[entry["id"]] = token
+    return _checked_vocab(model["vocab"], tokenizer_file), tokens
+
+
+def _json_object(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path!r} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path!r} must hold a JSON object, not a {type(data).__name__}")
+    return data
+
+
+def _checked_vocab(vocab: Any, where: str = "the vocabulary") -> dict[str, int]:
+    """A {token: id} vocabulary whose ids are 0..n-1, each once (as vocab.txt's line numbers are)."""
+    if not isinstance(vocab, dict) or not vocab:
+        raise ValueError(f"{where}: the vocabulary must be a non-empty {{token: id}} object")
+    ids = list(vocab.values())
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids) or sorted(ids) != list(range(len(ids))):
+        raise ValueError(f"{where}: the vocabulary's ids must be 0..{len(vocab) - 1}, each once")
+    return dict(vocab)
 
 
 def _as_columns(encoded_inputs: Any) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Three stages, as in the reference (transformers' BertTokenizer, whose backend is the `tokenizers` library):
 
-1. Special tokens written in the text ("[MASK]") are matched first, on the raw text, case-sensitively.
+1. Added tokens written in the text are matched first (minibert/added_tokens.py): special ones ("[MASK]") on
+   the raw text, case-sensitively; other added tokens on the text normalised as in stage 2.
 2. Normalisation, character by character, in the reference's order: drop control characters, isolate CJK
    ideographs, strip accents (NFD, then drop nonspacing marks), lower-case. Each normalised character
    remembers which original character it came from, so offsets point into the unnormalised text.
@@ -28,6 +29,7 @@ import unicodedata
 from functools import lru_cache
 
 from . import unicode_tables
+from .added_tokens import AddedToken, matchers
 
 MAX_WORD_CHARS = 100  # longer words become one [UNK], as in the reference
 
@@ -51,6 +53,7 @@ NONSPACING_MARKS = CharClass(unicode_tables.NONSPACING_MARKS)
 
 _WHITESPACE_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in unicode_tables.WHITESPACE)
 CHUNK = re.compile(f"[^{_WHITESPACE_CLASS}]+")  # runs of non-whitespace: words never cross them
+WHITESPACE = re.compile(f"[{_WHITESPACE_CLASS}]")
 ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]")  # in ASCII, every other printable is punctuation
 
@@ -62,20 +65,20 @@ class WordPieceEncoder:
         self,
         vocab: dict[str, int],
         unk_token: str,
-        special_tokens: list[str],
+        added_tokens: dict[int, AddedToken],
         lowercase: bool = True,
         strip_accents: bool = True,
         split_cjk: bool = True,
     ) -> None:
         if unk_token not in vocab:
             raise ValueError(f"the unknown token {unk_token!r} is not in the vocabulary")
-        self.vocab = vocab
+        self.vocab = vocab  # WordPiece's own pieces; added tokens are matched before WordPiece sees the text
         self.unk_id = vocab[unk_token]
         self.lowercase, self.strip_accents, self.split_cjk = lowercase, strip_accents, split_cjk
-        self.special_ids = {token: vocab[token] for token in special_tokens}
-        # Longest first, so that a special token that extends another wins, as with the reference's matcher.
-        alternatives = sorted(self.special_ids, key=len, reverse=True)
-        self.special = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
+        self.raw_tokens, self.normalized_tokens = matchers(added_tokens, lambda text: self.normalize(text)[0])
+        # An added token's string, as the reference gives it for its id: normalised if it is matched so.
+        self.token_strings = {i: self.normalize(token.content)[0] if token.normalized else token.content
+                              for i, token in added_tokens.items()}
         # Real text repeats its words: each distinct whitespace-free chunk is tokenized once.
         self.encode_chunk = lru_cache(maxsize=1 << 16)(self._encode_chunk)
 
@@ -87,23 +90,46 @@ class WordPieceEncoder:
         self.__dict__.update(state)
         self.encode_chunk = lru_cache(maxsize=1 << 16)(self._encode_chunk)
 
-    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int], dict[int, str]]:
         """Token ids of `text`, the (start, end) span in `text` of each, and for each 1 if it starts a word,
         else 0: words as the pre-tokenizer splits them (at whitespace; each punctuation mark, CJK character
-        and special token a word of its own). (Flags, not word numbers, so that a cached chunk's flags are
-        copied as they are.)"""
+        and added token a word of its own). (Flags, not word numbers, so that a cached chunk's flags are
+        copied as they are.) Last, {position: matched text} for the added tokens whose match is not their
+        own content (a normalised or whitespace-swallowing match), as tokens(i) shows them."""
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
         word_starts: list[int] = []
+        surfaces: dict[int, str] = {}
         position = 0
-        for match in self.special.finditer(text) if self.special else ():
-            self._encode_plain(text, position, match.start(), ids, offsets, word_starts)
-            ids.append(self.special_ids[match.group()])
-            offsets.append(match.span())
-            word_starts.append(1)
-            position = match.end()
-        self._encode_plain(text, position, len(text), ids, offsets, word_starts)
-        return ids, offsets, word_starts
+        for token_id, start, end in self.raw_tokens.find(text) if self.raw_tokens else ():
+            self._encode_segment(text, position, start, ids, offsets, word_starts, surfaces)
+            self._append_added(token_id, text[start:end], (start, end), ids, offsets, word_starts, surfaces)
+            position = end
+        self._encode_segment(text, position, len(text), ids, offsets, word_starts, surfaces)
+        return ids, offsets, word_starts, surfaces
+
+    def _encode_segment(self, text: str, start: int, end: int, ids: list, offsets: list, word_starts: list,
+                        surfaces: dict) -> None:
+        """Text between raw matches: normalised added tokens, then WordPiece on what lies between them."""
+        if not self.normalized_tokens or start == end:
+            self._encode_plain(text, start, end, ids, offsets, word_starts)
+            return
+        normalized, origins = self.normalize(text[start:end])
+        base, position = start, start
+        for token_id, s, e in self.normalized_tokens.find(normalized):
+            span = (base + origins[s], base + origins[e - 1] + 1)  # normalised positions -> original ones
+            self._encode_plain(text, position, span[0], ids, offsets, word_starts)
+            self._append_added(token_id, normalized[s:e], span, ids, offsets, word_starts, surfaces)
+            position = span[1]
+        self._encode_plain(text, position, end, ids, offsets, word_starts)
+
+    def _append_added(self, token_id: int, matched: str, span: tuple[int, int], ids: list, offsets: list,
+                      word_starts: list, surfaces: dict) -> None:
+        if matched != self.token_strings[token_id]:  # what tokens(i) shows: kept only where it is not the token's string
+            surfaces[len(ids)] = matched
+        ids.append(token_id)
+        offsets.append(span)
+        word_starts.append(1)
 
     def _encode_plain(self, text: str, start: int, end: int, ids: list, offsets: list, word_starts: list) -> None:
         for match in CHUNK.finditer(text, start, end):
@@ -165,6 +191,25 @@ class WordPieceEncoder:
         if self.lowercase:
             char = "".join(unicode_tables.LOWERCASE.get(ord(c), c) for c in char)
         return char
+
+    def normalize(self, text: str) -> tuple[str, list[int]]:
+        """The reference's whole normaliser on a string, for matching normalised added tokens: control
+        characters dropped, whitespace made " ", CJK ideographs padded with spaces, accents stripped,
+        lower-cased. Returns the normalised string and, for each of its characters, its position in `text`."""
+        chars: list[str] = []
+        origins: list[int] = []
+        for i, char in enumerate(text):
+            if char in REMOVED:
+                continue
+            if WHITESPACE.match(char):
+                normalized = " "
+            elif self.split_cjk and char in CJK:
+                normalized = " " + self._normalize(char) + " "
+            else:
+                normalized = self._normalize(char)
+            chars.append(normalized)
+            origins += [i] * len(normalized)
+        return "".join(chars), origins
 
     def wordpiece(self, word: str) -> list[tuple[int, int, int]]:
         """Greedy longest-match-first split of one normalised word: [(id, start, end)] in the word's characters.

@@ -150,7 +150,7 @@ def test_bad_input_is_a_clear_error(tiny, call, error, message):
 
 
 def test_bad_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no vocab.txt in"):
+    with pytest.raises(FileNotFoundError, match="no tokenizer.json or vocab.txt in"):
         BertTokenizer.from_pretrained(tmp_path)
     (tmp_path / "vocab.txt").write_text("the\ncat\n", encoding="utf-8")
     with pytest.raises(ValueError, match="unk_token '\\[UNK\\]' is not in the vocabulary"):
@@ -207,7 +207,8 @@ def test_pad_collates_unpadded_examples(tiny, tmp_path):
     batch = tiny.pad(examples, return_tensors="np")
     assert batch["input_ids"].tolist() == [[2, 8, 9, 3], [2, 12, 3, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]] and batch["label"].tolist() == [1, 0]
-    assert tiny.save_pretrained(tmp_path) == (str(tmp_path / "tokenizer_config.json"), str(tmp_path / "vocab.txt"))
+    assert tiny.save_pretrained(tmp_path) == (str(tmp_path / "tokenizer_config.json"), str(tmp_path / "vocab.txt"),
+                                              str(tmp_path / "tokenizer.json"))
 
 
 def test_tokenizer_and_encodings_survive_pickling(tiny):
