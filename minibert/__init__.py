@@ -1,5 +1,6 @@
 """minibert: BERT rebuilt from scratch in NumPy, numerically equal to transformers."""
 
+from .added_tokens import AddedToken
 from .config import BertConfig
 from .errors import CheckpointError, ConfigError, HubError, WeightsError
 from .miniatures import Miniature, miniatures
@@ -14,7 +15,7 @@ from .weights import init_weights
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchEncoding", "BertConfig", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForPreTraining",
+    "AddedToken", "BatchEncoding", "BertConfig", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForPreTraining",
     "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification", "BertModel",
     "BertModelOutput", "BertTokenizer", "CheckpointError", "ConfigError", "HubError", "Miniature", "WeightsError",
     "init_weights", "miniatures", "value_and_grad",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from . import unicode_tables
@@ -27,7 +27,8 @@ FLAGS = ("single_word", "lstrip", "rstrip", "normalized", "special")
 @dataclass(frozen=True)
 class AddedToken:
     """A token added to the vocabulary (transformers' and tokenizers' AddedToken, same fields and defaults).
-    normalized=None means "not special": True for a plain added token, False for a special one."""
+    normalized=None means "not special", decided when the token is added: True for a plain added token,
+    False for a special one."""
 
     content: str
     single_word: bool = False
@@ -43,8 +44,6 @@ class AddedToken:
             value = getattr(self, name)
             if not (isinstance(value, bool) or (name == "normalized" and value is None)):
                 raise TypeError(f"AddedToken {self.content!r}: {name} must be true or false, got {value!r}")
-        if self.normalized is None:
-            object.__setattr__(self, "normalized", not self.special)
 
     def __str__(self) -> str:
         return self.content
@@ -60,20 +59,24 @@ class AddedToken:
             raise ValueError(f"{where}: an added token must be an object with a string 'content', got {str(data)[:80]}")
         flags = {name: data[name] for name in FLAGS if name in data}
         try:
-            return cls(data["content"], **flags)
+            return as_added_token(cls(data["content"], **flags), special=False)
         except TypeError as e:
             raise ValueError(f"{where}: {e}") from None
 
 
 def as_added_token(token: Any, special: bool) -> AddedToken:
-    """A str, or an AddedToken (minibert's, or transformers' / tokenizers' own), as minibert's AddedToken.
-    special=True makes it special, as transformers' add_tokens(..., special_tokens=True) does."""
+    """A str, or an AddedToken (minibert's, or transformers' / tokenizers' own), as the AddedToken a
+    vocabulary keeps: special=True makes it special, as transformers' add_tokens(..., special_tokens=True)
+    does, and an unset `normalized` becomes "not special"."""
     if isinstance(token, str):
-        return AddedToken(token, special=special)
-    if all(hasattr(token, name) for name in ("content", *FLAGS)):
-        added = AddedToken(token.content, **{name: getattr(token, name) for name in FLAGS})
-        return replace(added, special=True) if special else added
-    raise TypeError(f"added tokens are strings or AddedToken, got {token!r}")
+        token = AddedToken(token)
+    elif not all(hasattr(token, name) for name in ("content", *FLAGS)):
+        raise TypeError(f"added tokens are strings or AddedToken, got {token!r}")
+    flags = {name: getattr(token, name) for name in FLAGS}
+    flags["special"] = flags["special"] or special
+    if flags["normalized"] is None:
+        flags["normalized"] = not flags["special"]
+    return AddedToken(token.content, **flags)
 
 
 def is_word_char(char: str) -> bool:

@@ -241,7 +241,7 @@ class BertTokenizer:
             lines = load_vocab(vocab_file)
             self.vocab = {token: i for i, token in enumerate(lines)}  # a token listed twice takes its last line, as in transformers
             self.ids_to_tokens = dict(enumerate(lines))  # every line, so that saving writes the file back as it was
-        self.wordpiece_size = len(self.ids_to_tokens)  # the ids WordPiece knows; added tokens come after
+        self.wordpiece_size = max(self.ids_to_tokens) + 1  # the ids WordPiece knows; new added tokens come after
         self.do_lower_case, self.strip_accents = do_lower_case, strip_accents
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
@@ -289,7 +289,8 @@ class BertTokenizer:
         config_file, vocab_file, tokenizer_file = (os.path.join(directory, name) for name in
                                                    ("tokenizer_config.json", "vocab.txt", TOKENIZER_FILE))
         with open(vocab_file, "w", encoding="utf-8") as f:
-            f.writelines(self.ids_to_tokens[i] + "\n" for i in range(self.wordpiece_size))
+            # Line number = id; an id the vocabulary lacks (possible in a tokenizer.json) gets an empty line.
+            f.writelines(self.ids_to_tokens.get(i, "") + "\n" for i in range(self.wordpiece_size))
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
                   "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
                   "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
@@ -332,7 +333,7 @@ class BertTokenizer:
             "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
             "model": {"type": "WordPiece", "unk_token": self.unk_token, "continuing_subword_prefix": "##",
                       "max_input_chars_per_word": MAX_WORD_CHARS,
-                      "vocab": {self.ids_to_tokens[i]: i for i in range(self.wordpiece_size)}},
+                      "vocab": self.vocab},
         }
 
     # ---- vocabulary -------------------------------------------------------------------------------------
@@ -400,8 +401,8 @@ class BertTokenizer:
         return added
 
     def _add_with_id(self, token_id: int, token: AddedToken | dict) -> None:
-        if not isinstance(token, AddedToken):
-            token = AddedToken.from_dict(token, f"added token {token_id}")
+        token = (AddedToken.from_dict(token, f"added token {token_id}") if isinstance(token, dict)
+                 else as_added_token(token, special=False))
         if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
             raise ValueError(f"added token {token.content!r}: its id must be an integer ≥ 0, got {token_id!r}")
         wordpiece_token = self.ids_to_tokens.get(token_id) if token_id < self.wordpiece_size else None
@@ -810,12 +811,13 @@ def _json_object(path: str) -> dict:
 
 
 def _checked_vocab(vocab: Any, where: str = "the vocabulary") -> dict[str, int]:
-    """A {token: id} vocabulary whose ids are 0..n-1, each once (as vocab.txt's line numbers are)."""
+    """A {token: id} vocabulary whose ids are distinct integers ≥ 0 (a vocab.txt that lists a token twice
+    leaves a gap: the token keeps its last line, as in transformers)."""
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{where}: the vocabulary must be a non-empty {{token: id}} object")
     ids = list(vocab.values())
-    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids) or sorted(ids) != list(range(len(ids))):
-        raise ValueError(f"{where}: the vocabulary's ids must be 0..{len(vocab) - 1}, each once")
+    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids) or len(set(ids)) < len(ids):
+        raise ValueError(f"{where}: the vocabulary's ids must be distinct integers ≥ 0")
     return dict(vocab)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibert import BatchEncoding, BertConfig, BertModel, BertTokenizer
+from minibert import AddedToken, BatchEncoding, BertConfig, BertModel, BertTokenizer
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "un", "##aff", "##able", "the", "cat", ".", "##s", "a", "é"]
@@ -185,6 +185,7 @@ def test_a_token_listed_twice_keeps_every_line(tmp_path):
     assert tokenizer("cat")["input_ids"] == [2, len(VOCAB), 3] and tokenizer.convert_ids_to_tokens(9) == "cat"
     tokenizer.save_pretrained(tmp_path / "saved")
     assert (tmp_path / "saved" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1] == lines
+    assert BertTokenizer.from_pretrained(tmp_path / "saved")("cat")["input_ids"] == [2, len(VOCAB), 3]  # via tokenizer.json
 
 
 def test_sides_come_from_the_config_and_survive_saving(tiny, tmp_path):
@@ -221,6 +222,82 @@ def test_tokenizer_and_encodings_survive_pickling(tiny):
     assert sent.word_ids(0) == enc.word_ids(0) and sent.tokens(1) == ["[CLS]", "a", "[SEP]", "[PAD]", "[PAD]"]
     assert sorted(sent._id_to_token) == sorted(set(enc["input_ids"].ravel().tolist()))  # not the vocabulary
 
+
+
+def test_added_tokens_are_matched_whole_and_survive_saving(tiny, tmp_path):
+    """The cases against transformers are ADDITIONS in tests/fixtures/tokenizer_cases.py; these are the rules."""
+    assert tiny.add_tokens(["Catdog", "cat", "", "Catdog"]) == 2  # "cat" keeps its id; repeats, "" skipped
+    assert tiny.add_special_tokens({"extra_special_tokens": ["<e>"]}) == 1
+    assert len(tiny) == len(VOCAB) + 2 and tiny.vocab_size == len(VOCAB)
+    catdog, e = len(VOCAB), len(VOCAB) + 1
+    assert tiny("the CATDOGs <e>")["input_ids"] == [2, 8, catdog, 1, e, 3]  # whatever its case; "s" a word of its own
+    assert tiny("<E>")["input_ids"] == [2, 1, 1, 1, 3]  # special: matched as written only
+    assert tiny.convert_ids_to_tokens([catdog, e]) == ["catdog", "<e>"]  # a normalised token decodes normalised
+    assert tiny.convert_tokens_to_ids(["Catdog", "catdog"]) == [catdog, 1]
+    assert tiny.decode(tiny.encode("catdog <e> cat"), skip_special_tokens=True) == "catdog cat"
+    assert tiny.all_special_tokens[-1] == "<e>" and tiny.all_special_ids[-1] == e
+    tiny.save_pretrained(tmp_path)
+    again = BertTokenizer.from_pretrained(tmp_path)
+    assert again.get_vocab() == tiny.get_vocab() and again.all_special_tokens == tiny.all_special_tokens
+    assert again("the CATDOGs <e>") == tiny("the CATDOGs <e>")
+    (tmp_path / "tokenizer.json").unlink()  # vocab.txt and tokenizer_config.json's added_tokens_decoder
+    assert BertTokenizer.from_pretrained(tmp_path)("the CATDOGs <e>") == tiny("the CATDOGs <e>")
+    copy = pickle.loads(pickle.dumps(tiny))
+    assert copy("catdog <e>") == tiny("catdog <e>")
+
+
+def test_added_token_flags(tiny):
+    tiny.add_tokens([AddedToken("dog", single_word=True), AddedToken("<l>", lstrip=True), AddedToken("<r>", rstrip=True)])
+    dog, left, right = len(VOCAB), len(VOCAB) + 1, len(VOCAB) + 2
+    enc = tiny("dog hotdog a <l> b <r> c", return_offsets_mapping=True)
+    assert enc["input_ids"][1:-1] == [dog, 1, 12, left, 1, right, 1]  # "hotdog" is no single word
+    assert enc.tokens()[4:7] == [" <l>", "[UNK]", "<r> "] and enc["offset_mapping"][4] == (12, 16)
+    tiny.add_tokens([AddedToken("Raw", normalized=False)])
+    assert tiny.tokenize("Raw raw") == ["Raw", "[UNK]"]
+    tiny.add_tokens(["Sp"], special_tokens=True)  # special: matched as written, skipped by decode
+    assert tiny.tokenize("Sp sp") == ["Sp", "[UNK]"] and tiny.decode(tiny.encode("Sp a"), skip_special_tokens=True) == "a"
+
+
+def test_a_named_special_token_can_be_replaced(tiny):
+    assert tiny.add_special_tokens({"mask_token": "<mask>"}) == 1
+    assert tiny.mask_token == "<mask>" and tiny.mask_token_id == len(VOCAB)
+    assert tiny.tokenize("<mask> [MASK]") == ["<mask>", "[MASK]"]  # the old one stays an added token
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda t: t.add_tokens([3]), TypeError, "added tokens are strings or AddedToken, got 3"),
+    (lambda t: t.add_tokens([AddedToken("x", lstrip="yes")]), TypeError, "lstrip must be true or false, got 'yes'"),
+    (lambda t: t.add_special_tokens({"bos_token": "<s>"}), ValueError, "unknown key 'bos_token'"),
+    (lambda t: t.add_special_tokens({"extra_special_tokens": "<s>"}), TypeError, "must be a list of tokens"),
+    (lambda t: t.add_special_tokens(["<s>"]), TypeError, "add_special_tokens takes a dict"),
+])
+def test_bad_added_tokens_are_clear_errors(tiny, call, error, message):
+    with pytest.raises(error, match=message):
+        call(tiny)
+
+
+def test_bad_tokenizer_json(tmp_path):
+    def write(data):
+        (tmp_path / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    vocab = {token: i for i, token in enumerate(VOCAB)}
+    for data, message in [
+        ({"model": {"type": "BPE", "vocab": {}}}, r"does not describe a WordPiece tokenizer \(its model is 'BPE'\)"),
+        ({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 0}}}, "ids must be distinct integers ≥ 0"),
+        ({"model": {"vocab": vocab, "continuing_subword_prefix": "@@"}}, "the prefix '##'"),
+        ({"model": {"vocab": vocab}, "added_tokens": [{"content": "x"}]}, "added token 'x' has no integer id"),
+        ({"model": {"vocab": vocab}, "added_tokens": [{"id": 9, "content": "dog", "special": True}]},
+         "added token 'dog' has id 9, which is 'cat' in the vocabulary"),
+        ({"model": {"vocab": vocab}, "added_tokens": [{"id": 20, "content": "x", "lstrip": 1}]},
+         "lstrip must be true or false, got 1"),
+        ([], "must hold a JSON object, not a list"),
+    ]:
+        write(data)
+        with pytest.raises(ValueError, match=message):
+            BertTokenizer.from_pretrained(tmp_path)
+    write({"model": {"vocab": vocab}, "added_tokens": [{"id": 20, "content": "<x>", "special": True}]})
+    tokenizer = BertTokenizer.from_pretrained(tmp_path)  # an id past the vocabulary's end is kept
+    assert tokenizer("<x>")["input_ids"] == [2, 20, 3] and tokenizer.add_tokens(["dog"]) == 1
+    assert tokenizer.convert_tokens_to_ids("dog") == 21
 
 def test_word_ids_align_word_labels_to_tokens(tiny):
     """The token-classification recipe: a label per word, spread to the word's tokens (-100 elsewhere)."""

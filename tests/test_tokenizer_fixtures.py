@@ -10,11 +10,12 @@ import shutil
 import numpy as np
 import pytest
 
-from minibert import BertTokenizer
+from minibert import AddedToken, BertTokenizer
 from tests.fixtures.cases import FIXTURES
 from tests.fixtures.corpora import corpora
 from tests.fixtures.tokenizer_cases import (
-    CALLS, MAPPINGS, PADS, SETTINGS, line_record, record_digest, run_call, run_mappings, run_pad, text_digest,
+    CALLS, MAPPINGS, PADS, SETTINGS, encode_added, line_record, record_digest, run_additions, run_call, run_mappings,
+    run_pad, text_digest,
 )
 
 LINES = np.load(FIXTURES / "tokenizer_lines.npz")
@@ -76,3 +77,30 @@ def test_batch_calls_match(model_dir, tmp_path, directory_kind):
     assert [(c["kwargs"], c["inputs"]) for c in lookups] == [(k, i) for k, i in MAPPINGS]
     for case in lookups:
         assert run_mappings(tokenizer, case["kwargs"], case["inputs"]) == case["expected"], ("lookups", case["kwargs"])
+
+
+def as_json(value):
+    """As the fixture stores it: tuples become lists."""
+    return json.loads(json.dumps(value, ensure_ascii=False))
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_added_tokens_match(model_dir, tmp_path, setting):
+    """Tokens added by add_tokens / add_special_tokens: the counts returned, the vocabulary, the special
+    tokens, and encodings, decodings and tokens() of texts full of them. Then the directory transformers
+    saved after adding them (tokenizer.json and tokenizer_config.json, no vocab.txt) loads in minibert with
+    the same encodings, and so does minibert's own save of it."""
+    recorded = CALLS_FIXTURE[f"added {setting}"]
+    ours = run_additions(BertTokenizer.from_pretrained(model_dir, **SETTINGS[setting]), AddedToken)
+    assert as_json(ours) == {k: v for k, v in recorded.items() if k != "saved"}
+
+    saved = tmp_path / "saved by transformers"
+    saved.mkdir()
+    tokenizer_json = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer_json["added_tokens"] = recorded["saved"]["added_tokens"]
+    (saved / "tokenizer.json").write_text(json.dumps(tokenizer_json), encoding="utf-8")
+    (saved / "tokenizer_config.json").write_text(json.dumps(recorded["saved"]["tokenizer_config.json"]), encoding="utf-8")
+    loaded = BertTokenizer.from_pretrained(saved)
+    assert as_json(encode_added(loaded)) == recorded["encodings"]
+    loaded.save_pretrained(tmp_path / "saved by minibert")
+    assert as_json(encode_added(BertTokenizer.from_pretrained(tmp_path / "saved by minibert"))) == recorded["encodings"]

@@ -1,5 +1,6 @@
 """minibert's BertTokenizer against transformers' BertTokenizer, live, when transformers is importable."""
 
+import copy
 import shutil
 
 import pytest
@@ -8,10 +9,11 @@ from hypothesis import strategies as st
 
 transformers = pytest.importorskip("transformers", reason="live tokenizer parity needs transformers")
 
-from minibert import BertTokenizer  # noqa: E402
+from minibert import AddedToken, BertTokenizer  # noqa: E402
 from tests.fixtures.corpora import corpora  # noqa: E402
 from tests.fixtures.tokenizer_cases import (  # noqa: E402
-    CALLS, MAPPINGS, PADS, flatten_texts, line_record, run_call, run_mappings, run_pad,
+    CALLS, MAPPINGS, PADS, SETTINGS, encode_added, flatten_texts, line_record, run_additions, run_call, run_mappings,
+    run_pad,
 )
 
 
@@ -130,3 +132,60 @@ def _call(tokenizer, inputs: dict, kwargs: dict) -> dict:
             "char_to_token": [[encoding.char_to_token(i, c, s) for c in chars for s in (0, 1)] for i in rows],
             "char_to_word": [[encoding.char_to_word(i, c, s) for c in chars for s in (0, 1)] for i in rows],
             "token_to_chars": [[encoding.token_to_chars(i, k) for k in range(len(encoding.word_ids(i)))] for i in rows]}
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_added_tokens(model_dir, tmp_path, setting):
+    """The frozen added-token cases, live; then each library loads the other's save with the same encodings."""
+    reference = transformers.BertTokenizer.from_pretrained(model_dir, **SETTINGS[setting])
+    ours = BertTokenizer.from_pretrained(model_dir, **SETTINGS[setting])
+    expected = run_additions(reference, transformers.AddedToken)
+    assert run_additions(ours, AddedToken) == expected
+    reference.save_pretrained(tmp_path / "transformers")
+    ours.save_pretrained(tmp_path / "minibert")
+    assert encode_added(BertTokenizer.from_pretrained(tmp_path / "transformers")) == expected["encodings"]
+    assert encode_added(transformers.BertTokenizer.from_pretrained(tmp_path / "minibert")) == expected["encodings"]
+
+
+ADDED_PIECES = ["zorg", "Zorg", "ZÖRG", "new york", "<x>", "[T]", "é", "中", "ab", "a", "-", "cat", "x y", "##s"]
+TEXT_PIECES = ADDED_PIECES + ["zorgs", "NEW YORK", "new  york", "<X>", "[t]", "abc", "the", "Cat", "日本", "e\u0301"]
+
+
+@pytest.fixture(scope="module")
+def fresh(model_dir):
+    return transformers.BertTokenizer.from_pretrained(model_dir), BertTokenizer.from_pretrained(model_dir)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_random_added_tokens(fresh, data):
+    """Random added tokens (any flags, special or not) and random texts made of them and their look-alikes:
+    the same counts, ids, offsets, word ids, tokens() and decodings as transformers. Tokens that normalise to
+    the same string are not drawn together: which of them the reference matches varies from run to run."""
+    reference, ours = (copy.deepcopy(t) for t in fresh)
+    flags = st.fixed_dictionaries({}, optional={name: st.booleans() for name in
+                                                ("single_word", "lstrip", "rstrip", "normalized", "special")})
+    tokens = data.draw(st.lists(st.tuples(st.lists(st.sampled_from(ADDED_PIECES), min_size=1, max_size=2).map("".join),
+                                          flags), max_size=5, unique_by=lambda t: t[0]))
+    normalized = [ours.encoder.normalize(content)[0] for content, f in tokens
+                  if f.get("normalized", not f.get("special", False))]
+    if len(set(normalized)) < len(normalized):
+        return
+    special = data.draw(st.booleans())
+    for library, tokenizer in ((transformers, reference), (None, ours)):
+        added_token = transformers.AddedToken if library else AddedToken
+        new = [content if not f else added_token(content, **f) for content, f in tokens]
+        tokenizer.added = tokenizer.add_tokens(new, special_tokens=special)
+    assert ours.added == reference.added and len(ours) == len(reference)
+    separators = st.sampled_from(["", " ", "  ", "\t", ".", "x"])
+    texts = data.draw(st.lists(st.lists(st.tuples(st.sampled_from(TEXT_PIECES), separators), max_size=6).map(
+        lambda parts: "".join(a + b for a, b in parts)), min_size=1, max_size=3))
+    assert _added_record(ours, texts) == _added_record(reference, texts), (tokens, special, texts)
+
+
+def _added_record(tokenizer, texts: list[str]) -> dict:
+    encoding = tokenizer(texts, return_offsets_mapping=True)
+    return {**encoding, "tokens": [encoding.tokens(i) for i in range(len(texts))],
+            "word_ids": [encoding.word_ids(i) for i in range(len(texts))],
+            "decode": [[tokenizer.decode(ids), tokenizer.decode(ids, skip_special_tokens=True)]
+                       for ids in encoding["input_ids"]]}
