@@ -18,6 +18,7 @@ import numpy as np
 
 from . import nn
 from .config import BertConfig
+from .errors import check_positive_int
 from .fast import FastEncoder
 from .hub import model_directory
 from .weights import (bert_weights, canonical_state, flatten, mlm_shapes, nsp_shapes, read_weights, take, unflatten,
@@ -105,6 +106,37 @@ class InferenceModel:
     def num_parameters(self) -> int:
         """The number of parameters, a tied array counted once (as transformers counts them)."""
         return sum(array.size for array in self.state_dict().values())
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True, seed: int | None = None) -> np.ndarray:
+        """Give the model `new_num_tokens` word embeddings (e.g. len(tokenizer) after tokenizer.add_tokens),
+        rounded up to a multiple of pad_to_multiple_of; returns the new [vocab, hidden] array.
+
+        As in transformers: existing rows are kept (or cut from the end), and config.vocab_size follows. New
+        rows are drawn from N(mean, 1e-9 · covariance) of the old rows (mean_resizing; the mean itself when
+        that covariance is not positive definite) or from N(0, initializer_range²). The MLM head follows: its
+        decoder is the new array (an untied decoder's rows are resized the same way) and its bias gets 0 for
+        the new tokens. seed: for the draws."""
+        n = self.config.vocab_size if new_num_tokens is None else new_num_tokens
+        check_positive_int("new_num_tokens", n)
+        if pad_to_multiple_of is not None:
+            check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
+            n = -(-n // pad_to_multiple_of) * pad_to_multiple_of  # round up
+        prefix = "bert." if isinstance(self, BertHeadModel) else ""
+        state = dict(self.state_dict())
+        if n != self.config.vocab_size:
+            rng = np.random.default_rng(seed)
+            std = self.config.initializer_range
+            for name in (prefix + "embeddings.word_embeddings.weight", "cls.predictions.decoder.weight"):
+                if name in state:  # the decoder's weight, only when it is not tied
+                    state[name] = resized_rows(state[name], n, mean_resizing, std, rng)
+            if "cls.predictions.bias" in state:  # the decoder's bias: cut, or padded with 0 as transformers does
+                bias = state["cls.predictions.bias"]
+                state["cls.predictions.bias"] = np.concatenate([bias[:n], np.zeros(max(0, n - len(bias)), bias.dtype)])
+            kind, arguments, *attributes = self.__reduce__()  # rebuilt, fast path included, from config + parameters
+            resized = kind(dataclasses.replace(self.config, vocab_size=n), state, *arguments[2:])
+            self.__dict__.update({**resized.__dict__, **(attributes[0] if attributes else {})})
+        return self.state_dict()[prefix + "embeddings.word_embeddings.weight"]
 
     def __reduce__(self) -> tuple:
         """Copies (copy.deepcopy of the best model so far, pickling for a worker process) are built anew from
@@ -430,6 +462,26 @@ def tie_mlm_weights(tensors: dict[str, np.ndarray], config: BertConfig) -> dict[
     if "cls.predictions.bias" in tensors:
         tensors["cls.predictions.decoder.bias"] = tensors["cls.predictions.bias"]
     return tensors
+
+
+def resized_rows(rows: np.ndarray, n: int, mean_resizing: bool, std: float, rng: np.random.Generator) -> np.ndarray:
+    """[V, H] -> [n, H]: the first rows kept; new ones from N(mean, 1e-9 · covariance) of the old rows (or
+    their mean, when that covariance is not positive definite), or from N(0, std²)."""
+    if n <= len(rows):
+        return rows[:n].copy()
+    added = n - len(rows)
+    if mean_resizing:
+        old = rows.astype(np.float64)
+        mean = old.mean(axis=0)
+        covariance = 1e-9 * (old - mean).T @ (old - mean) / len(old)  # [H, V] @ [V, H] -> [H, H]
+        try:
+            factor = np.linalg.cholesky(covariance)  # fails when not positive definite
+            new = mean + rng.standard_normal((added, len(mean))) @ factor.T
+        except np.linalg.LinAlgError:
+            new = np.repeat(mean[None, :], added, axis=0)
+    else:
+        new = rng.normal(0.0, std, (added, rows.shape[1]))
+    return np.concatenate([rows, new.astype(rows.dtype)])
 
 
 def tied_word_embeddings(config: BertConfig) -> bool:

@@ -469,13 +469,17 @@ class BertTokenizer:
         return self.added_tokens_encoder.get(token, self.vocab.get(token, self.vocab[self.unk_token]))
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int], skip_special_tokens: bool = False) -> str | list[str]:
-        """Id(s) -> token string(s); skip_special_tokens drops every special added token ([CLS], [SEP], [PAD],
-        ..., and those added as special)."""
+        """Id(s) -> token string(s); skip_special_tokens drops the special added tokens ([CLS], [SEP], [PAD],
+        ..., and those added as special). As in the reference, a token is dropped when its string is a special
+        token's content, so a special token matched on normalised text whose string normalisation changed
+        ("ZÖRG" -> "zorg") is kept."""
         if np.ndim(ids) == 0:  # one id
             return self._id_to_token(ids)
-        special = {i for i, t in self.added_tokens_decoder.items() if t.special} if skip_special_tokens else set()
         tokens = [self._id_to_token(i) for i in ids]  # checks every id, the skipped ones too
-        return [token for i, token in zip(ids, tokens) if int(i) not in special]
+        if not skip_special_tokens:
+            return tokens
+        special = {t.content for t in self.added_tokens_decoder.values() if t.special}
+        return [token for token in tokens if token not in special]
 
     def _id_to_token(self, token_id: int) -> str:
         if not isinstance(token_id, (int, np.integer)):  # int() would turn 1.5 into 1 silently

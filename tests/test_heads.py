@@ -131,3 +131,63 @@ def test_copies_are_independent_models(copy_model, class_name):
     encoder.use_fast = False
     d = maxdiff(f"{class_name} copy, changed in place", key, fast, getattr(twin(**BATCH), key), BATCH["attention_mask"])
     assert d <= logit_tolerance("float32", fast) and not np.allclose(fast, before)
+
+
+@pytest.mark.parametrize("class_name", ["BertModel", "BertForMaskedLM"])
+def test_resize_token_embeddings_for_added_tokens(class_name, tmp_path):
+    """tokenizer.add_tokens, then model.resize_token_embeddings(len(tokenizer)): the new ids run, the old
+    ones give what they gave, the fast path sees the new array and in-place changes to it, and the resized
+    model saves and loads. The comparison with transformers' resize is in test_heads_live.py."""
+    model = getattr(minibert, class_name).from_pretrained(HEADS / "masked-lm")
+    old = model.state_dict()
+    key = "logits" if class_name == "BertForMaskedLM" else "last_hidden_state"
+    before = getattr(model(**BATCH), key)
+    n = model.config.vocab_size
+    array = model.resize_token_embeddings(n + 3, seed=0)
+    assert array.shape == (n + 3, model.config.hidden_size) and model.config.vocab_size == n + 3
+    assert model.num_parameters() == sum(a.size for a in old.values()) + 3 * model.config.hidden_size + 3 * (key == "logits")
+    after = getattr(model(**BATCH), key)
+    np.testing.assert_array_equal(after[..., :n], before)  # the old vocabulary's scores (hidden states) unchanged
+    if key == "logits":
+        assert np.array_equal(model.head["cls"]["predictions"]["decoder"]["weight"], array)  # still tied
+        assert (model.state_dict()["cls.predictions.bias"][n:] == 0).all()
+    ids = np.array([[2, n, n + 2, 5]])
+    encoder = model if class_name == "BertModel" else model.bert
+    fast = getattr(model(ids), key)
+    array[n:] += 0.5  # in place, as an optimizer step: the fast path sees it
+    changed = getattr(model(ids), key)
+    encoder.use_fast = False
+    d = maxdiff(f"{class_name} resized", key, changed, getattr(model(ids), key), np.ones_like(ids))
+    assert d <= logit_tolerance("float32", changed) and not np.allclose(fast, changed)
+    np.testing.assert_array_equal(model.resize_token_embeddings(n + 3, seed=5), array)  # the same size: unchanged
+    model.save_pretrained(tmp_path)
+    loaded = getattr(minibert, class_name).from_pretrained(tmp_path)
+    assert loaded.config.vocab_size == n + 3 and loaded.state_dict().keys() == model.state_dict().keys()
+    assert all(np.array_equal(a, loaded.state_dict()[k]) for k, a in model.state_dict().items())
+
+
+def test_resize_token_embeddings_rows_and_sizes():
+    """New rows: at the old rows' mean, 1e-9 of their covariance around it (reproducible with a seed), or
+    N(0, initializer_range²); sizes rounded up to a multiple, or cut; bad sizes are clear errors."""
+    def fresh():
+        return minibert.BertModel.from_pretrained(HEADS / "masked-lm")
+    model = fresh()
+    old = model.state_dict()["embeddings.word_embeddings.weight"].copy()
+    n, hidden = old.shape
+    new = model.resize_token_embeddings(n + 4, seed=1)[n:]
+    np.testing.assert_array_equal(new, fresh().resize_token_embeddings(n + 4, seed=1)[n:])
+    assert np.abs(new - old.mean(axis=0)).max() <= 6 * np.sqrt(1e-9 * old.var(axis=0).max()) and new.std() > 0
+    spread = fresh().resize_token_embeddings(n + 50, mean_resizing=False, seed=1)[n:]
+    std = model.config.initializer_range
+    assert np.abs(spread).max() <= 6 * std and 0.8 * std < spread.std() < 1.2 * std
+    assert fresh().resize_token_embeddings(n + 1, pad_to_multiple_of=64).shape == (-(-(n + 1) // 64) * 64, hidden)
+    assert fresh().resize_token_embeddings(pad_to_multiple_of=7).shape == (-(-n // 7) * 7, hidden)
+    small = fresh()
+    np.testing.assert_array_equal(small.resize_token_embeddings(n - 10), old[:n - 10])
+    with pytest.raises(ValueError, match=f"input_ids holds {n - 10} at position \\[0, 0\\]; values must lie in \\[0, {n - 10}\\)"):
+        small(np.array([[n - 10]]))
+    for arguments, message in [((0,), "new_num_tokens must be a positive integer, got 0"),
+                               (("9",), "new_num_tokens must be a positive integer, got '9'"),
+                               ((None, 0), "pad_to_multiple_of must be a positive integer, got 0")]:
+        with pytest.raises(ValueError, match=message):
+            fresh().resize_token_embeddings(*arguments)
