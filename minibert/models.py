@@ -116,7 +116,8 @@ class InferenceModel:
         rows are drawn from N(mean, 1e-9 · covariance) of the old rows (mean_resizing; the mean itself when
         that covariance is not positive definite) or from N(0, initializer_range²). The MLM head follows: its
         decoder is the new array (an untied decoder's rows are resized the same way) and its bias gets 0 for
-        the new tokens. seed: for the draws."""
+        the new tokens (an untied decoder's, drawn from N(mean, (1e-9 · std)²) of the old ones). seed: for
+        the draws."""
         n = self.config.vocab_size if new_num_tokens is None else new_num_tokens
         check_positive_int("new_num_tokens", n)
         if pad_to_multiple_of is not None:
@@ -130,9 +131,12 @@ class InferenceModel:
             for name in (prefix + "embeddings.word_embeddings.weight", "cls.predictions.decoder.weight"):
                 if name in state:  # the decoder's weight, only when it is not tied
                     state[name] = resized_rows(state[name], n, mean_resizing, std, rng)
-            if "cls.predictions.bias" in state:  # the decoder's bias: cut, or padded with 0 as transformers does
+            if "cls.predictions.bias" in state:  # a tied decoder's bias: cut, or padded with 0 as transformers does
                 bias = state["cls.predictions.bias"]
                 state["cls.predictions.bias"] = np.concatenate([bias[:n], np.zeros(max(0, n - len(bias)), bias.dtype)])
+            if "cls.predictions.decoder.bias" in state:  # an untied decoder's: its new entries drawn as its rows
+                bias = state["cls.predictions.decoder.bias"]
+                state["cls.predictions.decoder.bias"] = resized_bias(bias, n, mean_resizing, rng)
             kind, arguments, *attributes = self.__reduce__()  # rebuilt, fast path included, from config + parameters
             resized = kind(dataclasses.replace(self.config, vocab_size=n), state, *arguments[2:])
             self.__dict__.update({**resized.__dict__, **(attributes[0] if attributes else {})})
@@ -350,9 +354,11 @@ class MaskedLMHeadModel(BertHeadModel):
         return tie_mlm_weights(tensors, self.config)
 
     def state_dict(self) -> dict[str, np.ndarray]:
+        if not tied_word_embeddings(self.config):
+            return super().state_dict()  # the decoder's own weight and bias, under their own names
         state = {}
         for name, array in super().state_dict().items():
-            if name == "cls.predictions.decoder.weight" and tied_word_embeddings(self.config):
+            if name == "cls.predictions.decoder.weight":
                 continue  # the same array as bert.embeddings.word_embeddings.weight
             state["cls.predictions.bias" if name == "cls.predictions.decoder.bias" else name] = array
         return state
@@ -453,13 +459,16 @@ class BertForQuestionAnswering(BertHeadModel):
 
 
 def tie_mlm_weights(tensors: dict[str, np.ndarray], config: BertConfig) -> dict[str, np.ndarray]:
-    """The MLM decoder is tied, as in transformers: its weight is the word-embedding matrix (unless
-    config.json says tie_word_embeddings=false) and its bias is cls.predictions.bias. Checkpoints often
-    store only the originals; the decoder copies, when stored, are not read."""
+    """The MLM decoder is tied, as in transformers: its weight is the word-embedding matrix and its bias is
+    cls.predictions.bias. Checkpoints often store only the originals; the decoder copies, when stored, are
+    not read. With tie_word_embeddings=false in config.json, nothing is tied: the decoder's weight and bias
+    are its own (transformers 5 then also keeps an unused cls.predictions.bias, read here only when the
+    checkpoint has no decoder bias, as transformers 4 saved them)."""
     tensors = dict(tensors)
-    if tied_word_embeddings(config) and "embeddings.word_embeddings.weight" in tensors:
+    tied = tied_word_embeddings(config)
+    if tied and "embeddings.word_embeddings.weight" in tensors:
         tensors["cls.predictions.decoder.weight"] = tensors["embeddings.word_embeddings.weight"]
-    if "cls.predictions.bias" in tensors:
+    if "cls.predictions.bias" in tensors and (tied or "cls.predictions.decoder.bias" not in tensors):
         tensors["cls.predictions.decoder.bias"] = tensors["cls.predictions.bias"]
     return tensors
 
@@ -482,6 +491,14 @@ def resized_rows(rows: np.ndarray, n: int, mean_resizing: bool, std: float, rng:
     else:
         new = rng.normal(0.0, std, (added, rows.shape[1]))
     return np.concatenate([rows, new.astype(rows.dtype)])
+
+
+def resized_bias(bias: np.ndarray, n: int, mean_resizing: bool, rng: np.random.Generator) -> np.ndarray:
+    """An untied decoder's bias [V] -> [n], as transformers resizes it: new entries from
+    N(mean, (1e-9 · std)²) of the old ones (mean_resizing), else 0."""
+    added = max(0, n - len(bias))
+    new = rng.normal(bias.mean(), 1e-9 * bias.std(ddof=1), added) if mean_resizing else np.zeros(added)
+    return np.concatenate([bias[:n], new.astype(bias.dtype)])
 
 
 def tied_word_embeddings(config: BertConfig) -> bool:

@@ -69,23 +69,27 @@ def _word_embeddings(model) -> np.ndarray:
     return model.get_input_embeddings().weight.detach().numpy()
 
 
-@pytest.mark.parametrize("class_name", ["BertModel", *CLASSES])
-def test_resize_token_embeddings(tmp_path, class_name):
+@pytest.mark.parametrize("class_name, untied", [(name, False) for name in ["BertModel", *CLASSES]]
+                         + [("BertForMaskedLM", True), ("BertForPreTraining", True)])
+def test_resize_token_embeddings(tmp_path, class_name, untied):
     """After tokenizer.add_tokens, model.resize_token_embeddings(len(tokenizer)) as in transformers: the old
     rows kept, config.vocab_size and the parameter count the same as transformers', new rows at the old rows'
-    mean (transformers draws them around it with 1e-9 of their covariance), a tied MLM bias padded with 0.
-    With the new rows copied into transformers' model, both give the same outputs on the new ids; the
-    resized model saves into a checkpoint transformers loads whole."""
+    mean (transformers draws them around it with 1e-9 of their covariance), a tied MLM bias padded with 0
+    (an untied one drawn around its mean). With the new rows copied into transformers' model, both give the
+    same outputs on the new ids; the resized model saves into a checkpoint transformers loads whole.
+    Untied (tie_word_embeddings=false): the MLM decoder's own weight and bias are read and written, where
+    transformers 5 also keeps an unused cls.predictions.bias."""
+    mlm = class_name in ("BertForMaskedLM", "BertForPreTraining")
     torch.manual_seed(0)
-    config = transformers.BertConfig(**RANDOM_CONFIGS["mini"], attn_implementation="eager")
+    config = transformers.BertConfig(**RANDOM_CONFIGS["mini"], tie_word_embeddings=not untied,
+                                     attn_implementation="eager")
     reference = getattr(transformers, class_name)(config).eval()
     with torch.no_grad():
         for p in reference.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+            p.add_(torch.randn_like(p) * 0.05)  # an untied decoder's bias now differs from cls.predictions.bias
     reference.save_pretrained(tmp_path / "before")
-    model = getattr(minibert, class_name).from_pretrained(tmp_path / "before")
     old = _word_embeddings(reference).copy()
-    for new_num_tokens, multiple in ((old.shape[0] + 5, None), (old.shape[0] + 5, 8), (old.shape[0] - 7, None)):
+    for new_num_tokens, multiple in ((None, None), (old.shape[0] + 5, None), (old.shape[0] + 5, 8), (old.shape[0] - 7, None)):
         reference = getattr(transformers, class_name).from_pretrained(tmp_path / "before").eval()
         model = getattr(minibert, class_name).from_pretrained(tmp_path / "before")
         reference.resize_token_embeddings(new_num_tokens, pad_to_multiple_of=multiple)
@@ -98,12 +102,16 @@ def test_resize_token_embeddings(tmp_path, class_name):
         for name, new_rows in (("minibert", ours[kept:]), ("transformers", _word_embeddings(reference)[kept:])):
             assert np.abs(new_rows - old.mean(axis=0)).max(initial=0.0) <= spread, name
         state = model.state_dict()
-        if "cls.predictions.bias" in state:
-            assert np.array_equal(state["cls.predictions.bias"], reference.cls.predictions.bias.detach().numpy())
-        with torch.no_grad():  # the same parameters in both, then the same outputs on ids that include the new ones
-            for name, parameter in reference.named_parameters():
-                if name in state:
-                    parameter.copy_(torch.from_numpy(state[name]))
+        if mlm:
+            bias = state["cls.predictions.decoder.bias" if untied else "cls.predictions.bias"]
+            expected_bias = reference.cls.predictions.decoder.bias.detach().numpy()
+            assert np.array_equal(bias[:kept], expected_bias[:kept])
+            assert np.abs(bias[kept:] - expected_bias[kept:]).max(initial=0.0) <= (1e-6 if untied else 0.0)
+        if new_num_tokens is not None:  # the same parameters in both, then the same outputs on the new ids too
+            with torch.no_grad():
+                for name, parameter in reference.named_parameters():
+                    if name in state:
+                        parameter.copy_(torch.from_numpy(state[name]))
         ids = np.array([[1, len(ours) - 1, 5, len(ours) - 2, 2]])
         with torch.no_grad():
             expected = reference(torch.from_numpy(ids))
@@ -111,9 +119,11 @@ def test_resize_token_embeddings(tmp_path, class_name):
         for key in ("last_hidden_state", *OUTPUTS):
             if getattr(expected, key, None) is not None:
                 ref = getattr(expected, key).numpy()
-                d = maxdiff(f"live resized {class_name}", key, getattr(out, key), ref, np.ones_like(ids))
+                d = maxdiff(f"live resized {class_name} {'untied' if untied else 'tied'}", key, getattr(out, key),
+                            ref, np.ones_like(ids))
                 assert d <= logit_tolerance("float32", ref), (key, d)
     model.save_pretrained(tmp_path / "after")
     loaded, info = getattr(transformers, class_name).from_pretrained(tmp_path / "after", output_loading_info=True)
-    assert not any(info.values()), info
+    assert info["missing_keys"] == ({"cls.predictions.bias"} if untied else set()), info
+    assert not any(info[kind] for kind in info if kind != "missing_keys"), info
     assert loaded.config.vocab_size == model.config.vocab_size

@@ -37,6 +37,33 @@ def test_bert_mini_gradients(tmp_path, dtype):
     assert abs(loss - out.loss.item()) <= BOUND[dtype] and errors[worst] <= BOUND[dtype]
 
 
+@pytest.mark.parametrize("untied", [False, True], ids=["tied", "untied"])
+def test_masked_lm_gradients(tmp_path, untied):
+    """The MLM head's gradients, keyed as torch names the parameters: with the decoder tied (one gradient for
+    the word embeddings, cls.predictions.bias) and untied (the decoder's own weight and bias)."""
+    torch.manual_seed(0)
+    config = transformers.BertConfig(**RANDOM_CONFIGS["tiny"], tie_word_embeddings=not untied, attn_implementation="eager",
+                                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    reference = transformers.BertForMaskedLM(config)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    reference.save_pretrained(tmp_path)
+    reference = reference.double().train()
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, config.vocab_size, (2, 9))
+    labels = np.where(rng.random((2, 9)) < 0.4, ids, -100)
+    labels[0, 0] = ids[0, 0]
+    out = reference(input_ids=torch.from_numpy(ids), labels=torch.from_numpy(labels))
+    out.loss.backward()
+    model = minibert.BertForMaskedLM.from_pretrained(tmp_path, dtype="float64")
+    loss, grads = value_and_grad(model, {"input_ids": ids}, labels)
+    expected = {n: p.grad.numpy() for n, p in reference.named_parameters() if p.grad is not None}
+    assert grads.keys() == model.state_dict().keys() == expected.keys()
+    errors = relative_errors(grads, expected)
+    assert abs(loss - out.loss.item()) <= BOUND["float64"] and max(errors.values()) <= BOUND["float64"], errors
+
+
 def test_trained_checkpoint_loads_in_transformers_with_equal_logits(tmp_path):
     from minibert.train import AdamW
 

@@ -221,7 +221,8 @@ def masked_lm_value_and_grad(model: BertForMaskedLM, x: np.ndarray, ids: np.ndar
     drows, d_transform, d_decoder = nn.masked_lm_head_backward(dlogits, rows, **predictions, eps=model.config.layer_norm_eps)
     dx = np.zeros_like(x)
     dx[chosen] = drows  # [N, H] -> [B, S, H]
-    grads = {**flatten(d_transform, "cls.predictions.transform."), "cls.predictions.bias": d_decoder["bias"],
+    bias = "cls.predictions.bias" if tied_word_embeddings(model.config) else "cls.predictions.decoder.bias"  # as state_dict()
+    grads = {**flatten(d_transform, "cls.predictions.transform."), bias: d_decoder["bias"],
              "cls.predictions.decoder.weight": d_decoder["weight"]}
     return value, dx, grads
 
