@@ -268,9 +268,10 @@ def _tokenize(args) -> int:
 def _info(args) -> int:
     from .config import BertConfig
     from .hub import model_directory
+    from .tokenizer import TOKENIZER_FILES
     from .weights import HEAD_PREFIXES, canonical_state, read_weights, weights_file
 
-    directory = model_directory(args.model, need=("config.json",), want=("vocab.txt", "tokenizer_config.json"), weights=True)
+    directory = model_directory(args.model, need=("config.json",), want=TOKENIZER_FILES, weights=True)
     config = BertConfig.from_json_file(directory / "config.json")
     tensors = canonical_state(read_weights(weights_file(directory)))
     blocks: dict[str, int] = {}
@@ -296,8 +297,9 @@ def _check(args) -> int:
     that a float32 difference can be told apart from a difference in the computation."""
     from .hub import model_directory
     from .models import BertModel
+    from .tokenizer import TOKENIZER_FILES
 
-    directory = model_directory(args.model, need=("config.json",), want=("vocab.txt",), weights=True)
+    directory = model_directory(args.model, need=("config.json",), want=TOKENIZER_FILES, weights=True)
     try:
         import torch  # noqa: F401
         import transformers
@@ -338,10 +340,10 @@ def _live_case(directory):
     import torch
     import transformers
 
-    from .tokenizer import BertTokenizer
+    from .tokenizer import TOKENIZER_FILES, BertTokenizer
 
-    if not (directory / "vocab.txt").is_file():
-        raise UserError(f"{directory} has no vocab.txt to make sample inputs from")
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES[:2]):
+        raise UserError(f"{directory} has no tokenizer.json or vocab.txt to make sample inputs from")
     batch = dict(BertTokenizer.from_pretrained(directory)(
         ["The capital of France is Paris.", "BERT reads both directions at once."], ["It is a small model.", "Short."],
         padding=True, return_tensors="np"))

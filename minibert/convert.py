@@ -20,7 +20,7 @@ from .hub import model_directory
 from .weights import read_safetensors, read_weights, weights_file
 
 # Files beside the weights that a model directory needs (config, tokenizer); copied when present.
-SIDE_FILES = ("config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+SIDE_FILES = ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def convert(source: str | os.PathLike, destination: str | os.PathLike, **hub_options) -> Path:

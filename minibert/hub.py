@@ -55,7 +55,8 @@ def model_directory(
         found.append(weights_file)
     found = [f for f in found if f is not None]
     if not found:
-        raise HubError(f"nothing was asked of {repo_id!r}")
+        raise HubError(f"{repo_id} has none of {', '.join(want)} (or they are not in the cache and the hub cannot "
+                       "be reached)" if want else f"nothing was asked of {repo_id!r}")
     return Path(found[0]).parent  # every file of one revision lies in the same snapshot folder
 
 

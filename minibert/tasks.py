@@ -22,7 +22,7 @@ from .models import (
 )
 from .nn import softmax
 from .progress import progress
-from .tokenizer import BertTokenizer
+from .tokenizer import TOKENIZER_FILES, BertTokenizer
 
 
 def fill_mask(model: BertForMaskedLM | BertForPreTraining, tokenizer: BertTokenizer, text: str | Sequence[str],
@@ -210,8 +210,8 @@ class SentenceEncoder:
         (max_seq_length). A plain BERT directory gets mean pooling, unnormalised."""
         # From the hub, the transformer must sit at the repository's root (as in current sentence-transformers
         # models); a local directory may hold it in a subfolder (older models' 0_Transformer/).
-        root = model_directory(name_or_path, need=("config.json", "vocab.txt"), weights=True, want=(
-            "tokenizer_config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"), **hub_options)
+        root = model_directory(name_or_path, need=("config.json",), weights=True, want=(
+            *TOKENIZER_FILES, "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"), **hub_options)
         modules = _read_json(root / "modules.json", default=[])
         kinds = {m["type"].rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
         transformer = root / kinds.get("Transformer", "")

@@ -26,6 +26,7 @@ TRUNCATION = {None: None, False: None, "do_not_truncate": None, True: "longest_f
               "longest_first": "longest_first", "only_first": "only_first", "only_second": "only_second"}
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 TOKENIZER_FILE = "tokenizer.json"  # the `tokenizers` library's file, which transformers reads first
+TOKENIZER_FILES = (TOKENIZER_FILE, "vocab.txt", "tokenizer_config.json")  # what from_pretrained reads, when present
 SIDES = ("right", "left")  # padding_side / truncation_side
 # What padding adds to each per-token list, besides the [PAD] id.
 PAD_VALUES = {"token_type_ids": 0, "attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0),
@@ -268,7 +269,7 @@ class BertTokenizer:
         (do_lower_case, strip_accents, tokenize_chinese_chars, model_max_length, special tokens,
         extra_special_tokens). As in transformers' BertTokenizer, tokenizer.json's normaliser and other stages
         are not read: BERT's are rebuilt from the settings. Keyword arguments override the files."""
-        path = os.fspath(model_directory(name_or_path, want=(TOKENIZER_FILE, "vocab.txt", "tokenizer_config.json"),
+        path = os.fspath(model_directory(name_or_path, want=TOKENIZER_FILES,
                                          revision=revision, local_files_only=local_files_only, token=token,
                                          cache_dir=cache_dir))
         tokenizer_file, vocab_file = os.path.join(path, TOKENIZER_FILE), os.path.join(path, "vocab.txt")

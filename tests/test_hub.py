@@ -128,17 +128,23 @@ def test_no_name_is_a_clear_error():
         BertTokenizer.from_pretrained(None)
 
 
-def test_missing_weights_on_the_hub(tmp_path):
-    repos = {"someone/no-weights": {"main": files("zip", ["config.json", "vocab.txt"])}}
+def test_missing_weights_or_tokenizer_on_the_hub(tmp_path):
+    repos = {"someone/no-weights": {"main": files("zip", ["config.json", "vocab.txt"])},
+             "someone/no-tokenizer": {"main": files("zip", ["config.json", "pytorch_model.bin"])}}
     with serve_hub(repos) as endpoint:
         result = run("""
             import minibert
-            try:
-                minibert.BertModel.from_pretrained("someone/no-weights")
-            except minibert.HubError as e:
-                print(e)
+            for load in (lambda: minibert.BertModel.from_pretrained("someone/no-weights"),
+                         lambda: minibert.BertTokenizer.from_pretrained("someone/no-tokenizer")):
+                try:
+                    load()
+                except minibert.HubError as e:
+                    print(e)
         """, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
-    assert result.stdout.strip() == "someone/no-weights (revision main) has no pytorch_model.bin (nor model.safetensors)"
+    assert result.stdout.strip().split("\n") == [
+        "someone/no-weights (revision main) has no pytorch_model.bin (nor model.safetensors)",
+        "someone/no-tokenizer has none of tokenizer.json, vocab.txt, tokenizer_config.json (or they are not in the "
+        "cache and the hub cannot be reached)"]
 
 
 def test_cli_commands_by_hub_id_from_an_offline_cache(tmp_path):
@@ -155,9 +161,11 @@ def test_cli_commands_by_hub_id_from_an_offline_cache(tmp_path):
         assert expected in result.stdout
 
 
-def test_sentence_transformers_repository_by_hub_id(tmp_path, minilm_path):
-    """all-MiniLM-L6-v2 as its hub repository lays it out (modules.json, 1_Pooling/, ...), then offline."""
-    names = ["config.json", "vocab.txt", "tokenizer_config.json", "modules.json", "sentence_bert_config.json",
+@pytest.mark.parametrize("tokenizer_file", ["vocab.txt", "tokenizer.json"])
+def test_sentence_transformers_repository_by_hub_id(tmp_path, minilm_path, tokenizer_file):
+    """all-MiniLM-L6-v2 as its hub repository lays it out (modules.json, 1_Pooling/, ...), then offline;
+    with the tokenizer as vocab.txt, or as tokenizer.json only (what transformers 5 saves)."""
+    names = ["config.json", tokenizer_file, "tokenizer_config.json", "modules.json", "sentence_bert_config.json",
              "1_Pooling/config.json", "model.safetensors"]
     repo = {"sentence-transformers/all-MiniLM-L6-v2": {"main": {n: (minilm_path / n).read_bytes() for n in names}}}
     home = tmp_path / "hf"
