@@ -309,10 +309,6 @@ class BertTokenizer:
 
     def _tokenizer_json(self) -> dict[str, Any]:
         """The `tokenizers` library's description of this tokenizer (what transformers loads first)."""
-        def template(*items):
-            return [{"SpecialToken" if item.startswith("[") else "Sequence": {"id": item.split(":")[0],
-                                                                               "type_id": int(item.split(":")[1])}}
-                    for item in items]
         cls, sep = self.cls_token, self.sep_token
         return {
             "version": "1.0", "truncation": None, "padding": None,
@@ -393,11 +389,12 @@ class BertTokenizer:
 
     def _add(self, tokens: list[AddedToken]) -> int:
         """Register tokens not yet added, in order; returns how many."""
-        added = 0
+        added, next_id = 0, max([self.wordpiece_size - 1, *self.added_tokens_decoder]) + 1
         for token in tokens:
             if token.content and token.content not in self.added_tokens_encoder:
-                next_id = max([self.wordpiece_size - 1, *self.added_tokens_decoder]) + 1
-                self._add_with_id(self.vocab.get(token.content, next_id), token)
+                token_id = self.vocab.get(token.content, next_id)
+                self._add_with_id(token_id, token)
+                next_id += token_id == next_id
                 added += 1
         return added
 
