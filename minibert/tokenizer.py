@@ -237,12 +237,13 @@ class BertTokenizer:
         self.padding_side, self.truncation_side = padding_side, truncation_side  # checked again by each call
         if isinstance(vocab_file, dict):
             self.vocab = _checked_vocab(vocab_file)
-            self.ids_to_tokens = {i: token for token, i in self.vocab.items()}
+            self.wordpiece_tokens = {i: token for token, i in self.vocab.items()}
         else:
             lines = load_vocab(vocab_file)
             self.vocab = {token: i for i, token in enumerate(lines)}  # a token listed twice takes its last line, as in transformers
-            self.ids_to_tokens = dict(enumerate(lines))  # every line, so that saving writes the file back as it was
-        self.wordpiece_size = max(self.ids_to_tokens) + 1  # the ids WordPiece knows; new added tokens come after
+            self.wordpiece_tokens = dict(enumerate(lines))  # every line, so that saving writes the file back as it was
+        self.wordpiece_size = max(self.wordpiece_tokens) + 1  # the ids WordPiece knows; new added tokens come after
+        self.ids_to_tokens = dict(self.wordpiece_tokens)  # what ids decode to: added tokens' strings replace these
         self.do_lower_case, self.strip_accents = do_lower_case, strip_accents
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
@@ -291,7 +292,7 @@ class BertTokenizer:
                                                    ("tokenizer_config.json", "vocab.txt", TOKENIZER_FILE))
         with open(vocab_file, "w", encoding="utf-8") as f:
             # Line number = id; an id the vocabulary lacks (possible in a tokenizer.json) gets an empty line.
-            f.writelines(self.ids_to_tokens.get(i, "") + "\n" for i in range(self.wordpiece_size))
+            f.writelines(self.wordpiece_tokens.get(i, "") + "\n" for i in range(self.wordpiece_size))
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
                   "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
                   "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
@@ -403,7 +404,7 @@ class BertTokenizer:
                  else as_added_token(token, special=False))
         if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
             raise ValueError(f"added token {token.content!r}: its id must be an integer ≥ 0, got {token_id!r}")
-        wordpiece_token = self.ids_to_tokens.get(token_id) if token_id < self.wordpiece_size else None
+        wordpiece_token = self.wordpiece_tokens.get(token_id)
         if wordpiece_token is not None and wordpiece_token != token.content:
             raise ValueError(f"added token {token.content!r} has id {token_id}, which is {wordpiece_token!r} in the vocabulary")
         if token_id in self.added_tokens_decoder or token.content in self.added_tokens_encoder:
@@ -417,8 +418,9 @@ class BertTokenizer:
             strip_accents=self.do_lower_case if self.strip_accents is None else self.strip_accents,
             split_cjk=self.tokenize_chinese_chars,
         )
-        # A new id's string, as the reference gives it: a normalised added token's is its normalised content.
-        self.ids_to_tokens.update((i, string) for i, string in self.encoder.token_strings.items() if i >= self.wordpiece_size)
+        # As the reference, an added token's id decodes to the token's string, even where WordPiece has the id: a
+        # normalised token's string is its normalised content ("中" -> " 中 ").
+        self.ids_to_tokens.update(self.encoder.token_strings)
 
     @property
     def special_tokens_map(self) -> dict[str, str]:
