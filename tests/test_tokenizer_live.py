@@ -8,12 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 transformers = pytest.importorskip("transformers", reason="live tokenizer parity needs transformers")
+tokenizers = pytest.importorskip("tokenizers", reason="live tokenizer parity needs tokenizers")
 
 from minibert import AddedToken, BertTokenizer  # noqa: E402
 from tests.fixtures.corpora import corpora  # noqa: E402
 from tests.fixtures.tokenizer_cases import (  # noqa: E402
-    CALLS, MAPPINGS, PADS, SETTINGS, encode_added, flatten_texts, line_record, run_additions, run_call, run_mappings,
-    run_pad,
+    ADDED_TEXTS, CALLS, MAPPINGS, PADS, SETTINGS, encode_added, flatten_texts, line_record, run_additions, run_call,
+    run_mappings, run_pad,
 )
 
 
@@ -145,6 +146,12 @@ def test_added_tokens(model_dir, tmp_path, setting):
     ours.save_pretrained(tmp_path / "minibert")
     assert encode_added(BertTokenizer.from_pretrained(tmp_path / "transformers")) == expected["encodings"]
     assert encode_added(transformers.BertTokenizer.from_pretrained(tmp_path / "minibert")) == expected["encodings"]
+    # The tokenizers library alone reads minibert's tokenizer.json, normaliser and post-processor included.
+    backend = tokenizers.Tokenizer.from_file(str(tmp_path / "minibert" / "tokenizer.json"))
+    rows = expected["encodings"]["texts"]
+    for i, text in enumerate(ADDED_TEXTS):
+        encoding = backend.encode(text)
+        assert [encoding.ids, [list(o) for o in encoding.offsets]] == [rows["input_ids"][i], rows["offset_mapping"][i]]
 
 
 ADDED_PIECES = ["zorg", "Zorg", "ZÖRG", "new york", "<x>", "[T]", "é", "中", "ab", "a", "-", "cat", "x y", "##s"]
