@@ -194,28 +194,36 @@ class BertModel(InferenceModel):
 
     def forward(
         self,
-        input_ids: Any,
+        input_ids: Any = None,
         attention_mask: Any = None,
         token_type_ids: Any = None,
         position_ids: Any = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        inputs_embeds: Any = None,
     ) -> BertModelOutput:
         """Encode a batch of token ids.
 
         input_ids [B, S] (or [S], taken as a batch of one); attention_mask [B, S] of 1 (token) / 0
         (padding), default all 1; token_type_ids [B, S], default all 0; position_ids [B, S] or [S],
-        default 0..S-1. Returns a BertModelOutput.
+        default 0..S-1. inputs_embeds [B, S, H], instead of input_ids: vectors that take the place of the
+        word embeddings (the reference path runs). Returns a BertModelOutput.
         """
         c = self.config
+        if inputs_embeds is not None:
+            inputs_embeds = check_embeds(c, input_ids, inputs_embeds, self.dtype)
+        elif input_ids is None:
+            raise ValueError("give input_ids (or inputs_embeds)")
         input_ids, attention_mask, token_type_ids, position_ids = check_inputs(
-            c, input_ids, attention_mask, token_type_ids, position_ids)
-        if self.use_fast and not output_attentions:
+            c, input_ids, attention_mask, token_type_ids, position_ids,
+            shape=None if inputs_embeds is None else inputs_embeds.shape[:2])
+        if self.use_fast and not output_attentions and inputs_embeds is None:
             fast = self.fast(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states)
             if fast is not None:
                 return BertModelOutput(*fast)
         w = self.weights
-        x = nn.embeddings(input_ids, token_type_ids, position_ids, **w["embeddings"], eps=c.layer_norm_eps)  # [B, S] -> [B, S, H]
+        x = nn.embeddings(input_ids, token_type_ids, position_ids, **w["embeddings"], eps=c.layer_norm_eps,
+                          inputs_embeds=inputs_embeds)  # [B, S] -> [B, S, H]
         mask_bias = nn.padding_mask_bias(attention_mask, self.dtype)  # [B, S] -> [B, 1, 1, S]
         hidden_states, attentions = nn.encoder(x, mask_bias, w["encoder"]["layer"], c.num_attention_heads, c.layer_norm_eps)
         last = hidden_states[-1]
@@ -334,9 +342,9 @@ class BertHeadModel(InferenceModel):
                 for name, shape in shapes.items()}
 
     def encode(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
-               output_attentions) -> BertModelOutput:
-        return self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                         output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+               output_attentions, inputs_embeds) -> BertModelOutput:
+        return self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=output_hidden_states,
+                         output_attentions=output_attentions, inputs_embeds=inputs_embeds)
 
 
 class MaskedLMHeadModel(BertHeadModel):
@@ -370,9 +378,10 @@ class BertForMaskedLM(MaskedLMHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return mlm_shapes(config)
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False) -> MaskedLMOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> MaskedLMOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
+                          inputs_embeds)
         logits = nn.masked_lm_head(out.last_hidden_state, **self.head["cls"]["predictions"], eps=self.config.layer_norm_eps)
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
 
@@ -385,9 +394,10 @@ class BertForNextSentencePrediction(BertHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return nsp_shapes(config)
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False) -> NextSentencePredictorOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> NextSentencePredictorOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
+                          inputs_embeds)
         logits = nn.dense(out.pooler_output, **self.head["cls"]["seq_relationship"])  # [B, H] -> [B, 2]
         return NextSentencePredictorOutput(logits, out.hidden_states, out.attentions)
 
@@ -400,9 +410,10 @@ class BertForPreTraining(MaskedLMHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {**mlm_shapes(config), **nsp_shapes(config)}
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False) -> BertForPreTrainingOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> BertForPreTrainingOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
+                          inputs_embeds)
         cls = self.head["cls"]
         return BertForPreTrainingOutput(
             prediction_logits=nn.masked_lm_head(out.last_hidden_state, **cls["predictions"], eps=self.config.layer_norm_eps),
@@ -421,9 +432,10 @@ class BertForSequenceClassification(BertHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False) -> SequenceClassifierOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> SequenceClassifierOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
+                          inputs_embeds)
         logits = nn.dense(out.pooler_output, **self.head["classifier"])  # [B, H] -> [B, num_labels]
         return SequenceClassifierOutput(logits, out.hidden_states, out.attentions)
 
@@ -436,9 +448,10 @@ class BertForTokenClassification(BertHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False) -> TokenClassifierOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> TokenClassifierOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
+                          inputs_embeds)
         logits = nn.dense(out.last_hidden_state, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
         return TokenClassifierOutput(logits, out.hidden_states, out.attentions)
 
@@ -451,9 +464,10 @@ class BertForQuestionAnswering(BertHeadModel):
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {"qa_outputs.weight": (2, config.hidden_size), "qa_outputs.bias": (2,)}
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False) -> QuestionAnsweringModelOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions)
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> QuestionAnsweringModelOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
+                          inputs_embeds)
         logits = nn.dense(out.last_hidden_state, **self.head["qa_outputs"])  # [B, S, H] -> [B, S, 2]
         return QuestionAnsweringModelOutput(logits[..., 0], logits[..., 1], out.hidden_states, out.attentions)
 
@@ -530,25 +544,51 @@ def _float_dtype(dtype: Any) -> np.dtype:
     return dtype
 
 
-def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids):
-    """Validate and normalise a model call's inputs to int64 [B, S] arrays (position_ids may be [1, S])."""
-    input_ids = _token_array("input_ids", input_ids, upper=config.vocab_size)
-    if input_ids.ndim == 1:
-        input_ids = input_ids[None, :]  # [S] -> [1, S]
-    if input_ids.ndim != 2 or input_ids.size == 0:
-        raise ValueError(f"input_ids must be a non-empty [batch, seq] array, got shape {input_ids.shape}")
-    seq = input_ids.shape[1]
+def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids,
+                 shape: tuple[int, int] | None = None):
+    """Validate and normalise a model call's inputs to int64 [B, S] arrays (position_ids may be [1, S]).
+    shape: the [B, S] of inputs given as embeddings (see check_embeds); input_ids is then None."""
+    if shape is None:
+        input_ids = _token_array("input_ids", input_ids, upper=config.vocab_size)
+        if input_ids.ndim == 1:
+            input_ids = input_ids[None, :]  # [S] -> [1, S]
+        if input_ids.ndim != 2 or input_ids.size == 0:
+            raise ValueError(f"input_ids must be a non-empty [batch, seq] array, got shape {input_ids.shape}")
+        shape = input_ids.shape
+    source = "input_ids" if input_ids is not None else "inputs_embeds' [batch, seq]"
+    seq = shape[1]
     if seq > config.max_position_embeddings:
         raise ValueError(f"sequence length {seq} exceeds max_position_embeddings ({config.max_position_embeddings})")
     if attention_mask is not None and np.asarray(attention_mask).dtype == bool:
         attention_mask = np.asarray(attention_mask, dtype=np.int64)
-    attention_mask = _like_ids("attention_mask", attention_mask, input_ids, upper=2, default=1)
-    token_type_ids = _like_ids("token_type_ids", token_type_ids, input_ids, upper=config.type_vocab_size, default=0)
+    attention_mask = _like_ids("attention_mask", attention_mask, shape, source, upper=2, default=1)
+    token_type_ids = _like_ids("token_type_ids", token_type_ids, shape, source, upper=config.type_vocab_size, default=0)
     if position_ids is None:
         position_ids = np.arange(seq)[None, :]  # [1, S], broadcast over the batch
     else:
-        position_ids = _like_ids("position_ids", position_ids, input_ids, upper=config.max_position_embeddings)
+        position_ids = _like_ids("position_ids", position_ids, shape, source, upper=config.max_position_embeddings)
     return input_ids, attention_mask, token_type_ids, position_ids
+
+
+def check_embeds(config: BertConfig, input_ids: Any, inputs_embeds: Any, dtype: np.dtype) -> np.ndarray:
+    """inputs_embeds (vectors given in place of the word embeddings of input_ids) as a [B, S, H] array of
+    `dtype`; [S, H] is taken as a batch of one. Exactly one of input_ids and inputs_embeds is given."""
+    if input_ids is not None:
+        raise ValueError("give input_ids or inputs_embeds, not both")
+    try:
+        array = np.asarray(inputs_embeds)
+        if array.dtype == object:
+            raise ValueError
+    except ValueError:
+        raise ValueError("inputs_embeds must be a rectangular array of numbers") from None
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise TypeError(f"inputs_embeds must hold numbers, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[None]  # [S, H] -> [1, S, H]
+    if array.ndim != 3 or array.shape[2] != config.hidden_size or array.shape[0] * array.shape[1] == 0:
+        raise ValueError(f"inputs_embeds must be a non-empty [batch, seq, {config.hidden_size}] array, got shape "
+                         f"{array.shape}")
+    return array.astype(dtype, copy=False)
 
 
 def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
@@ -571,14 +611,16 @@ def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
     )
 
 
-def _like_ids(name: str, values: Any, input_ids: np.ndarray, upper: int, default: int | None = None) -> np.ndarray:
-    """An optional per-token input, checked to have input_ids' shape ([S] is taken as a batch of one)."""
+def _like_ids(name: str, values: Any, shape: tuple[int, int], source: str, upper: int,
+              default: int | None = None) -> np.ndarray:
+    """An optional per-token input, checked to have the inputs' [B, S] shape (that of `source`; [S] is taken
+    as a batch of one)."""
     if values is None:
-        return np.full(input_ids.shape, default, dtype=np.int64)
+        return np.full(shape, default, dtype=np.int64)
     array = _token_array(name, values, upper)
     if array.ndim == 1:
         array = array[None, :]
-    broadcasts = name == "position_ids" and array.shape == (1, input_ids.shape[1])  # one row for the batch
-    if array.shape != input_ids.shape and not broadcasts:
-        raise ValueError(f"{name} has shape {array.shape}, but input_ids has shape {input_ids.shape}")
+    broadcasts = name == "position_ids" and array.shape == (1, shape[1])  # one row for the batch
+    if array.shape != tuple(shape) and not broadcasts:
+        raise ValueError(f"{name} has shape {array.shape}, but {source} has shape {tuple(shape)}")
     return array

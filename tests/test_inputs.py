@@ -100,6 +100,14 @@ def test_boolean_mask_equals_integer_mask(model):
     ({"input_ids": [[1, 2, 3]], "token_type_ids": [[0, 2, 0]]}, ValueError, r"token_type_ids holds 2 .* \[0, 2\)"),
     ({"input_ids": [[1, 2, 3]], "position_ids": [[0, 1, 64]]}, ValueError, r"position_ids holds 64 .* \[0, 64\)"),
     ({"input_ids": [[1, 2, 3]], "position_ids": [[0, 1]]}, ValueError, "position_ids has shape"),
+    ({}, ValueError, r"give input_ids \(or inputs_embeds\)"),
+    ({"input_ids": [[1]], "inputs_embeds": np.zeros((1, 1, CONFIG["hidden_size"]))}, ValueError, "not both"),
+    ({"inputs_embeds": np.zeros((1, 3, 5))}, ValueError,
+     rf"inputs_embeds must be a non-empty \[batch, seq, {CONFIG['hidden_size']}\] array, got shape \(1, 3, 5\)"),
+    ({"inputs_embeds": np.zeros((0, 3, CONFIG["hidden_size"]))}, ValueError, "non-empty"),
+    ({"inputs_embeds": np.full((1, 2, CONFIG["hidden_size"]), "x")}, TypeError, "inputs_embeds must hold numbers"),
+    ({"inputs_embeds": np.zeros((1, 3, CONFIG["hidden_size"])), "attention_mask": [[1, 1]]}, ValueError,
+     r"attention_mask has shape \(1, 2\), but inputs_embeds' \[batch, seq\] has shape \(1, 3\)"),
 ])
 def test_bad_inputs_raise_clear_errors(model, kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -119,3 +127,30 @@ def test_reference_path_keeps_float32_after_a_float64_model_ran(model):
     small = BertModel(BertConfig.from_dict(CONFIG), random_weights(CONFIG), dtype="float32")
     out = small(**batch, output_hidden_states=True, output_attentions=True)
     assert {h.dtype for h in (*out.hidden_states, *out.attentions, out.pooler_output)} == {np.dtype("float32")}
+
+
+def test_inputs_embeds_take_the_place_of_the_word_embeddings(model):
+    """inputs_embeds = E_word[input_ids] gives what input_ids give; other vectors go through the same
+    layers (the live comparison with transformers is in test_parity_live.py). Heads take them too."""
+    import minibert
+
+    batch = {"input_ids": np.array([[2, 7, 9, 3], [4, 5, 0, 0]]), "attention_mask": np.array([[1, 1, 1, 1], [1, 1, 0, 0]]),
+             "token_type_ids": np.array([[0, 0, 1, 1], [0, 1, 0, 0]])}
+    vectors = model.weights["embeddings"]["word_embeddings"]["weight"][batch["input_ids"]]
+    model.use_fast = False
+    try:
+        expected = model(**batch, output_hidden_states=True)
+    finally:
+        model.use_fast = True
+    out = model(inputs_embeds=vectors, attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"],
+                output_hidden_states=True)
+    for ours, reference in zip(out.hidden_states, expected.hidden_states):
+        np.testing.assert_array_equal(ours, reference)
+    np.testing.assert_array_equal(model(inputs_embeds=vectors[0]).last_hidden_state,  # [S, H]: a batch of one
+                                  model(inputs_embeds=vectors[:1]).last_hidden_state)
+    with pytest.warns(UserWarning, match="newly initialised"):
+        head = minibert.BertForSequenceClassification(BertConfig.from_dict({**CONFIG, "num_labels": 2}),
+                                                      random_weights(CONFIG), dtype="float64")
+    table = head.bert.weights["embeddings"]["word_embeddings"]["weight"]
+    np.testing.assert_allclose(head(inputs_embeds=table[batch["input_ids"]], attention_mask=batch["attention_mask"]).logits,
+                               head(batch["input_ids"], attention_mask=batch["attention_mask"]).logits, rtol=0, atol=1e-12)

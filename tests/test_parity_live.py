@@ -37,3 +37,15 @@ def test_explicit_position_ids_and_fresh_random_inputs(dtype):
     batch["attention_mask"][:, 0] = 1
     reference = transformers_outputs(live_reference_model(fixture, dtype), batch)
     assert_matches(f"live mini {dtype} scattered mask + positions", fixture.model(dtype), batch, reference, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inputs_embeds(dtype):
+    """Vectors given in place of the word embeddings (inputs_embeds), with a mask and token types."""
+    fixture = Fixture("mini")
+    rng = np.random.default_rng(8)
+    batch = {"inputs_embeds": rng.normal(0, 0.05, (3, 17, fixture.config["hidden_size"])).astype(dtype),
+             "attention_mask": (np.arange(17)[None] < np.array([[17], [9], [1]])).astype(np.int64),
+             "token_type_ids": rng.integers(0, 2, size=(3, 17))}
+    reference = transformers_outputs(live_reference_model(fixture, dtype), batch)
+    assert_matches(f"live mini {dtype} inputs_embeds", fixture.model(dtype), batch, reference, dtype)

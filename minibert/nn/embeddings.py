@@ -14,14 +14,16 @@ def embeddings(
     token_type_embeddings: dict,
     LayerNorm: dict,
     eps: float,
+    inputs_embeds: np.ndarray | None = None,
 ) -> np.ndarray:
     """e = LayerNorm(E_word[ids] + E_type[token_type_ids] + E_pos[position_ids]).
 
     input_ids, token_type_ids [B, S]; position_ids [B, S] or [1, S]; tables [vocab | types | positions, H]
-    -> [B, S, H]
+    -> [B, S, H]. inputs_embeds [B, S, H], when given, stands for E_word[ids] (input_ids is then None).
     """
+    words = word_embeddings["weight"][input_ids] if inputs_embeds is None else inputs_embeds  # [B, S] -> [B, S, H]
     # The sum is taken in transformers' order, (word + type) + position, so fp32 rounding agrees.
-    x = word_embeddings["weight"][input_ids] + token_type_embeddings["weight"][token_type_ids]  # [B, S] -> [B, S, H]
+    x = words + token_type_embeddings["weight"][token_type_ids]
     x = x + position_embeddings["weight"][position_ids]
     return layer_norm(x, **LayerNorm, eps=eps)
 
