@@ -9,6 +9,7 @@ transformers = pytest.importorskip("transformers", reason="live head parity need
 import minibert  # noqa: E402
 from tests.conftest import logit_tolerance, maxdiff  # noqa: E402
 from tests.fixtures.cases import RANDOM_CONFIGS  # noqa: E402
+from tests.fixtures.reference import fresh_model  # noqa: E402
 
 CLASSES = ["BertForMaskedLM", "BertForPreTraining", "BertForNextSentencePrediction", "BertForSequenceClassification",
            "BertForTokenClassification", "BertForQuestionAnswering"]
@@ -19,14 +20,8 @@ OUTPUTS = ("logits", "prediction_logits", "seq_relationship_logits", "start_logi
 @pytest.mark.parametrize("class_name", CLASSES)
 def test_fresh_transformers_head_round_trip(tmp_path, class_name, dtype):
     """Build with transformers (BERT-Mini's shape, shrunk vocabulary), save, load in minibert: same outputs."""
-    torch.manual_seed(0)
     labels = 2 if class_name == "BertForQuestionAnswering" else 3  # transformers splits QA logits into start, end
-    config = transformers.BertConfig(**RANDOM_CONFIGS["mini"], num_labels=labels, attn_implementation="eager")
-    reference = getattr(transformers, class_name)(config).eval()
-    with torch.no_grad():
-        for p in reference.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    reference.save_pretrained(tmp_path)
+    reference = fresh_model(class_name, tmp_path, **RANDOM_CONFIGS["mini"], num_labels=labels).eval()
     rng = np.random.default_rng(1)
     batch = {"input_ids": rng.integers(0, 1000, (3, 21)), "token_type_ids": rng.integers(0, 2, (3, 21)),
              "attention_mask": (np.arange(21)[None] < np.array([[21], [9], [1]])).astype(np.int64)}
@@ -80,14 +75,7 @@ def test_resize_token_embeddings(tmp_path, class_name, untied):
     Untied (tie_word_embeddings=false): the MLM decoder's own weight and bias are read and written, where
     transformers 5 also keeps an unused cls.predictions.bias."""
     mlm = class_name in ("BertForMaskedLM", "BertForPreTraining")
-    torch.manual_seed(0)
-    config = transformers.BertConfig(**RANDOM_CONFIGS["mini"], tie_word_embeddings=not untied,
-                                     attn_implementation="eager")
-    reference = getattr(transformers, class_name)(config).eval()
-    with torch.no_grad():
-        for p in reference.parameters():
-            p.add_(torch.randn_like(p) * 0.05)  # an untied decoder's bias now differs from cls.predictions.bias
-    reference.save_pretrained(tmp_path / "before")
+    reference = fresh_model(class_name, tmp_path / "before", **RANDOM_CONFIGS["mini"], tie_word_embeddings=not untied)
     old = _word_embeddings(reference).copy()
     for new_num_tokens, multiple in ((None, None), (old.shape[0] + 5, None), (old.shape[0] + 5, 8), (old.shape[0] - 7, None)):
         reference = getattr(transformers, class_name).from_pretrained(tmp_path / "before").eval()

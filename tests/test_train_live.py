@@ -9,19 +9,14 @@ transformers = pytest.importorskip("transformers", reason="live gradient parity 
 import minibert  # noqa: E402
 from minibert.train import value_and_grad  # noqa: E402
 from tests.fixtures.cases import RANDOM_CONFIGS  # noqa: E402
+from tests.fixtures.reference import fresh_model  # noqa: E402
 from tests.test_train import BOUND, relative_errors  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_bert_mini_gradients(tmp_path, dtype):
-    torch.manual_seed(0)
-    config = transformers.BertConfig(**RANDOM_CONFIGS["mini"], num_labels=3, attn_implementation="eager",
-                                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    reference = transformers.BertForSequenceClassification(config)
-    with torch.no_grad():
-        for p in reference.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    reference.save_pretrained(tmp_path)
+    reference = fresh_model("BertForSequenceClassification", tmp_path, **RANDOM_CONFIGS["mini"], num_labels=3,
+                            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     reference = reference.to(getattr(torch, dtype)).train()
     rng = np.random.default_rng(2)
     batch = {"input_ids": rng.integers(0, 1000, (4, 24)), "token_type_ids": rng.integers(0, 2, (4, 24)),
@@ -41,17 +36,11 @@ def test_bert_mini_gradients(tmp_path, dtype):
 def test_masked_lm_gradients(tmp_path, untied):
     """The MLM head's gradients, keyed as torch names the parameters: with the decoder tied (one gradient for
     the word embeddings, cls.predictions.bias) and untied (the decoder's own weight and bias)."""
-    torch.manual_seed(0)
-    config = transformers.BertConfig(**RANDOM_CONFIGS["tiny"], tie_word_embeddings=not untied, attn_implementation="eager",
-                                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    reference = transformers.BertForMaskedLM(config)
-    with torch.no_grad():
-        for p in reference.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    reference.save_pretrained(tmp_path)
+    reference = fresh_model("BertForMaskedLM", tmp_path, **RANDOM_CONFIGS["tiny"], tie_word_embeddings=not untied,
+                            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     reference = reference.double().train()
     rng = np.random.default_rng(3)
-    ids = rng.integers(0, config.vocab_size, (2, 9))
+    ids = rng.integers(0, reference.config.vocab_size, (2, 9))
     labels = np.where(rng.random((2, 9)) < 0.4, ids, -100)
     labels[0, 0] = ids[0, 0]
     out = reference(input_ids=torch.from_numpy(ids), labels=torch.from_numpy(labels))
