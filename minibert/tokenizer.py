@@ -419,8 +419,10 @@ class BertTokenizer:
             split_cjk=self.tokenize_chinese_chars,
         )
         # As the reference, an added token's id decodes to the token's string, even where WordPiece has the id: a
-        # normalised token's string is its normalised content ("中" -> " 中 ").
+        # normalised token's string is its normalised content ("中" -> " 中 "). An encoding's tokens() shows
+        # WordPiece's own string for the tokens WordPiece made, and the matched text for added tokens.
         self.ids_to_tokens.update(self.encoder.token_strings)
+        self.shown_tokens = {**self.encoder.shown_strings, **self.wordpiece_tokens}
 
     @property
     def special_tokens_map(self) -> dict[str, str]:
@@ -493,8 +495,8 @@ class BertTokenizer:
 
     def tokenize(self, text: str, text_pair: str | None = None) -> list[str]:
         """Text -> WordPiece token strings, without [CLS]/[SEP] ("unaffable" -> ["una", "##ffa", "##ble"])."""
-        tokens = self._encode_input(text).strings(self.ids_to_tokens)
-        return tokens + (self._encode_input(text_pair).strings(self.ids_to_tokens) if text_pair is not None else [])
+        tokens = self._encode_input(text).strings(self.shown_tokens)
+        return tokens + (self._encode_input(text_pair).strings(self.shown_tokens) if text_pair is not None else [])
 
     def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True,
                truncation: bool | str | None = None, max_length: int | None = None,
@@ -577,7 +579,7 @@ class BertTokenizer:
             data = {k: np.array(v, dtype=np.int64) for k, v in data.items()}  # [rows, seq], offsets [rows, seq, 2]
         elif not batched and not return_overflowing_tokens:
             data = {k: v if k == "length" else v[0] for k, v in data.items()}  # length stays a list, as in transformers
-        return BatchEncoding(data, rows, self.ids_to_tokens)
+        return BatchEncoding(data, rows, self.shown_tokens)
 
     def _output_options(self, padding_side: str | None, pad_to_multiple_of: int | None,
                         return_tensors: str | None) -> str:

@@ -79,6 +79,10 @@ class WordPieceEncoder:
         # An added token's string, as the reference gives it for its id: normalised if it is matched so.
         self.token_strings = {i: self.normalize(token.content)[0] if token.normalized else token.content
                               for i, token in added_tokens.items()}
+        # What an encoding shows for an id: WordPiece's own string where it has the id (an added token with a
+        # WordPiece id has that string as its content), else the added token's.
+        self.shown_strings = {i: token.content if vocab.get(token.content) == i else self.token_strings[i]
+                              for i, token in added_tokens.items()}
         # Real text repeats its words: each distinct whitespace-free chunk is tokenized once.
         self.encode_chunk = lru_cache(maxsize=1 << 16)(self._encode_chunk)
 
@@ -125,7 +129,7 @@ class WordPieceEncoder:
 
     def _append_added(self, token_id: int, matched: str, span: tuple[int, int], ids: list, offsets: list,
                       word_starts: list, surfaces: dict) -> None:
-        if matched != self.token_strings[token_id]:  # what tokens(i) shows: kept only where it is not the token's string
+        if matched != self.shown_strings[token_id]:  # tokens(i) shows what was matched: kept where that differs
             surfaces[len(ids)] = matched
         ids.append(token_id)
         offsets.append(span)
