@@ -54,6 +54,9 @@ NONSPACING_MARKS = CharClass(unicode_tables.NONSPACING_MARKS)
 _WHITESPACE_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in unicode_tables.WHITESPACE)
 CHUNK = re.compile(f"[^{_WHITESPACE_CLASS}]+")  # runs of non-whitespace: words never cross them
 WHITESPACE = re.compile(f"[{_WHITESPACE_CLASS}]")
+_PUNCTUATION_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in unicode_tables.PUNCTUATION)
+# Words of normalised text: runs of neither whitespace nor punctuation, or one punctuation mark.
+NORMALIZED_WORD = re.compile(f"[^{_WHITESPACE_CLASS}{_PUNCTUATION_CLASS}]+|[{_PUNCTUATION_CLASS}]")
 ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]")  # in ASCII, every other printable is punctuation
 
@@ -118,14 +121,26 @@ class WordPieceEncoder:
         if not self.normalized_tokens or start == end:
             self._encode_plain(text, start, end, ids, offsets, word_starts)
             return
+        # As in the reference, the text is cut in its normalised form: a match that swallows the space padding a
+        # CJK character leaves that character to the next piece, and their offsets overlap.
         normalized, origins = self.normalize(text[start:end])
-        base, position = start, start
+        origins = [start + o for o in origins]  # normalised positions -> positions in `text`
+        position = 0
         for token_id, s, e in self.normalized_tokens.find(normalized):
-            span = (base + origins[s], base + origins[e - 1] + 1)  # normalised positions -> original ones
-            self._encode_plain(text, position, span[0], ids, offsets, word_starts)
-            self._append_added(token_id, normalized[s:e], span, ids, offsets, word_starts, surfaces)
-            position = span[1]
-        self._encode_plain(text, position, end, ids, offsets, word_starts)
+            self._encode_normalized(normalized, origins, position, s, ids, offsets, word_starts)
+            self._append_added(token_id, normalized[s:e], (origins[s], origins[e - 1] + 1), ids, offsets, word_starts,
+                               surfaces)
+            position = e
+        self._encode_normalized(normalized, origins, position, len(normalized), ids, offsets, word_starts)
+
+    def _encode_normalized(self, normalized: str, origins: list[int], start: int, end: int, ids: list, offsets: list,
+                           word_starts: list) -> None:
+        """Pre-tokenize and WordPiece normalised text (CJK characters already padded with spaces)."""
+        for match in NORMALIZED_WORD.finditer(normalized, start, end):
+            for token_id, s, e in self.wordpiece(match.group()):
+                ids.append(token_id)
+                offsets.append((origins[match.start() + s], origins[match.start() + e - 1] + 1))
+                word_starts.append(int(s == 0))
 
     def _append_added(self, token_id: int, matched: str, span: tuple[int, int], ids: list, offsets: list,
                       word_starts: list, surfaces: dict) -> None:
