@@ -101,9 +101,6 @@ class AddedTokenMatcher:
         alternatives = sorted(self.by_string, key=len, reverse=True)
         self.regex = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
 
-    def __bool__(self) -> bool:
-        return self.regex is not None
-
     def find(self, sentence: str) -> list[tuple[int, int, int]]:
         """[(token id, start, end)] of the matches in `sentence`, in order, without overlaps; lstrip / rstrip
         widen a match over whitespace (never into the previous match)."""

@@ -108,7 +108,7 @@ class WordPieceEncoder:
         word_starts: list[int] = []
         surfaces: dict[int, str] = {}
         position = 0
-        for token_id, start, end in self.raw_tokens.find(text) if self.raw_tokens else ():
+        for token_id, start, end in self.raw_tokens.find(text):
             self._encode_segment(text, position, start, ids, offsets, word_starts, surfaces)
             self._append_added(token_id, text[start:end], (start, end), ids, offsets, word_starts, surfaces)
             position = end
@@ -118,7 +118,7 @@ class WordPieceEncoder:
     def _encode_segment(self, text: str, start: int, end: int, ids: list, offsets: list, word_starts: list,
                         surfaces: dict) -> None:
         """Text between raw matches: normalised added tokens, then WordPiece on what lies between them."""
-        if not self.normalized_tokens or start == end:
+        if self.normalized_tokens.regex is None or start == end:  # no normalised added token: the common case
             self._encode_plain(text, start, end, ids, offsets, word_starts)
             return
         # As in the reference, the text is cut in its normalised form: a match that swallows the space padding a
