@@ -158,7 +158,7 @@ ADDED_PIECES = ["zorg", "Zorg", "ZÖRG", "new york", "<x>", "[T]", "é", "中", 
 TEXT_PIECES = ADDED_PIECES + ["zorgs", "NEW YORK", "new  york", "<X>", "[t]", "abc", "the", "Cat", "日本", "e\u0301"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_random_added_tokens(both, data):
     """Random added tokens (any flags, special or not) and random texts made of them and their look-alikes:
