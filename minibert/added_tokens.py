@@ -18,9 +18,10 @@ from typing import Any, Callable, Iterable
 
 from . import unicode_tables
 
-_WHITESPACE_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in unicode_tables.WHITESPACE)
-SPACES_AT_END = re.compile(f"[{_WHITESPACE_CLASS}]*$")
-SPACES_AT_START = re.compile(f"[{_WHITESPACE_CLASS}]*")
+WHITESPACE_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in unicode_tables.WHITESPACE)
+SPACES_AT_END = re.compile(f"[{WHITESPACE_CLASS}]*$")
+SPACES_AT_START = re.compile(f"[{WHITESPACE_CLASS}]*")
+WORD_CATEGORIES = {"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "Pc"}  # with the joiners: \w
 FLAGS = ("single_word", "lstrip", "rstrip", "normalized", "special")
 
 
@@ -85,9 +86,6 @@ def is_word_char(char: str) -> bool:
     return unicodedata.category(char) in WORD_CATEGORIES or char in "\u200c\u200d"
 
 
-WORD_CATEGORIES = {"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "Pc"}
-
-
 class AddedTokenMatcher:
     """Finds added tokens in a string. patterns: (token id, the string to match, its AddedToken); when two
     tokens match the same string, the first listed wins."""
@@ -102,8 +100,9 @@ class AddedTokenMatcher:
         self.regex = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
 
     def find(self, sentence: str) -> list[tuple[int, int, int]]:
-        """[(token id, start, end)] of the matches in `sentence`, in order, without overlaps; lstrip / rstrip
-        widen a match over whitespace (never into the previous match)."""
+        """[(token id, start, end)] of the matches in `sentence`, in order. lstrip / rstrip widen a match over
+        whitespace: lstrip never into the previous match, rstrip even into the next one (as the reference's
+        does: their spans then overlap)."""
         matches: list[tuple[int, int, int]] = []
         previous_end = 0
         for match in self.regex.finditer(sentence) if self.regex else ():
@@ -121,8 +120,7 @@ class AddedTokenMatcher:
         return matches
 
 
-def matchers(tokens: dict[int, AddedToken], normalize: Callable[[str], str]
-                        ) -> tuple[AddedTokenMatcher, AddedTokenMatcher]:
+def matchers(tokens: dict[int, AddedToken], normalize: Callable[[str], str]) -> tuple[AddedTokenMatcher, AddedTokenMatcher]:
     """The two matchers of a vocabulary's added tokens, in the order they were added: raw (normalized=False,
     on the text as given) and normalised (normalized=True, their content normalised as the text will be)."""
     ordered = list(tokens.items())

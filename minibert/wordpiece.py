@@ -29,7 +29,7 @@ import unicodedata
 from functools import lru_cache
 
 from . import unicode_tables
-from .added_tokens import AddedToken, matchers
+from .added_tokens import WHITESPACE_CLASS, AddedToken, matchers
 
 MAX_WORD_CHARS = 100  # longer words become one [UNK], as in the reference
 
@@ -51,12 +51,11 @@ CJK = CharClass(unicode_tables.CJK)
 PUNCTUATION = CharClass(unicode_tables.PUNCTUATION)
 NONSPACING_MARKS = CharClass(unicode_tables.NONSPACING_MARKS)
 
-_WHITESPACE_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in unicode_tables.WHITESPACE)
-CHUNK = re.compile(f"[^{_WHITESPACE_CLASS}]+")  # runs of non-whitespace: words never cross them
-WHITESPACE = re.compile(f"[{_WHITESPACE_CLASS}]")
+CHUNK = re.compile(f"[^{WHITESPACE_CLASS}]+")  # runs of non-whitespace: words never cross them
+WHITESPACE = re.compile(f"[{WHITESPACE_CLASS}]")
 _PUNCTUATION_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in unicode_tables.PUNCTUATION)
 # Words of normalised text: runs of neither whitespace nor punctuation, or one punctuation mark.
-NORMALIZED_WORD = re.compile(f"[^{_WHITESPACE_CLASS}{_PUNCTUATION_CLASS}]+|[{_PUNCTUATION_CLASS}]")
+NORMALIZED_WORD = re.compile(f"[^{WHITESPACE_CLASS}{_PUNCTUATION_CLASS}]+|[{_PUNCTUATION_CLASS}]")
 ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]")  # in ASCII, every other printable is punctuation
 
