@@ -89,15 +89,27 @@ def both(model_dir):
     return transformers.BertTokenizer.from_pretrained(model_dir), BertTokenizer.from_pretrained(model_dir)
 
 
+@pytest.fixture(scope="module")
+def both_with_added_tokens(model_dir):
+    """A pair with added tokens whose matches carry their own text (normalised, with swallowed spaces)."""
+    reference, ours = transformers.BertTokenizer.from_pretrained(model_dir), BertTokenizer.from_pretrained(model_dir)
+    for tokenizer, added_token in ((reference, transformers.AddedToken), (ours, AddedToken)):
+        tokenizer.add_tokens(["Zoë", added_token("cat", lstrip=True, rstrip=True), "日"])
+        tokenizer.add_special_tokens({"extra_special_tokens": ["[E1]"]})
+    return reference, ours
+
+
+@pytest.mark.parametrize("pair", ["both", "both_with_added_tokens"])
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
-def test_random_option_combinations(both, data):
+def test_random_option_combinations(request, pair, data):
     """Random texts (words, pairs, batches) under random combinations of the call options: the same rows,
-    masks, offsets, word ids and errors as transformers. Combinations where the reference panics (a Rust
-    assertion, not a Python exception) are not compared: minibert raises a ValueError there instead."""
-    reference, ours = both
-    words = st.lists(st.sampled_from(["the", "cat", "un", "##x", "Zoë", "日本", "[MASK]", ",", "don't", "a b", ""]),
-                     max_size=9)
+    masks, offsets, word ids and errors as transformers, with and without added tokens. Combinations where
+    the reference panics (a Rust assertion, not a Python exception) are not compared: minibert raises a
+    ValueError there instead."""
+    reference, ours = request.getfixturevalue(pair)
+    words = st.lists(st.sampled_from(["the", "cat", "un", "##x", "Zoë", "日本", "[MASK]", ",", "don't", "a b", "",
+                                      "[E1]"]), max_size=9)
     split = data.draw(st.booleans())
     text = words if split else words.map(" ".join)
     batched = data.draw(st.booleans())
@@ -129,6 +141,7 @@ def _call(tokenizer, inputs: dict, kwargs: dict) -> dict:
     rows = range(len(ids)) if len(ids) and isinstance(ids[0], list) else range(1)
     chars = range(max(map(len, flatten_texts([inputs["text"], inputs.get("text_pair")])), default=0) + 1)
     return {**{k: v for k, v in encoding.items()}, "word_ids": [encoding.word_ids(i) for i in rows],
+            "tokens": [encoding.tokens(i) for i in rows],
             "sequence_ids": [encoding.sequence_ids(i) for i in rows],
             "char_to_token": [[encoding.char_to_token(i, c, s) for c in chars for s in (0, 1)] for i in rows],
             "char_to_word": [[encoding.char_to_word(i, c, s) for c in chars for s in (0, 1)] for i in rows],
