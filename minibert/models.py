@@ -131,12 +131,11 @@ class InferenceModel:
             for name in (prefix + "embeddings.word_embeddings.weight", "cls.predictions.decoder.weight"):
                 if name in state:  # the decoder's weight, only when it is not tied
                     state[name] = resized_rows(state[name], n, mean_resizing, std, rng)
-            if "cls.predictions.bias" in state:  # a tied decoder's bias: cut, or padded with 0 as transformers does
-                bias = state["cls.predictions.bias"]
-                state["cls.predictions.bias"] = np.concatenate([bias[:n], np.zeros(max(0, n - len(bias)), bias.dtype)])
+            if "cls.predictions.bias" in state:  # a tied decoder's bias: padded with 0, as transformers does
+                state["cls.predictions.bias"] = resized_bias(state["cls.predictions.bias"], n, False, rng)
             if "cls.predictions.decoder.bias" in state:  # an untied decoder's: its new entries drawn as its rows
-                bias = state["cls.predictions.decoder.bias"]
-                state["cls.predictions.decoder.bias"] = resized_bias(bias, n, mean_resizing, rng)
+                state["cls.predictions.decoder.bias"] = resized_bias(state["cls.predictions.decoder.bias"], n,
+                                                                     mean_resizing, rng)
             kind, arguments, *attributes = self.__reduce__()  # rebuilt, fast path included, from config + parameters
             resized = kind(dataclasses.replace(self.config, vocab_size=n), state, *arguments[2:])
             self.__dict__.update({**resized.__dict__, **(attributes[0] if attributes else {})})
@@ -508,8 +507,8 @@ def resized_rows(rows: np.ndarray, n: int, mean_resizing: bool, std: float, rng:
 
 
 def resized_bias(bias: np.ndarray, n: int, mean_resizing: bool, rng: np.random.Generator) -> np.ndarray:
-    """An untied decoder's bias [V] -> [n], as transformers resizes it: new entries from
-    N(mean, (1e-9 · std)²) of the old ones (mean_resizing), else 0."""
+    """A decoder's bias [V] -> [n], as transformers resizes it: cut, or new entries from
+    N(mean, (1e-9 · std)²) of the old ones (mean_resizing, for an untied decoder), else 0."""
     added = max(0, n - len(bias))
     new = rng.normal(bias.mean(), 1e-9 * bias.std(ddof=1), added) if mean_resizing else np.zeros(added)
     return np.concatenate([bias[:n], new.astype(bias.dtype)])
