@@ -195,12 +195,5 @@ def test_random_added_tokens(both, data):
     separators = st.sampled_from(["", " ", "  ", "\t", ".", "x"])
     texts = data.draw(st.lists(st.lists(st.tuples(st.sampled_from(TEXT_PIECES), separators), max_size=6).map(
         lambda parts: "".join(a + b for a, b in parts)), min_size=1, max_size=3))
-    assert _added_record(ours, texts) == _added_record(reference, texts), (tokens, special, texts)
+    assert encode_added(ours, texts) == encode_added(reference, texts), (tokens, special, texts)
 
-
-def _added_record(tokenizer, texts: list[str]) -> dict:
-    encoding = tokenizer(texts, return_offsets_mapping=True)
-    return {**encoding, "tokens": [encoding.tokens(i) for i in range(len(texts))],
-            "word_ids": [encoding.word_ids(i) for i in range(len(texts))],
-            "decode": [[tokenizer.decode(ids), tokenizer.decode(ids, skip_special_tokens=True)]
-                       for ids in encoding["input_ids"]]}
