@@ -8,7 +8,8 @@ from .models import (
     BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining, BertForQuestionAnswering,
     BertForSequenceClassification, BertForTokenClassification, BertModel, BertModelOutput,
 )
-from .tokenizer import BatchEncoding, BertTokenizer
+from .encoding import BatchEncoding
+from .tokenizer import BertTokenizer
 from .train import value_and_grad
 from .weights import init_weights
 

@@ -268,7 +268,7 @@ def _tokenize(args) -> int:
 def _info(args) -> int:
     from .config import BertConfig
     from .hub import model_directory
-    from .tokenizer import TOKENIZER_FILES
+    from .tokenizer_files import TOKENIZER_FILES
     from .weights import HEAD_PREFIXES, canonical_state, read_weights, weights_file
 
     directory = model_directory(args.model, need=("config.json",), want=TOKENIZER_FILES, weights=True)
@@ -297,7 +297,7 @@ def _check(args) -> int:
     that a float32 difference can be told apart from a difference in the computation."""
     from .hub import model_directory
     from .models import BertModel
-    from .tokenizer import TOKENIZER_FILES
+    from .tokenizer_files import TOKENIZER_FILES
 
     directory = model_directory(args.model, need=("config.json",), want=TOKENIZER_FILES, weights=True)
     try:
@@ -340,7 +340,8 @@ def _live_case(directory):
     import torch
     import transformers
 
-    from .tokenizer import TOKENIZER_FILES, BertTokenizer
+    from .tokenizer import BertTokenizer
+    from .tokenizer_files import TOKENIZER_FILES
 
     if not any((directory / name).is_file() for name in TOKENIZER_FILES[:2]):
         raise UserError(f"{directory} has no tokenizer.json or vocab.txt to make sample inputs from")

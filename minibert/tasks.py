@@ -22,7 +22,8 @@ from .models import (
 )
 from .nn import softmax
 from .progress import progress
-from .tokenizer import TOKENIZER_FILES, BertTokenizer
+from .tokenizer import BertTokenizer
+from .tokenizer_files import TOKENIZER_FILES
 
 
 def fill_mask(model: BertForMaskedLM | BertForPreTraining, tokenizer: BertTokenizer, text: str | Sequence[str],

@@ -13,9 +13,14 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from .added_tokens import AddedToken, as_added_token
+from .encoding import BatchEncoding
 from .errors import check_positive_int
 from .hub import model_directory
-from .added_tokens import AddedToken, as_added_token
+from .tokenizer_files import (
+    SPECIAL_TOKEN_NAMES, TOKENIZER_FILE, TOKENIZER_FILES, checked_vocab, load_vocab, read_tokenizer_config,
+    read_tokenizer_json,
+)
 from .wordpiece import MAX_WORD_CHARS, WordPieceEncoder
 
 # transformers' stand-in for "no limit" when a tokenizer has no model_max_length.
@@ -24,156 +29,11 @@ LARGE_INTEGER = int(1e20)
 PADDING = {False: None, "do_not_pad": None, True: "longest", "longest": "longest", "max_length": "max_length"}
 TRUNCATION = {None: None, False: None, "do_not_truncate": None, True: "longest_first",
               "longest_first": "longest_first", "only_first": "only_first", "only_second": "only_second"}
-SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-TOKENIZER_FILE = "tokenizer.json"  # the `tokenizers` library's file, which transformers reads first
-TOKENIZER_FILES = (TOKENIZER_FILE, "vocab.txt", "tokenizer_config.json")  # what from_pretrained reads, when present
 SIDES = ("right", "left")  # padding_side / truncation_side
 # What padding adds to each per-token list, besides the [PAD] id.
 PAD_VALUES = {"token_type_ids": 0, "attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0),
               "word_ids": None, "surface": None}
 PADDED_BY_PAD = ("token_type_ids", "attention_mask", "special_tokens_mask")  # what pad() pads besides input_ids
-
-
-class BatchEncoding(dict):
-    """The tokenizer's output: a dict (so ``model(**encoding)`` works) whose keys are also attributes. For
-    each row it also knows, as transformers' fast tokenizers do, the word and the sequence every token comes
-    from (``word_ids``, ``sequence_ids``), the token strings (``tokens``), and the links between characters,
-    words and tokens (``char_to_token``, ``char_to_word``, ``token_to_chars``, ``token_to_word``,
-    ``token_to_sequence``, ``word_to_tokens``, ``word_to_chars``)."""
-
-    def __init__(self, data: dict | None = None, rows: list[dict] | None = None,
-                 id_to_token: dict[int, str] | None = None) -> None:
-        super().__init__(data or {})
-        self._rows, self._id_to_token = rows, id_to_token
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getstate__(self) -> dict:
-        """Pickled (as a data loader's workers send batches) with the vocabulary entries its rows use, not
-        the whole vocabulary."""
-        state = dict(self.__dict__)
-        if self._rows is not None:
-            used = {i for row in self._rows for i in row["input_ids"]}
-            state["_id_to_token"] = {i: self._id_to_token[i] for i in used}
-        return state
-
-    def word_ids(self, batch_index: int = 0) -> list[int | None]:
-        """For each token of row `batch_index`, the index of the word it comes from; None for [CLS], [SEP] and
-        padding. Each sequence of a pair counts its words from 0. With is_split_into_words, a word is an
-        item of the given list (which the tokenizer may split further)."""
-        return list(self._row(batch_index)["word_ids"])
-
-    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
-        """For each token of row `batch_index`: 0 (first text), 1 (second text of a pair) or None (added
-        special tokens and padding)."""
-        row = self._row(batch_index)
-        return [None if word is None else sequence for word, sequence in zip(row["word_ids"], row["token_type_ids"])]
-
-    def tokens(self, batch_index: int = 0) -> list[str]:
-        """The token strings of row `batch_index`, special tokens and padding included; an added token shows
-        the text it matched, as in transformers (normalised, with any whitespace it swallowed)."""
-        row = self._row(batch_index)
-        surfaces = row.get("surface") or itertools.repeat(None)
-        return [surface or self._id_to_token[i] for i, surface in zip(row["input_ids"], surfaces)]
-
-    def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None) -> CharSpan | None:
-        """The characters (start, end) a token covers in its text; None for [CLS], [SEP] and padding. As in
-        transformers, one index means a token of row 0, two mean (row, token)."""
-        batch_index, token_index = _row_and_index(batch_or_token_index, token_index)
-        row = self._row(batch_index)
-        token_index = self._token(batch_index, token_index)
-        return None if row["word_ids"][token_index] is None else CharSpan(*row["offset_mapping"][token_index])
-
-    def char_to_token(self, batch_or_char_index: int, char_index: int | None = None,
-                      sequence_index: int = 0) -> int | None:
-        """The token that covers a character of text `sequence_index` (0, or 1 for a pair's second text);
-        None where no token does (whitespace, a dropped character, a truncated part)."""
-        batch_index, char_index = _row_and_index(batch_or_char_index, char_index)
-        wanted, offsets = self._sequence(batch_index, sequence_index), self._row(batch_index)["offset_mapping"]
-        for k, ((start, end), sequence) in enumerate(zip(offsets, self.sequence_ids(batch_index))):
-            if sequence == wanted and start <= char_index < end:
-                return k
-        return None
-
-    def char_to_word(self, batch_or_char_index: int, char_index: int | None = None,
-                     sequence_index: int = 0) -> int | None:
-        """The word whose token covers a character of text `sequence_index`; None where no token does."""
-        batch_index, char_index = _row_and_index(batch_or_char_index, char_index)
-        token = self.char_to_token(batch_index, char_index, sequence_index)
-        return None if token is None else self._row(batch_index)["word_ids"][token]
-
-    def token_to_word(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
-        """word_ids() of one token."""
-        batch_index, token_index = _row_and_index(batch_or_token_index, token_index)
-        return self.word_ids(batch_index)[self._token(batch_index, token_index)]
-
-    def token_to_sequence(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
-        """sequence_ids() of one token."""
-        batch_index, token_index = _row_and_index(batch_or_token_index, token_index)
-        return self.sequence_ids(batch_index)[self._token(batch_index, token_index)]
-
-    def word_to_tokens(self, batch_or_word_index: int, word_index: int | None = None,
-                       sequence_index: int = 0) -> TokenSpan | None:
-        """The tokens (start, end) of a word of text `sequence_index`; None if the row has none of them."""
-        batch_index, word_index = _row_and_index(batch_or_word_index, word_index)
-        wanted, words = self._sequence(batch_index, sequence_index), self._row(batch_index)["word_ids"]
-        tokens = [k for k, (word, sequence) in enumerate(zip(words, self.sequence_ids(batch_index)))
-                  if word == word_index and sequence == wanted]
-        return TokenSpan(tokens[0], tokens[-1] + 1) if tokens else None
-
-    def word_to_chars(self, batch_or_word_index: int, word_index: int | None = None,
-                      sequence_index: int = 0) -> CharSpan:
-        """The characters (start, end) a word's tokens cover in text `sequence_index`."""
-        batch_index, word_index = _row_and_index(batch_or_word_index, word_index)
-        tokens = self.word_to_tokens(batch_index, word_index, sequence_index)
-        if tokens is None:
-            raise ValueError(f"word {word_index!r} of sequence {sequence_index} has no token in row {batch_index}")
-        offsets = self._row(batch_index)["offset_mapping"]
-        return CharSpan(offsets[tokens.start][0], offsets[tokens.end - 1][1])
-
-    def _token(self, batch_index: int, token_index: int) -> int:
-        tokens = len(self._row(batch_index)["input_ids"])
-        if not 0 <= token_index < tokens:
-            raise IndexError(f"token {token_index!r} is not in row {batch_index}, which has {tokens} tokens")
-        return token_index
-
-    def _sequence(self, batch_index: int, sequence_index: int) -> int:
-        """The sequence a lookup reads: sequence_index in a pair's row; in a single text's, that text whatever
-        sequence_index says (as in the reference)."""
-        if sequence_index not in (0, 1) or isinstance(sequence_index, bool):
-            raise ValueError(f"sequence_index must be 0 (the first text) or 1 (a pair's second), got {sequence_index!r}")
-        return sequence_index if self._row(batch_index)["pair"] else 0
-
-    def _row(self, batch_index: int) -> dict:
-        if self._rows is None:
-            raise ValueError("the per-token lookups (word_ids(), tokens(), char_to_token(), ...) need an encoding made by "
-                             "calling BertTokenizer; pad() and hand-made dicts keep no rows")
-        if not isinstance(batch_index, (int, np.integer)) or not -len(self._rows) <= batch_index < len(self._rows):
-            raise IndexError(f"batch_index {batch_index!r} is not a row of this encoding, which has {len(self._rows)}")
-        return self._rows[batch_index]
-
-
-class CharSpan(NamedTuple):
-    start: int
-    end: int
-
-
-class TokenSpan(NamedTuple):
-    start: int
-    end: int
-
-
-def _row_and_index(batch_or_index: int, index: int | None) -> tuple[int, int]:
-    """transformers' convention for the encoding's lookups: f(i) is item i of row 0, f(b, i) item i of row b."""
-    pair = (0, batch_or_index) if index is None else (batch_or_index, index)
-    for value in pair:
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-            raise TypeError(f"indices must be integers, got {value!r}")
-    return pair
 
 
 class Tokens(NamedTuple):
@@ -236,7 +96,7 @@ class BertTokenizer:
         _check_sides(padding_side, truncation_side)
         self.padding_side, self.truncation_side = padding_side, truncation_side  # checked again by each call
         if isinstance(vocab_file, dict):
-            self.vocab = _checked_vocab(vocab_file)
+            self.vocab = checked_vocab(vocab_file)
             self.wordpiece_tokens = {i: token for token, i in self.vocab.items()}
         else:
             lines = load_vocab(vocab_file)
@@ -756,77 +616,6 @@ class BertTokenizer:
         return "".join(pieces)
 
 
-def read_tokenizer_config(config_file: str) -> dict[str, Any]:
-    """tokenizer_config.json -> the BertTokenizer arguments it sets."""
-    config = _json_object(config_file)
-    settings = {}
-    for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "model_max_length",
-                "clean_up_tokenization_spaces", "padding_side", "truncation_side", *SPECIAL_TOKEN_NAMES):
-        if config.get(key) is not None:
-            value = config[key]
-            settings[key] = value["content"] if isinstance(value, dict) else value  # AddedToken form
-    extra = config.get("extra_special_tokens", config.get("additional_special_tokens"))
-    if extra:
-        if not isinstance(extra, list):
-            raise ValueError(f"{config_file!r}: extra_special_tokens must be a list, got {extra!r}")
-        settings["extra_special_tokens"] = [AddedToken.from_dict(t, config_file) if isinstance(t, dict) else t
-                                            for t in extra]
-    decoder = config.get("added_tokens_decoder")
-    if decoder:
-        if not isinstance(decoder, dict):
-            raise ValueError(f"{config_file!r}: added_tokens_decoder must map ids to tokens, got {str(decoder)[:80]}")
-        try:
-            settings["added_tokens_decoder"] = {int(i): AddedToken.from_dict(t, config_file) for i, t in decoder.items()}
-        except ValueError as e:
-            raise ValueError(f"{config_file!r}: added_tokens_decoder: {e}") from None
-    return settings
-
-
-def read_tokenizer_json(tokenizer_file: str) -> tuple[dict[str, int], dict[int, AddedToken]]:
-    """tokenizer.json -> WordPiece's vocabulary and the added tokens {id: AddedToken}."""
-    data = _json_object(tokenizer_file)
-    model = data.get("model")
-    if not isinstance(model, dict) or model.get("type", "WordPiece") != "WordPiece" or "vocab" not in model:
-        kind = model.get("type") if isinstance(model, dict) else model
-        raise ValueError(f"{tokenizer_file!r} does not describe a WordPiece tokenizer (its model is {kind!r})")
-    if model.get("continuing_subword_prefix", "##") != "##" or model.get("max_input_chars_per_word", MAX_WORD_CHARS) != MAX_WORD_CHARS:
-        raise ValueError(f"{tokenizer_file!r}: minibert's WordPiece uses the prefix '##' and {MAX_WORD_CHARS} characters "
-                         f"per word, the file asks for {model.get('continuing_subword_prefix')!r} and "
-                         f"{model.get('max_input_chars_per_word')!r}")
-    added = data.get("added_tokens") or []
-    if not isinstance(added, list):
-        raise ValueError(f"{tokenizer_file!r}: added_tokens must be a list, got {str(added)[:80]}")
-    tokens = {}
-    for entry in added:
-        token = AddedToken.from_dict(entry, tokenizer_file)
-        if isinstance(entry.get("id"), bool) or not isinstance(entry.get("id"), int):
-            raise ValueError(f"{tokenizer_file!r}: added token {token.content!r} has no integer id")
-        tokens[entry["id"]] = token
-    return _checked_vocab(model["vocab"], tokenizer_file), tokens
-
-
-def _json_object(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path!r} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path!r} must hold a JSON object, not a {type(data).__name__}")
-    return data
-
-
-def _checked_vocab(vocab: Any, where: str = "the vocabulary") -> dict[str, int]:
-    """A {token: id} vocabulary whose ids are distinct integers ≥ 0 (a vocab.txt that lists a token twice
-    leaves a gap: the token keeps its last line, as in transformers)."""
-    if not isinstance(vocab, dict) or not vocab:
-        raise ValueError(f"{where}: the vocabulary must be a non-empty {{token: id}} object")
-    ids = list(vocab.values())
-    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids) or len(set(ids)) < len(ids):
-        raise ValueError(f"{where}: the vocabulary's ids must be distinct integers ≥ 0")
-    return dict(vocab)
-
-
 def _as_columns(encoded_inputs: Any) -> dict[str, Any]:
     """pad()'s input as one dict of columns: a list of per-example dicts becomes a dict of lists."""
     if isinstance(encoded_inputs, (list, tuple)):
@@ -864,23 +653,6 @@ def _check_sides(padding_side: str, truncation_side: str) -> None:
     for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
         if side not in SIDES:
             raise ValueError(f"{name}={side!r}: use 'right' or 'left'")
-
-
-def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
-    """vocab.txt -> its tokens, line by line (a token's id is its line number). Only the newline is stripped
-    (as transformers does)."""
-    try:
-        with open(vocab_file, encoding="utf-8") as f:
-            tokens = f.read().split("\n")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no vocabulary file at {os.fspath(vocab_file)!r}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{os.fspath(vocab_file)!r} is not UTF-8 text: {e}") from None
-    if tokens and tokens[-1] == "":
-        tokens.pop()  # the final newline ends the last line; it does not start a new token
-    if not tokens:
-        raise ValueError(f"the vocabulary file {os.fspath(vocab_file)!r} is empty")
-    return tokens
 
 
 def _examples(text: Any, text_pair: Any, split_into_words: bool) -> tuple[list[tuple], bool]:
