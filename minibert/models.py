@@ -209,13 +209,8 @@ class BertModel(InferenceModel):
         word embeddings (the reference path runs). Returns a BertModelOutput.
         """
         c = self.config
-        if inputs_embeds is not None:
-            inputs_embeds = check_embeds(c, input_ids, inputs_embeds, self.dtype)
-        elif input_ids is None:
-            raise ValueError("give input_ids (or inputs_embeds)")
-        input_ids, attention_mask, token_type_ids, position_ids = check_inputs(
-            c, input_ids, attention_mask, token_type_ids, position_ids,
-            shape=None if inputs_embeds is None else inputs_embeds.shape[:2])
+        input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds = check_inputs(
+            c, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, self.dtype)
         if self.use_fast and not output_attentions and inputs_embeds is None:
             fast = self.fast(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states)
             if fast is not None:
@@ -543,11 +538,17 @@ def _float_dtype(dtype: Any) -> np.dtype:
     return dtype
 
 
-def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids,
-                 shape: tuple[int, int] | None = None):
-    """Validate and normalise a model call's inputs to int64 [B, S] arrays (position_ids may be [1, S]).
-    shape: the [B, S] of inputs given as embeddings (see check_embeds); input_ids is then None."""
-    if shape is None:
+def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=None,
+                 dtype: np.dtype = np.float32):
+    """Validate and normalise a model call's inputs: input_ids, attention_mask, token_type_ids to int64
+    [B, S] arrays, position_ids to [B, S] or [1, S]; inputs_embeds (given instead of input_ids, which is then
+    None) to a [B, S, H] array of `dtype` (see check_embeds). Returns all five, in that order."""
+    if inputs_embeds is not None:
+        inputs_embeds = check_embeds(config, input_ids, inputs_embeds, dtype)
+        shape = inputs_embeds.shape[:2]
+    elif input_ids is None:
+        raise ValueError("give input_ids (or inputs_embeds)")
+    else:
         input_ids = _token_array("input_ids", input_ids, upper=config.vocab_size)
         if input_ids.ndim == 1:
             input_ids = input_ids[None, :]  # [S] -> [1, S]
@@ -566,7 +567,7 @@ def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, 
         position_ids = np.arange(seq)[None, :]  # [1, S], broadcast over the batch
     else:
         position_ids = _like_ids("position_ids", position_ids, shape, source, upper=config.max_position_embeddings)
-    return input_ids, attention_mask, token_type_ids, position_ids
+    return input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds
 
 
 def check_embeds(config: BertConfig, input_ids: Any, inputs_embeds: Any, dtype: np.dtype) -> np.ndarray:

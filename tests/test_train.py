@@ -67,6 +67,53 @@ def test_gradients_equal_torch_autograd(name, dtype, dropout, path):
             assert np.abs(grads[n]).max() <= BOUND[dtype] * largest, n
 
 
+
+@pytest.mark.parametrize("path", ["fast", "reference"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression", "token", "masked-lm",
+                                  "pretraining"])
+def test_inputs_embeds_gradients_equal_torch_autograd(name, dtype, path):
+    """value_and_grad given inputs_embeds in place of input_ids: their gradient (torch's inputs_embeds.grad)
+    and every parameter's. The word table they replace gets a zero gradient where torch leaves it None, and
+    the masked-LM heads' tied decoder's where torch has that."""
+    model = head_model(name, dtype)
+    model.bert.use_fast = path == "fast"
+    encoding = {"inputs_embeds": DATA[f"inputs-embeds/{name}"].astype(dtype),
+                "attention_mask": BATCH["attention_mask"], "token_type_ids": BATCH["token_type_ids"]}
+    loss, grads = value_and_grad(model, encoding, fixture_labels(name))
+    tag = f"{name}/{dtype}/inputs-embeds"
+    reference = {k[len(f"{tag}/grad/"):]: DATA[k] for k in DATA.files if k.startswith(f"{tag}/grad/")}
+    word = "bert.embeddings.word_embeddings.weight"
+    reference.setdefault(word, np.zeros_like(model.state_dict()[word]))
+    assert set(grads) == set(reference) == {*model.state_dict(), "inputs_embeds"}
+    errors = relative_errors(grads, reference)
+    worst = max(errors, key=errors.get)
+    print(f"gradients {tag} {path}: loss diff {abs(loss - float(DATA[f'{tag}/loss'])):.1e}, "
+          f"worst relative {errors[worst]:.1e} ({worst}), inputs_embeds {errors['inputs_embeds']:.1e}")
+    assert abs(loss - float(DATA[f"{tag}/loss"])) <= BOUND[dtype]
+    assert errors[worst] <= BOUND[dtype], worst
+
+
+
+def test_inputs_embeds_gradient_scatters_into_the_word_table():
+    """Given E_word[input_ids] as inputs_embeds, the loss and every other gradient are the ids' own, and the
+    inputs' gradient, scatter-added into the word table's rows, is what the ids give the table (the tied
+    decoder's share included)."""
+    model = head_model("masked-lm", "float64")
+    table = model.state_dict()["bert.embeddings.word_embeddings.weight"]
+    labels = fixture_labels("masked-lm")
+    loss, grads = value_and_grad(model, BATCH, labels)
+    encoding = {"inputs_embeds": table[BATCH["input_ids"]], "attention_mask": BATCH["attention_mask"],
+                "token_type_ids": BATCH["token_type_ids"]}
+    embeds_loss, embeds_grads = value_and_grad(model, encoding, labels)
+    word = "bert.embeddings.word_embeddings.weight"
+    scattered = np.zeros_like(table)
+    np.add.at(scattered, BATCH["input_ids"].reshape(-1), embeds_grads.pop("inputs_embeds").reshape(-1, table.shape[1]))
+    assert embeds_loss == loss and embeds_grads.keys() == grads.keys()
+    for name, g in grads.items():
+        np.testing.assert_array_equal(embeds_grads[name] + scattered if name == word else embeds_grads[name], g, err_msg=name)
+
+
 def test_finite_differences():
     """Central differences in float64 on a random model (random LayerNorm too), several entries per tensor.
 
@@ -180,10 +227,14 @@ def test_bad_labels_are_clear_errors():
     with pytest.raises(TypeError, match="supports BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM"):
         value_and_grad(minibert.BertForQuestionAnswering.from_pretrained(FIXTURES / "heads" / "question-answering"), BATCH, np.array([0, 1, 2]))
     mlm = head_model("masked-lm", "float64")
-    with pytest.raises(ValueError, match=r"masked-LM labels must be integers of input_ids' shape \(3, 8\)"):
+    with pytest.raises(ValueError, match=r"masked-LM labels must be integers of the inputs' \[batch, seq\] shape \(3, 8\)"):
         value_and_grad(mlm, BATCH, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="every label is -100"):
         value_and_grad(mlm, BATCH, np.full((3, 8), -100))
+    with pytest.raises(ValueError, match=r"give input_ids \(or inputs_embeds\)"):
+        value_and_grad(mlm, {"attention_mask": BATCH["attention_mask"]}, DATA["labels/masked-lm"])
+    with pytest.raises(ValueError, match="give input_ids or inputs_embeds, not both"):
+        value_and_grad(mlm, {**BATCH, "inputs_embeds": np.zeros((3, 8, 16))}, DATA["labels/masked-lm"])
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 60\)"):
         value_and_grad(mlm, BATCH, np.where(DATA["labels/masked-lm"] == 14, 60, DATA["labels/masked-lm"]))
     with pytest.raises(ValueError, match=r"labels are a pair: \(masked-LM labels \[B, S\], next-sentence labels \[B\]\)"):

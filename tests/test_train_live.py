@@ -53,6 +53,39 @@ def test_masked_lm_gradients(tmp_path, untied):
     assert abs(loss - out.loss.item()) <= BOUND["float64"] and max(errors.values()) <= BOUND["float64"], errors
 
 
+
+@pytest.mark.parametrize("head", ["BertForSequenceClassification", "BertForMaskedLM"])
+def test_inputs_embeds_gradients(tmp_path, head):
+    """value_and_grad on inputs_embeds, BERT-Mini's shape, float64, with padding and token types: their
+    gradient against torch's inputs_embeds.grad, and every parameter's (the word table: torch's None is
+    minibert's zero; with the tied decoder, the decoder's gradient)."""
+    reference = fresh_model(head, tmp_path, **RANDOM_CONFIGS["mini"], num_labels=3, hidden_dropout_prob=0.0,
+                            attention_probs_dropout_prob=0.0).double().train()
+    rng = np.random.default_rng(5)
+    shape = (3, 19)
+    mask = (np.arange(shape[1])[None] < np.array([[19], [7], [12]])).astype(np.int64)
+    batch = {"inputs_embeds": rng.normal(0, 0.05, (*shape, reference.config.hidden_size)),
+             "attention_mask": mask, "token_type_ids": rng.integers(0, 2, shape)}
+    if head == "BertForMaskedLM":
+        labels = np.where((mask == 1) & (rng.random(shape) < 0.3), rng.integers(0, reference.config.vocab_size, shape), -100)
+    else:
+        labels = np.array([2, 0, 1])
+    vectors = torch.from_numpy(batch["inputs_embeds"]).requires_grad_()
+    out = reference(inputs_embeds=vectors, attention_mask=torch.from_numpy(mask),
+                    token_type_ids=torch.from_numpy(batch["token_type_ids"]), labels=torch.from_numpy(labels))
+    out.loss.backward()
+    model = getattr(minibert, head).from_pretrained(tmp_path, dtype="float64")
+    loss, grads = value_and_grad(model, batch, labels)
+    expected = {n: np.zeros(p.shape) if p.grad is None else p.grad.numpy() for n, p in reference.named_parameters()}
+    expected["inputs_embeds"] = vectors.grad.numpy()
+    assert grads.keys() == expected.keys()
+    errors = relative_errors(grads, expected)
+    worst = max(errors, key=errors.get)
+    print(f"live inputs_embeds gradients {head}: loss diff {abs(loss - out.loss.item()):.1e}, worst relative "
+          f"{errors[worst]:.1e} ({worst}), inputs_embeds {errors['inputs_embeds']:.1e}")
+    assert abs(loss - out.loss.item()) <= BOUND["float64"] and errors[worst] <= BOUND["float64"]
+
+
 def test_trained_checkpoint_loads_in_transformers_with_equal_logits(tmp_path):
     from minibert.train import AdamW
 

@@ -108,7 +108,10 @@ def value_and_grad(model: BertForSequenceClassification | BertForTokenClassifica
     """The loss on one batch and its gradient for every parameter, keyed as model.state_dict() and torch's
     named_parameters() name them ("bert.encoder.layer.0.attention.self.query.weight", ..., "classifier.weight").
 
-    encoding: input_ids, attention_mask, token_type_ids (as the tokenizer returns them).
+    encoding: input_ids, attention_mask, token_type_ids (as the tokenizer returns them); or inputs_embeds
+    [B, S, H] in place of input_ids, when the gradient is then also returned for them, under
+    "inputs_embeds" (take it out of the dict before clipping or an optimizer step: it is not a parameter;
+    the word-embedding table, not read, gets a zero gradient, plus the tied MLM decoder's).
     labels: BertForSequenceClassification: [B] class ids, [B, C] 0/1 targets (multi-label) or [B] / [B, 1]
     values (regression), as config.problem_type says; BertForTokenClassification: [B, S] class ids, -100
     where not scored (padding, word pieces after the first); BertForMaskedLM: [B, S] token ids at the
@@ -124,14 +127,16 @@ def value_and_grad(model: BertForSequenceClassification | BertForTokenClassifica
         raise ValueError(f"{type(model).__name__} trains on cross-entropy at the labelled positions; loss= is for "
                          "sequence classification")
     c, bert = model.config, model.bert
-    ids, mask, types, positions = check_inputs(c, encoding["input_ids"], encoding.get("attention_mask"),
-                                               encoding.get("token_type_ids"), encoding.get("position_ids"))
+    ids, mask, types, positions, embeds = check_inputs(
+        c, encoding.get("input_ids"), encoding.get("attention_mask"), encoding.get("token_type_ids"),
+        encoding.get("position_ids"), encoding.get("inputs_embeds"), bert.dtype)
     masks = dropout or {}
     w, eps, heads = bert.weights, c.layer_norm_eps, c.num_attention_heads
     layer_masks = [{k.removeprefix(f"bert.encoder.layer.{i}."): m for k, m in masks.items()
                     if k.startswith(f"bert.encoder.layer.{i}.")} for i in range(c.num_hidden_layers)]
 
-    x = nn.dropout(nn.embeddings(ids, types, positions, **w["embeddings"], eps=eps), masks.get("bert.embeddings.dropout"))
+    x = nn.dropout(nn.embeddings(ids, types, positions, **w["embeddings"], eps=eps, inputs_embeds=embeds),
+                   masks.get("bert.embeddings.dropout"))
     # The fused path (model.bert.use_fast, the default) packs the tokens and keeps each layer's activations
     # for its backward; the reference keeps each layer's input, and its backward passes recompute the rest.
     # The fused path leaves padding positions at zero, so a head reading one (a pooler on a left-padded row,
@@ -149,11 +154,11 @@ def value_and_grad(model: BertForSequenceClassification | BertForTokenClassifica
     if isinstance(model, BertForSequenceClassification):
         value, dx, grads = classifier_value_and_grad(model, x, labels, loss, masks.get("dropout"))
     elif isinstance(model, BertForTokenClassification):
-        value, dx, grads = token_classifier_value_and_grad(model, x, ids, labels, masks.get("dropout"))
+        value, dx, grads = token_classifier_value_and_grad(model, x, labels, masks.get("dropout"))
     elif isinstance(model, BertForPreTraining):
-        value, dx, grads = pretraining_value_and_grad(model, x, ids, labels)
+        value, dx, grads = pretraining_value_and_grad(model, x, labels)
     else:
-        value, dx, grads = masked_lm_value_and_grad(model, x, ids, labels)
+        value, dx, grads = masked_lm_value_and_grad(model, x, labels)
 
     if fast:
         dx, d_layers = fast_training.encoder_backward(dx, fast_cache, w["encoder"]["layer"], eps, layer_masks)
@@ -163,12 +168,13 @@ def value_and_grad(model: BertForSequenceClassification | BertForTokenClassifica
             dx, d_layers[i] = nn.encoder_layer_backward(dx, layer_inputs[i], mask_bias, **w["encoder"]["layer"][i],
                                                         num_heads=heads, eps=eps, dropout=layer_masks[i])
     dx = nn.dropout(dx, masks.get("bert.embeddings.dropout"))
-    d_embeddings = nn.embeddings_backward(dx, ids, types, positions, **w["embeddings"], eps=eps)
+    d_embeddings = nn.embeddings_backward(dx, ids, types, positions, **w["embeddings"], eps=eps, inputs_embeds=embeds)
+    d_inputs = d_embeddings.pop("inputs_embeds", None)
     encoder_grads = flatten({"embeddings": d_embeddings, "encoder": {"layer": d_layers}}, "bert.")
     tied = grads.pop("cls.predictions.decoder.weight", None) if tied_word_embeddings(c) else None
     if tied is not None:  # the decoder is the word-embedding matrix: both uses add to one gradient
         encoder_grads["bert.embeddings.word_embeddings.weight"] += tied
-    return value, {**encoder_grads, **grads}
+    return value, {**encoder_grads, **grads, **({} if d_inputs is None else {"inputs_embeds": d_inputs})}
 
 
 def head_reads_padding(model, attention_mask: np.ndarray, labels: Any) -> bool:
@@ -199,21 +205,22 @@ def classifier_value_and_grad(model: BertForSequenceClassification, x: np.ndarra
     return pooled_head_value_and_grad(model, x, model.head["classifier"], "classifier", labels, loss, mask)
 
 
-def labelled_positions(ids: np.ndarray, labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-token labels [B, S] (-100: not scored, as transformers ignores) -> (labels, chosen [B, S] bool)."""
+def labelled_positions(shape: tuple[int, int], labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-token labels [B, S] (-100: not scored, as transformers ignores) -> (labels, chosen [B, S] bool).
+    shape: the inputs' [B, S]."""
     labels = np.asarray(labels)
-    if labels.shape != ids.shape or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{what} labels must be integers of input_ids' shape {ids.shape}, got {labels.dtype} {labels.shape}")
+    if labels.shape != shape or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{what} labels must be integers of the inputs' [batch, seq] shape {shape}, got {labels.dtype} {labels.shape}")
     chosen = labels != -100
     if not chosen.any():
         raise ValueError(f"{what} labels mark no position (every label is -100): there is nothing to predict")
     return labels, chosen
 
 
-def masked_lm_value_and_grad(model: BertForMaskedLM, x: np.ndarray, ids: np.ndarray, labels: Any):
+def masked_lm_value_and_grad(model: BertForMaskedLM, x: np.ndarray, labels: Any):
     """The MLM head and its loss on the labelled positions only (the others do not touch the loss):
     x [B, S, H] -> (loss, dx [B, S, H], head grads, with the tied decoder's as cls.predictions.decoder.weight)."""
-    labels, chosen = labelled_positions(ids, labels, "masked-LM")
+    labels, chosen = labelled_positions(x.shape[:2], labels, "masked-LM")
     predictions = model.head["cls"]["predictions"]
     rows = x[chosen]  # [B, S, H] -> [N, H], the N labelled positions
     logits = nn.masked_lm_head(rows, **predictions, eps=model.config.layer_norm_eps)  # [N, H] -> [N, V]
@@ -233,21 +240,21 @@ def pretraining_labels(labels: Any) -> tuple[Any, Any]:
     return labels[0], labels[1]
 
 
-def pretraining_value_and_grad(model: BertForPreTraining, x: np.ndarray, ids: np.ndarray, labels: Any):
+def pretraining_value_and_grad(model: BertForPreTraining, x: np.ndarray, labels: Any):
     """Both pre-training heads: L = MLM cross-entropy + next-sentence cross-entropy (on the pooled [CLS]).
     x [B, S, H] -> (loss, dx [B, S, H], grads of the pooler and both heads)."""
     mlm_labels, nsp_labels = pretraining_labels(labels)
-    mlm_loss, dx, grads = masked_lm_value_and_grad(model, x, ids, mlm_labels)
+    mlm_loss, dx, grads = masked_lm_value_and_grad(model, x, mlm_labels)
     nsp_loss, dx_pooler, nsp_grads = pooled_head_value_and_grad(  # 2 logits: B follows A, or not
         model, x, model.head["cls"]["seq_relationship"], "cls.seq_relationship", nsp_labels,
         partial(sequence_loss, problem_type="single_label_classification"))
     return mlm_loss + nsp_loss, dx + dx_pooler, {**grads, **nsp_grads}
 
 
-def token_classifier_value_and_grad(model: BertForTokenClassification, x: np.ndarray, ids: np.ndarray, labels: Any, mask):
+def token_classifier_value_and_grad(model: BertForTokenClassification, x: np.ndarray, labels: Any, mask):
     """Dropout and the classifier on every token, cross-entropy over the labelled positions:
     x [B, S, H] -> (loss, dx [B, S, H], classifier grads)."""
-    labels, chosen = labelled_positions(ids, labels, "token-classification")
+    labels, chosen = labelled_positions(x.shape[:2], labels, "token-classification")
     classifier = model.head["classifier"]
     rows = nn.dropout(x, mask)[chosen]  # [B, S, H] -> [N, H]
     logits = nn.dense(rows, **classifier)  # [N, H] -> [N, C]
