@@ -2,13 +2,13 @@
 
 from .added_tokens import AddedToken
 from .config import BertConfig
+from .encoding import BatchEncoding
 from .errors import CheckpointError, ConfigError, HubError, WeightsError
 from .miniatures import Miniature, miniatures
 from .models import (
-    BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining, BertForQuestionAnswering,
-    BertForSequenceClassification, BertForTokenClassification, BertModel, BertModelOutput,
+    BertForMaskedLM, BertForMultipleChoice, BertForNextSentencePrediction, BertForPreTraining,
+    BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, BertModel, BertModelOutput,
 )
-from .encoding import BatchEncoding
 from .tokenizer import BertTokenizer
 from .train import value_and_grad
 from .weights import init_weights
@@ -16,8 +16,8 @@ from .weights import init_weights
 __version__ = "0.1.0"
 
 __all__ = [
-    "AddedToken", "BatchEncoding", "BertConfig", "BertForMaskedLM", "BertForNextSentencePrediction", "BertForPreTraining",
-    "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification", "BertModel",
-    "BertModelOutput", "BertTokenizer", "CheckpointError", "ConfigError", "HubError", "Miniature", "WeightsError",
+    "AddedToken", "BatchEncoding", "BertConfig", "BertForMaskedLM", "BertForMultipleChoice", "BertForNextSentencePrediction",
+    "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification",
+    "BertModel", "BertModelOutput", "BertTokenizer", "CheckpointError", "ConfigError", "HubError", "Miniature", "WeightsError",
     "init_weights", "miniatures", "value_and_grad",
 ]

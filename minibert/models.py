@@ -1,7 +1,7 @@
 """BertModel and the task-head classes: the checkpoint's parameters and the wiring of the reference blocks.
 
 Names follow transformers: BertModel, BertForMaskedLM, BertForPreTraining, BertForNextSentencePrediction,
-BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering; each loads
+BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification, BertForQuestionAnswering; each loads
 transformers checkpoints of its class by their keys and returns what transformers returns.
 """
 
@@ -268,6 +268,13 @@ class SequenceClassifierOutput(ModelOutput):
 
 
 @dataclass
+class MultipleChoiceModelOutput(ModelOutput):
+    logits: np.ndarray  # [B, C]: a score per choice
+    hidden_states: tuple[np.ndarray, ...] | None = None  # [B·C, S, H] each: the choices flattened into the batch
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+@dataclass
 class TokenClassifierOutput(ModelOutput):
     logits: np.ndarray  # [B, S, num_labels]
     hidden_states: tuple[np.ndarray, ...] | None = None
@@ -432,6 +439,59 @@ class BertForSequenceClassification(BertHeadModel):
                           inputs_embeds)
         logits = nn.dense(out.pooler_output, **self.head["classifier"])  # [B, H] -> [B, num_labels]
         return SequenceClassifierOutput(logits, out.hidden_states, out.attentions)
+
+
+class BertForMultipleChoice(BertHeadModel):
+    """BERT choosing among C candidate texts (a context paired with each possible answer, as in SWAG or RACE):
+    each choice is encoded on its own, scored from its pooled [CLS] vector, and the scores compete in a
+    softmax over the choices."""
+
+    uses_pooler = True
+    new_head_allowed = True
+
+    def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
+        return {"classifier.weight": (1, config.hidden_size), "classifier.bias": (1,)}
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> MultipleChoiceModelOutput:
+        """input_ids, attention_mask, token_type_ids, position_ids [B, C, S] (C choices per example), or
+        inputs_embeds [B, C, S, H] -> logits [B, C]. hidden_states and attentions come with the choices
+        flattened into the batch ([B·C, S, H]), as in transformers."""
+        choices, inputs = flatten_choices(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                          position_ids=position_ids, inputs_embeds=inputs_embeds)
+        out = self.encode(**inputs, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        logits = nn.dense(out.pooler_output, **self.head["classifier"])  # [B·C, H] -> [B·C, 1]
+        return MultipleChoiceModelOutput(logits.reshape(-1, choices), out.hidden_states, out.attentions)  # -> [B, C]
+
+
+def flatten_choices(**inputs: Any) -> tuple[int, dict[str, Any]]:
+    """A multiple-choice batch's inputs, [B, C, S] (inputs_embeds [B, C, S, H]), as a batch of B·C sequences
+    [B·C, S]; returns (C, the flattened inputs). Inputs not given stay None."""
+    given = {}
+    for name, value in inputs.items():
+        if value is not None:
+            try:
+                given[name] = np.asarray(value)  # NumPy raises ValueError on ragged nested lists
+            except ValueError:
+                raise ValueError(f"{name} must be a rectangular [batch, choices, seq] array (ragged lists need "
+                                 "padding)") from None
+    source = "inputs_embeds" if "inputs_embeds" in given else "input_ids"
+    if source not in given:
+        raise ValueError("give input_ids (or inputs_embeds)")
+    shape = given[source].shape[:3]
+    if given[source].ndim != (4 if source == "inputs_embeds" else 3) or 0 in shape:
+        raise ValueError(f"BertForMultipleChoice takes {source} as a non-empty [batch, choices, seq"
+                         f"{', hidden' if source == 'inputs_embeds' else ''}] array, got shape {given[source].shape}")
+    for name, value in given.items():
+        if name not in (source, "position_ids") and value.shape != shape:
+            raise ValueError(f"{name} has shape {value.shape}, but the [batch, choices, seq] of {source} is {shape}")
+    if "position_ids" in given and given["position_ids"].shape not in (shape, shape[2:]):
+        raise ValueError(f"position_ids has shape {given['position_ids'].shape}; it must be [batch, choices, seq] "
+                         f"{shape} or [seq]")
+    flat = {name: None for name in inputs}
+    for name, value in given.items():
+        flat[name] = value if value.shape == shape[2:] else value.reshape(-1, *value.shape[2:])  # [B, C, S, ...] -> [B·C, S, ...]
+    return shape[1], flat
 
 
 class BertForTokenClassification(BertHeadModel):

@@ -15,11 +15,12 @@ from tests.fixtures.cases import FIXTURES
 HEADS = FIXTURES / "heads"
 OUTPUTS = np.load(HEADS / "outputs.npz")
 BATCH = {k.removeprefix("input/"): OUTPUTS[k] for k in OUTPUTS.files if k.startswith("input/")}
+CHOICES = {k.removeprefix("choices/"): OUTPUTS[k] for k in OUTPUTS.files if k.startswith("choices/")}  # [B, C, S]
 CLASSES = {
     "masked-lm": "BertForMaskedLM", "pretraining": "BertForPreTraining", "next-sentence": "BertForNextSentencePrediction",
     "sequence-single": "BertForSequenceClassification", "sequence-multi": "BertForSequenceClassification",
     "sequence-regression": "BertForSequenceClassification", "token": "BertForTokenClassification",
-    "question-answering": "BertForQuestionAnswering",
+    "question-answering": "BertForQuestionAnswering", "multiple-choice": "BertForMultipleChoice",
 }
 
 
@@ -36,7 +37,7 @@ def check_outputs(label, out, expected: dict, dtype):
 @pytest.mark.parametrize("name", list(CLASSES))
 def test_head_matches_transformers(name, dtype):
     model = getattr(minibert, CLASSES[name]).from_pretrained(HEADS / name, dtype=dtype)
-    out = model(**BATCH, output_hidden_states=True, output_attentions=True)
+    out = model(**(CHOICES if name == "multiple-choice" else BATCH), output_hidden_states=True, output_attentions=True)
     prefix = f"{name}/{dtype}/"
     expected = {k[len(prefix):]: OUTPUTS[k] for k in OUTPUTS.files if k.startswith(prefix)}
     assert expected
@@ -191,3 +192,29 @@ def test_resize_token_embeddings_rows_and_sizes():
                                ((None, 0), "pad_to_multiple_of must be a positive integer, got 0")]:
         with pytest.raises(ValueError, match=message):
             fresh().resize_token_embeddings(*arguments)
+
+
+def test_multiple_choice_inputs():
+    """BertForMultipleChoice takes [batch, choices, seq] (inputs_embeds [batch, choices, seq, hidden]); each
+    choice is scored as a sequence of its own, and anything else is an error that names the input."""
+    model = minibert.BertForMultipleChoice.from_pretrained(HEADS / "multiple-choice", dtype="float64")
+    logits = model(**CHOICES).logits
+    one_by_one = [model(**{k: v[:, c:c + 1] for k, v in CHOICES.items()}).logits[:, 0]  # [B, 1, S] -> [B]
+                  for c in range(CHOICES["input_ids"].shape[1])]
+    np.testing.assert_allclose(logits, np.stack(one_by_one, axis=1), rtol=0, atol=1e-12)
+    table = model.state_dict()["bert.embeddings.word_embeddings.weight"]
+    vectors = {**CHOICES, "inputs_embeds": table[CHOICES["input_ids"]], "input_ids": None}
+    np.testing.assert_array_equal(model(**vectors).logits, logits)
+    seq = CHOICES["input_ids"].shape[2]
+    np.testing.assert_array_equal(model(**CHOICES, position_ids=np.arange(seq)).logits, logits)
+    for inputs, message in [
+        ({"input_ids": BATCH["input_ids"]}, r"takes input_ids as a non-empty \[batch, choices, seq\] array, got shape \(2, 8\)"),
+        ({**CHOICES, "attention_mask": BATCH["attention_mask"]}, r"attention_mask has shape \(2, 8\), but the "
+                                                               r"\[batch, choices, seq\] of input_ids is \(2, 2, 8\)"),
+        ({"input_ids": [[[1, 2], [3]]]}, "input_ids must be a rectangular"),
+        ({"inputs_embeds": np.zeros((2, 2, 8))}, r"takes inputs_embeds as a non-empty \[batch, choices, seq, hidden\]"),
+        ({**CHOICES, "position_ids": np.arange(seq)[None]}, r"position_ids has shape \(1, 8\)"),
+        ({"attention_mask": CHOICES["attention_mask"]}, r"give input_ids \(or inputs_embeds\)"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            model(**inputs)

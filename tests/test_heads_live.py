@@ -12,8 +12,15 @@ from tests.fixtures.cases import RANDOM_CONFIGS  # noqa: E402
 from tests.fixtures.reference import fresh_model  # noqa: E402
 
 CLASSES = ["BertForMaskedLM", "BertForPreTraining", "BertForNextSentencePrediction", "BertForSequenceClassification",
-           "BertForTokenClassification", "BertForQuestionAnswering"]
+           "BertForMultipleChoice", "BertForTokenClassification", "BertForQuestionAnswering"]
 OUTPUTS = ("logits", "prediction_logits", "seq_relationship_logits", "start_logits", "end_logits")
+
+
+def inputs_for(class_name: str, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A batch [B, S] as the class takes it: multiple choice, [B, 2, S], each row and the row before it."""
+    if class_name != "BertForMultipleChoice":
+        return batch
+    return {k: np.stack([v, np.roll(v, 1, axis=0)], axis=1) for k, v in batch.items()}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -23,8 +30,9 @@ def test_fresh_transformers_head_round_trip(tmp_path, class_name, dtype):
     labels = 2 if class_name == "BertForQuestionAnswering" else 3  # transformers splits QA logits into start, end
     reference = fresh_model(class_name, tmp_path, **RANDOM_CONFIGS["mini"], num_labels=labels).eval()
     rng = np.random.default_rng(1)
-    batch = {"input_ids": rng.integers(0, 1000, (3, 21)), "token_type_ids": rng.integers(0, 2, (3, 21)),
-             "attention_mask": (np.arange(21)[None] < np.array([[21], [9], [1]])).astype(np.int64)}
+    batch = inputs_for(class_name, {
+        "input_ids": rng.integers(0, 1000, (3, 21)), "token_type_ids": rng.integers(0, 2, (3, 21)),
+        "attention_mask": (np.arange(21)[None] < np.array([[21], [9], [1]])).astype(np.int64)})
     with torch.no_grad():
         expected = reference.to(getattr(torch, dtype))(**{k: torch.from_numpy(v) for k, v in batch.items()})
     model = getattr(minibert, class_name).from_pretrained(tmp_path, dtype=dtype)
@@ -100,7 +108,7 @@ def test_resize_token_embeddings(tmp_path, class_name, untied):
                 for name, parameter in reference.named_parameters():
                     if name in state:
                         parameter.copy_(torch.from_numpy(state[name]))
-        ids = np.array([[1, len(ours) - 1, 5, len(ours) - 2, 2]])
+        ids = inputs_for(class_name, {"input_ids": np.array([[1, len(ours) - 1, 5, len(ours) - 2, 2]])})["input_ids"]
         with torch.no_grad():
             expected = reference(torch.from_numpy(ids))
         out = model(ids)

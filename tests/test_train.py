@@ -11,24 +11,35 @@ from tests.fixtures.cases import FIXTURES, RANDOM_CONFIGS, random_weights
 
 DATA = np.load(FIXTURES / "gradients.npz")
 BATCH = {k.removeprefix("batch/"): DATA[k] for k in DATA.files if k.startswith("batch/")}
+CHOICES = {k.removeprefix("choices/"): DATA[k] for k in DATA.files if k.startswith("choices/")}  # [B, C, S]
 BOUND = {"float64": 1e-8, "float32": 1e-4}  # relative, as the issue sets them
+HEADS = ["sequence-single", "sequence-multi", "sequence-regression", "multiple-choice", "token", "masked-lm", "pretraining"]
 
 
-def relative_errors(grads: dict, reference: dict) -> dict[str, float]:
-    """Per tensor max |g - g_ref| / max(max |g_ref|, 1e-3 · the largest gradient of the model).
+def exactly_zero(name: str, model_name: str) -> bool:
+    """Parameters whose exact gradient is 0, where torch and minibert both return rounding noise: the key
+    biases (a key bias adds q·b to every score of a query's row, which softmax ignores) and a multiple-choice
+    classifier's bias (it adds the same to every choice's score, which the softmax over choices ignores)."""
+    return name.endswith("attention.self.key.bias") or (model_name == "multiple-choice" and name == "classifier.bias")
 
-    Key biases are left out: their exact gradient is 0 (a key bias adds q·b to every score of a query's
-    row, which softmax ignores), so torch and minibert both return rounding noise there;
-    test_gradients_equal_torch_autograd checks instead that minibert's is 0 to the precision."""
+
+def relative_errors(grads: dict, reference: dict, model_name: str = "") -> dict[str, float]:
+    """Per tensor max |g - g_ref| / max(max |g_ref|, 1e-3 · the largest gradient of the model), leaving out
+    the exactly_zero ones (assert_equal_to_fixture checks instead that minibert's are 0 to the precision)."""
     floor = 1e-3 * max(np.abs(g).max() for g in reference.values())
     return {n: float(np.abs(grads[n] - g).max() / max(np.abs(g).max(), floor))
-            for n, g in reference.items() if not n.endswith("attention.self.key.bias")}
+            for n, g in reference.items() if not exactly_zero(n, model_name)}
 
 
 def head_model(name: str, dtype: str):
     cls = {"masked-lm": minibert.BertForMaskedLM, "token": minibert.BertForTokenClassification,
-           "pretraining": minibert.BertForPreTraining}.get(name, minibert.BertForSequenceClassification)
+           "pretraining": minibert.BertForPreTraining, "multiple-choice": minibert.BertForMultipleChoice,
+           }.get(name, minibert.BertForSequenceClassification)
     return cls.from_pretrained(FIXTURES / "heads" / name, dtype=dtype)
+
+
+def fixture_inputs(name: str) -> dict[str, np.ndarray]:
+    return CHOICES if name == "multiple-choice" else BATCH
 
 
 def fixture_masks(name: str, dtype: str) -> dict[str, np.ndarray]:
@@ -44,14 +55,14 @@ def fixture_labels(name: str):
 @pytest.mark.parametrize("path", ["fast", "reference"])
 @pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression", "token", "masked-lm",
-                                  "pretraining"])
+@pytest.mark.parametrize("name", HEADS)
 def test_gradients_equal_torch_autograd(name, dtype, dropout, path):
     """Every parameter's gradient vs torch autograd; with dropout, torch ran with the same stored masks.
     Both the fused training path (minibert/fast/training.py) and the reference backward passes."""
     model = head_model(name, dtype)
     model.bert.use_fast = path == "fast"
-    loss, grads = value_and_grad(model, BATCH, fixture_labels(name), dropout=fixture_masks(name, dtype) if dropout else None)
+    loss, grads = value_and_grad(model, fixture_inputs(name), fixture_labels(name),
+                                 dropout=fixture_masks(name, dtype) if dropout else None)
     tag = f"{name}/{dtype}" + ("/dropout" if dropout else "")
     reference = fixture_gradients(tag)
     assert set(grads) == set(reference) == set(model.state_dict())
@@ -63,9 +74,10 @@ def fixture_gradients(tag: str) -> dict[str, np.ndarray]:
 
 
 def assert_equal_to_fixture(tag: str, path: str, loss: float, grads: dict, reference: dict, dtype: str) -> None:
-    """Loss and gradients within BOUND of torch's (relative_errors); the key biases, left out there, zero
-    to the precision."""
-    errors = relative_errors(grads, reference)
+    """Loss and gradients within BOUND of torch's (relative_errors); those left out there (exactly_zero),
+    zero to the precision."""
+    name = tag.split("/")[0]
+    errors = relative_errors(grads, reference, name)
     worst = max(errors, key=errors.get)
     print(f"gradients {tag} {path}: loss diff {abs(loss - float(DATA[f'{tag}/loss'])):.1e}, "
           f"worst relative {errors[worst]:.1e} ({worst})")
@@ -73,22 +85,22 @@ def assert_equal_to_fixture(tag: str, path: str, loss: float, grads: dict, refer
     assert errors[worst] <= BOUND[dtype], worst
     largest = max(np.abs(g).max() for g in reference.values())
     for n in grads:
-        if n.endswith("attention.self.key.bias"):
+        if exactly_zero(n, name):
             assert np.abs(grads[n]).max() <= BOUND[dtype] * largest, n
 
 
 @pytest.mark.parametrize("path", ["fast", "reference"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression", "token", "masked-lm",
-                                  "pretraining"])
+@pytest.mark.parametrize("name", HEADS)
 def test_inputs_embeds_gradients_equal_torch_autograd(name, dtype, path):
     """value_and_grad given inputs_embeds in place of input_ids: their gradient (torch's inputs_embeds.grad)
     and every parameter's. The word table they replace gets a zero gradient where torch leaves it None, and
     the masked-LM heads' tied decoder's where torch has that."""
     model = head_model(name, dtype)
     model.bert.use_fast = path == "fast"
+    batch = fixture_inputs(name)
     encoding = {"inputs_embeds": DATA[f"inputs-embeds/{name}"].astype(dtype),
-                "attention_mask": BATCH["attention_mask"], "token_type_ids": BATCH["token_type_ids"]}
+                "attention_mask": batch["attention_mask"], "token_type_ids": batch["token_type_ids"]}
     loss, grads = value_and_grad(model, encoding, fixture_labels(name))
     tag = f"{name}/{dtype}/inputs-embeds"
     reference = fixture_gradients(tag)
@@ -227,8 +239,13 @@ def test_bad_labels_are_clear_errors():
         sequence_loss(logits, np.array([[0, 1, 2], [1, 0, 0]]), "multi_label_classification")
     with pytest.raises(ValueError, match=r"regression needs 2 numeric labels for logits \[2, 1\]"):
         sequence_loss(np.zeros((2, 1)), np.array([0.5, 1.0, 2.0]), "regression")
-    with pytest.raises(TypeError, match="supports BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM"):
+    with pytest.raises(TypeError, match="supports BertForSequenceClassification, BertForMultipleChoice, "
+                                        "BertForTokenClassification, BertForMaskedLM, BertForPreTraining, got BertForQuestionAnswering"):
         value_and_grad(minibert.BertForQuestionAnswering.from_pretrained(FIXTURES / "heads" / "question-answering"), BATCH, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"needs integer labels of shape \(3,\)"):  # the right choice per example
+        value_and_grad(head_model("multiple-choice", "float64"), CHOICES, np.array([[0, 1]] * 3))
+    with pytest.raises(ValueError, match=r"takes input_ids as a non-empty \[batch, choices, seq\] array"):
+        value_and_grad(head_model("multiple-choice", "float64"), BATCH, np.array([0, 1, 1]))
     mlm = head_model("masked-lm", "float64")
     with pytest.raises(ValueError, match=r"masked-LM labels must be integers of the inputs' \[batch, seq\] shape \(3, 8\)"):
         value_and_grad(mlm, BATCH, np.array([0, 1, 2]))
@@ -246,25 +263,25 @@ def test_bad_labels_are_clear_errors():
         minibert.nn.dropout_mask(np.random.default_rng(0), (2,), 1.0, np.dtype("float32"))
 
 
-@pytest.mark.parametrize("name", ["sequence-single", "token", "masked-lm", "pretraining"])
+@pytest.mark.parametrize("name", ["sequence-single", "multiple-choice", "token", "masked-lm", "pretraining"])
 def test_dropout_masks(name):
     """Named like transformers' Dropout modules (the fixture's names), seeded, E[mask] = 1; all-ones masks
     (p = 0) give exactly the gradients of no dropout, which is what evaluation and the default run use."""
-    model = head_model(name, "float64")
-    masks = dropout_masks(model, (3, 8), np.random.default_rng(5))
+    model, batch = head_model(name, "float64"), fixture_inputs(name)
+    masks = dropout_masks(model, batch["input_ids"].shape, np.random.default_rng(5))
     expected = fixture_masks(name, "float64")
     assert list(masks) == list(expected) and all(masks[k].shape == expected[k].shape for k in masks)
-    again = dropout_masks(model, (3, 8), np.random.default_rng(5))
+    again = dropout_masks(model, batch["input_ids"].shape, np.random.default_rng(5))
     assert all(np.array_equal(masks[k], again[k]) for k in masks)
     values = np.concatenate([m.ravel() for m in masks.values()])
     assert set(np.unique(values)) == {0.0, 1 / 0.9}
     assert abs((values == 0).mean() - 0.1) < 0.02  # p = 0.1 in the fixture config, over ~2,000 entries
     labels = fixture_labels(name)
     ones = {k: np.ones_like(m) for k, m in masks.items()}
-    loss, grads = value_and_grad(model, BATCH, labels)
-    loss_ones, grads_ones = value_and_grad(model, BATCH, labels, dropout=ones)
+    loss, grads = value_and_grad(model, batch, labels)
+    loss_ones, grads_ones = value_and_grad(model, batch, labels, dropout=ones)
     assert loss == loss_ones and all(np.array_equal(grads[k], grads_ones[k]) for k in grads)
-    assert value_and_grad(model, BATCH, labels, dropout=masks)[0] != loss
+    assert value_and_grad(model, batch, labels, dropout=masks)[0] != loss
 
 
 def test_accumulated_micro_batches_equal_the_whole_batch():

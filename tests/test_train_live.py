@@ -86,6 +86,33 @@ def test_inputs_embeds_gradients(tmp_path, head):
     assert abs(loss - out.loss.item()) <= BOUND["float64"] and errors[worst] <= BOUND["float64"]
 
 
+
+def test_multiple_choice_gradients(tmp_path):
+    """BertForMultipleChoice, BERT-Mini's shape, float64: inputs [B, C, S] with padding, labels the right
+    choice. The classifier's bias has exact gradient 0 (it moves every choice's score alike), checked as 0
+    to the precision; every other gradient against torch autograd."""
+    reference = fresh_model("BertForMultipleChoice", tmp_path, **RANDOM_CONFIGS["mini"], hidden_dropout_prob=0.0,
+                            attention_probs_dropout_prob=0.0).double().train()
+    rng = np.random.default_rng(6)
+    shape = (3, 4, 15)
+    batch = {"input_ids": rng.integers(0, 1000, shape), "token_type_ids": rng.integers(0, 2, shape),
+             "attention_mask": (np.arange(shape[2]) < rng.integers(1, shape[2] + 1, (*shape[:2], 1))).astype(np.int64)}
+    labels = np.array([3, 0, 2])
+    out = reference(**{k: torch.from_numpy(v) for k, v in batch.items()}, labels=torch.from_numpy(labels))
+    out.loss.backward()
+    model = minibert.BertForMultipleChoice.from_pretrained(tmp_path, dtype="float64")
+    loss, grads = value_and_grad(model, batch, labels)
+    expected = {n: p.grad.numpy() for n, p in reference.named_parameters()}
+    assert grads.keys() == expected.keys()
+    errors = relative_errors(grads, expected, "multiple-choice")
+    worst = max(errors, key=errors.get)
+    largest = max(np.abs(g).max() for g in expected.values())
+    print(f"live gradients BertForMultipleChoice: loss diff {abs(loss - out.loss.item()):.1e}, worst relative "
+          f"{errors[worst]:.1e} ({worst}), classifier.bias {np.abs(grads['classifier.bias']).max():.1e}")
+    assert abs(loss - out.loss.item()) <= BOUND["float64"] and errors[worst] <= BOUND["float64"]
+    assert np.abs(grads["classifier.bias"]).max() <= BOUND["float64"] * largest
+
+
 def test_trained_checkpoint_loads_in_transformers_with_equal_logits(tmp_path):
     from minibert.train import AdamW
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any, Callable
 
@@ -9,9 +10,14 @@ import numpy as np
 
 from .. import nn
 from ..fast import training as fast_training
-from ..models import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertForTokenClassification,
-                      check_inputs, tied_word_embeddings)
+from ..models import (BertForMaskedLM, BertForMultipleChoice, BertForPreTraining, BertForSequenceClassification,
+                      BertForTokenClassification, check_inputs, flatten_choices, tied_word_embeddings)
 from ..weights import flatten
+
+TRAINABLE = (BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification, BertForMaskedLM,
+             BertForPreTraining)
+POOLED_CLASSIFIERS = (BertForSequenceClassification, BertForMultipleChoice)  # loss= applies to these
+INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
 
 
 def sequence_loss(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> tuple[float, np.ndarray]:
@@ -75,15 +81,16 @@ def distillation_loss(logits: np.ndarray, labels: np.ndarray, teacher_logits: np
     return alpha * hard + (1 - alpha) * soft, alpha * dhard + (1 - alpha) * dsoft
 
 
-def dropout_masks(model: BertForSequenceClassification | BertForTokenClassification | BertForMaskedLM | BertForPreTraining,
-                  shape: tuple[int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def dropout_masks(model: BertForSequenceClassification | BertForMultipleChoice | BertForTokenClassification |
+                  BertForMaskedLM | BertForPreTraining, shape: tuple[int, ...], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Fresh dropout masks for one training step on a [B, S] batch, named after transformers' Dropout
     modules: "bert.embeddings.dropout" [B, S, H]; per layer i, "bert.encoder.layer.i.attention.self.dropout"
     (on the attention probabilities) [B, A, S, S], "...attention.output.dropout" and "...output.dropout"
-    [B, S, H]; and, for a classifier, "dropout" on its input: [B, H] (the pooled vector) or [B, S, H] (tokens). Probabilities from the config:
+    [B, S, H]; and, for a classifier, "dropout" on its input: [B, H] (the pooled vector) or [B, S, H]
+    (tokens). A multiple-choice batch [B, C, S] counts as B·C sequences. Probabilities from the config:
     hidden_dropout_prob, attention_probs_dropout_prob, classifier_dropout (default hidden_dropout_prob)."""
     c, dtype = model.config, model.dtype
-    (batch, seq), hidden = shape, c.hidden_size
+    batch, seq, hidden = math.prod(shape[:-1]), shape[-1], c.hidden_size
     p_hidden, p_attention = c.hidden_dropout_prob, c.attention_probs_dropout_prob
     masks = {"bert.embeddings.dropout": nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)}
     for i in range(c.num_hidden_layers):
@@ -91,18 +98,15 @@ def dropout_masks(model: BertForSequenceClassification | BertForTokenClassificat
         masks[layer + "attention.self.dropout"] = nn.dropout_mask(rng, (batch, c.num_attention_heads, seq, seq), p_attention, dtype)
         masks[layer + "attention.output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
         masks[layer + "output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
-    if isinstance(model, (BertForSequenceClassification, BertForTokenClassification)):  # the classifiers' own dropout, on [CLS]'s pooled vector or every token
+    if isinstance(model, (*POOLED_CLASSIFIERS, BertForTokenClassification)):  # the classifiers' own dropout, on [CLS]'s pooled vector or every token
         p_classifier = c.extra.get("classifier_dropout")
-        shape = (batch, hidden) if isinstance(model, BertForSequenceClassification) else (batch, seq, hidden)
+        shape = (batch, hidden) if isinstance(model, POOLED_CLASSIFIERS) else (batch, seq, hidden)
         masks["dropout"] = nn.dropout_mask(rng, shape, p_hidden if p_classifier is None else p_classifier, dtype)
     return masks
 
 
-TRAINABLE = (BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM, BertForPreTraining)
-
-
-def value_and_grad(model: BertForSequenceClassification | BertForTokenClassification | BertForMaskedLM | BertForPreTraining,
-                   encoding: dict[str, Any], labels: Any,
+def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice | BertForTokenClassification |
+                   BertForMaskedLM | BertForPreTraining, encoding: dict[str, Any], labels: Any,
                    loss: Callable[[np.ndarray, Any], tuple[float, np.ndarray]] | None = None,
                    dropout: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, np.ndarray]]:
     """The loss on one batch and its gradient for every parameter, keyed as model.state_dict() and torch's
@@ -113,20 +117,25 @@ def value_and_grad(model: BertForSequenceClassification | BertForTokenClassifica
     "inputs_embeds" (take it out of the dict before clipping or an optimizer step: it is not a parameter;
     the word-embedding table, not read, gets a zero gradient, plus the tied MLM decoder's).
     labels: BertForSequenceClassification: [B] class ids, [B, C] 0/1 targets (multi-label) or [B] / [B, 1]
-    values (regression), as config.problem_type says; BertForTokenClassification: [B, S] class ids, -100
+    values (regression), as config.problem_type says; BertForMultipleChoice: [B] the right choice (inputs
+    [B, C, S], cross-entropy over the C scores); BertForTokenClassification: [B, S] class ids, -100
     where not scored (padding, word pieces after the first); BertForMaskedLM: [B, S] token ids at the
     masked positions and -100 elsewhere; BertForPreTraining: (those [B, S] MLM labels, [B] next-sentence
     labels: 0 = B follows A, 1 = random), the loss being their sum as in transformers.
-    loss (sequence classification): (logits, labels) -> (loss, dloss/dlogits); default sequence_loss for the
-    problem type (pass functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...)).
+    loss (sequence classification, multiple choice): (logits, labels) -> (loss, dloss/dlogits); default
+    sequence_loss for the problem type (single-label for multiple choice, on logits [B, C]) (pass functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...)).
     dropout: masks from dropout_masks() to train with dropout; None (default) runs without it.
     """
     if not isinstance(model, TRAINABLE):
         raise TypeError(f"value_and_grad supports {', '.join(cls.__name__ for cls in TRAINABLE)}, got {type(model).__name__}")
-    if not isinstance(model, BertForSequenceClassification) and loss is not None:
+    if not isinstance(model, POOLED_CLASSIFIERS) and loss is not None:
         raise ValueError(f"{type(model).__name__} trains on cross-entropy at the labelled positions; loss= is for "
-                         "sequence classification")
+                         "sequence classification and multiple choice")
     c, bert = model.config, model.bert
+    given_shape = np.shape(encoding.get("inputs_embeds"))  # their gradient is returned in this shape
+    if isinstance(model, BertForMultipleChoice):  # [B, C, S] -> [B·C, S]: each choice is a sequence of its own
+        choices, encoding = flatten_choices(**{name: encoding.get(name) for name in INPUTS})
+        loss = per_choice(loss or partial(sequence_loss, problem_type="single_label_classification"), choices)
     ids, mask, types, positions, embeds = check_inputs(
         c, encoding.get("input_ids"), encoding.get("attention_mask"), encoding.get("token_type_ids"),
         encoding.get("position_ids"), encoding.get("inputs_embeds"), bert.dtype)
@@ -151,7 +160,7 @@ def value_and_grad(model: BertForSequenceClassification | BertForTokenClassifica
             layer_inputs.append(x)
             x, _ = nn.encoder_layer(x, mask_bias, **weights, num_heads=heads, eps=eps, dropout=layer_mask)
 
-    if isinstance(model, BertForSequenceClassification):
+    if isinstance(model, POOLED_CLASSIFIERS):
         value, dx, grads = classifier_value_and_grad(model, x, labels, loss, masks.get("dropout"))
     elif isinstance(model, BertForTokenClassification):
         value, dx, grads = token_classifier_value_and_grad(model, x, labels, masks.get("dropout"))
@@ -174,12 +183,20 @@ def value_and_grad(model: BertForSequenceClassification | BertForTokenClassifica
     tied = grads.pop("cls.predictions.decoder.weight", None) if tied_word_embeddings(c) else None
     if tied is not None:  # the decoder is the word-embedding matrix: both uses add to one gradient
         encoder_grads["bert.embeddings.word_embeddings.weight"] += tied
-    return value, {**encoder_grads, **grads, **({} if d_inputs is None else {"inputs_embeds": d_inputs})}
+    return value, {**encoder_grads, **grads, **({} if d_inputs is None else {"inputs_embeds": d_inputs.reshape(given_shape)})}
+
+
+def per_choice(loss: Callable, choices: int) -> Callable:
+    """A loss on the choices' scores [B, C] as the classifier's loss on its [B·C, 1] outputs."""
+    def choice_loss(logits: np.ndarray, labels: Any) -> tuple[float, np.ndarray]:
+        value, dlogits = loss(logits.reshape(-1, choices), labels)  # [B·C, 1] -> [B, C]
+        return value, dlogits.reshape(-1, 1)
+    return choice_loss
 
 
 def head_reads_padding(model, attention_mask: np.ndarray, labels: Any) -> bool:
     padding = attention_mask == 0
-    if isinstance(model, BertForSequenceClassification):
+    if isinstance(model, POOLED_CLASSIFIERS):
         return bool(padding[:, 0].any())  # the pooler reads position 0
     if isinstance(model, BertForPreTraining):
         return bool(padding[:, 0].any()) or head_reads_padding(None, attention_mask, pretraining_labels(labels)[0])
@@ -199,7 +216,8 @@ def pooled_head_value_and_grad(model, x: np.ndarray, head: dict, head_name: str,
                        f"{head_name}.weight": dw, f"{head_name}.bias": db}
 
 
-def classifier_value_and_grad(model: BertForSequenceClassification, x: np.ndarray, labels: Any, loss, mask):
+def classifier_value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice, x: np.ndarray, labels: Any,
+                              loss, mask):
     """Pooler, dropout and classifier on the last hidden state x [B, S, H] -> (loss, dx [B, S, H], grads)."""
     loss = loss or partial(sequence_loss, problem_type=model.config.problem_type)
     return pooled_head_value_and_grad(model, x, model.head["classifier"], "classifier", labels, loss, mask)
