@@ -146,3 +146,18 @@ def test_truncate_cuts_to_the_window(capsys):
     status, out, _ = run(capsys, "fill-mask", "--model", CHECKPOINT, "--truncate", "--json", "[MASK] " + "w1 " * 40)
     result = json.loads(out)[0]
     assert status == 0 and result["text"].startswith("[MASK] w1") and len(result["text"].split()) == 14  # 16 - [CLS], [SEP]
+
+
+def test_python_dash_m_runs_the_command(tmp_path):
+    """`python -m minibert` is the `minibert` command: its exit code and output."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ok = subprocess.run([sys.executable, "-m", "minibert", "info", "--model", str(FIXTURES / "heads" / "token")],
+                        capture_output=True, text=True, cwd=root)
+    assert ok.returncode == 0 and "L=2 H=16 A=2 I=24" in ok.stdout, ok.stderr
+    missing = subprocess.run([sys.executable, "-m", "minibert", "info", "--model", str(tmp_path / "absent")],
+                             capture_output=True, text=True, cwd=root)
+    assert missing.returncode != 0 and "minibert info: error" in missing.stderr
