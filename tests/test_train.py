@@ -263,6 +263,26 @@ def test_bad_labels_are_clear_errors():
         minibert.nn.dropout_mask(np.random.default_rng(0), (2,), 1.0, np.dtype("float32"))
 
 
+
+def test_bad_encodings_and_dropout_masks_are_clear_errors():
+    """A mask under a name no Dropout module has would switch that dropout off without a word; a mask of
+    another batch's shape would fail deep inside the forward."""
+    model = head_model("sequence-single", "float64")
+    labels = fixture_labels("sequence-single")
+    masks = dropout_masks(model, BATCH["input_ids"].shape, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="encoding must be a dict of input_ids, attention_mask, ... .as the tokenizer returns., got list"):
+        value_and_grad(model, [BATCH["input_ids"]], labels)
+    misspelt = {"bert.embedding.dropout" if k == "bert.embeddings.dropout" else k: m for k, m in masks.items()}
+    with pytest.raises(ValueError, match="dropout: no Dropout module is named 'bert.embedding.dropout'"):
+        value_and_grad(model, BATCH, labels, dropout=misspelt)
+    other_batch = dropout_masks(model, (2, 8), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"the mask for bert.embeddings.dropout has shape \(2, 8, 16\); this batch needs \(3, 8, 16\)"):
+        value_and_grad(model, BATCH, labels, dropout=other_batch)
+    with pytest.raises(TypeError, match="dropout must be a dict of masks from dropout_masks"):
+        value_and_grad(model, BATCH, labels, dropout=list(masks.values()))
+    only_attention = {k: m for k, m in masks.items() if k.endswith("attention.self.dropout")}  # the others: not dropped
+    assert value_and_grad(model, BATCH, labels, dropout=only_attention)[0] != value_and_grad(model, BATCH, labels)[0]
+
 @pytest.mark.parametrize("name", ["sequence-single", "multiple-choice", "token", "masked-lm", "pretraining"])
 def test_dropout_masks(name):
     """Named like transformers' Dropout modules (the fixture's names), seeded, E[mask] = 1; all-ones masks

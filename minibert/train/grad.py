@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import partial
 from typing import Any, Callable
 
@@ -89,20 +90,43 @@ def dropout_masks(model: BertForSequenceClassification | BertForMultipleChoice |
     [B, S, H]; and, for a classifier, "dropout" on its input: [B, H] (the pooled vector) or [B, S, H]
     (tokens). A multiple-choice batch [B, C, S] counts as B·C sequences. Probabilities from the config:
     hidden_dropout_prob, attention_probs_dropout_prob, classifier_dropout (default hidden_dropout_prob)."""
-    c, dtype = model.config, model.dtype
+    return {name: nn.dropout_mask(rng, mask_shape, p, model.dtype)  # drawn in the forward's order
+            for name, (mask_shape, p) in dropout_shapes(model, shape).items()}
+
+
+def dropout_shapes(model, shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ...], float]]:
+    """{Dropout module: (its mask's shape, p)} for a batch of input shape [B, S] ([B, C, S]), in the forward's order."""
+    c = model.config
     batch, seq, hidden = math.prod(shape[:-1]), shape[-1], c.hidden_size
     p_hidden, p_attention = c.hidden_dropout_prob, c.attention_probs_dropout_prob
-    masks = {"bert.embeddings.dropout": nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)}
+    shapes = {"bert.embeddings.dropout": ((batch, seq, hidden), p_hidden)}
     for i in range(c.num_hidden_layers):
         layer = f"bert.encoder.layer.{i}."
-        masks[layer + "attention.self.dropout"] = nn.dropout_mask(rng, (batch, c.num_attention_heads, seq, seq), p_attention, dtype)
-        masks[layer + "attention.output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
-        masks[layer + "output.dropout"] = nn.dropout_mask(rng, (batch, seq, hidden), p_hidden, dtype)
+        shapes[layer + "attention.self.dropout"] = ((batch, c.num_attention_heads, seq, seq), p_attention)
+        shapes[layer + "attention.output.dropout"] = ((batch, seq, hidden), p_hidden)
+        shapes[layer + "output.dropout"] = ((batch, seq, hidden), p_hidden)
     if isinstance(model, (*POOLED_CLASSIFIERS, BertForTokenClassification)):  # the classifiers' own dropout, on [CLS]'s pooled vector or every token
         p_classifier = c.extra.get("classifier_dropout")
-        shape = (batch, hidden) if isinstance(model, POOLED_CLASSIFIERS) else (batch, seq, hidden)
-        masks["dropout"] = nn.dropout_mask(rng, shape, p_hidden if p_classifier is None else p_classifier, dtype)
-    return masks
+        classifier = (batch, hidden) if isinstance(model, POOLED_CLASSIFIERS) else (batch, seq, hidden)
+        shapes["dropout"] = (classifier, p_hidden if p_classifier is None else p_classifier)
+    return shapes
+
+
+def checked_dropout(masks: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], float]]) -> dict[str, np.ndarray]:
+    """The masks value_and_grad was given, each named as dropout_masks names them and of its shape (a module
+    left out is not dropped); a misspelt name would otherwise switch its dropout off without a word."""
+    if not isinstance(masks, dict):
+        raise TypeError(f"dropout must be a dict of masks from dropout_masks(), got {type(masks).__name__}")
+    unknown = [name for name in masks if name not in shapes]
+    if unknown:
+        raise ValueError(f"dropout: no Dropout module is named {', '.join(map(repr, unknown[:3]))}; this model's are "
+                         f"{', '.join(list(shapes)[:2])}, ... (see dropout_masks)")
+    checked = {}
+    for name, mask in masks.items():
+        checked[name] = np.asarray(mask)
+        if checked[name].shape != shapes[name][0]:
+            raise ValueError(f"dropout: the mask for {name} has shape {checked[name].shape}; this batch needs {shapes[name][0]}")
+    return checked
 
 
 def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice | BertForTokenClassification |
@@ -132,6 +156,9 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
         raise ValueError(f"{type(model).__name__} trains on cross-entropy at the labelled positions; loss= is for "
                          "sequence classification and multiple choice")
     c, bert = model.config, model.bert
+    if not isinstance(encoding, Mapping):
+        raise TypeError(f"encoding must be a dict of input_ids, attention_mask, ... (as the tokenizer returns), "
+                        f"got {type(encoding).__name__}")
     given_shape = np.shape(encoding.get("inputs_embeds"))  # their gradient is returned in this shape
     if isinstance(model, BertForMultipleChoice):  # [B, C, S] -> [B·C, S]: each choice is a sequence of its own
         choices, encoding = flatten_choices(**{name: encoding.get(name) for name in INPUTS})
@@ -139,7 +166,7 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
     ids, mask, types, positions, embeds = check_inputs(
         c, encoding.get("input_ids"), encoding.get("attention_mask"), encoding.get("token_type_ids"),
         encoding.get("position_ids"), encoding.get("inputs_embeds"), bert.dtype)
-    masks = dropout or {}
+    masks = checked_dropout(dropout or {}, dropout_shapes(model, mask.shape))
     w, eps, heads = bert.weights, c.layer_norm_eps, c.num_attention_heads
     layer_masks = [{k.removeprefix(f"bert.encoder.layer.{i}."): m for k, m in masks.items()
                     if k.startswith(f"bert.encoder.layer.{i}.")} for i in range(c.num_hidden_layers)]
