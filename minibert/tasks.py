@@ -26,15 +26,27 @@ from .tokenizer import BertTokenizer
 from .tokenizer_files import TOKENIZER_FILES
 
 
+def text_list(texts: Any, name: str) -> list:
+    """One text (a str) or an iterable of them, as a list; the tokenizer checks the items."""
+    if isinstance(texts, str):
+        return [texts]
+    try:
+        return list(texts)
+    except TypeError:
+        raise TypeError(f"{name} must be a str or a list of str, got {type(texts).__name__}") from None
+
+
 def fill_mask(model: BertForMaskedLM | BertForPreTraining, tokenizer: BertTokenizer, text: str | Sequence[str],
               top_k: int = 5) -> list:
     """The top_k vocabulary tokens for each [MASK] in the text(s), most probable first.
 
     Returns, for one text, one list per [MASK] (in order) of {"token", "id", "probability"}; for a list of
-    texts, one such result per text.
+    texts, one such result per text (none for an empty list).
     """
     check_positive_int("top_k", top_k)
-    texts = [text] if isinstance(text, str) else list(text)
+    texts = text_list(text, "text")
+    if not texts:
+        return []
     encoding = tokenizer(texts, padding=True, return_tensors="np")
     out = model(**encoding)
     logits = out.logits if hasattr(out, "logits") else out.prediction_logits  # [B, S, V]
@@ -63,9 +75,9 @@ def classify(model: BertForSequenceClassification, tokenizer: BertTokenizer, tex
     Texts longer than the model's window are truncated (longest first for pairs).
     """
     check_positive_int("batch_size", batch_size)
-    texts = [texts] if isinstance(texts, str) else list(texts)
+    texts = text_list(texts, "texts")
     if text_pairs is not None:
-        text_pairs = [text_pairs] if isinstance(text_pairs, str) else list(text_pairs)
+        text_pairs = text_list(text_pairs, "text_pairs")
         if len(text_pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text_pairs: give one pair per text")
     labels = model.config.id2label
@@ -106,6 +118,8 @@ def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, qu
     check_positive_int("stride", stride, minimum=0)
     max_length = min(max_length, model.config.max_position_embeddings)
     question_tokens = len(tokenizer(question, add_special_tokens=False)["input_ids"])
+    if question_tokens == 0:
+        raise ValueError(f"the question is empty: {question!r}")  # the model would answer the context alone
     budget = max_length - question_tokens - tokenizer.num_special_tokens_to_add(pair=True)  # context tokens per window
     if budget < 1:
         raise ValueError(f"the question ({question_tokens} tokens) leaves no room for context in max_length={max_length}")
@@ -231,7 +245,7 @@ class SentenceEncoder:
 
     def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize_embeddings: bool | None = None,
                show_progress_bar: bool = False, long_inputs: str = "truncate") -> np.ndarray:
-        """Embeddings [N, D] for N sentences (or [D] for one), in input order.
+        """Embeddings [N, D] for N sentences (or [D] for one; [0, D] for an empty list), in input order.
 
         Sentences are batched longest first, so padding is small. long_inputs: "truncate" (as
         sentence-transformers: the first max_seq_length tokens) or "average" (cut into consecutive windows
@@ -241,9 +255,9 @@ class SentenceEncoder:
         if long_inputs not in ("truncate", "average"):
             raise ValueError(f"long_inputs={long_inputs!r}: use 'truncate' or 'average'")
         single = isinstance(sentences, str)
-        sentences = [sentences] if single else list(sentences)
+        sentences = text_list(sentences, "sentences")
         if not sentences:
-            raise ValueError("no sentences to encode")
+            return np.zeros((0, self.dimension), dtype=self.model.dtype)
         average = long_inputs == "average"
         enc = self.tokenizer(sentences, truncation=True, max_length=self.max_seq_length, return_overflowing_tokens=average)
         rows = enc["input_ids"]  # with average, a long sentence's further windows are further rows

@@ -65,8 +65,6 @@ def test_input_order_single_sentence_and_long_inputs(encoder):
     np.testing.assert_allclose(encoder.encode(sentences, long_inputs="average"), together, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="long_inputs='split'"):
         encoder.encode("x", long_inputs="split")
-    with pytest.raises(ValueError, match="no sentences"):
-        encoder.encode([])
 
 
 def test_pooling_formulas():
@@ -88,6 +86,10 @@ def test_encoder_errors(encoder):
     for batch_size in (0, -1):  # -1 gave NaN embeddings: no batch ran
         with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {batch_size}"):
             encoder.encode(["a sentence"], batch_size=batch_size)
+    with pytest.raises(TypeError, match="sentences must be a str or a list of str, got NoneType"):
+        encoder.encode(None)
+    empty = encoder.encode([])  # an empty batch in, an empty batch out: [0, D]
+    assert empty.shape == (0, encoder.dimension) and empty.dtype == encoder.model.dtype
 
 
 def test_pooling_may_be_one_mode_by_name(encoder):
@@ -113,6 +115,9 @@ def test_fill_mask_ranks_by_the_models_probabilities():
     for top_k in (0, -1, 1.5):  # -1 listed all but one token
         with pytest.raises(ValueError, match=f"top_k must be a positive integer, got {top_k}"):
             fill_mask(model, tokenizer, "w1 [MASK]", top_k=top_k)
+    assert fill_mask(model, tokenizer, []) == []  # an empty batch in, an empty batch out, as classify
+    with pytest.raises(TypeError, match="text must be a str or a list of str, got int"):
+        fill_mask(model, tokenizer, 5)
 
 
 @pytest.mark.parametrize("name", ["sequence-single", "sequence-multi", "sequence-regression"])
@@ -187,6 +192,8 @@ def test_extract_answer_over_a_long_context_uses_windows(tmp_path):
         extract_answer(model, tokenizer, " ".join(["w1"] * 20), context, max_length=16)
     with pytest.raises(ValueError, match="the context is empty"):
         extract_answer(model, tokenizer, "w1", "   ")
+    with pytest.raises(ValueError, match="the question is empty"):
+        extract_answer(model, tokenizer, " ", context)
     with pytest.raises(ValueError, match="stride must be an integer ≥ 0, got -4"):
         extract_answer(model, tokenizer, "w1", context, max_length=16, stride=-4)
     with pytest.raises(ValueError, match="max_answer_length must be a positive integer, got 0"):
