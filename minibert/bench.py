@@ -5,6 +5,9 @@ Run with the machine's BLAS pins unset for that command only, e.g.
 torch/transformers and onnxruntime(+onnx) are optional: whichever is importable is measured. All engines
 get the same BERT-Mini-shaped random weights (L=4 H=256 A=4 I=1024, vocabulary 30522), fp32, and the same
 thread count; each shape is timed in rounds that alternate the engines, and the minimum is reported.
+Beside each speed-up of minima, the paired one: the median (and quartiles) over rounds of the ratio of the
+two calls within a round, which run seconds apart and so share the machine's phase (on a virtual machine
+whose speed wanders by ±30% from minute to minute, minima taken minutes apart disagree more).
 In each round an engine's timed call follows an untimed call of its own: ONNX Runtime's and torch's
 thread pools keep spinning after a call returns, and on two cores that slowed whichever engine ran next
 (minibert 1x128: 10.4 ms after itself, 19.8 ms right after ONNX Runtime).
@@ -106,21 +109,33 @@ def blas_description() -> str:
                      for i in threadpool_info() if i["user_api"] == "blas") or "none found"
 
 
-def interleaved_minimum(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """name -> the fastest of `rounds` timed calls, in seconds. Each round calls every engine in turn, and
-    each timed call follows an untimed call of the same engine (see the module docstring for why)."""
-    best = dict.fromkeys(runs, np.inf)
-    for _ in range(rounds):
+def interleaved_times(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, np.ndarray]:
+    """name -> the seconds of its `rounds` timed calls, round by round. Each round calls every engine in
+    turn, and each timed call follows an untimed call of the same engine (see the module docstring for why)."""
+    times = {name: np.empty(rounds) for name in runs}
+    for r in range(rounds):
         for name, run in runs.items():
             run()
             start = time.perf_counter()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            times[name][r] = time.perf_counter() - start
+    return times
+
+
+def interleaved_minimum(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """name -> the fastest of `rounds` timed calls, in seconds (interleaved_times)."""
+    return {name: float(t.min()) for name, t in interleaved_times(runs, rounds).items()}
+
+
+def paired_speedup(engine: np.ndarray, minibert: np.ndarray) -> tuple[float, float, float]:
+    """Quartiles (25%, median, 75%) over rounds of engine time / minibert time within each round."""
+    q1, median, q3 = np.percentile(engine / minibert, [25, 50, 75])
+    return float(q1), float(median), float(q3)
 
 
 def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_reference: bool = False) -> list[dict]:
-    """Time every engine on every shape; returns rows {shape, engine: ms}. Prints a table as it goes."""
+    """Time every engine on every shape; returns rows {shape, engine: ms (the minimum), "paired": {engine:
+    [25%, median, 75%] of the within-round speed-ups}}. Prints a table as it goes."""
     from .fast import set_num_threads
 
     threads = threads or os.cpu_count() or 1
@@ -137,7 +152,8 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
     names = list(runs)
     others = [n for n in names if n != "minibert"]
     print(f"{'batch x seq':>12} " + " ".join(f"{n:>18}" for n in names)
-          + "".join(f"  {'speed-up vs ' + n:>26}" for n in others) + "   (speed-up = engine ms / minibert ms)")
+          + "".join(f"  {'speed-up vs ' + n + ' (paired)':>40}" for n in others)
+          + "   (speed-up = engine ms / minibert ms, of the minima; paired: median [quartiles] within rounds)")
     rows = []
     rng = np.random.default_rng(1)
     for batch, seq in shapes:
@@ -145,9 +161,11 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
         mask = np.ones_like(ids)
         for name in names:
             runs[name](ids, mask)  # warm-up (compilation, allocation)
-        best = {name: seconds * 1e3 for name, seconds in
-                interleaved_minimum({name: lambda run=run: run(ids, mask) for name, run in runs.items()}, rounds).items()}
-        rows.append({"shape": f"{batch}x{seq}", **best})
+        times = interleaved_times({name: lambda run=run: run(ids, mask) for name, run in runs.items()}, rounds)
+        best = {name: float(t.min()) * 1e3 for name, t in times.items()}
+        paired = {n: paired_speedup(times[n], times["minibert"]) for n in others}
+        rows.append({"shape": f"{batch}x{seq}", **best, "paired": paired})
         print(f"{batch:>6} x {seq:<4} " + " ".join(f"{best[n]:>15.2f} ms" for n in names)
-              + "".join(f"  {best[n] / best['minibert']:>25.2f}x" for n in others))
+              + "".join("  " + f"{best[n] / best['minibert']:.2f}x ({paired[n][1]:.2f}x [{paired[n][0]:.2f}–{paired[n][2]:.2f}])"
+                        .rjust(40) for n in others))
     return rows
