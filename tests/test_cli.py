@@ -161,3 +161,17 @@ def test_python_dash_m_runs_the_command(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "minibert", "info", "--model", str(tmp_path / "absent")],
                              capture_output=True, text=True, cwd=root)
     assert missing.returncode != 0 and "minibert info: error" in missing.stderr
+
+
+def test_bench_pairs_the_calls_of_each_round():
+    """interleaved_times keeps every round's time per engine; paired_speedup takes the ratio within each
+    round, so a slow phase that hits both engines of a round cancels out."""
+    from minibert.bench import interleaved_times, paired_speedup
+
+    calls = []
+    times = interleaved_times({"minibert": lambda: calls.append("m"), "other": lambda: calls.append("o")}, rounds=3)
+    assert calls == ["m", "m", "o", "o"] * 3  # each timed call follows an untimed one of its own
+    assert times["minibert"].shape == times["other"].shape == (3,)
+    minibert = np.array([1.0, 2.0, 4.0, 8.0])  # the machine slowing down round by round
+    q1, median, q3 = paired_speedup(2 * minibert, minibert)
+    assert q1 == median == q3 == 2.0
