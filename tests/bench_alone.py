@@ -1,0 +1,97 @@
+"""minibert and ONNX Runtime each alone in a process of its own, as each would serve: a cross-check of
+`minibert bench`, whose engines share one process (and so each other's spinning thread pools).
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_alone.py [--shapes 1x8,1x128] [--alternations 3]
+
+The same BERT-Mini-shaped random weights as `minibert bench` (ONNX Runtime reads them exported once, by
+torch, into a temporary file; its processes import onnxruntime and NumPy only, minibert's import minibert
+only). For each shape the two engines' processes alternate, `--alternations` times each, so the machine's
+drift reaches both; each process warms up, then times calls back to back for about `--seconds`. Printed:
+each engine's fastest call over all its processes and the median of its processes' medians, and the
+speed-ups (ONNX Runtime ms / minibert ms) of both.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from minibert.bench import SHAPES, blas_description, export_onnx, parse_shapes, random_mini_weights  # noqa: E402
+
+CHILD = """
+import json, sys, time
+import numpy as np
+engine, batch, seq, seconds, onnx = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+ids = np.random.default_rng(1).integers(1000, 30522, size=(batch, seq)).astype(np.int64)
+mask = np.ones_like(ids)
+if engine == "minibert":
+    from minibert import BertModel
+    from minibert.bench import random_mini_weights
+    model = BertModel(*random_mini_weights())
+    run = lambda: model(ids, attention_mask=mask)
+else:
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = 2
+    session = onnxruntime.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
+    run = lambda: session.run(None, {"input_ids": ids, "attention_mask": mask})
+for _ in range(5):
+    run()
+times, end = [], time.perf_counter() + seconds
+while time.perf_counter() < end or len(times) < 5:
+    start = time.perf_counter()
+    run()
+    times.append(time.perf_counter() - start)
+print(json.dumps({"min": min(times) * 1e3, "median": float(np.median(times)) * 1e3, "calls": len(times)}))
+"""
+ENGINES = ("minibert", "onnxruntime")
+
+
+def child(engine: str, shape: tuple[int, int], seconds: float, onnx: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", CHILD, engine, *map(str, shape), str(seconds), onnx],
+                            capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if result.returncode != 0:
+        raise RuntimeError(f"{engine} {shape}: {result.stderr.strip()[-400:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default=",".join(f"{b}x{s}" for b, s in SHAPES))
+    parser.add_argument("--alternations", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed calls per process, in seconds")
+    args = parser.parse_args()
+    import torch
+    import transformers
+
+    config, weights = random_mini_weights()
+    hf = transformers.BertModel(transformers.BertConfig(**config.to_dict(), attn_implementation="sdpa")).eval()
+    hf.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    onnx = export_onnx(hf, os.path.join(tempfile.mkdtemp(prefix="minibert-alone-"), "bert.onnx"))
+    pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    print(f"BLAS (this process): {blas_description()}; BLAS pins in the environment: {pins or 'none'}")
+    print(f"{'batch x seq':>12} {'minibert min / median':>24} {'ONNX Runtime min / median':>28}"
+          f" {'speed-up (min)':>15} {'speed-up (median)':>18}")
+    for shape in parse_shapes(args.shapes):
+        runs = {engine: [] for engine in ENGINES}
+        for _ in range(args.alternations):
+            for engine in ENGINES:
+                runs[engine].append(child(engine, shape, args.seconds, onnx))
+        best = {e: min(r["min"] for r in runs[e]) for e in ENGINES}
+        median = {e: float(np.median([r["median"] for r in runs[e]])) for e in ENGINES}
+        print(f"{shape[0]:>6} x {shape[1]:<4} {best['minibert']:>11.2f} / {median['minibert']:>7.2f} ms"
+              f" {best['onnxruntime']:>15.2f} / {median['onnxruntime']:>7.2f} ms"
+              f" {best['onnxruntime'] / best['minibert']:>14.2f}x {median['onnxruntime'] / median['minibert']:>17.2f}x",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
