@@ -112,10 +112,10 @@ def dropout_shapes(model, shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, 
     return shapes
 
 
-def checked_dropout(masks: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], float]]) -> dict[str, np.ndarray]:
+def checked_dropout(masks: Mapping[str, Any], shapes: dict[str, tuple[tuple[int, ...], float]]) -> dict[str, np.ndarray]:
     """The masks value_and_grad was given, each named as dropout_masks names them and of its shape (a module
     left out is not dropped); a misspelt name would otherwise switch its dropout off without a word."""
-    if not isinstance(masks, dict):
+    if not isinstance(masks, Mapping):
         raise TypeError(f"dropout must be a dict of masks from dropout_masks(), got {type(masks).__name__}")
     unknown = [name for name in masks if name not in shapes]
     if unknown:
@@ -147,7 +147,8 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
     masked positions and -100 elsewhere; BertForPreTraining: (those [B, S] MLM labels, [B] next-sentence
     labels: 0 = B follows A, 1 = random), the loss being their sum as in transformers.
     loss (sequence classification, multiple choice): (logits, labels) -> (loss, dloss/dlogits); default
-    sequence_loss for the problem type (single-label for multiple choice, on logits [B, C]) (pass functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...)).
+    sequence_loss for the problem type (single-label for multiple choice, on the scores [B, C]); for
+    distillation pass functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...).
     dropout: masks from dropout_masks() to train with dropout; None (default) runs without it.
     """
     if not isinstance(model, TRAINABLE):
