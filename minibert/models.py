@@ -101,7 +101,11 @@ class InferenceModel:
         os.makedirs(directory, exist_ok=True)
         extra = {**self.config.extra, "architectures": [type(self).__name__]}
         dataclasses.replace(self.config, extra=extra).save_pretrained(directory)
-        write_safetensors_atomically(self.state_dict(), Path(directory) / "model.safetensors")
+        write_safetensors_atomically(self.checkpoint_state(), Path(directory) / "model.safetensors")
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """What save_pretrained writes: state_dict(), and whatever else transformers' checkpoints of the class hold."""
+        return self.state_dict()
 
     def num_parameters(self) -> int:
         """The number of parameters, a tied array counted once (as transformers counts them)."""
@@ -361,6 +365,14 @@ class MaskedLMHeadModel(BertHeadModel):
 
     def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return tie_mlm_weights(tensors, self.config)
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """Untied, also cls.predictions.bias = the decoder's bias: transformers 5 keeps that name as a parameter
+        of its own (unused), and transformers 4 reads the decoder's bias from it."""
+        state = self.state_dict()
+        if not tied_word_embeddings(self.config):
+            state["cls.predictions.bias"] = state["cls.predictions.decoder.bias"]
+        return state
 
     def state_dict(self) -> dict[str, np.ndarray]:
         if not tied_word_embeddings(self.config):

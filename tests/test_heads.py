@@ -77,6 +77,26 @@ def test_decoder_is_tied_to_the_word_embeddings():
     np.testing.assert_array_equal(decoder["bias"], stored["cls.predictions.bias"])
 
 
+
+def test_untied_decoder_saves_its_own_weight_and_bias(tmp_path):
+    """tie_word_embeddings=false: the decoder keeps its own weight and bias (cls.predictions.decoder.*); the
+    save also writes the bias as cls.predictions.bias, the name transformers 4 reads it by, and the saved
+    model loads back equal."""
+    config = minibert.BertConfig.from_dict({**minibert.BertForMaskedLM.from_pretrained(HEADS / "masked-lm").config.to_dict(),
+                                            "tie_word_embeddings": False})
+    weights = minibert.weights.read_weights(HEADS / "masked-lm" / "model.safetensors")
+    rng = np.random.default_rng(0)
+    weights["cls.predictions.decoder.weight"] = rng.normal(size=weights["bert.embeddings.word_embeddings.weight"].shape)
+    weights["cls.predictions.decoder.bias"] = rng.normal(size=weights["cls.predictions.bias"].shape)
+    model = minibert.BertForMaskedLM(config, weights)
+    assert "cls.predictions.bias" not in model.state_dict()  # one name per parameter, as named_parameters()
+    model.save_pretrained(tmp_path)
+    stored = minibert.weights.read_weights(tmp_path / "model.safetensors")
+    np.testing.assert_array_equal(stored["cls.predictions.bias"], stored["cls.predictions.decoder.bias"])
+    np.testing.assert_array_equal(stored["cls.predictions.decoder.bias"], weights["cls.predictions.decoder.bias"].astype(np.float32))
+    loaded = minibert.BertForMaskedLM.from_pretrained(tmp_path)
+    np.testing.assert_array_equal(loaded(**BATCH).logits, model(**BATCH).logits)
+
 def test_new_classification_head_on_a_pretrained_encoder_warns():
     with pytest.warns(UserWarning, match="the checkpoint has no classifier.weight, classifier.bias; they are newly initialised"):
         model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "checkpoints" / "zip", num_labels=3)
