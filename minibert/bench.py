@@ -54,12 +54,10 @@ def engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) ->
             "minibert reference": lambda ids, mask: reference(ids, attention_mask=mask)}
     try:
         import torch
-        import transformers
     except ImportError:
         return runs
     torch.set_num_threads(threads)
-    hf = transformers.BertModel(transformers.BertConfig(**config.to_dict(), attn_implementation="sdpa")).eval()
-    hf.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    hf = transformers_model(config, weights)
 
     def run_torch(ids, mask):
         with torch.inference_mode():
@@ -67,16 +65,35 @@ def engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) ->
 
     runs["torch eager"] = run_torch
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: F401
     except ImportError:
         return runs
-    path = export_onnx(hf, os.path.join(tempfile.mkdtemp(prefix="minibert-bench-"), "bert.onnx"))
+    session = onnx_session(export_onnx(hf, os.path.join(tempfile.mkdtemp(prefix="minibert-bench-"), "bert.onnx")), threads)
+    runs["onnxruntime"] = lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})
+    return runs
+
+
+def transformers_model(config: BertConfig, weights: dict[str, np.ndarray]):
+    """transformers' BertModel (sdpa attention, eval mode) holding the same weights."""
+    import torch
+    import transformers
+
+    hf = transformers.BertModel(transformers.BertConfig(**config.to_dict(), attn_implementation="sdpa")).eval()
+    hf.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    return hf
+
+
+def onnx_session(path: str, threads: int, profile_prefix: str | None = None):
+    """An ONNX Runtime session on the exported model: fp32, all graph optimisations, `threads` threads; with
+    profile_prefix, its own per-operator profiler on (SessionOptions.enable_profiling)."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    runs["onnxruntime"] = lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})
-    return runs
+    if profile_prefix is not None:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def export_onnx(hf_model, path: str) -> str:

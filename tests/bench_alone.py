@@ -23,7 +23,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from minibert.bench import SHAPES, blas_description, export_onnx, parse_shapes, random_mini_weights  # noqa: E402
+from minibert.bench import (SHAPES, blas_description, export_onnx, parse_shapes, random_mini_weights,  # noqa: E402
+                            transformers_model)
 
 CHILD = """
 import json, sys, time
@@ -69,13 +70,8 @@ def main() -> None:
     parser.add_argument("--alternations", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed calls per process, in seconds")
     args = parser.parse_args()
-    import torch
-    import transformers
-
-    config, weights = random_mini_weights()
-    hf = transformers.BertModel(transformers.BertConfig(**config.to_dict(), attn_implementation="sdpa")).eval()
-    hf.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
-    onnx = export_onnx(hf, os.path.join(tempfile.mkdtemp(prefix="minibert-alone-"), "bert.onnx"))
+    directory = tempfile.mkdtemp(prefix="minibert-alone-")
+    onnx = export_onnx(transformers_model(*random_mini_weights()), os.path.join(directory, "bert.onnx"))
     pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
     print(f"BLAS (this process): {blas_description()}; BLAS pins in the environment: {pins or 'none'}")
     print(f"{'batch x seq':>12} {'minibert min / median':>24} {'ONNX Runtime min / median':>28}"

@@ -10,12 +10,18 @@ shown by the uninstrumented median beside the instrumented one.
 
 "GEMMs on 1 row" runs the same 16 layer GEMMs on a single token: a matrix-vector product reads each weight
 once and does almost no arithmetic, so it is the time to stream the weights from memory.
+
+--onnx-ops adds ONNX Runtime's own split of its call (its per-operator profiler, SessionOptions.enable_profiling;
+the profiler's own cost makes the small operators look larger): time per call by operator type.
 """
 
 import argparse
 import collections
 import contextlib
+import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
-from minibert.bench import SHAPES, blas_description, engines, parse_shapes, random_mini_weights  # noqa: E402
+from minibert.bench import (SHAPES, blas_description, engines, export_onnx, onnx_session, parse_shapes,  # noqa: E402
+                            random_mini_weights, transformers_model)
 from minibert.fast import encoder, kernels  # noqa: E402
 
 
@@ -98,10 +105,27 @@ def one_row_gemms_ms(fast, rounds: int) -> float:
     return median_call_ms(lambda: [np.matmul(x[:, :w.shape[0]], w) for w in weights], rounds)
 
 
+def onnx_operator_ms(path: str, ids: np.ndarray, mask: np.ndarray, calls: int) -> dict[str, tuple[float, int]]:
+    """ONNX Runtime's own profile of `calls` calls: operator type -> (ms per call, nodes of that type)."""
+    session = onnx_session(path, threads=2, profile_prefix=os.path.join(os.path.dirname(path), "profile"))
+    for _ in range(calls):
+        session.run(None, {"input_ids": ids, "attention_mask": mask})
+    profile_file = session.end_profiling()
+    with open(profile_file) as f:
+        events = [e for e in json.load(f) if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    os.remove(profile_file)
+    microseconds, nodes = collections.Counter(), collections.defaultdict(set)
+    for event in events:
+        microseconds[event["args"]["op_name"]] += event["dur"]
+        nodes[event["args"]["op_name"]].add(event["name"])
+    return {op: (us / calls / 1e3, len(nodes[op])) for op, us in microseconds.most_common()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default=",".join(f"{b}x{s}" for b, s in SHAPES[:2]))
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--onnx-ops", action="store_true", help="also ONNX Runtime's per-operator profile")
     args = parser.parse_args()
     config, weights = random_mini_weights()
     runs = engines(config, weights, threads=2)
@@ -122,6 +146,10 @@ def main() -> None:
             runs["onnxruntime"](ids, mask)
             onnx_ms = median_call_ms(lambda: runs["onnxruntime"](ids, mask), calls)
             print(f"  {'ONNX Runtime, whole call':<40} {onnx_ms:8.3f}")
+        if args.onnx_ops:
+            path = export_onnx(transformers_model(config, weights), os.path.join(tempfile.mkdtemp(), "bert.onnx"))
+            for op, (ms, count) in onnx_operator_ms(path, ids, mask, calls).items():
+                print(f"  {'ONNX Runtime ' + op + f' ({count} nodes)':<40} {ms:8.3f}")
 
 
 if __name__ == "__main__":
