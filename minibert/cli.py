@@ -341,9 +341,9 @@ def _live_case(directory):
     import transformers
 
     from .tokenizer import BertTokenizer
-    from .tokenizer_files import TOKENIZER_FILES
+    from .tokenizer_files import VOCABULARY_FILES
 
-    if not any((directory / name).is_file() for name in TOKENIZER_FILES[:2]):
+    if not any((directory / name).is_file() for name in VOCABULARY_FILES):
         raise UserError(f"{directory} has no tokenizer.json or vocab.txt to make sample inputs from")
     batch = dict(BertTokenizer.from_pretrained(directory)(
         ["The capital of France is Paris.", "BERT reads both directions at once."], ["It is a small model.", "Short."],

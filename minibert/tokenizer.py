@@ -7,7 +7,6 @@ ids, token type ids, attention masks and offsets; no Rust, no torch.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from typing import Any, NamedTuple, Sequence
 
@@ -18,14 +17,11 @@ from .encoding import BatchEncoding
 from .errors import check_positive_int
 from .hub import model_directory
 from .tokenizer_files import (
-    SPECIAL_TOKEN_NAMES, TOKENIZER_FILE, TOKENIZER_FILES, checked_vocab, load_vocab, read_tokenizer_config,
-    read_tokenizer_json,
+    LARGE_INTEGER, SPECIAL_TOKEN_NAMES, TOKENIZER_FILES, VERY_LARGE_INTEGER, checked_vocab, load_vocab,
+    read_tokenizer_config, read_tokenizer_json, write_tokenizer_files,
 )
-from .wordpiece import MAX_WORD_CHARS, WordPieceEncoder
+from .wordpiece import WordPieceEncoder
 
-# transformers' stand-in for "no limit" when a tokenizer has no model_max_length.
-VERY_LARGE_INTEGER = int(1e30)
-LARGE_INTEGER = int(1e20)
 PADDING = {False: None, "do_not_pad": None, True: "longest", "longest": "longest", "max_length": "max_length"}
 TRUNCATION = {None: None, False: None, "do_not_truncate": None, True: "longest_first",
               "longest_first": "longest_first", "only_first": "only_first", "only_second": "only_second"}
@@ -133,8 +129,7 @@ class BertTokenizer:
         path = os.fspath(model_directory(name_or_path, want=TOKENIZER_FILES,
                                          revision=revision, local_files_only=local_files_only, token=token,
                                          cache_dir=cache_dir))
-        tokenizer_file, vocab_file = os.path.join(path, TOKENIZER_FILE), os.path.join(path, "vocab.txt")
-        config_file = os.path.join(path, "tokenizer_config.json")
+        tokenizer_file, vocab_file, config_file = (os.path.join(path, name) for name in TOKENIZER_FILES)
         settings = read_tokenizer_config(config_file) if os.path.isfile(config_file) else {}
         if os.path.isfile(tokenizer_file):
             vocab, settings["added_tokens_decoder"] = read_tokenizer_json(tokenizer_file)
@@ -147,52 +142,7 @@ class BertTokenizer:
     def save_pretrained(self, directory: str | os.PathLike) -> tuple[str, str, str]:
         """Write tokenizer_config.json, vocab.txt (WordPiece's vocabulary) and tokenizer.json (everything,
         added tokens included), readable by this class and by transformers; returns their paths."""
-        os.makedirs(directory, exist_ok=True)
-        config_file, vocab_file, tokenizer_file = (os.path.join(directory, name) for name in
-                                                   ("tokenizer_config.json", "vocab.txt", TOKENIZER_FILE))
-        with open(vocab_file, "w", encoding="utf-8") as f:
-            # Line number = id; an id the vocabulary lacks (possible in a tokenizer.json) gets an empty line.
-            f.writelines(self.wordpiece_tokens.get(i, "") + "\n" for i in range(self.wordpiece_size))
-        config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.do_lower_case,
-                  "strip_accents": self.strip_accents, "tokenize_chinese_chars": self.tokenize_chinese_chars,
-                  "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
-                  "padding_side": self.padding_side, "truncation_side": self.truncation_side,
-                  **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES},
-                  "extra_special_tokens": list(self.extra_special_tokens),
-                  "added_tokens_decoder": {str(i): t.as_dict() for i, t in self.added_tokens_decoder.items()}}
-        if self.model_max_length < LARGE_INTEGER:
-            config["model_max_length"] = self.model_max_length
-        with open(config_file, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2, ensure_ascii=False)
-        with open(tokenizer_file, "w", encoding="utf-8") as f:
-            json.dump(self._tokenizer_json(), f, indent=2, ensure_ascii=False)
-        return config_file, vocab_file, tokenizer_file
-
-    def _tokenizer_json(self) -> dict[str, Any]:
-        """The `tokenizers` library's description of this tokenizer (what transformers loads first)."""
-        cls, sep = self.cls_token, self.sep_token
-        return {
-            "version": "1.0", "truncation": None, "padding": None,
-            "added_tokens": [self.added_tokens_decoder[i].as_dict(i) for i in sorted(self.added_tokens_decoder)],
-            "normalizer": {"type": "BertNormalizer", "clean_text": True,
-                           "handle_chinese_chars": self.tokenize_chinese_chars,
-                           "strip_accents": self.strip_accents, "lowercase": self.do_lower_case},
-            "pre_tokenizer": {"type": "BertPreTokenizer"},
-            "post_processor": {
-                "type": "TemplateProcessing",
-                "single": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                           {"SpecialToken": {"id": sep, "type_id": 0}}],
-                "pair": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                         {"SpecialToken": {"id": sep, "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
-                         {"SpecialToken": {"id": sep, "type_id": 1}}],
-                "special_tokens": {token: {"id": token, "ids": [self.convert_tokens_to_ids(token)], "tokens": [token]}
-                                   for token in dict.fromkeys((cls, sep))},
-            },
-            "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
-            "model": {"type": "WordPiece", "unk_token": self.unk_token, "continuing_subword_prefix": "##",
-                      "max_input_chars_per_word": MAX_WORD_CHARS,
-                      "vocab": self.vocab},
-        }
+        return write_tokenizer_files(self, directory)
 
     # ---- vocabulary -------------------------------------------------------------------------------------
 

@@ -1,17 +1,26 @@
-"""The tokenizer's files as BertTokenizer reads them: vocab.txt, tokenizer_config.json and tokenizer.json."""
+"""The tokenizer's files, as BertTokenizer reads and writes them: vocab.txt, tokenizer_config.json and
+tokenizer.json."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .added_tokens import AddedToken
 from .wordpiece import MAX_WORD_CHARS
 
+if TYPE_CHECKING:
+    from .tokenizer import BertTokenizer
+
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-TOKENIZER_FILE = "tokenizer.json"  # the `tokenizers` library's file, which transformers reads first
-TOKENIZER_FILES = (TOKENIZER_FILE, "vocab.txt", "tokenizer_config.json")  # what from_pretrained reads, when present
+# Either of the first two holds the vocabulary: tokenizer.json (the `tokenizers` library's file, which
+# transformers reads first) or vocab.txt. What from_pretrained reads, when present, in this order.
+VOCABULARY_FILES = ("tokenizer.json", "vocab.txt")
+TOKENIZER_FILES = (*VOCABULARY_FILES, "tokenizer_config.json")
+# transformers' stand-in for "no limit" when a tokenizer has no model_max_length.
+VERY_LARGE_INTEGER = int(1e30)
+LARGE_INTEGER = int(1e20)
 
 
 def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
@@ -100,3 +109,53 @@ def checked_vocab(vocab: Any, where: str = "the vocabulary") -> dict[str, int]:
     if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids) or len(set(ids)) < len(ids):
         raise ValueError(f"{where}: the vocabulary's ids must be distinct integers ≥ 0")
     return dict(vocab)
+
+
+def write_tokenizer_files(tokenizer: BertTokenizer, directory: str | os.PathLike) -> tuple[str, str, str]:
+    """Write tokenizer_config.json, vocab.txt and tokenizer.json for `tokenizer` into `directory` (made if
+    missing); returns their paths."""
+    t = tokenizer
+    os.makedirs(directory, exist_ok=True)
+    tokenizer_file, vocab_file, config_file = (os.path.join(directory, name) for name in TOKENIZER_FILES)
+    with open(vocab_file, "w", encoding="utf-8") as f:
+        # Line number = id; an id the vocabulary lacks (possible in a tokenizer.json) gets an empty line.
+        f.writelines(t.wordpiece_tokens.get(i, "") + "\n" for i in range(t.wordpiece_size))
+    config = {"tokenizer_class": "BertTokenizer", "do_lower_case": t.do_lower_case, "strip_accents": t.strip_accents,
+              "tokenize_chinese_chars": t.tokenize_chinese_chars,
+              "clean_up_tokenization_spaces": t.clean_up_tokenization_spaces,
+              "padding_side": t.padding_side, "truncation_side": t.truncation_side,
+              **{name: getattr(t, name) for name in SPECIAL_TOKEN_NAMES},
+              "extra_special_tokens": list(t.extra_special_tokens),
+              "added_tokens_decoder": {str(i): token.as_dict() for i, token in t.added_tokens_decoder.items()}}
+    if t.model_max_length < LARGE_INTEGER:
+        config["model_max_length"] = t.model_max_length
+    for path, data in ((config_file, config), (tokenizer_file, tokenizer_json(t))):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False)
+    return config_file, vocab_file, tokenizer_file
+
+
+def tokenizer_json(tokenizer: BertTokenizer) -> dict[str, Any]:
+    """The `tokenizers` library's description of a BertTokenizer (what transformers loads first)."""
+    t = tokenizer
+    cls, sep = t.cls_token, t.sep_token
+    return {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [t.added_tokens_decoder[i].as_dict(i) for i in sorted(t.added_tokens_decoder)],
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": t.tokenize_chinese_chars,
+                       "strip_accents": t.strip_accents, "lowercase": t.do_lower_case},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                       {"SpecialToken": {"id": sep, "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": cls, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": sep, "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                     {"SpecialToken": {"id": sep, "type_id": 1}}],
+            "special_tokens": {token: {"id": token, "ids": [t.convert_tokens_to_ids(token)], "tokens": [token]}
+                               for token in dict.fromkeys((cls, sep))},
+        },
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": t.unk_token, "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": MAX_WORD_CHARS, "vocab": t.vocab},
+    }
