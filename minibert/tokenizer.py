@@ -369,7 +369,10 @@ class BertTokenizer:
                 rows.append(self._with_special_tokens(a_part, b_part, add_special_tokens))
                 samples.append(sample)
 
-        self._pad_rows(rows, padding_strategy, max_length, pad_to_multiple_of, padding_side)
+        # As in the reference, "longest" is the longest first window of an input: further windows are padded to
+        # it, or left as they are (a pair truncated below its special tokens' room gives windows longer than it).
+        first_windows = [row for k, row in enumerate(rows) if k == 0 or samples[k] != samples[k - 1]]
+        self._pad_rows(rows, padding_strategy, max_length, pad_to_multiple_of, padding_side, first_windows)
         for row in rows:
             row["length"] = len(row["input_ids"])
             if return_special_tokens_mask:
@@ -403,12 +406,12 @@ class BertTokenizer:
         return padding_side
 
     def _pad_rows(self, rows: list[dict[str, list]], strategy: str | None, max_length: int | None,
-                  pad_to_multiple_of: int | None, side: str) -> None:
-        """Pad each row's per-token lists in place, to the longest row or to max_length, rounded up to a
-        multiple of pad_to_multiple_of; rows already as long are left alone."""
+                  pad_to_multiple_of: int | None, side: str, measured: list[dict[str, list]] | None = None) -> None:
+        """Pad each row's per-token lists in place, to the longest of the `measured` rows (default: all) or to
+        max_length, rounded up to a multiple of pad_to_multiple_of; rows already as long are left alone."""
         if strategy is None:
             return
-        target = max(len(row["input_ids"]) for row in rows) if strategy == "longest" else max_length
+        target = max(len(row["input_ids"]) for row in measured or rows) if strategy == "longest" else max_length
         if pad_to_multiple_of is not None:
             target = -(-target // pad_to_multiple_of) * pad_to_multiple_of  # round up
         values = {"input_ids": self.pad_token_id, **PAD_VALUES}
