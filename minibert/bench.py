@@ -6,8 +6,9 @@ torch/transformers and onnxruntime(+onnx) are optional: whichever is importable 
 get the same BERT-Mini-shaped random weights (L=4 H=256 A=4 I=1024, vocabulary 30522), fp32, and the same
 thread count; each shape is timed in rounds that alternate the engines, and the minimum is reported.
 Beside each speed-up of minima, the paired one: the median (and quartiles) over rounds of the ratio of the
-two calls within a round, which run seconds apart and so share the machine's phase (on a virtual machine
-whose speed wanders by ±30% from minute to minute, minima taken minutes apart disagree more).
+two calls within a round, which run milliseconds apart (about a second at the largest shape) and so share
+the machine's phase (on a virtual machine whose speed wanders by ±30% from minute to minute, minima taken
+minutes apart disagree more).
 In each round an engine's timed call follows an untimed call of its own: ONNX Runtime's and torch's
 thread pools keep spinning after a call returns, and on two cores that slowed whichever engine ran next
 (minibert 1x128: 10.4 ms after itself, 19.8 ms right after ONNX Runtime).
@@ -54,6 +55,7 @@ def engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) ->
             "minibert reference": lambda ids, mask: reference(ids, attention_mask=mask)}
     try:
         import torch
+        import transformers  # noqa: F401
     except ImportError:
         return runs
     torch.set_num_threads(threads)
