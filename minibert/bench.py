@@ -157,8 +157,10 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
     [25%, median, 75%] of the within-round speed-ups}}. Prints a table as it goes."""
     from .fast import set_num_threads
 
-    threads = threads or os.cpu_count() or 1
-    set_num_threads(threads)
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    threads = (os.cpu_count() or 1) if threads is None else threads
+    set_num_threads(threads)  # refuses 0 and negative counts
     config, weights = random_mini_weights()
     longest = max(length for _, length in shapes)
     if longest > config.max_position_embeddings:
