@@ -631,9 +631,7 @@ def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, 
     seq = shape[1]
     if seq > config.max_position_embeddings:
         raise ValueError(f"sequence length {seq} exceeds max_position_embeddings ({config.max_position_embeddings})")
-    if attention_mask is not None and np.asarray(attention_mask).dtype == bool:
-        attention_mask = np.asarray(attention_mask, dtype=np.int64)
-    attention_mask = _like_ids("attention_mask", attention_mask, shape, source, upper=2, default=1)
+    attention_mask = _like_ids("attention_mask", _mask_as_integers(attention_mask), shape, source, upper=2, default=1)
     token_type_ids = _like_ids("token_type_ids", token_type_ids, shape, source, upper=config.type_vocab_size, default=0)
     if position_ids is None:
         position_ids = np.arange(seq)[None, :]  # [1, S], broadcast over the batch
@@ -647,12 +645,7 @@ def check_embeds(config: BertConfig, input_ids: Any, inputs_embeds: Any, dtype: 
     `dtype`; [S, H] is taken as a batch of one. Exactly one of input_ids and inputs_embeds is given."""
     if input_ids is not None:
         raise ValueError("give input_ids or inputs_embeds, not both")
-    try:
-        array = np.asarray(inputs_embeds)
-        if array.dtype == object:
-            raise ValueError
-    except ValueError:
-        raise ValueError("inputs_embeds must be a rectangular array of numbers") from None
+    array = _rectangular("inputs_embeds", inputs_embeds, "numbers")
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise TypeError(f"inputs_embeds must hold numbers, got dtype {array.dtype}")
     if array.ndim == 2:
@@ -663,14 +656,40 @@ def check_embeds(config: BertConfig, input_ids: Any, inputs_embeds: Any, dtype: 
     return array.astype(dtype, copy=False)
 
 
-def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
-    """values as an int64 array, checked to lie in [0, upper)."""
+def _rectangular(name: str, values: Any, kind: str) -> np.ndarray:
+    """values as an array, or a ValueError naming `name` for ragged nested lists."""
     try:
         array = np.asarray(values)  # NumPy raises ValueError on ragged nested lists, or makes an object array
         if array.dtype == object:
             raise ValueError
     except ValueError:
-        raise ValueError(f"{name} must be a rectangular array of integers (ragged lists need padding)") from None
+        raise ValueError(f"{name} must be a rectangular array of {kind} (ragged lists need padding)") from None
+    return array
+
+
+def _mask_as_integers(mask: Any) -> Any:
+    """A boolean or floating attention_mask as int64; others as given (None, or integers checked later).
+
+    transformers takes a float mask of 0.0 and 1.0 as the same mask (np.ones makes floats). Any other float
+    it reads as 1 wherever it is not 0; here it is an error, as an integer 2 is."""
+    if mask is None:
+        return None
+    array = _rectangular("attention_mask", mask, "integers")
+    if array.dtype == bool:
+        return array.astype(np.int64)
+    if not np.issubdtype(array.dtype, np.floating):
+        return mask
+    bad = np.argwhere((array != 0) & (array != 1))  # NaN is neither
+    if len(bad):
+        where = tuple(int(i) for i in bad[0])
+        raise ValueError(f"attention_mask holds {array[where]} at position {list(where)}; a mask's values must be 0 "
+                         f"or 1" + (f" ({len(bad)} bad values)" if len(bad) > 1 else ""))
+    return array.astype(np.int64)
+
+
+def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
+    """values as an int64 array, checked to lie in [0, upper)."""
+    array = _rectangular(name, values, "integers")
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     if array.size == 0 or (array.min() >= 0 and array.max() < upper):  # checked before the cast, which would wrap uint64

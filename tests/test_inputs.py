@@ -75,12 +75,13 @@ def test_default_positions_and_types_equal_explicit_ones(model):
     assert not np.allclose(shifted, model(ids).last_hidden_state)
 
 
-def test_boolean_mask_equals_integer_mask(model):
+@pytest.mark.parametrize("mask", [np.array([[True, True, True, False]]), np.array([[1.0, 1.0, 1.0, 0.0]]),
+                                  np.array([[1, 1, 1, 0]], np.float32)], ids=["bool", "float64", "float32"])
+def test_boolean_and_float_masks_equal_the_integer_mask(model, mask):
+    """transformers takes these as the same mask (np.ones gives a float one)."""
     ids = [[4, 8, 15, 0]]
-    np.testing.assert_array_equal(
-        model(ids, attention_mask=np.array([[True, True, True, False]])).last_hidden_state,
-        model(ids, attention_mask=[[1, 1, 1, 0]]).last_hidden_state,
-    )
+    np.testing.assert_array_equal(model(ids, attention_mask=mask).last_hidden_state,
+                                  model(ids, attention_mask=[[1, 1, 1, 0]]).last_hidden_state)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -96,7 +97,12 @@ def test_boolean_mask_equals_integer_mask(model):
     ({"input_ids": np.ones((1, 65), np.int64)}, ValueError, r"sequence length 65 exceeds max_position_embeddings \(64\)"),
     ({"input_ids": [[1, 2, 3]], "attention_mask": [[1, 1]]}, ValueError, r"attention_mask has shape \(1, 2\), but input_ids has shape \(1, 3\)"),
     ({"input_ids": [[1, 2, 3]], "attention_mask": [[1, 2, 1]]}, ValueError, r"attention_mask holds 2 .* \[0, 2\)"),
-    ({"input_ids": [[1, 2, 3]], "attention_mask": [[1.0, 1.0, 0.0]]}, TypeError, "attention_mask must hold integers"),
+    ({"input_ids": [[1, 2, 3]], "attention_mask": [[1.0, 0.5, 0.0]]}, ValueError,
+     r"attention_mask holds 0.5 at position \[0, 1\]; a mask's values must be 0 or 1"),
+    ({"input_ids": [[1, 2, 3]], "attention_mask": [[np.nan, 1.0, 2.0]]}, ValueError, r"holds nan .* \(2 bad values\)"),
+    ({"input_ids": [[1, 2, 3]], "attention_mask": [["1", "1", "0"]]}, TypeError, "attention_mask must hold integers"),
+    ({"input_ids": [[1, 2], [3, 4]], "attention_mask": [[1, 1], [1]]}, ValueError,
+     r"attention_mask must be a rectangular array of integers \(ragged lists need padding\)"),
     ({"input_ids": [[1, 2, 3]], "token_type_ids": [[0, 2, 0]]}, ValueError, r"token_type_ids holds 2 .* \[0, 2\)"),
     ({"input_ids": [[1, 2, 3]], "position_ids": [[0, 1, 64]]}, ValueError, r"position_ids holds 64 .* \[0, 64\)"),
     ({"input_ids": [[1, 2, 3]], "position_ids": [[0, 1]]}, ValueError, "position_ids has shape"),
@@ -106,6 +112,7 @@ def test_boolean_mask_equals_integer_mask(model):
      rf"inputs_embeds must be a non-empty \[batch, seq, {CONFIG['hidden_size']}\] array, got shape \(1, 3, 5\)"),
     ({"inputs_embeds": np.zeros((0, 3, CONFIG["hidden_size"]))}, ValueError, "non-empty"),
     ({"inputs_embeds": np.full((1, 2, CONFIG["hidden_size"]), "x")}, TypeError, "inputs_embeds must hold numbers"),
+    ({"inputs_embeds": [[[0.0] * CONFIG["hidden_size"]], [[0.0]]]}, ValueError, "inputs_embeds must be a rectangular array of numbers"),
     ({"inputs_embeds": np.zeros((1, 3, CONFIG["hidden_size"])), "attention_mask": [[1, 1]]}, ValueError,
      r"attention_mask has shape \(1, 2\), but inputs_embeds' \[batch, seq\] has shape \(1, 3\)"),
 ])
