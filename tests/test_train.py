@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minibert
 from minibert.train import AdamW, clip_grad_norm, dropout_masks, linear_schedule, sequence_loss, value_and_grad
@@ -360,6 +362,56 @@ def test_fast_training_path_equals_reference(cls):
     print(f"fast vs reference training path, {cls.__name__}, float64: loss {loss_diff:.1e}, worst relative {worst:.1e}")
     assert loss_diff <= 1e-13 and worst <= 1e-11
     assert both(*left_padded) == (0.0, 0.0)  # the fallback runs the reference itself
+
+
+TRAINED = [minibert.BertForSequenceClassification, minibert.BertForMultipleChoice, minibert.BertForTokenClassification,
+           minibert.BertForMaskedLM, minibert.BertForPreTraining]
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_fast_training_path_equals_reference_on_random_models_and_batches(data):
+    """Every trainable head on random configs (1–4 heads of 4, 8 or 16, depth, FFN width) and batches (right
+    or scattered padding, token types, dropout or not), float64: the fused path's loss and gradients equal
+    the reference's (or it falls back to the reference, where a head reads padding)."""
+    cls = data.draw(st.sampled_from(TRAINED))
+    heads, head_size = data.draw(st.integers(1, 4)), data.draw(st.sampled_from([4, 8, 16]))
+    config = minibert.BertConfig.from_dict(dict(
+        hidden_size=heads * head_size, num_attention_heads=heads, num_hidden_layers=data.draw(st.integers(1, 2)),
+        intermediate_size=data.draw(st.integers(4, 40)), vocab_size=50, max_position_embeddings=64,
+        id2label={0: "a", 1: "b", 2: "c"}))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**30)))
+    weights = minibert.init_weights(config, seed=int(rng.integers(2**30)), dtype=np.float64, pretraining_heads=True)
+    if cls not in (minibert.BertForMaskedLM, minibert.BertForPreTraining):
+        weights = {k: v for k, v in weights.items() if not k.startswith("cls.")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fresh classifier's warning
+        model = cls(config, weights, dtype="float64", seed=1)
+    batch, seq, choices = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 30)), data.draw(st.integers(2, 3))
+    shape = (batch, choices, seq) if cls is minibert.BertForMultipleChoice else (batch, seq)
+    mask = (np.arange(seq) < rng.integers(1, seq + 1, shape[:-1])[..., None] if data.draw(st.booleans())
+            else rng.random(shape) < 0.7).astype(np.int64)
+    encoding = {"input_ids": rng.integers(0, 50, shape), "attention_mask": mask,
+                "token_type_ids": rng.integers(0, 2, shape)}
+    if cls is minibert.BertForSequenceClassification:
+        labels = rng.integers(0, 3, batch)
+    elif cls is minibert.BertForMultipleChoice:
+        labels = rng.integers(0, choices, batch)
+    else:
+        labels = np.where((rng.random(shape) < 0.5) & (mask == 1), rng.integers(0, 3 if cls is minibert.BertForTokenClassification else 50, shape), -100)
+        labels[0, 0] = 1  # at least one labelled position
+        if cls is minibert.BertForPreTraining:
+            labels = (labels, rng.integers(0, 2, batch))
+    rows = (batch * choices, seq) if cls is minibert.BertForMultipleChoice else shape
+    dropout = dropout_masks(model, rows, rng) if data.draw(st.booleans()) else None
+    model.bert.use_fast = True
+    fast_loss, fast = value_and_grad(model, encoding, labels, dropout=dropout)
+    model.bert.use_fast = False
+    loss, reference = value_and_grad(model, encoding, labels, dropout=dropout)
+    assert abs(fast_loss - loss) <= 1e-12
+    worst = max(np.abs(fast[n] - g).max() / max(np.abs(g).max(), 1e-30) for n, g in reference.items()
+                if not exactly_zero(n, "multiple-choice" if cls is minibert.BertForMultipleChoice else ""))
+    assert worst <= 1e-10, (cls.__name__, worst)
 
 
 def test_mask_tokens_follows_berts_recipe():
