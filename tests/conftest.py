@@ -25,8 +25,10 @@ def logit_tolerance(dtype: str, reference: np.ndarray) -> float:
 _REPORT: dict[str, list[str]] = defaultdict(list)
 
 
-def maxdiff(label: str, name: str, ours: np.ndarray, ref: np.ndarray, attention_mask: np.ndarray) -> float:
-    """Max |ours - ref| over real (unpadded) positions, recorded for the end-of-run report.
+def maxdiff(label: str, name: str, ours: np.ndarray, ref: np.ndarray, attention_mask: np.ndarray,
+            report: bool = True) -> float:
+    """Max |ours - ref| over real (unpadded) positions, recorded for the end-of-run report (unless not
+    `report`: a property test's many examples would flood it).
 
     Per-token tensors ([B, S, H], [B, S, C], span logits [B, S]) keep rows where the mask is 1; attention
     maps [B, A, S, S] keep the rows of real queries (every key, so weight leaking onto padding would show);
@@ -40,7 +42,8 @@ def maxdiff(label: str, name: str, ours: np.ndarray, ref: np.ndarray, attention_
     elif diff.ndim == 3 or name in ("start_logits", "end_logits"):
         diff = diff[real]  # [B, S, ...] -> [tokens, ...]
     value = float(diff.max())
-    _REPORT[label].append(f"{name.replace('hidden_states/', 'h').replace('attentions/', 'a')} {value:.1e}")
+    if report:
+        _REPORT[label].append(f"{name.replace('hidden_states/', 'h').replace('attentions/', 'a')} {value:.1e}")
     return value
 
 
@@ -91,14 +94,14 @@ def output_tensor(out, name: str) -> np.ndarray:
 
 
 def assert_matches(label: str, model: BertModel, batch: dict, reference: dict, dtype: str,
-                   output_attentions: bool = True) -> None:
+                   output_attentions: bool = True, report: bool = True) -> None:
     """Run `model` on `batch` and check every reference tensor within TOLERANCE[dtype]. Asking for attention
-    maps runs the reference path; output_attentions=False runs the fast path."""
+    maps runs the reference path; output_attentions=False runs the fast path. report: see maxdiff."""
     out = model(**batch, output_hidden_states=True, output_attentions=output_attentions)
     assert out.last_hidden_state.dtype == np.dtype(dtype)
     failures = []
     for name, ref in reference.items():
-        d = maxdiff(label, name, output_tensor(out, name), ref, batch["attention_mask"])
+        d = maxdiff(label, name, output_tensor(out, name), ref, batch["attention_mask"], report)
         if d > TOLERANCE[dtype]:
             failures.append(f"{name}: max abs diff {d:.3e} > {TOLERANCE[dtype]:.0e}")
     assert not failures, f"{label}: " + "; ".join(failures)

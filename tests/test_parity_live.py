@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("torch", reason="live parity needs torch (pip install -e '.[reference]')")
 pytest.importorskip("transformers", reason="live parity needs transformers (pip install -e '.[reference]')")
@@ -9,6 +11,7 @@ pytest.importorskip("transformers", reason="live parity needs transformers (pip 
 from tests.conftest import Fixture, assert_matches  # noqa: E402
 from tests.fixtures.cases import minilm_dir  # noqa: E402
 from tests.fixtures.reference import transformers_model, transformers_outputs  # noqa: E402
+from minibert import BertConfig, BertModel, init_weights  # noqa: E402
 
 
 def live_reference_model(fixture: Fixture, dtype: str):
@@ -49,3 +52,36 @@ def test_inputs_embeds(dtype):
              "token_type_ids": rng.integers(0, 2, size=(3, 17))}
     reference = transformers_outputs(live_reference_model(fixture, dtype), batch)
     assert_matches(f"live mini {dtype} inputs_embeds", fixture.model(dtype), batch, reference, dtype)
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_random_configs_and_inputs(data):
+    """Random configs (1–4 heads of 4, 8 or 16, depth, FFN width, type vocabulary, LayerNorm eps, with or
+    without a pooler) and inputs (right, left or scattered padding, token types, positions): every hidden
+    state, attention map and the pooler equal transformers', on the reference path (attention maps asked
+    for) and the fast path, in float32 and float64."""
+    heads, head_size = data.draw(st.integers(1, 4)), data.draw(st.sampled_from([4, 8, 16]))
+    config = dict(hidden_size=heads * head_size, num_attention_heads=heads, num_hidden_layers=data.draw(st.integers(1, 2)),
+                  intermediate_size=data.draw(st.integers(4, 40)), vocab_size=50, max_position_embeddings=64,
+                  type_vocab_size=data.draw(st.integers(1, 2)), layer_norm_eps=data.draw(st.sampled_from([1e-12, 1e-5])))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**30)))
+    weights = init_weights(BertConfig.from_dict(config), seed=int(rng.integers(2**30)))
+    if not data.draw(st.booleans()):
+        weights = {k: v for k, v in weights.items() if not k.startswith("pooler.")}
+    batch, seq = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 30))
+    lengths = rng.integers(1, seq + 1, batch)[:, None]
+    mask = {"none": np.ones((batch, seq)), "right": np.arange(seq) < lengths, "left": np.arange(seq) >= seq - lengths,
+            "scattered": (rng.random((batch, seq)) < 0.7) | (np.arange(seq) == rng.integers(0, seq, batch)[:, None]),
+            }[data.draw(st.sampled_from(["none", "right", "left", "scattered"]))].astype(np.int64)  # a real token per row
+    inputs = {"input_ids": rng.integers(0, 50, (batch, seq)), "attention_mask": mask,
+              "token_type_ids": rng.integers(0, config["type_vocab_size"], (batch, seq))}
+    if data.draw(st.booleans()):
+        inputs["position_ids"] = rng.integers(0, 64, (batch, seq))
+    for dtype in ("float32", "float64"):
+        expected = transformers_outputs(transformers_model(config, weights, dtype), inputs)
+        model = BertModel(BertConfig.from_dict(config), dict(weights), dtype=dtype)
+        label = f"random config {config}, inputs {inputs}"
+        assert_matches(label, model, inputs, expected, dtype, report=False)
+        assert_matches(label, model, inputs, {k: v for k, v in expected.items() if not k.startswith("attentions")},
+                       dtype, output_attentions=False, report=False)
