@@ -56,14 +56,15 @@ def test_random_bert_mini_every_shape(dtype):
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_random_configs_and_masks(data):
-    """Random head counts and sizes, FFN widths, depths, batches and masks (right, left or scattered padding),
-    token types and positions: both paths agree at every real position and on the pooler, in both dtypes.
-    (Left padding with a pooler takes the reference path inside the fast model, as `packing` says.)"""
+    """Random head counts and sizes, FFN widths, depths, LayerNorm eps, batches and masks (right, left or
+    scattered padding), token types and positions: both paths agree at every real position and on the
+    pooler, in both dtypes. (Left padding with a pooler takes the reference path inside the fast model, as
+    `packing` says.)"""
     heads, head_size = data.draw(st.integers(1, 4)), data.draw(st.sampled_from([8, 16, 24]))
     config = BertConfig.from_dict(dict(
         hidden_size=heads * head_size, num_attention_heads=heads, num_hidden_layers=data.draw(st.integers(1, 2)),
         intermediate_size=data.draw(st.integers(4, 64)), vocab_size=50, max_position_embeddings=64,
-        type_vocab_size=data.draw(st.integers(1, 2))))
+        type_vocab_size=data.draw(st.integers(1, 2)), layer_norm_eps=data.draw(st.sampled_from([1e-12, 1e-5]))))
     weights = minibert.init_weights(config, seed=data.draw(st.integers(0, 2**30)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**30)))
     batch, seq = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 40))

@@ -371,15 +371,15 @@ TRAINED = [minibert.BertForSequenceClassification, minibert.BertForMultipleChoic
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_fast_training_path_equals_reference_on_random_models_and_batches(data):
-    """Every trainable head on random configs (1–4 heads of 4, 8 or 16, depth, FFN width) and batches (right
-    or scattered padding, token types, dropout or not), float64: the fused path's loss and gradients equal
-    the reference's (or it falls back to the reference, where a head reads padding)."""
+    """Every trainable head on random configs (1–4 heads of 4, 8 or 16, depth, FFN width, LayerNorm eps) and
+    batches (right or scattered padding, token types, dropout or not), float64: the fused path's loss and
+    gradients equal the reference's (or it falls back to the reference, where a head reads padding)."""
     cls = data.draw(st.sampled_from(TRAINED))
     heads, head_size = data.draw(st.integers(1, 4)), data.draw(st.sampled_from([4, 8, 16]))
     config = minibert.BertConfig.from_dict(dict(
         hidden_size=heads * head_size, num_attention_heads=heads, num_hidden_layers=data.draw(st.integers(1, 2)),
         intermediate_size=data.draw(st.integers(4, 40)), vocab_size=50, max_position_embeddings=64,
-        id2label={0: "a", 1: "b", 2: "c"}))
+        layer_norm_eps=data.draw(st.sampled_from([1e-12, 1e-5])), id2label={0: "a", 1: "b", 2: "c"}))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**30)))
     weights = minibert.init_weights(config, seed=int(rng.integers(2**30)), dtype=np.float64, pretraining_heads=True)
     if cls not in (minibert.BertForMaskedLM, minibert.BertForPreTraining):
