@@ -306,6 +306,21 @@ def test_dropout_masks(name):
     assert value_and_grad(model, batch, labels, dropout=masks)[0] != loss
 
 
+@pytest.mark.parametrize("classifier_dropout", [None, 0.4])
+def test_dropout_masks_take_each_modules_probability(classifier_dropout):
+    """hidden_dropout_prob, attention_probs_dropout_prob and classifier_dropout (None: the hidden one) each
+    reach their own modules: every mask holds 0 and 1 / (1 - p) of its module's p, and no other value."""
+    config = minibert.BertConfig.from_dict(dict(RANDOM_CONFIGS["tiny"], hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.3,
+                                                classifier_dropout=classifier_dropout, num_labels=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fresh classifier's warning
+        model = minibert.BertForSequenceClassification(config, random_weights(RANDOM_CONFIGS["tiny"]), dtype="float64")
+    masks = dropout_masks(model, (8, 16), np.random.default_rng(0))
+    for name, mask in masks.items():
+        p = 0.3 if name.endswith("attention.self.dropout") else (classifier_dropout or 0.2) if name == "dropout" else 0.2
+        assert set(np.unique(mask)) == {0.0, 1 / (1 - p)}, name
+
+
 def test_accumulated_micro_batches_equal_the_whole_batch():
     from minibert.train import accumulate
 
