@@ -194,14 +194,20 @@ def tag_tokens(model: BertForTokenClassification, tokenizer: BertTokenizer, text
 
 # ---- sentence embeddings --------------------------------------------------------------------------------
 
-POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")  # sentence-transformers' order when combined
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")
+# A Pooling module's config.json, as sentence-transformers before 6 wrote it: one flag per mode, combined in
+# this order. Version 6 writes "pooling_mode": a mode or a list of them, combined in the order listed.
+LEGACY_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
+                        "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
+                        "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
 
 
 class SentenceEncoder:
     """Sentence embeddings from a BERT encoder, as sentence-transformers computes them.
 
-    pooling: one or more of "cls", "max", "mean", "mean_sqrt_len" (concatenated in that order);
-    normalize: scale each embedding to unit length; max_seq_length: tokens per window.
+    pooling: one or more of "cls", "max", "mean", "mean_sqrt_len", concatenated in the order given (as
+    sentence-transformers does); normalize: scale each embedding to unit length; max_seq_length: tokens per
+    window.
     """
 
     def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: str | Sequence[str] = ("mean",),
@@ -211,7 +217,7 @@ class SentenceEncoder:
         if unknown or not pooling:
             raise ValueError(f"pooling {list(pooling)}: choose from {', '.join(POOLING_MODES)}")
         self.model, self.tokenizer = model, tokenizer
-        self.pooling = [p for p in POOLING_MODES if p in pooling]
+        self.pooling = pooling
         self.normalize = normalize
         limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
         if max_seq_length is not None:
@@ -232,13 +238,7 @@ class SentenceEncoder:
         transformer = root / kinds.get("Transformer", "")
         pooling = ["mean"]
         if "Pooling" in kinds:
-            config = _read_json(root / kinds["Pooling"] / "config.json", default={})
-            keys = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens",
-                    "mean": "pooling_mode_mean_tokens", "mean_sqrt_len": "pooling_mode_mean_sqrt_len_tokens"}
-            pooling = [mode for mode, key in keys.items() if config.get(key)]
-            unsupported = [k for k, v in config.items() if k.startswith("pooling_mode") and v and k not in keys.values()]
-            if unsupported or not pooling:
-                raise ValueError(f"{root}: pooling {unsupported or 'none'} is not supported ({', '.join(POOLING_MODES)} are)")
+            pooling = pooling_modes(_read_json(root / kinds["Pooling"] / "config.json", default={}), root / kinds["Pooling"])
         max_seq_length = _read_json(transformer / "sentence_bert_config.json", default={}).get("max_seq_length")
         return cls(BertModel.from_pretrained(transformer, dtype=dtype), BertTokenizer.from_pretrained(transformer),
                    pooling=pooling, normalize="Normalize" in kinds, max_seq_length=max_seq_length)
@@ -289,16 +289,35 @@ class SentenceEncoder:
         return pool(hidden, batch["attention_mask"], self.pooling)
 
 
+def pooling_modes(config: dict, where: Any) -> list[str]:
+    """The modes a sentence-transformers Pooling config.json asks for, in the order they are concatenated:
+    its "pooling_mode" (a mode or a list), or the older pooling_mode_* flags (none set: mean, as
+    sentence-transformers 6 reads them). Modes minibert lacks (weightedmean, lasttoken) are an error."""
+    if "pooling_mode" in config:
+        given = config["pooling_mode"]
+        modes = [given] if isinstance(given, str) else given
+        if not isinstance(modes, list) or not modes or not all(isinstance(m, str) for m in modes):
+            raise ValueError(f"{where}/config.json: pooling_mode must be a mode or a list of modes, got {given!r}")
+    else:
+        modes = [mode for flag, mode in LEGACY_POOLING_FLAGS.items() if config.get(flag)] or ["mean"]
+    modes = ["mean_sqrt_len" if m == "mean_sqrt_len_tokens" else m for m in modes]  # version 6's name for it
+    unsupported = [m for m in modes if m not in POOLING_MODES]
+    if unsupported:
+        raise ValueError(f"{where}: pooling {unsupported} is not supported ({', '.join(POOLING_MODES)} are)")
+    return modes
+
+
 def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
     """Sentence vectors from token vectors, over real (mask 1) tokens; modes concatenated in order.
 
-    cls: h[:, 0];  max: max over tokens;  mean: Σ h·m / Σ m;  mean_sqrt_len: Σ h·m / √(Σ m).
+    cls: the first real token's h ([CLS], wherever padding puts it);  max: max over tokens;
+    mean: Σ h·m / Σ m;  mean_sqrt_len: Σ h·m / √(Σ m).
     hidden [B, S, H], mask [B, S] -> [B, H · len(modes)]
     """
     m = mask[..., None].astype(hidden.dtype)  # [B, S] -> [B, S, 1]
     count = np.maximum(m.sum(axis=1), 1e-9)  # [B, 1], as sentence-transformers clamps it
     vectors = {
-        "cls": lambda: hidden[:, 0],
+        "cls": lambda: hidden[np.arange(len(hidden)), np.argmax(mask, axis=1)],  # [B, S, H] -> [B, H]
         "max": lambda: np.where(m > 0, hidden, np.asarray(-1e9, hidden.dtype)).max(axis=1),  # padding can't win
         "mean": lambda: (hidden * m).sum(axis=1) / count,
         "mean_sqrt_len": lambda: (hidden * m).sum(axis=1) / np.sqrt(count),

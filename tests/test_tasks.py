@@ -1,5 +1,6 @@
 """The task helpers and SentenceEncoder."""
 
+import json
 import shutil
 from types import SimpleNamespace
 
@@ -67,14 +68,40 @@ def test_input_order_single_sentence_and_long_inputs(encoder):
         encoder.encode("x", long_inputs="split")
 
 
-def test_pooling_formulas():
-    hidden = np.array([[[1.0, 2.0], [3.0, -4.0], [100.0, 100.0]]])  # the third token is padding
-    mask = np.array([[1, 1, 0]])
-    np.testing.assert_array_equal(pool(hidden, mask, ["cls"]), [[1.0, 2.0]])
-    np.testing.assert_array_equal(pool(hidden, mask, ["max"]), [[3.0, 2.0]])
-    np.testing.assert_array_equal(pool(hidden, mask, ["mean"]), [[2.0, -1.0]])
-    np.testing.assert_allclose(pool(hidden, mask, ["mean_sqrt_len"]), [[4 / np.sqrt(2), -2 / np.sqrt(2)]])
-    np.testing.assert_array_equal(pool(hidden, mask, ["cls", "mean"]), [[1.0, 2.0, 2.0, -1.0]])
+@pytest.mark.parametrize("pooling_config, modes", [
+    ({"embedding_dimension": 384, "pooling_mode": "mean", "include_prompt": True}, ["mean"]),  # as version 6 saves it
+    ({"pooling_mode": ["max", "mean_sqrt_len_tokens", "cls"]}, ["max", "mean_sqrt_len", "cls"]),  # in the order listed
+    ({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": True}, ["cls", "mean"]),  # older flags: fixed order
+    ({"pooling_mode_mean_tokens": False}, ["mean"]),  # no flag set: mean, as version 6 reads it
+])
+def test_pooling_config_of_every_sentence_transformers_version(tmp_path, minilm_path, encoder, pooling_config, modes):
+    """A model saved by sentence-transformers 6 writes its Pooling config as "pooling_mode"; older ones as
+    one flag per mode. Both load, the modes concatenated in sentence-transformers' order; the embeddings
+    are the pooled hidden states of the same model."""
+    directory = tmp_path / "model"
+    shutil.copytree(minilm_path, directory)
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config))
+    loaded = SentenceEncoder.from_pretrained(directory)
+    assert loaded.pooling == modes and loaded.dimension == 384 * len(modes)
+    texts = ["a cat sits on the mat", "stocks fell"]
+    batch = encoder.tokenizer(texts, padding=True, return_tensors="np")
+    hidden = encoder.model(**batch).last_hidden_state
+    pooled = pool(hidden, batch["attention_mask"], modes)
+    np.testing.assert_allclose(loaded.encode(texts), pooled / np.linalg.norm(pooled, axis=1, keepdims=True), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling_config, message", [
+    ({"pooling_mode": "lasttoken"}, r"pooling \['lasttoken'\] is not supported"),
+    ({"pooling_mode_weightedmean_tokens": True}, r"pooling \['weightedmean'\] is not supported"),
+    ({"pooling_mode": 3}, "pooling_mode must be a mode or a list of modes, got 3"),
+    ({"pooling_mode": []}, r"pooling_mode must be a mode or a list of modes, got \[\]"),
+])
+def test_unsupported_pooling_configs_are_named(tmp_path, minilm_path, pooling_config, message):
+    directory = tmp_path / "model"
+    shutil.copytree(minilm_path, directory)
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config))
+    with pytest.raises(ValueError, match=message):
+        SentenceEncoder.from_pretrained(directory)
 
 
 def test_encoder_errors(encoder):

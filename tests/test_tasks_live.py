@@ -1,4 +1,4 @@
-"""Task helpers against transformers' pipelines on the same checkpoints."""
+"""Task helpers against transformers' pipelines and sentence-transformers on the same checkpoints."""
 
 import shutil
 
@@ -9,7 +9,7 @@ transformers = pytest.importorskip("transformers", reason="live pipeline compari
 pytest.importorskip("torch", reason="live pipeline comparison needs torch")
 
 import minibert  # noqa: E402
-from minibert.tasks import classify, fill_mask  # noqa: E402
+from minibert.tasks import SentenceEncoder, classify, fill_mask, pool, pooling_modes  # noqa: E402
 from tests.fixtures.cases import FIXTURES  # noqa: E402
 
 
@@ -37,3 +37,40 @@ def test_classify_matches_the_pipeline(tmp_path, name):
     for expected, ours in zip(pipe(texts), classify(model, minibert.BertTokenizer.from_pretrained(directory), texts)):
         for entry in expected:
             assert ours["scores"][entry["label"]] == pytest.approx(entry["score"], abs=1e-6)
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("modes", [["cls"], ["max"], ["mean"], ["mean_sqrt_len_tokens"], ["mean", "cls"],
+                                   ["max", "mean_sqrt_len_tokens", "cls"]])
+def test_pooling_equals_sentence_transformers(modes, padding_side):
+    """pool() against sentence-transformers' Pooling module, float64, on padded rows (a row of one token
+    included); the modes named as its config.json names them."""
+    pytest.importorskip("sentence_transformers", minversion="6")
+    import torch
+    from sentence_transformers.models import Pooling
+
+    rng = np.random.default_rng(3)
+    hidden = rng.standard_normal((3, 7, 5))
+    lengths = np.array([[7], [4], [1]])
+    mask = (np.arange(7) < lengths if padding_side == "right" else np.arange(7) >= 7 - lengths).astype(np.int64)
+    module = Pooling(5, pooling_mode=tuple(modes))
+    expected = module({"token_embeddings": torch.from_numpy(hidden), "attention_mask": torch.from_numpy(mask)})
+    ours = pool(hidden, mask, pooling_modes({"pooling_mode": modes}, "test"))
+    diff = np.abs(ours - expected["sentence_embedding"].numpy()).max()
+    print(f"pooling {modes}, {padding_side} padding: max abs diff {diff:.1e}")
+    assert diff <= 1e-15
+
+
+def test_model_saved_by_sentence_transformers_loads(tmp_path, minilm_path):
+    """sentence-transformers 6 saves all-MiniLM-L6-v2 in its own format ("pooling_mode", no max_seq_length
+    in sentence_bert_config.json): SentenceEncoder reads the same settings and gives its embeddings."""
+    sentence_transformers = pytest.importorskip("sentence_transformers", minversion="6")
+
+    reference = sentence_transformers.SentenceTransformer(str(minilm_path), device="cpu")
+    reference.save(str(tmp_path))
+    ours = SentenceEncoder.from_pretrained(tmp_path)
+    assert ours.max_seq_length == reference.max_seq_length == 256 and ours.pooling == ["mean"] and ours.normalize
+    texts = ["The cat sits on the mat.", "Stock markets fell sharply today.", "¿Dónde está la biblioteca?"]
+    diff = np.abs(ours.encode(texts) - reference.encode(texts)).max()
+    print(f"all-MiniLM-L6-v2 saved by sentence-transformers, 3 sentences: max abs diff {diff:.1e}")
+    assert diff <= 1e-6
