@@ -207,18 +207,32 @@ class SentenceEncoder:
 
     pooling: one or more of "cls", "max", "mean", "mean_sqrt_len", concatenated in the order given (as
     sentence-transformers does); normalize: scale each embedding to unit length; max_seq_length: tokens per
-    window.
+    window. prompts: {name: text put before every sentence}, e.g. {"query": "query: "}; default_prompt_name:
+    the one used when encode names none; include_prompt=False leaves the prompt's tokens ([CLS] with them)
+    out of the pooling, as instruction models want.
     """
 
     def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: str | Sequence[str] = ("mean",),
-                 normalize: bool = False, max_seq_length: int | None = None) -> None:
+                 normalize: bool = False, max_seq_length: int | None = None, prompts: dict[str, str] | None = None,
+                 default_prompt_name: str | None = None, include_prompt: bool = True) -> None:
         pooling = [pooling] if isinstance(pooling, str) else list(pooling)
         unknown = [p for p in pooling if p not in POOLING_MODES]
         if unknown or not pooling:
             raise ValueError(f"pooling {list(pooling)}: choose from {', '.join(POOLING_MODES)}")
+        prompts = {} if prompts is None else prompts
+        if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, (str, type(None)))
+                                                    for k, v in prompts.items()):
+            raise TypeError(f"prompts must be a dict of name: prompt text, got {prompts!r}")
         self.model, self.tokenizer = model, tokenizer
         self.pooling = pooling
         self.normalize = normalize
+        # As in sentence-transformers, "query" and "document" are always there, blank unless given.
+        self.prompts = {"query": "", "document": "", **{name: text or "" for name, text in prompts.items()}}
+        if default_prompt_name is not None and default_prompt_name not in self.prompts:
+            raise ValueError(f"default_prompt_name {default_prompt_name!r} is not among the prompts ({', '.join(self.prompts)})")
+        if not isinstance(include_prompt, bool):
+            raise TypeError(f"include_prompt must be True or False, got {include_prompt!r}")
+        self.default_prompt_name, self.include_prompt = default_prompt_name, include_prompt
         limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
         if max_seq_length is not None:
             check_positive_int("max_seq_length", max_seq_length, minimum=3)  # [CLS], [SEP] and at least one token
@@ -227,29 +241,37 @@ class SentenceEncoder:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> SentenceEncoder:
         """Read a sentence-transformers model directory: modules.json (where the transformer is, whether a
-        Normalize module follows), the pooling module's config.json, sentence_bert_config.json
-        (max_seq_length). A plain BERT directory gets mean pooling, unnormalised."""
+        Normalize module follows), the pooling module's config.json (modes, include_prompt),
+        sentence_bert_config.json (max_seq_length), config_sentence_transformers.json (prompts,
+        default_prompt_name). A plain BERT directory gets mean pooling, unnormalised."""
         # From the hub, the transformer must sit at the repository's root (as in current sentence-transformers
         # models); a local directory may hold it in a subfolder (older models' 0_Transformer/).
         root = model_directory(name_or_path, need=("config.json",), weights=True, want=(
-            *TOKENIZER_FILES, "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"), **hub_options)
+            *TOKENIZER_FILES, "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+            "1_Pooling/config.json"), **hub_options)
         modules = _read_json(root / "modules.json", default=[])
         kinds = {m["type"].rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
         transformer = root / kinds.get("Transformer", "")
-        pooling = ["mean"]
+        pooling, include_prompt = ["mean"], True
         if "Pooling" in kinds:
-            pooling = pooling_modes(_read_json(root / kinds["Pooling"] / "config.json", default={}), root / kinds["Pooling"])
+            config = _read_json(root / kinds["Pooling"] / "config.json", default={})
+            pooling, include_prompt = pooling_modes(config, root / kinds["Pooling"]), config.get("include_prompt", True)
         max_seq_length = _read_json(transformer / "sentence_bert_config.json", default={}).get("max_seq_length")
+        settings = _read_json(root / "config_sentence_transformers.json", default={})
         return cls(BertModel.from_pretrained(transformer, dtype=dtype), BertTokenizer.from_pretrained(transformer),
-                   pooling=pooling, normalize="Normalize" in kinds, max_seq_length=max_seq_length)
+                   pooling=pooling, normalize="Normalize" in kinds, max_seq_length=max_seq_length,
+                   prompts=settings.get("prompts") or {}, default_prompt_name=settings.get("default_prompt_name"),
+                   include_prompt=include_prompt)
 
     def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize_embeddings: bool | None = None,
-               show_progress_bar: bool = False, long_inputs: str = "truncate") -> np.ndarray:
+               show_progress_bar: bool = False, long_inputs: str = "truncate", prompt_name: str | None = None,
+               prompt: str | None = None) -> np.ndarray:
         """Embeddings [N, D] for N sentences (or [D] for one; [0, D] for an empty list), in input order.
 
         Sentences are batched longest first, so padding is small. long_inputs: "truncate" (as
         sentence-transformers: the first max_seq_length tokens) or "average" (cut into consecutive windows
-        of max_seq_length tokens and average their embeddings, weighted by their token counts).
+        of max_seq_length tokens and average their embeddings, weighted by their token counts). prompt, or
+        the prompt named prompt_name (default: default_prompt_name), is put before every sentence.
         """
         check_positive_int("batch_size", batch_size)
         if long_inputs not in ("truncate", "average"):
@@ -259,6 +281,13 @@ class SentenceEncoder:
         if not sentences:
             return np.zeros((0, self.dimension), dtype=self.model.dtype)
         average = long_inputs == "average"
+        prompt = self._prompt(prompt, prompt_name)
+        skip = 0  # leading real tokens left out of the pooling
+        if prompt:
+            if average:
+                raise ValueError("long_inputs='average' cannot take a prompt: only a text's first window would carry it")
+            sentences = [prompt + s for s in sentences]
+            skip = 0 if self.include_prompt else len(self.tokenizer(prompt)["input_ids"]) - 1  # [CLS] + prompt, not [SEP]
         enc = self.tokenizer(sentences, truncation=True, max_length=self.max_seq_length, return_overflowing_tokens=average)
         rows = enc["input_ids"]  # with average, a long sentence's further windows are further rows
         owners = enc["overflow_to_sample_mapping"] if average else range(len(rows))
@@ -267,7 +296,7 @@ class SentenceEncoder:
         weights = np.zeros(len(sentences))
         for start in progress(range(0, len(order), batch_size), "encoding batch", show_progress_bar):
             batch = order[start:start + batch_size]
-            vectors = self.embed_rows([rows[k] for k in batch])
+            vectors = self.embed_rows([rows[k] for k in batch], skip)
             for k, vector in zip(batch, vectors):
                 i, n = owners[k], max(len(rows[k]) - 2, 1)  # weighted by its tokens, [CLS] and [SEP] aside
                 embeddings[i] += n * vector
@@ -278,15 +307,45 @@ class SentenceEncoder:
         embeddings = embeddings.astype(self.model.dtype)
         return embeddings[0] if single else embeddings
 
+    def encode_query(self, sentences: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None,
+                     **options: Any) -> np.ndarray:
+        """encode, with the "query" prompt (blank unless the model has one) when no other is asked for."""
+        if prompt_name is None and prompt is None:
+            prompt_name = "query"
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **options)
+
+    def encode_document(self, sentences: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None,
+                        **options: Any) -> np.ndarray:
+        """encode, with the "document" prompt (blank unless the model has one) when no other is asked for."""
+        if prompt_name is None and prompt is None:
+            prompt_name = "document"
+        return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **options)
+
+    def _prompt(self, prompt: str | None, prompt_name: str | None) -> str:
+        """The text to put before each sentence, as sentence-transformers picks it: `prompt`, else the one
+        named, else the default one, else none."""
+        if prompt is not None and prompt_name is not None:
+            raise ValueError("give prompt or prompt_name, not both")
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+            return prompt
+        if prompt_name is not None and prompt_name not in self.prompts:
+            raise ValueError(f"prompt_name {prompt_name!r} is not among the prompts ({', '.join(self.prompts)})")
+        name = self.default_prompt_name if prompt_name is None else prompt_name
+        return "" if name is None else self.prompts[name]
+
     @property
     def dimension(self) -> int:
         return self.model.config.hidden_size * len(self.pooling)
 
-    def embed_rows(self, rows: list[list[int]]) -> np.ndarray:
-        """Pooled vectors [B, D] for encoded rows ([CLS] ... [SEP] token ids), as one padded batch."""
+    def embed_rows(self, rows: list[list[int]], skip: int = 0) -> np.ndarray:
+        """Pooled vectors [B, D] for encoded rows ([CLS] ... [SEP] token ids), as one padded batch, leaving
+        each row's first `skip` tokens out of the pooling."""
         batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="np")
-        hidden = self.model(batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state  # [B, S, H]
-        return pool(hidden, batch["attention_mask"], self.pooling)
+        mask = batch["attention_mask"]
+        hidden = self.model(batch["input_ids"], attention_mask=mask).last_hidden_state  # [B, S, H]
+        return pool(hidden, mask * (np.cumsum(mask, axis=1) > skip), self.pooling)  # [B, S] -> [B, D]
 
 
 def pooling_modes(config: dict, where: Any) -> list[str]:

@@ -119,6 +119,33 @@ def test_encoder_errors(encoder):
     assert empty.shape == (0, encoder.dimension) and empty.dtype == encoder.model.dtype
 
 
+def test_prompts(encoder):
+    """A prompt is text put before each sentence; a named or default one comes from `prompts`."""
+    texts = ["castles in winter", "a frozen moat"]
+    prompted = SentenceEncoder(encoder.model, encoder.tokenizer, normalize=True, prompts={"query": "query: "},
+                               default_prompt_name="query")
+    expected = encoder.encode(["query: " + t for t in texts])
+    for embeddings in (prompted.encode(texts), prompted.encode_query(texts), encoder.encode(texts, prompt="query: ")):
+        np.testing.assert_array_equal(embeddings, expected)
+    np.testing.assert_array_equal(prompted.encode(texts, prompt=""), encoder.encode(texts))  # "" overrides the default
+    np.testing.assert_array_equal(prompted.encode_document(texts), encoder.encode(texts))  # "document": blank here
+
+
+@pytest.mark.parametrize("options, call, error, message", [
+    ({"prompts": {"query": "q: "}, "default_prompt_name": "passage"}, {}, ValueError,
+     r"default_prompt_name 'passage' is not among the prompts \(query, document\)"),
+    ({"prompts": ["q: "]}, {}, TypeError, "prompts must be a dict of name: prompt text"),
+    ({"include_prompt": "no"}, {}, TypeError, "include_prompt must be True or False, got 'no'"),
+    ({}, {"prompt_name": "passage"}, ValueError, r"prompt_name 'passage' is not among the prompts \(query, document\)"),
+    ({}, {"prompt_name": "query", "prompt": "q: "}, ValueError, "give prompt or prompt_name, not both"),
+    ({}, {"prompt": 3}, TypeError, "prompt must be a str, got int"),
+    ({}, {"prompt": "q: ", "long_inputs": "average"}, ValueError, "long_inputs='average' cannot take a prompt"),
+])
+def test_prompt_errors(encoder, options, call, error, message):
+    with pytest.raises(error, match=message):
+        SentenceEncoder(encoder.model, encoder.tokenizer, **options).encode("a sentence", **call)
+
+
 def test_pooling_may_be_one_mode_by_name(encoder):
     one = SentenceEncoder(encoder.model, encoder.tokenizer, pooling="cls")
     assert one.pooling == ["cls"] and one.encode("a sentence").shape == (encoder.model.config.hidden_size,)

@@ -1,5 +1,6 @@
 """Task helpers against transformers' pipelines and sentence-transformers on the same checkpoints."""
 
+import json
 import shutil
 
 import numpy as np
@@ -74,3 +75,31 @@ def test_model_saved_by_sentence_transformers_loads(tmp_path, minilm_path):
     diff = np.abs(ours.encode(texts) - reference.encode(texts)).max()
     print(f"all-MiniLM-L6-v2 saved by sentence-transformers, 3 sentences: max abs diff {diff:.1e}")
     assert diff <= 1e-6
+
+
+@pytest.mark.parametrize("include_prompt", [True, False])
+def test_prompts_equal_sentence_transformers(tmp_path, minilm_path, include_prompt):
+    """Prompts read from config_sentence_transformers.json (a default one among them) and include_prompt
+    from the pooling config: encode, encode_query (its own prompt, not the default), encode_document (a
+    "document" prompt, blank here, and not "passage"), prompt= and prompt_name= give sentence-transformers'
+    embeddings; include_prompt=False leaves [CLS] and the prompt's tokens out of the pooling."""
+    pytest.importorskip("sentence_transformers", minversion="6")
+    from sentence_transformers import SentenceTransformer
+
+    directory = tmp_path / "model"
+    shutil.copytree(minilm_path, directory)
+    settings = json.loads((directory / "config_sentence_transformers.json").read_text())
+    settings.update(prompts={"query": "query: ", "passage": "passage: ", "empty": None}, default_prompt_name="passage")
+    (directory / "config_sentence_transformers.json").write_text(json.dumps(settings))
+    pooling = json.loads((directory / "1_Pooling" / "config.json").read_text())
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(dict(pooling, include_prompt=include_prompt)))
+    reference, ours = SentenceTransformer(str(directory), device="cpu"), SentenceEncoder.from_pretrained(directory)
+    texts = ["how do castles keep out the cold", "The moat was frozen all winter."]
+    calls = {"default prompt": ("encode", {}), "query": ("encode_query", {}), "document": ("encode_document", {}),
+             "named": ("encode", {"prompt_name": "passage"}), "empty by name": ("encode", {"prompt_name": "empty"}),
+             "given": ("encode", {"prompt": "Represent this sentence: "}), "no prompt": ("encode", {"prompt": ""})}
+    for label, (method, options) in calls.items():
+        diff = np.abs(getattr(ours, method)(texts, **options) - getattr(reference, method)(texts, **options)).max()
+        print(f"prompts, include_prompt={include_prompt}, {label}: max abs diff {diff:.1e}")
+        assert diff <= 1e-6, label
+    assert np.abs(ours.encode(texts) - ours.encode(texts, prompt="")).max() > 1e-3  # the default prompt changes them
