@@ -56,9 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("fill-mask", "predict the [MASK] tokens of each text", _fill_mask, texts=True)
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--truncate", action="store_true", help="cut texts longer than the model's window (else an error)")
-    command("embed", "sentence embeddings (sentence-transformers models)", _embed, texts=True, model_default=DEFAULT_EMBEDDER)
-    command("similarity", "cosine similarity of the first text with each other text", _similarity, texts=True,
-            model_default=DEFAULT_EMBEDDER)
+    for p in (command("embed", "sentence embeddings (sentence-transformers models)", _embed, texts=True,
+                      model_default=DEFAULT_EMBEDDER),
+              command("similarity", "cosine similarity of the first text with each other text", _similarity, texts=True,
+                      model_default=DEFAULT_EMBEDDER)):
+        p.add_argument("--prompt-name", help="put the model's prompt of this name (e.g. query) before every text "
+                       "(default: the model's default prompt, if it has one)")
     p = command("classify", "labels and probabilities from a fine-tuned sequence-classification model", _classify,
                 texts=True, model_default=None)
     p.add_argument("--model", required=True, help="a fine-tuned BertForSequenceClassification (hub id or directory)")
@@ -212,7 +215,8 @@ def _embedder(args):
 
 def _embed(args) -> int:
     texts = read_texts(args)
-    vectors = _embedder(args).encode(texts, show_progress_bar=len(texts) > 50 and sys.stderr.isatty())
+    vectors = _embedder(args).encode(texts, show_progress_bar=len(texts) > 50 and sys.stderr.isatty(),
+                                     prompt_name=args.prompt_name)
     emit(args, [{"text": t, "embedding": v.tolist()} for t, v in zip(texts, vectors)],
          [f"{t[:40]!r:44} [{', '.join(f'{x:.4f}' for x in v[:4])}, ...] ({len(v)} dims)" for t, v in zip(texts, vectors)])
 
@@ -223,7 +227,7 @@ def _similarity(args) -> int:
     texts = read_texts(args)
     if len(texts) < 2:
         raise UserError("give at least two texts: the first is compared with each of the others")
-    vectors = _embedder(args).encode(texts)
+    vectors = _embedder(args).encode(texts, prompt_name=args.prompt_name)
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     scores = unit[1:] @ unit[0]
     emit(args, {"query": texts[0], "similarities": [{"text": t, "cosine": float(s)} for t, s in zip(texts[1:], scores)]},

@@ -76,6 +76,10 @@ def test_embed_and_similarity(capsys, minilm):
     assert status == 0 and scores[0] > scores[1]
     status, out, _ = run(capsys, "embed", "--model", minilm, "--json", "hello")
     assert len(json.loads(out)[0]["embedding"]) == 384
+    status, out, _ = run(capsys, "embed", "--model", minilm, "--json", "--prompt-name", "query", "hello")
+    assert status == 0 and len(json.loads(out)[0]["embedding"]) == 384  # the "query" prompt, blank in this model
+    status, _, err = run(capsys, "similarity", "--model", minilm, "--prompt-name", "passage", "a", "b")
+    assert status == 1 and "prompt_name 'passage' is not among the prompts (query, document)" in err
 
 
 def test_classify(capsys, tmp_path):
