@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from .errors import check_positive_int
-from .hub import model_directory
+from .hub import WEIGHTS_FILES, model_directory
 from .models import (
     BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
     BertForTokenClassification, BertModel,
 )
-from .nn import softmax
+from .nn import gelu, softmax
 from .progress import progress
 from .tokenizer import BertTokenizer
 from .tokenizer_files import TOKENIZER_FILES
+from .weights import read_weights, take, weights_file
 
 
 def text_list(texts: Any, name: str) -> list:
@@ -202,6 +204,47 @@ LEGACY_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_token
                         "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
 
 
+# The activations a sentence-transformers Dense module may name (its config.json's activation_function, a
+# torch class such as "torch.nn.modules.activation.Tanh", the default), by class name.
+DENSE_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "Tanh": np.tanh, "Identity": lambda x: x, "ReLU": lambda x: np.maximum(x, 0), "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "GELU": gelu,
+}
+# The modules a sentence-transformers model may chain, in the only order minibert runs them.
+MODULE_ORDER = {"Transformer": 0, "Pooling": 1, "Dense": 2, "Normalize": 3}
+
+
+class Dense(NamedTuple):
+    """A sentence-transformers Dense module: y = activation(x Wᵀ + b), on pooled vectors.
+    weight [out, in], bias [out] or None."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+    activation: str
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = x @ self.weight.T  # [N, in] -> [N, out]
+        return DENSE_ACTIVATIONS[self.activation](y if self.bias is None else y + self.bias)
+
+    @classmethod
+    def from_directory(cls, directory: Path, dtype: Any) -> Dense:
+        """Read a Dense module's folder: config.json (in_features, out_features, bias, activation_function)
+        and model.safetensors or pytorch_model.bin (linear.weight, linear.bias), every key checked."""
+        config = _read_json(directory / "config.json", default=None)
+        if not isinstance(config, dict) or not all(isinstance(config.get(k), int) for k in ("in_features", "out_features")):
+            raise ValueError(f"{directory}/config.json must give a Dense module's in_features and out_features")
+        activation = str(config.get("activation_function", "torch.nn.modules.activation.Tanh")).rsplit(".", 1)[-1]
+        if activation not in DENSE_ACTIVATIONS:
+            raise ValueError(f"{directory}: activation {activation} is not supported ({', '.join(DENSE_ACTIVATIONS)} are)")
+        shapes = {"linear.weight": (config["out_features"], config["in_features"])}
+        if config.get("bias", True):
+            shapes["linear.bias"] = (config["out_features"],)
+        tensors = read_weights(weights_file(directory))
+        unused = [f"unexpected {name}" for name in tensors if name not in shapes]
+        taken = take(tensors, shapes, dtype, f"the Dense module in {directory}", problems=unused)
+        return cls(taken["linear.weight"], taken.get("linear.bias"), activation)
+
+
 class SentenceEncoder:
     """Sentence embeddings from a BERT encoder, as sentence-transformers computes them.
 
@@ -209,16 +252,23 @@ class SentenceEncoder:
     sentence-transformers does); normalize: scale each embedding to unit length; max_seq_length: tokens per
     window. prompts: {name: text put before every sentence}, e.g. {"query": "query: "}; default_prompt_name:
     the one used when encode names none; include_prompt=False leaves the prompt's tokens ([CLS] with them)
-    out of the pooling, as instruction models want.
+    out of the pooling, as instruction models want. dense: Dense modules applied in turn to the pooled
+    vectors, before normalising.
     """
 
     def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: str | Sequence[str] = ("mean",),
                  normalize: bool = False, max_seq_length: int | None = None, prompts: dict[str, str] | None = None,
-                 default_prompt_name: str | None = None, include_prompt: bool = True) -> None:
+                 default_prompt_name: str | None = None, include_prompt: bool = True, dense: Sequence[Dense] = ()) -> None:
         pooling = [pooling] if isinstance(pooling, str) else list(pooling)
         unknown = [p for p in pooling if p not in POOLING_MODES]
         if unknown or not pooling:
             raise ValueError(f"pooling {list(pooling)}: choose from {', '.join(POOLING_MODES)}")
+        width = model.config.hidden_size * len(pooling)
+        for i, layer in enumerate(dense):
+            if layer.weight.shape[1] != width:
+                raise ValueError(f"dense[{i}] takes {layer.weight.shape[1]} features, but gets {width}")
+            width = layer.weight.shape[0]
+        self.dense, self.dimension = list(dense), width
         prompts = {} if prompts is None else prompts
         if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, (str, type(None)))
                                                     for k, v in prompts.items()):
@@ -241,27 +291,40 @@ class SentenceEncoder:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> SentenceEncoder:
         """Read a sentence-transformers model directory: modules.json (where the transformer is, whether a
-        Normalize module follows), the pooling module's config.json (modes, include_prompt),
-        sentence_bert_config.json (max_seq_length), config_sentence_transformers.json (prompts,
-        default_prompt_name). A plain BERT directory gets mean pooling, unnormalised."""
+        Normalize module follows), the pooling module's config.json (modes, include_prompt), the Dense
+        modules' folders, sentence_bert_config.json (max_seq_length), config_sentence_transformers.json
+        (prompts, default_prompt_name). A plain BERT directory gets mean pooling, unnormalised. Modules
+        other than these, or in another order, are an error: leaving one out would change the embeddings."""
         # From the hub, the transformer must sit at the repository's root (as in current sentence-transformers
         # models); a local directory may hold it in a subfolder (older models' 0_Transformer/).
         root = model_directory(name_or_path, need=("config.json",), weights=True, want=(
             *TOKENIZER_FILES, "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
             "1_Pooling/config.json"), **hub_options)
-        modules = _read_json(root / "modules.json", default=[])
-        kinds = {m["type"].rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
-        transformer = root / kinds.get("Transformer", "")
+        modules = [(m["type"].rsplit(".", 1)[-1], m.get("path", "")) for m in _read_json(root / "modules.json", default=[])]
+        kinds = [kind for kind, _ in modules]
+        unsupported = [kind for kind in kinds if kind not in MODULE_ORDER]
+        if unsupported:
+            raise ValueError(f"{root}/modules.json: module {unsupported[0]} is not supported ({', '.join(MODULE_ORDER)} are)")
+        ranks = [MODULE_ORDER[kind] for kind in kinds]
+        if ranks != sorted(ranks) or any(kinds.count(k) > 1 for k in ("Transformer", "Pooling", "Normalize")):
+            raise ValueError(f"{root}/modules.json: modules {kinds}; minibert runs Transformer, Pooling, Dense..., Normalize")
+        paths = dict(modules)
+        transformer = root / paths.get("Transformer", "")
         pooling, include_prompt = ["mean"], True
-        if "Pooling" in kinds:
-            config = _read_json(root / kinds["Pooling"] / "config.json", default={})
-            pooling, include_prompt = pooling_modes(config, root / kinds["Pooling"]), config.get("include_prompt", True)
+        if "Pooling" in paths:
+            config = _read_json(root / paths["Pooling"] / "config.json", default={})
+            pooling, include_prompt = pooling_modes(config, root / paths["Pooling"]), config.get("include_prompt", True)
+        dense = []
+        for path in (path for kind, path in modules if kind == "Dense"):
+            model_directory(name_or_path, want=tuple(f"{path}/{name}" for name in ("config.json", *WEIGHTS_FILES)),
+                            **hub_options)  # from the hub: fetched into the same snapshot as root
+            dense.append(Dense.from_directory(root / path, dtype))
         max_seq_length = _read_json(transformer / "sentence_bert_config.json", default={}).get("max_seq_length")
         settings = _read_json(root / "config_sentence_transformers.json", default={})
         return cls(BertModel.from_pretrained(transformer, dtype=dtype), BertTokenizer.from_pretrained(transformer),
-                   pooling=pooling, normalize="Normalize" in kinds, max_seq_length=max_seq_length,
+                   pooling=pooling, normalize="Normalize" in paths, max_seq_length=max_seq_length,
                    prompts=settings.get("prompts") or {}, default_prompt_name=settings.get("default_prompt_name"),
-                   include_prompt=include_prompt)
+                   include_prompt=include_prompt, dense=dense)
 
     def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize_embeddings: bool | None = None,
                show_progress_bar: bool = False, long_inputs: str = "truncate", prompt_name: str | None = None,
@@ -292,7 +355,7 @@ class SentenceEncoder:
         rows = enc["input_ids"]  # with average, a long sentence's further windows are further rows
         owners = enc["overflow_to_sample_mapping"] if average else range(len(rows))
         order = sorted(range(len(rows)), key=lambda k: -len(rows[k]))
-        embeddings = np.zeros((len(sentences), self.dimension), dtype=np.float64)
+        embeddings = np.zeros((len(sentences), self.model.config.hidden_size * len(self.pooling)), dtype=np.float64)
         weights = np.zeros(len(sentences))
         for start in progress(range(0, len(order), batch_size), "encoding batch", show_progress_bar):
             batch = order[start:start + batch_size]
@@ -302,6 +365,8 @@ class SentenceEncoder:
                 embeddings[i] += n * vector
                 weights[i] += n
         embeddings /= weights[:, None]
+        for layer in self.dense:
+            embeddings = layer(embeddings)
         if self.normalize if normalize_embeddings is None else normalize_embeddings:
             embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
         embeddings = embeddings.astype(self.model.dtype)
@@ -334,10 +399,6 @@ class SentenceEncoder:
             raise ValueError(f"prompt_name {prompt_name!r} is not among the prompts ({', '.join(self.prompts)})")
         name = self.default_prompt_name if prompt_name is None else prompt_name
         return "" if name is None else self.prompts[name]
-
-    @property
-    def dimension(self) -> int:
-        return self.model.config.hidden_size * len(self.pooling)
 
     def embed_rows(self, rows: list[list[int]], skip: int = 0) -> np.ndarray:
         """Pooled vectors [B, D] for encoded rows ([CLS] ... [SEP] token ids), as one padded batch, leaving

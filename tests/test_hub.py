@@ -187,3 +187,36 @@ def test_sentence_transformers_repository_by_hub_id(tmp_path, minilm_path, token
         result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))", HF_HOME=str(home), HF_HUB_OFFLINE="1")
         assert result.returncode == 0, result.stderr
         assert expected in result.stdout
+
+
+def test_sentence_transformers_repository_with_a_dense_module(tmp_path, minilm_path):
+    """A repository whose modules.json chains a Dense module (2_Dense/ with its own config.json and
+    model.safetensors): its files are fetched with the rest, and the embeddings equal the local copy's."""
+    from safetensors.numpy import save
+
+    from minibert.tasks import SentenceEncoder
+
+    rng = np.random.default_rng(0)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+               {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]
+    names = ["config.json", "vocab.txt", "tokenizer_config.json", "sentence_bert_config.json", "1_Pooling/config.json",
+             "model.safetensors"]
+    layout = {n: (minilm_path / n).read_bytes() for n in names}
+    layout.update({"modules.json": json.dumps(modules).encode(),
+                   "2_Dense/config.json": json.dumps({"in_features": 384, "out_features": 16}).encode(),
+                   "2_Dense/model.safetensors": save({"linear.weight": rng.standard_normal((16, 384)).astype(np.float32),
+                                                      "linear.bias": rng.standard_normal(16).astype(np.float32)})})
+    local = tmp_path / "local"
+    for name, data in layout.items():
+        (local / name).parent.mkdir(parents=True, exist_ok=True)
+        (local / name).write_bytes(data)
+    code = ("import json\n"
+            "from minibert.tasks import SentenceEncoder\n"
+            "print(json.dumps(SentenceEncoder.from_pretrained('someone/dense-model').encode('a cat').tolist()))\n")
+    with serve_hub({"someone/dense-model": {"main": layout}}) as endpoint:
+        online = run(code, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
+    assert online.returncode == 0, online.stderr
+    vector = json.loads(online.stdout)
+    assert len(vector) == 16
+    np.testing.assert_array_equal(vector, SentenceEncoder.from_pretrained(local).encode("a cat"))

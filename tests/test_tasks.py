@@ -119,6 +119,44 @@ def test_encoder_errors(encoder):
     assert empty.shape == (0, encoder.dimension) and empty.dtype == encoder.model.dtype
 
 
+def dense_model(tmp_path, minilm_path, modules: list[str], config: dict | None = None, tensors: dict | None = None):
+    """A copy of all-MiniLM-L6-v2 whose modules.json chains `modules` (a Dense folder 2_Dense, written with
+    `config` and `tensors`)."""
+    from safetensors.numpy import save_file
+
+    directory = tmp_path / "model"
+    shutil.copytree(minilm_path, directory)
+    folders = {"Transformer": "", "Pooling": "1_Pooling", "Dense": "2_Dense", "Normalize": "2_Normalize", "Router": "3_Router"}
+    entries = [{"idx": i, "name": str(i), "path": folders[m], "type": f"sentence_transformers.models.{m}"} for i, m in enumerate(modules)]
+    (directory / "modules.json").write_text(json.dumps(entries))
+    if config is not None:
+        (directory / "2_Dense").mkdir()
+        (directory / "2_Dense" / "config.json").write_text(json.dumps(config))
+        save_file(tensors, str(directory / "2_Dense" / "model.safetensors"))
+    return directory
+
+
+DENSE_CONFIG = {"in_features": 384, "out_features": 8, "bias": True, "activation_function": "torch.nn.modules.activation.Tanh"}
+DENSE_TENSORS = {"linear.weight": np.ones((8, 384), np.float32), "linear.bias": np.zeros(8, np.float32)}
+
+
+@pytest.mark.parametrize("modules, config, tensors, message", [
+    (["Transformer", "Pooling", "Router"], None, None, "module Router is not supported"),
+    (["Transformer", "Normalize", "Pooling"], None, None, r"modules \['Transformer', 'Normalize', 'Pooling'\]; minibert runs"),
+    (["Transformer", "Pooling", "Dense"], dict(DENSE_CONFIG, activation_function="torch.nn.modules.activation.Softplus"),
+     DENSE_TENSORS, "activation Softplus is not supported"),
+    (["Transformer", "Pooling", "Dense"], {"in_features": 384}, DENSE_TENSORS, "must give a Dense module's in_features and out_features"),
+    (["Transformer", "Pooling", "Dense"], DENSE_CONFIG, {"linear.weight": DENSE_TENSORS["linear.weight"]}, "missing linear.bias"),
+    (["Transformer", "Pooling", "Dense"], dict(DENSE_CONFIG, bias=False), DENSE_TENSORS, "unexpected linear.bias"),
+    (["Transformer", "Pooling", "Dense"], dict(DENSE_CONFIG, in_features=100),
+     {"linear.weight": np.ones((8, 100), np.float32), "linear.bias": np.zeros(8, np.float32)}, "dense.0. takes 100 features, but gets 384"),
+])
+def test_modules_minibert_cannot_run_are_named(tmp_path, minilm_path, modules, config, tensors, message):
+    """A module left out would change the embeddings without a word: each such model is an error."""
+    with pytest.raises((ValueError, minibert.WeightsError), match=message):
+        SentenceEncoder.from_pretrained(dense_model(tmp_path, minilm_path, modules, config, tensors))
+
+
 def test_prompts(encoder):
     """A prompt is text put before each sentence; a named or default one comes from `prompts`."""
     texts = ["castles in winter", "a frozen moat"]

@@ -48,7 +48,7 @@ def test_pooling_equals_sentence_transformers(modes, padding_side):
     included); the modes named as its config.json names them."""
     pytest.importorskip("sentence_transformers", minversion="6")
     import torch
-    from sentence_transformers.models import Pooling
+    from sentence_transformers.sentence_transformer.modules import Pooling
 
     rng = np.random.default_rng(3)
     hidden = rng.standard_normal((3, 7, 5))
@@ -103,3 +103,23 @@ def test_prompts_equal_sentence_transformers(tmp_path, minilm_path, include_prom
         print(f"prompts, include_prompt={include_prompt}, {label}: max abs diff {diff:.1e}")
         assert diff <= 1e-6, label
     assert np.abs(ours.encode(texts) - ours.encode(texts, prompt="")).max() > 1e-3  # the default prompt changes them
+
+
+def test_dense_modules_equal_sentence_transformers(tmp_path, minilm_path):
+    """A model with two Dense modules after the pooling (tanh with a bias, then identity without one) and
+    then Normalize, as sentence-transformers saves it: the same embeddings."""
+    pytest.importorskip("sentence_transformers", minversion="6")
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    torch.manual_seed(0)
+    base = SentenceTransformer(str(minilm_path), device="cpu")
+    modules = [base[0], base[1], Dense(384, 96), Dense(96, 64, bias=False, activation_function=torch.nn.Identity()), base[2]]
+    SentenceTransformer(modules=modules, device="cpu").save(str(tmp_path))
+    reference, ours = SentenceTransformer(str(tmp_path), device="cpu"), SentenceEncoder.from_pretrained(tmp_path)
+    texts = ["The cat sits on the mat.", "Stock markets fell sharply today.", "¿Dónde está la biblioteca?"]
+    embeddings = ours.encode(texts)
+    diff = np.abs(embeddings - reference.encode(texts)).max()
+    print(f"two Dense modules: max abs diff {diff:.1e}")
+    assert embeddings.shape == (3, 64) and ours.dimension == 64 and diff <= 1e-6
