@@ -60,6 +60,11 @@ ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]")  # in ASCII, every other printable is punctuation
 
 
+def lowercase(text: str) -> str:
+    """Per-character lower-casing, as the reference's normalisers do it (a capital sigma is always σ)."""
+    return "".join(unicode_tables.LOWERCASE.get(ord(c), c) for c in text)
+
+
 class WordPieceEncoder:
     """Text -> (ids, offsets, word starts). Offsets are (start, end) character positions in the text given."""
 
@@ -206,9 +211,7 @@ class WordPieceEncoder:
         """Accent stripping (NFD, drop nonspacing marks), then per-character lower-casing."""
         if self.strip_accents:
             char = "".join(c for c in unicodedata.normalize("NFD", char) if c not in NONSPACING_MARKS)
-        if self.lowercase:
-            char = "".join(unicode_tables.LOWERCASE.get(ord(c), c) for c in char)
-        return char
+        return lowercase(char) if self.lowercase else char
 
     def normalize(self, text: str) -> tuple[str, list[int]]:
         """The reference's whole normaliser on a string, for matching normalised added tokens: control

@@ -123,3 +123,24 @@ def test_dense_modules_equal_sentence_transformers(tmp_path, minilm_path):
     diff = np.abs(embeddings - reference.encode(texts)).max()
     print(f"two Dense modules: max abs diff {diff:.1e}")
     assert embeddings.shape == (3, 64) and ours.dimension == 64 and diff <= 1e-6
+
+
+def test_lowercasing_of_sentence_bert_config_equals_sentence_transformers(tmp_path, minilm_path):
+    """sentence_bert_config.json's do_lower_case lower-cases the texts whatever the tokenizer does: here a
+    tokenizer set not to (so capitals miss the uncased vocabulary) behind it. Per character, as the
+    tokenizers library does: a word-final capital sigma becomes σ, not ς."""
+    pytest.importorskip("sentence_transformers", minversion="6")
+    from sentence_transformers import SentenceTransformer
+
+    directory = tmp_path / "model"
+    shutil.copytree(minilm_path, directory)
+    (directory / "tokenizer.json").unlink()  # tokenizer_config.json's do_lower_case then decides
+    settings = json.loads((directory / "tokenizer_config.json").read_text())
+    (directory / "tokenizer_config.json").write_text(json.dumps(dict(settings, do_lower_case=False)))
+    texts = ["The Cat Sits On The MAT.", "ΟΔΟΣ ΣΑΣ", "İstanbul Straße"]
+    for lower in (False, True):
+        (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 256, "do_lower_case": lower}))
+        reference, ours = SentenceTransformer(str(directory), device="cpu"), SentenceEncoder.from_pretrained(directory)
+        diff = np.abs(ours.encode(texts) - reference.encode(texts)).max()
+        print(f"sentence_bert_config do_lower_case={lower}: max abs diff {diff:.1e}")
+        assert diff <= 1e-6
