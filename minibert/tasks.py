@@ -254,14 +254,14 @@ class SentenceEncoder:
     window. prompts: {name: text put before every sentence}, e.g. {"query": "query: "}; default_prompt_name:
     the one used when encode names none; include_prompt=False leaves the prompt's tokens ([CLS] with them)
     out of the pooling, as instruction models want. dense: Dense modules applied in turn to the pooled
-    vectors, before normalising. lowercase: lower-case every text first (sentence_bert_config.json's
-    do_lower_case), whatever the tokenizer does.
+    vectors, before normalising. do_lower_case: lower-case every text first (sentence_bert_config.json's),
+    whatever the tokenizer does.
     """
 
     def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: str | Sequence[str] = ("mean",),
                  normalize: bool = False, max_seq_length: int | None = None, prompts: dict[str, str] | None = None,
                  default_prompt_name: str | None = None, include_prompt: bool = True, dense: Sequence[Dense] = (),
-                 lowercase: bool = False) -> None:
+                 do_lower_case: bool = False) -> None:
         pooling = [pooling] if isinstance(pooling, str) else list(pooling)
         unknown = [p for p in pooling if p not in POOLING_MODES]
         if unknown or not pooling:
@@ -285,7 +285,8 @@ class SentenceEncoder:
             raise ValueError(f"default_prompt_name {default_prompt_name!r} is not among the prompts ({', '.join(self.prompts)})")
         if not isinstance(include_prompt, bool):
             raise TypeError(f"include_prompt must be True or False, got {include_prompt!r}")
-        self.default_prompt_name, self.include_prompt, self.lowercase = default_prompt_name, include_prompt, bool(lowercase)
+        self.default_prompt_name, self.include_prompt = default_prompt_name, include_prompt
+        self.do_lower_case = bool(do_lower_case)
         limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
         if max_seq_length is not None:
             check_positive_int("max_seq_length", max_seq_length, minimum=3)  # [CLS], [SEP] and at least one token
@@ -303,7 +304,7 @@ class SentenceEncoder:
         root = model_directory(name_or_path, need=("config.json",), weights=True, want=(
             *TOKENIZER_FILES, "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
             "1_Pooling/config.json"), **hub_options)
-        modules = [(m["type"].rsplit(".", 1)[-1], m.get("path", "")) for m in _read_json(root / "modules.json", default=[])]
+        modules = [(m.get("type", "?").rsplit(".", 1)[-1], m.get("path", "")) for m in _read_json(root / "modules.json", default=[])]
         kinds = [kind for kind, _ in modules]
         unsupported = [kind for kind in kinds if kind not in MODULE_ORDER]
         if unsupported:
@@ -327,7 +328,7 @@ class SentenceEncoder:
         return cls(BertModel.from_pretrained(transformer, dtype=dtype), BertTokenizer.from_pretrained(transformer),
                    pooling=pooling, normalize="Normalize" in paths, max_seq_length=transformer_settings.get("max_seq_length"),
                    prompts=settings.get("prompts") or {}, default_prompt_name=settings.get("default_prompt_name"),
-                   include_prompt=include_prompt, dense=dense, lowercase=transformer_settings.get("do_lower_case", False))
+                   include_prompt=include_prompt, dense=dense, do_lower_case=transformer_settings.get("do_lower_case", False))
 
     def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize_embeddings: bool | None = None,
                show_progress_bar: bool = False, long_inputs: str = "truncate", prompt_name: str | None = None,
@@ -348,7 +349,7 @@ class SentenceEncoder:
             return np.zeros((0, self.dimension), dtype=self.model.dtype)
         average = long_inputs == "average"
         prompt = self._prompt(prompt, prompt_name)
-        if self.lowercase:
+        if self.do_lower_case:
             prompt, sentences = lowercase(prompt), [lowercase(s) for s in sentences]
         skip = 0  # leading real tokens left out of the pooling
         if prompt:
