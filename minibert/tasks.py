@@ -211,6 +211,21 @@ DENSE_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Tanh": np.tanh, "Identity": lambda x: x, "ReLU": lambda x: np.maximum(x, 0), "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "GELU": gelu,
 }
+# How two sets of embeddings are compared (config_sentence_transformers.json's similarity_fn_name): a, b
+# [N, D], [M, D] -> [N, M], higher meaning more alike, as sentence-transformers scores them.
+SIMILARITY_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "cosine": lambda a, b: _unit(a) @ _unit(b).T,  # a·b / (‖a‖ ‖b‖)
+    "dot": lambda a, b: a @ b.T,
+    "euclidean": lambda a, b: -np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T, 0)),  # -‖a - b‖
+    "manhattan": lambda a, b: -np.abs(a[:, None] - b[None]).sum(-1),  # -Σ |a - b|
+}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (a zero row stays zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 # The modules a sentence-transformers model may chain, in the only order minibert runs them.
 MODULE_ORDER = {"Transformer": 0, "Pooling": 1, "Dense": 2, "Normalize": 3}
 
@@ -255,13 +270,14 @@ class SentenceEncoder:
     the one used when encode names none; include_prompt=False leaves the prompt's tokens ([CLS] with them)
     out of the pooling, as instruction models want. dense: Dense modules applied in turn to the pooled
     vectors, before normalising. do_lower_case: lower-case every text first (sentence_bert_config.json's),
-    whatever the tokenizer does.
+    whatever the tokenizer does. similarity_fn_name: how similarity() compares embeddings (cosine, dot,
+    euclidean or manhattan).
     """
 
     def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: str | Sequence[str] = ("mean",),
                  normalize: bool = False, max_seq_length: int | None = None, prompts: dict[str, str] | None = None,
                  default_prompt_name: str | None = None, include_prompt: bool = True, dense: Sequence[Dense] = (),
-                 do_lower_case: bool = False) -> None:
+                 do_lower_case: bool = False, similarity_fn_name: str | None = None) -> None:
         pooling = [pooling] if isinstance(pooling, str) else list(pooling)
         unknown = [p for p in pooling if p not in POOLING_MODES]
         if unknown or not pooling:
@@ -287,6 +303,9 @@ class SentenceEncoder:
             raise TypeError(f"include_prompt must be True or False, got {include_prompt!r}")
         self.default_prompt_name, self.include_prompt = default_prompt_name, include_prompt
         self.do_lower_case = bool(do_lower_case)
+        self.similarity_fn_name = "cosine" if similarity_fn_name is None else similarity_fn_name
+        if self.similarity_fn_name not in SIMILARITY_FUNCTIONS:
+            raise ValueError(f"similarity_fn_name {similarity_fn_name!r}: choose from {', '.join(SIMILARITY_FUNCTIONS)}")
         limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
         if max_seq_length is not None:
             check_positive_int("max_seq_length", max_seq_length, minimum=3)  # [CLS], [SEP] and at least one token
@@ -328,9 +347,10 @@ class SentenceEncoder:
         return cls(BertModel.from_pretrained(transformer, dtype=dtype), BertTokenizer.from_pretrained(transformer),
                    pooling=pooling, normalize="Normalize" in paths, max_seq_length=transformer_settings.get("max_seq_length"),
                    prompts=settings.get("prompts") or {}, default_prompt_name=settings.get("default_prompt_name"),
-                   include_prompt=include_prompt, dense=dense, do_lower_case=transformer_settings.get("do_lower_case", False))
+                   include_prompt=include_prompt, dense=dense, do_lower_case=transformer_settings.get("do_lower_case", False),
+                   similarity_fn_name=settings.get("similarity_fn_name"))
 
-    def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize_embeddings: bool | None = None,
+    def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize_embeddings: bool = False,
                show_progress_bar: bool = False, long_inputs: str = "truncate", prompt_name: str | None = None,
                prompt: str | None = None) -> np.ndarray:
         """Embeddings [N, D] for N sentences (or [D] for one; [0, D] for an empty list), in input order.
@@ -339,6 +359,8 @@ class SentenceEncoder:
         sentence-transformers: the first max_seq_length tokens) or "average" (cut into consecutive windows
         of max_seq_length tokens and average their embeddings, weighted by their token counts). prompt, or
         the prompt named prompt_name (default: default_prompt_name), is put before every sentence.
+        normalize_embeddings=True scales the embeddings to unit length even when the model does not; as in
+        sentence-transformers, False does not undo the model's own normalising.
         """
         check_positive_int("batch_size", batch_size)
         if long_inputs not in ("truncate", "average"):
@@ -373,8 +395,8 @@ class SentenceEncoder:
         embeddings /= weights[:, None]
         for layer in self.dense:
             embeddings = layer(embeddings)
-        if self.normalize if normalize_embeddings is None else normalize_embeddings:
-            embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        if self.normalize or normalize_embeddings:
+            embeddings = _unit(embeddings)
         embeddings = embeddings.astype(self.model.dtype)
         return embeddings[0] if single else embeddings
 
@@ -391,6 +413,14 @@ class SentenceEncoder:
         if prompt_name is None and prompt is None:
             prompt_name = "document"
         return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **options)
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Scores [N, M] of embeddings a [N, D] (or [D]) against b [M, D] (or [D]) by similarity_fn_name,
+        as sentence-transformers' similarity() gives them; higher is more alike."""
+        a, b = (np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (a, b))
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+            raise ValueError(f"similarity takes [N, D] and [M, D] embeddings, got shapes {a.shape} and {b.shape}")
+        return SIMILARITY_FUNCTIONS[self.similarity_fn_name](a, b).astype(self.model.dtype)
 
     def _prompt(self, prompt: str | None, prompt_name: str | None) -> str:
         """The text to put before each sentence, as sentence-transformers picks it: `prompt`, else the one

@@ -157,6 +157,13 @@ def test_modules_minibert_cannot_run_are_named(tmp_path, minilm_path, modules, c
         SentenceEncoder.from_pretrained(dense_model(tmp_path, minilm_path, modules, config, tensors))
 
 
+def test_similarity_errors(encoder):
+    with pytest.raises(ValueError, match="similarity_fn_name 'jaccard': choose from cosine, dot, euclidean, manhattan"):
+        SentenceEncoder(encoder.model, encoder.tokenizer, similarity_fn_name="jaccard")
+    with pytest.raises(ValueError, match=r"similarity takes \[N, D\] and \[M, D\] embeddings, got shapes \(1, 384\) and \(2, 3\)"):
+        encoder.similarity(encoder.encode("a"), np.ones((2, 3)))
+
+
 def test_prompts(encoder):
     """A prompt is text put before each sentence; a named or default one comes from `prompts`."""
     texts = ["castles in winter", "a frozen moat"]

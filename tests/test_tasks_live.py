@@ -144,3 +144,44 @@ def test_lowercasing_of_sentence_bert_config_equals_sentence_transformers(tmp_pa
         diff = np.abs(ours.encode(texts) - reference.encode(texts)).max()
         print(f"sentence_bert_config do_lower_case={lower}: max abs diff {diff:.1e}")
         assert diff <= 1e-6
+
+
+@pytest.mark.parametrize("name", ["cosine", "dot", "euclidean", "manhattan"])
+def test_similarity_equals_sentence_transformers(tmp_path, minilm_path, name):
+    """similarity() by the model's similarity_fn_name (config_sentence_transformers.json), on embeddings
+    left unnormalised (no Normalize module) so that the four functions differ."""
+    pytest.importorskip("sentence_transformers", minversion="6")
+    from sentence_transformers import SentenceTransformer
+
+    directory = tmp_path / "model"
+    shutil.copytree(minilm_path, directory)
+    settings = json.loads((directory / "config_sentence_transformers.json").read_text())
+    (directory / "config_sentence_transformers.json").write_text(json.dumps(dict(settings, similarity_fn_name=name)))
+    modules = json.loads((directory / "modules.json").read_text())
+    (directory / "modules.json").write_text(json.dumps([m for m in modules if not m["type"].endswith("Normalize")]))
+    reference, ours = SentenceTransformer(str(directory), device="cpu"), SentenceEncoder.from_pretrained(directory)
+    queries, documents = ["where is the cat", "market news"], ["The cat sits on the mat.", "Stocks fell.", "A dog."]
+    a, b = ours.encode(queries), ours.encode(documents)
+    expected = reference.similarity(reference.encode(queries), reference.encode(documents)).numpy()
+    scores = ours.similarity(a, b)
+    diff = np.abs(scores - expected).max()
+    print(f"similarity {name}: max abs diff {diff:.1e} on scores up to {np.abs(expected).max():.1f}")
+    assert ours.similarity_fn_name == name and scores.shape == (2, 3) and diff <= 1e-5 * max(1.0, np.abs(expected).max())
+
+
+def test_normalize_embeddings_as_in_sentence_transformers(tmp_path, minilm_path):
+    """normalize_embeddings=True normalises a model without a Normalize module; False leaves a model's own
+    Normalize module in place."""
+    pytest.importorskip("sentence_transformers", minversion="6")
+    from sentence_transformers import SentenceTransformer
+
+    directory = tmp_path / "model"
+    shutil.copytree(minilm_path, directory)
+    texts = ["The cat sits on the mat.", "Stocks fell."]
+    for keep_normalize in (True, False):
+        modules = json.loads((minilm_path / "modules.json").read_text())
+        (directory / "modules.json").write_text(json.dumps([m for m in modules if keep_normalize or not m["type"].endswith("Normalize")]))
+        reference, ours = SentenceTransformer(str(directory), device="cpu"), SentenceEncoder.from_pretrained(directory)
+        for flag in (False, True):
+            diff = np.abs(ours.encode(texts, normalize_embeddings=flag) - reference.encode(texts, normalize_embeddings=flag)).max()
+            assert diff <= 1e-6, (keep_normalize, flag, diff)
