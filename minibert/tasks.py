@@ -197,7 +197,7 @@ def tag_tokens(model: BertForTokenClassification, tokenizer: BertTokenizer, text
 
 # ---- sentence embeddings --------------------------------------------------------------------------------
 
-POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len", "weightedmean", "lasttoken")
 # A Pooling module's config.json, as sentence-transformers before 6 wrote it: one flag per mode, combined in
 # this order. Version 6 writes "pooling_mode": a mode or a list of them, combined in the order listed.
 LEGACY_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
@@ -442,13 +442,13 @@ class SentenceEncoder:
         batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="np")
         mask = batch["attention_mask"]
         hidden = self.model(batch["input_ids"], attention_mask=mask).last_hidden_state  # [B, S, H]
-        return pool(hidden, mask * (np.cumsum(mask, axis=1) > skip), self.pooling)  # [B, S] -> [B, D]
+        return pool(hidden, mask * (np.cumsum(mask, axis=1) > skip), self.pooling, real=mask)  # [B, S] -> [B, D]
 
 
 def pooling_modes(config: dict, where: Any) -> list[str]:
     """The modes a sentence-transformers Pooling config.json asks for, in the order they are concatenated:
     its "pooling_mode" (a mode or a list), or the older pooling_mode_* flags (none set: mean, as
-    sentence-transformers 6 reads them). Modes minibert lacks (weightedmean, lasttoken) are an error."""
+    sentence-transformers 6 reads them). A mode minibert does not know is an error."""
     if "pooling_mode" in config:
         given = config["pooling_mode"]
         modes = [given] if isinstance(given, str) else given
@@ -463,20 +463,27 @@ def pooling_modes(config: dict, where: Any) -> list[str]:
     return modes
 
 
-def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
-    """Sentence vectors from token vectors, over real (mask 1) tokens; modes concatenated in order.
+def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str], real: np.ndarray | None = None) -> np.ndarray:
+    """Sentence vectors from token vectors, over pooled (mask 1) tokens; modes concatenated in order.
 
-    cls: the first real token's h ([CLS], wherever padding puts it);  max: max over tokens;
-    mean: Σ h·m / Σ m;  mean_sqrt_len: Σ h·m / √(Σ m).
-    hidden [B, S, H], mask [B, S] -> [B, H · len(modes)]
+    cls: the first pooled token's h ([CLS], wherever padding puts it);  max: max over tokens;
+    mean: Σ h·m / Σ m;  mean_sqrt_len: Σ h·m / √(Σ m);  lasttoken: the last pooled token's h;
+    weightedmean: Σ h·m·w / Σ m·w, w = 1, 2, 3, ... from the row's first real token.
+    hidden [B, S, H], mask [B, S], real [B, S]: the real tokens, of which mask may leave a prompt out
+    (default: mask) -> [B, H · len(modes)]
     """
+    real = mask if real is None else real
+    rows, length = np.arange(len(hidden)), hidden.shape[1]
     m = mask[..., None].astype(hidden.dtype)  # [B, S] -> [B, S, 1]
     count = np.maximum(m.sum(axis=1), 1e-9)  # [B, 1], as sentence-transformers clamps it
+    w = m * (np.arange(1, length + 1)[None, :] - np.argmax(real, axis=1)[:, None])[..., None]  # [B, S, 1]
     vectors = {
-        "cls": lambda: hidden[np.arange(len(hidden)), np.argmax(mask, axis=1)],  # [B, S, H] -> [B, H]
+        "cls": lambda: hidden[rows, np.argmax(mask, axis=1)],  # [B, S, H] -> [B, H]
         "max": lambda: np.where(m > 0, hidden, np.asarray(-1e9, hidden.dtype)).max(axis=1),  # padding can't win
         "mean": lambda: (hidden * m).sum(axis=1) / count,
         "mean_sqrt_len": lambda: (hidden * m).sum(axis=1) / np.sqrt(count),
+        "weightedmean": lambda: (hidden * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9),
+        "lasttoken": lambda: (hidden * m)[rows, length - 1 - np.argmax(mask[:, ::-1], axis=1)],  # a row with none: 0
     }
     return np.concatenate([vectors[mode]() for mode in modes], axis=1)
 

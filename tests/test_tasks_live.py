@@ -41,8 +41,8 @@ def test_classify_matches_the_pipeline(tmp_path, name):
 
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])
-@pytest.mark.parametrize("modes", [["cls"], ["max"], ["mean"], ["mean_sqrt_len_tokens"], ["mean", "cls"],
-                                   ["max", "mean_sqrt_len_tokens", "cls"]])
+@pytest.mark.parametrize("modes", [["cls"], ["max"], ["mean"], ["mean_sqrt_len_tokens"], ["weightedmean"], ["lasttoken"],
+                                   ["mean", "cls"], ["max", "mean_sqrt_len_tokens", "cls"], ["lasttoken", "weightedmean"]])
 def test_pooling_equals_sentence_transformers(modes, padding_side):
     """pool() against sentence-transformers' Pooling module, float64, on padded rows (a row of one token
     included); the modes named as its config.json names them."""
@@ -77,8 +77,9 @@ def test_model_saved_by_sentence_transformers_loads(tmp_path, minilm_path):
     assert diff <= 1e-6
 
 
+@pytest.mark.parametrize("pooling_mode", ["mean", ["weightedmean", "lasttoken", "cls"]])
 @pytest.mark.parametrize("include_prompt", [True, False])
-def test_prompts_equal_sentence_transformers(tmp_path, minilm_path, include_prompt):
+def test_prompts_equal_sentence_transformers(tmp_path, minilm_path, include_prompt, pooling_mode):
     """Prompts read from config_sentence_transformers.json (a default one among them) and include_prompt
     from the pooling config: encode, encode_query (its own prompt, not the default), encode_document (a
     "document" prompt, blank here, and not "passage"), prompt= and prompt_name= give sentence-transformers'
@@ -91,8 +92,8 @@ def test_prompts_equal_sentence_transformers(tmp_path, minilm_path, include_prom
     settings = json.loads((directory / "config_sentence_transformers.json").read_text())
     settings.update(prompts={"query": "query: ", "passage": "passage: ", "empty": None}, default_prompt_name="passage")
     (directory / "config_sentence_transformers.json").write_text(json.dumps(settings))
-    pooling = json.loads((directory / "1_Pooling" / "config.json").read_text())
-    (directory / "1_Pooling" / "config.json").write_text(json.dumps(dict(pooling, include_prompt=include_prompt)))
+    pooling = {"embedding_dimension": 384, "pooling_mode": pooling_mode, "include_prompt": include_prompt}
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     reference, ours = SentenceTransformer(str(directory), device="cpu"), SentenceEncoder.from_pretrained(directory)
     texts = ["how do castles keep out the cold", "The moat was frozen all winter."]
     calls = {"default prompt": ("encode", {}), "query": ("encode_query", {}), "document": ("encode_document", {}),
