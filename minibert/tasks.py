@@ -271,13 +271,14 @@ class SentenceEncoder:
     out of the pooling, as instruction models want. dense: Dense modules applied in turn to the pooled
     vectors, before normalising. do_lower_case: lower-case every text first (sentence_bert_config.json's),
     whatever the tokenizer does. similarity_fn_name: how similarity() compares embeddings (cosine, dot,
-    euclidean or manhattan).
+    euclidean or manhattan). truncate_dim: keep each embedding's first truncate_dim values (models trained
+    to allow it, Matryoshka-style), after the model's own normalising, as sentence-transformers does.
     """
 
     def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: str | Sequence[str] = ("mean",),
                  normalize: bool = False, max_seq_length: int | None = None, prompts: dict[str, str] | None = None,
                  default_prompt_name: str | None = None, include_prompt: bool = True, dense: Sequence[Dense] = (),
-                 do_lower_case: bool = False, similarity_fn_name: str | None = None) -> None:
+                 do_lower_case: bool = False, similarity_fn_name: str | None = None, truncate_dim: int | None = None) -> None:
         pooling = [pooling] if isinstance(pooling, str) else list(pooling)
         unknown = [p for p in pooling if p not in POOLING_MODES]
         if unknown or not pooling:
@@ -287,7 +288,10 @@ class SentenceEncoder:
             if layer.weight.shape[1] != width:
                 raise ValueError(f"dense[{i}] takes {layer.weight.shape[1]} features, but gets {width}")
             width = layer.weight.shape[0]
-        self.dense, self.dimension = list(dense), width
+        if truncate_dim is not None:
+            check_positive_int("truncate_dim", truncate_dim)
+        self.dense, self.truncate_dim = list(dense), truncate_dim
+        self.dimension = width if truncate_dim is None else min(truncate_dim, width)  # of what encode returns
         prompts = {} if prompts is None else prompts
         if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, (str, type(None)))
                                                     for k, v in prompts.items()):
@@ -352,7 +356,7 @@ class SentenceEncoder:
 
     def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize_embeddings: bool = False,
                show_progress_bar: bool = False, long_inputs: str = "truncate", prompt_name: str | None = None,
-               prompt: str | None = None) -> np.ndarray:
+               prompt: str | None = None, truncate_dim: int | None = None) -> np.ndarray:
         """Embeddings [N, D] for N sentences (or [D] for one; [0, D] for an empty list), in input order.
 
         Sentences are batched longest first, so padding is small. long_inputs: "truncate" (as
@@ -360,15 +364,19 @@ class SentenceEncoder:
         of max_seq_length tokens and average their embeddings, weighted by their token counts). prompt, or
         the prompt named prompt_name (default: default_prompt_name), is put before every sentence.
         normalize_embeddings=True scales the embeddings to unit length even when the model does not; as in
-        sentence-transformers, False does not undo the model's own normalising.
+        sentence-transformers, False does not undo the model's own normalising, and it comes after
+        truncate_dim (default: the encoder's), which keeps the first truncate_dim values.
         """
         check_positive_int("batch_size", batch_size)
+        if truncate_dim is not None:
+            check_positive_int("truncate_dim", truncate_dim)
+        truncate_dim = self.truncate_dim if truncate_dim is None else truncate_dim
         if long_inputs not in ("truncate", "average"):
             raise ValueError(f"long_inputs={long_inputs!r}: use 'truncate' or 'average'")
         single = isinstance(sentences, str)
         sentences = text_list(sentences, "sentences")
         if not sentences:
-            return np.zeros((0, self.dimension), dtype=self.model.dtype)
+            return np.zeros((0, min(self.dimension, truncate_dim or self.dimension)), dtype=self.model.dtype)
         average = long_inputs == "average"
         prompt = self._prompt(prompt, prompt_name)
         if self.do_lower_case:
@@ -395,7 +403,10 @@ class SentenceEncoder:
         embeddings /= weights[:, None]
         for layer in self.dense:
             embeddings = layer(embeddings)
-        if self.normalize or normalize_embeddings:
+        if self.normalize:  # the model's Normalize module
+            embeddings = _unit(embeddings)
+        embeddings = embeddings[:, :truncate_dim]  # None: all
+        if normalize_embeddings:
             embeddings = _unit(embeddings)
         embeddings = embeddings.astype(self.model.dtype)
         return embeddings[0] if single else embeddings

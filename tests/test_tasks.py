@@ -157,6 +157,15 @@ def test_modules_minibert_cannot_run_are_named(tmp_path, minilm_path, modules, c
         SentenceEncoder.from_pretrained(dense_model(tmp_path, minilm_path, modules, config, tensors))
 
 
+def test_truncate_dim_errors_and_empty_batches(encoder):
+    with pytest.raises(ValueError, match="truncate_dim must be a positive integer, got 0"):
+        SentenceEncoder(encoder.model, encoder.tokenizer, truncate_dim=0)
+    with pytest.raises(ValueError, match="truncate_dim must be a positive integer, got -3"):
+        encoder.encode("a", truncate_dim=-3)
+    assert encoder.encode([], truncate_dim=16).shape == (0, 16)
+    assert encoder.encode(["a"], truncate_dim=1000).shape == (1, 384)  # as many as there are
+
+
 def test_similarity_errors(encoder):
     with pytest.raises(ValueError, match="similarity_fn_name 'jaccard': choose from cosine, dot, euclidean, manhattan"):
         SentenceEncoder(encoder.model, encoder.tokenizer, similarity_fn_name="jaccard")

@@ -186,3 +186,23 @@ def test_normalize_embeddings_as_in_sentence_transformers(tmp_path, minilm_path)
         for flag in (False, True):
             diff = np.abs(ours.encode(texts, normalize_embeddings=flag) - reference.encode(texts, normalize_embeddings=flag)).max()
             assert diff <= 1e-6, (keep_normalize, flag, diff)
+
+
+def test_truncate_dim_equals_sentence_transformers(minilm_path):
+    """truncate_dim, set on the encoder or per call, keeps the first values after the model's Normalize
+    module; normalize_embeddings=True then normalises the truncated vectors."""
+    pytest.importorskip("sentence_transformers", minversion="6")
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["The cat sits on the mat.", "Stocks fell."]
+    reference = SentenceTransformer(str(minilm_path), device="cpu", truncate_dim=64)
+    ours = SentenceEncoder.from_pretrained(minilm_path)
+    ours_64 = SentenceEncoder(ours.model, ours.tokenizer, pooling=ours.pooling, normalize=ours.normalize,
+                              max_seq_length=ours.max_seq_length, truncate_dim=64)
+    assert ours_64.dimension == reference.get_sentence_embedding_dimension() == 64
+    for flag in (False, True):
+        expected = reference.encode(texts, normalize_embeddings=flag)
+        for embeddings in (ours_64.encode(texts, normalize_embeddings=flag),
+                           ours.encode(texts, normalize_embeddings=flag, truncate_dim=64)):
+            assert embeddings.shape == (2, 64) and np.abs(embeddings - expected).max() <= 1e-6
+    assert np.abs(ours_64.encode(texts, truncate_dim=16) - reference.encode(texts, truncate_dim=16)).max() <= 1e-6
