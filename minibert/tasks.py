@@ -264,8 +264,7 @@ class Dense(NamedTuple):
 class SentenceEncoder:
     """Sentence embeddings from a BERT encoder, as sentence-transformers computes them.
 
-    pooling: one or more of "cls", "max", "mean", "mean_sqrt_len", concatenated in the order given (as
-    sentence-transformers does); normalize: scale each embedding to unit length; max_seq_length: tokens per
+    pooling: one or more of POOLING_MODES, concatenated in the order given (as sentence-transformers does); normalize: scale each embedding to unit length; max_seq_length: tokens per
     window. prompts: {name: text put before every sentence}, e.g. {"query": "query: "}; default_prompt_name:
     the one used when encode names none; include_prompt=False leaves the prompt's tokens ([CLS] with them)
     out of the pooling, as instruction models want. dense: Dense modules applied in turn to the pooled
@@ -290,8 +289,8 @@ class SentenceEncoder:
             width = layer.weight.shape[0]
         if truncate_dim is not None:
             check_positive_int("truncate_dim", truncate_dim)
-        self.dense, self.truncate_dim = list(dense), truncate_dim
-        self.dimension = width if truncate_dim is None else min(truncate_dim, width)  # of what encode returns
+        self.dense, self.truncate_dim, self._width = list(dense), truncate_dim, width
+        self.dimension = self._dimension(truncate_dim)  # of what encode returns
         prompts = {} if prompts is None else prompts
         if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, (str, type(None)))
                                                     for k, v in prompts.items()):
@@ -376,7 +375,7 @@ class SentenceEncoder:
         single = isinstance(sentences, str)
         sentences = text_list(sentences, "sentences")
         if not sentences:
-            return np.zeros((0, min(self.dimension, truncate_dim or self.dimension)), dtype=self.model.dtype)
+            return np.zeros((0, self._dimension(truncate_dim)), dtype=self.model.dtype)
         average = long_inputs == "average"
         prompt = self._prompt(prompt, prompt_name)
         if self.do_lower_case:
@@ -424,6 +423,9 @@ class SentenceEncoder:
         if prompt_name is None and prompt is None:
             prompt_name = "document"
         return self.encode(sentences, prompt_name=prompt_name, prompt=prompt, **options)
+
+    def _dimension(self, truncate_dim: int | None) -> int:
+        return self._width if truncate_dim is None else min(truncate_dim, self._width)
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Scores [N, M] of embeddings a [N, D] (or [D]) against b [M, D] (or [D]) by similarity_fn_name,

@@ -163,6 +163,9 @@ def test_truncate_dim_errors_and_empty_batches(encoder):
     with pytest.raises(ValueError, match="truncate_dim must be a positive integer, got -3"):
         encoder.encode("a", truncate_dim=-3)
     assert encoder.encode([], truncate_dim=16).shape == (0, 16)
+    small = SentenceEncoder(encoder.model, encoder.tokenizer, truncate_dim=8)
+    for dim, expected in ((None, 8), (4, 4), (32, 32)):  # a call's truncate_dim replaces the encoder's, empty batch or not
+        assert small.encode([], truncate_dim=dim).shape[1] == small.encode(["a"], truncate_dim=dim).shape[1] == expected
     assert encoder.encode(["a"], truncate_dim=1000).shape == (1, 384)  # as many as there are
 
 
