@@ -479,14 +479,8 @@ class BertForMultipleChoice(BertHeadModel):
 def flatten_choices(**inputs: Any) -> tuple[int, dict[str, Any]]:
     """A multiple-choice batch's inputs, [B, C, S] (inputs_embeds [B, C, S, H]), as a batch of B·C sequences
     [B·C, S]; returns (C, the flattened inputs). Inputs not given stay None."""
-    given = {}
-    for name, value in inputs.items():
-        if value is not None:
-            try:
-                given[name] = np.asarray(value)  # NumPy raises ValueError on ragged nested lists
-            except ValueError:
-                raise ValueError(f"{name} must be a rectangular [batch, choices, seq] array (ragged lists need "
-                                 "padding)") from None
+    given = {name: _rectangular(name, value, "[batch, choices, seq] array") for name, value in inputs.items()
+             if value is not None}
     source = "inputs_embeds" if "inputs_embeds" in given else "input_ids"
     if source not in given:
         raise ValueError("give input_ids (or inputs_embeds)")
@@ -645,7 +639,7 @@ def check_embeds(config: BertConfig, input_ids: Any, inputs_embeds: Any, dtype: 
     `dtype`; [S, H] is taken as a batch of one. Exactly one of input_ids and inputs_embeds is given."""
     if input_ids is not None:
         raise ValueError("give input_ids or inputs_embeds, not both")
-    array = _rectangular("inputs_embeds", inputs_embeds, "numbers")
+    array = _rectangular("inputs_embeds", inputs_embeds, "array of numbers")
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise TypeError(f"inputs_embeds must hold numbers, got dtype {array.dtype}")
     if array.ndim == 2:
@@ -656,15 +650,23 @@ def check_embeds(config: BertConfig, input_ids: Any, inputs_embeds: Any, dtype: 
     return array.astype(dtype, copy=False)
 
 
-def _rectangular(name: str, values: Any, kind: str) -> np.ndarray:
-    """values as an array, or a ValueError naming `name` for ragged nested lists."""
+def _rectangular(name: str, values: Any, what: str) -> np.ndarray:
+    """values as an array, or a ValueError naming `name` and `what` it must be for ragged nested lists."""
     try:
         array = np.asarray(values)  # NumPy raises ValueError on ragged nested lists, or makes an object array
         if array.dtype == object:
             raise ValueError
     except ValueError:
-        raise ValueError(f"{name} must be a rectangular array of {kind} (ragged lists need padding)") from None
+        raise ValueError(f"{name} must be a rectangular {what} (ragged lists need padding)") from None
     return array
+
+
+def _bad_values(name: str, array: np.ndarray, bad: np.ndarray, rule: str) -> ValueError:
+    """The error for the positions `bad` (np.argwhere's) of array: the first value, where it is, the rule
+    it breaks, and how many break it."""
+    where = tuple(int(i) for i in bad[0])
+    return ValueError(f"{name} holds {array[where]} at position {list(where)}; {rule}"
+                      + (f" ({len(bad)} bad values)" if len(bad) > 1 else ""))
 
 
 def _mask_as_integers(mask: Any) -> Any:
@@ -674,32 +676,25 @@ def _mask_as_integers(mask: Any) -> Any:
     it reads as 1 wherever it is not 0; here it is an error, as an integer 2 is."""
     if mask is None:
         return None
-    array = _rectangular("attention_mask", mask, "integers")
+    array = _rectangular("attention_mask", mask, "array of integers")
     if array.dtype == bool:
         return array.astype(np.int64)
     if not np.issubdtype(array.dtype, np.floating):
         return mask
     bad = np.argwhere((array != 0) & (array != 1))  # NaN is neither
     if len(bad):
-        where = tuple(int(i) for i in bad[0])
-        raise ValueError(f"attention_mask holds {array[where]} at position {list(where)}; a mask's values must be 0 "
-                         f"or 1" + (f" ({len(bad)} bad values)" if len(bad) > 1 else ""))
+        raise _bad_values("attention_mask", array, bad, "a mask's values must be 0 or 1")
     return array.astype(np.int64)
 
 
 def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
     """values as an int64 array, checked to lie in [0, upper)."""
-    array = _rectangular(name, values, "integers")
+    array = _rectangular(name, values, "array of integers")
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     if array.size == 0 or (array.min() >= 0 and array.max() < upper):  # checked before the cast, which would wrap uint64
         return array.astype(np.int64, copy=False)
-    bad = np.argwhere((array < 0) | (array >= upper))
-    where = tuple(int(i) for i in bad[0])
-    raise ValueError(
-        f"{name} holds {int(array[where])} at position {list(where)}; values must lie in [0, {upper})"
-        + (f" ({len(bad)} bad values)" if len(bad) > 1 else "")
-    )
+    raise _bad_values(name, array, np.argwhere((array < 0) | (array >= upper)), f"values must lie in [0, {upper})")
 
 
 def _like_ids(name: str, values: Any, shape: tuple[int, int], source: str, upper: int,
