@@ -222,14 +222,13 @@ def _embed(args) -> int:
 
 
 def _similarity(args) -> int:
-    import numpy as np
+    from .tasks import SIMILARITY_FUNCTIONS
 
     texts = read_texts(args)
     if len(texts) < 2:
         raise UserError("give at least two texts: the first is compared with each of the others")
     vectors = _embedder(args).encode(texts, prompt_name=args.prompt_name)
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    scores = unit[1:] @ unit[0]
+    scores = SIMILARITY_FUNCTIONS["cosine"](vectors[1:], vectors[:1])[:, 0]  # [N - 1, D] x [1, D] -> [N - 1]
     emit(args, {"query": texts[0], "similarities": [{"text": t, "cosine": float(s)} for t, s in zip(texts[1:], scores)]},
          [f"{s:+.4f}  {t}" for t, s in zip(texts[1:], scores)])
 
