@@ -264,14 +264,15 @@ class Dense(NamedTuple):
 class SentenceEncoder:
     """Sentence embeddings from a BERT encoder, as sentence-transformers computes them.
 
-    pooling: one or more of POOLING_MODES, concatenated in the order given (as sentence-transformers does); normalize: scale each embedding to unit length; max_seq_length: tokens per
-    window. prompts: {name: text put before every sentence}, e.g. {"query": "query: "}; default_prompt_name:
-    the one used when encode names none; include_prompt=False leaves the prompt's tokens ([CLS] with them)
-    out of the pooling, as instruction models want. dense: Dense modules applied in turn to the pooled
-    vectors, before normalising. do_lower_case: lower-case every text first (sentence_bert_config.json's),
-    whatever the tokenizer does. similarity_fn_name: how similarity() compares embeddings (cosine, dot,
-    euclidean or manhattan). truncate_dim: keep each embedding's first truncate_dim values (models trained
-    to allow it, Matryoshka-style), after the model's own normalising, as sentence-transformers does.
+    pooling: one or more of POOLING_MODES, concatenated in the order given (as sentence-transformers does);
+    normalize: scale each embedding to unit length; max_seq_length: tokens per window. prompts: {name: text put
+    before every sentence}, e.g. {"query": "query: "}; default_prompt_name: the one used when encode names none;
+    include_prompt=False leaves the prompt's tokens ([CLS] with them) out of the pooling, as instruction models
+    want. dense: Dense modules applied in turn to the pooled vectors, before normalising. do_lower_case:
+    lower-case every text first (sentence_bert_config.json's), whatever the tokenizer does. similarity_fn_name:
+    how similarity() compares embeddings (cosine, dot, euclidean or manhattan). truncate_dim: keep each
+    embedding's first truncate_dim values (models trained to allow it, Matryoshka-style), after the model's own
+    normalising, as sentence-transformers does.
     """
 
     def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: str | Sequence[str] = ("mean",),
