@@ -1,17 +1,24 @@
 """minibert: BERT rebuilt from scratch in NumPy, numerically equal to transformers."""
 
-from .added_tokens import AddedToken
 from .config import BertConfig
-from .encoding import BatchEncoding
 from .errors import CheckpointError, ConfigError, HubError, WeightsError
-from .miniatures import Miniature, miniatures
+from .loading.miniatures import Miniature, miniatures
+from .loading.weights import init_weights
 from .models import (
-    BertForMaskedLM, BertForMultipleChoice, BertForNextSentencePrediction, BertForPreTraining,
-    BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, BertModel, BertModelOutput,
+    BertForMaskedLM,
+    BertForMultipleChoice,
+    BertForNextSentencePrediction,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+    BertModelOutput,
 )
 from .tokenizer import BertTokenizer
+from .tokenizer.added_tokens import AddedToken
+from .tokenizer.encoding import BatchEncoding
 from .train import value_and_grad
-from .weights import init_weights
 
 __version__ = "0.1.0"
 

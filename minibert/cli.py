@@ -270,9 +270,9 @@ def _tokenize(args) -> int:
 
 def _info(args) -> int:
     from .config import BertConfig
-    from .hub import model_directory
-    from .tokenizer_files import TOKENIZER_FILES
-    from .weights import HEAD_PREFIXES, canonical_state, read_weights, weights_file
+    from .loading.hub import model_directory
+    from .loading.weights import HEAD_PREFIXES, canonical_state, read_weights, weights_file
+    from .tokenizer.files import TOKENIZER_FILES
 
     directory = model_directory(args.model, need=("config.json",), want=TOKENIZER_FILES, weights=True)
     config = BertConfig.from_json_file(directory / "config.json")
@@ -298,9 +298,9 @@ def _check(args) -> int:
     """Every tensor of minibert against transformers (live) or, without transformers, against the committed
     fixture made from the same weights (a source checkout's tests/fixtures); in float32 and in float64, so
     that a float32 difference can be told apart from a difference in the computation."""
-    from .hub import model_directory
+    from .loading.hub import model_directory
     from .models import BertModel
-    from .tokenizer_files import TOKENIZER_FILES
+    from .tokenizer.files import TOKENIZER_FILES
 
     directory = model_directory(args.model, need=("config.json",), want=TOKENIZER_FILES, weights=True)
     try:
@@ -344,7 +344,7 @@ def _live_case(directory):
     import transformers
 
     from .tokenizer import BertTokenizer
-    from .tokenizer_files import VOCABULARY_FILES
+    from .tokenizer.files import VOCABULARY_FILES
 
     if not any((directory / name).is_file() for name in VOCABULARY_FILES):
         raise UserError(f"{directory} has no tokenizer.json or vocab.txt to make sample inputs from")
@@ -365,8 +365,8 @@ def _live_case(directory):
 
 def _fixture_cases(directory):
     """The committed fixture whose weights digest matches the model's, as (batch, reference) pairs."""
-    from .reference_file import ReferenceFile
-    from .weights import read_weights, weights_digest, weights_file
+    from .loading.weights import read_weights, weights_digest, weights_file
+    from .tools.reference_file import ReferenceFile
 
     fixture = ReferenceFile.for_weights(weights_digest(read_weights(weights_file(directory))))
     if fixture is None:
@@ -415,7 +415,7 @@ def _compare(ours, batch, reference) -> dict[str, tuple[float, float | None]]:
 def _trace(args) -> int:
     from .models import BertModel
     from .tokenizer import BertTokenizer
-    from .trace import trace
+    from .tools.trace import trace
 
     tokenizer = BertTokenizer.from_pretrained(args.model)
     model = BertModel.from_pretrained(args.model)
@@ -499,13 +499,13 @@ def _numbers(flag: str, text: str, kind) -> list:
 
 
 def _convert(args) -> int:
-    from .convert import convert
+    from .loading.convert import convert
 
     print(f"wrote {convert(args.source, args.destination, revision=args.revision)}")
 
 
 def _download(args) -> int:
-    from .convert import convert
+    from .loading.convert import convert
 
     destination = args.destination or os.path.join("weights", args.name.split("/")[-1])
     print(f"wrote {convert(args.name, destination, revision=args.revision).parent}")
@@ -515,7 +515,7 @@ def _bench(args) -> int:
     import contextlib
     import io
 
-    from .bench import SHAPES, bench, parse_shapes
+    from .tools.bench import SHAPES, bench, parse_shapes
 
     try:
         shapes = SHAPES if args.shapes is None else parse_shapes(args.shapes)

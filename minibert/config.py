@@ -145,9 +145,9 @@ class BertConfig:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **hub_options: Any) -> BertConfig:
         """Read config.json from a model directory or hub id; a miniature's name ("bert-mini") needs no
-        download. hub_options: revision, local_files_only, token, cache_dir (see minibert.hub)."""
-        from .hub import model_directory
-        from .miniatures import find_miniature
+        download. hub_options: revision, local_files_only, token, cache_dir (see minibert.loading.hub)."""
+        from .loading.hub import model_directory
+        from .loading.miniatures import find_miniature
 
         if not os.path.isdir(name_or_path) and (miniature := find_miniature(os.fspath(name_or_path))) is not None:
             return miniature.config()

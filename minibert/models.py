@@ -20,9 +20,10 @@ from . import nn
 from .config import BertConfig
 from .errors import check_positive_int
 from .fast import FastEncoder
-from .hub import model_directory
-from .weights import (bert_weights, canonical_state, flatten, mlm_shapes, nsp_shapes, read_weights, take, unflatten,
-                      weights_file)
+from .loading.hub import model_directory
+from .loading.weights import (
+    bert_weights, canonical_state, flatten, mlm_shapes, nsp_shapes, read_weights, take, unflatten, weights_file,
+)
 
 
 class ModelOutput:
@@ -95,8 +96,8 @@ class InferenceModel:
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write model.safetensors (state_dict()) and config.json (its architectures naming this class),
         loadable by this class and by transformers' class of the same name (verified, atomic write: see
-        minibert.convert)."""
-        from .convert import write_safetensors_atomically
+        minibert.loading.convert)."""
+        from .loading.convert import write_safetensors_atomically
 
         os.makedirs(directory, exist_ok=True)
         extra = {**self.config.extra, "architectures": [type(self).__name__]}
@@ -154,7 +155,7 @@ class InferenceModel:
 class BertModel(InferenceModel):
     """The BERT encoder (embeddings, L transformer layers, optional pooler) in NumPy.
 
-    ``weights`` maps Hugging Face names to arrays (see ``minibert.weights.bert_shapes``); it is checked
+    ``weights`` maps Hugging Face names to arrays (see ``minibert.loading.weights.bert_shapes``); it is checked
     against ``config`` and cast to ``dtype`` (float32 or float64). Task-head tensors in it are ignored.
 
     Calls run the fused fast path (minibert/fast) unless attention maps are asked for, a row of the mask

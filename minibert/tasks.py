@@ -16,17 +16,21 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from .errors import check_positive_int
-from .hub import WEIGHTS_FILES, model_directory
+from .loading.hub import WEIGHTS_FILES, model_directory
+from .loading.weights import read_weights, take, weights_file
 from .models import (
-    BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
-    BertForTokenClassification, BertModel,
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
 )
 from .nn import gelu, softmax
 from .progress import progress
 from .tokenizer import BertTokenizer
-from .tokenizer_files import TOKENIZER_FILES
-from .weights import read_weights, take, weights_file
-from .wordpiece import lowercase
+from .tokenizer.files import TOKENIZER_FILES
+from .tokenizer.wordpiece import lowercase
 
 
 def text_list(texts: Any, name: str) -> list:

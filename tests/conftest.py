@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from minibert import BertConfig, BertModel
-from minibert.reference_file import ReferenceFile
-from minibert.weights import read_safetensors
+from minibert.loading.weights import read_safetensors
+from minibert.tools.reference_file import ReferenceFile
 from tests.fixtures.cases import FIXTURES, minilm_dir, random_weights, weights_digest
 
 # fp32 against transformers fp32: the brief's bound. float64 against transformers float64: rounding only.

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from minibert import BertModel, CheckpointError, WeightsError
-from minibert.torch_checkpoint import LEGACY_MAGIC, LEGACY_PROTOCOL, read_torch_checkpoint
-from minibert.weights import canonical_name, read_weights, weights_file
+from minibert.loading.torch_checkpoint import LEGACY_MAGIC, LEGACY_PROTOCOL, read_torch_checkpoint
+from minibert.loading.weights import canonical_name, read_weights, weights_file
 from tests.fixtures.cases import FIXTURES
 
 CHECKPOINTS = FIXTURES / "checkpoints"

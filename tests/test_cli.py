@@ -9,7 +9,7 @@ import pytest
 
 from minibert import BertModel
 from minibert.cli import main
-from minibert.trace import trace
+from minibert.tools.trace import trace
 from tests.fixtures.cases import FIXTURES
 
 CHECKPOINT = str(FIXTURES / "checkpoints" / "zip")  # a BertForPreTraining with a 60-token vocabulary
@@ -172,7 +172,7 @@ def test_python_dash_m_runs_the_command(tmp_path):
 def test_bench_pairs_the_calls_of_each_round():
     """interleaved_times keeps every round's time per engine; paired_speedup takes the ratio within each
     round, so a slow phase that hits both engines of a round cancels out."""
-    from minibert.bench import interleaved_times, paired_speedup
+    from minibert.tools.bench import interleaved_times, paired_speedup
 
     calls = []
     times = interleaved_times({"minibert": lambda: calls.append("m"), "other": lambda: calls.append("o")}, rounds=3)

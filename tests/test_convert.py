@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import minibert.convert
+import minibert.loading.convert
 from minibert import BertModel, WeightsError
 from minibert.cli import main
-from minibert.weights import read_weights, weights_file
+from minibert.loading.weights import read_weights, weights_file
 from tests.fixtures.cases import FIXTURES
 
 CHECKPOINTS = FIXTURES / "checkpoints"
@@ -45,22 +45,22 @@ def test_interrupted_conversion_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(safetensors.numpy, "save_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        minibert.convert.convert(CHECKPOINTS / "zip", out)
+        minibert.loading.convert.convert(CHECKPOINTS / "zip", out)
     assert sorted(p.name for p in out.iterdir()) == ["model.safetensors"]
     assert (out / "model.safetensors").read_bytes() == b"the previous, good file"
 
 
 def test_failed_verification_keeps_nothing(tmp_path, monkeypatch):
-    real_read = minibert.convert.read_safetensors
+    real_read = minibert.loading.convert.read_safetensors
 
     def corrupted(path):
         tensors = real_read(path)
         tensors["bert.pooler.dense.bias"] = tensors["bert.pooler.dense.bias"] + 1
         return tensors
 
-    monkeypatch.setattr(minibert.convert, "read_safetensors", corrupted)
+    monkeypatch.setattr(minibert.loading.convert, "read_safetensors", corrupted)
     with pytest.raises(WeightsError, match="verification of .* failed: bert.pooler.dense.bias"):
-        minibert.convert.convert(CHECKPOINTS / "zip", tmp_path / "out")
+        minibert.loading.convert.convert(CHECKPOINTS / "zip", tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
 
 

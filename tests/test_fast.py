@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 
 import minibert
 from minibert import BertConfig, BertModel
-from minibert.fast import set_num_threads
-from minibert.fast import encoder
+from minibert.fast import encoder, set_num_threads
 from minibert.fast.encoder import attention_plan, gemm_rows
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 
@@ -210,7 +209,7 @@ def unique_storage_bytes(arrays) -> int:
 def test_model_and_fast_path_hold_one_copy_of_the_weights(dtype):
     config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
     model = BertModel(config, random_weights(RANDOM_CONFIGS["mini"]), dtype=dtype)
-    parameters = list(minibert.weights.flatten(model.weights).values())
+    parameters = list(minibert.loading.weights.flatten(model.weights).values())
     fast_arrays = [a for layer in model.fast.layers for a in layer.values() if isinstance(a, np.ndarray)] + [model.fast.pooler_weight]
     one_copy = sum(a.nbytes for a in parameters)
     print(f"weights {one_copy} bytes; model + fast path hold {unique_storage_bytes(parameters + fast_arrays)}")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minibert
-import minibert.weights
+import minibert.loading.weights
 from minibert import WeightsError
 from tests.conftest import logit_tolerance, maxdiff
 from tests.fixtures.cases import FIXTURES
@@ -72,7 +72,7 @@ def test_decoder_is_tied_to_the_word_embeddings():
     model = minibert.BertForMaskedLM.from_pretrained(HEADS / "masked-lm")
     decoder = model.head["cls"]["predictions"]["decoder"]
     np.testing.assert_array_equal(decoder["weight"], model.bert.weights["embeddings"]["word_embeddings"]["weight"])
-    stored = minibert.weights.read_weights(HEADS / "masked-lm" / "model.safetensors")
+    stored = minibert.loading.weights.read_weights(HEADS / "masked-lm" / "model.safetensors")
     assert "cls.predictions.decoder.weight" not in stored and "cls.predictions.decoder.bias" not in stored
     np.testing.assert_array_equal(decoder["bias"], stored["cls.predictions.bias"])
 
@@ -84,14 +84,14 @@ def test_untied_decoder_saves_its_own_weight_and_bias(tmp_path):
     model loads back equal."""
     config = minibert.BertConfig.from_dict({**minibert.BertForMaskedLM.from_pretrained(HEADS / "masked-lm").config.to_dict(),
                                             "tie_word_embeddings": False})
-    weights = minibert.weights.read_weights(HEADS / "masked-lm" / "model.safetensors")
+    weights = minibert.loading.weights.read_weights(HEADS / "masked-lm" / "model.safetensors")
     rng = np.random.default_rng(0)
     weights["cls.predictions.decoder.weight"] = rng.normal(size=weights["bert.embeddings.word_embeddings.weight"].shape)
     weights["cls.predictions.decoder.bias"] = rng.normal(size=weights["cls.predictions.bias"].shape)
     model = minibert.BertForMaskedLM(config, weights)
     assert "cls.predictions.bias" not in model.state_dict()  # one name per parameter, as named_parameters()
     model.save_pretrained(tmp_path)
-    stored = minibert.weights.read_weights(tmp_path / "model.safetensors")
+    stored = minibert.loading.weights.read_weights(tmp_path / "model.safetensors")
     np.testing.assert_array_equal(stored["cls.predictions.bias"], stored["cls.predictions.decoder.bias"])
     np.testing.assert_array_equal(stored["cls.predictions.decoder.bias"], weights["cls.predictions.decoder.bias"].astype(np.float32))
     loaded = minibert.BertForMaskedLM.from_pretrained(tmp_path)
@@ -127,7 +127,8 @@ def test_eval_train_and_return_dict_as_code_written_for_transformers_uses_them()
     with pytest.raises(NotImplementedError, match="no training mode.*minibert.train"):
         model.train()
     tied = model.head["cls"]["predictions"]["decoder"]["weight"]
-    every_array = [*minibert.weights.flatten(model.bert.weights).values(), *minibert.weights.flatten(model.head).values()]
+    flatten = minibert.loading.weights.flatten
+    every_array = [*flatten(model.bert.weights).values(), *flatten(model.head).values()]
     assert model.num_parameters() == sum(a.size for a in every_array) - tied.size  # the tied decoder counted once
 
 

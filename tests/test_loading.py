@@ -8,7 +8,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from minibert import BertConfig, BertModel, ConfigError, HubError, WeightsError
-from minibert.weights import bert_shapes, bert_weights, canonical_name
+from minibert.loading.weights import bert_shapes, bert_weights, canonical_name
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 
 CONFIG = RANDOM_CONFIGS["tiny"]

@@ -1,10 +1,10 @@
-"""The table of Google's 24 BERT miniatures (weights/miniatures.tsv)."""
+"""The table of Google's 24 BERT miniatures (minibert/loading/miniatures.tsv)."""
 
 import math
 
 from minibert import BertConfig, miniatures
-from minibert.miniatures import find_miniature
-from minibert.weights import bert_shapes
+from minibert.loading.miniatures import find_miniature
+from minibert.loading.weights import bert_shapes
 
 
 def test_all_24_with_consistent_shapes():

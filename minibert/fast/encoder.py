@@ -29,7 +29,7 @@ import numpy as np
 
 from . import kernels
 
-SHORT = 16  # sequences up to this length are attended to inside one kernel (tests/bench_attention.py)
+SHORT = 16  # sequences up to this length are attended to inside one kernel (benchmarks/bench_attention.py)
 ROW_MULTIPLE = 8  # GEMM row counts are rounded up to this; see gemm_rows
 SCORES_LIMIT = 1 << 22  # elements of one [n, A, L, L] score block: caps the buffer a model keeps (16 MB in float32)
 
@@ -37,7 +37,7 @@ SCORES_LIMIT = 1 << 22  # elements of one [n, A, L, L] score block: caps the buf
 def gemm_rows(tokens: int) -> int:
     """The row count to run T tokens' GEMMs on: T rounded up to a multiple of 8 when that adds 2 to 7 rows.
 
-    Measured with OpenBLAS's Haswell sgemm (NumPy's wheels on AVX2 CPUs; `python tests/bench_gemm.py
+    Measured with OpenBLAS's Haswell sgemm (NumPy's wheels on AVX2 CPUs; `python benchmarks/bench_gemm.py
     --rows`): a layer's four BERT-Mini GEMMs on 5 rows take 1.67x as long as on 8, on 14 rows 1.46x as long
     as on 16, on 30 rows 1.19x as long as on 32, while 1 row past a multiple of 8 costs less than the
     padding would (a single row runs as a matrix-vector product)."""

@@ -26,10 +26,8 @@ import numpy as np
 from ..errors import check_positive_int
 from ..models import BertForSequenceClassification
 from ..tokenizer import BertTokenizer
-
 from .grad import accumulate, distillation_loss, dropout_masks, value_and_grad
 from .optim import AdamW, clip_grad_norm, linear_schedule
-
 
 # The model card's fine-tuning grid for the miniatures (4 epochs each).
 GRID_LEARNING_RATES = (3e-4, 1e-4, 5e-5, 3e-5)
@@ -299,8 +297,8 @@ def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: 
     name ("bert-mini") — for a randomly initialised student that reads the teacher's vocabulary.
     """
     from ..config import BertConfig
-    from ..miniatures import find_miniature
-    from ..weights import init_weights
+    from ..loading.miniatures import find_miniature
+    from ..loading.weights import init_weights
 
     settings = settings or Settings()
     teacher_model = BertForSequenceClassification.from_pretrained(teacher)
@@ -313,7 +311,7 @@ def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: 
             raise ValueError(f"the student's vocabulary ({config.vocab_size}) differs from the teacher's ({tokenizer.vocab_size})")
         start = Path(output_dir) / "initial"
         if not (start / "model.safetensors").is_file():
-            from ..convert import write_safetensors_atomically
+            from ..loading.convert import write_safetensors_atomically
 
             start.mkdir(parents=True, exist_ok=True)
             config.save_pretrained(start)

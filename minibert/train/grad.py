@@ -11,9 +11,11 @@ import numpy as np
 
 from .. import nn
 from ..fast import training as fast_training
-from ..models import (BertForMaskedLM, BertForMultipleChoice, BertForPreTraining, BertForSequenceClassification,
-                      BertForTokenClassification, check_inputs, flatten_choices, tied_word_embeddings)
-from ..weights import flatten
+from ..loading.weights import flatten
+from ..models import (
+    BertForMaskedLM, BertForMultipleChoice, BertForPreTraining, BertForSequenceClassification,
+    BertForTokenClassification, check_inputs, flatten_choices, tied_word_embeddings,
+)
 
 TRAINABLE = (BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification, BertForMaskedLM,
              BertForPreTraining)

@@ -1,4 +1,4 @@
-"""BertTokenizer: the API of transformers' BertTokenizer over minibert's own WordPiece (minibert/wordpiece.py).
+"""BertTokenizer: the API of transformers' BertTokenizer over minibert's own WordPiece (wordpiece.py).
 
 Swapping ``from transformers import BertTokenizer`` for ``from minibert import BertTokenizer`` gives the same
 ids, token type ids, attention masks and offsets; no Rust, no torch.
@@ -12,11 +12,11 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from ..errors import check_positive_int
+from ..loading.hub import model_directory
 from .added_tokens import AddedToken, as_added_token
 from .encoding import BatchEncoding
-from .errors import check_positive_int
-from .hub import model_directory
-from .tokenizer_files import (
+from .files import (
     LARGE_INTEGER, SPECIAL_TOKEN_NAMES, TOKENIZER_FILES, VERY_LARGE_INTEGER, checked_vocab, load_vocab,
     read_tokenizer_config, read_tokenizer_json, write_tokenizer_files,
 )

@@ -12,9 +12,9 @@ from typing import Iterator
 
 import numpy as np
 
-from . import nn
-from .models import BertModel, check_inputs
-from .nn.attention import merge_heads, split_heads
+from .. import nn
+from ..models import BertModel, check_inputs
+from ..nn.attention import merge_heads, split_heads
 
 
 def trace(model: BertModel, input_ids, attention_mask=None, token_type_ids=None) -> Iterator[tuple[str, np.ndarray]]:

@@ -1,6 +1,6 @@
 """Training throughput: minibert (value_and_grad + AdamW) against torch eager training, same run.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_training.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_training.py
 
 all-MiniLM-L6-v2 as the encoder with a fresh 2-class head, SST-2 sentences (../shared/data/sst2/train.tsv)
 in batches of 32, two ways: in file order padded to the longest of each batch, and length-bucketed as
@@ -21,7 +21,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 import minibert  # noqa: E402
-from minibert.bench import blas_description  # noqa: E402
+from minibert.tools.bench import blas_description  # noqa: E402
 from minibert.train import AdamW, value_and_grad  # noqa: E402
 from minibert.train.finetune import Settings, batches, read_examples  # noqa: E402
 from tests.fixtures.cases import minilm_dir  # noqa: E402

@@ -23,8 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import BertConfig
-from .models import BertModel
+from ..config import BertConfig
+from ..models import BertModel
 
 SHAPES = ((1, 8), (1, 128), (32, 128), (8, 512))
 
@@ -39,8 +39,8 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 def random_mini_weights(seed: int = 0) -> tuple[BertConfig, dict[str, np.ndarray]]:
     """BERT-Mini's config and freshly initialised weights (the timing does not depend on their values)."""
-    from .miniatures import find_miniature
-    from .weights import init_weights
+    from ..loading.miniatures import find_miniature
+    from ..loading.weights import init_weights
 
     config = find_miniature("bert-mini").config()
     return config, init_weights(config, seed)
@@ -155,7 +155,7 @@ def paired_speedup(engine: np.ndarray, minibert: np.ndarray) -> tuple[float, flo
 def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_reference: bool = False) -> list[dict]:
     """Time every engine on every shape; returns rows {shape, engine: ms (the minimum), "paired": {engine:
     [25%, median, 75%] of the within-round speed-ups}}. Prints a table as it goes."""
-    from .fast import set_num_threads
+    from ..fast import set_num_threads
 
     if not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")

@@ -1,7 +1,7 @@
 """Cold start: a fresh process's import + load + first call, minibert against torch + transformers and ONNX
 Runtime (whichever are installed), on the real all-MiniLM-L6-v2 directory.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_cold_start.py [--runs 5]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_cold_start.py [--runs 5]
 
 Each engine runs in its own fresh interpreter, `--runs` times, interleaved; the minimum wall time of the
 child's work (from its first line to the first call's return, interpreter start-up excluded) is reported,
@@ -75,7 +75,7 @@ def main() -> None:
         if available("onnxruntime") and available("tokenizers"):
             import transformers
 
-            from minibert.bench import export_onnx
+            from minibert.tools.bench import export_onnx
 
             hf = transformers.BertModel.from_pretrained(directory).eval()
             onnx = export_onnx(hf, os.path.join(tempfile.mkdtemp(prefix="minibert-cold-"), "model.onnx"))

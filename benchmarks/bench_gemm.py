@@ -1,7 +1,7 @@
 """BERT-Mini's four GEMMs alone: NumPy's BLAS (what minibert calls) against ONNX Runtime's MatMul (MLAS, with
 its weights pre-packed when the session loads), same process, interleaved, min of N.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_gemm.py [--rows]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_gemm.py [--rows]
 
 Where minibert's whole forward is GEMM-bound (small inputs), the ratio here bounds what it can reach
 against ONNX Runtime; needs onnx and onnxruntime.
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from minibert.bench import blas_description, interleaved_minimum  # noqa: E402
 from minibert.fast.encoder import gemm_rows  # noqa: E402
+from minibert.tools.bench import blas_description, interleaved_minimum  # noqa: E402
 
 SHAPES = {"QKV": (256, 768), "attention output": (256, 256), "FFN in": (256, 1024), "FFN out": (1024, 256)}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import HubError
+from ..errors import HubError
 from .miniatures import find_miniature
 
 # In order of preference: safetensors when the repository has it, else torch's pickle (read without torch).
@@ -75,8 +75,13 @@ def _download(repo_id: str, filename: str, options: dict, required: bool) -> str
     when it is not cached) and it is not `required`."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
-        EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-        RepositoryNotFoundError, RevisionNotFoundError,
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
     )
 
     revision = options["revision"] or "main"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import WeightsError
+from ..errors import WeightsError
 from .hub import model_directory
 from .weights import read_safetensors, read_weights, weights_file
 

@@ -1,6 +1,6 @@
 """What padding-free batching gains on real sentence lengths.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_packing.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_packing.py
 
 512 real texts (Guardian headlines and Rotten Tomatoes snippets, from tests/fixtures/corpora.py), shuffled,
 in batches of 64 padded to the longest (at most 128 tokens), through a BERT-Mini-shaped model: the fast
@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel, BertTokenizer  # noqa: E402
-from minibert.bench import random_mini_weights  # noqa: E402
+from minibert.tools.bench import random_mini_weights  # noqa: E402
 from tests.fixtures.cases import minilm_dir  # noqa: E402
 from tests.fixtures.corpora import corpora  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Three stages, as in the reference (transformers' BertTokenizer, whose backend is the `tokenizers` library):
 
-1. Added tokens written in the text are matched first (minibert/added_tokens.py): special ones ("[MASK]") on
+1. Added tokens written in the text are matched first (minibert/tokenizer/added_tokens.py): special ones ("[MASK]") on
    the raw text, case-sensitively; other added tokens on the text normalised as in stage 2.
 2. Normalisation, character by character, in the reference's order: drop control characters, isolate CJK
    ideographs, strip accents (NFD, then drop nonspacing marks), lower-case. Each normalised character
@@ -16,7 +16,7 @@ Where the reference departs from the original Python BERT tokenizer, we follow t
   always becomes σ, never the final form ς ("ΣΑΣ" -> "σασ", where str.lower() gives "σας");
 - the CJK ranges are the reference's: U+2B820..U+2B91F (CJK Extension E's start) are not isolated,
   because the reference's range for Extension E begins at U+2B920;
-- character classes come from the reference's own Unicode tables (minibert/unicode_tables.py), e.g.
+- character classes come from the reference's own Unicode tables (minibert/tokenizer/unicode_tables.py), e.g.
   unassigned code points are kept (the old tokenizer dropped them as category Cn), and U+000B, U+000C and
   U+0085 are dropped as control characters rather than treated as spaces.
 """

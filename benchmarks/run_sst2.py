@@ -1,7 +1,7 @@
 """SST-2 runs: fine-tune all-MiniLM-L6-v2 with minibert and with transformers/torch (same recipe), then
 distil the minibert teacher into a BERT-Mini-shaped student, with and without the teacher.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/run_sst2.py [--train-examples N] [--epochs E]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run_sst2.py [--train-examples N] [--epochs E]
         [--runs minibert,torch,students] [--torch-epochs K] [--student-epochs E] [--student-lr LR]
         [--teacher DIR] --out DIR
 

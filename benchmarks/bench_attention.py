@@ -2,7 +2,7 @@
 GEMMs + the softmax kernel), per attention call of a BERT-Mini layer, same process, interleaved, min of N.
 The crossover is what sets minibert.fast.encoder.SHORT.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_attention.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_attention.py
 """
 
 import sys
@@ -12,8 +12,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
-from minibert.bench import blas_description, interleaved_minimum, random_mini_weights  # noqa: E402
 from minibert.fast import encoder  # noqa: E402
+from minibert.tools.bench import blas_description, interleaved_minimum, random_mini_weights  # noqa: E402
 
 
 def main(rounds: int = 300) -> None:

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import BertConfig
-from .errors import WeightsError
+from ..config import BertConfig
+from ..errors import WeightsError
 from .hub import WEIGHTS_FILES
 from .torch_checkpoint import bfloat16_to_float32, read_torch_checkpoint
-
 
 # Persistent buffers some checkpoints carry; they are derived from the config, not learned.
 BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")

@@ -1,7 +1,7 @@
 """Where the fast path's time goes: one BERT-Mini forward split into its GEMMs, its attention, each kernel
 and everything else, per shape; beside it ONNX Runtime's whole call, and the layers' GEMMs on one row.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_profile.py [--shapes 1x8,1x128] [--rounds 200]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_profile.py [--shapes 1x8,1x128] [--rounds 200]
 
 Every np.matmul of the fast encoder and every kernel call is timed (the encoder's module is patched for
 the run, not changed); "the rest" is the call's time minus those: Python between the calls, input checks,
@@ -29,9 +29,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
-from minibert.bench import (SHAPES, blas_description, engines, export_onnx, onnx_session, parse_shapes,  # noqa: E402
-                            random_mini_weights, transformers_model)
 from minibert.fast import encoder, kernels  # noqa: E402
+from minibert.tools.bench import (  # noqa: E402
+    SHAPES,
+    blas_description,
+    engines,
+    export_onnx,
+    onnx_session,
+    parse_shapes,
+    random_mini_weights,
+    transformers_model,
+)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Tokenizer throughput: minibert against transformers' BertTokenizer (Rust backend), one thread, same run.
 
-    RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false python tests/bench_tokenizer.py
+    RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false python benchmarks/bench_tokenizer.py
 
 Needs the reference extra and the corpora (tests/fixtures/install_corpora.sh). Reports tokens/s and
 minibert's ratio to the reference, with a cold cache (a fresh tokenizer per run: the fair figure) and a

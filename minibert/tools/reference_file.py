@@ -1,7 +1,7 @@
 """Frozen reference files: transformers' outputs on sample batches, committed as tests/fixtures/bert_<case>.npz
 by tests/fixtures/make_fixtures.py, and read here by the tests and by `minibert check` without transformers.
 
-Layout: "config" (config.json text), "weights_digest" (minibert.weights.weights_digest of the weights),
+Layout: "config" (config.json text), "weights_digest" (minibert.loading.weights.weights_digest of the weights),
 per batch b "b/input_ids", "b/attention_mask", "b/token_type_ids", and per dtype "b/<dtype>/<tensor>" with
 tensor "hidden_states/i", "attentions/i" or "pooler_output".
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 # Where a source checkout keeps them (an installed wheel has none).
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
 
 class ReferenceFile:

@@ -1,6 +1,6 @@
 """Google's 24 BERT miniatures (Turc et al., 2019, "Well-Read Students Learn Better"), as a table.
 
-The data is weights/miniatures.tsv (minibert/miniatures.tsv links to it so that it ships in the package):
+The data is miniatures.tsv beside this file (it ships in the package):
 name, hub id, layers L, hidden size H, heads A = H/64, intermediate size 4H, parameter count of BertModel
 (embeddings, encoder, pooler; the MLM/NSP heads add a transform, a bias and the NSP classifier), and the
 GLUE test-set scores the release published (for BERT-Tiny, Mini, Small and Medium only).
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .config import BertConfig
+from ..config import BertConfig
 
 TABLE = Path(__file__).resolve().parent / "miniatures.tsv"
 GLUE_TASKS = ("glue_score", "cola", "sst2", "mrpc", "stsb", "qqp", "mnli_m", "mnli_mm", "qnli", "rte", "wnli", "ax")

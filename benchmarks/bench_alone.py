@@ -1,7 +1,8 @@
 """minibert and ONNX Runtime each alone in a process of its own, as each would serve: a cross-check of
 `minibert bench`, whose engines share one process (and so each other's spinning thread pools).
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tests/bench_alone.py [--shapes 1x8,1x128] [--alternations 3]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_alone.py \
+        [--shapes 1x8,1x128] [--alternations 3]
 
 The same BERT-Mini-shaped random weights as `minibert bench` (ONNX Runtime reads them exported once, by
 torch, into a temporary file; its processes import onnxruntime and NumPy only, minibert's import minibert
@@ -23,8 +24,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from minibert.bench import (SHAPES, blas_description, export_onnx, parse_shapes, random_mini_weights,  # noqa: E402
-                            transformers_model)
+from minibert.tools.bench import (  # noqa: E402
+    SHAPES,
+    blas_description,
+    export_onnx,
+    parse_shapes,
+    random_mini_weights,
+    transformers_model,
+)
 
 CHILD = """
 import json, sys, time
@@ -34,7 +41,7 @@ ids = np.random.default_rng(1).integers(1000, 30522, size=(batch, seq)).astype(n
 mask = np.ones_like(ids)
 if engine == "minibert":
     from minibert import BertModel
-    from minibert.bench import random_mini_weights
+    from minibert.tools.bench import random_mini_weights
     model = BertModel(*random_mini_weights())
     run = lambda: model(ids, attention_mask=mask)
 else:

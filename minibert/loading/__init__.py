@@ -1,0 +1,1 @@
+"""Finding and reading checkpoints: the hub, safetensors and torch files, conversion, the miniatures table."""

@@ -1,0 +1,1 @@
+"""Developer tools behind the CLI: benchmarks, the per-layer trace, the frozen reference files."""
