@@ -1,0 +1,103 @@
+"""The packed float32 GEMM (minibert/fast/gemm.py) against NumPy's float64 matmul: every vector width this
+CPU can run, serial and parallel, every epilogue, and shapes that hit every tail of the tiles (rows 1-33,
+widths not a multiple of the panel, K not a multiple of the K block). The portable build runs in a
+subprocess with NUMBA_CPU_NAME=generic."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minibert import nn
+from minibert.fast import gemm, simd
+
+WIDTHS = sorted({4, 8, simd.host().width})  # 8 lanes lower to two registers on SSE-only CPUs: still correct
+SHAPES = [(rows, 37, 45) for rows in range(1, 34)] + [
+    (5, gemm.KC, 32), (9, gemm.KC + 1, 70), (3, 2 * gemm.KC + 77, 16), (gemm.MC + 13, 300, 100), (1, 1, 1)]
+
+
+def expected(x, w, b, epilogue, residual):
+    """The float64 result, and the float32 rounding bound: the dot products' (|x||w|ᵀ · K · 2⁻²⁴, Higham's
+    γ_K) plus the epilogue's own rounding (GELU's float32 erf: ≤ 1e-6, tests/test_kernels.py)."""
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    z = x64 @ w64.T
+    bound = np.abs(x64) @ np.abs(w64).T * x.shape[1] * 2.0 ** -24
+    if epilogue == gemm.NONE:
+        return z, bound
+    z = z + b
+    if epilogue == gemm.BIAS_GELU:
+        return nn.gelu(z), 1.13 * (bound + np.abs(z) * 2.0 ** -24) + 1e-6  # |GELU'| ≤ 1.13
+    if epilogue == gemm.BIAS_RESIDUAL:
+        z = z + residual
+    return z, bound + np.abs(z) * 2.0 ** -23
+
+
+def run(width, parallel, rows, k, n, epilogue, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    residual = rng.standard_normal((rows, n)).astype(np.float32)
+    out = np.full((rows, n), np.nan, dtype=np.float32)
+    gemm.kernel(width, parallel)(x, gemm.pack(w, width), n, out, b, residual, epilogue)
+    want, bound = expected(x, w, b, epilogue, residual)
+    return np.abs(out - want).max(), (np.abs(out - want) / bound).max()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("parallel", [False, True])
+def test_every_tail(width, parallel):
+    worst = max(run(width, parallel, *shape, gemm.BIAS) for shape in SHAPES)
+    print(f"width {width}, {'parallel' if parallel else 'serial'}: max abs {worst[0]:.1e}, "
+          f"{worst[1]:.2f} of the float32 bound")
+    assert worst[1] <= 1
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("epilogue", [gemm.NONE, gemm.BIAS, gemm.BIAS_GELU, gemm.BIAS_RESIDUAL])
+def test_epilogues(width, epilogue):
+    worst = max(run(width, True, rows, k, n, epilogue) for rows, k, n in [(1, 64, 16), (13, 300, 77), (33, 128, 1030)])
+    print(f"width {width}, epilogue {epilogue}: max abs {worst[0]:.1e}, {worst[1]:.2f} of the float32 bound")
+    assert worst[1] <= 1
+
+
+def test_views_with_a_row_stride():
+    """x and out may be row ranges and column blocks of larger arrays (the encoder's reused buffers)."""
+    rng = np.random.default_rng(2)
+    big = rng.standard_normal((20, 50)).astype(np.float32)
+    w = rng.standard_normal((30, 40)).astype(np.float32)
+    out = np.full((20, 64), 7.0, dtype=np.float32)
+    gemm.kernel()(big[3:14, 5:45], gemm.pack(w, simd.host().width), 30, out[3:14, 10:40], np.zeros(30, np.float32),
+                  out, gemm.BIAS)
+    want = big[3:14, 5:45].astype(np.float64) @ w.T
+    assert np.abs(out[3:14, 10:40] - want).max() <= 1e-4
+    untouched = np.ones(out.shape, dtype=bool)
+    untouched[3:14, 10:40] = False
+    assert np.all(out[untouched] == 7.0)  # nothing written outside the output block
+
+
+def test_generic_target():
+    """The portable kernels (4 lanes, multiply and add without FMA) as NUMBA_CPU_NAME=generic builds them."""
+    program = """
+import json
+from minibert.fast import simd
+from tests.test_gemm import SHAPES, run, gemm
+target = simd.host()
+worst = max(run(target.width, True, *shape, gemm.BIAS_GELU) for shape in SHAPES)
+print(json.dumps({"target": list(target), "worst": worst}))
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_CPU_NAME="generic", PYTHONPATH=str(root))
+    env.pop("NUMBA_CPU_FEATURES", None)
+    result = subprocess.run([sys.executable, "-c", program], env=env, cwd=root, capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"generic target {report['target']}: max abs {report['worst'][0]:.1e}, "
+          f"{report['worst'][1]:.2f} of the float32 bound")
+    assert report["target"] == ["generic", 4, False]
+    assert report["worst"][1] <= 1
