@@ -43,7 +43,7 @@ def run(width, parallel, rows, k, n, epilogue, seed=0):
     b = rng.standard_normal(n).astype(np.float32)
     residual = rng.standard_normal((rows, n)).astype(np.float32)
     out = np.full((rows, n), np.nan, dtype=np.float32)
-    gemm.kernel(width, parallel)(x, gemm.pack(w, width), n, out, b, residual, epilogue)
+    gemm.kernel(width, parallel)(x, gemm.pack(w, width), n, out, b, residual, epilogue, 2)
     want, bound = expected(x, w, b, epilogue, residual)
     return np.abs(out - want).max(), (np.abs(out - want) / bound).max()
 
@@ -72,7 +72,7 @@ def test_views_with_a_row_stride():
     w = rng.standard_normal((30, 40)).astype(np.float32)
     out = np.full((20, 64), 7.0, dtype=np.float32)
     gemm.kernel()(big[3:14, 5:45], gemm.pack(w, simd.host().width), 30, out[3:14, 10:40], np.zeros(30, np.float32),
-                  out, gemm.BIAS)
+                  out, gemm.BIAS, 2)
     want = big[3:14, 5:45].astype(np.float64) @ w.T
     assert np.abs(out[3:14, 10:40] - want).max() <= 1e-4
     untouched = np.ones(out.shape, dtype=bool)

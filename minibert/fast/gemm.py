@@ -125,57 +125,61 @@ def pack(weight: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(P, NR, K).transpose(0, 2, 1))  # [P·NR, K] -> [P, K, NR]
 
 
-def _gemm(x, panels, n, out, bias, residual, epilogue):
+def _gemm(x, panels, n, out, bias, residual, epilogue, threads):
     """out[:M, :n] = epilogue(x panels + bias (+ residual)); x [M, K], panels [P, K, NR], out [M, ≥n] float32,
-    rows of x and out contiguous. WIDTH, MR, FUSED are the copy's globals (see _build)."""
+    rows of x and out contiguous; the tasks split in `threads` runs. WIDTH, MR, FUSED are the copy's globals
+    (see _build)."""
     M, K = x.shape
     P, NR = panels.shape[0], panels.shape[2]
     lda = x.strides[0] // 4
     blocks = (M + MC - 1) // MC
-    for task in prange(blocks * P):
-        m0 = (task // P) * MC
-        m1 = min(m0 + MC, M)
-        p = task % P
-        tile = np.empty((MC, NR), dtype=np.float32)  # [MC, NR] the task's output block, summed over K blocks
-        for k0 in range(0, K, KC):
-            kc = min(KC, K - k0)
-            b0 = (p * K + k0) * NR
-            keep = k0 > 0
-            i = m0
-            while i + MR <= m1:
-                micro_kernel(MR, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
-                i += MR
-            if m1 - i >= 4:
-                micro_kernel(4, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
-                i += 4
-            if m1 - i >= 2:
-                micro_kernel(2, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
-                i += 2
-            if m1 - i >= 1:
-                micro_kernel(1, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
-        j0 = p * NR
-        j1 = min(j0 + NR, n)
-        _epilogue(tile, out, m0, m1, j0, j1, bias, residual, epilogue)
+    tasks = blocks * P  # task t: rows of block t // P, columns of panel t % P
+    chunks = min(threads, tasks)  # one run of consecutive tasks per thread
+    for chunk in prange(chunks):
+        tile = np.empty((MC, NR), dtype=np.float32)  # [MC, NR] a task's output block, summed over K blocks
+        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
+            m0 = (task // P) * MC
+            m1 = min(m0 + MC, M)
+            p = task % P
+            for k0 in range(0, K, KC):
+                kc = min(KC, K - k0)
+                b0 = (p * K + k0) * NR
+                keep = k0 > 0
+                i = m0
+                while i + MR <= m1:
+                    micro_kernel(MR, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
+                    i += MR
+                if m1 - i >= 4:
+                    micro_kernel(4, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
+                    i += 4
+                if m1 - i >= 2:
+                    micro_kernel(2, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
+                    i += 2
+                if m1 - i >= 1:
+                    micro_kernel(1, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
+            j0 = p * NR
+            j1 = min(j0 + NR, n)
+            for i in range(m0, m1):
+                _epilogue(tile[i - m0, :j1 - j0], out[i, j0:j1], bias[j0:j1], residual[i, j0:j1], epilogue)
 
 
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def _epilogue(tile, out, m0, m1, j0, j1, bias, residual, epilogue):
-    """out[m0:m1, j0:j1] = f(tile + bias): f = identity, GELU (nn.gelu), or + residual."""
-    for i in range(m0, m1):
-        row = tile[i - m0]
-        if epilogue == NONE:
-            for j in range(j0, j1):
-                out[i, j] = row[j - j0]
-        elif epilogue == BIAS:
-            for j in range(j0, j1):
-                out[i, j] = row[j - j0] + bias[j]
-        elif epilogue == BIAS_GELU:
-            for j in range(j0, j1):
-                z = row[j - j0] + bias[j]
-                out[i, j] = z * F32_HALF * (F32_ONE + erf_rational(z * F32_SQRT1_2))
-        else:
-            for j in range(j0, j1):
-                out[i, j] = (row[j - j0] + bias[j]) + residual[i, j]
+def _epilogue(row, out, bias, residual, epilogue):
+    """out = f(row + bias) for one row of a tile: f = identity (no bias), GELU (nn.gelu), or + residual.
+    row, out, bias, residual [n]"""
+    if epilogue == NONE:
+        for j in range(row.shape[0]):
+            out[j] = row[j]
+    elif epilogue == BIAS:
+        for j in range(row.shape[0]):
+            out[j] = row[j] + bias[j]
+    elif epilogue == BIAS_GELU:
+        for j in range(row.shape[0]):
+            z = row[j] + bias[j]
+            out[j] = z * F32_HALF * (F32_ONE + erf_rational(z * F32_SQRT1_2))
+    else:
+        for j in range(row.shape[0]):
+            out[j] = (row[j] + bias[j]) + residual[j]
 
 
 def _build(width: int, fused: bool, parallel: bool):
