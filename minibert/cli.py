@@ -195,10 +195,10 @@ def _fill_mask(args) -> int:
     for i, text in enumerate(texts):
         if tokenizer.mask_token not in text:
             raise UserError(f"text {i + 1} lost its {tokenizer.mask_token} to --truncate")
-    from .progress import progress
+    from tqdm import tqdm
 
     show = len(texts) > 50 and sys.stderr.isatty()
-    results = [fill_mask(model, tokenizer, text, top_k=args.top_k) for text in progress(texts, "fill-mask", show)]
+    results = [fill_mask(model, tokenizer, text, top_k=args.top_k) for text in tqdm(texts, "fill-mask", disable=not show)]
     lines = []
     for text, masks in zip(texts, results):
         lines.append(text)

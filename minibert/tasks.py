@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
+from tqdm import tqdm  # installed with huggingface-hub
 
 from .errors import check_positive_int
 from .loading.hub import WEIGHTS_FILES, model_directory
@@ -27,7 +28,6 @@ from .models import (
     BertModel,
 )
 from .nn import gelu, softmax
-from .progress import progress
 from .tokenizer import BertTokenizer
 from .tokenizer.files import TOKENIZER_FILES
 from .tokenizer.wordpiece import lowercase
@@ -369,7 +369,8 @@ class SentenceEncoder:
         the prompt named prompt_name (default: default_prompt_name), is put before every sentence.
         normalize_embeddings=True scales the embeddings to unit length even when the model does not; as in
         sentence-transformers, False does not undo the model's own normalising, and it comes after
-        truncate_dim (default: the encoder's), which keeps the first truncate_dim values.
+        truncate_dim (default: the encoder's), which keeps the first truncate_dim values. show_progress_bar:
+        a tqdm bar of batches on stderr, as in sentence-transformers.
         """
         check_positive_int("batch_size", batch_size)
         if truncate_dim is not None:
@@ -397,7 +398,7 @@ class SentenceEncoder:
         order = sorted(range(len(rows)), key=lambda k: -len(rows[k]))
         embeddings = np.zeros((len(sentences), self.model.config.hidden_size * len(self.pooling)), dtype=np.float64)
         weights = np.zeros(len(sentences))
-        for start in progress(range(0, len(order), batch_size), "encoding batch", show_progress_bar):
+        for start in tqdm(range(0, len(order), batch_size), desc="Batches", disable=not show_progress_bar):
             batch = order[start:start + batch_size]
             vectors = self.embed_rows([rows[k] for k in batch], skip)
             for k, vector in zip(batch, vectors):

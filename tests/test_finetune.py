@@ -54,6 +54,20 @@ def test_smoke_run_learns_and_saves_a_loadable_model(data, tmp_path):
     assert json.loads((tmp_path / "trainer_state.json").read_text())["step"] == 40
 
 
+def test_progress_off_a_terminal_is_a_line_every_logging_steps(data, tmp_path, capsys):
+    """stderr captured (not a terminal): no bar, a plain line with step, loss, tokens/s and ETA every
+    logging_steps steps, then each epoch's record as JSON."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        finetune(data / "init", data / "train.tsv", tmp_path, None, Settings(lr=1e-3, epochs=1, max_steps=9),
+                 logging_steps=4)
+    lines = capsys.readouterr().err.strip().split("\n")
+    print(lines)
+    assert [line.split(",")[0] for line in lines[:2]] == ["step 4/9", "step 8/9"]
+    assert all(" tokens/s, elapsed " in line and ", ETA " in line and "epoch 1/1, loss " in line for line in lines[:2])
+    assert len(lines) == 3 and json.loads(lines[2])["step"] == 9 and "\r" not in lines[2]
+
+
 @pytest.mark.parametrize("settings", [SETTINGS, Settings(lr=1e-3, batch_size=32, epochs=2, save_steps=7)],
                          ids=["at-epoch-end", "mid-epoch"])
 def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch, settings):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm  # installed with huggingface-hub
 
 from ..errors import check_positive_int
 from ..models import BertForSequenceClassification
@@ -149,13 +150,16 @@ def evaluate(model: BertForSequenceClassification, tokenizer: BertTokenizer, exa
 def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLike, output_dir: str | os.PathLike,
              dev_file: str | os.PathLike | None = None, settings: Settings | None = None, num_labels: int | None = None,
              regression: bool = False, progress: bool = True,
-             teacher: BertForSequenceClassification | None = None) -> list[dict[str, Any]]:
+             teacher: BertForSequenceClassification | None = None, logging_steps: int = 50) -> list[dict[str, Any]]:
     """Fine-tune a pre-trained BERT (hub id, name or directory) into output_dir; returns per-epoch history.
 
     A new classifier head gets num_labels classes (default: those seen in the training labels). If
     output_dir holds a checkpoint of an unfinished run with the same settings, training resumes from it.
     With a teacher, the loss is distillation_loss on the teacher's logits (settings.temperature, .alpha).
+    progress: a tqdm bar on stderr (step, epoch, loss, tokens/s, ETA) when it is a terminal, else the same
+    figures as a plain line every logging_steps steps; and each epoch's record as a line of JSON.
     """
+    check_positive_int("logging_steps", logging_steps)
     settings = settings or Settings()
     output_dir = Path(output_dir)
     train = read_examples(train_file, regression)
@@ -190,6 +194,9 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
         optimizer.t, step, history, start_epoch = state["t"], state["step"], state["history"], state["epoch"]
         unfinished = state.get("partial_epoch")  # saved mid-epoch (save_steps): how far that epoch had come
 
+    terminal = sys.stderr.isatty()
+    bar = tqdm(total=total_steps, initial=step, unit="step", disable=not (progress and terminal))
+    run_started, first_step = time.perf_counter(), step  # the ETA counts this run's steps only
     for epoch in range(start_epoch, settings.epochs):
         rng = np.random.default_rng(settings.seed + epoch)  # the same batches when resumed
         started, tokens, losses, done = time.perf_counter(), 0, [], 0
@@ -220,9 +227,15 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
             if settings.save_steps and step % settings.save_steps == 0:
                 save_checkpoint(model, tokenizer, optimizer, output_dir, settings, step, epoch, history,
                                 {"batches": n + 1, "losses": losses, "tokens": tokens, "seconds": time.perf_counter() - started})
-            if progress and sys.stderr.isatty():
-                print(f"\repoch {epoch + 1}/{settings.epochs} step {step}/{total_steps} loss {np.mean(losses[-50:]):.4f} "
-                      f"{tokens / (time.perf_counter() - started):.0f} tokens/s", end="", file=sys.stderr, flush=True)
+            figures = (f"epoch {epoch + 1}/{settings.epochs}, loss {np.mean(losses[-50:]):.4f}, "
+                       f"{tokens / (time.perf_counter() - started):.0f} tokens/s")
+            bar.set_postfix_str(figures, refresh=False)
+            bar.update()
+            if progress and not terminal and step % logging_steps == 0:
+                elapsed = time.perf_counter() - run_started
+                eta = elapsed / (step - first_step) * (total_steps - step)
+                print(f"step {step}/{total_steps}, {figures}, elapsed {tqdm.format_interval(elapsed)}, "
+                      f"ETA {tqdm.format_interval(eta)}", file=sys.stderr, flush=True)
         record = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)) if losses else None,
                   "tokens_per_second": tokens / max(time.perf_counter() - started, 1e-9),
                   "seconds": time.perf_counter() - started}
@@ -230,10 +243,11 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
             record["dev"] = evaluate(model, tokenizer, dev, settings)
         history.append(record)
         if progress:
-            print(("\r" if sys.stderr.isatty() else "") + json.dumps(record), file=sys.stderr)
+            tqdm.write(json.dumps(record), file=sys.stderr)
         save_checkpoint(model, tokenizer, optimizer, output_dir, settings, step, epoch + 1, history)
         if step >= total_steps:
             break
+    bar.close()
     return history
 
 
@@ -290,7 +304,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: str | os.PathLike,
             output_dir: str | os.PathLike, dev_file: str | os.PathLike | None = None, settings: Settings | None = None,
-            progress: bool = True) -> list[dict[str, Any]]:
+            progress: bool = True, logging_steps: int = 50) -> list[dict[str, Any]]:
     """Train `student` on a fine-tuned `teacher`'s soft targets mixed with the hard labels.
 
     student: a pre-trained model (directory or hub id), or a config — a config.json file or a miniature's
@@ -319,4 +333,4 @@ def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: 
             write_safetensors_atomically(init_weights(config, settings.seed), start / "model.safetensors")
         student = start
     return finetune(student, train_file, output_dir, dev_file, settings, num_labels=teacher_model.config.num_labels,
-                    progress=progress, teacher=teacher_model)
+                    progress=progress, teacher=teacher_model, logging_steps=logging_steps)
