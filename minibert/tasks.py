@@ -43,6 +43,16 @@ def text_list(texts: Any, name: str) -> list:
         raise TypeError(f"{name} must be a str or a list of str, got {type(texts).__name__}") from None
 
 
+def window(config: Any, tokenizer: BertTokenizer, name: str, cap: int | None) -> int:
+    """Tokens per sequence: the model's window (positions, and the tokenizer's model_max_length), cut to `cap`
+    (the option called `name`) when given."""
+    limit = min(config.max_position_embeddings, tokenizer.model_max_length)
+    if cap is None:
+        return limit
+    check_positive_int(name, cap, minimum=3)  # [CLS], [SEP] and at least one token
+    return min(cap, limit)
+
+
 def fill_mask(model: BertForMaskedLM | BertForPreTraining, tokenizer: BertTokenizer, text: str | Sequence[str],
               top_k: int = 5) -> list:
     """The top_k vocabulary tokens for each [MASK] in the text(s), most probable first.
@@ -87,27 +97,103 @@ def classify(model: BertForSequenceClassification, tokenizer: BertTokenizer, tex
         text_pairs = text_list(text_pairs, "text_pairs")
         if len(text_pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text_pairs: give one pair per text")
-    labels = model.config.id2label
-    problem = model.config.problem_type
     max_length = min(model.config.max_position_embeddings, tokenizer.model_max_length)
     results = []
     for start in range(0, len(texts), batch_size):
         pairs = None if text_pairs is None else text_pairs[start:start + batch_size]
         encoding = tokenizer(texts[start:start + batch_size], pairs, padding=True, truncation=True,
                              max_length=max_length, return_tensors="np")
-        for row in model(**encoding).logits.astype(np.float64):  # [num_labels]
-            if problem == "regression":
-                results.append({"score": float(row[0])})
-            elif problem == "multi_label_classification":
-                p = 1.0 / (1.0 + np.exp(-row))  # sigmoid: each label on its own
-                results.append({"labels": [labels[i] for i in np.flatnonzero(p > 0.5)],
-                                "scores": {labels[i]: float(p[i]) for i in range(len(row))}})
-            else:
-                p = softmax(row)
-                best = int(np.argmax(p))
-                results.append({"label": labels[best], "score": float(p[best]),
-                                "scores": {labels[i]: float(p[i]) for i in range(len(row))}})
+        results += [label_scores(row, model.config) for row in model(**encoding).logits]  # [B, num_labels]
     return results
+
+
+def label_scores(logits: np.ndarray, config: Any) -> dict[str, Any]:
+    """One text's classify() result from its logits [num_labels], by config.problem_type and id2label."""
+    labels, row = config.id2label, logits.astype(np.float64)
+    if config.problem_type == "regression":
+        return {"score": float(row[0])}
+    if config.problem_type == "multi_label_classification":
+        p = 1.0 / (1.0 + np.exp(-row))  # sigmoid: each label on its own
+        return {"labels": [labels[i] for i in np.flatnonzero(p > 0.5)], "scores": {labels[i]: float(p[i]) for i in range(len(row))}}
+    p = softmax(row)
+    best = int(np.argmax(p))
+    return {"label": labels[best], "score": float(p[best]), "scores": {labels[i]: float(p[i]) for i in range(len(row))}}
+
+
+class CrossEncoder:
+    """A BertForSequenceClassification that scores text pairs, as sentence-transformers' CrossEncoder does:
+    predict() scores pairs, rank() orders documents for a query (reranking).
+
+    Each pair is read as [CLS] a [SEP] b [SEP], cut longest first to max_length tokens (default: the
+    model's window); its logits go through activation_fn: a name from DENSE_ACTIVATIONS, or a torch class
+    path as sentence-transformers saves it ("torch.nn.modules.activation.Sigmoid"). Default, as in
+    CrossEncoder: sigmoid for a one-label model, none (Identity) for more labels.
+    """
+
+    def __init__(self, model: BertForSequenceClassification, tokenizer: BertTokenizer, activation_fn: str | None = None,
+                 max_length: int | None = None) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        path = activation_fn or ("Sigmoid" if model.config.num_labels == 1 else "Identity")
+        name = str(path).rsplit(".", 1)[-1]
+        if name not in DENSE_ACTIVATIONS:
+            raise ValueError(f"activation_fn {path} is not supported ({', '.join(DENSE_ACTIVATIONS)} are)")
+        self.activation_fn, self.activation = name, DENSE_ACTIVATIONS[name]
+        self.max_length = window(model.config, tokenizer, "max_length", max_length)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> CrossEncoder:
+        """Load the model, its tokenizer and the activation sentence-transformers saved with it: in
+        config_sentence_transformers.json (version 6), config.json's sentence_transformers.activation_fn
+        (versions 4 and 5) or sbert_ce_default_activation_function (before 4); max_length from
+        sentence_bert_config.json's max_seq_length when there is one."""
+        directory = model_directory(name_or_path, need=("config.json",), weights=True, want=(
+            *TOKENIZER_FILES, "config_sentence_transformers.json", "sentence_bert_config.json"), **hub_options)
+        model = BertForSequenceClassification.from_pretrained(directory, dtype=dtype)
+        settings = _read_json(directory / "config_sentence_transformers.json", default={})
+        if settings.get("default_prompt_name"):
+            raise ValueError(f"{directory}: a cross-encoder with a default prompt is not supported")
+        legacy = model.config.extra.get("sentence_transformers")
+        activation = (settings.get("activation_fn") or (legacy.get("activation_fn") if isinstance(legacy, dict) else None)
+                      or model.config.extra.get("sbert_ce_default_activation_function"))
+        max_length = _read_json(directory / "sentence_bert_config.json", default={}).get("max_seq_length")
+        return cls(model, BertTokenizer.from_pretrained(directory), activation, max_length)
+
+    def predict(self, pairs: Sequence[Sequence[str]], batch_size: int = 32) -> np.ndarray:
+        """Scores of (text, text) pairs: [N] for a one-label model, [N, num_labels] otherwise ([] for none)."""
+        check_positive_int("batch_size", batch_size)
+        pairs = list(pairs)
+        if not all(isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(t, str) for t in p) for p in pairs):
+            raise TypeError("pairs must be a list of (str, str)")
+        scores = []
+        for start in range(0, len(pairs), batch_size):
+            batch = pairs[start:start + batch_size]
+            encoding = self.tokenizer([a for a, _ in batch], [b for _, b in batch], padding=True, truncation=True,
+                                      max_length=self.max_length, return_tensors="np")
+            scores.append(self.scores(self.model(**encoding).logits))
+        if not scores:
+            return np.zeros(0, dtype=self.model.dtype)
+        return np.concatenate(scores)
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """Pair scores from logits [N, num_labels]: the activation, one label squeezed -> [N] (or [N, num_labels])."""
+        scores = self.activation(logits.astype(np.float64)).astype(self.model.dtype)
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+    def rank(self, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False,
+             batch_size: int = 32) -> list[dict[str, Any]]:
+        """The documents ordered by their score with the query, best first, as CrossEncoder.rank orders them:
+        [{"corpus_id": index in documents, "score", ("text")}], the top_k best (default: all)."""
+        if top_k is not None:
+            check_positive_int("top_k", top_k)
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        if self.model.config.num_labels != 1:
+            raise ValueError(f"rank needs a cross-encoder with one label; this model has {self.model.config.num_labels}: "
+                             "use predict (or classify)")
+        documents = text_list(documents, "documents")
+        scores = self.predict([(query, d) for d in documents], batch_size).tolist()
+        order = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_k]  # stable: ties keep their input order
+        return [{"corpus_id": i, "score": scores[i], **({"text": documents[i]} if return_documents else {})} for i in order]
 
 
 def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, question: str, context: str,
@@ -314,10 +400,7 @@ class SentenceEncoder:
         self.similarity_fn_name = "cosine" if similarity_fn_name is None else similarity_fn_name
         if self.similarity_fn_name not in SIMILARITY_FUNCTIONS:
             raise ValueError(f"similarity_fn_name {similarity_fn_name!r}: choose from {', '.join(SIMILARITY_FUNCTIONS)}")
-        limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
-        if max_seq_length is not None:
-            check_positive_int("max_seq_length", max_seq_length, minimum=3)  # [CLS], [SEP] and at least one token
-        self.max_seq_length = limit if max_seq_length is None else min(max_seq_length, limit)
+        self.max_seq_length = window(model.config, tokenizer, "max_seq_length", max_seq_length)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> SentenceEncoder:
@@ -383,15 +466,9 @@ class SentenceEncoder:
         if not sentences:
             return np.zeros((0, self._dimension(truncate_dim)), dtype=self.model.dtype)
         average = long_inputs == "average"
-        prompt = self._prompt(prompt, prompt_name)
-        if self.do_lower_case:
-            prompt, sentences = lowercase(prompt), [lowercase(s) for s in sentences]
-        skip = 0  # leading real tokens left out of the pooling
-        if prompt:
-            if average:
-                raise ValueError("long_inputs='average' cannot take a prompt: only a text's first window would carry it")
-            sentences = [prompt + s for s in sentences]
-            skip = 0 if self.include_prompt else len(self.tokenizer(prompt)["input_ids"]) - 1  # [CLS] + prompt, not [SEP]
+        if average and self._prompt(prompt, prompt_name):
+            raise ValueError("long_inputs='average' cannot take a prompt: only a text's first window would carry it")
+        sentences, skip = self.apply_prompt(sentences, prompt, prompt_name)
         enc = self.tokenizer(sentences, truncation=True, max_length=self.max_seq_length, return_overflowing_tokens=average)
         rows = enc["input_ids"]  # with average, a long sentence's further windows are further rows
         owners = enc["overflow_to_sample_mapping"] if average else range(len(rows))
@@ -405,16 +482,33 @@ class SentenceEncoder:
                 i, n = owners[k], max(len(rows[k]) - 2, 1)  # weighted by its tokens, [CLS] and [SEP] aside
                 embeddings[i] += n * vector
                 weights[i] += n
-        embeddings /= weights[:, None]
-        for layer in self.dense:
-            embeddings = layer(embeddings)
-        if self.normalize:  # the model's Normalize module
-            embeddings = _unit(embeddings)
-        embeddings = embeddings[:, :truncate_dim]  # None: all
-        if normalize_embeddings:
-            embeddings = _unit(embeddings)
-        embeddings = embeddings.astype(self.model.dtype)
+        embeddings = self.finish(embeddings / weights[:, None], normalize_embeddings, truncate_dim)
         return embeddings[0] if single else embeddings
+
+    def apply_prompt(self, sentences: list[str], prompt: str | None = None,
+                     prompt_name: str | None = None) -> tuple[list[str], int]:
+        """The texts encode tokenizes: lower-cased if the model says so, the prompt (see encode) put before each;
+        and how many leading tokens ([CLS] and the prompt's) the pooling leaves out (0 with include_prompt)."""
+        prompt = self._prompt(prompt, prompt_name)
+        if self.do_lower_case:
+            prompt, sentences = lowercase(prompt), [lowercase(s) for s in sentences]
+        if not prompt:
+            return sentences, 0
+        skip = 0 if self.include_prompt else len(self.tokenizer(prompt)["input_ids"]) - 1  # [CLS] + prompt, not [SEP]
+        return [prompt + s for s in sentences], skip
+
+    def finish(self, pooled: np.ndarray, normalize_embeddings: bool = False, truncate_dim: int | None = None) -> np.ndarray:
+        """Embeddings from pooled vectors [N, H · modes] (float64): the Dense modules, the model's Normalize, the
+        first truncate_dim values, normalize_embeddings, in sentence-transformers' order -> [N, D] in the
+        model's dtype."""
+        for layer in self.dense:
+            pooled = layer(pooled)
+        if self.normalize:  # the model's Normalize module
+            pooled = _unit(pooled)
+        pooled = pooled[:, :truncate_dim]  # None: all
+        if normalize_embeddings:
+            pooled = _unit(pooled)
+        return pooled.astype(self.model.dtype)
 
     def encode_query(self, sentences: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None,
                      **options: Any) -> np.ndarray:
@@ -455,13 +549,14 @@ class SentenceEncoder:
         name = self.default_prompt_name if prompt_name is None else prompt_name
         return "" if name is None else self.prompts[name]
 
-    def embed_rows(self, rows: list[list[int]], skip: int = 0) -> np.ndarray:
+    def embed_rows(self, rows: list[list[int]], skip: int | Sequence[int] = 0) -> np.ndarray:
         """Pooled vectors [B, D] for encoded rows ([CLS] ... [SEP] token ids), as one padded batch, leaving
-        each row's first `skip` tokens out of the pooling."""
+        each row's first `skip` tokens (one count for all rows, or one per row) out of the pooling."""
         batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="np")
         mask = batch["attention_mask"]
         hidden = self.model(batch["input_ids"], attention_mask=mask).last_hidden_state  # [B, S, H]
-        return pool(hidden, mask * (np.cumsum(mask, axis=1) > skip), self.pooling, real=mask)  # [B, S] -> [B, D]
+        pooled = mask * (np.cumsum(mask, axis=1) > np.reshape(skip, (-1, 1)))  # [B, S]: real tokens after the skipped ones
+        return pool(hidden, pooled, self.pooling, real=mask)  # [B, S] -> [B, D]
 
 
 def pooling_modes(config: dict, where: Any) -> list[str]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert.tasks import SentenceEncoder, classify, extract_answer, fill_mask, pool, tag_tokens
+from minibert.tasks import CrossEncoder, SentenceEncoder, classify, extract_answer, fill_mask, pool, tag_tokens
 from tests.fixtures.cases import FIXTURES
 
 CHECKPOINT = FIXTURES / "checkpoints" / "zip"  # BertForPreTraining with a 60-token vocabulary
@@ -265,6 +265,39 @@ def test_classify_pairs_and_mistakes(tmp_path):
     for batch_size in (0, -1):  # -1 returned no results
         with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {batch_size}"):
             classify(model, tokenizer, ["w1"], batch_size=batch_size)
+
+
+def test_cross_encoder_scores_pairs_through_its_activation(tmp_path):
+    """One-label model: the pair's logit through a sigmoid, or the activation config_sentence_transformers.json
+    names; rank() puts the best first."""
+    directory = with_vocab(tmp_path, "sequence-regression")
+    model = minibert.BertForSequenceClassification.from_pretrained(directory)
+    tokenizer = minibert.BertTokenizer.from_pretrained(directory)
+    documents = ["w1 w2 w3", "w4", "w5 w6 w7 w8", "w9 w10"]
+    logits = np.array([model(**tokenizer("w11 w12", d, return_tensors="np")).logits[0, 0] for d in documents], np.float64)
+    for saved, activation in ((None, lambda x: 1 / (1 + np.exp(-x))), ("torch.nn.modules.linear.Identity", lambda x: x)):
+        if saved is not None:
+            (directory / "config_sentence_transformers.json").write_text(json.dumps({"activation_fn": saved}))
+        ranked = CrossEncoder.from_pretrained(directory).rank("w11 w12", documents, return_documents=True)
+        assert [r["corpus_id"] for r in ranked] == np.argsort(-logits, kind="stable").tolist()
+        assert [r["text"] for r in ranked] == [documents[r["corpus_id"]] for r in ranked]
+        np.testing.assert_allclose([r["score"] for r in ranked], activation(logits)[[r["corpus_id"] for r in ranked]],
+                                   rtol=0, atol=1e-6)
+    cross_encoder = CrossEncoder(model, tokenizer)
+    assert cross_encoder.activation_fn == "Sigmoid" and cross_encoder.predict([]).shape == (0,)
+    assert [r["corpus_id"] for r in cross_encoder.rank("w11", documents, top_k=2)] == \
+        [r["corpus_id"] for r in cross_encoder.rank("w11", documents, batch_size=3)][:2]
+    assert cross_encoder.rank("w11", []) == []
+    with pytest.raises(ValueError, match="activation_fn my.Activation is not supported"):
+        CrossEncoder(model, tokenizer, "my.Activation")
+    classifier = CrossEncoder.from_pretrained(with_vocab(tmp_path, "sequence-single"))
+    assert classifier.activation_fn == "Identity" and classifier.predict([("w1", "w2")]).shape == (1, 3)
+    with pytest.raises(ValueError, match="rank needs a cross-encoder with one label; this model has 3"):
+        classifier.rank("w11", documents)
+    with pytest.raises(TypeError, match="query must be a str, got list"):
+        cross_encoder.rank(["w11"], documents)
+    with pytest.raises(TypeError, match=r"pairs must be a list of \(str, str\)"):
+        cross_encoder.predict([("w1", "w2", "w3")])
 
 
 def brute_force_answer(model, tokenizer, question, context, max_answer_length):

@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers", reason="live pipeline compari
 pytest.importorskip("torch", reason="live pipeline comparison needs torch")
 
 import minibert  # noqa: E402
-from minibert.tasks import SentenceEncoder, classify, fill_mask, pool, pooling_modes  # noqa: E402
+from minibert.tasks import CrossEncoder, SentenceEncoder, classify, fill_mask, pool, pooling_modes  # noqa: E402
 from tests.fixtures.cases import FIXTURES  # noqa: E402
 
 
@@ -38,6 +38,34 @@ def test_classify_matches_the_pipeline(tmp_path, name):
     for expected, ours in zip(pipe(texts), classify(model, minibert.BertTokenizer.from_pretrained(directory), texts)):
         for entry in expected:
             assert ours["scores"][entry["label"]] == pytest.approx(entry["score"], abs=1e-6)
+
+
+@pytest.mark.parametrize("activation", [None, "Identity"])
+def test_cross_encoder_equals_sentence_transformers(tmp_path, minilm_path, activation):
+    """A random-weight cross-encoder saved by sentence-transformers: CrossEncoder's scores are its predict's
+    (its default activation for one label, sigmoid, or the one it saved) and rank's order is its rank's."""
+    sentence_transformers = pytest.importorskip("sentence_transformers", minversion="6")
+    import torch
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=37, max_position_embeddings=64, num_labels=1, initializer_range=0.5)
+    transformers.BertForSequenceClassification(config).save_pretrained(tmp_path / "random")
+    transformers.BertTokenizer.from_pretrained(str(minilm_path)).save_pretrained(tmp_path / "random")
+    options = {} if activation is None else {"activation_fn": getattr(torch.nn, activation)()}
+    sentence_transformers.CrossEncoder(str(tmp_path / "random"), device="cpu", **options).save(str(tmp_path / "saved"))
+    reference = sentence_transformers.CrossEncoder(str(tmp_path / "saved"), device="cpu")
+    assert type(reference.activation_fn).__name__ == (activation or "Sigmoid")
+
+    ours = CrossEncoder.from_pretrained(tmp_path / "saved")
+    query = "How many people live in Berlin?"
+    documents = ["Berlin has a population of 3.7 million.", "Paris is the capital of France.", "Short.",
+                 "Berlin " * 80 + "(longer than the window: cut longest first)", "New York City is famous for its museums."]
+    pairs = [(query, d) for d in documents]
+    diff = np.abs(ours.predict(pairs, batch_size=2) - reference.predict(pairs)).max()
+    print(f"CrossEncoder.predict ({activation or 'Sigmoid'}) vs sentence-transformers: max abs diff {diff:.1e}")
+    assert diff <= 1e-5
+    assert [r["corpus_id"] for r in ours.rank(query, documents)] == [r["corpus_id"] for r in reference.rank(query, documents)]
 
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])
