@@ -1,13 +1,14 @@
 """Training throughput: minibert (value_and_grad + AdamW) against torch eager training, same run.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_training.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_training.py SST2_DIR
 
-all-MiniLM-L6-v2 as the encoder with a fresh 2-class head, SST-2 sentences (../shared/data/sst2/train.tsv)
+all-MiniLM-L6-v2 as the encoder with a fresh 2-class head, SST-2 sentences (SST2_DIR/train.tsv, the SST-2 TSV file)
 in batches of 32, two ways: in file order padded to the longest of each batch, and length-bucketed as
 `minibert finetune` draws them (little padding). Dropout off in both engines, float32, all cores. Steps
 alternate between the engines; tokens/s counts real (unpadded) tokens over the timed steps.
 """
 
+import argparse
 import sys
 import time
 import warnings
@@ -29,10 +30,10 @@ from tests.fixtures.cases import minilm_dir  # noqa: E402
 WARM_UP = 2  # steps per batch kind not timed (allocation, compilation)
 
 
-def main(steps: int = 12) -> None:
+def main(sst2: Path, steps: int = 12) -> None:
     directory = minilm_dir()
     tokenizer = minibert.BertTokenizer.from_pretrained(directory)
-    examples = read_examples(ROOT.parent / "shared" / "data" / "sst2" / "train.tsv")
+    examples = read_examples(sst2 / "train.tsv")
     in_order = [np.arange(i, i + 32) for i in range(0, 32 * steps, 32)]
     bucketed = [index for index, _ in zip(batches(examples, Settings(batch_size=32), np.random.default_rng(0)), range(steps))]
     with warnings.catch_warnings():
@@ -73,4 +74,6 @@ def main(steps: int = 12) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("sst2", type=Path, help="the directory holding SST-2's train.tsv")
+    main(parser.parse_args().sst2)

@@ -1,12 +1,13 @@
 """SST-2 runs: fine-tune all-MiniLM-L6-v2 with minibert and with transformers/torch (same recipe), then
 distil the minibert teacher into a BERT-Mini-shaped student, with and without the teacher.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run_sst2.py [--train-examples N] [--epochs E]
-        [--runs minibert,torch,students] [--torch-epochs K] [--student-epochs E] [--student-lr LR]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run_sst2.py SST2_DIR [--train-examples N]
+        [--epochs E] [--runs minibert,torch,students] [--torch-epochs K] [--student-epochs E] [--student-lr LR]
         [--teacher DIR] --out DIR
 
-Data: ../shared/data/sst2/{train,dev}.tsv (read there, never copied into the repository); the first N
-training examples (all by default), the whole dev file for evaluation. Recipe: lr 5e-5 (students 1e-3 unless
+Data: SST2_DIR holds the SST-2 TSV files, train.tsv and dev.tsv (`sentence<TAB>label`, read there, never
+copied into the repository); the first N training examples (all by default), the whole dev file for
+evaluation. Recipe: lr 5e-5 (students 1e-3 unless
 --student-lr: they start from random weights), batch 32, warm-up 10%, weight decay 0.01, clipping at 1, dropout 0.1 (the
 config's), max length 128. Both engines train on the same batches, in the same order (minibert's
 length-bucketed shuffle); --torch-epochs K stops the torch run after K of the E epochs' schedule, so its
@@ -27,18 +28,16 @@ sys.path.insert(0, str(ROOT))
 from minibert.train.finetune import Settings, batches, distill, finetune, read_examples  # noqa: E402
 from tests.fixtures.cases import minilm_dir  # noqa: E402
 
-SST2 = ROOT.parent / "shared" / "data" / "sst2"
 
-
-def subset(n: int | None, out: Path) -> Path:
-    lines = (SST2 / "train.tsv").read_text(encoding="utf-8").split("\n")
+def subset(sst2: Path, n: int | None, out: Path) -> Path:
+    lines = (sst2 / "train.tsv").read_text(encoding="utf-8").split("\n")
     lines = [line for line in lines if line]
     path = out / "train-subset.tsv"
     path.write_text("\n".join(lines[:1 + n] if n else lines) + "\n", encoding="utf-8")  # the header, then N rows
     return path
 
 
-def torch_finetune(train: Path, settings: Settings, epochs: int) -> list[dict]:
+def torch_finetune(train: Path, dev_file: Path, settings: Settings, epochs: int) -> list[dict]:
     """transformers/torch with the same recipe and the same batches, for the first `epochs` epochs."""
     import torch
     import transformers
@@ -47,7 +46,7 @@ def torch_finetune(train: Path, settings: Settings, epochs: int) -> list[dict]:
     directory = minilm_dir()
     tokenizer = transformers.BertTokenizer.from_pretrained(directory)
     model = transformers.BertForSequenceClassification.from_pretrained(directory, num_labels=2).train()
-    examples, dev = read_examples(train), read_examples(SST2 / "dev.tsv")
+    examples, dev = read_examples(train), read_examples(dev_file)
     decay = [p for n, p in model.named_parameters() if not n.endswith(("bias", "LayerNorm.weight"))]
     rest = [p for n, p in model.named_parameters() if n.endswith(("bias", "LayerNorm.weight"))]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
@@ -79,6 +78,7 @@ def torch_finetune(train: Path, settings: Settings, epochs: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("sst2", type=Path, help="the directory holding SST-2's train.tsv and dev.tsv")
     parser.add_argument("--train-examples", type=int)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", required=True)
@@ -91,7 +91,7 @@ def main() -> None:
     runs = set(args.runs.split(","))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train = subset(args.train_examples, out)
+    train, dev = subset(args.sst2, args.train_examples, out), args.sst2 / "dev.tsv"
     warnings.simplefilter("ignore")
     teacher_settings = Settings(lr=5e-5, batch_size=32, epochs=args.epochs)
     student_settings = Settings(lr=args.student_lr, batch_size=32, epochs=args.student_epochs or args.epochs)
@@ -101,17 +101,17 @@ def main() -> None:
         print(json.dumps({"run": name, "train_examples": args.train_examples or "all", "history": history}), flush=True)
 
     if "minibert" in runs:
-        report("minibert fine-tune all-MiniLM-L6-v2", finetune(minilm_dir(), train, out / "teacher", SST2 / "dev.tsv",
+        report("minibert fine-tune all-MiniLM-L6-v2", finetune(minilm_dir(), train, out / "teacher", dev,
                                                                 teacher_settings, progress=False))
     if "torch" in runs:
         report("transformers/torch fine-tune all-MiniLM-L6-v2",
-               torch_finetune(train, teacher_settings, args.torch_epochs or args.epochs))
+               torch_finetune(train, dev, teacher_settings, args.torch_epochs or args.epochs))
     if "students" in runs:
         report("student bert-mini shape, hard labels only",
-               distill(teacher, "bert-mini", train, out / "student-hard", SST2 / "dev.tsv",
+               distill(teacher, "bert-mini", train, out / "student-hard", dev,
                        Settings(**{**student_settings.__dict__, "alpha": 1.0}), progress=False))
         report("student bert-mini shape, distilled (T=2, alpha=0.5)",
-               distill(teacher, "bert-mini", train, out / "student-distilled", SST2 / "dev.tsv", student_settings,
+               distill(teacher, "bert-mini", train, out / "student-distilled", dev, student_settings,
                        progress=False))
 
 
