@@ -28,7 +28,7 @@ def test_short_names_and_published_glue_scores():
     assert find_miniature("bert_uncased_L-8_H-512_A-8").name == "bert-medium"
     assert find_miniature("bert-huge") is None
     assert find_miniature("bert-mini").glue["sst2"] == "85.9"
-    assert find_miniature("bert-tiny").glue["sst2"] == "83.2"  # as ../shared/data/sst2/README.md quotes
+    assert find_miniature("bert-tiny").glue["sst2"] == "83.2"  # Turc et al. (2019), GLUE SST-2 test accuracy
     assert find_miniature("bert-base").glue == {}  # the release published GLUE for Tiny..Medium only
 
 

@@ -37,7 +37,7 @@ def test_every_corpus_line_matches(model_dir, setting):
         texts, expected = LINES[f"{source}/text"], LINES[f"{source}/{setting}"]
         for i, text in enumerate(lines[:len(texts)]):
             if int(text_digest(text), 16) != texts[i]:
-                continue  # this machine's copy of the line differs from the one the fixture saw
+                continue  # the installed copy of the line differs from the one the fixture saw
             compared += 1
             if int(record_digest(tokenizer, text), 16) != expected[i]:
                 mismatches.append(f"{source}[{i}] {text[:60]!r} -> {line_record(tokenizer, text)[:200]}")
