@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,13 @@ from .errors import ConfigError
 # Activations the feed-forward block implements (see minibert/nn/activations.py).
 SUPPORTED_ACTIVATIONS = ("gelu",)
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
+# Upper bounds on the sizes a config declares, far above any BERT's (BERT-large: 24 layers, hidden 1024,
+# 512 positions) and far below what would make loading allocate or loop without end before a check.
+MAX_SIZES = {"vocab_size": 1 << 22, "hidden_size": 1 << 14, "num_hidden_layers": 1 << 8, "num_attention_heads": 1 << 10,
+             "intermediate_size": 1 << 16, "max_position_embeddings": 1 << 16, "type_vocab_size": 1 << 10}
+MAX_LABELS = 1 << 16
+# Flags of config.json that minibert reads: true or false, not a string or number that looks like one.
+FLAGS = ("is_decoder", "add_cross_attention", "tie_word_embeddings")
 
 
 @dataclass
@@ -40,11 +48,10 @@ class BertConfig:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+        for name, limit in MAX_SIZES.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+                raise ConfigError(f"{name} must be a whole number in [1, {limit}], got {value!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
                 f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
@@ -58,17 +65,23 @@ class BertConfig:
             raise ConfigError(
                 f"position_embedding_type {self.position_embedding_type!r} is not supported (only 'absolute')"
             )
-        if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
-            raise ConfigError(f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
+        if not (_number(self.layer_norm_eps) and 0 < self.layer_norm_eps < 1):
+            raise ConfigError(f"layer_norm_eps must be a number in (0, 1), got {self.layer_norm_eps!r}")
         dropouts = {"hidden_dropout_prob": self.hidden_dropout_prob,
                     "attention_probs_dropout_prob": self.attention_probs_dropout_prob}
         if self.extra.get("classifier_dropout") is not None:  # None: the hidden dropout
             dropouts["classifier_dropout"] = self.extra["classifier_dropout"]
         for name, p in dropouts.items():
-            if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1):  # p = 1 would scale by 1/0
+            if not (_number(p) and 0 <= p < 1):  # p = 1 would scale by 1/0
                 raise ConfigError(f"{name} must be a probability in [0, 1), got {p!r}")
-        if not (isinstance(self.initializer_range, (int, float)) and self.initializer_range >= 0):
-            raise ConfigError(f"initializer_range must be a number ≥ 0, got {self.initializer_range!r}")
+        if not (_number(self.initializer_range) and 0 <= self.initializer_range <= 1):
+            raise ConfigError(f"initializer_range must be a number in [0, 1], got {self.initializer_range!r}")
+        if self.pad_token_id is not None and (isinstance(self.pad_token_id, bool) or not isinstance(self.pad_token_id, int)
+                                              or not 0 <= self.pad_token_id < self.vocab_size):
+            raise ConfigError(f"pad_token_id must be a token id in [0, {self.vocab_size}), got {self.pad_token_id!r}")
+        for flag in FLAGS:
+            if not isinstance(self.extra.get(flag, False), bool):
+                raise ConfigError(f"{flag} must be true or false, got {self.extra[flag]!r}")
         self._check_labels()
         if self.extra.get("problem_type") not in (None, *PROBLEM_TYPES):
             raise ConfigError(f"problem_type {self.extra['problem_type']!r} is not supported ({', '.join(PROBLEM_TYPES)})")
@@ -84,12 +97,13 @@ class BertConfig:
                 indices = sorted(int(i) for i in id2label) if isinstance(id2label, dict) else None
             except (TypeError, ValueError):
                 indices = None
-            if not indices or indices != list(range(len(indices))):
-                raise ConfigError(f"id2label must map the class indices 0..n-1 to names, got {id2label!r}")
+            if not indices or indices != list(range(len(indices))) or len(indices) > MAX_LABELS:
+                raise ConfigError(f"id2label must map the class indices 0..n-1 (n ≤ {MAX_LABELS}) to names, got "
+                                  f"{str(id2label)[:80]}")
         elif "num_labels" in self.extra:
             n = self.extra["num_labels"]
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ConfigError(f"num_labels must be a positive integer, got {n!r}")
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LABELS:
+                raise ConfigError(f"num_labels must be a whole number in [1, {MAX_LABELS}], got {n!r}")
 
     @property
     def head_size(self) -> int:
@@ -133,14 +147,13 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> BertConfig:
+        """Read a config.json (strictly: see minibert.loading.files); its problems name the file."""
+        from .loading.files import read_json
+
         try:
-            with open(path, encoding="utf-8") as f:
-                values = json.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"no config file at {os.fspath(path)!r}") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {e}") from None
-        return cls.from_dict(values)
+            return cls.from_dict(read_json(path, ConfigError, "config.json"))
+        except ConfigError as e:
+            raise ConfigError(str(e) if str(e).startswith(os.fspath(path)) else f"{os.fspath(path)}: {e}") from None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **hub_options: Any) -> BertConfig:
@@ -162,3 +175,8 @@ class BertConfig:
         with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2, sort_keys=True)
             f.write("\n")
+
+
+def _number(value: Any) -> bool:
+    """A finite int or float, and not a bool (true is not 1.0 here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -177,6 +177,16 @@ class BertModel(InferenceModel):
         arguments = (self.config, self.state_dict(), self.dtype, "pooler" in self.weights)
         return type(self), arguments, {"use_fast": self.use_fast}
 
+    def bytes_per_token(self, seq: int, output_hidden_states: bool, output_attentions: bool) -> int:
+        """Bytes a call holds per token at its peak, roughly: the outputs kept (one hidden state or all of them,
+        attention maps) and one layer's working arrays (Q, K, V, a residual, the feed-forward's widening, one
+        layer's maps)."""
+        c = self.config
+        kept = c.hidden_size * (c.num_hidden_layers + 1 if output_hidden_states else 1)
+        kept += c.num_attention_heads * seq * c.num_hidden_layers if output_attentions else 0
+        working = 5 * c.hidden_size + c.intermediate_size + c.num_attention_heads * seq
+        return (kept + working) * self.dtype.itemsize
+
     def weights_changed(self) -> None:
         """Call after replacing arrays in self.weights by new ones: their values are copied into the arrays
         the fast path computes with. Changes made in place (an optimizer step) need no call: the model's
@@ -216,6 +226,8 @@ class BertModel(InferenceModel):
         c = self.config
         input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds = check_inputs(
             c, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, self.dtype)
+        B, S = attention_mask.shape
+        check_memory(self.bytes_per_token(S, output_hidden_states, output_attentions), (B, S), self.dtype)
         if self.use_fast and not output_attentions and inputs_embeds is None:
             fast = self.fast(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states)
             if fast is not None:
@@ -396,6 +408,8 @@ class BertForMaskedLM(MaskedLMHeadModel):
                 output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> MaskedLMOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
                           inputs_embeds)
+        check_memory(self.config.vocab_size * self.dtype.itemsize, out.last_hidden_state.shape[:2], self.dtype,
+                     "its scores over the vocabulary")
         logits = nn.masked_lm_head(out.last_hidden_state, **self.head["cls"]["predictions"], eps=self.config.layer_norm_eps)
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
 
@@ -429,6 +443,8 @@ class BertForPreTraining(MaskedLMHeadModel):
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
                           inputs_embeds)
         cls = self.head["cls"]
+        check_memory(self.config.vocab_size * self.dtype.itemsize, out.last_hidden_state.shape[:2], self.dtype,
+                     "its scores over the vocabulary")
         return BertForPreTrainingOutput(
             prediction_logits=nn.masked_lm_head(out.last_hidden_state, **cls["predictions"], eps=self.config.layer_norm_eps),
             seq_relationship_logits=nn.dense(out.pooler_output, **cls["seq_relationship"]),  # [B, H] -> [B, 2]
@@ -603,6 +619,34 @@ def _float_dtype(dtype: Any) -> np.dtype:
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     return dtype
+
+
+def available_memory() -> int:
+    """Bytes this process may still allocate: the system's available memory (Linux: MemAvailable), within
+    the address-space limit (ulimit -v) when one is set."""
+    import resource
+
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                available = min(available, limit - int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    return available
+
+
+def check_memory(bytes_per_token: int, shape: tuple[int, int], dtype: np.dtype,
+                 what: str = "its outputs and working arrays") -> None:
+    """Refuse, before allocating, a batch [B, S] whose arrays would not fit in memory, saying what it would need."""
+    need = bytes_per_token * shape[0] * shape[1]
+    if need > (1 << 28) and need > (free := available_memory()):  # a quarter GiB always goes: no system call
+        raise ValueError(f"a batch of {shape[0]} x {shape[1]} tokens would need about {need / 2**30:.1f} GiB for {what} "
+                         f"in {np.dtype(dtype)}, "
+                         f"more than the {max(free, 0) / 2**30:.1f} GiB available: pass fewer or shorter texts per call")
 
 
 def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=None,

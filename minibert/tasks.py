@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm  # installed with huggingface-hub
 
 from .errors import check_positive_int
+from .loading.files import inside, present, read_json
 from .loading.hub import WEIGHTS_FILES, model_directory
 from .loading.weights import read_weights, take, weights_file
 from .models import (
@@ -336,10 +337,10 @@ class Dense(NamedTuple):
     def from_directory(cls, directory: Path, dtype: Any) -> Dense:
         """Read a Dense module's folder: config.json (in_features, out_features, bias, activation_function)
         and model.safetensors or pytorch_model.bin (linear.weight, linear.bias), every key checked."""
-        config = _read_json(directory / "config.json", default=None)
-        if not isinstance(config, dict) or not all(isinstance(config.get(k), int) for k in ("in_features", "out_features")):
+        config = _read_json(directory / "config.json", "dense", default=None)
+        if config is None or not all(k in config for k in ("in_features", "out_features")):
             raise ValueError(f"{directory}/config.json must give a Dense module's in_features and out_features")
-        activation = str(config.get("activation_function", "torch.nn.modules.activation.Tanh")).rsplit(".", 1)[-1]
+        activation = config.get("activation_function", "torch.nn.modules.activation.Tanh").rsplit(".", 1)[-1]
         if activation not in DENSE_ACTIVATIONS:
             raise ValueError(f"{directory}: activation {activation} is not supported ({', '.join(DENSE_ACTIVATIONS)} are)")
         shapes = {"linear.weight": (config["out_features"], config["in_features"])}
@@ -414,7 +415,7 @@ class SentenceEncoder:
         root = model_directory(name_or_path, need=("config.json",), weights=True, want=(
             *TOKENIZER_FILES, "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
             "1_Pooling/config.json"), **hub_options)
-        modules = [(m.get("type", "?").rsplit(".", 1)[-1], m.get("path", "")) for m in _read_json(root / "modules.json", default=[])]
+        modules = _modules(root)
         kinds = [kind for kind, _ in modules]
         unsupported = [kind for kind in kinds if kind not in MODULE_ORDER]
         if unsupported:
@@ -426,15 +427,15 @@ class SentenceEncoder:
         transformer = root / paths.get("Transformer", "")
         pooling, include_prompt = ["mean"], True
         if "Pooling" in paths:
-            config = _read_json(root / paths["Pooling"] / "config.json", default={})
+            config = _read_json(root / paths["Pooling"] / "config.json", "pooling", default={})
             pooling, include_prompt = pooling_modes(config, root / paths["Pooling"]), config.get("include_prompt", True)
         dense = []
         for path in (path for kind, path in modules if kind == "Dense"):
             model_directory(name_or_path, want=tuple(f"{path}/{name}" for name in ("config.json", *WEIGHTS_FILES)),
                             **hub_options)  # from the hub: fetched into the same snapshot as root
             dense.append(Dense.from_directory(root / path, dtype))
-        transformer_settings = _read_json(transformer / "sentence_bert_config.json", default={})
-        settings = _read_json(root / "config_sentence_transformers.json", default={})
+        transformer_settings = _read_json(transformer / "sentence_bert_config.json", "sentence_bert_config", default={})
+        settings = _read_json(root / "config_sentence_transformers.json", "config_sentence_transformers", default={})
         return cls(BertModel.from_pretrained(transformer, dtype=dtype), BertTokenizer.from_pretrained(transformer),
                    pooling=pooling, normalize="Normalize" in paths, max_seq_length=transformer_settings.get("max_seq_length"),
                    prompts=settings.get("prompts") or {}, default_prompt_name=settings.get("default_prompt_name"),
@@ -602,11 +603,53 @@ def pool(hidden: np.ndarray, mask: np.ndarray, modes: Sequence[str], real: np.nd
     return np.concatenate([vectors[mode]() for mode in modes], axis=1)
 
 
-def _read_json(path, default):
-    if not os.path.isfile(path):
+# The keys minibert reads from sentence-transformers' files and the JSON types they must have (null: absent):
+# "yes" is not true, and 1.5 is not a length.
+SETTINGS_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "pooling": {**dict.fromkeys(LEGACY_POOLING_FLAGS, bool), "include_prompt": bool, "pooling_mode": (str, list),
+                "word_embedding_dimension": int},
+    "sentence_bert_config": {"max_seq_length": int, "do_lower_case": bool},
+    "config_sentence_transformers": {"prompts": dict, "default_prompt_name": str, "similarity_fn_name": str},
+    "dense": {"in_features": int, "out_features": int, "bias": bool, "activation_function": str},
+}
+MAX_FEATURES = 1 << 20  # a Dense module's width: far beyond any model's, far below what would not fit
+
+
+def _read_json(path: Path, kind: str, default: Any) -> Any:
+    """A sentence-transformers settings file as a dict whose keys have the types SETTINGS_TYPES[kind] gives
+    (nulls dropped), or `default` when there is no such file."""
+    if not present(path):
         return default
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
+    settings = read_json(path)
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: must hold a JSON object, not a {type(settings).__name__}")
+    settings = {key: value for key, value in settings.items() if value is not None}
+    for key, kinds in SETTINGS_TYPES[kind].items():
+        value = settings.get(key)
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        if key in settings and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+            wanted = " or ".join({bool: "true or false", int: "a whole number", str: "a string", list: "a list",
+                                  dict: "an object"}[k] for k in kinds)
+            raise ValueError(f"{path}: {key} must be {wanted}, got {json.dumps(value)[:60]}")
+        if int in kinds and key in settings and not 0 < value <= MAX_FEATURES:
+            raise ValueError(f"{path}: {key} must lie in [1, {MAX_FEATURES}], got {value}")
+    return settings
+
+
+def _modules(root: Path) -> list[tuple[str, str]]:
+    """modules.json's (module kind, folder) pairs, each folder checked to lie inside the model directory;
+    no modules.json: none."""
+    if not present(root / "modules.json"):
+        return []
+    entries = read_json(root / "modules.json")
+    if not isinstance(entries, list) or not all(isinstance(m, dict) for m in entries):
+        raise ValueError(f"{root / 'modules.json'}: must be a list of modules ({{\"type\": ..., \"path\": ...}}), "
+                         f"got {json.dumps(entries)[:60]}")
+    modules = []
+    for m in entries:
+        kind, path = m.get("type", "?"), m.get("path", "")
+        if not isinstance(kind, str):
+            raise ValueError(f"{root / 'modules.json'}: a module's type must be a string, got {json.dumps(kind)[:60]}")
+        inside(root, path, ValueError, f"{root / 'modules.json'}")
+        modules.append((kind.rsplit(".", 1)[-1], path))
+    return modules

@@ -36,17 +36,26 @@ def test_null_position_embedding_type_means_absolute():
     ({"hidden_act": "gelu_new"}, "hidden_act 'gelu_new' is not supported"),
     ({"hidden_act": "relu"}, "hidden_act 'relu' is not supported"),
     ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key' is not supported"),
-    ({"num_hidden_layers": 0}, "num_hidden_layers must be a positive integer"),
-    ({"vocab_size": "30522"}, "vocab_size must be a positive integer"),
-    ({"layer_norm_eps": -1}, "layer_norm_eps must be a positive number"),
+    ({"num_hidden_layers": 0}, r"num_hidden_layers must be a whole number in \[1, 256\], got 0"),
+    ({"num_hidden_layers": 10**9}, r"num_hidden_layers must be a whole number in \[1, 256\], got 1000000000"),
+    ({"vocab_size": "30522"}, "vocab_size must be a whole number"),
+    ({"vocab_size": True}, "vocab_size must be a whole number"),
+    ({"layer_norm_eps": -1}, r"layer_norm_eps must be a number in \(0, 1\)"),
+    ({"layer_norm_eps": float("inf")}, r"layer_norm_eps must be a number in \(0, 1\), got inf"),
+    ({"layer_norm_eps": 1e300}, r"layer_norm_eps must be a number in \(0, 1\)"),
+    ({"layer_norm_eps": True}, r"layer_norm_eps must be a number in \(0, 1\), got True"),
+    ({"initializer_range": float("inf")}, r"initializer_range must be a number in \[0, 1\], got inf"),
+    ({"pad_token_id": 30522}, r"pad_token_id must be a token id in \[0, 30522\)"),
+    ({"tie_word_embeddings": "yes"}, "tie_word_embeddings must be true or false, got 'yes'"),
     ({"model_type": "roberta"}, "model_type 'roberta' is not 'bert'"),
     ({"is_decoder": True}, "is_decoder=true"),
     ({"hidden_dropout_prob": 1.0}, r"hidden_dropout_prob must be a probability in \[0, 1\), got 1.0"),  # training divided by 1 - p
     ({"attention_probs_dropout_prob": "0.1"}, "attention_probs_dropout_prob must be a probability"),
     ({"classifier_dropout": -0.1}, "classifier_dropout must be a probability"),
-    ({"initializer_range": -0.02}, "initializer_range must be a number ≥ 0"),
-    ({"num_labels": 0}, "num_labels must be a positive integer, got 0"),
-    ({"id2label": {"0": "neg", "2": "pos"}}, "id2label must map the class indices 0..n-1 to names"),  # class 1 had no name
+    ({"initializer_range": -0.02}, r"initializer_range must be a number in \[0, 1\]"),
+    ({"num_labels": 0}, r"num_labels must be a whole number in \[1, 65536\], got 0"),
+    ({"num_labels": 10**9}, r"num_labels must be a whole number in \[1, 65536\], got 1000000000"),
+    ({"id2label": {"0": "neg", "2": "pos"}}, "id2label must map the class indices 0..n-1"),  # class 1 had no name
     ({"id2label": {"negative": "0"}}, "id2label must map the class indices"),
 ])
 def test_invalid_configs_are_clear_errors(values, message):

@@ -123,7 +123,7 @@ def test_expected_tensor_count():
 def test_directory_without_files(tmp_path, weights):
     with pytest.raises(HubError, match="is neither a local directory nor a Hugging Face model id"):
         BertModel.from_pretrained(tmp_path / "nowhere")
-    with pytest.raises(ConfigError, match="no config file"):
+    with pytest.raises(ConfigError, match="config.json: no such file"):
         BertModel.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(CONFIG))
     with pytest.raises(WeightsError, match=r"no model.safetensors or pytorch_model.bin in .* \(it holds: config.json\)"):
@@ -161,7 +161,7 @@ def test_weights_file_that_is_not_safetensors(tmp_path):
 
 def test_invalid_config_json(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="is not valid JSON"):
+    with pytest.raises(ConfigError, match="config.json: not valid JSON"):
         BertModel.from_pretrained(tmp_path)
 
 

@@ -93,7 +93,7 @@ def test_pooling_config_of_every_sentence_transformers_version(tmp_path, minilm_
 
 @pytest.mark.parametrize("pooling_config, message", [
     ({"pooling_mode": ["mean", "attention"]}, r"pooling \['attention'\] is not supported"),
-    ({"pooling_mode": 3}, "pooling_mode must be a mode or a list of modes, got 3"),
+    ({"pooling_mode": 3}, "pooling_mode must be a string or a list, got 3"),
     ({"pooling_mode": []}, r"pooling_mode must be a mode or a list of modes, got \[\]"),
 ])
 def test_unsupported_pooling_configs_are_named(tmp_path, minilm_path, pooling_config, message):

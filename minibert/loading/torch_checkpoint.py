@@ -12,12 +12,19 @@ Two layouts exist:
   state dict, the list of storage keys — then each storage's raw bytes, preceded by its element count.
 Tensors are views (offset, shape, strides) into storages; the legacy layout stores the bytes *after*
 the pickle, so tensors are built lazily and materialised once every storage is read.
+
+A small file must not make the reader allocate gigabytes, so sizes are checked before anything is read or
+copied: a storage's declared size against the bytes the file really holds (a zip entry's recorded size, at
+most MAX_INFLATION times what it takes compressed; a legacy storage against what is left of the file), and
+each view against its storage, its strides distinct (a stride of 0, or strides that overlap, would let a
+few bytes stand for a tensor of any size).
 """
 
 from __future__ import annotations
 
 import collections
 import io
+import math
 import os
 import pickle
 import struct
@@ -28,6 +35,7 @@ import numpy as np
 
 from ..errors import CheckpointError
 
+MAX_INFLATION = 64  # torch stores zip entries uncompressed; a weights file recompressed shrinks far less than this
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
@@ -80,6 +88,14 @@ class LazyTensor:
         if (len(self.stride) != len(self.shape) or self.offset < 0 or min(self.shape + self.stride, default=0) < 0
                 or (0 not in self.shape and self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride)) >= len(flat))):
             raise CheckpointError(f"a tensor of shape {list(self.shape)} reaches outside its storage")
+        # ... and no two of its elements may be the same storage element: with the dimensions ordered by
+        # stride, each stride must step past everything the smaller ones span.
+        span = 0
+        for n, s in sorted(((n, s) for n, s in zip(self.shape, self.stride) if n > 1), key=lambda d: d[1]):
+            if s <= span:
+                raise CheckpointError(f"a tensor of shape {list(self.shape)} has strides {list(self.stride)} that "
+                                      "repeat its storage's elements (a malformed or malicious file)")
+            span += (n - 1) * s
         view = np.lib.stride_tricks.as_strided(
             flat[self.offset:], shape=self.shape, strides=[s * flat.itemsize for s in self.stride], writeable=False)
         return np.array(view, dtype=flat.dtype.newbyteorder("="))  # a private, native-order copy
@@ -155,6 +171,11 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path!r} holds a {type(state).__name__}, not a state dict")
     if "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]  # training checkpoints wrap the weights
+    views = [value for value in state.values() if isinstance(value, LazyTensor)]
+    stored = sum({id(v.storage): v.storage.numel * v.storage.kind.itemsize for v in views}.values())
+    wanted = sum(math.prod(v.shape) * v.storage.kind.itemsize for v in views)
+    if wanted > 2 * stored + (1 << 20):  # tied weights view one storage twice; no checkpoint views it more
+        raise CheckpointError(f"{path!r}: its tensors would take {wanted} bytes, views of {stored} stored bytes")
     tensors = {}
     for name, value in state.items():
         if not isinstance(value, LazyTensor):
@@ -176,10 +197,24 @@ def _read_zip(f) -> dict:
 
         def storage_for_key(key, kind, numel):
             if key not in storages:
-                storages[key] = Storage(kind, numel, archive.read(f"{prefix}data/{key}"))
+                entry = _sized_entry(archive, f"{prefix}data/{key}", numel * kind.itemsize)
+                storages[key] = Storage(kind, numel, archive.read(entry))
             return storages[key]
 
-        return RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), storage_for_key).load()
+        data = archive.read(_sized_entry(archive, pickles[0], None))
+        return RestrictedUnpickler(io.BytesIO(data), storage_for_key).load()
+
+
+def _sized_entry(archive: zipfile.ZipFile, name: str, declared: int | None) -> zipfile.ZipInfo:
+    """The zip entry `name`, after checking that it inflates to `declared` bytes (when given) and to at most
+    MAX_INFLATION times its compressed size, before anything is inflated."""
+    entry = archive.getinfo(name)
+    if declared is not None and entry.file_size != declared:
+        raise CheckpointError(f"{name} holds {entry.file_size} bytes, its tensor's storage declares {declared}")
+    if entry.file_size > MAX_INFLATION * max(entry.compress_size, 1024):
+        raise CheckpointError(f"{name} would inflate from {entry.compress_size} to {entry.file_size} bytes "
+                              f"(over {MAX_INFLATION} times): not a weights file")
+    return entry
 
 
 def _read_legacy(f) -> dict:
@@ -196,10 +231,14 @@ def _read_legacy(f) -> dict:
 
     state = RestrictedUnpickler(f, storage_for_key).load()
     keys = RestrictedUnpickler(f, None).load()
+    size = os.fstat(f.fileno()).st_size
     for key in keys:
         storage = storages[str(key)]
         (numel,) = struct.unpack("<q", f.read(8))
         if numel != storage.numel:
             raise CheckpointError(f"storage {key} holds {numel} elements, the pickle declared {storage.numel}")
+        if numel * storage.kind.itemsize > size - f.tell():
+            raise CheckpointError(f"storage {key} declares {numel * storage.kind.itemsize} bytes, but only "
+                                  f"{size - f.tell()} remain in the file (truncated or malicious)")
         storage.data = f.read(numel * storage.kind.itemsize)
     return state

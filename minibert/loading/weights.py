@@ -17,6 +17,7 @@ import numpy as np
 
 from ..config import BertConfig
 from ..errors import WeightsError
+from .files import present, regular_file
 from .hub import WEIGHTS_FILES
 from .torch_checkpoint import bfloat16_to_float32, read_torch_checkpoint
 
@@ -32,11 +33,13 @@ SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I
 def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All tensors of a weights file, by type: .safetensors, or a torch .bin/.pt/.pth read without torch."""
     suffix = Path(path).suffix
-    if suffix == ".safetensors":
-        return read_safetensors(path)
-    if suffix in (".bin", ".pt", ".pth"):
-        return read_torch_checkpoint(path)
-    raise WeightsError(f"{os.fspath(path)!r}: unknown weights format {suffix!r} (expected .safetensors or .bin)")
+    if suffix not in (".safetensors", ".bin", ".pt", ".pth"):
+        raise WeightsError(f"{os.fspath(path)}: unknown weights format {suffix!r} (expected .safetensors or .bin)")
+    regular_file(path, WeightsError, "weights file")
+    tensors = read_safetensors(path) if suffix == ".safetensors" else read_torch_checkpoint(path)
+    if not tensors:
+        raise WeightsError(f"{os.fspath(path)}: holds no tensors")
+    return tensors
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -74,7 +77,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def weights_file(directory: str | os.PathLike) -> Path:
     """The model's weights in a directory: model.safetensors, else pytorch_model.bin."""
     for name in WEIGHTS_FILES:
-        if (Path(directory) / name).is_file():
+        if present(Path(directory) / name, WeightsError, "weights file"):
             return Path(directory) / name
     held = ", ".join(sorted(os.listdir(directory))) or "nothing"
     sharded = " (sharded checkpoints are not supported)" if "index.json" in held else ""
@@ -174,7 +177,13 @@ def take(tensors: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], dty
     problems = [*problems, *shape_problems(tensors, shapes)]
     if problems:
         raise WeightsError(f"checkpoint does not fit {what}:\n  " + "\n  ".join(problems))
-    return {name: np.ascontiguousarray(tensors[name], dtype=dtype) for name in shapes}
+    taken = {name: np.ascontiguousarray(tensors[name], dtype=dtype) for name in shapes}
+    for name, array in taken.items():  # after the cast: a float64 value beyond float32's range is inf there
+        if not np.isfinite(array).all():
+            bad = np.argwhere(~np.isfinite(array))
+            raise WeightsError(f"checkpoint tensor {name} holds {len(bad)} non-finite values (NaN or inf), the first "
+                               f"{array[tuple(bad[0])]} at {bad[0].tolist()}: the weights are corrupt")
+    return taken
 
 
 def bert_weights(

@@ -7,6 +7,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from ..loading.files import read_json, regular_file
 from .added_tokens import AddedToken
 from .wordpiece import MAX_WORD_CHARS
 
@@ -26,13 +27,11 @@ LARGE_INTEGER = int(1e20)
 def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
     """vocab.txt -> its tokens, line by line (a token's id is its line number). Only the newline is stripped
     (as transformers does)."""
+    data = regular_file(vocab_file, what="vocabulary file").read_bytes()
     try:
-        with open(vocab_file, encoding="utf-8") as f:
-            tokens = f.read().split("\n")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no vocabulary file at {os.fspath(vocab_file)!r}") from None
+        tokens = data.decode("utf-8").split("\n")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{os.fspath(vocab_file)!r} is not UTF-8 text: {e}") from None
+        raise ValueError(f"{os.fspath(vocab_file)}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
     if tokens and tokens[-1] == "":
         tokens.pop()  # the final newline ends the last line; it does not start a new token
     if not tokens:
@@ -90,13 +89,9 @@ def read_tokenizer_json(tokenizer_file: str) -> tuple[dict[str, int], dict[int, 
 
 
 def _json_object(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path!r} is not valid JSON: {e}") from None
+    data = read_json(path)
     if not isinstance(data, dict):
-        raise ValueError(f"{path!r} must hold a JSON object, not a {type(data).__name__}")
+        raise ValueError(f"{path}: must hold a JSON object, not a {type(data).__name__}")
     return data
 
 

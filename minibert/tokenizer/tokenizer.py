@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import check_positive_int
+from ..loading.files import present
 from ..loading.hub import model_directory
 from .added_tokens import AddedToken, as_added_token
 from .encoding import BatchEncoding
@@ -30,6 +31,9 @@ SIDES = ("right", "left")  # padding_side / truncation_side
 PAD_VALUES = {"token_type_ids": 0, "attention_mask": 0, "special_tokens_mask": 1, "offset_mapping": (0, 0),
               "word_ids": None, "surface": None}
 PADDED_BY_PAD = ("token_type_ids", "attention_mask", "special_tokens_mask")  # what pad() pads besides input_ids
+# The longest row padding may make: far beyond any BERT's window (512), far below a length whose padding
+# alone would fill the memory (padding="max_length", max_length=10**9 asked for gigabytes).
+MAX_PADDED_LENGTH = 1 << 16
 
 
 class Tokens(NamedTuple):
@@ -130,10 +134,10 @@ class BertTokenizer:
                                          revision=revision, local_files_only=local_files_only, token=token,
                                          cache_dir=cache_dir))
         tokenizer_file, vocab_file, config_file = (os.path.join(path, name) for name in TOKENIZER_FILES)
-        settings = read_tokenizer_config(config_file) if os.path.isfile(config_file) else {}
-        if os.path.isfile(tokenizer_file):
+        settings = read_tokenizer_config(config_file) if present(config_file) else {}
+        if present(tokenizer_file):
             vocab, settings["added_tokens_decoder"] = read_tokenizer_json(tokenizer_file)
-        elif os.path.isfile(vocab_file):
+        elif present(vocab_file):
             vocab = vocab_file
         else:
             raise FileNotFoundError(f"no tokenizer.json or vocab.txt in {path!r}")
@@ -414,6 +418,10 @@ class BertTokenizer:
         target = max(len(row["input_ids"]) for row in measured or rows) if strategy == "longest" else max_length
         if pad_to_multiple_of is not None:
             target = -(-target // pad_to_multiple_of) * pad_to_multiple_of  # round up
+        if target > MAX_PADDED_LENGTH and any(len(row["input_ids"]) < target for row in rows):
+            raise ValueError(f"padding to {target} tokens is beyond what any BERT takes (padding stops at "
+                             f"{MAX_PADDED_LENGTH}): give a smaller max_length (this model's window is the "
+                             "tokenizer's model_max_length)")
         values = {"input_ids": self.pad_token_id, **PAD_VALUES}
         for row in rows:
             missing = max(0, target - len(row["input_ids"]))
