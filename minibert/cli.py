@@ -167,7 +167,7 @@ def fit_to_window(tokenizer, model_config, texts: list[str], truncate: bool) -> 
     limit = min(model_config.max_position_embeddings, tokenizer.model_max_length)
     fitted = []
     for i, text in enumerate(texts):
-        enc = tokenizer(text, return_offsets_mapping=True)
+        enc = tokenizer(text, return_offsets_mapping=True, verbose=False)  # measured here, so no warning
         if len(enc["input_ids"]) <= limit:
             fitted.append(text)
         elif truncate:
@@ -258,7 +258,7 @@ def _tokenize(args) -> int:
     tokenizer = BertTokenizer.from_pretrained(args.model)
     results, lines = [], []
     for text in read_texts(args):
-        enc = tokenizer(text, return_offsets_mapping=True)
+        enc = tokenizer(text, return_offsets_mapping=True, verbose=False)  # shown, not run through a model
         tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
         rows = [{"token": t, "id": i, "start": s, "end": e, "text": text[s:e]}
                 for t, i, (s, e) in zip(tokens, enc["input_ids"], enc["offset_mapping"])]

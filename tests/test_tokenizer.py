@@ -103,7 +103,7 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t("the", max_length=0), ValueError, "max_length must be a positive integer"),
     (lambda t: t("the", padding="maximal"), ValueError, "padding='maximal'"),
     (lambda t: t("the", truncation="sometimes"), ValueError, "truncation='sometimes'"),
-    (lambda t: t("the", return_tensors="pt"), ValueError, "return_tensors='pt' is not supported"),
+    (lambda t: t("the", return_tensors="tf"), ValueError, "return_tensors='tf' is not supported"),
     (lambda t: t(["the", "the cat"], return_tensors="np"), ValueError, "different lengths \\[3, 4\\]; pass padding=True"),
     (lambda t: t("the", padding="max_length"), ValueError, "padding='max_length' needs max_length"),
     (lambda t: t("the cat", truncation="only_second", max_length=3), ValueError, "Second sequence not provided"),
@@ -111,7 +111,7 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t.decode([99]), ValueError, "token id 99 is outside the vocabulary \\[0, 14\\)"),
     (lambda t: t.decode([2, 1.5]), TypeError, "token ids must be integers, got float64 values"),
     (lambda t: t.convert_ids_to_tokens(2.0), TypeError, "token ids must be integers, got 2.0"),
-    (lambda t: t.decode([[2, 3], [2, 3]]), ValueError, "decode takes one sequence of ids, got an array of shape \\(2, 2\\); use batch_decode"),
+    (lambda t: t.decode(np.zeros((2, 2, 2), dtype=int)), ValueError, "decode takes a sequence of ids or a batch"),
     (lambda t: t.decode([2, 99], skip_special_tokens=True), ValueError, "token id 99 is outside the vocabulary"),
     # the reference panics here (a Rust assertion), taking down a Python thread
     (lambda t: t("the cat a cat", max_length=4, truncation=True, stride=2), ValueError,
@@ -138,8 +138,8 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t.pad({"input_ids": 5}), TypeError, "row 0: input_ids must be a list of integers, got 5"),
     (lambda t: t.pad({"input_ids": [[2], [3]], "attention_mask": [[1.0], [1.0]]}), TypeError,
      "row 0: attention_mask must be a list of integers"),
-    (lambda t: t("the cat").token_to_chars(4), IndexError, "token 4 is not in row 0, which has 4 tokens"),
-    (lambda t: t("the cat").token_to_word(0, -1), IndexError, "token -1 is not in row 0, which has 4 tokens"),
+    (lambda t: t("the cat").token_to_word(0, -1), IndexError, "token index -1 is negative"),
+    (lambda t: t("the cat", is_split_into_words=True), TypeError, "with is_split_into_words, text must be a list"),
     (lambda t: t("the cat").char_to_token(0, sequence_index=2), ValueError, "sequence_index must be 0 .* or 1"),
     (lambda t: t("the cat").word_to_chars(5), ValueError, "word 5 of sequence 0 has no token in row 0"),
     (lambda t: t("the cat").char_to_token("0"), TypeError, "indices must be integers, got '0'"),
@@ -267,7 +267,7 @@ def test_a_named_special_token_can_be_replaced(tiny):
 @pytest.mark.parametrize("call, error, message", [
     (lambda t: t.add_tokens([3]), TypeError, "added tokens are strings or AddedToken, got 3"),
     (lambda t: t.add_tokens([AddedToken("x", lstrip="yes")]), TypeError, "lstrip must be true or false, got 'yes'"),
-    (lambda t: t.add_special_tokens({"bos_token": "<s>"}), ValueError, "unknown key 'bos_token'"),
+    (lambda t: t.add_special_tokens({"start_token": "<s>"}), ValueError, "unknown key 'start_token'"),
     (lambda t: t.add_special_tokens({"extra_special_tokens": "<s>"}), TypeError, "must be a list of tokens"),
     (lambda t: t.add_special_tokens(["<s>"]), TypeError, "add_special_tokens takes a dict"),
 ])

@@ -14,7 +14,7 @@ from .wordpiece import MAX_WORD_CHARS
 if TYPE_CHECKING:
     from .tokenizer import BertTokenizer
 
-SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 # Either of the first two holds the vocabulary: tokenizer.json (the `tokenizers` library's file, which
 # transformers reads first) or vocab.txt. What from_pretrained reads, when present, in this order.
 VOCABULARY_FILES = ("tokenizer.json", "vocab.txt")
@@ -40,14 +40,16 @@ def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
 
 
 def read_tokenizer_config(config_file: str) -> dict[str, Any]:
-    """tokenizer_config.json -> the BertTokenizer arguments it sets."""
+    """tokenizer_config.json -> the BertTokenizer arguments it sets. Keys BertTokenizer does not use are
+    passed on too (it keeps them in init_kwargs, as transformers does); keys set to null are left out."""
     config = _json_object(config_file)
-    settings = {}
-    for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "model_max_length",
-                "clean_up_tokenization_spaces", "padding_side", "truncation_side", *SPECIAL_TOKEN_NAMES):
-        if config.get(key) is not None:
-            value = config[key]
-            settings[key] = value["content"] if isinstance(value, dict) else value  # AddedToken form
+    settings = {key: value for key, value in config.items() if value is not None and key not in (
+        "extra_special_tokens", "additional_special_tokens", "added_tokens_decoder", "name_or_path", "max_len")}
+    for key in SPECIAL_TOKEN_NAMES:
+        if isinstance(settings.get(key), dict):
+            settings[key] = settings[key].get("content")  # the AddedToken form
+    if config.get("model_max_length") is None and config.get("max_len") is not None:
+        settings["model_max_length"] = config["max_len"]  # the name older files use
     extra = config.get("extra_special_tokens", config.get("additional_special_tokens"))
     if extra:
         if not isinstance(extra, list):
@@ -112,14 +114,13 @@ def write_tokenizer_files(tokenizer: BertTokenizer, directory: str | os.PathLike
     t = tokenizer
     os.makedirs(directory, exist_ok=True)
     tokenizer_file, vocab_file, config_file = (os.path.join(directory, name) for name in TOKENIZER_FILES)
-    with open(vocab_file, "w", encoding="utf-8") as f:
-        # Line number = id; an id the vocabulary lacks (possible in a tokenizer.json) gets an empty line.
-        f.writelines(t.wordpiece_tokens.get(i, "") + "\n" for i in range(t.wordpiece_size))
+    write_vocab(t, vocab_file)
     config = {"tokenizer_class": "BertTokenizer", "do_lower_case": t.do_lower_case, "strip_accents": t.strip_accents,
               "tokenize_chinese_chars": t.tokenize_chinese_chars,
               "clean_up_tokenization_spaces": t.clean_up_tokenization_spaces,
               "padding_side": t.padding_side, "truncation_side": t.truncation_side,
-              **{name: getattr(t, name) for name in SPECIAL_TOKEN_NAMES},
+              "model_input_names": list(t.model_input_names), "split_special_tokens": t.split_special_tokens,
+              **{name: getattr(t, name) for name in SPECIAL_TOKEN_NAMES if getattr(t, name) is not None},
               "extra_special_tokens": list(t.extra_special_tokens),
               "added_tokens_decoder": {str(i): token.as_dict() for i, token in t.added_tokens_decoder.items()}}
     if t.model_max_length < LARGE_INTEGER:
@@ -128,6 +129,13 @@ def write_tokenizer_files(tokenizer: BertTokenizer, directory: str | os.PathLike
         with open(path, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, ensure_ascii=False)
     return config_file, vocab_file, tokenizer_file
+
+
+def write_vocab(tokenizer: BertTokenizer, vocab_file: str) -> None:
+    """vocab.txt: WordPiece's vocabulary, one token a line, the line number being the id; an id the
+    vocabulary lacks (possible in a tokenizer.json) gets an empty line."""
+    with open(vocab_file, "w", encoding="utf-8") as f:
+        f.writelines(tokenizer.wordpiece_tokens.get(i, "") + "\n" for i in range(tokenizer.wordpiece_size))
 
 
 def tokenizer_json(tokenizer: BertTokenizer) -> dict[str, Any]:
@@ -151,6 +159,6 @@ def tokenizer_json(tokenizer: BertTokenizer) -> dict[str, Any]:
                                for token in dict.fromkeys((cls, sep))},
         },
         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
-        "model": {"type": "WordPiece", "unk_token": t.unk_token, "continuing_subword_prefix": "##",
+        "model": {"type": "WordPiece", "unk_token": t.wordpiece_unk_token, "continuing_subword_prefix": "##",
                   "max_input_chars_per_word": MAX_WORD_CHARS, "vocab": t.vocab},
     }
