@@ -21,8 +21,23 @@ import pytest
 from minibert import AddedToken, BatchEncoding, BertTokenizer
 
 # test_tokenization_bert.py's setUp vocabulary
-PEER_VOCAB = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ",",
-              "low", "lowest"]
+PEER_VOCAB = [
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[PAD]",
+    "[MASK]",
+    "want",
+    "##want",
+    "##ed",
+    "wa",
+    "un",
+    "runn",
+    "##ing",
+    ",",
+    "low",
+    "lowest",
+]
 LONG_WARNING = "Token indices sequence length is longer than the specified maximum sequence length for this model"
 
 
@@ -55,8 +70,11 @@ def get_clean_sequence(tokenizer, max_length=20, min_length=5, with_prefix_space
     ids = [t[0] for t in toks]
     text = tokenizer.decode(ids, clean_up_tokenization_spaces=False)
     if " " not in text and len(ids) > 1:
-        text = (tokenizer.decode([ids[0]], clean_up_tokenization_spaces=False) + " "
-                + tokenizer.decode(ids[1:], clean_up_tokenization_spaces=False))
+        text = (
+            tokenizer.decode([ids[0]], clean_up_tokenization_spaces=False)
+            + " "
+            + tokenizer.decode(ids[1:], clean_up_tokenization_spaces=False)
+        )
     text = " " + text if with_prefix_space else text
     return text, tokenizer.encode(text, add_special_tokens=False)
 
@@ -92,11 +110,26 @@ def test_internal_consistency(get_tokenizer):  # test_internal_consistency, with
 def test_offsets_with_special_characters(real):  # test_offsets_with_special_characters (uncased branch)
     tokenizer = BertTokenizer.from_pretrained(real)
     sentence = f"A, naïve {tokenizer.mask_token} AllenNLP sentence."
-    tokens = tokenizer.encode_plus(sentence, return_attention_mask=False, return_token_type_ids=False,
-                                   return_offsets_mapping=True, add_special_tokens=True)
-    expected = [((0, 0), "[CLS]"), ((0, 1), "a"), ((1, 2), ","), ((3, 8), "naive"), ((9, 15), "[MASK]"),
-                ((16, 21), "allen"), ((21, 23), "##nl"), ((23, 24), "##p"), ((25, 33), "sentence"), ((33, 34), "."),
-                ((0, 0), "[SEP]")]
+    tokens = tokenizer.encode_plus(
+        sentence,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        return_offsets_mapping=True,
+        add_special_tokens=True,
+    )
+    expected = [
+        ((0, 0), "[CLS]"),
+        ((0, 1), "a"),
+        ((1, 2), ","),
+        ((3, 8), "naive"),
+        ((9, 15), "[MASK]"),
+        ((16, 21), "allen"),
+        ((21, 23), "##nl"),
+        ((23, 24), "##p"),
+        ((25, 33), "sentence"),
+        ((33, 34), "."),
+        ((0, 0), "[SEP]"),
+    ]
     assert tokenizer.convert_ids_to_tokens(tokens["input_ids"]) == [e[1] for e in expected]
     assert tokens["offset_mapping"] == [e[0] for e in expected]
     assert set(tokens) == {"input_ids", "offset_mapping"}
@@ -116,7 +149,9 @@ def test_sequence_builders(real):  # test_sequence_builders (transformers 4; tra
     text_2 = tokenizer.encode("multi-sequence build", add_special_tokens=False)
     assert tokenizer.build_inputs_with_special_tokens(text) == [101] + text + [102]
     assert tokenizer.build_inputs_with_special_tokens(text, text_2) == [101] + text + [102] + text_2 + [102]
-    assert tokenizer.create_token_type_ids_from_sequences(text, text_2) == [0] * (len(text) + 2) + [1] * (len(text_2) + 1)
+    assert tokenizer.create_token_type_ids_from_sequences(text, text_2) == [0] * (len(text) + 2) + [1] * (
+        len(text_2) + 1
+    )
     assert tokenizer.get_special_tokens_mask(text, text_2) == [1] + [0] * len(text) + [1] + [0] * len(text_2) + [1]
 
 
@@ -135,9 +170,135 @@ hi<s>there
 The following string should be properly encoded: Hello.
 But ird and ปี   ird   ด
 Hey how are you doing"""
-INTEGRATION_TOKENS = ['[UNK]', 'is', 'a', 'test', '[UNK]', '[UNK]', 'was', 'born', 'in', '92', '##00', '##0', ',', 'and', 'this', 'is', '[UNK]', '.', '生', '[UNK]', '的', '真', '[UNK]', '[UNK]', '[UNK]', '[UNK]', '[UNK]', '[UNK]', '[UNK]', '<', 's', '>', 'hi', '<', 's', '>', 'there', '[UNK]', 'following', 'string', 'should', 'be', 'properly', 'encoded', ':', '[UNK]', '.', '[UNK]', 'ir', '##d', 'and', '[UNK]', 'ir', '##d', '[UNK]', '[UNK]', 'how', 'are', 'you', 'doing']  # noqa: E501
-INTEGRATION_IDS = [100, 2003, 1037, 3231, 100, 100, 2001, 2141, 1999, 6227, 8889, 2692, 1010, 1998, 2023, 2003, 100, 1012, 1910, 100, 1916, 1921, 100, 100, 100, 100, 100, 100, 100, 1026, 1055, 1028, 7632, 1026, 1055, 1028, 2045, 100, 2206, 5164, 2323, 2022, 7919, 12359, 1024, 100, 1012, 100, 20868, 2094, 1998, 100, 20868, 2094, 100, 100, 2129, 2024, 2017, 2725]  # noqa: E501
-INTEGRATION_DECODED = "[UNK] is a test [UNK] [UNK] was born in 92000, and this is [UNK]. 生 [UNK] 的 真 [UNK] [UNK] [UNK] [UNK] [UNK] [UNK] [UNK] < s > hi < s > there [UNK] following string should be properly encoded : [UNK]. [UNK] ird and [UNK] ird [UNK] [UNK] how are you doing"  # noqa: E501
+INTEGRATION_TOKENS = [
+    "[UNK]",
+    "is",
+    "a",
+    "test",
+    "[UNK]",
+    "[UNK]",
+    "was",
+    "born",
+    "in",
+    "92",
+    "##00",
+    "##0",
+    ",",
+    "and",
+    "this",
+    "is",
+    "[UNK]",
+    ".",
+    "生",
+    "[UNK]",
+    "的",
+    "真",
+    "[UNK]",
+    "[UNK]",
+    "[UNK]",
+    "[UNK]",
+    "[UNK]",
+    "[UNK]",
+    "[UNK]",
+    "<",
+    "s",
+    ">",
+    "hi",
+    "<",
+    "s",
+    ">",
+    "there",
+    "[UNK]",
+    "following",
+    "string",
+    "should",
+    "be",
+    "properly",
+    "encoded",
+    ":",
+    "[UNK]",
+    ".",
+    "[UNK]",
+    "ir",
+    "##d",
+    "and",
+    "[UNK]",
+    "ir",
+    "##d",
+    "[UNK]",
+    "[UNK]",
+    "how",
+    "are",
+    "you",
+    "doing",
+]
+INTEGRATION_IDS = [
+    100,
+    2003,
+    1037,
+    3231,
+    100,
+    100,
+    2001,
+    2141,
+    1999,
+    6227,
+    8889,
+    2692,
+    1010,
+    1998,
+    2023,
+    2003,
+    100,
+    1012,
+    1910,
+    100,
+    1916,
+    1921,
+    100,
+    100,
+    100,
+    100,
+    100,
+    100,
+    100,
+    1026,
+    1055,
+    1028,
+    7632,
+    1026,
+    1055,
+    1028,
+    2045,
+    100,
+    2206,
+    5164,
+    2323,
+    2022,
+    7919,
+    12359,
+    1024,
+    100,
+    1012,
+    100,
+    20868,
+    2094,
+    1998,
+    100,
+    20868,
+    2094,
+    100,
+    100,
+    2129,
+    2024,
+    2017,
+    2725,
+]
+INTEGRATION_DECODED = (
+    "[UNK] is a test [UNK] [UNK] was born in 92000, and this is [UNK]. 生 [UNK] 的 真 [UNK] [UNK] [UNK] "
+    "[UNK] [UNK] [UNK] [UNK] < s > hi < s > there [UNK] following string should be properly encoded : "
+    "[UNK]. [UNK] ird and [UNK] ird [UNK] [UNK] how are you doing"
+)
 
 
 def test_integration(real):  # TokenizerTesterMixin.test_integration with BertTokenizationTest's values
@@ -175,8 +336,14 @@ def test_tokenizers_common_properties(get_tokenizer):  # test_tokenizers_common_
     tokenizer = get_tokenizer()
     for attr in ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]:
         assert hasattr(tokenizer, attr) and hasattr(tokenizer, attr + "_id")
-    for attr in ["extra_special_tokens", "extra_special_tokens_ids", "model_max_length", "init_kwargs",
-                 "added_tokens_encoder", "added_tokens_decoder"]:
+    for attr in [
+        "extra_special_tokens",
+        "extra_special_tokens_ids",
+        "model_max_length",
+        "init_kwargs",
+        "added_tokens_encoder",
+        "added_tokens_decoder",
+    ]:
         assert hasattr(tokenizer, attr)
 
 
@@ -257,8 +424,14 @@ def test_maximum_encoding_length_single_input(get_tokenizer, caplog):  # test_ma
         tokenizer(seq_1)  # once per tokenizer, as in transformers
     assert not caplog.records
     # overflowing tokens, the TokenizersBackend branch
-    information = tokenizer(seq_0, max_length=total_length - 2, add_special_tokens=False, stride=2,
-                            truncation="longest_first", return_overflowing_tokens=True)
+    information = tokenizer(
+        seq_0,
+        max_length=total_length - 2,
+        add_special_tokens=False,
+        stride=2,
+        truncation="longest_first",
+        return_overflowing_tokens=True,
+    )
     assert len(information["input_ids"]) == 2
     assert information["input_ids"][0] == sequence[:-2] and information["input_ids"][1] == sequence[-4:]
 
@@ -283,7 +456,10 @@ def test_maximum_encoding_length_pair_input(get_tokenizer, caplog):  # test_maxi
     for padding_state in [False, True, "longest"]:
         for truncation_state in [True, "longest_first", "only_first"]:
             assert len(tokenizer(seq_2, seq_1, padding=padding_state, truncation=truncation_state)["input_ids"]) == 100
-            assert len(tokenizer([seq_2], [seq_1], padding=padding_state, truncation=truncation_state)["input_ids"][0]) == 100
+            assert (
+                len(tokenizer([seq_2], [seq_1], padding=padding_state, truncation=truncation_state)["input_ids"][0])
+                == 100
+            )
         assert len(tokenizer(seq_1, seq_2, padding=padding_state, truncation="only_second")["input_ids"]) == 100
         assert len(tokenizer([seq_1], [seq_2], padding=padding_state, truncation="only_second")["input_ids"][0]) == 100
         tokenizer.deprecation_warnings = {}
@@ -293,20 +469,20 @@ def test_maximum_encoding_length_pair_input(get_tokenizer, caplog):  # test_maxi
         assert len(caplog.records) == 1 and caplog.records[0].getMessage().startswith(LONG_WARNING)
     first, second = (tokenizer.encode(seq, add_special_tokens=False) for seq in (seq_0, seq_1))
     truncated_longest = first[:-2] + second if len(seq0_tokens) > len(seq1_tokens) else first + second[:-2]
-    overflow_longest = (first[-(2 + stride):] + second if len(seq0_tokens) > len(seq1_tokens)
-                        else first + second[-(2 + stride):])
-    for truncation in ("longest_first", True):
+    overflow_longest = (
+        first[-(2 + stride) :] + second if len(seq0_tokens) > len(seq1_tokens) else first + second[-(2 + stride) :]
+    )
+    assert len(overflow_longest) == 2 + stride + len(smallest)
+    expected = {  # the TokenizersBackend branch: the kept window, then the overflowing one
+        "longest_first": [truncated_longest, overflow_longest],
+        True: [truncated_longest, overflow_longest],
+        "only_first": [first[:-2] + second, first[-(2 + stride) :] + second],
+        "only_second": [first + second[:-2], first + second[-(2 + stride) :]],
+    }
+    for truncation, rows in expected.items():
         information = tokenizer(seq_0, seq_1, max_length=len(sequence) - 2, add_special_tokens=False, stride=stride,
                                 truncation=truncation, return_overflowing_tokens=True)
-        assert len(information["input_ids"]) == 2 and information["input_ids"][0] == truncated_longest
-        assert len(information["input_ids"][1]) == 2 + stride + len(smallest)
-        assert information["input_ids"][1] == overflow_longest
-    information = tokenizer(seq_0, seq_1, max_length=len(sequence) - 2, add_special_tokens=False, stride=stride,
-                            truncation="only_first", return_overflowing_tokens=True)
-    assert information["input_ids"] == [first[:-2] + second, first[-(2 + stride):] + second]
-    information = tokenizer(seq_0, seq_1, max_length=len(sequence) - 2, add_special_tokens=False, stride=stride,
-                            truncation="only_second", return_overflowing_tokens=True)
-    assert information["input_ids"] == [first + second[:-2], first + second[-(2 + stride):]]
+        assert information["input_ids"] == rows, truncation
 
 
 def test_special_tokens_mask(get_tokenizer):  # test_special_tokens_mask, test_special_tokens_mask_input_pairs
@@ -328,7 +504,9 @@ def test_padding_and_truncation_side_in_kwargs(peer_dir):  # test_padding_side_i
             BertTokenizer.from_pretrained(peer_dir, **{name: "unauthorized"})
 
 
-def test_encode_basic_padding_and_truncation(get_tokenizer):  # test_encode_basic_padding, test_right_and_left_truncation
+def test_encode_basic_padding_and_truncation(
+    get_tokenizer,
+):  # test_encode_basic_padding, test_right_and_left_truncation
     tokenizer = get_tokenizer(do_lower_case=False)
     for side in ("right", "left"):
         tokenizer.padding_side = side
@@ -339,10 +517,16 @@ def test_encode_basic_padding_and_truncation(get_tokenizer):  # test_encode_basi
     encoded = tokenizer.encode("This is a test sequence", add_special_tokens=False)
     for side, kept in (("right", encoded[:-3]), ("left", encoded[3:])):
         tokenizer.truncation_side = side
-        assert tokenizer.encode("This is a test sequence", max_length=len(encoded) - 3, truncation=True,
-                                add_special_tokens=False) == kept
+        assert (
+            tokenizer.encode(
+                "This is a test sequence", max_length=len(encoded) - 3, truncation=True, add_special_tokens=False
+            )
+            == kept
+        )
         for truncation in (True, "longest_first", False, None):
-            assert tokenizer.encode("This is a test sequence", truncation=truncation, add_special_tokens=False) == encoded
+            assert (
+                tokenizer.encode("This is a test sequence", truncation=truncation, add_special_tokens=False) == encoded
+            )
 
 
 def test_padding_to_multiple_of_and_attention_mask(get_tokenizer):
@@ -354,8 +538,10 @@ def test_padding_to_multiple_of_and_attention_mask(get_tokenizer):
     assert all(len(v) % 8 == 0 for v in tokenizer("This", padding=True, truncation=True, pad_to_multiple_of=8).values())
     with pytest.raises(ValueError):
         tokenizer("This", padding=True, truncation=True, max_length=12, pad_to_multiple_of=8)
-    features = [{"input_ids": [1, 2, 3, 4, 5, 6], "attention_mask": [1, 1, 1, 1, 1, 0]},
-                {"input_ids": [1, 2, 3], "attention_mask": [1, 1, 0]}]
+    features = [
+        {"input_ids": [1, 2, 3, 4, 5, 6], "attention_mask": [1, 1, 1, 1, 1, 0]},
+        {"input_ids": [1, 2, 3], "attention_mask": [1, 1, 0]},
+    ]
     assert tokenizer.pad(features)["attention_mask"] == [[1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0]]
 
 
@@ -374,7 +560,7 @@ def test_encode_plus_with_padding(get_tokenizer, as_call_kwarg):  # test_encode_
         else:
             tokenizer.padding_side = side
 
-        def padded(values, pad):
+        def padded(values, pad, side=side):
             return values + [pad] * 10 if side == "right" else [pad] * 10 + values
 
         out = tokenizer("Sequence", **kwargs)
@@ -396,8 +582,11 @@ def test_get_vocab_and_conversion_reversible(get_tokenizer):  # test_get_vocab, 
             assert tokenizer.convert_tokens_to_ids(word) == index and tokenizer.convert_ids_to_tokens(index) == word
 
 
-SEQUENCES = ["Testing batch encode plus", "Testing batch encode plus with different sequence lengths",
-             "Testing batch encode plus with different sequence lengths correctly pads"]
+SEQUENCES = [
+    "Testing batch encode plus",
+    "Testing batch encode plus with different sequence lengths",
+    "Testing batch encode plus with different sequence lengths correctly pads",
+]
 
 
 def test_call_and_batches(get_tokenizer):
@@ -407,13 +596,15 @@ def test_call_and_batches(get_tokenizer):
     assert [tokenizer(s) for s in SEQUENCES] == as_rows(tokenizer(SEQUENCES, padding=False))
     longest = max(len(tokenizer(s)["input_ids"]) for s in SEQUENCES)
     assert [tokenizer(s, max_length=longest, padding="max_length") for s in SEQUENCES] == as_rows(
-        tokenizer(SEQUENCES, padding=True))
+        tokenizer(SEQUENCES, padding=True)
+    )
     assert tokenizer(SEQUENCES, padding=True) == tokenizer(SEQUENCES, max_length=longest + 10, padding="longest")
     assert tokenizer(SEQUENCES, padding=False) == tokenizer(SEQUENCES, max_length=longest + 10, padding=False)
     for side in ("right", "left"):
         tokenizer.padding_side = side
         assert [tokenizer(s, max_length=100, padding="max_length") for s in SEQUENCES] == as_rows(
-            tokenizer(SEQUENCES, max_length=100, padding="max_length"))
+            tokenizer(SEQUENCES, max_length=100, padding="max_length")
+        )
     assert tokenizer.batch_encode_plus(SEQUENCES) == tokenizer(SEQUENCES)  # the transformers 4 name
 
 
@@ -432,11 +623,15 @@ def test_pretokenized_inputs(get_tokenizer):  # test_pretokenized_inputs
         output = tokenizer(word_batch, is_split_into_words=True, add_special_tokens=special)
         expected = tokenizer([" " + " ".join(s) for s in word_batch], add_special_tokens=special)
         assert all(output[k] == v for k, v in expected.items())
-    pair_batch = [(sequence.strip(), sequence.strip())] * 2 + [(sequence.strip() + " " + sequence.strip(), sequence.strip())]
+    pair_batch = [(sequence.strip(), sequence.strip())] * 2 + [
+        (sequence.strip() + " " + sequence.strip(), sequence.strip())
+    ]
     word_pair_batch = [tuple(s.split() for s in pair) for pair in pair_batch]  # a batch of pre-tokenized pairs
     for special in (False, True):
         output = tokenizer(word_pair_batch, is_split_into_words=True, add_special_tokens=special)
-        expected = tokenizer([tuple(" " + " ".join(s) for s in pair) for pair in word_pair_batch], add_special_tokens=special)
+        expected = tokenizer(
+            [tuple(" " + " ".join(s) for s in pair) for pair in word_pair_batch], add_special_tokens=special
+        )
         assert all(output[k] == v for k, v in expected.items())
 
 
@@ -453,13 +648,27 @@ def test_no_pad_token(get_tokenizer):  # _check_no_pad_token_padding
 def test_batch_encode_dynamic_overflowing(real):  # test_batch_encode_dynamic_overflowing ("np", and "pt" with torch)
     tokenizer = BertTokenizer.from_pretrained(real)
     for tensors in ["np"] + (["pt"] if _torch() else []):
-        tokens = tokenizer("HuggingFace is solving NLP one commit at a time", max_length=6, padding=True,
-                           truncation=True, return_tensors=tensors, return_overflowing_tokens=True)
+        tokens = tokenizer(
+            "HuggingFace is solving NLP one commit at a time",
+            max_length=6,
+            padding=True,
+            truncation=True,
+            return_tensors=tensors,
+            return_overflowing_tokens=True,
+        )
         assert all(len(tokens[k].shape) == 2 for k in tokens if k != "overflow_to_sample_mapping")
-        for texts in (["HuggingFace is solving NLP one commit at a time"],
-                      ["HuggingFace is solving NLP one commit at a time", "Very tiny input"]):
-            tokens = tokenizer(texts, max_length=6, padding=True, truncation="only_first", return_tensors=tensors,
-                               return_overflowing_tokens=True)
+        for texts in (
+            ["HuggingFace is solving NLP one commit at a time"],
+            ["HuggingFace is solving NLP one commit at a time", "Very tiny input"],
+        ):
+            tokens = tokenizer(
+                texts,
+                max_length=6,
+                padding=True,
+                truncation="only_first",
+                return_tensors=tensors,
+                return_overflowing_tokens=True,
+            )
             assert all(tokens[k].shape[-1] == 6 for k in tokens if k != "overflow_to_sample_mapping")
 
 
@@ -472,17 +681,29 @@ def test_padding(real):  # test_padding, tokenizer_p's calls (encode, encode_plu
         return list(takewhile(lambda i: i == pad, reversed(ids)))
 
     assert padded(tokenizer.encode("This is a simple input", max_length=max_length, padding="max_length"), max_length)
-    assert padded(tokenizer.encode("This is a simple input", "This is a pair", max_length=max_length,
-                                   padding="max_length"), max_length)
-    assert padded(tokenizer.encode_plus("This is a simple input", max_length=max_length,
-                                        padding="max_length")["input_ids"], max_length)
-    batch = tokenizer.batch_encode_plus([("This is a simple input 1", "This is a simple input 2"),
-                                         ("This is a simple pair 1", "This is a simple pair 2")],
-                                        max_length=max_length, truncation=True, padding="max_length")
+    assert padded(
+        tokenizer.encode("This is a simple input", "This is a pair", max_length=max_length, padding="max_length"),
+        max_length,
+    )
+    assert padded(
+        tokenizer.encode_plus("This is a simple input", max_length=max_length, padding="max_length")["input_ids"],
+        max_length,
+    )
+    batch = tokenizer.batch_encode_plus(
+        [
+            ("This is a simple input 1", "This is a simple input 2"),
+            ("This is a simple pair 1", "This is a simple pair 2"),
+        ],
+        max_length=max_length,
+        truncation=True,
+        padding="max_length",
+    )
     assert all(len(row) == max_length for row in batch["input_ids"])
     single = tokenizer.pad(tokenizer.encode_plus("This is a input 1"), max_length=max_length, padding="max_length")
     assert padded(single["input_ids"], max_length)
-    after = tokenizer.pad(tokenizer.batch_encode_plus(["This is a input 1", "This is a much longer input whilch should be padded"]))
+    after = tokenizer.pad(
+        tokenizer.batch_encode_plus(["This is a input 1", "This is a much longer input whilch should be padded"])
+    )
     assert len({len(row) for row in after["input_ids"]}) == 1
     empty = tokenizer.pad({"input_ids": [[], []]}, max_length=max_length, padding="max_length")
     assert empty["input_ids"] == [[pad] * max_length] * 2 and empty["attention_mask"] == [[0] * max_length] * 2
@@ -492,8 +713,14 @@ def test_compare_add_special_tokens(real):  # test_compare_add_special_tokens
     tokenizer = BertTokenizer.from_pretrained(real)
     n = tokenizer.num_special_tokens_to_add(pair=False)
     for text in ["", " "]:
-        assert len(tokenizer.tokenize(text, add_special_tokens=False)) == len(tokenizer.tokenize(text, add_special_tokens=True)) - n
-        assert len(tokenizer.encode(text, add_special_tokens=False)) == len(tokenizer.encode(text, add_special_tokens=True)) - n
+        assert (
+            len(tokenizer.tokenize(text, add_special_tokens=False))
+            == len(tokenizer.tokenize(text, add_special_tokens=True)) - n
+        )
+        assert (
+            len(tokenizer.encode(text, add_special_tokens=False))
+            == len(tokenizer.encode(text, add_special_tokens=True)) - n
+        )
         without, with_ = tokenizer.encode_plus(text, add_special_tokens=False), tokenizer.encode_plus(text)
         assert all(len(without[k]) == len(with_[k]) - n for k in without)
         without = tokenizer.batch_encode_plus([text, text], add_special_tokens=False)
@@ -502,7 +729,8 @@ def test_compare_add_special_tokens(real):  # test_compare_add_special_tokens
 
 
 def test_special_tokens_initialization(real, tmp_path):
-    """test_special_tokens_initialization; test_special_tokens_initialization_with_non_empty_additional_special_tokens."""
+    """test_special_tokens_initialization;
+    test_special_tokens_initialization_with_non_empty_additional_special_tokens."""
     tokenizer = BertTokenizer.from_pretrained(real, additional_special_tokens=[AddedToken("<special>", lstrip=True)])
     special_id = tokenizer.encode("<special>", add_special_tokens=False)[0]
     assert special_id in tokenizer.encode("Hey this is a <special> token")
@@ -515,12 +743,15 @@ def test_special_tokens_initialization(real, tmp_path):
     assert "an_additional_special_token" in loaded.additional_special_tokens
     assert "an_additional_special_token" in loaded.get_vocab()
     assert loaded.convert_ids_to_tokens(loaded.convert_tokens_to_ids(["an_additional_special_token"])) == [
-        "an_additional_special_token"]
-    loaded = BertTokenizer.from_pretrained(tmp_path, additional_special_tokens=[
-        AddedToken("a_new_additional_special_token", lstrip=True)])
+        "an_additional_special_token"
+    ]
+    loaded = BertTokenizer.from_pretrained(
+        tmp_path, additional_special_tokens=[AddedToken("a_new_additional_special_token", lstrip=True)]
+    )
     assert "a_new_additional_special_token" in loaded.additional_special_tokens
     assert loaded.convert_ids_to_tokens(loaded.convert_tokens_to_ids(["a_new_additional_special_token"])) == [
-        "a_new_additional_special_token"]
+        "a_new_additional_special_token"
+    ]
 
 
 def test_split_special_tokens(real, tmp_path):  # test_split_special_tokens
@@ -534,13 +765,17 @@ def test_split_special_tokens(real, tmp_path):  # test_split_special_tokens
     assert special_id not in tokenizer(sentence)["input_ids"]
     tokenizer.save_pretrained(tmp_path)
     reloaded = BertTokenizer.from_pretrained(tmp_path)
-    assert special not in reloaded.tokenize(sentence) and special in reloaded.tokenize(sentence, split_special_tokens=False)
+    assert special not in reloaded.tokenize(sentence) and special in reloaded.tokenize(
+        sentence, split_special_tokens=False
+    )
 
 
 def test_added_tokens_serialization(real, tmp_path):  # test_added_tokens_serialization
     new_eos = AddedToken("[NEW_EOS]", rstrip=False, lstrip=True, normalized=False, special=True)
     tokenizer = BertTokenizer.from_pretrained(real, eos_token=new_eos)
-    assert tokenizer.eos_token == "[NEW_EOS]" and "[NEW_EOS]" in [str(t) for t in tokenizer.added_tokens_decoder.values()]
+    assert tokenizer.eos_token == "[NEW_EOS]" and "[NEW_EOS]" in [
+        str(t) for t in tokenizer.added_tokens_decoder.values()
+    ]
     expected = {str(t) for t in tokenizer.added_tokens_decoder.values()}
     tokenizer.save_pretrained(tmp_path)
     loaded = BertTokenizer.from_pretrained(tmp_path)
@@ -557,12 +792,16 @@ def test_initialization_arguments(get_tokenizer):
             get_tokenizer(**{key: True})
     tokenizer = get_tokenizer(pad_token="[PAD]")
     assert tokenizer.pad_token == "[PAD]" and tokenizer.pad_token_id is not None
-    output = tokenizer(["Test this method.", "With these inputs and some extra tokens here."], padding=True,
-                       return_attention_mask=True)
+    output = tokenizer(
+        ["Test this method.", "With these inputs and some extra tokens here."], padding=True, return_attention_mask=True
+    )
     assert len(output["input_ids"][0]) == len(output["input_ids"][1]) and 0 in output["attention_mask"][0]
     for add_bos_token in (True, False):
         tokenizer = get_tokenizer(bos_token="<BOS>", add_bos_token=add_bos_token)
-        assert tokenizer.bos_token == "<BOS>" and tokenizer("Hello world", add_special_tokens=False)["input_ids"] is not None
+        assert (
+            tokenizer.bos_token == "<BOS>"
+            and tokenizer("Hello world", add_special_tokens=False)["input_ids"] is not None
+        )
     assert isinstance(tokenizer.convert_tokens_to_string(["this", "is", "a", "test"]), str)
 
 
@@ -601,18 +840,25 @@ def test_alignment_methods(real):  # test_alignment_methods
     first = pair.word_to_tokens(words.index("inspiration"), sequence_index=0).start
     second = pair.word_to_tokens(pair_words.index("inspiration"), sequence_index=1).start
     assert first != second and pair["input_ids"][first] == pair["input_ids"][second]
-    a, b = pair.char_to_token(text.find("inspiration"), sequence_index=0), pair.char_to_token(pair_text.find("inspiration"), sequence_index=1)
+    a, b = (
+        pair.char_to_token(text.find("inspiration"), sequence_index=0),
+        pair.char_to_token(pair_text.find("inspiration"), sequence_index=1),
+    )
     assert a != b and pair["input_ids"][a] == pair["input_ids"][b]
-    assert words[pair.char_to_word(text.find("inspiration"), sequence_index=0)] == pair_words[
-        pair.char_to_word(pair_text.find("inspiration"), sequence_index=1)]
+    assert (
+        words[pair.char_to_word(text.find("inspiration"), sequence_index=0)]
+        == pair_words[pair.char_to_word(pair_text.find("inspiration"), sequence_index=1)]
+    )
     pair = tokenizer(text, pair_text)
     assert {0, 1, None} <= {pair.token_to_sequence(i) for i in range(len(pair["input_ids"]))}
 
 
 def test_offsets_mapping(real):  # test_offsets_mapping
     tokenizer = BertTokenizer.from_pretrained(real)
-    for texts, pair in ((["Wonderful no inspiration example with subtoken"], False),
-                        (["Wonderful no inspiration example with subtoken", "Along with an awesome pair"], True)):
+    for texts, pair in (
+        (["Wonderful no inspiration example with subtoken"], False),
+        (["Wonderful no inspiration example with subtoken", "Along with an awesome pair"], True),
+    ):
         out = tokenizer(*texts, return_special_tokens_mask=True, return_offsets_mapping=True)
         assert len(out["offset_mapping"]) == len(out["input_ids"])
         assert sum(out["special_tokens_mask"]) == tokenizer.num_special_tokens_to_add(pair)
@@ -645,7 +891,8 @@ def test_batch_encoding_surface(get_tokenizer):
         pt = tokenizer(["want", "running"], padding=True, return_tensors="pt")
         assert isinstance(pt["input_ids"], _torch().Tensor) and pt["input_ids"].dtype == _torch().int64
         assert pt.to("cpu") is pt and tokenizer.pad([{"input_ids": [1]}, {"input_ids": [1, 2]}], return_tensors="pt")[
-            "input_ids"].tolist() == [[1, 3], [1, 2]]
+            "input_ids"
+        ].tolist() == [[1, 3], [1, 2]]
 
 
 def test_tokenizer_attributes(get_tokenizer, peer_dir, tmp_path, caplog):
@@ -662,8 +909,15 @@ def test_tokenizer_attributes(get_tokenizer, peer_dir, tmp_path, caplog):
     assert set(narrow("want")) == {"input_ids", "attention_mask"}
     assert set(narrow("want", return_token_type_ids=True)) == {"input_ids", "attention_mask", "token_type_ids"}
     eos = get_tokenizer(bos_token="<s>", eos_token="</s>", additional_special_tokens=["<x>"])
-    assert list(eos.special_tokens_map) == ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
-                                            "cls_token", "mask_token"]
+    assert list(eos.special_tokens_map) == [
+        "bos_token",
+        "eos_token",
+        "unk_token",
+        "sep_token",
+        "pad_token",
+        "cls_token",
+        "mask_token",
+    ]
     assert eos.all_special_tokens[:2] == ["<s>", "</s>"] and eos.all_special_tokens[-1] == "<x>"
     assert (eos.bos_token_id, eos.eos_token_id) == (15, 16)
     with caplog.at_level(logging.WARNING):
@@ -680,7 +934,9 @@ def test_keyword_names(get_tokenizer):
     assert ids[:3] == [3, 3, 1]  # two [PAD] on the left, then [CLS]
     assert tokenizer.decode(token_ids=ids, skip_special_tokens=True) == "want running low"
     assert tokenizer.decode([ids, ids[2:]], skip_special_tokens=True) == ["want running low"] * 2
-    assert tokenizer.batch_decode([ids], skip_special_tokens=True, clean_up_tokenization_spaces=True) == ["want running low"]
+    assert tokenizer.batch_decode([ids], skip_special_tokens=True, clean_up_tokenization_spaces=True) == [
+        "want running low"
+    ]
     assert tokenizer.tokenize("want", pair="low", add_special_tokens=True) == ["[CLS]", "want", "[SEP]", "low", "[SEP]"]
     assert tokenizer.tokenize(["wanted", "low"], is_split_into_words=True) == ["want", "##ed", "low"]
     assert tokenizer.get_special_tokens_mask([1, 5, 2], already_has_special_tokens=True) == [1, 0, 1]
@@ -705,40 +961,83 @@ def _torch():
 
 LIVE_CALLS = {
     "word pairs": lambda t: t([(["Hello", "world"], ["a", "b"])], is_split_into_words=True),
-    "word pairs, padded": lambda t: t([(["Hello", "world"], ["a"]), (["x"], ["y", "z", "w"])], is_split_into_words=True,
-                                      padding=True, return_offsets_mapping=True),
+    "word pairs, padded": lambda t: t(
+        [(["Hello", "world"], ["a"]), (["x"], ["y", "z", "w"])],
+        is_split_into_words=True,
+        padding=True,
+        return_offsets_mapping=True,
+    ),
     "word pairs via text_pair": lambda t: t([["Hello", "world"], ["x"]], [["a"], ["y", "z"]], is_split_into_words=True),
-    "lookups past the end": lambda t: [(e.token_to_word(50), e.token_to_sequence(50), e.token_to_chars(50))
-                                       for e in [t("hello world")]],
+    "lookups past the end": lambda t: [
+        (e.token_to_word(50), e.token_to_sequence(50), e.token_to_chars(50)) for e in [t("hello world")]
+    ],
     "n_sequences": lambda t: (t("a").n_sequences, t("a", "b").n_sequences, t(["a"], ["b"]).n_sequences),
     "tokenize with pair": lambda t: t.tokenize("Hello world", pair="x y", add_special_tokens=True),
-    "encode stride padding_side": lambda t: t.encode("Hello there world", max_length=12, padding="max_length",
-                                                     padding_side="left", stride=1),
+    "encode stride padding_side": lambda t: t.encode(
+        "Hello there world", max_length=12, padding="max_length", padding_side="left", stride=1
+    ),
     "decode(token_ids=)": lambda t: t.decode(token_ids=[101, 7592, 1010, 2088, 102], skip_special_tokens=True),
     "decode a batch": lambda t: t.decode([[101, 7592, 102], [101, 2088, 1005, 1055, 102]]),
-    "batch_decode clean_up": lambda t: [t.batch_decode([[7592, 1010, 2088, 1005, 1055]], clean_up_tokenization_spaces=c)
-                                        for c in (True, False)],
-    "special tokens mask, encoded": lambda t: t.get_special_tokens_mask([101, 7592, 102, 0], already_has_special_tokens=True),
-    "attributes": lambda t: (t.is_fast, t.model_input_names, t.pad_token_type_id, t.max_len_single_sentence,
-                             t.max_len_sentences_pair, t.special_tokens_map, t.bos_token, t.eos_token_id),
-    "bos, eos, extra": lambda t: [(x.special_tokens_map, x.all_special_tokens, x.all_special_ids, x.extra_special_tokens,
-                                   x("a <x> b [SEP] <s>")["input_ids"])
-                                  for x in [t.from_pretrained(t.name_or_path, bos_token="<s>", eos_token="</s>",
-                                                              additional_special_tokens=["<x>"])]],
-    "split_special_tokens": lambda t: [(x.tokenize("a <x> b [SEP] <s>"), x("a <x> [SEP]")["input_ids"],
-                                        x.tokenize("a <x> [SEP]", split_special_tokens=False))
-                                       for x in [t.from_pretrained(t.name_or_path, additional_special_tokens=["<x>"],
-                                                                   eos_token="<s>", split_special_tokens=True)]],
-    "model_input_names": lambda t: dict(t.from_pretrained(t.name_or_path, model_input_names=["input_ids", "attention_mask"])(
-        "hello")),
-    "unknown kwargs": lambda t: [(x.init_kwargs["keep_accents"], x.init_kwargs["foo"], x.tokenize("Héllo"))
-                                 for x in [t.from_pretrained(t.name_or_path, keep_accents=True, foo=3)]],
-    "pad_token_id setter": lambda t: [(x.pad_token, x(["a", "a b c"], padding=True)["input_ids"])
-                                      for x in [t.from_pretrained(t.name_or_path)] if setattr(x, "pad_token_id", 103) is None],
-    "ids setter None": lambda t: [(x.cls_token, x.cls_token_id) for x in [t.from_pretrained(t.name_or_path)]
-                                  if setattr(x, "cls_token_id", None) is None],
-    "numpy tensors": lambda t: {k: (v.dtype.str, v.tolist()) for k, v in t(["a b", "c"], padding=True,
-                                                                            return_tensors="np").items()},
+    "batch_decode clean_up": lambda t: [
+        t.batch_decode([[7592, 1010, 2088, 1005, 1055]], clean_up_tokenization_spaces=c) for c in (True, False)
+    ],
+    "special tokens mask, encoded": lambda t: t.get_special_tokens_mask(
+        [101, 7592, 102, 0], already_has_special_tokens=True
+    ),
+    "attributes": lambda t: (
+        t.is_fast,
+        t.model_input_names,
+        t.pad_token_type_id,
+        t.max_len_single_sentence,
+        t.max_len_sentences_pair,
+        t.special_tokens_map,
+        t.bos_token,
+        t.eos_token_id,
+    ),
+    "bos, eos, extra": lambda t: [
+        (
+            x.special_tokens_map,
+            x.all_special_tokens,
+            x.all_special_ids,
+            x.extra_special_tokens,
+            x("a <x> b [SEP] <s>")["input_ids"],
+        )
+        for x in [
+            t.from_pretrained(t.name_or_path, bos_token="<s>", eos_token="</s>", additional_special_tokens=["<x>"])
+        ]
+    ],
+    "split_special_tokens": lambda t: [
+        (
+            x.tokenize("a <x> b [SEP] <s>"),
+            x("a <x> [SEP]")["input_ids"],
+            x.tokenize("a <x> [SEP]", split_special_tokens=False),
+        )
+        for x in [
+            t.from_pretrained(
+                t.name_or_path, additional_special_tokens=["<x>"], eos_token="<s>", split_special_tokens=True
+            )
+        ]
+    ],
+    "model_input_names": lambda t: dict(
+        t.from_pretrained(t.name_or_path, model_input_names=["input_ids", "attention_mask"])("hello")
+    ),
+    "unknown kwargs": lambda t: [
+        (x.init_kwargs["keep_accents"], x.init_kwargs["foo"], x.tokenize("Héllo"))
+        for x in [t.from_pretrained(t.name_or_path, keep_accents=True, foo=3)]
+    ],
+    "pad_token_id setter": lambda t: [
+        (x.pad_token, x(["a", "a b c"], padding=True)["input_ids"])
+        for x in [t.from_pretrained(t.name_or_path)]
+        if setattr(x, "pad_token_id", 103) is None
+    ],
+    "ids setter None": lambda t: [
+        (x.cls_token, x.cls_token_id)
+        for x in [t.from_pretrained(t.name_or_path)]
+        if setattr(x, "cls_token_id", None) is None
+    ],
+    "numpy tensors": lambda t: {
+        k: (v.dtype.str, v.tolist()) for k, v in t(["a b", "c"], padding=True, return_tensors="np").items()
+    },
 }
 
 

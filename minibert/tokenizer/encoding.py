@@ -43,8 +43,8 @@ class BatchEncoding(dict):
         if isinstance(key, slice):
             return {name: values[key] for name, values in self.items()}
         if not isinstance(key, str):
-            raise KeyError(f"BatchEncoding takes a key (str) or a slice of rows, got {key!r}; there are no `tokenizers` "
-                           "Encoding objects to index (use word_ids(i), tokens(i), ... for row i)")
+            raise KeyError(f"BatchEncoding takes a key (str) or a slice of rows, got {key!r}; there are no "
+                           "`tokenizers` Encoding objects to index (use word_ids(i), tokens(i), ... for row i)")
         return super().__getitem__(key)
 
     @property

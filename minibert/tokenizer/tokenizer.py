@@ -167,14 +167,16 @@ class BertTokenizer:
         for token_id, token in (added_tokens_decoder or {}).items():
             self._add_with_id(token_id, token)
         self.extra_special_tokens: list[str] = []
-        named = dict(zip(SPECIAL_TOKEN_NAMES, (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token)))
+        named = dict(zip(SPECIAL_TOKEN_NAMES,
+                         (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token)))
         extra = list(extra_special_tokens) if additional_special_tokens is None else list(additional_special_tokens)
         self.bos_token = self.eos_token = None
         self.add_special_tokens({**{k: v for k, v in named.items() if v is not None}, "extra_special_tokens": extra})
 
     @classmethod
     def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, revision: str | None = None, local_files_only: bool = False, token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
+        cls, pretrained_model_name_or_path: str | os.PathLike, revision: str | None = None,
+        local_files_only: bool = False, token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
         **kwargs: Any,
     ) -> BertTokenizer:
         """Load a tokenizer from a model directory, a Hugging Face cache folder, a hub id or a miniature's
@@ -388,7 +390,9 @@ class BertTokenizer:
         if token is None:
             return None
         token_id = self.added_tokens_encoder.get(token, self.vocab.get(token))
-        return token_id if token_id is not None else self.added_tokens_encoder.get(self.unk_token, self.vocab.get(self.unk_token))
+        if token_id is None:  # unknown: the [UNK] id
+            token_id = self.added_tokens_encoder.get(self.unk_token, self.vocab.get(self.unk_token))
+        return token_id
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int], skip_special_tokens: bool = False) -> str | list[str]:
         """Id(s) -> token string(s); skip_special_tokens drops the special added tokens ([CLS], [SEP], [PAD],
@@ -413,7 +417,8 @@ class BertTokenizer:
 
     # ---- text -> tokens ---------------------------------------------------------------------------------
 
-    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False, **kwargs: Any) -> list[str]:
+    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False,
+                 **kwargs: Any) -> list[str]:
         """Text (and optional pair) -> token strings, by default without [CLS]/[SEP] ("unaffable" -> ["una",
         "##ffa", "##ble"]); kwargs are the call's (is_split_into_words, split_special_tokens, ...)."""
         return self(text, pair, add_special_tokens=add_special_tokens, **kwargs).tokens()
@@ -435,14 +440,17 @@ class BertTokenizer:
         """Kept for code written for transformers 4 (transformers 5 removed it): the call, for a batch of texts
         or (text, pair) tuples."""
         if isinstance(batch_text_or_text_pairs, str) or not isinstance(batch_text_or_text_pairs, (list, tuple)):
-            raise TypeError(f"batch_encode_plus takes a list of texts or pairs, got {type(batch_text_or_text_pairs).__name__}")
+            raise TypeError("batch_encode_plus takes a list of texts or pairs, got "
+                            f"{type(batch_text_or_text_pairs).__name__}")
         return self(list(batch_text_or_text_pairs), **kwargs)
 
-    def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
+    def build_inputs_with_special_tokens(self, token_ids_0: list[int],
+                                         token_ids_1: list[int] | None = None) -> list[int]:
         """Kept for code written for transformers 4 (transformers 5 removed it): [CLS] A [SEP] (B [SEP]) on ids."""
         return self._with_special_tokens(_id_tokens(token_ids_0), _id_tokens(token_ids_1), True)["input_ids"]
 
-    def create_token_type_ids_from_sequences(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
+    def create_token_type_ids_from_sequences(self, token_ids_0: list[int],
+                                             token_ids_1: list[int] | None = None) -> list[int]:
         """Kept for code written for transformers 4 (transformers 5 removed it): the token type ids of
         build_inputs_with_special_tokens' output (0 through the first [SEP], 1 after)."""
         return self._with_special_tokens(_id_tokens(token_ids_0), _id_tokens(token_ids_1), True)["token_type_ids"]
@@ -455,7 +463,8 @@ class BertTokenizer:
         raises NotImplementedError)."""
         if already_has_special_tokens:
             if token_ids_1 is not None:
-                raise ValueError("with already_has_special_tokens=True, give one encoded sequence (token_ids_1 must be None)")
+                raise ValueError("with already_has_special_tokens=True, give one encoded sequence "
+                                 "(token_ids_1 must be None)")
             special = set(self.all_special_ids)
             return [int(int(i) in special) for i in token_ids_0]
         row = self._with_special_tokens(_id_tokens(token_ids_0), _id_tokens(token_ids_1), True)
@@ -843,7 +852,8 @@ def _word_examples(text: Any, text_pair: Any) -> tuple[list[tuple], bool]:
     batched = bool(text) and isinstance(text[0], (list, tuple))
     if not batched:
         if text_pair is not None and not isinstance(text_pair, (list, tuple)):
-            raise TypeError(f"with is_split_into_words, text_pair must be a list of words, got {type(text_pair).__name__}")
+            raise TypeError("with is_split_into_words, text_pair must be a list of words, got "
+                            f"{type(text_pair).__name__}")
         examples = [(text, text_pair or None)]  # as the reference: an empty pair is no pair (not in a batch)
     else:
         examples = [item if _is_word_pair(item) else (item, None) for item in _zipped(text, text_pair, "word lists")]
