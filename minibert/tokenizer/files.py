@@ -43,8 +43,9 @@ def read_tokenizer_config(config_file: str) -> dict[str, Any]:
     """tokenizer_config.json -> the BertTokenizer arguments it sets. Keys BertTokenizer does not use are
     passed on too (it keeps them in init_kwargs, as transformers does); keys set to null are left out."""
     config = _json_object(config_file)
-    settings = {key: value for key, value in config.items() if value is not None and key not in (
-        "extra_special_tokens", "additional_special_tokens", "added_tokens_decoder", "name_or_path", "max_len")}
+    read_elsewhere = ("extra_special_tokens", "additional_special_tokens", "added_tokens_decoder", "max_len",
+                      "name_or_path", "vocab_file", "vocab", "tokenizer_file")  # the last four: from_pretrained's
+    settings = {key: value for key, value in config.items() if value is not None and key not in read_elsewhere}
     for key in SPECIAL_TOKEN_NAMES:
         if isinstance(settings.get(key), dict):
             settings[key] = settings[key].get("content")  # the AddedToken form
