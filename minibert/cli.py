@@ -40,11 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minibert", description="BERT in NumPy: equal to transformers, no torch.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name, help, run, texts=False, model_default=DEFAULT_MODEL, json_output=True):
+    def command(name, help, run, texts=False, model_default=DEFAULT_MODEL, json_output=True, int8=False):
         p = commands.add_parser(name, help=help, description=help)
         if model_default is not None:
             p.add_argument("--model", default=model_default,
                            help=f"hub id, miniature name or local directory (default: {model_default})")
+        if int8:
+            p.add_argument("--int8", dest="quantize", action="store_const", const="int8",
+                           help="run the encoder's linear layers in int8 (docs/int8.md)")
         if texts:
             p.add_argument("texts", nargs="*", metavar="TEXT", help="texts; '-' reads one per line from stdin")
             p.add_argument("--input", metavar="FILE", help="read texts from FILE, one per line")
@@ -53,17 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
         return p
 
-    p = command("fill-mask", "predict the [MASK] tokens of each text", _fill_mask, texts=True)
+    p = command("fill-mask", "predict the [MASK] tokens of each text", _fill_mask, texts=True, int8=True)
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--truncate", action="store_true", help="cut texts longer than the model's window (else an error)")
     for p in (command("embed", "sentence embeddings (sentence-transformers models)", _embed, texts=True,
-                      model_default=DEFAULT_EMBEDDER),
+                      model_default=DEFAULT_EMBEDDER, int8=True),
               command("similarity", "cosine similarity of the first text with each other text", _similarity, texts=True,
-                      model_default=DEFAULT_EMBEDDER)):
+                      model_default=DEFAULT_EMBEDDER, int8=True)):
         p.add_argument("--prompt-name", help="put the model's prompt of this name (e.g. query) before every text "
                        "(default: the model's default prompt, if it has one)")
     p = command("classify", "labels and probabilities from a fine-tuned sequence-classification model", _classify,
-                texts=True, model_default=None)
+                texts=True, model_default=None, int8=True)
     p.add_argument("--model", required=True, help="a fine-tuned BertForSequenceClassification (hub id or directory)")
     p = command("tokenize", "tokens, ids and character offsets of each text", _tokenize, texts=True)
     command("info", "config, parameter count per block, files and head weights of a model", _info)
@@ -71,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-5, help="max abs diff allowed in float32 (default 1e-5)")
     p.add_argument("--tolerance-float64", type=float, default=1e-10,
                    help="max abs diff allowed in float64 (default 1e-10)")
-    p = command("trace", "one forward pass step by step: each intermediate tensor's shape and statistics", _trace)
+    p = command("trace", "one forward pass step by step: each intermediate tensor's shape and statistics", _trace,
+                int8=True)
     p.add_argument("text")
     p.add_argument("--save", metavar="PNG", help="draw every layer's attention maps (needs matplotlib: the viz extra)")
     p.add_argument("--truncate", action="store_true", help="cut a text longer than the model's window (else an error)")
@@ -190,7 +194,7 @@ def _fill_mask(args) -> int:
     for i, text in enumerate(texts):
         if tokenizer.mask_token not in text:
             raise UserError(f"text {i + 1} has no {tokenizer.mask_token}: {text[:60]!r}")
-    model = BertForMaskedLM.from_pretrained(args.model)
+    model = BertForMaskedLM.from_pretrained(args.model, quantize=args.quantize)
     texts = fit_to_window(tokenizer, model.config, texts, args.truncate)
     for i, text in enumerate(texts):
         if tokenizer.mask_token not in text:
@@ -210,7 +214,7 @@ def _fill_mask(args) -> int:
 def _embedder(args):
     from .tasks import SentenceEncoder
 
-    return SentenceEncoder.from_pretrained(args.model)
+    return SentenceEncoder.from_pretrained(args.model, quantize=args.quantize)
 
 
 def _embed(args) -> int:
@@ -239,7 +243,7 @@ def _classify(args) -> int:
     from .tokenizer import BertTokenizer
 
     texts = read_texts(args)
-    model = BertForSequenceClassification.from_pretrained(args.model)
+    model = BertForSequenceClassification.from_pretrained(args.model, quantize=args.quantize)
     results = classify(model, BertTokenizer.from_pretrained(args.model), texts)
 
     def line(text, r):
@@ -418,7 +422,7 @@ def _trace(args) -> int:
     from .tools.trace import trace
 
     tokenizer = BertTokenizer.from_pretrained(args.model)
-    model = BertModel.from_pretrained(args.model)
+    model = BertModel.from_pretrained(args.model, quantize=args.quantize)
     enc = tokenizer(fit_to_window(tokenizer, model.config, [args.text], args.truncate)[0], return_tensors="np")
     steps, lines, maps = [], [], []
     for name, tensor in trace(model, enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]):

@@ -22,8 +22,15 @@ from .errors import check_positive_int
 from .fast import FastEncoder
 from .loading.hub import model_directory
 from .loading.weights import (
-    bert_weights, canonical_state, flatten, mlm_shapes, nsp_shapes, read_weights, take, unflatten, weights_file,
+    SCALE_SUFFIX, bert_weights, canonical_state, flatten, mlm_shapes, nsp_shapes, quantized_weight_names, read_weights,
+    take, unflatten, weights_file,
 )
+
+QUANTIZE_MODES = ("int8",)
+# Written into a quantized model's config.json: transformers refuses a quant_method it does not know, rather
+# than loading int8 codes as if they were weights.
+QUANTIZATION_CONFIG = {"quant_method": "minibert-int8", "weights": "int8, symmetric, per output channel (X.weight_scale)",
+                       "activations": "uint8, asymmetric, per token, at run time"}
 
 
 class ModelOutput:
@@ -101,6 +108,9 @@ class InferenceModel:
 
         os.makedirs(directory, exist_ok=True)
         extra = {**self.config.extra, "architectures": [type(self).__name__]}
+        extra.pop("quantization_config", None)
+        if self.is_quantized:
+            extra["quantization_config"] = QUANTIZATION_CONFIG
         dataclasses.replace(self.config, extra=extra).save_pretrained(directory)
         write_safetensors_atomically(self.checkpoint_state(), Path(directory) / "model.safetensors")
 
@@ -109,8 +119,14 @@ class InferenceModel:
         return self.state_dict()
 
     def num_parameters(self) -> int:
-        """The number of parameters, a tied array counted once (as transformers counts them)."""
-        return sum(array.size for array in self.state_dict().values())
+        """The number of parameters, a tied array counted once (as transformers counts them); an int8 model's
+        scales are not counted."""
+        return sum(array.size for name, array in self.state_dict().items() if not name.endswith(SCALE_SUFFIX))
+
+    @property
+    def is_quantized(self) -> bool:
+        """Whether the encoder's linear layers hold int8 weights (from quantize(), or an int8 checkpoint)."""
+        return any(name.endswith(SCALE_SUFFIX) for name in self.state_dict())
 
     def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
                                 mean_resizing: bool = True, seed: int | None = None) -> np.ndarray:
@@ -199,12 +215,31 @@ class BertModel(InferenceModel):
         return flatten(self.weights)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> BertModel:
+    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, quantize: str | None = None,
+                        **hub_options: Any) -> BertModel:
         """Load config.json and the weights (model.safetensors, else pytorch_model.bin, read without torch)
         from a local directory, a Hugging Face cache folder, a hub id, or a miniature's name ("bert-mini").
-        hub_options: revision, local_files_only, token, cache_dir."""
+        quantize="int8": then quantize() (an int8 checkpoint is int8 either way). hub_options: revision,
+        local_files_only, token, cache_dir."""
+        check_quantize_mode(quantize)
         config, state = load_checkpoint(name_or_path, **hub_options)
-        return cls(config, state, dtype=dtype)
+        model = cls(config, state, dtype=dtype)
+        return model.quantize(quantize) if quantize else model
+
+    def quantize(self, mode: str = "int8") -> BertModel:
+        """Turn the encoder's linear layers (Q, K, V, attention output, FFN in and out) into int8 ones, in
+        place, and return the model: weights in int8 per output channel, activations quantized per token at
+        each call (minibert/nn/quantize.py). Embeddings, LayerNorm, attention's own products, the pooler and
+        task heads stay in floating point. A model already in int8 is returned unchanged."""
+        check_quantize_mode(mode)
+        if self.is_quantized:
+            return self
+        state = dict(self.state_dict())
+        for name in quantized_weight_names(self.config):
+            state[name], state[name + SCALE_SUFFIX] = nn.quantize_weight(state[name])
+        self.weights = unflatten(bert_weights(state, self.config, self.dtype, "pooler" in self.weights))
+        self.fast = FastEncoder(self.weights, self.config, self.dtype)
+        return self
 
     def forward(
         self,
@@ -244,6 +279,11 @@ class BertModel(InferenceModel):
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
+
+
+def check_quantize_mode(mode: str | None) -> None:
+    if mode is not None and mode not in QUANTIZE_MODES:
+        raise ValueError(f"quantize={mode!r}: choose from {', '.join(map(repr, QUANTIZE_MODES))} (or None)")
 
 
 def load_checkpoint(name_or_path: str | os.PathLike, **hub_options: Any) -> tuple[BertConfig, dict[str, np.ndarray]]:
@@ -329,14 +369,22 @@ class BertHeadModel(InferenceModel):
         self.head = unflatten(take(tensors, shapes, self.dtype, type(self).__name__))
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, seed: int = 0, **options: Any):
+    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, seed: int = 0,
+                        quantize: str | None = None, **options: Any):
         """As BertModel.from_pretrained. Classification heads also take num_labels, id2label and problem_type,
         which override config.json (for a new head on a pre-trained encoder)."""
+        check_quantize_mode(quantize)
         overrides = {k: options.pop(k) for k in ("num_labels", "id2label", "problem_type") if k in options}
         config, state = load_checkpoint(name_or_path, **options)
         if overrides:
             config = with_labels(config, **overrides)
-        return cls(config, state, dtype=dtype, seed=seed)
+        model = cls(config, state, dtype=dtype, seed=seed)
+        return model.quantize(quantize) if quantize else model
+
+    def quantize(self, mode: str = "int8") -> BertHeadModel:
+        """BertModel.quantize on the encoder (the head stays in floating point); returns the model."""
+        self.bert.quantize(mode)
+        return self
 
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         raise NotImplementedError

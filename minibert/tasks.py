@@ -404,12 +404,14 @@ class SentenceEncoder:
         self.max_seq_length = window(model.config, tokenizer, "max_seq_length", max_seq_length)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> SentenceEncoder:
+    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, quantize: str | None = None,
+                        **hub_options: Any) -> SentenceEncoder:
         """Read a sentence-transformers model directory: modules.json (where the transformer is, whether a
         Normalize module follows), the pooling module's config.json (modes, include_prompt), the Dense
         modules' folders, sentence_bert_config.json (max_seq_length), config_sentence_transformers.json
         (prompts, default_prompt_name). A plain BERT directory gets mean pooling, unnormalised. Modules
-        other than these, or in another order, are an error: leaving one out would change the embeddings."""
+        other than these, or in another order, are an error: leaving one out would change the embeddings.
+        quantize="int8": the encoder in int8 (BertModel.quantize; Dense modules stay in floating point)."""
         # From the hub, the transformer must sit at the repository's root (as in current sentence-transformers
         # models); a local directory may hold it in a subfolder (older models' 0_Transformer/).
         root = model_directory(name_or_path, need=("config.json",), weights=True, want=(
@@ -436,7 +438,8 @@ class SentenceEncoder:
             dense.append(Dense.from_directory(root / path, dtype))
         transformer_settings = _read_json(transformer / "sentence_bert_config.json", "sentence_bert_config", default={})
         settings = _read_json(root / "config_sentence_transformers.json", "config_sentence_transformers", default={})
-        return cls(BertModel.from_pretrained(transformer, dtype=dtype), BertTokenizer.from_pretrained(transformer),
+        return cls(BertModel.from_pretrained(transformer, dtype=dtype, quantize=quantize),
+                   BertTokenizer.from_pretrained(transformer),
                    pooling=pooling, normalize="Normalize" in paths, max_seq_length=transformer_settings.get("max_seq_length"),
                    prompts=settings.get("prompts") or {}, default_prompt_name=settings.get("default_prompt_name"),
                    include_prompt=include_prompt, dense=dense, do_lower_case=transformer_settings.get("do_lower_case", False),

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import kernels
+from .int8 import Int8Matrix
 
 SHORT = 16  # sequences up to this length are attended to inside one kernel (benchmarks/bench_attention.py)
 ROW_MULTIPLE = 8  # GEMM row counts are rounded up to this; see gemm_rows
@@ -59,6 +60,7 @@ class FastEncoder:
         self.config, self.dtype = config, dtype
         self.embeddings = weights["embeddings"]
         self._shared: list[tuple[str, dict, str, np.ndarray]] = []  # (name, parent, key, view) of each weight laid out here
+        self._int8: list[Int8Matrix] = []  # the quantized matrices of an int8 model
         self.layers = []
         for i, layer in enumerate(weights["encoder"]["layer"]):
             attention = layer["attention"]
@@ -67,11 +69,11 @@ class FastEncoder:
             ffn_in = {f"encoder.layer.{i}.intermediate.dense": layer["intermediate"]["dense"]}
             ffn_out = {f"encoder.layer.{i}.output.dense": layer["output"]["dense"]}
             self.layers.append({
-                "w_qkv": self._lay_out(qkv, "weight"), "b_qkv": self._lay_out(qkv, "bias"),  # [H, 3H], [3H]
-                "w_o": self._lay_out(o, "weight"), "b_o": self._lay_out(o, "bias"),  # [H, H], [H]
+                "w_qkv": self._matrix(qkv), "b_qkv": self._lay_out(qkv, "bias"),  # [H, 3H], [3H]
+                "w_o": self._matrix(o), "b_o": self._lay_out(o, "bias"),  # [H, H], [H]
                 "ln1": attention["output"]["LayerNorm"],
-                "w_1": self._lay_out(ffn_in, "weight"), "b_1": self._lay_out(ffn_in, "bias"),  # [H, I], [I]
-                "w_2": self._lay_out(ffn_out, "weight"), "b_2": self._lay_out(ffn_out, "bias"),  # [I, H], [H]
+                "w_1": self._matrix(ffn_in), "b_1": self._lay_out(ffn_in, "bias"),  # [H, I], [I]
+                "w_2": self._matrix(ffn_out), "b_2": self._lay_out(ffn_out, "bias"),  # [I, H], [H]
                 "ln2": layer["output"]["LayerNorm"],
             })
         self.pooler = weights.get("pooler")
@@ -86,13 +88,24 @@ class FastEncoder:
         """One new array holding parents' `key` arrays side by side: weights [out, in] as [in, Σ out],
         biases [out] as [Σ out]. Each parent's `key` becomes the view of its block, in its own layout."""
         arrays = [parent[key] for parent in parents.values()]
-        laid_out = np.concatenate([a.T for a in arrays], axis=-1)  # [in, out] blocks -> [in, Σ out] (biases: [Σ out])
+        if arrays[0].dtype == np.int8:  # int8 weights stay [out, in]: the int8 kernels read rows of Q_w
+            laid_out = np.concatenate(arrays)  # [out, in] blocks -> [Σ out, in]
+        else:
+            laid_out = np.concatenate([a.T for a in arrays], axis=-1)  # [in, out] blocks -> [in, Σ out] (biases: [Σ out])
         start = 0
         for (name, parent), a in zip(parents.items(), arrays):
-            parent[key] = laid_out[..., start:start + a.shape[0]].T  # [in, out] block -> [out, in] view
+            end = start + a.shape[0]
+            parent[key] = laid_out[start:end] if a.dtype == np.int8 else laid_out[..., start:end].T  # [out, in] view
             self._shared.append((f"{name}.{key}", parent, key, parent[key]))
             start += a.shape[0]
         return laid_out
+
+    def _matrix(self, parents: dict[str, dict]) -> np.ndarray | Int8Matrix:
+        """The parents' weights laid out for one GEMM: float [in, Σ out], or an int8 model's Int8Matrix."""
+        if "weight_scale" not in next(iter(parents.values())):
+            return self._lay_out(parents, "weight")
+        self._int8.append(Int8Matrix(self._lay_out(parents, "weight"), self._lay_out(parents, "weight_scale")))
+        return self._int8[-1]
 
     def refresh(self) -> None:
         """Copy into the laid-out arrays every weight the model's dict now holds as a different array
@@ -107,6 +120,8 @@ class FastEncoder:
                                      f"model's is {list(view.shape)} (a new shape needs a new model)")
                 view[...] = parent[key]
                 parent[key] = view
+            for matrix in self._int8:
+                matrix.refresh()
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
@@ -155,14 +170,14 @@ class FastEncoder:
         x = rows[:T]
         eps = self.config.layer_norm_eps
         run = kernels.run
-        np.matmul(rows, w["w_qkv"], out=qkv)  # [R, H] -> [R, 3H]
+        matmul(rows, w["w_qkv"], qkv)  # [R, H] -> [R, 3H]
         run(kernels.add_bias, T * qkv.shape[1], qkv[:T], w["b_qkv"])
         self._attention(qkv[:T], plan, context)  # [T, 3H] -> context [T, H]
-        np.matmul(context, w["w_o"], out=projected)
+        matmul(context, w["w_o"], projected)
         run(kernels.bias_residual_layer_norm, x.size, projected[:T], w["b_o"], x, w["ln1"]["weight"], w["ln1"]["bias"], eps)
-        np.matmul(rows, w["w_1"], out=intermediate)  # [R, H] -> [R, I]
+        matmul(rows, w["w_1"], intermediate)  # [R, H] -> [R, I]
         run(self.bias_gelu, T * intermediate.shape[1], intermediate[:T], w["b_1"])
-        np.matmul(intermediate, w["w_2"], out=projected)  # [R, I] -> [R, H]
+        matmul(intermediate, w["w_2"], projected)  # [R, I] -> [R, H]
         run(kernels.bias_residual_layer_norm, x.size, projected[:T], w["b_2"], x, w["ln2"]["weight"], w["ln2"]["bias"], eps)
 
     def _attention(self, qkv, plan, context) -> None:
@@ -192,6 +207,14 @@ class FastEncoder:
         if buffer is None or buffer.size < size:
             buffer = self._buffers[name] = np.zeros(size, dtype=self.dtype)
         return buffer[:size].reshape(shape)
+
+
+def matmul(x: np.ndarray, w: np.ndarray | Int8Matrix, out: np.ndarray) -> None:
+    """out = x @ w: a float [in, out] matrix through BLAS, an Int8Matrix through the int8 kernels."""
+    if isinstance(w, Int8Matrix):
+        w.matmul(x, out)
+    else:
+        np.matmul(x, w, out=out)
 
 
 class Packing(NamedTuple):

@@ -25,6 +25,11 @@ from .torch_checkpoint import bfloat16_to_float32, read_torch_checkpoint
 BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 # Keys of transformers' BERT task heads. The bare encoder (BertModel) leaves them to the head classes.
 HEAD_PREFIXES = ("cls.", "classifier.", "qa_outputs.")
+# The encoder's linear layers, per layer, that an int8 model holds quantized (minibert/nn/quantize.py). A quantized
+# weight "X.weight" is int8 [out, in]; its per-output-channel scales are "X.weight_scale", float32 [out].
+QUANTIZED_LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                     "intermediate.dense", "output.dense")
+SCALE_SUFFIX = "_scale"
 # safetensors dtype names -> NumPy (BF16 is widened to float32 separately: NumPy has no bfloat16).
 SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
                       "I8": "i1", "U8": "u1", "BOOL": "?"}
@@ -199,13 +204,53 @@ def bert_weights(
     tensors = canonical_state(state)
     with_pooler = add_pooling_layer and any(name.startswith("pooler.") for name in tensors)
     expected = bert_shapes(config, with_pooler)
+    quantized, problems = int8_weights(tensors, config)
+    int8_names = set()
+    if quantized or problems:
+        int8_names = {n for name in quantized_weight_names(config) for n in (name, name + SCALE_SUFFIX)}
     unexpected = [
         name for name in tensors
-        if name not in expected and name not in BUFFERS and not name.startswith(HEAD_PREFIXES)
+        if name not in expected and name not in BUFFERS and name not in int8_names and not name.startswith(HEAD_PREFIXES)
         and not (name.startswith("pooler.") and not add_pooling_layer)
     ]
-    return take(tensors, expected, dtype, f"BertModel {_describe(config)}",
-                problems=[f"unexpected {name} {list(tensors[name].shape)}" for name in unexpected])
+    problems += [f"unexpected {name} {list(tensors[name].shape)}" for name in unexpected]
+    floats = take(tensors, {name: shape for name, shape in expected.items() if name not in int8_names}, dtype,
+                  f"BertModel {_describe(config)}", problems=problems)
+    return {name: quantized.get(name, floats.get(name)) for name in [*expected, *quantized]}
+
+
+def quantized_weight_names(config: BertConfig) -> list[str]:
+    """The weights an int8 model holds in int8 (QUANTIZED_LINEARS of every layer)."""
+    return [f"encoder.layer.{i}.{linear}.weight" for i in range(config.num_hidden_layers)
+            for linear in QUANTIZED_LINEARS]
+
+
+def int8_weights(tensors: dict[str, np.ndarray], config: BertConfig) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The int8 weights and their scales of a quantized checkpoint (one holding any "..._scale" or int8
+    weight), and the problems found: every QUANTIZED_LINEARS weight must be int8 [out, in] with float32 [out]
+    scales. ({}, []) for a float checkpoint."""
+    names = quantized_weight_names(config)
+    if not any(name + SCALE_SUFFIX in tensors or getattr(tensors.get(name), "dtype", None) == np.int8
+               for name in names):
+        return {}, []
+    shapes = bert_shapes(config)
+    quantized, problems = {}, []
+    for name in names:
+        scale_name, shape = name + SCALE_SUFFIX, shapes[name]
+        weight, scale = tensors.get(name), tensors.get(scale_name)
+        if weight is None or scale is None:
+            problems.append(f"missing {name if weight is None else scale_name} (an int8 model stores each quantized "
+                            f"weight with its float32 scales)")
+        elif weight.dtype != np.int8 or tuple(weight.shape) != shape:
+            problems.append(f"{name} is {weight.dtype} {list(weight.shape)}, but beside {scale_name} it must be "
+                            f"int8 {list(shape)}")
+        elif scale.dtype != np.float32 or tuple(scale.shape) != shape[:1]:
+            problems.append(f"{scale_name} is {scale.dtype} {list(scale.shape)}, expected float32 {list(shape[:1])}")
+        elif not (np.isfinite(scale).all() and (scale > 0).all()):
+            problems.append(f"{scale_name} holds a scale that is not a positive finite number")
+        else:
+            quantized[name], quantized[scale_name] = np.ascontiguousarray(weight), np.ascontiguousarray(scale)
+    return quantized, problems
 
 
 def weights_digest(weights: dict[str, np.ndarray]) -> str:

@@ -14,10 +14,12 @@ from .heads import masked_lm_head, masked_lm_head_backward
 from .layernorm import layer_norm, layer_norm_backward
 from .linear import dense, dense_backward
 from .pooler import pooler, pooler_backward
+from .quantize import dense_int8, quantize_rows, quantize_weight
 
 __all__ = [
-    "dense", "dense_backward", "dropout", "dropout_mask", "embeddings", "embeddings_backward", "encoder", "encoder_layer",
-    "encoder_layer_backward", "feed_forward", "feed_forward_backward", "gelu", "gelu_backward", "layer_norm",
-    "layer_norm_backward", "masked_lm_head", "masked_lm_head_backward", "padding_mask_bias", "pooler", "pooler_backward", "self_attention",
-    "self_attention_backward", "softmax", "softmax_backward",
+    "dense", "dense_backward", "dense_int8", "dropout", "dropout_mask", "embeddings", "embeddings_backward", "encoder",
+    "encoder_layer", "encoder_layer_backward", "feed_forward", "feed_forward_backward", "gelu", "gelu_backward",
+    "layer_norm", "layer_norm_backward", "masked_lm_head", "masked_lm_head_backward", "padding_mask_bias", "pooler",
+    "pooler_backward", "quantize_rows", "quantize_weight", "self_attention", "self_attention_backward", "softmax",
+    "softmax_backward",
 ]

@@ -155,6 +155,8 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
     """
     if not isinstance(model, TRAINABLE):
         raise TypeError(f"value_and_grad supports {', '.join(cls.__name__ for cls in TRAINABLE)}, got {type(model).__name__}")
+    if model.is_quantized:
+        raise ValueError("an int8 model cannot be trained: train the float model, then quantize it")
     if not isinstance(model, POOLED_CLASSIFIERS) and loss is not None:
         raise ValueError(f"{type(model).__name__} trains on cross-entropy at the labelled positions; loss= is for "
                          "sequence classification and multiple choice")
