@@ -11,8 +11,8 @@ import pytest
 import minibert
 from minibert import WeightsError
 from minibert.fast import int8
-from minibert.nn import quantize
 from minibert.loading.weights import read_safetensors
+from minibert.nn import quantize
 from tests.conftest import maxdiff
 from tests.test_heads import BATCH, CHOICES, CLASSES, HEADS
 
