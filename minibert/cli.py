@@ -20,6 +20,7 @@ class UserError(Exception):
     """A mistake in the command line or its input: one line on stderr, exit status 2."""
 
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -28,8 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"minibert {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except (HubError, WeightsError, CheckpointError, ConfigError, FileNotFoundError, ValueError, TypeError) as e:
+    except BrokenPipeError:  # the reader left (minibert ... | head): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the final flush must not fail again
+        return 141  # 128 + SIGPIPE
+    except (HubError, WeightsError, CheckpointError, ConfigError, ValueError, TypeError) as e:
         print(f"minibert {args.command}: error: {e}".replace("\n", " "), file=sys.stderr)
+        return 1
+    except OSError as e:  # a file that cannot be read or written: its name and why
+        print(f"minibert {args.command}: error: " + (f"{e.filename}: {e.strerror}" if e.filename else str(e)),
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"minibert {args.command}: interrupted", file=sys.stderr)
@@ -50,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="run the encoder's linear layers in int8 (docs/int8.md)")
         if texts:
             p.add_argument("texts", nargs="*", metavar="TEXT", help="texts; '-' reads one per line from stdin")
-            p.add_argument("--input", metavar="FILE", help="read texts from FILE, one per line")
+            p.add_argument("--input", metavar="FILE", help="read texts from FILE, one per line (FILE and stdin are "
+                           "read as UTF-8: a byte that is not UTF-8 is an error naming the file and line)")
         if json_output:
             p.add_argument("--json", action="store_true", help="print results as JSON")
         p.set_defaults(run=run)
@@ -68,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("classify", "labels and probabilities from a fine-tuned sequence-classification model", _classify,
                 texts=True, model_default=None, int8=True)
     p.add_argument("--model", required=True, help="a fine-tuned BertForSequenceClassification (hub id or directory)")
+    p.add_argument("--truncate", action="store_true", help="cut texts longer than the model's window (else an error)")
     p = command("tokenize", "tokens, ids and character offsets of each text", _tokenize, texts=True)
     command("info", "config, parameter count per block, files and head weights of a model", _info)
     p = command("check", "compare every tensor with transformers on sample inputs; exit 1 above tolerance", _check)
@@ -77,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("trace", "one forward pass step by step: each intermediate tensor's shape and statistics", _trace,
                 int8=True)
     p.add_argument("text")
-    p.add_argument("--save", metavar="PNG", help="draw every layer's attention maps (needs matplotlib: the viz extra)")
+    p.add_argument("--save", metavar="PNG", help="draw every layer's attention maps into PNG, or into PNG/attention.png "
+                   "when PNG is a directory (needs matplotlib: the viz extra)")
     p.add_argument("--truncate", action="store_true", help="cut a text longer than the model's window (else an error)")
 
     for name in ("finetune", "distill"):
@@ -146,19 +157,34 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- input and output -----------------------------------------------------------------------------------
 
 def read_texts(args) -> list[str]:
+    """The texts of the command line, then of --input FILE, with '-' replaced by stdin's lines. FILE and stdin
+    follow one rule: UTF-8, one text per line, blank lines skipped."""
     texts = list(args.texts)
     if args.input:
         try:
-            with open(args.input, encoding="utf-8") as f:
-                texts += [line.rstrip("\n") for line in f if line.strip()]
+            with open(args.input, "rb") as f:
+                texts += text_lines(f, args.input)
         except OSError as e:
             raise UserError(f"cannot read {args.input}: {e.strerror}") from None
     if "-" in texts:
         position = texts.index("-")
-        texts[position:position + 1] = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        texts[position:position + 1] = text_lines(sys.stdin.buffer, "stdin")
     if not texts:
         raise UserError("no text given (pass TEXT, '-' for stdin, or --input FILE)")
     return texts
+
+
+def text_lines(f, name: str) -> list[str]:
+    """The non-blank lines of a binary stream, decoded as UTF-8 (a bad byte: an error naming `name` and the line)."""
+    lines = []
+    for number, line in enumerate(f, 1):
+        try:
+            text = line.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{name}, line {number}: byte {line[e.start]:#04x} is not UTF-8 (texts are read as UTF-8)") from None
+        if text.strip():
+            lines.append(text)
+    return lines
 
 
 def emit(args, data: Any, lines: list[str]) -> None:
@@ -238,13 +264,22 @@ def _similarity(args) -> int:
 
 
 def _classify(args) -> int:
+    import warnings
+
     from .models import BertForSequenceClassification
     from .tasks import classify
     from .tokenizer import BertTokenizer
 
     texts = read_texts(args)
-    model = BertForSequenceClassification.from_pretrained(args.model, quantize=args.quantize)
-    results = classify(model, BertTokenizer.from_pretrained(args.model), texts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an untrained head is refused below, in words for the command line
+        model = BertForSequenceClassification.from_pretrained(args.model, quantize=args.quantize)
+    if model.untrained_head:
+        raise UserError(f"{args.model} has no trained classifier (it is not a fine-tuned sequence classifier), so its "
+                        "labels would be random: fine-tune it first (minibert finetune) or pick a classification model")
+    tokenizer = BertTokenizer.from_pretrained(args.model)
+    texts = fit_to_window(tokenizer, model.config, texts, args.truncate)
+    results = classify(model, tokenizer, texts)
 
     def line(text, r):
         if "label" in r:
@@ -261,12 +296,14 @@ def _tokenize(args) -> int:
 
     tokenizer = BertTokenizer.from_pretrained(args.model)
     results, lines = [], []
-    for text in read_texts(args):
+    texts = read_texts(args)
+    for number, text in enumerate(texts, 1):
         enc = tokenizer(text, return_offsets_mapping=True, verbose=False)  # shown, not run through a model
         tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
         rows = [{"token": t, "id": i, "start": s, "end": e, "text": text[s:e]}
                 for t, i, (s, e) in zip(tokens, enc["input_ids"], enc["offset_mapping"])]
         results.append({"text": text, "tokens": rows})
+        lines += [f"text {number} of {len(texts)}: {text[:60]!r}{'...' if len(text) > 60 else ''}"] if len(texts) > 1 else []
         lines += [f"{'token':16} {'id':>6}  span      text"]
         lines += [f"{r['token']:16} {r['id']:>6}  {r['start']:>3}-{r['end']:<4}  {r['text']!r}" for r in rows]
     emit(args, results, lines)
@@ -306,6 +343,9 @@ def _check(args) -> int:
     from .models import BertModel
     from .tokenizer.files import TOKENIZER_FILES
 
+    for flag, value in (("--tolerance", args.tolerance), ("--tolerance-float64", args.tolerance_float64)):
+        if not 0 <= value < math.inf:  # a negative one fails every check, NaN or inf passes every one
+            raise UserError(f"{flag} must be a finite number ≥ 0, got {value}")
     directory = model_directory(args.model, need=("config.json",), want=TOKENIZER_FILES, weights=True)
     try:
         import torch  # noqa: F401
@@ -424,7 +464,8 @@ def _trace(args) -> int:
     tokenizer = BertTokenizer.from_pretrained(args.model)
     model = BertModel.from_pretrained(args.model, quantize=args.quantize)
     enc = tokenizer(fit_to_window(tokenizer, model.config, [args.text], args.truncate)[0], return_tensors="np")
-    steps, lines, maps = [], [], []
+    tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
+    steps, lines, maps = [], [f"tokens ({len(tokens)}): {' '.join(tokens)}"], []
     for name, tensor in trace(model, enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]):
         stats = {"shape": list(tensor.shape), "mean": float(tensor.mean()), "std": float(tensor.std()),
                  "min": float(tensor.min()), "max": float(tensor.max())}
@@ -434,9 +475,10 @@ def _trace(args) -> int:
         if name.endswith("attention.probabilities"):
             maps.append(tensor[0])
     if args.save:
-        _draw_attention(maps, tokenizer.convert_ids_to_tokens(enc["input_ids"][0]), args.save)
-        lines.append(f"attention maps of {len(maps)} layers x {maps[0].shape[0]} heads written to {args.save}")
-    emit(args, {"text": args.text, "tokens": tokenizer.convert_ids_to_tokens(enc["input_ids"][0]), "steps": steps}, lines)
+        path = os.path.join(args.save, "attention.png") if os.path.isdir(args.save) else args.save
+        _draw_attention(maps, tokens, path)
+        lines.append(f"attention maps of {len(maps)} layers x {maps[0].shape[0]} heads written to {path}")
+    emit(args, {"text": args.text, "tokens": tokens, "steps": steps}, lines)
 
 
 def _draw_attention(maps, tokens, path) -> None:

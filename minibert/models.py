@@ -18,7 +18,7 @@ import numpy as np
 
 from . import nn
 from .config import BertConfig
-from .errors import check_positive_int
+from .errors import WeightsError, check_positive_int
 from .fast import FastEncoder
 from .loading.hub import model_directory
 from .loading.weights import (
@@ -362,9 +362,16 @@ class BertHeadModel(InferenceModel):
         self.config = config
         self.bert = BertModel(config, weights, dtype, add_pooling_layer=self.uses_pooler)
         self.dtype = self.bert.dtype
-        tensors = self.tie_weights(canonical_state(weights))
+        tensors = canonical_state(weights)
         shapes = self.head_shapes(config)
-        if self.new_head_allowed and not any(name in tensors for name in shapes):
+        if not self.new_head_allowed and not any(name.startswith("cls.") for name in tensors):
+            heads = " and ".join(dict.fromkeys({"predictions": "masked-LM", "seq_relationship": "next-sentence"}[name.split(".")[1]]
+                                               for name in shapes))
+            raise WeightsError(f"this model has no {heads} head, which {type(self).__name__} needs (it is a bare encoder "
+                               "or fine-tuned for another task); a pre-training checkpoint such as bert-mini has it")
+        tensors = self.tie_weights(tensors)
+        self.untrained_head = self.new_head_allowed and not any(name in tensors for name in shapes)
+        if self.untrained_head:  # its outputs mean nothing until it is fine-tuned
             tensors = {**tensors, **self.new_head(shapes, seed)}
         self.head = unflatten(take(tensors, shapes, self.dtype, type(self).__name__))
 
@@ -401,8 +408,9 @@ class BertHeadModel(InferenceModel):
 
     def new_head(self, shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
-        warnings.warn(f"{type(self).__name__}: the checkpoint has no {', '.join(shapes)}; they are newly "
-                      "initialised and need training", stacklevel=3)
+        warnings.warn(f"{type(self).__name__}: the checkpoint has no {', '.join(shapes)}; they are newly initialised "
+                      "(random), so the model's outputs mean nothing until it is fine-tuned (minibert finetune)",
+                      stacklevel=_caller_level())
         std = self.config.initializer_range
         return {name: rng.normal(0.0, std, shape) if name.endswith("weight") else np.zeros(shape)
                 for name, shape in shapes.items()}
@@ -660,6 +668,17 @@ def with_labels(config: BertConfig, num_labels: int | None = None, id2label: dic
 
 
 # ---- input checks ---------------------------------------------------------------------------------------
+
+
+def _caller_level() -> int:
+    """The stacklevel of a warning raised in minibert that points at the first frame outside the package (the
+    user's line, not ours)."""
+    import sys
+
+    package, level, frame = os.path.dirname(os.path.abspath(__file__)), 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _float_dtype(dtype: Any) -> np.dtype:

@@ -30,7 +30,7 @@ def test_fill_mask_json_and_stdin(capsys, monkeypatch):
     status, out, _ = run(capsys, "fill-mask", "--model", CHECKPOINT, "--top-k", "2", "--json", "w1 [MASK] w3")
     result = json.loads(out)
     assert status == 0 and result[0]["text"] == "w1 [MASK] w3" and len(result[0]["masks"][0]) == 2
-    monkeypatch.setattr("sys.stdin", io.StringIO("w1 [MASK]\n\n[MASK] w2\n"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"w1 [MASK]\n\n[MASK] w2\n")))
     status, out, _ = run(capsys, "fill-mask", "--model", CHECKPOINT, "--json", "-")
     assert status == 0 and [r["text"] for r in json.loads(out)] == ["w1 [MASK]", "[MASK] w2"]
 

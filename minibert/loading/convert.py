@@ -8,6 +8,7 @@ equal to the source, so an interrupted or failed conversion never leaves a parti
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -16,11 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WeightsError
+from .files import inside, present, read_json
 from .hub import model_directory
 from .weights import read_safetensors, read_weights, weights_file
 
-# Files beside the weights that a model directory needs (config, tokenizer); copied when present.
-SIDE_FILES = ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+# Files beside the weights that a model directory needs (config, tokenizer, sentence-transformers' settings);
+# copied when present, with the folders modules.json names (a Pooling or Dense module's).
+SIDE_FILES = ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+              "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 
 
 def convert(source: str | os.PathLike, destination: str | os.PathLike, **hub_options) -> Path:
@@ -30,20 +34,38 @@ def convert(source: str | os.PathLike, destination: str | os.PathLike, **hub_opt
     local_files_only, token, cache_dir). bfloat16 weights are stored widened to float32.
     """
     source_path = Path(os.fspath(source)).expanduser()
+    destination = Path(destination)
+    if destination.exists() and not destination.is_dir():
+        raise FileExistsError(errno.EEXIST, "exists and is not a directory, so it cannot hold the model", str(destination))
     if source_path.is_file():
         weights, directory = source_path, source_path.parent
     else:
-        directory = model_directory(source, need=("config.json",), want=SIDE_FILES[1:], weights=True, **hub_options)
+        directory = model_directory(source, need=("config.json",), want=(*SIDE_FILES[1:], "1_Pooling/config.json"),
+                                    weights=True, **hub_options)
         weights = weights_file(directory)
     tensors = read_weights(weights)
-    destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
     target = destination / "model.safetensors"
     write_safetensors_atomically(tensors, target)
     for name in SIDE_FILES:
-        if (directory / name).is_file() and (directory / name).resolve() != (destination / name).resolve():
+        if present(directory / name) and (directory / name).resolve() != (destination / name).resolve():
             shutil.copyfile(directory / name, destination / name)
+    for folder in module_folders(directory):  # sentence-transformers' Pooling, Dense, ... modules
+        if (directory / folder).resolve() != (destination / folder).resolve():
+            shutil.copytree(directory / folder, destination / folder, dirs_exist_ok=True)
     return target
+
+
+def module_folders(directory: Path) -> list[str]:
+    """The folders modules.json names besides the model's own (its root), each checked to lie inside `directory`."""
+    if not present(directory / "modules.json"):
+        return []
+    modules = read_json(directory / "modules.json")
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ValueError(f"{directory / 'modules.json'}: must be a list of modules")
+    folders = [m.get("path", "") for m in modules]
+    return [f for f in folders if inside(directory, f, ValueError, str(directory / "modules.json")).resolve()
+            != directory.resolve() and (directory / f).is_dir()]
 
 
 def write_safetensors_atomically(tensors: dict[str, np.ndarray], target: Path) -> None:
@@ -59,7 +81,15 @@ def write_safetensors_atomically(tensors: dict[str, np.ndarray], target: Path) -
                   or not np.array_equal(written[name], tensors[name])]
         if differ or set(written) != set(tensors):
             raise WeightsError(f"verification of {target} failed: {', '.join(differ) or 'tensor names differ'}")
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes it private; a model file is an ordinary file
         os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it, then putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

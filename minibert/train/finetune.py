@@ -10,11 +10,13 @@ BertForSequenceClassification loads, and the optimiser state, so an interrupted 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from functools import partial
 from numbers import Real
@@ -25,6 +27,7 @@ import numpy as np
 from tqdm import tqdm  # installed with huggingface-hub
 
 from ..errors import check_positive_int
+from ..loading.files import present, read_json
 from ..models import BertForSequenceClassification
 from ..tokenizer import BertTokenizer
 from .grad import accumulate, distillation_loss, dropout_masks, value_and_grad
@@ -89,6 +92,10 @@ def read_examples(path: str | os.PathLike, regression: bool = False) -> Examples
             rows = list(csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL))
     except OSError as e:
         raise FileNotFoundError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x}); data files are read as UTF-8") from None
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a {'TSV' if delimiter == chr(9) else 'CSV'} file minibert can read ({e})") from None
     if len(rows) < 2 or len(rows[0]) not in (2, 3):
         raise ValueError(f"{path}: expected a header and rows of 'text, label' or 'text, text, label'")
     width = len(rows[0])
@@ -162,11 +169,19 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
     check_positive_int("logging_steps", logging_steps)
     settings = settings or Settings()
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(errno.EEXIST, "exists and is not a directory, so it cannot hold the checkpoints",
+                              str(output_dir))
     train = read_examples(train_file, regression)
+    if len(set(train.labels.tolist())) < 2:
+        raise ValueError(f"{train_file}: every label is {train.labels[0]}: there is nothing to learn "
+                         + ("(regression needs labels that vary)" if regression else "(a classifier needs two classes or more)"))
     dev = read_examples(dev_file, regression) if dev_file else None
     tokenizer = BertTokenizer.from_pretrained(model_name_or_path)
     state_file = output_dir / "trainer_state.json"
-    state = json.loads(state_file.read_text()) if state_file.is_file() else None
+    state = read_json(state_file) if present(state_file) else None
+    if state is not None and not (isinstance(state, dict) and isinstance(state.get("settings"), dict)):
+        raise ValueError(f"{state_file}: not a trainer state minibert wrote; choose another directory")
     if state is not None and state["settings"] != asdict(settings):
         raise ValueError(f"{output_dir} holds a run with other settings ({state['settings']}); choose another directory")
     if state is not None:
@@ -315,7 +330,12 @@ def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: 
     from ..loading.weights import init_weights
 
     settings = settings or Settings()
-    teacher_model = BertForSequenceClassification.from_pretrained(teacher)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # refused below, in words for distillation
+        teacher_model = BertForSequenceClassification.from_pretrained(teacher)
+    if teacher_model.untrained_head:
+        raise ValueError(f"the teacher {teacher} has no trained classifier: distillation needs a fine-tuned sequence "
+                         "classifier as the teacher (minibert finetune makes one)")
     student_path = Path(os.fspath(student))
     miniature = find_miniature(os.fspath(student)) if not student_path.exists() else None
     if student_path.is_file() or miniature is not None:
@@ -332,5 +352,11 @@ def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: 
             tokenizer.save_pretrained(start)
             write_safetensors_atomically(init_weights(config, settings.seed), start / "model.safetensors")
         student = start
+    elif (student_vocab := BertTokenizer.from_pretrained(student).get_vocab()) != (
+            teacher_vocab := BertTokenizer.from_pretrained(teacher).get_vocab()):
+        differ = min(set(student_vocab.items()) ^ set(teacher_vocab.items()), key=lambda item: item[1])
+        raise ValueError(f"the student's vocabulary ({len(student_vocab)} tokens) differs from the teacher's "
+                         f"({len(teacher_vocab)}; e.g. {differ[0]!r} is id {differ[1]} in one of them only): the "
+                         "student must read the teacher's token ids")
     return finetune(student, train_file, output_dir, dev_file, settings, num_labels=teacher_model.config.num_labels,
                     progress=progress, teacher=teacher_model, logging_steps=logging_steps)
