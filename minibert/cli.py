@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a fine-tuned BertForSequenceClassification (hub id or directory)")
     p.add_argument("--truncate", action="store_true", help="cut texts longer than the model's window (else an error)")
     p = command("tokenize", "tokens, ids and character offsets of each text", _tokenize, texts=True)
+    from .serve import add_arguments as add_serve_arguments
+
+    add_serve_arguments(command("serve", "an HTTP server for embeddings, classification or reranking (the APIs of "
+                                "text-embeddings-inference and OpenAI's /v1/embeddings)", _serve,
+                                model_default=DEFAULT_EMBEDDER, json_output=False))
     command("info", "config, parameter count per block, files and head weights of a model", _info)
     p = command("check", "compare every tensor with transformers on sample inputs; exit 1 above tolerance", _check)
     p.add_argument("--tolerance", type=float, default=1e-5, help="max abs diff allowed in float32 (default 1e-5)")
@@ -307,6 +312,16 @@ def _tokenize(args) -> int:
         lines += [f"{'token':16} {'id':>6}  span      text"]
         lines += [f"{r['token']:16} {r['id']:>6}  {r['start']:>3}-{r['end']:<4}  {r['text']!r}" for r in rows]
     emit(args, results, lines)
+
+
+def _serve(args) -> int:
+    from .serve import INSTALL, settings_from
+
+    try:
+        from .serve.app import serve
+    except ImportError as e:
+        raise UserError(f"needs {e.name}, from the serve extra: {INSTALL}") from None
+    serve(settings_from(args), args.host, args.port)
 
 
 def _info(args) -> int:
