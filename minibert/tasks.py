@@ -150,13 +150,13 @@ class CrossEncoder:
         directory = model_directory(name_or_path, need=("config.json",), weights=True, want=(
             *TOKENIZER_FILES, "config_sentence_transformers.json", "sentence_bert_config.json"), **hub_options)
         model = BertForSequenceClassification.from_pretrained(directory, dtype=dtype)
-        settings = _read_json(directory / "config_sentence_transformers.json", default={})
+        settings = _read_json(directory / "config_sentence_transformers.json", "config_sentence_transformers", default={})
         if settings.get("default_prompt_name"):
             raise ValueError(f"{directory}: a cross-encoder with a default prompt is not supported")
         legacy = model.config.extra.get("sentence_transformers")
         activation = (settings.get("activation_fn") or (legacy.get("activation_fn") if isinstance(legacy, dict) else None)
                       or model.config.extra.get("sbert_ce_default_activation_function"))
-        max_length = _read_json(directory / "sentence_bert_config.json", default={}).get("max_seq_length")
+        max_length = _read_json(directory / "sentence_bert_config.json", "sentence_bert_config", default={}).get("max_seq_length")
         return cls(model, BertTokenizer.from_pretrained(directory), activation, max_length)
 
     def predict(self, pairs: Sequence[Sequence[str]], batch_size: int = 32) -> np.ndarray:
@@ -612,7 +612,8 @@ SETTINGS_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "pooling": {**dict.fromkeys(LEGACY_POOLING_FLAGS, bool), "include_prompt": bool, "pooling_mode": (str, list),
                 "word_embedding_dimension": int},
     "sentence_bert_config": {"max_seq_length": int, "do_lower_case": bool},
-    "config_sentence_transformers": {"prompts": dict, "default_prompt_name": str, "similarity_fn_name": str},
+    "config_sentence_transformers": {"prompts": dict, "default_prompt_name": str, "similarity_fn_name": str,
+                                     "activation_fn": str},
     "dense": {"in_features": int, "out_features": int, "bias": bool, "activation_function": str},
 }
 MAX_FEATURES = 1 << 20  # a Dense module's width: far beyond any model's, far below what would not fit
