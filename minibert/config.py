@@ -20,7 +20,24 @@ MAX_SIZES = {"vocab_size": 1 << 22, "hidden_size": 1 << 14, "num_hidden_layers":
              "intermediate_size": 1 << 16, "max_position_embeddings": 1 << 16, "type_vocab_size": 1 << 10}
 MAX_LABELS = 1 << 16
 # Flags of config.json that minibert reads: true or false, not a string or number that looks like one.
-FLAGS = ("is_decoder", "add_cross_attention", "tie_word_embeddings")
+FLAGS = ("is_decoder", "add_cross_attention", "tie_word_embeddings", "output_hidden_states", "output_attentions",
+         "return_dict")
+# What a model call returns unless it says otherwise, as in transformers (kept in ``extra`` when set).
+OUTPUT_DEFAULTS = {"output_hidden_states": False, "output_attentions": False, "return_dict": True}
+
+
+def _output_flag(name: str) -> property:
+    """A model-call default kept in the config's ``extra`` (as transformers' configs keep it), true or false."""
+
+    def get(config: BertConfig) -> bool:
+        return config.extra.get(name, OUTPUT_DEFAULTS[name])
+
+    def set(config: BertConfig, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        config.extra[name] = value
+
+    return property(get, set, doc=f"Model calls' default for {name} ({OUTPUT_DEFAULTS[name]} unless set).")
 
 
 @dataclass
@@ -28,7 +45,10 @@ class BertConfig:
     """Shape and numerics of a BERT encoder; field names and defaults are those of transformers.
 
     Keys of config.json that minibert does not use (``architectures``, ``id2label``, ...) are kept in
-    ``extra`` so that ``to_dict()`` writes back what was read.
+    ``extra`` so that ``to_dict()`` writes back what was read. As transformers' configs, it takes them as
+    keywords too (``BertConfig(num_labels=3, output_hidden_states=True)``), and has transformers' label
+    attributes (``id2label``, ``label2id``, ``num_labels``, each settable) and call defaults
+    (``output_hidden_states``, ``output_attentions``, ``return_dict``).
     """
 
     vocab_size: int = 30522
@@ -46,6 +66,20 @@ class BertConfig:
     pad_token_id: int = 0
     position_embedding_type: str = "absolute"
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __init__(self, *args: Any, extra: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """The fields by keyword (or by position, in the order above); other keywords go to ``extra``."""
+        names = [f.name for f in dataclasses.fields(self) if f.name != "extra"]
+        if len(args) > len(names):
+            raise TypeError(f"BertConfig takes at most {len(names)} positional arguments, got {len(args)}")
+        values = {**dict(zip(names, args)), **kwargs}
+        for f in dataclasses.fields(self):
+            if f.name != "extra":
+                setattr(self, f.name, values.pop(f.name, f.default))
+        self.extra = {**(extra or {}), **values}
+        self.__post_init__()
+        if "num_labels" in self.extra and "id2label" not in self.extra:
+            self.num_labels = self.extra["num_labels"]  # as transformers stores it: LABEL_i names in id2label
 
     def __post_init__(self) -> None:
         for name, limit in MAX_SIZES.items():
@@ -112,14 +146,60 @@ class BertConfig:
 
     @property
     def id2label(self) -> dict[int, str]:
-        """Class index -> label name, from config.json's id2label (or LABEL_i for num_labels classes)."""
+        """Class index -> label name, from config.json's id2label (or LABEL_i for num_labels classes).
+        Setting it sets label2id to match."""
         if "id2label" in self.extra:
             return {int(i): str(label) for i, label in self.extra["id2label"].items()}
         return {i: f"LABEL_{i}" for i in range(int(self.extra.get("num_labels", 2)))}
 
+    @id2label.setter
+    def id2label(self, id2label: dict[int | str, str]) -> None:
+        self._set_labels(id2label)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        """Label name -> class index: config.json's label2id, else id2label inverted."""
+        if "label2id" in self.extra:
+            return {str(label): int(i) for label, i in self.extra["label2id"].items()}
+        return {label: i for i, label in self.id2label.items()}
+
+    @label2id.setter
+    def label2id(self, label2id: dict[str, int]) -> None:
+        self.extra["label2id"] = dict(label2id)
+
     @property
     def num_labels(self) -> int:
         return len(self.id2label)
+
+    @num_labels.setter
+    def num_labels(self, n: int) -> None:
+        """As in transformers: a new count of classes names them LABEL_0..LABEL_{n-1} (unless it is the count
+        id2label already has)."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LABELS:
+            raise ConfigError(f"num_labels must be a whole number in [1, {MAX_LABELS}], got {n!r}")
+        if n != self.num_labels or "id2label" not in self.extra:
+            self._set_labels({i: f"LABEL_{i}" for i in range(n)})
+
+    def _set_labels(self, id2label: Any) -> None:
+        """id2label and label2id, checked as config.json's are."""
+        old = {key: self.extra.pop(key) for key in ("id2label", "label2id", "num_labels") if key in self.extra}
+        self.extra["id2label"] = {str(i): label for i, label in id2label.items()} if isinstance(id2label, dict) else id2label
+        try:
+            self._check_labels()
+        except ConfigError:
+            self.extra.pop("id2label")
+            self.extra.update(old)
+            raise
+        self.extra["label2id"] = {label: int(i) for i, label in self.extra["id2label"].items()}
+
+    output_hidden_states = _output_flag("output_hidden_states")
+    output_attentions = _output_flag("output_attentions")
+    return_dict = _output_flag("return_dict")
+
+    @property
+    def use_return_dict(self) -> bool:
+        """transformers' older name for return_dict."""
+        return self.return_dict
 
     @property
     def problem_type(self) -> str:
@@ -138,12 +218,10 @@ class BertConfig:
         model_type = values.get("model_type", "bert")
         if model_type != "bert":
             raise ConfigError(f"model_type {model_type!r} is not 'bert'")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in values.items() if k in names}
-        if known.get("position_embedding_type") is None:
-            known.pop("position_embedding_type", None)
-        extra = {k: v for k, v in values.items() if k not in names}
-        return cls(**known, extra=extra)
+        values = dict(values)
+        if values.get("position_embedding_type", "absolute") is None:
+            del values["position_embedding_type"]
+        return cls(**values)
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> BertConfig:
