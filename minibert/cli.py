@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                 texts=True, model_default=None, int8=True)
     p.add_argument("--model", required=True, help="a fine-tuned BertForSequenceClassification (hub id or directory)")
     p.add_argument("--truncate", action="store_true", help="cut texts longer than the model's window (else an error)")
+    for name in ("embed", "classify"):
+        corpus_options(commands.choices[name])
     p = command("tokenize", "tokens, ids and character offsets of each text", _tokenize, texts=True)
     from .serve import add_arguments as add_serve_arguments
 
@@ -249,6 +251,8 @@ def _embedder(args):
 
 
 def _embed(args) -> int:
+    if args.output:
+        return _corpus(args)
     texts = read_texts(args)
     vectors = _embedder(args).encode(texts, show_progress_bar=len(texts) > 50 and sys.stderr.isatty(),
                                      prompt_name=args.prompt_name)
@@ -275,6 +279,8 @@ def _classify(args) -> int:
     from .tasks import classify
     from .tokenizer import BertTokenizer
 
+    if args.output:
+        return _corpus(args)
     texts = read_texts(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an untrained head is refused below, in words for the command line
@@ -294,6 +300,39 @@ def _classify(args) -> int:
         return f"{r['score']:.4f}  {text}"
 
     emit(args, [{"text": t, **r} for t, r in zip(texts, results)], [line(t, r) for t, r in zip(texts, results)])
+
+
+def corpus_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("a corpus file into shards", "with --output: --input FILE of any size, streamed, written "
+                             "as numbered shards (NAME.npy float32 rows, NAME.ids.npy their 0-based line numbers) and "
+                             "manifest.json under DIR; rerun the same command to resume (docs/corpus.md)")
+    g.add_argument("--output", metavar="DIR", help="write the results of --input's lines as shards under DIR")
+    g.add_argument("--shard-size", type=int, help="lines per shard (default 4096)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default) or Ray Data (the ray extra)")
+    g.add_argument("--address", metavar="HOST:PORT", help="--engine ray: join this Ray cluster (default: start a local one)")
+    g.add_argument("--workers", type=int, help="--engine ray: workers (default: the cluster's CPUs / --threads)")
+    g.add_argument("--threads", type=int, help="threads per worker (default: local all cores, ray 1)")
+
+
+def _corpus(args) -> int:
+    from .corpus import Job, run_local, run_ray
+
+    if args.texts or not args.input:
+        raise UserError("--output reads its texts from --input FILE (one per line), not from TEXT arguments or stdin")
+    if args.engine == "local" and (args.address or args.workers):
+        raise UserError("--address and --workers go with --engine ray")
+    options = {} if args.shard_size is None else {"shard_size": args.shard_size}
+    job = Job(args.command, args.model, args.input, args.output, prompt_name=getattr(args, "prompt_name", None), **options)
+    try:
+        if args.engine == "ray":
+            manifest = run_ray(job, args.address, args.workers, args.threads or 1)
+        else:
+            manifest = run_local(job, threads=args.threads or os.cpu_count() or 1)
+    except ImportError as e:
+        raise UserError(str(e)) from None
+    skipped = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in manifest["skipped"].items())
+    emit(args, manifest, [f"{manifest['rows']} rows from {manifest['lines']} lines ({skipped} skipped) in "
+                          f"{manifest['shards']} shards under {args.output}"])
 
 
 def _tokenize(args) -> int:

@@ -98,27 +98,41 @@ def classify(model: BertForSequenceClassification, tokenizer: BertTokenizer, tex
         text_pairs = text_list(text_pairs, "text_pairs")
         if len(text_pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text_pairs: give one pair per text")
+    return [label_scores(row, model.config) for row in class_logits(model, tokenizer, texts, text_pairs, batch_size)]
+
+
+def class_logits(model: BertForSequenceClassification, tokenizer: BertTokenizer, texts: list[str],
+                 text_pairs: list[str] | None, batch_size: int) -> np.ndarray:
+    """The logits [N, num_labels] classify turns into labels, batch by batch, texts truncated to the window."""
     max_length = min(model.config.max_position_embeddings, tokenizer.model_max_length)
-    results = []
+    logits = [np.zeros((0, model.config.num_labels), dtype=model.dtype)]
     for start in range(0, len(texts), batch_size):
         pairs = None if text_pairs is None else text_pairs[start:start + batch_size]
         encoding = tokenizer(texts[start:start + batch_size], pairs, padding=True, truncation=True,
                              max_length=max_length, return_tensors="np")
-        results += [label_scores(row, model.config) for row in model(**encoding).logits]  # [B, num_labels]
-    return results
+        logits.append(model(**encoding).logits)  # [B, num_labels]
+    return np.concatenate(logits)
+
+
+def probabilities(logits: np.ndarray, problem_type: str) -> np.ndarray:
+    """classify's scores from logits [..., num_labels], in float64: softmax (single-label), sigmoid (multi-label,
+    each label on its own), or the logits themselves (regression: the predicted values)."""
+    x = logits.astype(np.float64)
+    if problem_type == "regression":
+        return x
+    return 1.0 / (1.0 + np.exp(-x)) if problem_type == "multi_label_classification" else softmax(x)
 
 
 def label_scores(logits: np.ndarray, config: Any) -> dict[str, Any]:
     """One text's classify() result from its logits [num_labels], by config.problem_type and id2label."""
-    labels, row = config.id2label, logits.astype(np.float64)
+    labels, p = config.id2label, probabilities(logits, config.problem_type)
     if config.problem_type == "regression":
-        return {"score": float(row[0])}
+        return {"score": float(p[0])}
+    scores = {labels[i]: float(p[i]) for i in range(len(p))}
     if config.problem_type == "multi_label_classification":
-        p = 1.0 / (1.0 + np.exp(-row))  # sigmoid: each label on its own
-        return {"labels": [labels[i] for i in np.flatnonzero(p > 0.5)], "scores": {labels[i]: float(p[i]) for i in range(len(row))}}
-    p = softmax(row)
+        return {"labels": [labels[i] for i in np.flatnonzero(p > 0.5)], "scores": scores}
     best = int(np.argmax(p))
-    return {"label": labels[best], "score": float(p[best]), "scores": {labels[i]: float(p[i]) for i in range(len(row))}}
+    return {"label": labels[best], "score": float(p[best]), "scores": scores}
 
 
 class CrossEncoder:
