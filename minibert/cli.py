@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -579,7 +580,7 @@ def _train(args) -> int:
              + [f"best: {summary['best']['directory']}"])
         return
     if args.command == "distill":
-        settings.temperature, settings.alpha = args.temperature, args.alpha
+        settings = dataclasses.replace(settings, temperature=args.temperature, alpha=args.alpha)  # checked anew
         history = distill(args.teacher, args.student, args.train, args.output, args.dev, settings)
     else:
         history = finetune(args.model, args.train, args.output, args.dev, settings, num_labels=args.num_labels,

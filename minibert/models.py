@@ -759,7 +759,10 @@ def check_embeds(config: BertConfig, input_ids: Any, inputs_embeds: Any, dtype: 
     if array.ndim != 3 or array.shape[2] != config.hidden_size or array.shape[0] * array.shape[1] == 0:
         raise ValueError(f"inputs_embeds must be a non-empty [batch, seq, {config.hidden_size}] array, got shape "
                          f"{array.shape}")
-    return array.astype(dtype, copy=False)
+    array = array.astype(dtype, copy=False)
+    if not np.isfinite(array).all():  # after the cast: 1e39 is inf in float32
+        raise _bad_values("inputs_embeds", array, np.argwhere(~np.isfinite(array)), f"values must be finite in {np.dtype(dtype)}")
+    return array
 
 
 def _rectangular(name: str, values: Any, what: str) -> np.ndarray:

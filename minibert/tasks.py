@@ -443,7 +443,10 @@ class SentenceEncoder:
         transformer = root / paths.get("Transformer", "")
         pooling, include_prompt = ["mean"], True
         if "Pooling" in paths:
-            config = _read_json(root / paths["Pooling"] / "config.json", "pooling", default={})
+            config = _read_json(root / paths["Pooling"] / "config.json", "pooling", default=None)
+            if config is None:  # a folder that is not there would silently pool by mean
+                raise ValueError(f"{root / paths['Pooling'] / 'config.json'}: modules.json names a Pooling module here, "
+                                 "but its config.json is missing")
             pooling, include_prompt = pooling_modes(config, root / paths["Pooling"]), config.get("include_prompt", True)
         dense = []
         for path in (path for kind, path in modules if kind == "Dense"):

@@ -78,7 +78,7 @@ def write_safetensors_atomically(tensors: dict[str, np.ndarray], target: Path) -
         save_file({name: np.ascontiguousarray(t) for name, t in tensors.items()}, temporary)
         written = read_safetensors(temporary)
         differ = [name for name in tensors if name not in written or written[name].dtype != tensors[name].dtype
-                  or not np.array_equal(written[name], tensors[name])]
+                  or not np.array_equal(written[name], tensors[name], equal_nan=True)]
         if differ or set(written) != set(tensors):
             raise WeightsError(f"verification of {target} failed: {', '.join(differ) or 'tensor names differ'}")
         os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes it private; a model file is an ordinary file
