@@ -99,5 +99,5 @@ print(json.dumps({"target": list(target), "worst": worst}))
     report = json.loads(result.stdout.strip().splitlines()[-1])
     print(f"generic target {report['target']}: max abs {report['worst'][0]:.1e}, "
           f"{report['worst'][1]:.2f} of the float32 bound")
-    assert report["target"] == ["generic", 4, False]
+    assert report["target"][:3] == ["generic", 4, False]
     assert report["worst"][1] <= 1

@@ -51,7 +51,7 @@ def tile_rows(width: int) -> int:
 
 
 # The host's kernel constants; _build compiles _gemm with other values for other widths.
-_, WIDTH, FUSED = simd.host()
+WIDTH, FUSED = simd.host().width, simd.host().fma
 MR = tile_rows(WIDTH)
 
 

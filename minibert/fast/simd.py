@@ -83,6 +83,8 @@ class Target(NamedTuple):
     name: str  # LLVM's CPU name ("generic" for the portable build)
     width: int  # float32 lanes per vector register: 16 (AVX-512F), 8 (AVX), 4 (SSE, NEON, generic)
     fma: bool  # fused multiply-add (FMA3 or AVX-512)
+    avx2: bool = False  # 256-bit integer vectors (vpmaddwd on 8 int32 lanes)
+    vnni: bool = False  # vpdpbusd, the u8 × s8 dot product into int32 (AVX512-VNNI, or AVX-VNNI on 256 bits)
 
 
 # CPUs LLVM knows with AVX-512F, FMA, AVX: for NUMBA_CPU_NAME given without NUMBA_CPU_FEATURES.
@@ -92,6 +94,10 @@ AVX512_CPUS = ("skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "ice
 FMA_CPUS = ("haswell", "broadwell", "skylake", "alderlake", "raptorlake", "meteorlake", "arrowlake", "lunarlake",
             "znver1", "znver2", "znver3", "bdver2", "bdver3", "bdver4", "x86-64-v3") + AVX512_CPUS
 AVX_CPUS = ("sandybridge", "ivybridge", "btver2", "bdver1") + FMA_CPUS
+AVX2_CPUS = tuple(name for name in FMA_CPUS if not name.startswith("bdver"))
+VNNI_CPUS = ("cascadelake", "cooperlake", "icelake-client", "icelake-server", "tigerlake", "rocketlake", "sapphirerapids",
+             "emeraldrapids", "graniterapids", "znver4", "znver5", "alderlake", "raptorlake", "meteorlake", "arrowlake",
+             "lunarlake")
 
 
 def host() -> Target:
@@ -105,5 +111,7 @@ def host() -> Target:
     if features is not None:
         enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
         width = 16 if "avx512f" in enabled else 8 if "avx" in enabled else 4
-        return Target(name, width, "fma" in enabled or "avx512f" in enabled)
-    return Target(name, 16 if name in AVX512_CPUS else 8 if name in AVX_CPUS else 4, name in FMA_CPUS)
+        vnni = "avxvnni" in enabled or {"avx512vnni", "avx512vl"} <= enabled
+        return Target(name, width, "fma" in enabled or "avx512f" in enabled, "avx2" in enabled, vnni)
+    return Target(name, 16 if name in AVX512_CPUS else 8 if name in AVX_CPUS else 4, name in FMA_CPUS,
+                  name in AVX2_CPUS, name in VNNI_CPUS)
