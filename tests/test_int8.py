@@ -108,12 +108,16 @@ def test_quantize_weight_codes():
 # ---- the fast kernels: bit for bit on the integers ------------------------------------------------------
 
 
+@pytest.mark.parametrize("kernel", ["vnni512", "vnni256", "avx2", "portable"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("T, K, N", SHAPES)
-def test_fast_kernels_equal_reference(T, K, N, dtype):
+def test_fast_kernels_equal_reference(T, K, N, dtype, kernel):
+    """Every GEMM kernel the CPU has, forced, at shapes with row, column and K tails."""
+    if kernel not in int8.kernels_present():
+        pytest.skip(f"this CPU has no {kernel} kernel")
     x, weight, _ = random_linear(np.random.default_rng(K), T, K, N, dtype)
     q, s = quantize.quantize_weight(weight)
-    matrix = int8.Int8Matrix(q, s)
+    matrix = int8.Int8Matrix(q, s, kernel)
     q_x, s_x, zero = quantize.quantize_rows(x)
     acc_fast, s_fast, zero_fast = matrix.accumulate(x)
     np.testing.assert_array_equal(s_fast, s_x)
@@ -122,11 +126,11 @@ def test_fast_kernels_equal_reference(T, K, N, dtype):
     out = np.empty((T, N), dtype)
     matrix.matmul(x, out)
     reference = quantize.dense_int8(x, q, s, np.zeros(N, dtype))
-    print(f"fast vs reference int8 {T}x{K}x{N} {np.dtype(dtype).name}: {np.abs(out - reference).max():.1e}")
+    print(f"{kernel} vs reference int8 {T}x{K}x{N} {np.dtype(dtype).name}: {np.abs(out - reference).max():.1e}")
     assert np.abs(out - reference).max() <= 1e-5 * max(1.0, np.abs(reference).max())
 
 
-GENERIC = """
+OTHER_CPU = """
 import numpy as np
 from minibert.fast import int8
 from minibert.nn import quantize
@@ -134,19 +138,24 @@ rng = np.random.default_rng(0)
 for T, K, N in [(1, 8, 16), (3, 33, 7), (33, 100, 129)]:
     x = rng.standard_normal((T, K)).astype(np.float32)
     q, s = quantize.quantize_weight(rng.normal(0, 0.05, (N, K)))
-    acc, _, _ = int8.Int8Matrix(q, s).accumulate(x)
+    acc, _, _ = int8.Int8Matrix(q, s).accumulate(x)  # the kernel chosen for this CPU
     assert np.array_equal(acc, quantize.int_matmul(quantize.quantize_rows(x)[0], q)), (T, K, N)
-print("generic ok")
+print(",".join(int8.kernels_present()))
 """
 
 
-def test_portable_kernel_for_a_generic_cpu(tmp_path):
-    """The kernels compiled for a CPU without any vector extension beyond x86-64's give the same integers."""
-    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", GENERIC], env=env, capture_output=True, text=True, timeout=600,
+@pytest.mark.parametrize("cpu, kernels", [("generic", "portable"), ("haswell", "avx2,portable")])
+def test_kernels_chosen_for_other_cpus(cpu, kernels, tmp_path):
+    """Compiled for a CPU without vector extensions beyond x86-64's (NUMBA_CPU_NAME=generic), or for one with
+    AVX2 and no VNNI (as AMD Zen 3), the kernel chosen gives the same integers."""
+    if cpu != "generic" and "avx2" not in int8.kernels_present():
+        pytest.skip(f"this CPU cannot run code compiled for {cpu}")
+    env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop("NUMBA_CPU_FEATURES", None)
+    result = subprocess.run([sys.executable, "-c", OTHER_CPU], env=env, capture_output=True, text=True, timeout=600,
                             check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "generic ok" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == kernels
 
 
 # ---- models: every class, save and load ------------------------------------------------------------------

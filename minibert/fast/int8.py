@@ -1,27 +1,55 @@
 """Int8 linear layers for the fast path: the reference's arithmetic (minibert/nn/quantize.py) in Numba kernels.
 
-Per call: quantize_rows turns the activations into uint8 codes (one range per token), int_matmul
-accumulates Q_x Q_wᵀ in int32, and dequantize_rows applies the scales. The int32 accumulators equal the
-reference's bit for bit (integer arithmetic is exact, and the codes come from the same float operations
-in the same order); tests/test_int8.py checks it for every kernel present.
+Per call: quantize_rows turns the activations into uint8 codes (one range per token), a GEMM accumulates
+Q_x Q_wᵀ in int32, and dequantize_rows applies the scales. The int32 accumulators equal the reference's bit
+for bit (integer arithmetic is exact, and the codes come from the same float operations in the same
+order); tests/test_int8.py checks it for every kernel the CPU has.
+
+The GEMM kernels, chosen at run time from the CPU (simd.host()):
+
+    vnni512   vpdpbusd on 16 int32 lanes (AVX512-VNNI): per lane, 4 u8 × s8 products summed into int32
+    vnni256   vpdpbusd on 8 lanes (AVX-VNNI, or AVX512-VNNI with AVX512VL)
+    avx2      both operands widened to int16, then vpmaddwd: per lane, 2 int16 × int16 products into int32
+    portable  plain loops (any CPU; what NUMBA_CPU_NAME=generic runs)
+
+None can saturate: vpdpbusd adds its four products in int32, and vpmaddwd's pair sums stay below 2 · 255 · 128.
+(vpmaddubsw, u8 × s8 into saturating int16 pair sums, would clip 2 · 255 · 127 and is not used.) The weight
+is packed once into panels of NR columns, G consecutive k of a column side by side (the G bytes one lane
+multiplies), K padded with zero weights to a multiple of G:
+
+    panels [P, K/G, NR·G] int8, P = ⌈N / NR⌉,   panels[p, g, c·G + r] = Q_w[p·NR + c, g·G + r]   (0 past N, K)
+
+The micro-kernel holds an MR × NR tile of int32 accumulators in registers over the whole K loop; per group
+of G k it loads NR·G weight bytes (V vectors) and, per row, broadcasts that row's G activation bytes.
 """
 
 from __future__ import annotations
 
+import types
+
 import numba
 import numpy as np
 from numba import prange
+from numba import types as nbtypes
+from numba.core import cgutils
+from numba.core.extending import intrinsic
 
 from ..nn.quantize import ACTIVATION_LEVELS
-from .kernels import kernel, run
+from . import simd
+from .kernels import PARALLEL_REGION, kernel, run
 
 ROWS = 4  # tokens per step of int_matmul: each weight row read from cache serves four tokens
+MC = 64  # rows per task of the packed GEMM
+# kernel name -> (int32 lanes W, bytes per lane G, rows per tile MR, vectors per tile V)
+KERNELS = {"vnni512": (16, 4, 8, 2), "vnni256": (8, 4, 6, 2), "avx2": (8, 2, 6, 2)}
+I16 = simd.ir.IntType(16)
+KIND, MR, NR = 0, 8, 32  # each compiled copy of _packed_matmul gets its kernel's own (see packed_matmul)
 
 
 @kernel()
 def quantize_rows(x, levels, q, scale, zero):
-    """nn.quantize.quantize_rows into q [T, K] uint8, scale [T] (x's dtype), zero [T] int32; x [T, K] float,
-    levels = 255 in x's dtype (so that every operation stays in x's precision, as NumPy's do)."""
+    """nn.quantize.quantize_rows into q [T, ≥K] uint8 (columns past K untouched), scale [T] (x's dtype), zero [T]
+    int32; x [T, K] float, levels = 255 in x's dtype (so that every operation stays in x's precision, as NumPy's do)."""
     nought = levels - levels
     for t in prange(x.shape[0]):
         row = x[t]
@@ -67,23 +95,163 @@ def int_matmul(q_x, q_w, acc):
 def dequantize_rows(acc, x_scale, zero, weight_scale, weight_sum, out):
     """nn.quantize.dequantize into out [T, N]: s_x[t] · s_w[j] · (acc[t, j] - z[t] · colsum[j]), the same
     float operations in the same order."""
-    for t in prange(acc.shape[0]):
-        for j in range(acc.shape[1]):
+    for t in prange(out.shape[0]):
+        for j in range(out.shape[1]):
             out[t, j] = acc[t, j] - zero[t] * weight_sum[j]  # stored: int32 -> out's float type
             out[t, j] = out[t, j] * x_scale[t] * weight_scale[j]
+
+
+def kernels_present(target: simd.Target | None = None) -> list[str]:
+    """The GEMM kernels the CPU can run, fastest first; "portable" always."""
+    target = target or simd.host()
+    present = ["vnni512"] if target.vnni and target.width == 16 else []
+    present += ["vnni256"] if target.vnni else []
+    present += ["avx2"] if target.avx2 else []
+    return [*present, "portable"]
+
+
+@intrinsic
+def micro_kernel(typingctx, rows, kind, a, a_start, lda, b, b_start, groups, c, c_start, ldc):
+    """c[c_start + i·ldc + j] = Σ_g Σ_r a[a_start + i·lda + g·G + r] · b[b_start + g·NR·G + j·G + r] for
+    i < rows, j < NR: an MR × NR tile of int32 sums. rows, kind (an index into KERNELS): compile-time
+    constants; a uint8, b int8, c int32 arrays, addressed in elements from their first one."""
+    for literal in (rows, kind):
+        if not isinstance(literal, nbtypes.IntegerLiteral):
+            return None
+    MR, name = rows.literal_value, list(KERNELS)[kind.literal_value]
+    W, G, _, V = KERNELS[name]
+    NR = V * W
+    signature = nbtypes.void(rows, kind, a, a_start, lda, b, b_start, groups, c, c_start, ldc)
+
+    def codegen(context, builder, sig, args):
+        _, _, a_array, a0, lda_, b_array, b0, groups_, c_array, c0, ldc_ = args
+        i64 = cgutils.intp_t
+        a_data = context.make_array(sig.args[2])(context, builder, a_array).data  # i8*
+        b_data = context.make_array(sig.args[5])(context, builder, b_array).data  # i8*
+        c_data = context.make_array(sig.args[8])(context, builder, c_array).data  # i32*
+        a_rows = [simd.element_pointer(builder, a_data, builder.add(a0, builder.mul(lda_, i64(i)))) for i in range(MR)]
+        b_start_ = simd.element_pointer(builder, b_data, b0)
+        lanes = simd.vector(W, simd.I32)
+        zero = simd.ir.Constant(lanes, [0] * W)
+        entry = builder.block
+        loop = builder.append_basic_block("int8_micro_kernel.loop")
+        done = builder.append_basic_block("int8_micro_kernel.done")
+        builder.branch(loop)
+
+        builder.position_at_end(loop)  # one group of G k per iteration; the tile lives in phi nodes
+        g = builder.phi(i64)
+        acc = [[builder.phi(lanes) for _ in range(V)] for _ in range(MR)]
+        b_group = simd.element_pointer(builder, b_start_, builder.mul(g, i64(NR * G)))
+        b_vectors = [simd.load(builder, simd.element_pointer(builder, b_group, i64(v * W * G)), W * G)
+                     for v in range(V)]
+        if G == 4:  # W lanes of 4 signed bytes
+            b_vectors = [builder.bitcast(x, lanes) for x in b_vectors]
+        else:  # W lanes of 2 signed bytes, sign-extended to 2 int16
+            b_vectors = [builder.sext(x, simd.vector(2 * W, I16)) for x in b_vectors]
+        new = []
+        for i in range(MR):
+            at = simd.element_pointer(builder, a_rows[i], builder.mul(g, i64(G)))
+            if G == 4:  # the row's 4 unsigned bytes as one int32, in every lane
+                a_ig = builder.load(builder.bitcast(at, simd.I32.as_pointer()), align=1)
+                a_lanes = simd.broadcast(builder, a_ig, W)
+                intrinsic_name = f"llvm.x86.avx512.vpdpbusd.{32 * W}"
+                new.append([simd.call(builder, intrinsic_name, lanes, [acc[i][v], a_lanes, b_vectors[v]])
+                            for v in range(V)])
+            else:  # the row's 2 unsigned bytes zero-extended to 2 int16 (one int32), in every lane
+                pair = builder.zext(simd.load(builder, at, 2), simd.vector(2, I16))
+                a_lanes = builder.bitcast(simd.broadcast(builder, builder.bitcast(pair, simd.I32), W),
+                                          simd.vector(2 * W, I16))
+                new.append([builder.add(acc[i][v], simd.call(builder, "llvm.x86.avx2.pmadd.wd", lanes,
+                                                             [a_lanes, b_vectors[v]])) for v in range(V)])
+        g_next = builder.add(g, i64(1))
+        g.add_incoming(i64(0), entry)
+        g.add_incoming(g_next, loop)
+        for i in range(MR):
+            for v in range(V):
+                acc[i][v].add_incoming(zero, entry)
+                acc[i][v].add_incoming(new[i][v], loop)
+        builder.cbranch(builder.icmp_signed("<", g_next, groups_), loop, done)
+
+        builder.position_at_end(done)
+        for i in range(MR):
+            row = builder.add(c0, builder.mul(ldc_, i64(i)))
+            for v in range(V):
+                simd.store(builder, new[i][v], simd.element_pointer(builder, c_data, builder.add(row, i64(v * W))))
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+def _packed_matmul(q_x, panels, acc):
+    """acc [T, P·NR] int32 = q_x [T, K/G·G] uint8 (rows contiguous, K padded with any codes) times the
+    panels [P, K/G, NR·G]; KIND, MR and NR are the compiled copy's constants (see packed_matmul)."""
+    T = q_x.shape[0]
+    P, groups = panels.shape[0], panels.shape[1]
+    lda, ldc = q_x.strides[0], acc.strides[0] // 4
+    blocks = (T + MC - 1) // MC
+    for task in prange(blocks * P):  # rows of block task // P, columns of panel task % P
+        m0 = (task // P) * MC
+        m1 = min(m0 + MC, T)
+        p = task % P
+        b0 = p * panels.shape[1] * panels.shape[2]
+        i = m0
+        while i + MR <= m1:
+            micro_kernel(MR, KIND, q_x, i * lda, lda, panels, b0, groups, acc, i * ldc + p * NR, ldc)
+            i += MR
+        if m1 - i >= 4:
+            micro_kernel(4, KIND, q_x, i * lda, lda, panels, b0, groups, acc, i * ldc + p * NR, ldc)
+            i += 4
+        if m1 - i >= 2:
+            micro_kernel(2, KIND, q_x, i * lda, lda, panels, b0, groups, acc, i * ldc + p * NR, ldc)
+            i += 2
+        if m1 - i >= 1:
+            micro_kernel(1, KIND, q_x, i * lda, lda, panels, b0, groups, acc, i * ldc + p * NR, ldc)
+
+
+_BUILDS: dict = {}
+
+
+def packed_matmul(name: str, parallel: bool):
+    """_packed_matmul compiled for kernel `name` (a copy under its own name, so that Numba's disk cache keeps
+    each build apart, with KIND, MR and NR as its constants)."""
+    if (name, parallel) not in _BUILDS:
+        function = f"_packed_matmul_{name}{'' if parallel else '_serial'}"
+        W, _, MR, V = KERNELS[name]
+        scope = dict(_packed_matmul.__globals__, KIND=list(KERNELS).index(name), MR=MR, NR=V * W)
+        copy = types.FunctionType(_packed_matmul.__code__, scope, function)
+        copy.__qualname__ = function
+        _BUILDS[name, parallel] = numba.njit(cache=True, parallel=parallel, error_model="numpy")(copy)
+    return _BUILDS[name, parallel]
+
+
+def pack(weight: np.ndarray, name: str) -> np.ndarray:
+    """Q_w int8 [N, K] -> panels [⌈N/NR⌉, ⌈K/G⌉, NR·G] for kernel `name` (see the module docstring)."""
+    W, G, _, V = KERNELS[name]
+    NR = V * W
+    N, K = weight.shape
+    P, groups = -(-N // NR), -(-K // G)
+    padded = np.zeros((P * NR, groups * G), np.int8)
+    padded[:N, :K] = weight
+    panels = padded.reshape(P, NR, groups, G).transpose(0, 2, 1, 3)  # [P, NR, K/G, G] -> [P, K/G, NR, G]
+    return np.ascontiguousarray(panels).reshape(P, groups, NR * G)
 
 
 class Int8Matrix:
     """A quantized weight as the kernels read it: Q_w int8 [N, K] (rows = output channels), s_w float32 [N],
     and colsum [N] int32 = Σ_k Q_w[j, k], the zero points' correction, worked out once."""
 
-    def __init__(self, weight: np.ndarray, scale: np.ndarray) -> None:
-        self.weight, self.scale = weight, scale
+    def __init__(self, weight: np.ndarray, scale: np.ndarray, kernel: str | None = None) -> None:
+        """kernel: one of kernels_present() (default: the first, the fastest this CPU has)."""
+        present = kernels_present()
+        if kernel is not None and kernel not in present:
+            raise ValueError(f"int8 kernel {kernel!r} is not available on this CPU ({', '.join(present)} are)")
+        self.weight, self.scale, self.kernel = weight, scale, kernel or present[0]
         self.refresh()
 
     def refresh(self) -> None:
         """Recompute what is derived from the weight (after it was changed in place)."""
         self.weight_sum = self.weight.sum(axis=1, dtype=np.int32)
+        self.panels = None if self.kernel == "portable" else pack(self.weight, self.kernel)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -94,12 +262,23 @@ class Int8Matrix:
         """x [T, K] float -> (acc int32 [T, N], s_x [T], z int32 [T]): the integer product and the activations'
         quantization parameters."""
         T, K = x.shape
-        q = np.empty((T, K), np.uint8)
+        N = self.weight.shape[0]
+        padded_k = K if self.panels is None else self.panels.shape[1] * KERNELS[self.kernel][1]
+        q = np.zeros((T, padded_k), np.uint8)  # codes past K meet zero weights
         x_scale, zero = np.empty(T, x.dtype), np.empty(T, np.int32)
         run(quantize_rows, x.size, x, x.dtype.type(ACTIVATION_LEVELS), q, x_scale, zero)
-        acc = np.empty((T, self.weight.shape[0]), np.int32)
-        run(int_matmul, T * K * self.weight.shape[0] // 64, q, self.weight, acc)
-        return acc, x_scale, zero
+        if self.panels is None:
+            acc = np.empty((T, N), np.int32)
+            run(int_matmul, T * K * N // 64, q, self.weight, acc)
+            return acc, x_scale, zero
+        acc = np.empty((T, self.panels.shape[0] * self.panels.shape[2] // KERNELS[self.kernel][1]), np.int32)
+        parallel = T * K * N >= 64 * (1 << 18)  # as kernels.run: below this, waking the thread pool costs more
+        if parallel:
+            with PARALLEL_REGION:
+                packed_matmul(self.kernel, True)(q, self.panels, acc)
+        else:
+            packed_matmul(self.kernel, False)(q, self.panels, acc)
+        return acc[:, :N], x_scale, zero
 
     def matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         """out [T, N] = x [T, K] Wᵀ, the weight's int8 product (no bias: the caller's kernels add it)."""

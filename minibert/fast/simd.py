@@ -95,9 +95,9 @@ FMA_CPUS = ("haswell", "broadwell", "skylake", "alderlake", "raptorlake", "meteo
             "znver1", "znver2", "znver3", "bdver2", "bdver3", "bdver4", "x86-64-v3") + AVX512_CPUS
 AVX_CPUS = ("sandybridge", "ivybridge", "btver2", "bdver1") + FMA_CPUS
 AVX2_CPUS = tuple(name for name in FMA_CPUS if not name.startswith("bdver"))
-VNNI_CPUS = ("cascadelake", "cooperlake", "icelake-client", "icelake-server", "tigerlake", "rocketlake", "sapphirerapids",
-             "emeraldrapids", "graniterapids", "znver4", "znver5", "alderlake", "raptorlake", "meteorlake", "arrowlake",
-             "lunarlake")
+VNNI_CPUS = ("cascadelake", "cooperlake", "icelake-client", "icelake-server", "tigerlake", "rocketlake",
+             "sapphirerapids", "emeraldrapids", "graniterapids", "znver4", "znver5", "alderlake", "raptorlake",
+             "meteorlake", "arrowlake", "lunarlake")
 
 
 def host() -> Target:
