@@ -82,22 +82,24 @@ class BertModelOutput(ModelOutput):
 class InferenceModel:
     """What BertModel and the head models share with transformers' models beyond their forward pass."""
 
-    def __call__(self, *args: Any, return_dict: bool = True, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any) -> Any:
         """model(...) runs model.forward(...), as in transformers; return_dict=False gives its outputs as a
-        tuple (the fields that are not None, in order)."""
+        tuple (the fields that are not None, in transformers' order); None: config.return_dict."""
         outputs = self.forward(*args, **kwargs)
-        return outputs if return_dict else outputs.to_tuple()
+        return outputs if (self.config.return_dict if return_dict is None else return_dict) else outputs.to_tuple()
 
     def eval(self) -> InferenceModel:
-        """For code written for transformers: calls here always run in inference mode (no dropout)."""
-        return self
+        """Dropout off: the default, as transformers' from_pretrained returns its models. Returns self."""
+        return self.train(False)
 
     def train(self, mode: bool = True) -> InferenceModel:
-        """train(False) is eval(). There is no training mode to switch on: training runs through
-        minibert.train (value_and_grad, finetune, distill), which applies dropout itself."""
-        if mode:
-            raise NotImplementedError(f"{type(self).__name__} has no training mode: calls always run in inference "
-                                      "mode; train with minibert.train (value_and_grad, finetune, distill)")
+        """Dropout on (train(False) is eval()), as in transformers: calls then drop activations with the
+        config's probabilities (hidden_dropout_prob, attention_probs_dropout_prob, classifier_dropout), fresh
+        masks from self.dropout_rng at each call, on the reference path. Gradients and optimizer steps are
+        minibert.train's (value_and_grad, finetune, distill). Returns self."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train takes true or false, got {mode!r}")
+        self.training = mode
         return self
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
@@ -118,10 +120,26 @@ class InferenceModel:
         """What save_pretrained writes: state_dict(), and whatever else transformers' checkpoints of the class hold."""
         return self.state_dict()
 
-    def num_parameters(self) -> int:
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         """The number of parameters, a tied array counted once (as transformers counts them); an int8 model's
-        scales are not counted."""
-        return sum(array.size for name, array in self.state_dict().items() if not name.endswith(SCALE_SUFFIX))
+        scales are not counted. exclude_embeddings: without the word, position and token-type tables. (Every
+        parameter is trainable: only_trainable changes nothing.)"""
+        return sum(array.size for name, array in self.state_dict().items() if not name.endswith(SCALE_SUFFIX)
+                   and not (exclude_embeddings and name.endswith("_embeddings.weight")))
+
+    def get_input_embeddings(self) -> Embedding:
+        """The word embeddings, as transformers' nn.Embedding: .weight is the model's own [vocab, hidden] array."""
+        return Embedding(self.state_dict()[self.base_prefix + "embeddings.word_embeddings.weight"])
+
+    def set_input_embeddings(self, value: Embedding | np.ndarray) -> None:
+        """Copy new word embeddings (an Embedding or an array) of the same [vocab, hidden] shape
+        into the model (the tied MLM decoder follows); a new vocabulary size is resize_token_embeddings' job."""
+        weight = self.get_input_embeddings().weight
+        new = np.asarray(value.weight if isinstance(value, Embedding) else value)
+        if new.shape != weight.shape:
+            raise ValueError(f"set_input_embeddings takes a {list(weight.shape)} table, got {list(new.shape)}; "
+                             "to change the vocabulary size, use resize_token_embeddings")
+        np.copyto(weight, new)  # in place: the fast path and a tied decoder read the same array
 
     @property
     def is_quantized(self) -> bool:
@@ -144,7 +162,7 @@ class InferenceModel:
         if pad_to_multiple_of is not None:
             check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
             n = -(-n // pad_to_multiple_of) * pad_to_multiple_of  # round up
-        prefix = "bert." if isinstance(self, BertHeadModel) else ""
+        prefix = self.base_prefix
         state = dict(self.state_dict())
         if n != self.config.vocab_size:
             rng = np.random.default_rng(seed)
@@ -168,6 +186,21 @@ class InferenceModel:
         return type(self), (self.config, self.state_dict(), self.dtype)
 
 
+@dataclass
+class Embedding:
+    """What get_input_embeddings() returns, as transformers' nn.Embedding: weight [num_embeddings, embedding_dim]."""
+
+    weight: np.ndarray
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.weight.shape[1]
+
+
 class BertModel(InferenceModel):
     """The BERT encoder (embeddings, L transformer layers, optional pooler) in NumPy.
 
@@ -178,8 +211,10 @@ class BertModel(InferenceModel):
     has no token, the pooler would read a padding position (a left-padded row), or ``use_fast`` is False;
     then the readable reference blocks (minibert/nn) run. Both give the same numbers on real positions; at
     padding positions the fast path returns zeros (it computes nothing there) and the reference path what
-    transformers computes.
+    transformers computes. In training mode (train()) the reference path runs, with dropout.
     """
+
+    base_prefix = ""  # where state_dict() names the encoder's parameters
 
     def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32,
                  add_pooling_layer: bool = True) -> None:
@@ -188,10 +223,17 @@ class BertModel(InferenceModel):
         self.weights = unflatten(bert_weights(weights, config, self.dtype, add_pooling_layer))
         self.fast = FastEncoder(self.weights, config, self.dtype)
         self.use_fast = True
+        self.training = False
+        self.dropout_rng = np.random.default_rng()  # train mode's masks; seed it for reproducible draws
 
     def __reduce__(self) -> tuple:
         arguments = (self.config, self.state_dict(), self.dtype, "pooler" in self.weights)
-        return type(self), arguments, {"use_fast": self.use_fast}
+        return type(self), arguments, {"use_fast": self.use_fast, "training": self.training,
+                                       "dropout_rng": self.dropout_rng}
+
+    def dropout(self, x: np.ndarray, p: float) -> np.ndarray:
+        """x with dropout at probability p in training mode (a fresh mask from dropout_rng); x in evaluation."""
+        return nn.dropout(x, nn.dropout_mask(self.dropout_rng, x.shape, p, self.dtype) if self.training else None)
 
     def bytes_per_token(self, seq: int, output_hidden_states: bool, output_attentions: bool) -> int:
         """Bytes a call holds per token at its peak, roughly: the outputs kept (one hidden state or all of them,
@@ -247,8 +289,8 @@ class BertModel(InferenceModel):
         attention_mask: Any = None,
         token_type_ids: Any = None,
         position_ids: Any = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         inputs_embeds: Any = None,
     ) -> BertModelOutput:
         """Encode a batch of token ids.
@@ -256,22 +298,28 @@ class BertModel(InferenceModel):
         input_ids [B, S] (or [S], taken as a batch of one); attention_mask [B, S] of 1 (token) / 0
         (padding), default all 1; token_type_ids [B, S], default all 0; position_ids [B, S] or [S],
         default 0..S-1. inputs_embeds [B, S, H], instead of input_ids: vectors that take the place of the
-        word embeddings (the reference path runs). Returns a BertModelOutput.
+        word embeddings (the reference path runs). output_hidden_states / output_attentions: None takes the
+        config's. Returns a BertModelOutput.
         """
         c = self.config
+        output_hidden_states = c.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = c.output_attentions if output_attentions is None else output_attentions
         input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds = check_inputs(
             c, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, self.dtype)
         B, S = attention_mask.shape
         check_memory(self.bytes_per_token(S, output_hidden_states, output_attentions), (B, S), self.dtype)
-        if self.use_fast and not output_attentions and inputs_embeds is None:
+        if self.use_fast and not output_attentions and inputs_embeds is None and not self.training:
             fast = self.fast(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states)
             if fast is not None:
                 return BertModelOutput(*fast)
         w = self.weights
         x = nn.embeddings(input_ids, token_type_ids, position_ids, **w["embeddings"], eps=c.layer_norm_eps,
                           inputs_embeds=inputs_embeds)  # [B, S] -> [B, S, H]
+        x = self.dropout(x, c.hidden_dropout_prob)
         mask_bias = nn.padding_mask_bias(attention_mask, self.dtype)  # [B, S] -> [B, 1, 1, S]
-        hidden_states, attentions = nn.encoder(x, mask_bias, w["encoder"]["layer"], c.num_attention_heads, c.layer_norm_eps)
+        masks = [self.layer_dropout_masks(B, S) for _ in w["encoder"]["layer"]] if self.training else None
+        hidden_states, attentions = nn.encoder(x, mask_bias, w["encoder"]["layer"], c.num_attention_heads,
+                                               c.layer_norm_eps, dropout=masks)
         last = hidden_states[-1]
         return BertModelOutput(
             last_hidden_state=last,
@@ -279,6 +327,16 @@ class BertModel(InferenceModel):
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
+
+
+    def layer_dropout_masks(self, batch: int, seq: int) -> dict[str, np.ndarray]:
+        """One layer's dropout masks, named and drawn in order as minibert.train.dropout_masks draws them."""
+        c, rng = self.config, self.dropout_rng
+        hidden, probabilities = (batch, seq, c.hidden_size), (batch, c.num_attention_heads, seq, seq)
+        return {"attention.self.dropout": nn.dropout_mask(rng, probabilities, c.attention_probs_dropout_prob,
+                                                          self.dtype),
+                "attention.output.dropout": nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, self.dtype),
+                "output.dropout": nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, self.dtype)}
 
 
 def check_quantize_mode(mode: str | None) -> None:
@@ -357,6 +415,7 @@ class BertHeadModel(InferenceModel):
 
     uses_pooler = False
     new_head_allowed = False
+    base_prefix = "bert."
 
     def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32, seed: int = 0) -> None:
         self.config = config
@@ -417,8 +476,19 @@ class BertHeadModel(InferenceModel):
 
     def encode(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
                output_attentions, inputs_embeds) -> BertModelOutput:
-        return self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=output_hidden_states,
-                         output_attentions=output_attentions, inputs_embeds=inputs_embeds)
+        return self.bert.forward(input_ids, attention_mask, token_type_ids, position_ids,
+                                 output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                                 inputs_embeds=inputs_embeds)
+
+    # Training mode and its random masks are the encoder's, so that they are the same for both parts.
+    training = property(lambda self: self.bert.training, lambda self, mode: setattr(self.bert, "training", mode))
+    dropout_rng = property(lambda self: self.bert.dropout_rng, lambda self, rng: setattr(self.bert, "dropout_rng", rng))
+
+    def classifier_dropout(self, x: np.ndarray) -> np.ndarray:
+        """The classifier's input with its dropout in training mode (classifier_dropout, else hidden_dropout_prob),
+        as transformers' classification heads apply it."""
+        p = self.config.extra.get("classifier_dropout")
+        return self.bert.dropout(x, self.config.hidden_dropout_prob if p is None else p)
 
 
 class MaskedLMHeadModel(BertHeadModel):
@@ -461,7 +531,7 @@ class BertForMaskedLM(MaskedLMHeadModel):
         return mlm_shapes(config)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> MaskedLMOutput:
+                output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> MaskedLMOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
                           inputs_embeds)
         check_memory(self.config.vocab_size * self.dtype.itemsize, out.last_hidden_state.shape[:2], self.dtype,
@@ -479,7 +549,7 @@ class BertForNextSentencePrediction(BertHeadModel):
         return nsp_shapes(config)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> NextSentencePredictorOutput:
+                output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> NextSentencePredictorOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
                           inputs_embeds)
         logits = nn.dense(out.pooler_output, **self.head["cls"]["seq_relationship"])  # [B, H] -> [B, 2]
@@ -495,7 +565,7 @@ class BertForPreTraining(MaskedLMHeadModel):
         return {**mlm_shapes(config), **nsp_shapes(config)}
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> BertForPreTrainingOutput:
+                output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> BertForPreTrainingOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
                           inputs_embeds)
         cls = self.head["cls"]
@@ -519,10 +589,11 @@ class BertForSequenceClassification(BertHeadModel):
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> SequenceClassifierOutput:
+                output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> SequenceClassifierOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
                           inputs_embeds)
-        logits = nn.dense(out.pooler_output, **self.head["classifier"])  # [B, H] -> [B, num_labels]
+        x = self.classifier_dropout(out.pooler_output)
+        logits = nn.dense(x, **self.head["classifier"])  # [B, H] -> [B, num_labels]
         return SequenceClassifierOutput(logits, out.hidden_states, out.attentions)
 
 
@@ -538,14 +609,15 @@ class BertForMultipleChoice(BertHeadModel):
         return {"classifier.weight": (1, config.hidden_size), "classifier.bias": (1,)}
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> MultipleChoiceModelOutput:
+                output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> MultipleChoiceModelOutput:
         """input_ids, attention_mask, token_type_ids, position_ids [B, C, S] (C choices per example), or
         inputs_embeds [B, C, S, H] -> logits [B, C]. hidden_states and attentions come with the choices
         flattened into the batch ([B·C, S, H]), as in transformers."""
         choices, inputs = flatten_choices(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                           position_ids=position_ids, inputs_embeds=inputs_embeds)
         out = self.encode(**inputs, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
-        logits = nn.dense(out.pooler_output, **self.head["classifier"])  # [B·C, H] -> [B·C, 1]
+        x = self.classifier_dropout(out.pooler_output)
+        logits = nn.dense(x, **self.head["classifier"])  # [B·C, H] -> [B·C, 1]
         return MultipleChoiceModelOutput(logits.reshape(-1, choices), out.hidden_states, out.attentions)  # -> [B, C]
 
 
@@ -582,10 +654,11 @@ class BertForTokenClassification(BertHeadModel):
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> TokenClassifierOutput:
+                output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> TokenClassifierOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
                           inputs_embeds)
-        logits = nn.dense(out.last_hidden_state, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
+        x = self.classifier_dropout(out.last_hidden_state)
+        logits = nn.dense(x, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
         return TokenClassifierOutput(logits, out.hidden_states, out.attentions)
 
 
@@ -598,7 +671,7 @@ class BertForQuestionAnswering(BertHeadModel):
         return {"qa_outputs.weight": (2, config.hidden_size), "qa_outputs.bias": (2,)}
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False, inputs_embeds=None) -> QuestionAnsweringModelOutput:
+                output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> QuestionAnsweringModelOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
                           inputs_embeds)
         logits = nn.dense(out.last_hidden_state, **self.head["qa_outputs"])  # [B, S, H] -> [B, S, 2]

@@ -117,15 +117,15 @@ def test_bad_problem_type_is_a_clear_error():
 
 
 def test_eval_train_and_return_dict_as_code_written_for_transformers_uses_them():
-    """model.eval() is a no-op returning the model (calls always run in inference mode); model.train()
-    says where training lives instead of silently doing nothing; return_dict=False gives a tuple."""
+    """model.eval() and model.train() return the model and switch dropout off and on; return_dict=False gives
+    a tuple."""
     model = minibert.BertForMaskedLM.from_pretrained(HEADS / "masked-lm")
     assert model.eval() is model and model.train(False) is model
     as_tuple = model(**BATCH, output_hidden_states=True, return_dict=False)  # model(...) is model.forward(...)
     assert isinstance(as_tuple, tuple) and len(as_tuple) == 2
     np.testing.assert_array_equal(as_tuple[0], model.forward(**BATCH).logits)
-    with pytest.raises(NotImplementedError, match="no training mode.*minibert.train"):
-        model.train()
+    assert model.train() is model and model.training and model.bert.training  # see test_transformers_api_models
+    assert model.eval() is model and not model.bert.training
     tied = model.head["cls"]["predictions"]["decoder"]["weight"]
     flatten = minibert.loading.weights.flatten
     every_array = [*flatten(model.bert.weights).values(), *flatten(model.head).values()]

@@ -6,11 +6,17 @@ Peer files: transformers tests/models/bert/test_modeling_bert.py (BertModelTeste
 (ConfigTester), tests/test_modeling_common.py (ModelTesterMixin).
 """
 
+import importlib.util
 import json
+import warnings
 
+import numpy as np
 import pytest
 
+import minibert
 from minibert import BertConfig, ConfigError
+from minibert.loading.weights import init_weights
+from minibert.train import dropout_masks, sequence_loss, value_and_grad
 
 # BertModelTester's configuration
 TESTER = {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -81,3 +87,173 @@ def test_config_round_trips_through_transformers(tmp_path):
     labels = [json.loads(json.dumps({k: c.to_dict()[k] for k in ("id2label", "label2id")}))  # as config.json has them
               for c in (BertConfig(**TESTER, num_labels=3), transformers.BertConfig(**TESTER, num_labels=3))]
     assert labels[0] == labels[1]
+
+
+# ---- the models: BertModelTester (test_modeling_bert.py) and ModelTesterMixin (test_modeling_common.py) ------
+
+HEADS = {  # transformers' class -> what BertModelTester checks: the output field and its shape
+    "BertModel": ("last_hidden_state", lambda b, s, c: (b, s, c.hidden_size)),
+    "BertForMaskedLM": ("logits", lambda b, s, c: (b, s, c.vocab_size)),
+    "BertForNextSentencePrediction": ("logits", lambda b, s, c: (b, 2)),
+    "BertForPreTraining": ("prediction_logits", lambda b, s, c: (b, s, c.vocab_size)),
+    "BertForQuestionAnswering": ("start_logits", lambda b, s, c: (b, s)),
+    "BertForSequenceClassification": ("logits", lambda b, s, c: (b, c.num_labels)),
+    "BertForTokenClassification": ("logits", lambda b, s, c: (b, s, c.num_labels)),
+    "BertForMultipleChoice": ("logits", lambda b, s, c: (b, 4)),
+}
+
+
+def inputs_for(config, batch=13, seq=7, seed=0):
+    """BertModelTester.prepare_config_and_inputs: ids_tensor, random_attention_mask (last column 1)."""
+    rng = np.random.default_rng(seed)
+    mask = rng.integers(0, 2, (batch, seq))
+    mask[:, -1] = 1
+    return {"input_ids": rng.integers(0, config.vocab_size, (batch, seq)), "attention_mask": mask,
+            "token_type_ids": rng.integers(0, config.type_vocab_size, (batch, seq))}
+
+
+def build(name, config, seed=0, dtype=np.float32):
+    """A model of class `name` with random weights (heads included), as BertModelTester builds `Class(config)`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the classifier heads start untrained, which their warning says
+        return getattr(minibert, name)(config, init_weights(config, seed=seed, pretraining_heads=True), dtype=dtype)
+
+
+def call_inputs(name, inputs):
+    """BertModelTester.create_and_check_for_multiple_choice expands each input to 4 choices."""
+    if name != "BertForMultipleChoice":
+        return inputs
+    return {k: np.repeat(v[:, None], 4, axis=1) for k, v in inputs.items()}
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_models_as_bert_model_tester_checks_them(name):  # create_and_check_model, create_and_check_for_*
+    config = BertConfig(**TESTER, num_labels=3)
+    model = build(name, config)
+    inputs = call_inputs(name, inputs_for(config))
+    field, shape = HEADS[name]
+    for given in (inputs, {k: inputs[k] for k in ("input_ids", "token_type_ids")}, {"input_ids": inputs["input_ids"]}):
+        assert getattr(model(**given), field).shape == shape(13, 7, config)
+    if name == "BertModel":
+        assert model(**inputs).pooler_output.shape == (13, config.hidden_size)
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_outputs_and_tuples(name):
+    """test_attention_outputs and test_hidden_states_output (as arguments and as config fields),
+    test_model_outputs_equivalence (return_dict=False is to_tuple(), also from config.return_dict),
+    test_determinism (evaluation gives the same numbers twice)."""
+    config = BertConfig(**TESTER, num_labels=3)
+    model = build(name, config)
+    inputs = call_inputs(name, inputs_for(config))
+    rows = 13 * 4 if name == "BertForMultipleChoice" else 13
+    out = model(**inputs, output_attentions=True, output_hidden_states=True)
+    assert len(out.attentions) == 2 and out.attentions[0].shape == (rows, 4, 7, 7)
+    assert len(out.hidden_states) == 3 and out.hidden_states[0].shape == (rows, 7, 32)
+    config.output_attentions = config.output_hidden_states = True
+    assert same(model(**inputs).to_tuple(), out.to_tuple())
+    assert model(**inputs, output_attentions=False).attentions is None
+    assert same(model(**inputs, return_dict=False), out.to_tuple())
+    config.return_dict = False
+    assert same(model(**inputs), out.to_tuple()) and same(model(**inputs, return_dict=True).to_tuple(), out.to_tuple())
+    config.return_dict = True
+    assert same(model(**inputs).to_tuple(), model(**inputs).to_tuple())  # test_determinism
+
+
+def same(a, b) -> bool:
+    """Equal outputs: a tuple of arrays and of tuples of arrays, element by element."""
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return np.array_equal(a, b)
+
+
+def test_tokenizer_output_feeds_the_model(minilm_path):
+    """model(**tokenizer(..., return_tensors="np")), and "pt" when torch is installed."""
+    tokenizer = minibert.BertTokenizer.from_pretrained(minilm_path)
+    model = minibert.BertModel.from_pretrained(minilm_path)
+    texts = ["a cat sits on the mat", "dogs"]
+    out = model(**tokenizer(texts, padding=True, return_tensors="np"))
+    assert out.last_hidden_state.shape[:2] == (2, 8)
+    if importlib.util.find_spec("torch"):
+        pt = model(**tokenizer(texts, padding=True, return_tensors="pt"))
+        np.testing.assert_array_equal(pt.last_hidden_state, out.last_hidden_state)
+
+
+def test_parameters_and_embeddings():  # test_model_get_set_embeddings; num_parameters
+    config = BertConfig(**TESTER)
+    model = build("BertForMaskedLM", config)
+    embeddings = model.get_input_embeddings()
+    assert embeddings.weight is model.bert.weights["embeddings"]["word_embeddings"]["weight"]
+    assert (embeddings.num_embeddings, embeddings.embedding_dim) == (99, 32)
+    new = np.random.default_rng(1).normal(size=(99, 32)).astype(np.float32)
+    inputs = inputs_for(config)
+    model.set_input_embeddings(new)
+    np.testing.assert_array_equal(model.get_input_embeddings().weight, new)
+    np.testing.assert_array_equal(model.head["cls"]["predictions"]["decoder"]["weight"], new)  # tied: follows
+    fresh = build("BertForMaskedLM", config)
+    fresh.bert.weights["embeddings"]["word_embeddings"]["weight"][...] = new
+    np.testing.assert_allclose(model(**inputs).logits, fresh(**inputs).logits, atol=1e-6)
+    with pytest.raises(ValueError, match="use resize_token_embeddings"):
+        model.set_input_embeddings(np.zeros((100, 32)))
+    tables = 99 * 32 + 512 * 32 + 16 * 32
+    assert model.num_parameters() - model.num_parameters(exclude_embeddings=True) == tables
+
+
+def test_train_and_eval_switch_dropout():
+    """eval() by default (as from_pretrained returns models in transformers); train() drops activations with
+    the config's probabilities, masks from model.dropout_rng, drawn in the order minibert.train.dropout_masks
+    draws them: the loss of a train-mode call equals value_and_grad's with those masks (whose gradients are
+    checked against torch autograd in test_train_live.py)."""
+    probabilities = {"hidden_dropout_prob": 0.2, "attention_probs_dropout_prob": 0.3, "classifier_dropout": 0.4}
+    config = BertConfig(**{**TESTER, **probabilities}, num_labels=3)  # each its own, so a swapped one shows
+    model = build("BertForSequenceClassification", config, dtype=np.float64)
+    inputs, labels = inputs_for(config), np.arange(13) % 3
+    assert not model.training
+    evaluated = model(**inputs).logits
+    model.train()
+    model.dropout_rng = np.random.default_rng(7)
+    trained = model(**inputs).logits
+    assert not np.allclose(trained, evaluated) and not np.allclose(model(**inputs).logits, trained)  # fresh masks
+    masks = dropout_masks(model, inputs["input_ids"].shape, np.random.default_rng(7))
+    loss, _ = value_and_grad(model, inputs, labels, dropout=masks)
+    assert abs(sequence_loss(trained, labels, "single_label_classification")[0] - loss) < 1e-12
+    np.testing.assert_array_equal(model.eval()(**inputs).logits, evaluated)
+    without = build("BertForSequenceClassification", BertConfig(**{**TESTER, "hidden_dropout_prob": 0.0,
+                                                                   "attention_probs_dropout_prob": 0.0}, num_labels=3))
+    np.testing.assert_allclose(without.train()(**inputs).logits, without.eval()(**inputs).logits, atol=1e-6)
+
+
+LIVE_CLASSES = [name for name in HEADS if name != "BertModel"] + ["BertModel"]
+
+
+@pytest.mark.parametrize("name", LIVE_CLASSES)
+def test_same_outputs_as_transformers(name, tmp_path):
+    """The same calls against transformers on the same weights: return_dict=False tuples in transformers'
+    order (hidden states and attention maps included, from arguments and from the config), num_parameters,
+    the input embeddings."""
+    transformers = pytest.importorskip("transformers", reason="the side-by-side calls need transformers")
+    torch = pytest.importorskip("torch", reason="the side-by-side calls need torch")
+    # transformers' BertForQuestionAnswering has num_labels outputs, minibert's the two spans'
+    config = BertConfig(**TESTER, num_labels=2 if name == "BertForQuestionAnswering" else 3)
+    ours = build(name, config)
+    ours.save_pretrained(tmp_path)
+    theirs = getattr(transformers, name).from_pretrained(tmp_path, attn_implementation="eager").eval()
+    inputs = call_inputs(name, inputs_for(config))
+    kwargs = {"output_hidden_states": True, "output_attentions": True, "return_dict": False}
+    with torch.no_grad():
+        reference = theirs(**{k: torch.from_numpy(v) for k, v in inputs.items()}, **kwargs)
+    mine = ours(**inputs, **kwargs)
+    if name == "BertModel":  # transformers 5 appends an empty cross_attentions tuple, which minibert leaves out
+        assert reference[-1] == ()
+        reference = reference[:-1]
+    assert len(mine) == len(reference)
+    for a, b in zip(mine, reference):
+        a, b = (a, b) if isinstance(a, tuple) else ((a,), (b,))
+        assert len(a) == len(b) and all(np.abs(x - y.numpy()).max() < 1e-4 for x, y in zip(a, b))
+    assert ours.num_parameters() == theirs.num_parameters()
+    assert ours.num_parameters(exclude_embeddings=True) == theirs.num_parameters(exclude_embeddings=True)
+    their_embeddings = theirs.get_input_embeddings().weight.detach().numpy()
+    np.testing.assert_array_equal(ours.get_input_embeddings().weight, their_embeddings)
+    theirs.config.output_hidden_states = ours.config.output_hidden_states = True
+    with torch.no_grad():
+        assert len(ours(**inputs)) == len(theirs(**{k: torch.from_numpy(v) for k, v in inputs.items()}))

@@ -33,16 +33,18 @@ def encoder_layer(
 
 
 def encoder(
-    x: np.ndarray, mask_bias: np.ndarray, layer: list[dict], num_heads: int, eps: float
+    x: np.ndarray, mask_bias: np.ndarray, layer: list[dict], num_heads: int, eps: float,
+    dropout: list[dict] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Run the layers in order.
 
     x [B, S, H] -> (hidden states: [x, layer 1 output, ..., layer L output], each [B, S, H];
                     attention probabilities: L arrays [B, A, S, S])
+    dropout (training): each layer's masks (see encoder_layer); None in evaluation.
     """
     hidden_states, attentions = [x], []
-    for weights in layer:
-        x, probs = encoder_layer(x, mask_bias, **weights, num_heads=num_heads, eps=eps)
+    for weights, masks in zip(layer, dropout or [None] * len(layer)):
+        x, probs = encoder_layer(x, mask_bias, **weights, num_heads=num_heads, eps=eps, dropout=masks)
         hidden_states.append(x)
         attentions.append(probs)
     return hidden_states, attentions
