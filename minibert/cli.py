@@ -311,8 +311,9 @@ def corpus_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--shard-size", type=int, help="lines per shard (default 4096)")
     g.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default) or Ray Data (the ray extra)")
     g.add_argument("--address", metavar="HOST:PORT", help="--engine ray: join this Ray cluster (default: start a local one)")
-    g.add_argument("--workers", type=int, help="--engine ray: workers (default: the cluster's CPUs / --threads)")
-    g.add_argument("--threads", type=int, help="threads per worker (default: local all cores, ray 1)")
+    g.add_argument("--workers", type=int, help="worker processes, each loading the model once (default: the cores, "
+                   "or the Ray cluster's CPUs, / --threads)")
+    g.add_argument("--threads", type=int, help="threads per worker (default 1)")
 
 
 def _corpus(args) -> int:
@@ -320,15 +321,16 @@ def _corpus(args) -> int:
 
     if args.texts or not args.input:
         raise UserError("--output reads its texts from --input FILE (one per line), not from TEXT arguments or stdin")
-    if args.engine == "local" and (args.address or args.workers):
-        raise UserError("--address and --workers go with --engine ray")
+    if args.engine == "local" and args.address:
+        raise UserError("--address goes with --engine ray")
     options = {} if args.shard_size is None else {"shard_size": args.shard_size}
     job = Job(args.command, args.model, args.input, args.output, prompt_name=getattr(args, "prompt_name", None), **options)
     try:
         if args.engine == "ray":
             manifest = run_ray(job, args.address, args.workers, args.threads or 1)
         else:
-            manifest = run_local(job, threads=args.threads or os.cpu_count() or 1)
+            workers = max((os.cpu_count() or 1) // (args.threads or 1), 1) if args.workers is None else args.workers
+            manifest = run_local(job, workers, args.threads or 1)
     except ImportError as e:
         raise UserError(str(e)) from None
     skipped = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in manifest["skipped"].items())

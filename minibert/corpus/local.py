@@ -1,6 +1,7 @@
-"""The local engine: one process works through the input shard by shard, skipping the shards written before.
+"""The local engine: the input shard by shard, skipping the shards written before, in this process or in
+worker processes.
 
-Memory stays at one shard of lines and results whatever the input's size. Killed at any point, a rerun
+Memory stays at a few shards of lines and results whatever the input's size. Killed at any point, a rerun
 finds every shard whose values file is in place complete (see shards.write_shard) and redoes the rest,
 so each input line ends up in exactly one shard, with the values an uninterrupted run gives.
 """
@@ -8,29 +9,85 @@ so each input line ends up in exactly one shard, with the values an uninterrupte
 from __future__ import annotations
 
 import io
+import multiprocessing
 import sys
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from tqdm import tqdm  # installed with huggingface-hub
 
+from ..errors import check_positive_int
 from .job import Job, finish, start
-from .shards import SKIP_REASONS, count_lines, is_written, parse, scan, write_shard
+from .shards import SKIP_REASONS, Shard, count_lines, is_written, parse, scan, write_shard
 
 
-def run_local(job: Job, threads: int = 1, progress: bool = True) -> dict:
-    """Compute every shard of `job` not yet written, with one worker of `threads` threads; returns the
-    manifest (lines, rows, skipped lines by reason, shards)."""
+def run_local(job: Job, workers: int = 1, threads: int = 1, progress: bool = True) -> dict:
+    """Compute every shard of `job` not yet written with `workers` workers of `threads` threads each (one
+    worker: in this process; more: worker processes, each loading the model once); returns the manifest
+    (lines, rows, skipped lines by reason, shards)."""
+    check_positive_int("workers", workers)
     directory = start(job)
     totals = Totals()
-    worker = None  # loaded only if a shard is left to compute
-    with progress_bar(job, progress) as bar:
+    with progress_bar(job, progress) as bar, Workers(job, workers, threads, bar) as pool:
         for shard, lines in scan(job.input, job.shard_size):
             totals.add(parse(lines, shard.first_line))
             if not is_written(directory, shard.index):
-                worker = worker or job.worker(threads)
-                write_shard(directory, shard, lines, worker)
-                bar.update(len(lines))
+                pool.submit(shard, lines)
+        pool.join()
     return finish(job, totals.lines, totals.rows, totals.skipped, totals.shards)
+
+
+class Workers:
+    """Shards computed and written here (one worker, loaded at the first shard left to compute) or by worker
+    processes, at most two shards per worker in flight so that memory stays bounded."""
+
+    def __init__(self, job: Job, workers: int, threads: int, bar: tqdm) -> None:
+        self.job, self.workers, self.threads, self.bar = job, workers, threads, bar
+        self.worker, self.pool, self.running = None, None, set()
+
+    def submit(self, shard: Shard, lines: list[bytes]) -> None:
+        if self.workers == 1:
+            self.worker = self.worker or self.job.worker(self.threads)
+            write_shard(Path(self.job.output), shard, lines, self.worker)
+            self.bar.update(len(lines))
+            return
+        if self.pool is None:  # spawned: a fresh interpreter, no Numba or BLAS threads inherited
+            self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"), _start_worker,
+                                            (self.job, self.threads))
+        while len(self.running) >= 2 * self.workers:
+            self.collect(FIRST_COMPLETED)
+        self.running.add(self.pool.submit(_write_shard, shard, lines))
+
+    def collect(self, until: str) -> None:
+        finished, self.running = wait(self.running, return_when=until)
+        for future in finished:
+            self.bar.update(future.result())  # a worker's error is raised here
+
+    def join(self) -> None:
+        """Wait for the shards still in flight."""
+        self.collect(ALL_COMPLETED)
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *error) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+_job: Job | None = None
+_worker = None
+
+
+def _start_worker(job: Job, threads: int) -> None:
+    """A worker process's start: load the job's model once."""
+    global _job, _worker
+    _job, _worker = job, job.worker(threads)
+
+
+def _write_shard(shard: Shard, lines: list[bytes]) -> int:
+    write_shard(Path(_job.output), shard, lines, _worker)
+    return len(lines)
 
 
 class Totals:

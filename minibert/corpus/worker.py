@@ -32,6 +32,14 @@ class Worker:
         self.threads, self.batch_size, self.column = threads, batch_size, column
         set_num_threads(threads)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (as Dask and Spark send a function's objects to their workers), a worker is only its
+        constructor's arguments; unpickling loads the model again where it lands."""
+        return self.arguments
+
+    def __setstate__(self, arguments: dict[str, Any]) -> None:
+        self.__init__(**arguments)
+
     def texts(self, batch: Any) -> list[str]:
         """The texts of a batch: a list, a NumPy / Arrow / pandas column, or the column `self.column` of a
         table (dict of arrays, pandas DataFrame, Arrow Table)."""
@@ -85,6 +93,8 @@ class Embedder(Worker):
     def __init__(self, model: str | os.PathLike, threads: int = 1, batch_size: int = 32, prompt_name: str | None = None,
                  normalize_embeddings: bool = False, column: str = "text", output_column: str = "embedding") -> None:
         super().__init__(threads, batch_size, column)
+        self.arguments = {"model": model, "threads": threads, "batch_size": batch_size, "prompt_name": prompt_name,
+                          "normalize_embeddings": normalize_embeddings, "column": column, "output_column": output_column}
         self.encoder = SentenceEncoder.from_pretrained(model)
         self.options = {"batch_size": batch_size, "prompt_name": prompt_name, "normalize_embeddings": normalize_embeddings}
         self.encoder._prompt(None, prompt_name)  # an unknown prompt name fails here, not at the first batch
@@ -106,6 +116,7 @@ class Classifier(Worker):
 
     def __init__(self, model: str | os.PathLike, threads: int = 1, batch_size: int = 32, column: str = "text") -> None:
         super().__init__(threads, batch_size, column)
+        self.arguments = {"model": model, "threads": threads, "batch_size": batch_size, "column": column}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an untrained head is refused below
             self.model = BertForSequenceClassification.from_pretrained(model)
