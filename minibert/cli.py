@@ -334,8 +334,8 @@ def _corpus(args) -> int:
     except ImportError as e:
         raise UserError(str(e)) from None
     skipped = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in manifest["skipped"].items())
-    emit(args, manifest, [f"{manifest['rows']} rows from {manifest['lines']} lines ({skipped} skipped) in "
-                          f"{manifest['shards']} shards under {args.output}"])
+    summary = f"{manifest['rows']} rows from {manifest['lines']} lines ({skipped} skipped) in {manifest['shards']} shards"
+    emit(args, manifest, [f"{summary} under {args.output}"])
 
 
 def _tokenize(args) -> int:
