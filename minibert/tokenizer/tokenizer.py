@@ -116,7 +116,8 @@ class BertTokenizer:
         vocab: str | os.PathLike | dict[str, int] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.init_kwargs = {name: value for name, value in locals().items() if name not in ("self", "kwargs")}
+        self.init_kwargs = {name: value for name, value in locals().items() if name not in ("self", "kwargs")
+                            and not (name in ("vocab_file", "vocab") and isinstance(value, dict))}  # paths only
         self.init_kwargs.update(kwargs)
         for key in kwargs:
             if callable(getattr(type(self), key, None)):
