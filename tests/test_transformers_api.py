@@ -4,7 +4,9 @@ when transformers is importable, the same calls side by side against transformer
 
 Peer files: transformers tests/models/bert/test_tokenization_bert.py (4.x: the small vocabulary below; 5.x:
 the integration strings), tests/test_tokenization_common.py (5.x TokenizerTesterMixin),
-tests/test_tokenizers_backend_mixin.py (5.x, run there with BertTokenizer). Where minibert deliberately
+tests/test_tokenizers_backend_mixin.py (5.x, run there with BertTokenizer); tokenizers'
+bindings/python/tests/bindings/test_encoding.py and implementations/test_bert_wordpiece.py (bert-base-uncased's
+vocabulary, here all-MiniLM-L6-v2's copy of it). Where minibert deliberately
 differs, the test says so; docs/transformers_api.md lists the differences.
 """
 
@@ -1086,3 +1088,55 @@ def _plain(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
+
+
+# ---- tokenizers' bindings/python/tests (the Encoding's lookups, through transformers' call convention) ------
+
+
+@pytest.fixture(scope="module")
+def love(real):
+    tokenizer = BertTokenizer.from_pretrained(real)
+    return tokenizer("I love HuggingFace"), tokenizer("I love HuggingFace", "Do you?")
+
+
+def test_encoding_sequences_and_words(love):  # test_encoding.py: sequence_ids ... word_to_chars
+    single, pair = love
+    assert single.sequence_ids() == [None, 0, 0, 0, 0, None]
+    assert pair.sequence_ids() == [None, 0, 0, 0, 0, None, 1, 1, 1, None]
+    assert (single.n_sequences, pair.n_sequences) == (1, 2)
+    assert single.tokens() == ["[CLS]", "i", "love", "hugging", "##face", "[SEP]"]
+    assert pair.tokens() == ["[CLS]", "i", "love", "hugging", "##face", "[SEP]", "do", "you", "?", "[SEP]"]
+    assert single.word_to_tokens(0) == (1, 2) and pair.word_to_tokens(0) == (1, 2)
+    assert pair.word_to_tokens(0, sequence_index=0) == (1, 2) and pair.word_to_tokens(6, sequence_index=0) is None
+    assert pair.word_to_tokens(0, sequence_index=1) == (6, 7)
+    assert single.word_to_chars(2) == (7, 18) and pair.word_to_chars(2, sequence_index=0) == (7, 18)
+    assert pair.word_to_chars(2, sequence_index=1) == (6, 7)
+
+
+def test_encoding_tokens_and_chars(love):  # test_encoding.py: token_to_sequence ... char_to_word
+    single, pair = love
+    assert single.token_to_sequence(2) == 0 and pair.token_to_sequence(2) == 0
+    assert [pair.token_to_sequence(i) for i in (0, 5, 6, 8, 9, 1200)] == [None, None, 1, 1, None, None]
+    assert single.token_to_chars(0) is None and single.token_to_chars(2) == (2, 6) and pair.token_to_chars(2) == (2, 6)
+    assert pair.token_to_chars(5) is None and pair.token_to_chars(6) == (0, 2)
+    assert [single.token_to_word(i) for i in (0, 1, 4)] == [None, 0, 2]
+    assert [pair.token_to_word(i) for i in (1, 4, 5, 6, 7)] == [0, 2, None, 0, 1]
+    assert single.char_to_token(0) == 1 and pair.char_to_token(0) == 1 and pair.char_to_token(0, sequence_index=0) == 1
+    assert pair.char_to_token(1, sequence_index=0) is None and pair.char_to_token(0, sequence_index=1) == 6
+    assert pair.char_to_token(2, sequence_index=1) is None
+    assert single.char_to_word(0) == 0 and single.char_to_word(1) is None and pair.char_to_word(2) == 1
+    assert pair.char_to_word(2, sequence_index=1) is None and pair.char_to_word(3, sequence_index=1) == 1
+
+
+def test_bert_wordpiece_basic_encode(real):  # test_bert_wordpiece.py: test_basic_encode
+    tokenizer = BertTokenizer.from_pretrained(real)
+    output = tokenizer("My name is John", "pair", return_offsets_mapping=True)
+    assert output["input_ids"] == [101, 2026, 2171, 2003, 2198, 102, 3940, 102]
+    assert output.tokens() == ["[CLS]", "my", "name", "is", "john", "[SEP]", "pair", "[SEP]"]
+    assert output["offset_mapping"] == [(0, 0), (0, 2), (3, 7), (8, 10), (11, 15), (0, 0), (0, 4), (0, 0)]
+    assert output["token_type_ids"] == [0, 0, 0, 0, 0, 0, 1, 1]
+    output = tokenizer("My name is John", "pair", add_special_tokens=False, return_offsets_mapping=True)
+    assert output["input_ids"] == [2026, 2171, 2003, 2198, 3940]
+    assert output.tokens() == ["my", "name", "is", "john", "pair"]
+    assert output["offset_mapping"] == [(0, 2), (3, 7), (8, 10), (11, 15), (0, 4)]
+    assert output["token_type_ids"] == [0, 0, 0, 0, 1]
