@@ -202,7 +202,7 @@ ERRORS = [  # path, body (bytes as sent), status, error_type, what the message s
     ("/embed", {"inputs": "a", "dimensions": 0}, 422, "validation", "`dimensions` must be positive, got 0"),
     ("/embed", {"inputs": "a", "prompt_name": "nope"}, 422, "validation", "prompt_name 'nope' is not among the prompts"),
     ("/embed", {"inputs": []}, 400, "empty", "`inputs` cannot be empty"),
-    ("/embed", b'{"inputs": "' + b"x" * 2_100_000 + b'"}', 413, "validation", "larger than the limit of 2000000 bytes"),
+    ("/embed", b'{"inputs": "' + b"x" * 2_000_000 + b'"}', 413, "validation", "larger than the limit of 2000000 bytes"),
     ("/predict", {"inputs": "a"}, 424, "backend", "model is not a classifier model"),
     ("/rerank", {"query": "a", "texts": ["b"]}, 424, "backend", "model is not a re-ranker model"),
 ]

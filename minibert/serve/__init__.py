@@ -28,6 +28,7 @@ class Settings:
     max_concurrent_requests: int = 512  # requests admitted at once (read, queued or running); past it: 429
     max_body_bytes: int = 2_000_000  # request body size; past it: 413
     auto_truncate: bool = False  # cut long inputs when a request does not say "truncate"
+    threads: int | None = None  # the model's threads (BLAS and Numba); None: all cores
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if field.name in limits:
             parser.add_argument(f"--{field.name.replace('_', '-')}", type=int, default=field.default,
                                 help=f"{limits[field.name]} (default {field.default})")
+    parser.add_argument("--threads", type=int, help="threads the model computes with (BLAS and the Numba kernels; "
+                        "default: all cores). On a CPU shared with other busy processes, 1 can be much faster")
     parser.add_argument("--auto-truncate", action="store_true",
                         help='cut inputs longer than the model\'s window unless a request sends "truncate": false '
                         "(default: such inputs are an error unless it sends true)")
@@ -52,5 +55,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         if getattr(args, name) < (0 if name == "port" else 1):
             raise ValueError(f"--{name.replace('_', '-')} must be {'0 or more' if name == 'port' else 'positive'}, "
                              f"got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be positive, got {args.threads}")
     return Settings(args.model, args.max_batch_tokens, args.max_client_batch_size, args.max_concurrent_requests,
-                    args.max_body_bytes, args.auto_truncate)
+                    args.max_body_bytes, args.auto_truncate, args.threads)

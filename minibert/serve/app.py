@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import __version__
+from ..fast import set_num_threads
 from ..tasks import label_scores
 from . import Settings
 from .backend import Backend
@@ -69,7 +70,8 @@ class Server:
         self.in_flight = 0  # requests admitted and not yet answered
         self.metrics = Metrics({"queue_size": ("Texts waiting for the model.", lambda: self.batcher.waiting),
                                 "requests_in_flight": ("Requests admitted and not yet answered.", lambda: self.in_flight)})
-        self.batcher = Batcher(backend.run, backend.max_batch_tokens, self.metrics.batch)
+        threads = None if settings.threads is None else lambda: set_num_threads(settings.threads)
+        self.batcher = Batcher(backend.run, backend.max_batch_tokens, self.metrics.batch, threads)
 
     # ---- the request cycle ----------------------------------------------------------------------------------
 

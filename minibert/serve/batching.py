@@ -63,10 +63,12 @@ def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -
 
 class Batcher:
     """The queue of jobs and the thread that runs the model on them. run: see Run. max_batch_tokens: the
-    budget of one call. on_batch(texts, tokens, seconds): called after each model call (metrics)."""
+    budget of one call. on_batch(texts, tokens, seconds): called after each model call (metrics).
+    initializer: called first in the model thread (Numba's thread count is set per calling thread)."""
 
-    def __init__(self, run: Run, max_batch_tokens: int, on_batch: Callable[[int, int, float], None]) -> None:
-        self.run, self.max_batch_tokens, self.on_batch = run, max_batch_tokens, on_batch
+    def __init__(self, run: Run, max_batch_tokens: int, on_batch: Callable[[int, int, float], None],
+                 initializer: Callable[[], None] | None = None) -> None:
+        self.run, self.max_batch_tokens, self.on_batch, self.initializer = run, max_batch_tokens, on_batch, initializer
         self.queue: deque[Job] = deque()
         self.waiting = 0  # rows queued and not yet taken
         self._ready = threading.Condition()
@@ -121,6 +123,8 @@ class Batcher:
         return pieces
 
     def _work(self) -> None:
+        if self.initializer is not None:
+            self.initializer()
         while True:
             with self._ready:
                 while not self.queue and not self._closing:
