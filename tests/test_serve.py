@@ -103,7 +103,9 @@ def max_diff(a, b) -> float:
 # ---- answers equal to direct calls ----------------------------------------------------------------------
 
 TEXTS = ["The cat sits on the mat.", "Stock markets fell sharply today.", "¿Dónde está la biblioteca?", "",
-         "BERT " * 300]  # the last is longer than all-MiniLM-L6-v2's 256 tokens
+         "BERT " * 300,  # longer than all-MiniLM-L6-v2's 256 tokens
+         "Ünïcode\twords,\u3000spaces\x1c and\u00a0more: " * 400,  # long enough to be tokenized in pieces
+         ("word" + " " * 1000) * 300]  # 4 words a piece: the window's tokens come from some 60 pieces
 
 
 def test_embed_equals_encode(embedder):
@@ -190,6 +192,7 @@ def test_health_info_and_metrics(classifier):
 ERRORS = [  # path, body (bytes as sent), status, error_type, what the message says
     ("/embed", {"inputs": ["a"] * 33}, 422, "validation", "batch size 33 > maximum allowed batch size 32"),
     ("/embed", {"inputs": ["short", "BERT " * 300]}, 422, "validation", "input 1 has 302 tokens, more than the model's limit of 256"),
+    ("/embed", {"inputs": TEXTS[-2]}, 422, "validation", "input 0 has 2802 tokens, more than the model's limit of 256"),
     ("/embed", b'{"inputs": ["a",', 422, "validation", "the body is not valid JSON"),
     ("/embed", b'{"inputs": "\xff\xfe"}', 422, "validation", "the body is not valid JSON"),
     ("/embed", b"[" * 100_000, 422, "validation", "the body is not valid JSON"),

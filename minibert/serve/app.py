@@ -17,12 +17,12 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import uvicorn
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -68,6 +68,7 @@ class Server:
     def __init__(self, backend: Backend, settings: Settings) -> None:
         self.backend, self.settings = backend, settings
         self.in_flight = 0  # requests admitted and not yet answered
+        self.tokenizing = ThreadPoolExecutor(2, thread_name_prefix="minibert-tokenize")
         self.metrics = Metrics({"queue_size": ("Texts waiting for the model.", lambda: self.batcher.waiting),
                                 "requests_in_flight": ("Requests admitted and not yet answered.", lambda: self.in_flight)})
         threads = None if settings.threads is None else lambda: set_num_threads(settings.threads)
@@ -147,9 +148,11 @@ class Server:
             raise ApiError(424, f"inference failed: {type(error).__name__}: {error}", "backend") from None
 
     async def rows(self, make: Callable, *args: Any) -> tuple[list, list]:
-        """make(*args) (a Backend tokenizer) in a worker thread: a long text does not hold up other requests."""
+        """make(*args) (a Backend tokenizer) in a tokenizing thread: a long text does not hold up the event loop.
+        Two threads, not a pool of dozens: tokenizing holds the GIL, and each thread that allocates for a large
+        input keeps its own allocator arena (resident memory that would not come back)."""
         try:
-            return await run_in_threadpool(make, *args)
+            return await asyncio.get_running_loop().run_in_executor(self.tokenizing, make, *args)
         except ValueError as error:  # an input too long, an unknown prompt name
             raise ApiError(422, str(error)) from None
 
@@ -327,6 +330,7 @@ def create_app(backend: Backend, settings: Settings) -> Starlette:
     async def lifespan(app):
         yield
         server.batcher.close()
+        server.tokenizing.shutdown(wait=False)
 
     app = Starlette(routes=[
         Route("/embed", server.post(server.embed), methods=["POST"]),

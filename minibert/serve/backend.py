@@ -17,6 +17,8 @@ import numpy as np
 from ..config import BertConfig
 from ..tasks import CrossEncoder, SentenceEncoder
 
+PIECE = 4096  # characters: a long text is tokenized in pieces of about this size (Backend._head)
+
 
 class InputTooLong(ValueError):
     """An input longer than the model's window, sent without truncate."""
@@ -61,12 +63,30 @@ class Backend:
 
     def _row(self, index: int, texts: tuple[str, ...], truncate: bool) -> tuple[list[int], list[int]]:
         limit = self.max_input_length
+        if len(texts) == 1 and len(texts[0]) > PIECE:
+            texts = (self._head(index, texts[0], truncate),)
         encoding = self.tokenizer(*texts, truncation=True, max_length=limit)
         if len(encoding["input_ids"]) == limit and not truncate:  # at the limit: was anything cut?
             tokens = len(self.tokenizer(*texts)["input_ids"])
             if tokens > limit:
                 raise InputTooLong(index, tokens, limit)
         return encoding["input_ids"], encoding["token_type_ids"]
+
+    def _head(self, index: int, text: str, truncate: bool) -> str:
+        """The start of a long text that tokenizes, truncated, as the whole text does, read piece by piece
+        (pieces end at a space, where BERT's tokenizer always splits, so their tokens add up to the text's):
+        a 2 MB text costs a window's worth of tokenizing, not half a million tokens' worth of memory. Without
+        truncate, every piece is counted, for the error's token count."""
+        limit, start, head, tokens = self.max_input_length, 0, [], self.tokenizer.num_special_tokens_to_add()
+        while start < len(text) and (tokens < limit or not truncate):
+            end = text.find(" ", start + PIECE) + 1 or len(text)
+            if tokens < limit:
+                head.append(text[start:end])
+            tokens += len(self.tokenizer(text[start:end], add_special_tokens=False)["input_ids"])
+            start = end
+        if tokens > limit and not truncate:
+            raise InputTooLong(index, tokens, limit)
+        return "".join(head)
 
     def run(self, rows: list[list[int]], extras: list[Any]) -> np.ndarray:
         """Pooled vectors [N, D] (float64, before SentenceEncoder.finish) or logits [N, num_labels] of rows;
