@@ -482,8 +482,15 @@ def test_maximum_encoding_length_pair_input(get_tokenizer, caplog):  # test_maxi
         "only_second": [first + second[:-2], first + second[-(2 + stride) :]],
     }
     for truncation, rows in expected.items():
-        information = tokenizer(seq_0, seq_1, max_length=len(sequence) - 2, add_special_tokens=False, stride=stride,
-                                truncation=truncation, return_overflowing_tokens=True)
+        information = tokenizer(
+            seq_0,
+            seq_1,
+            max_length=len(sequence) - 2,
+            add_special_tokens=False,
+            stride=stride,
+            truncation=truncation,
+            return_overflowing_tokens=True,
+        )
         assert information["input_ids"] == rows, truncation
 
 
@@ -1019,6 +1026,13 @@ LIVE_CALLS = {
                 t.name_or_path, additional_special_tokens=["<x>"], eos_token="<s>", split_special_tokens=True
             )
         ]
+    ],
+    "pad and model_input_names": lambda t: [
+        (
+            dict(x.pad({"input_ids": [[101, 7592], [101]]})),
+            dict(x.pad({"input_ids": [[101], [101, 7]]}, return_attention_mask=True)),
+        )
+        for x in [t.from_pretrained(t.name_or_path, model_input_names=["input_ids", "token_type_ids"])]
     ],
     "model_input_names": lambda t: dict(
         t.from_pretrained(t.name_or_path, model_input_names=["input_ids", "attention_mask"])("hello")

@@ -609,9 +609,10 @@ class BertTokenizer:
             return_attention_mask: bool | None = None, return_tensors: str | None = None) -> BatchEncoding:
         """Pad encodings made without padding, as a data loader's collate step does: a dict of per-row lists
         (or one row's), or a list of such dicts, one per example. input_ids get [PAD], token_type_ids 0,
-        special_tokens_mask 1, and the attention_mask (made when missing, unless return_attention_mask is
-        False) 0; other keys (labels, ...) are kept as they are. Never truncates: a row longer than
-        max_length stays as it is. return_tensors="np" gives arrays, "pt" torch tensors."""
+        special_tokens_mask 1, and the attention_mask 0 (made when missing if return_attention_mask is True,
+        or None and model_input_names lists it); other keys (labels, ...) are kept as they are. Never
+        truncates: a row longer than max_length stays as it is. return_tensors="np" gives arrays, "pt" torch
+        tensors."""
         padding_side = self._output_options(padding_side, pad_to_multiple_of, return_tensors)
         data = _as_columns(encoded_inputs)
         ids = data["input_ids"]
@@ -619,11 +620,13 @@ class BertTokenizer:
         columns = [key for key in ("input_ids", *PADDED_BY_PAD) if key in data]
         rows = ([{key: _int_list(data[key][i], key, i) for key in columns} for i in range(len(ids))] if batched
                 else [{key: _int_list(data[key], key, 0) for key in columns}])
+        wants_mask = return_attention_mask if return_attention_mask is not None else (
+            "attention_mask" in self.model_input_names)
         for n, row in enumerate(rows):
             for key in columns:
                 if len(row[key]) != len(row["input_ids"]):
                     raise ValueError(f"row {n}: {key} has {len(row[key])} values for {len(row['input_ids'])} input_ids")
-            if return_attention_mask is not False and "attention_mask" not in data:
+            if wants_mask and "attention_mask" not in data:
                 row["attention_mask"] = [1] * len(row["input_ids"])
         strategy, _, max_length = self._strategies(padding, False, max_length)
         self._pad_rows(rows, strategy, max_length, pad_to_multiple_of, padding_side)
