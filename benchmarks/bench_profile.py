@@ -107,8 +107,10 @@ def profile(run_minibert, ids, mask, rounds: int) -> tuple[dict[str, float], flo
 
 
 def one_row_gemms_ms(fast, rounds: int) -> float:
-    """The 16 layer GEMMs of the forward, in order, on one token."""
-    weights = [layer[name] for layer in fast.layers for name in ("w_qkv", "w_o", "w_1", "w_2")]
+    """The layer GEMMs of the forward, in order, on one token."""
+    weights = [dense["weight"].T for layer in fast.weights["encoder"]["layer"]  # [in, out] each
+               for dense in (*layer["attention"]["self"].values(), layer["attention"]["output"]["dense"],
+                             layer["intermediate"]["dense"], layer["output"]["dense"])]
     x = np.ones((1, max(w.shape[0] for w in weights)), dtype=np.float32)
     return median_call_ms(lambda: [np.matmul(x[:, :w.shape[0]], w) for w in weights], rounds)
 

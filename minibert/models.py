@@ -8,6 +8,7 @@ transformers checkpoints of its class by their keys and returns what transformer
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -207,11 +208,12 @@ class BertModel(InferenceModel):
     ``weights`` maps Hugging Face names to arrays (see ``minibert.loading.weights.bert_shapes``); it is checked
     against ``config`` and cast to ``dtype`` (float32 or float64). Task-head tensors in it are ignored.
 
-    Calls run the fused fast path (minibert/fast) unless attention maps are asked for, a row of the mask
-    has no token, the pooler would read a padding position (a left-padded row), or ``use_fast`` is False;
-    then the readable reference blocks (minibert/nn) run. Both give the same numbers on real positions; at
-    padding positions the fast path returns zeros (it computes nothing there) and the reference path what
-    transformers computes. In training mode (train()) the reference path runs, with dropout.
+    Calls run the fused fast path (``self.fast``, minibert/fast), an accelerator computing from the model's
+    weights, unless attention maps are asked for, a row of the mask has no token, the pooler would read a
+    padding position (a left-padded row), or ``use_fast`` is False; then the readable reference blocks
+    (minibert/nn) run. Both give the same numbers on real positions; at padding positions the fast path
+    returns zeros (it computes nothing there) and the reference path what transformers computes. In training
+    mode (train()) the reference path runs, with dropout.
     """
 
     base_prefix = ""  # where state_dict() names the encoder's parameters
@@ -220,7 +222,7 @@ class BertModel(InferenceModel):
                  add_pooling_layer: bool = True) -> None:
         self.dtype = _float_dtype(dtype)
         self.config = config
-        self.weights = unflatten(bert_weights(weights, config, self.dtype, add_pooling_layer))
+        self.weights = unflatten(column_major(bert_weights(weights, config, self.dtype, add_pooling_layer)))
         self.fast = FastEncoder(self.weights, config, self.dtype)
         self.use_fast = True
         self.training = False
@@ -246,9 +248,17 @@ class BertModel(InferenceModel):
         return (kept + working) * self.dtype.itemsize
 
     def weights_changed(self) -> None:
-        """Call after replacing arrays in self.weights by new ones: their values are copied into the arrays
-        the fast path computes with. Changes made in place (an optimizer step) need no call: the model's
-        weights are views of those arrays (see FastEncoder)."""
+        """Call after replacing arrays in self.weights by new ones: checks them as a checkpoint is checked,
+        stores them as the model stores its weights (its dtype; dense weights column-major) and has the fast
+        path take them up. Changes made in place (an optimizer step) need no call."""
+        state = flatten(self.weights)
+        bert_weights(state, self.config, self.dtype, "pooler" in self.weights)  # raises WeightsError naming problems
+        floats = {name: np.asarray(a, self.dtype) for name, a in state.items()
+                  if a.dtype != np.int8 and not name.endswith(SCALE_SUFFIX)}
+        for name, array in column_major(floats).items():  # arrays already stored so are kept, not copied
+            *path, key = name.split(".")
+            parent = functools.reduce(lambda node, k: node[int(k)] if isinstance(node, list) else node[k], path, self.weights)
+            parent[key] = array
         self.fast.refresh()
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -279,7 +289,7 @@ class BertModel(InferenceModel):
         state = dict(self.state_dict())
         for name in quantized_weight_names(self.config):
             state[name], state[name + SCALE_SUFFIX] = nn.quantize_weight(state[name])
-        self.weights = unflatten(bert_weights(state, self.config, self.dtype, "pooler" in self.weights))
+        self.weights = unflatten(column_major(bert_weights(state, self.config, self.dtype, "pooler" in self.weights)))
         self.fast = FastEncoder(self.weights, self.config, self.dtype)
         return self
 
@@ -337,6 +347,14 @@ class BertModel(InferenceModel):
                                                           self.dtype),
                 "attention.output.dropout": nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, self.dtype),
                 "output.dropout": nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, self.dtype)}
+
+
+def column_major(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The encoder's tensors with each float dense weight W [out, in] stored column-major (a copy when it is
+    not), so that W.T, the [in, out] matrix a layer multiplies by (x W^T), is row-major: the layout BLAS
+    multiplies fastest. Embedding tables, 1-D tensors and int8 weights (whose kernels read rows) as given."""
+    return {name: np.asfortranarray(a) if a.ndim == 2 and a.dtype.kind == "f" and not name.startswith("embeddings.")
+            else a for name, a in tensors.items()}
 
 
 def check_quantize_mode(mode: str | None) -> None:

@@ -3,15 +3,14 @@
 Tokens of all sequences are packed back to back ([T, H], T = real tokens), longest sequence first, so no
 work is spent on padding and sequences of equal length sit together. Per layer:
 
-    qkv = x W_qkv          (one GEMM for Q, K and V)       + bias            (kernel)
+    qkv = [x W_q^T | x W_k^T | x W_v^T]                      + biases          (3 GEMMs, kernels)
     attention per sequence and head: short sequences in one kernel; longer ones as batched BLAS GEMMs
         for each run of equal-length sequences, with the scale + softmax in a kernel
-    a = LayerNorm(ctx W_o + b_o + x)                         (GEMM, then one kernel)
-    y = LayerNorm(GELU(a W_1 + b_1) W_2 + b_2 + a)          (GEMM, kernel, GEMM, kernel)
+    a = LayerNorm(ctx W_o^T + b_o + x)                       (GEMM, then one kernel)
+    y = LayerNorm(GELU(a W_1^T + b_1) W_2^T + b_2 + a)      (GEMM, kernel, GEMM, kernel)
 
-Weights are laid out once as [in, out] so every GEMM is a plain row-major BLAS call, and the model's
-weights become views of those arrays (one copy, shared). Buffers are kept and reused across layers and
-calls, so calls on one model from several threads take turns (a lock).
+The weights are the model's own arrays (FastEncoder keeps no copy). Buffers are kept and reused across
+layers and calls, so calls on one model from several threads take turns (a lock).
 
 The GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is up to 1.7x slower for a row count 2 to 7 past
 a multiple of 8 than for the next multiple of 8. The extra rows are computed and never read: every GEMM row
@@ -47,81 +46,43 @@ def gemm_rows(tokens: int) -> int:
 
 
 class FastEncoder:
-    """Embeddings + encoder (+ pooler) of a BertModel's weights, for inference.
+    """Embeddings + encoder (+ pooler) of a BertModel, for inference: an accelerator attached to the model.
 
-    The GEMMs take each weight as a row-major [in, out] matrix, with Q, K and V side by side ([H, 3H]) and
-    their biases too ([3H]). Those arrays are made once here, and `weights` (the model's nested dict) is
-    pointed at views of them in the layout it had ([out, in]): the model and the fast path hold one copy
-    of each weight, and changes made in place to the model's weights (an optimizer step) reach both.
-    Arrays replaced by new ones are copied in by refresh().
+    It computes from the model's own arrays (``weights``, the model's nested dict) and keeps no copy of a
+    float weight: a dense weight W [out, in] is multiplied as its transpose W.T [in, out] (x W^T), a view,
+    row-major since BertModel keeps dense weights column-major. Changes made in place (an optimizer step)
+    reach it as they are; refresh() takes up arrays replaced in the dict (BertModel.weights_changed calls
+    it) and rebuilds what is derived from them: an int8 model's Int8Matrix (codes packed for its kernels).
     """
 
     def __init__(self, weights: dict, config, dtype: np.dtype) -> None:
-        self.config, self.dtype = config, dtype
-        self.embeddings = weights["embeddings"]
-        self._shared: list[tuple[str, dict, str, np.ndarray]] = []  # (name, parent, key, view) of each weight laid out here
-        self._int8: list[Int8Matrix] = []  # the quantized matrices of an int8 model
-        self.layers = []
-        for i, layer in enumerate(weights["encoder"]["layer"]):
-            attention = layer["attention"]
-            qkv = {f"encoder.layer.{i}.attention.self.{name}": attention["self"][name] for name in ("query", "key", "value")}
-            o = {f"encoder.layer.{i}.attention.output.dense": attention["output"]["dense"]}
-            ffn_in = {f"encoder.layer.{i}.intermediate.dense": layer["intermediate"]["dense"]}
-            ffn_out = {f"encoder.layer.{i}.output.dense": layer["output"]["dense"]}
-            self.layers.append({
-                "w_qkv": self._matrix(qkv), "b_qkv": self._lay_out(qkv, "bias"),  # [H, 3H], [3H]
-                "w_o": self._matrix(o), "b_o": self._lay_out(o, "bias"),  # [H, H], [H]
-                "ln1": attention["output"]["LayerNorm"],
-                "w_1": self._matrix(ffn_in), "b_1": self._lay_out(ffn_in, "bias"),  # [H, I], [I]
-                "w_2": self._matrix(ffn_out), "b_2": self._lay_out(ffn_out, "bias"),  # [I, H], [H]
-                "ln2": layer["output"]["LayerNorm"],
-            })
-        self.pooler = weights.get("pooler")
-        if self.pooler is not None:
-            self.pooler_weight = self._lay_out({"pooler.dense": self.pooler["dense"]}, "weight")  # [H, H]
+        self.weights, self.config, self.dtype = weights, config, dtype
         self.bias_gelu = kernels.for_dtype(dtype, "bias_gelu")
         self.softmax_rows = kernels.for_dtype(dtype, "softmax_rows")
         self._buffers: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()  # one call at a time: they all compute in self._buffers
-
-    def _lay_out(self, parents: dict[str, dict], key: str) -> np.ndarray:
-        """One new array holding parents' `key` arrays side by side: weights [out, in] as [in, Σ out],
-        biases [out] as [Σ out]. Each parent's `key` becomes the view of its block, in its own layout."""
-        arrays = [parent[key] for parent in parents.values()]
-        if arrays[0].dtype == np.int8:  # int8 weights stay [out, in]: the int8 kernels read rows of Q_w
-            laid_out = np.concatenate(arrays)  # [out, in] blocks -> [Σ out, in]
-        else:
-            laid_out = np.concatenate([a.T for a in arrays], axis=-1)  # [in, out] blocks -> [in, Σ out] (biases: [Σ out])
-        start = 0
-        for (name, parent), a in zip(parents.items(), arrays):
-            end = start + a.shape[0]
-            parent[key] = laid_out[start:end] if a.dtype == np.int8 else laid_out[..., start:end].T  # [out, in] view
-            self._shared.append((f"{name}.{key}", parent, key, parent[key]))
-            start += a.shape[0]
-        return laid_out
-
-    def _matrix(self, parents: dict[str, dict]) -> np.ndarray | Int8Matrix:
-        """The parents' weights laid out for one GEMM: float [in, Σ out], or an int8 model's Int8Matrix."""
-        if "weight_scale" not in next(iter(parents.values())):
-            return self._lay_out(parents, "weight")
-        self._int8.append(Int8Matrix(self._lay_out(parents, "weight"), self._lay_out(parents, "weight_scale")))
-        return self._int8[-1]
+        self.refresh()
 
     def refresh(self) -> None:
-        """Copy into the laid-out arrays every weight the model's dict now holds as a different array
-        (replaced, not changed in place), and point the dict back at the view. The embeddings, the
-        LayerNorms and the pooler's bias are read from the dict at each call and need nothing."""
+        """(Re)read the model's arrays: each layer's matrices as the GEMMs take them, and their biases."""
+        def matrix(dense: dict) -> np.ndarray | Int8Matrix:
+            if "weight_scale" in dense:
+                return Int8Matrix(dense["weight"], dense["weight_scale"])
+            return dense["weight"].T  # [out, in] -> [in, out], a view
+
         with self._lock:
-            for name, parent, key, view in self._shared:
-                if parent[key] is view:
-                    continue
-                if np.shape(parent[key]) != view.shape:
-                    raise ValueError(f"{name} was replaced by an array of shape {list(np.shape(parent[key]))}; the "
-                                     f"model's is {list(view.shape)} (a new shape needs a new model)")
-                view[...] = parent[key]
-                parent[key] = view
-            for matrix in self._int8:
-                matrix.refresh()
+            self.layers = []
+            for layer in self.weights["encoder"]["layer"]:
+                attention = layer["attention"]
+                projections = [attention["self"][name] for name in ("query", "key", "value")]
+                self.layers.append({
+                    "qkv": [(matrix(p), p["bias"]) for p in projections],  # Q, K, V: [H, H], [H] each
+                    "o": (matrix(attention["output"]["dense"]), attention["output"]["dense"]["bias"]),  # [H, H]
+                    "ln1": attention["output"]["LayerNorm"],
+                    "ffn_in": (matrix(layer["intermediate"]["dense"]), layer["intermediate"]["dense"]["bias"]),  # [H, I]
+                    "ffn_out": (matrix(layer["output"]["dense"]), layer["output"]["dense"]["bias"]),  # [I, H]
+                    "ln2": layer["output"]["LayerNorm"],
+                })
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
@@ -130,7 +91,7 @@ class FastEncoder:
         positions zero; or None when packing cannot give transformers' numbers (see packing; the caller then
         uses the reference path).
         """
-        pack = packing(attention_mask, first_position_read=self.pooler is not None)
+        pack = packing(attention_mask, first_position_read="pooler" in self.weights)
         if pack is None:
             return None
         with self._lock:
@@ -142,7 +103,7 @@ class FastEncoder:
         R = gemm_rows(T)
         rows = self._buffer("x", (R, H))  # [R, H], R ≥ T: the real tokens, then rows never read
         x = rows[:T]
-        e = self.embeddings
+        e = self.weights["embeddings"]
         if position_ids.shape != input_ids.shape:
             position_ids = np.broadcast_to(position_ids, input_ids.shape)  # [1, S] -> [B, S]
         kernels.run(kernels.embed, T * H, pack.gather(input_ids), pack.gather(token_type_ids),
@@ -158,9 +119,10 @@ class FastEncoder:
             if output_hidden_states:
                 packed_states.append(x.copy())
         pooled = None
-        if self.pooler is not None:
+        if "pooler" in self.weights:
+            dense = self.weights["pooler"]["dense"]
             pooled = np.empty((len(pack.order), H), dtype=self.dtype)
-            pooled[pack.order] = np.tanh(x[pack.starts] @ self.pooler_weight + self.pooler["dense"]["bias"])  # first tokens [B, H]
+            pooled[pack.order] = np.tanh(x[pack.starts] @ dense["weight"].T + dense["bias"])  # first tokens [B, H]
         hidden_states = tuple(pack.scatter(h) for h in packed_states) if output_hidden_states else None
         return pack.scatter(x), pooled, hidden_states
 
@@ -168,17 +130,18 @@ class FastEncoder:
         """One encoder layer over packed tokens: rows [R, H], whose first T rows are the tokens, updated in
         place; qkv [R, 3H], context [R, H], projected [R, H], intermediate [R, I]: work buffers."""
         x = rows[:T]
-        eps = self.config.layer_norm_eps
-        run = kernels.run
-        matmul(rows, w["w_qkv"], qkv)  # [R, H] -> [R, 3H]
-        run(kernels.add_bias, T * qkv.shape[1], qkv[:T], w["b_qkv"])
+        H, eps, run = x.shape[1], self.config.layer_norm_eps, kernels.run
+        for i, (matrix, bias) in enumerate(w["qkv"]):  # Q, K, V side by side in qkv
+            matmul(rows, matrix, qkv[:, i * H:(i + 1) * H])  # [R, H] -> [R, H]
+            run(kernels.add_bias, T * H, qkv[:T, i * H:(i + 1) * H], bias)
         self._attention(qkv[:T], plan, context)  # [T, 3H] -> context [T, H]
-        matmul(context, w["w_o"], projected)
-        run(kernels.bias_residual_layer_norm, x.size, projected[:T], w["b_o"], x, w["ln1"]["weight"], w["ln1"]["bias"], eps)
-        matmul(rows, w["w_1"], intermediate)  # [R, H] -> [R, I]
-        run(self.bias_gelu, T * intermediate.shape[1], intermediate[:T], w["b_1"])
-        matmul(intermediate, w["w_2"], projected)  # [R, I] -> [R, H]
-        run(kernels.bias_residual_layer_norm, x.size, projected[:T], w["b_2"], x, w["ln2"]["weight"], w["ln2"]["bias"], eps)
+        (w_o, b_o), (w_1, b_1), (w_2, b_2), ln1, ln2 = w["o"], w["ffn_in"], w["ffn_out"], w["ln1"], w["ln2"]
+        matmul(context, w_o, projected)
+        run(kernels.bias_residual_layer_norm, x.size, projected[:T], b_o, x, ln1["weight"], ln1["bias"], eps)
+        matmul(rows, w_1, intermediate)  # [R, H] -> [R, I]
+        run(self.bias_gelu, T * intermediate.shape[1], intermediate[:T], b_1)
+        matmul(intermediate, w_2, projected)  # [R, I] -> [R, H]
+        run(kernels.bias_residual_layer_norm, x.size, projected[:T], b_2, x, ln2["weight"], ln2["bias"], eps)
 
     def _attention(self, qkv, plan, context) -> None:
         """qkv [T, 3H] -> the first T rows of context [R, H]."""

@@ -44,8 +44,8 @@ def adamw_update(p, g, m, v, shrink, lr_corrected, b1, b2, c2_sqrt, eps):
 
 
 def rows(a: np.ndarray, transposed: bool) -> np.ndarray:
-    """A 2-D view of `a` for the kernel: its transpose when `transposed` (a weight the fast path shares is an
-    [out, in] view of [in, out] storage, whose transpose has unit-stride rows), else [-1, last axis].
+    """A 2-D view of `a` for the kernel: its transpose when `transposed` (a column-major matrix, as the
+    model's dense weights are, whose transpose has unit-stride rows), else [-1, last axis].
     ValueError when only a copy would be 2-D (the update would be lost)."""
     view = a.T if transposed else a.reshape(-1, a.shape[-1] if a.ndim else 1)
     if view.size and not np.may_share_memory(view, a):
