@@ -33,9 +33,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from minibert.fast import set_num_threads
-from minibert.tasks import SentenceEncoder
-from tests.fixtures.cases import minilm_dir
+from minibert.fast import set_num_threads  # noqa: E402
+from minibert.tasks import SentenceEncoder  # noqa: E402
+from tests.fixtures.cases import minilm_dir  # noqa: E402
 
 SUBJECTS = ["the weather", "a football match", "the stock market", "a new phone", "the river", "an old song",
             "the city council", "a mountain trail"]
@@ -201,7 +201,9 @@ def chunked(total: int, size: int = 1 << 16):
 
 def bad_requests(port: int) -> list[tuple[str, object, object]]:
     """(what, expected status, got) for each bad request of the corpus, sent one after another."""
-    post = lambda body: request(port, "POST", "/embed", body)[0]
+    def post(body):
+        return request(port, "POST", "/embed", body)[0]
+
     head = b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     cases = [
         ("malformed JSON", 422, lambda: post(b'{"inputs": ["a",')),

@@ -63,7 +63,7 @@ def test_download_then_offline_then_cache_folder(tmp_path):
         online = run(LOAD.replace("NAMES", repr(names)), HF_ENDPOINT=endpoint, HF_HOME=str(home))
     assert online.returncode == 0, online.stderr
     results = json.loads(online.stdout)
-    for key, expected in ((f"bert-tiny{{}}", reference("zip")), (f"{TINY}{{'revision': 'refs/pr/2'}}", reference("safetensors")),
+    for key, expected in (("bert-tiny{}", reference("zip")), (f"{TINY}{{'revision': 'refs/pr/2'}}", reference("safetensors")),
                           ("someone/legacy-bert{}", reference("legacy"))):
         np.testing.assert_allclose(results[key], expected, rtol=0, atol=1e-6)
     assert results["tokens"] == ["w1", "[UNK]"]

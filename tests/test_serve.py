@@ -23,11 +23,11 @@ import pytest
 pytest.importorskip("starlette", reason='needs the serve extra: pip install "bert-miniatures-numpy[serve]"')
 uvicorn = pytest.importorskip("uvicorn", reason='needs the serve extra: pip install "bert-miniatures-numpy[serve]"')
 
-from minibert.serve import Settings
-from minibert.serve.app import create_app
-from minibert.serve.backend import Backend
-from minibert.tasks import CrossEncoder, classify
-from tests.fixtures.cases import FIXTURES
+from minibert.serve import Settings  # noqa: E402 (after the importorskip)
+from minibert.serve.app import create_app  # noqa: E402 (after the importorskip)
+from minibert.serve.backend import Backend  # noqa: E402 (after the importorskip)
+from minibert.tasks import CrossEncoder, classify  # noqa: E402 (after the importorskip)
+from tests.fixtures.cases import FIXTURES  # noqa: E402 (after the importorskip)
 
 
 class Running:

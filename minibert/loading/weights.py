@@ -98,7 +98,7 @@ def canonical_name(key: str) -> str:
 
 def bert_shapes(config: BertConfig, with_pooler: bool = True) -> dict[str, tuple[int, ...]]:
     """Every tensor of BertModel with its shape, in checkpoint order."""
-    H, I = config.hidden_size, config.intermediate_size
+    H, I = config.hidden_size, config.intermediate_size  # noqa: E741 (I: BERT's name for the FFN width)
     shapes: dict[str, tuple[int, ...]] = {
         "embeddings.word_embeddings.weight": (config.vocab_size, H),
         "embeddings.position_embeddings.weight": (config.max_position_embeddings, H),
