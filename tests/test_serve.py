@@ -358,6 +358,16 @@ def test_a_client_that_went_away_is_dropped_from_the_queue(gated):
     assert 'minibert_requests_total{endpoint="/predict",status="499"} 1' in metrics
 
 
+def test_serve_refuses_settings_it_cannot_keep(classifier_path, capsys):
+    from minibert.cli import main
+
+    assert main(["serve", "--model", str(classifier_path), "--max-body-bytes", "0"]) == 1
+    assert capsys.readouterr().err.strip() == "minibert serve: error: --max-body-bytes must be positive, got 0"
+    assert main(["serve", "--model", str(classifier_path), "--max-batch-tokens", "8"]) == 1
+    assert capsys.readouterr().err.strip() == ("minibert serve: error: --max-batch-tokens (8) must be at least the "
+                                               "model's longest input (16 tokens)")
+
+
 def test_serve_without_the_extra_names_the_install_command():
     code = ("import sys; sys.modules['uvicorn'] = None; from minibert.cli import main; "
             "sys.exit(main(['serve', '--model', 'any']))")
@@ -381,11 +391,11 @@ def test_the_command_starts_a_server(classifier_path):
         deadline = time.monotonic() + 60
         while True:
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                 connection.request("POST", "/predict", body=b'{"inputs": "w1 w2"}')
                 response = connection.getresponse()
                 break
-            except ConnectionError:
+            except ConnectionRefusedError:  # uvicorn is not listening yet
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         assert response.status == 200 and len(json.loads(response.read())) == 3
