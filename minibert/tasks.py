@@ -54,6 +54,14 @@ def window(config: Any, tokenizer: BertTokenizer, name: str, cap: int | None) ->
     return min(cap, limit)
 
 
+def check_fit(model: Any, tokenizer: BertTokenizer) -> None:
+    """A model and a tokenizer that belong together: every id the tokenizer can give has a word embedding."""
+    tokens, vocabulary = len(tokenizer), model.config.vocab_size
+    if tokens > vocabulary:
+        raise ValueError(f"the tokenizer has {tokens} tokens but the model's vocabulary only {vocabulary}: they are not "
+                         "the same model's (after tokenizer.add_tokens, call model.resize_token_embeddings(len(tokenizer)))")
+
+
 def fill_mask(model: BertForMaskedLM | BertForPreTraining, tokenizer: BertTokenizer, text: str | Sequence[str],
               top_k: int = 5) -> list:
     """The top_k vocabulary tokens for each [MASK] in the text(s), most probable first.
@@ -62,6 +70,7 @@ def fill_mask(model: BertForMaskedLM | BertForPreTraining, tokenizer: BertTokeni
     texts, one such result per text (none for an empty list).
     """
     check_positive_int("top_k", top_k)
+    check_fit(model, tokenizer)
     texts = text_list(text, "text")
     if not texts:
         return []
@@ -93,6 +102,7 @@ def classify(model: BertForSequenceClassification, tokenizer: BertTokenizer, tex
     Texts longer than the model's window are truncated (longest first for pairs).
     """
     check_positive_int("batch_size", batch_size)
+    check_fit(model, tokenizer)
     texts = text_list(texts, "texts")
     if text_pairs is not None:
         text_pairs = text_list(text_pairs, "text_pairs")
@@ -147,6 +157,7 @@ class CrossEncoder:
 
     def __init__(self, model: BertForSequenceClassification, tokenizer: BertTokenizer, activation_fn: str | None = None,
                  max_length: int | None = None) -> None:
+        check_fit(model, tokenizer)
         self.model, self.tokenizer = model, tokenizer
         path = activation_fn or ("Sigmoid" if model.config.num_labels == 1 else "Identity")
         name = str(path).rsplit(".", 1)[-1]
@@ -222,6 +233,7 @@ def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, qu
     max_answer_length tokens) with the highest p_start · p_end over all windows.
     """
     check_positive_int("max_length", max_length)
+    check_fit(model, tokenizer)
     check_positive_int("max_answer_length", max_answer_length)
     check_positive_int("stride", stride, minimum=0)
     max_length = min(max_length, model.config.max_position_embeddings)
@@ -262,6 +274,7 @@ def tag_tokens(model: BertForTokenClassification, tokenizer: BertTokenizer, text
     "entities": [{"entity", "text", "start", "end", "score"}]}, positions in characters of `text`.
     Texts longer than the model's window are tagged window by window.
     """
+    check_fit(model, tokenizer)
     limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
     enc = tokenizer(text, truncation=True, max_length=limit, return_overflowing_tokens=True,  # windows of the text
                     return_offsets_mapping=True, padding=True, return_tensors="np")
@@ -401,6 +414,7 @@ class SentenceEncoder:
         if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, (str, type(None)))
                                                     for k, v in prompts.items()):
             raise TypeError(f"prompts must be a dict of name: prompt text, got {prompts!r}")
+        check_fit(model, tokenizer)
         self.model, self.tokenizer = model, tokenizer
         self.pooling = pooling
         self.normalize = normalize

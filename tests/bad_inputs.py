@@ -297,6 +297,21 @@ def file_form_cases(root: Path) -> list[Case]:
         (directory / "tokenizer_config.json").write_bytes(data)
         cases.append(Case(f"tokenizer_config.json {label}", lambda d=directory: BertTokenizer.from_pretrained(d),
                           ValueError, "tokenizer_config.json: "))
+    for label, tokenizer_json, message in (
+            ("a vocabulary id of 10**12", {"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "w": 10**12}}},
+             r"ids must be distinct integers in \[0, 4194304\)"),
+            ("an added token id of 10**12", {"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}},
+                                             "added_tokens": [{"id": 10**12, "content": "x"}]}, "has no integer id in"),
+            ("a negative added token id", {"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}},
+                                           "added_tokens": [{"id": -1, "content": "x"}]}, "has no integer id in"),
+            ("a BPE model", {"model": {"type": "BPE", "vocab": {}}}, "does not describe a WordPiece tokenizer")):
+        directory = model_dir(root, f"tokjson-{label}")
+        (directory / "tokenizer.json").write_text(json.dumps(tokenizer_json))
+        cases.append(Case(f"tokenizer.json {label}", lambda d=directory: BertTokenizer.from_pretrained(d), ValueError, message))
+    directory = model_dir(root, "tokcfg-decoder-id")
+    (directory / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {str(10**12): {"content": "x"}}}))
+    cases.append(Case("tokenizer_config.json added_tokens_decoder id 10**12",
+                      lambda d=directory: BertTokenizer.from_pretrained(d), ValueError, r"ids must lie in \[0, 4194304\)"))
     directory = model_dir(root, "fine")
     cases.append(Case("the tiny model loads", lambda: BertModel.from_pretrained(directory), None))
     linked = root / "linked"
@@ -535,6 +550,10 @@ def cli_cases(root: Path) -> list[Case]:
     (root / "latin1.tsv").write_bytes("sentence\tlabel\ncaf\xe9\t0\nw2\t1\n".encode("latin-1"))
     (root / "train.tsv").write_text("sentence\tlabel\nw1\t0\nw2\t1\nw3\t2\n")
     (root / "save-dir").mkdir()
+    too_many_tokens = model_dir(root, "cli-too-many-tokens", source=HEADS / "masked-lm")
+    (too_many_tokens / "vocab.txt").write_text((TINY / "vocab.txt").read_text() + "x1\nx2\n")
+    classifier_too_many = model_dir(root, "cli-classifier-too-many", source=HEADS / "sequence-single")
+    shutil.copy(too_many_tokens / "vocab.txt", classifier_too_many / "vocab.txt")
     other_vocab = model_dir(root, "cli-other-vocab")
     (other_vocab / "vocab.txt").write_text((TINY / "vocab.txt").read_text().replace("w7\n", "x7\n"))
     cases = []
@@ -585,10 +604,21 @@ def cli_cases(root: Path) -> list[Case]:
             (["distill", root / "train.tsv", "--teacher", classifier, "--student", "bert-mini", "--output", root / "o11"],
              r"the student's vocabulary \(30522\) differs from the teacher's \(60\)"),
             (["distill", root / "train.tsv", "--teacher", classifier, "--student", bare, "--output", root / "o12",
-              "--alpha", "2"], "alpha must be a number in"),
+              "--alpha", "2"], "alpha must be a finite number in"),
             (["distill", root / "train.tsv", "--teacher", classifier, "--student", bare, "--output", root / "o13",
-              "--temperature", "0"], "temperature must be a number > 0"),
-            (["trace", "--model", bare, "--save", root / "no-such-dir" / "a.png", "w1"], "no-such-dir")):
+              "--temperature", "0"], "temperature must be a finite number > 0"),
+            (["trace", "--model", bare, "--save", root / "no-such-dir" / "a.png", "w1"], "no-such-dir"),
+            *[(["finetune", root / "train.tsv", "--model", bare, "--output", root / f"o-{flag}-{value}", f"--{flag}={value}"],
+               f"{flag.replace('-', '_')} must be a finite number|--{flag} must be positive")
+              for flag in ("lr", "warmup-ratio", "weight-decay", "max-grad-norm") for value in ("inf", "nan", "-1")],
+            *[(["finetune", root / "train.tsv", "--model", bare, "--output", root / f"o-{flag}-{value}", f"--{flag}={value}"],
+               f"{flag.replace('-', '_')} must be a positive integer|--{flag} must be positive")
+              for flag in ("epochs", "max-length", "accumulation-steps", "batch-size") for value in ("0", "-2")],
+            (["bench", "--shapes", "100000x8"], r"batch ≤ 4096"),
+            (["bench", "--shapes", "1x1024"], "at most 512 tokens"),
+            (["fill-mask", "--model", too_many_tokens, "w1 [MASK]"], "the tokenizer has 62 tokens but the model's vocabulary only 60"),
+            (["embed", "--model", too_many_tokens, "w1"], "the tokenizer has 62 tokens but the model's vocabulary only 60"),
+            (["classify", "--model", classifier_too_many, "w1"], "the tokenizer has 62 tokens")):
         cases.append(Case(f"minibert {' '.join(str(a).replace(str(root), '') for a in argv)[:90]}",
                           lambda a=argv: run_cli(*a), fail, message))
     for argv, expected in ((["tokenize", "--model", bare, "w1", "w2 w3"], r"text 1 of 2: 'w1'.*text 2 of 2: 'w2 w3'"),

@@ -356,7 +356,7 @@ def test_tag_tokens_aggregates_words_and_entities(tmp_path):
             logits[0, k + 1, label] = 5.0
         return SimpleNamespace(logits=logits)
 
-    model.config = SimpleNamespace(id2label=labels, max_position_embeddings=512)
+    model.config = SimpleNamespace(id2label=labels, max_position_embeddings=512, vocab_size=len(tokenizer))
     result = tag_tokens(model, tokenizer, "w1 w2 w3 w4 w5 w6")
     assert [w["label"] for w in result["words"]] == [labels[k] for k in wanted]
     assert [(e["entity"], e["text"]) for e in result["entities"]] == [("PER", "w1 w2"), ("LOC", "w4 w5"), ("PER", "w6")]

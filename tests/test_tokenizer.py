@@ -282,7 +282,7 @@ def test_bad_tokenizer_json(tmp_path):
     vocab = {token: i for i, token in enumerate(VOCAB)}
     for data, message in [
         ({"model": {"type": "BPE", "vocab": {}}}, r"does not describe a WordPiece tokenizer \(its model is 'BPE'\)"),
-        ({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 0}}}, "ids must be distinct integers ≥ 0"),
+        ({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 0}}}, "ids must be distinct integers in"),
         ({"model": {"vocab": vocab, "continuing_subword_prefix": "@@"}}, "the prefix '##'"),
         ({"model": {"vocab": vocab}, "added_tokens": [{"content": "x"}]}, "added token 'x' has no integer id"),
         ({"model": {"vocab": vocab}, "added_tokens": [{"id": 9, "content": "dog", "special": True}]},

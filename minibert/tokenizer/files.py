@@ -19,6 +19,8 @@ SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_
 # transformers reads first) or vocab.txt. What from_pretrained reads, when present, in this order.
 VOCABULARY_FILES = ("tokenizer.json", "vocab.txt")
 TOKENIZER_FILES = (*VOCABULARY_FILES, "tokenizer_config.json")
+# Token ids beyond this would make the id tables (and a saved vocab.txt, a line per id) absurdly large.
+MAX_TOKEN_ID = 1 << 22
 # transformers' stand-in for "no limit" when a tokenizer has no model_max_length.
 VERY_LARGE_INTEGER = int(1e30)
 LARGE_INTEGER = int(1e20)
@@ -63,6 +65,8 @@ def read_tokenizer_config(config_file: str) -> dict[str, Any]:
             raise ValueError(f"{config_file!r}: added_tokens_decoder must map ids to tokens, got {str(decoder)[:80]}")
         try:
             settings["added_tokens_decoder"] = {int(i): AddedToken.from_dict(t, config_file) for i, t in decoder.items()}
+            if not all(0 <= i < MAX_TOKEN_ID for i in settings["added_tokens_decoder"]):
+                raise ValueError(f"ids must lie in [0, {MAX_TOKEN_ID})")
         except ValueError as e:
             raise ValueError(f"{config_file!r}: added_tokens_decoder: {e}") from None
     return settings
@@ -85,8 +89,8 @@ def read_tokenizer_json(tokenizer_file: str) -> tuple[dict[str, int], dict[int, 
     tokens = {}
     for entry in added:
         token = AddedToken.from_dict(entry, tokenizer_file)
-        if isinstance(entry.get("id"), bool) or not isinstance(entry.get("id"), int):
-            raise ValueError(f"{tokenizer_file!r}: added token {token.content!r} has no integer id")
+        if isinstance(entry.get("id"), bool) or not isinstance(entry.get("id"), int) or not 0 <= entry["id"] < MAX_TOKEN_ID:
+            raise ValueError(f"{tokenizer_file!r}: added token {token.content!r} has no integer id in [0, {MAX_TOKEN_ID})")
         tokens[entry["id"]] = token
     return checked_vocab(model["vocab"], tokenizer_file), tokens
 
@@ -104,8 +108,8 @@ def checked_vocab(vocab: Any, where: str = "the vocabulary") -> dict[str, int]:
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{where}: the vocabulary must be a non-empty {{token: id}} object")
     ids = list(vocab.values())
-    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids) or len(set(ids)) < len(ids):
-        raise ValueError(f"{where}: the vocabulary's ids must be distinct integers ≥ 0")
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < MAX_TOKEN_ID for i in ids) or len(set(ids)) < len(ids):
+        raise ValueError(f"{where}: the vocabulary's ids must be distinct integers in [0, {MAX_TOKEN_ID})")
     return dict(vocab)
 
 

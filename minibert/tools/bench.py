@@ -29,11 +29,15 @@ from ..models import BertModel
 SHAPES = ((1, 8), (1, 128), (32, 128), (8, 512))
 
 
+MAX_BATCH = 4096  # inputs and outputs of a timed batch stay well within memory
+
+
 def parse_shapes(text: str) -> list[tuple[int, int]]:
     """"1x8,32x128" -> [(1, 8), (32, 128)]; ValueError (saying what is expected) on anything else."""
     pairs = [shape.split("x") for shape in text.replace(" ", "").split(",")]
-    if not all(len(pair) == 2 and all(n.isdigit() and int(n) > 0 for n in pair) for pair in pairs):
-        raise ValueError(f"BATCHxLENGTH pairs of positive integers such as 1x8,32x128; got {text!r}")
+    if not all(len(pair) == 2 and all(n.isdigit() and int(n) > 0 for n in pair) and int(pair[0]) <= MAX_BATCH
+               for pair in pairs):
+        raise ValueError(f"BATCHxLENGTH pairs of positive integers (batch ≤ {MAX_BATCH}) such as 1x8,32x128; got {text!r}")
     return [(int(batch), int(length)) for batch, length in pairs]
 
 

@@ -71,8 +71,8 @@ class Settings:
                   "temperature": (lambda x: x > 0, "> 0"), "alpha": (lambda x: 0 <= x <= 1, "in [0, 1]")}
         for name, (fits, wanted) in bounds.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Real) or not fits(value):  # NaN fits nothing
-                raise ValueError(f"{name} must be a number {wanted}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or not fits(value):
+                raise ValueError(f"{name} must be a finite number {wanted}, got {value!r}")
 
 
 @dataclass
