@@ -237,7 +237,7 @@ def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, qu
     check_positive_int("max_answer_length", max_answer_length)
     check_positive_int("stride", stride, minimum=0)
     max_length = min(max_length, model.config.max_position_embeddings)
-    question_tokens = len(tokenizer(question, add_special_tokens=False)["input_ids"])
+    question_tokens = len(tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"])
     if question_tokens == 0:
         raise ValueError(f"the question is empty: {question!r}")  # the model would answer the context alone
     budget = max_length - question_tokens - tokenizer.num_special_tokens_to_add(pair=True)  # context tokens per window

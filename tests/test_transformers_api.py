@@ -424,6 +424,7 @@ def test_maximum_encoding_length_single_input(get_tokenizer, caplog):  # test_ma
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         tokenizer(seq_1)  # once per tokenizer, as in transformers
+        get_tokenizer(model_max_length=100)(seq_1, verbose=False)  # a length measured on purpose: no warning
     assert not caplog.records
     # overflowing tokens, the TokenizersBackend branch
     information = tokenizer(

@@ -67,7 +67,7 @@ class Backend:
             texts = (self._head(index, texts[0], truncate),)
         encoding = self.tokenizer(*texts, truncation=True, max_length=limit)
         if len(encoding["input_ids"]) == limit and not truncate:  # at the limit: was anything cut?
-            tokens = len(self.tokenizer(*texts)["input_ids"])
+            tokens = len(self.tokenizer(*texts, verbose=False)["input_ids"])  # measured: no too-long warning
             if tokens > limit:
                 raise InputTooLong(index, tokens, limit)
         return encoding["input_ids"], encoding["token_type_ids"]
@@ -82,7 +82,7 @@ class Backend:
             end = text.find(" ", start + PIECE) + 1 or len(text)
             if tokens < limit:
                 head.append(text[start:end])
-            tokens += len(self.tokenizer(text[start:end], add_special_tokens=False)["input_ids"])
+            tokens += len(self.tokenizer(text[start:end], add_special_tokens=False, verbose=False)["input_ids"])
             start = end
         if tokens > limit and not truncate:
             raise InputTooLong(index, tokens, limit)
