@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=20, help="timed rounds per shape (default 20)")
     p.add_argument("--threads", type=int, help="threads for every engine (default: all cores)")
     p.add_argument("--reference", action="store_true", help="also time minibert's readable reference path")
+    p.add_argument("--int8", action="store_true", help="time minibert's int8 model against its float32 one and ONNX "
+                   "Runtime's int8 (quantize_dynamic, also after its transformer optimizer), and print the memory")
     p.add_argument("--shapes", help="BATCHxLENGTH pairs to time, comma-separated, e.g. 1x5,1x13 (default: the "
                    "four shapes of docs/fast.md's table)")
     p.add_argument("--json", action="store_true", help="print the timings as JSON")
@@ -626,7 +628,8 @@ def _bench(args) -> int:
         raise UserError(f"--shapes takes {e}") from None
     table = io.StringIO()
     with contextlib.redirect_stdout(table if args.json else sys.stdout):
-        rows = bench(rounds=args.rounds, threads=args.threads, shapes=shapes, include_reference=args.reference)
+        rows = bench(rounds=args.rounds, threads=args.threads, shapes=shapes, include_reference=args.reference,
+                     int8=args.int8)
     if args.json:
         print(json.dumps(rows))
 

@@ -12,6 +12,8 @@ minutes apart disagree more).
 In each round an engine's timed call follows an untimed call of its own: ONNX Runtime's and torch's
 thread pools keep spinning after a call returns, and on two cores that slowed whichever engine ran next
 (minibert 1x128: 10.4 ms after itself, 19.8 ms right after ONNX Runtime).
+With int8=True (`minibert bench --int8`), minibert's int8 model is timed against its float32 one and ONNX
+Runtime's int8 recipes (see int8_engines), and the memory of the quantized matrices is printed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import BertConfig
+from ..loading.weights import SCALE_SUFFIX, quantized_weight_names
 from ..models import BertModel
 
 SHAPES = ((1, 8), (1, 128), (32, 128), (8, 512))
@@ -79,6 +82,71 @@ def engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) ->
     return runs
 
 
+def int8_engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) -> dict[str, Callable]:
+    """name -> run(input_ids, attention_mask): minibert int8 and float32 always; with torch, transformers and
+    onnxruntime importable, ONNX Runtime's int8 as its docs give it for transformers on a CPU: the exported
+    model through quantize_dynamic (per-channel QInt8 weights, reduce_range without VNNI), and the same after
+    its transformer optimizer (optimize_model: fused attention, LayerNorm and GELU) ("opt+int8")."""
+    model, quantized = BertModel(config, weights), BertModel(config, weights).quantize("int8")
+    runs = {"minibert int8": lambda ids, mask: quantized(ids, attention_mask=mask),
+            "minibert": lambda ids, mask: model(ids, attention_mask=mask)}
+    try:
+        import onnxruntime  # noqa: F401
+        import torch
+        import transformers  # noqa: F401
+    except ImportError:
+        return runs
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    torch.set_num_threads(threads)
+    directory = tempfile.mkdtemp(prefix="minibert-bench-")
+    exported = export_onnx(transformers_model(config, weights), os.path.join(directory, "bert.onnx"))
+    optimized = os.path.join(directory, "bert.optimized.onnx")
+    optimize_model(exported, model_type="bert", num_heads=config.num_attention_heads,
+                   hidden_size=config.hidden_size).save_model_to_file(optimized)
+    for name, source in (("onnxruntime int8", exported), ("onnxruntime opt+int8", optimized)):
+        session = onnx_session(ort_quantize(source, source.replace(".onnx", ".int8.onnx")), threads)
+        runs[name] = lambda ids, mask, session=session: session.run(None, {"input_ids": ids, "attention_mask": mask})
+    return runs
+
+
+def ort_quantize(source: str, target: str) -> str:
+    """ONNX Runtime's dynamic quantization of an ONNX model, as its docs recommend on a CPU: per-channel QInt8
+    weights, reduce_range (7-bit weights, against vpmaddubsw's saturation) only without VNNI. Returns target."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # DefaultTensorType: the optimizer's fused operators (com.microsoft domain) defeat ONNX's shape inference
+    quantize_dynamic(source, target, per_channel=True, reduce_range=not host_has_vnni(), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return target
+
+
+def host_has_vnni() -> bool:
+    """Whether the CPU itself (not the one NUMBA_CPU_NAME may name) has VNNI (AVX512-VNNI or AVX-VNNI)."""
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    return bool(features.get("avx512vnni") or features.get("avxvnni"))
+
+
+def int8_memory(config: BertConfig, weights: dict[str, np.ndarray]) -> str:
+    """The bytes of the quantized matrices against their float32 bytes, and the whole model's MB in each."""
+    model, quantized = BertModel(config, weights), BertModel(config, weights).quantize("int8")
+    names = quantized_weight_names(config)
+    float_bytes = sum(model.state_dict()[name].nbytes for name in names)
+    state = quantized.state_dict()
+    int8_bytes = sum(state[name].nbytes + state[name + SCALE_SUFFIX].nbytes for name in names)
+    packed = sum(m.panels.nbytes for m in quantized.fast._int8 if m.panels is not None)
+    total = {name: sum(a.nbytes for a in m.state_dict().values())
+             for name, m in (("float32", model), ("int8", quantized))}
+    return (f"memory: the encoder's {len(names)} quantized matrices {int8_bytes / 2**20:.2f} MB (int8 + scales) "
+            f"against {float_bytes / 2**20:.2f} MB in float32 ({int8_bytes / float_bytes:.3f}x), plus "
+            f"{packed / 2**20:.2f} MB of packed panels ({quantized.fast._int8[0].kernel} kernel); the model "
+            f"{total['int8'] / 2**20:.1f} MB + panels against {total['float32'] / 2**20:.1f} MB "
+            f"(the float32 embeddings dominate)")
+
+
 def transformers_model(config: BertConfig, weights: dict[str, np.ndarray]):
     """transformers' BertModel (sdpa attention, eval mode) holding the same weights."""
     import torch
@@ -123,6 +191,17 @@ def export_onnx(hf_model, path: str) -> str:
     return path
 
 
+def cpu_name() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it (else the platform's processor string)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+
+        return platform.processor() or "unknown"
+
+
 def blas_description() -> str:
     try:
         from threadpoolctl import threadpool_info
@@ -156,9 +235,11 @@ def paired_speedup(engine: np.ndarray, minibert: np.ndarray) -> tuple[float, flo
     return float(q1), float(median), float(q3)
 
 
-def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_reference: bool = False) -> list[dict]:
+def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_reference: bool = False,
+          int8: bool = False) -> list[dict]:
     """Time every engine on every shape; returns rows {shape, engine: ms (the minimum), "paired": {engine:
-    [25%, median, 75%] of the within-round speed-ups}}. Prints a table as it goes."""
+    [25%, median, 75%] of the within-round speed-ups}}. Prints a table as it goes. int8: minibert's int8
+    model against its float32 one and ONNX Runtime's int8 (int8_engines), speed-ups relative to minibert int8."""
     from ..fast import set_num_threads
 
     if not isinstance(rounds, int) or rounds < 1:
@@ -169,16 +250,20 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
     longest = max(length for _, length in shapes)
     if longest > config.max_position_embeddings:
         raise ValueError(f"shapes: BERT-Mini takes at most {config.max_position_embeddings} tokens per sequence; got {longest}")
-    runs = engines(config, weights, threads)
+    runs = int8_engines(config, weights, threads) if int8 else engines(config, weights, threads)
     if not include_reference:
-        runs.pop("minibert reference")
+        runs.pop("minibert reference", None)
     pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
-    print(f"BLAS: {blas_description()}; threads {threads}; BLAS pins in the environment: {pins or 'none'}")
+    print(f"CPU: {cpu_name()}; BLAS: {blas_description()}; threads {threads}; BLAS pins in the environment: "
+          f"{pins or 'none'}")
+    if int8:
+        print(int8_memory(config, weights))
     names = list(runs)
-    others = [n for n in names if n != "minibert"]
+    baseline = names[0]  # "minibert", or "minibert int8"
+    others = [n for n in names if n != baseline]
     print(f"{'batch x seq':>12} " + " ".join(f"{n:>18}" for n in names)
           + "".join(f"  {'speed-up vs ' + n + ' (paired)':>40}" for n in others)
-          + "   (speed-up = engine ms / minibert ms, of the minima; paired: median [quartiles] within rounds)")
+          + f"   (speed-up = engine ms / {baseline} ms, of the minima; paired: median [quartiles] within rounds)")
     rows = []
     rng = np.random.default_rng(1)
     for batch, seq in shapes:
@@ -188,9 +273,9 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
             runs[name](ids, mask)  # warm-up (compilation, allocation)
         times = interleaved_times({name: lambda run=run: run(ids, mask) for name, run in runs.items()}, rounds)
         best = {name: float(t.min()) * 1e3 for name, t in times.items()}
-        paired = {n: paired_speedup(times[n], times["minibert"]) for n in others}
+        paired = {n: paired_speedup(times[n], times[baseline]) for n in others}
         rows.append({"shape": f"{batch}x{seq}", **best, "paired": paired})
         print(f"{batch:>6} x {seq:<4} " + " ".join(f"{best[n]:>15.2f} ms" for n in names)
-              + "".join("  " + f"{best[n] / best['minibert']:.2f}x ({paired[n][1]:.2f}x [{paired[n][0]:.2f}–{paired[n][2]:.2f}])"
+              + "".join("  " + f"{best[n] / best[baseline]:.2f}x ({paired[n][1]:.2f}x [{paired[n][0]:.2f}–{paired[n][2]:.2f}])"
                         .rjust(40) for n in others))
     return rows
