@@ -311,8 +311,10 @@ def corpus_options(p: argparse.ArgumentParser) -> None:
                              "manifest.json under DIR; rerun the same command to resume (docs/corpus.md)")
     g.add_argument("--output", metavar="DIR", help="write the results of --input's lines as shards under DIR")
     g.add_argument("--shard-size", type=int, help="lines per shard (default 4096)")
-    g.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default) or Ray Data (the ray extra)")
-    g.add_argument("--address", metavar="HOST:PORT", help="--engine ray: join this Ray cluster (default: start a local one)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default) or Ray Data (the ray extra)")
+    g.add_argument("--address", metavar="HOST:PORT",
+                   help="--engine ray: join this Ray cluster (default: start a local one)")
     g.add_argument("--workers", type=int, help="worker processes, each loading the model once (default: the cores, "
                    "or the Ray cluster's CPUs, / --threads)")
     g.add_argument("--threads", type=int, help="threads per worker (default 1)")
@@ -326,7 +328,8 @@ def _corpus(args) -> int:
     if args.engine == "local" and args.address:
         raise UserError("--address goes with --engine ray")
     options = {} if args.shard_size is None else {"shard_size": args.shard_size}
-    job = Job(args.command, args.model, args.input, args.output, prompt_name=getattr(args, "prompt_name", None), **options)
+    job = Job(args.command, args.model, args.input, args.output, prompt_name=getattr(args, "prompt_name", None),
+              **options)
     try:
         if args.engine == "ray":
             manifest = run_ray(job, args.address, args.workers, args.threads or 1)
@@ -336,8 +339,8 @@ def _corpus(args) -> int:
     except ImportError as e:
         raise UserError(str(e)) from None
     skipped = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in manifest["skipped"].items())
-    summary = f"{manifest['rows']} rows from {manifest['lines']} lines ({skipped} skipped) in {manifest['shards']} shards"
-    emit(args, manifest, [f"{summary} under {args.output}"])
+    emit(args, manifest, [f"{manifest['rows']} rows from {manifest['lines']} lines ({skipped} skipped) in "
+                          + f"{manifest['shards']} shards under {args.output}"])
 
 
 def _tokenize(args) -> int:

@@ -90,8 +90,11 @@ def column(result, name):
         return result[name]
     if hasattr(result, "column_names"):  # Arrow
         values = result.column(name).combine_chunks()
-        return values.flatten().to_numpy().reshape(len(values), -1) if hasattr(values, "flatten") else values.to_numpy(False)
-    return np.stack(result[name].to_numpy()) if result[name].dtype == object and name != "label" else result[name].to_numpy()
+        if hasattr(values, "flatten"):  # fixed-size lists
+            return values.flatten().to_numpy().reshape(len(values), -1)
+        return values.to_numpy(False)
+    values = result[name].to_numpy()
+    return np.stack(values) if name != "label" else values  # a DataFrame holds a vector per cell
 
 
 def test_embedder_equals_encode_bit_for_bit_on_every_batch_form(models):
@@ -259,8 +262,8 @@ def test_a_different_job_is_refused(models, tmp_path, capsys):
     capsys.readouterr()
     assert main(["classify", "--model", models["classify"], *base]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"minibert classify: error: {tmp_path / 'out'} holds the output of another job (task 'embed', "
-                          "not 'classify')") and err.count("\n") == 1
+    assert err.startswith(f"minibert classify: error: {tmp_path / 'out'} holds the output of another job "
+                          "(task 'embed', not 'classify')") and err.count("\n") == 1
     assert main(["embed", "--model", models["embed"], *base[:-1], "20"]) == 1
     assert "(shard_size 10, not 20)" in capsys.readouterr().err
     with open(corpus, "a") as f:
@@ -296,7 +299,8 @@ def test_map_batches_as_written(models, local_ray):
     """The README's line: Ray Data calls the worker class on its dict batches, one actor per worker."""
     texts = sentences(300, seed=5)
     ds = local_ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)])
-    rows = ds.map_batches(Embedder, fn_constructor_kwargs={"model": models["embed"]}, concurrency=2, batch_size=64).take_all()
+    rows = ds.map_batches(Embedder, fn_constructor_kwargs={"model": models["embed"]}, concurrency=2,
+                          batch_size=64).take_all()
     rows.sort(key=lambda row: row["id"])  # Ray Data returns batches as they finish
     assert [r["text"] for r in rows] == texts
     expected = SentenceEncoder.from_pretrained(models["embed"]).encode(texts)

@@ -18,7 +18,15 @@ from tqdm import tqdm  # installed with huggingface-hub
 
 from ..errors import check_positive_int
 from .job import Job, finish, start
-from .shards import SKIP_REASONS, Shard, count_lines, is_written, parse, scan, write_shard
+from .shards import (
+    SKIP_REASONS,
+    Shard,
+    count_lines,
+    is_written,
+    parse,
+    scan,
+    write_shard,
+)
 
 
 def run_local(job: Job, workers: int = 1, threads: int = 1, progress: bool = True) -> dict:
@@ -28,12 +36,16 @@ def run_local(job: Job, workers: int = 1, threads: int = 1, progress: bool = Tru
     check_positive_int("workers", workers)
     directory = start(job)
     totals = Totals()
-    with progress_bar(job, progress) as bar, Workers(job, workers, threads, bar) as pool:
-        for shard, lines in scan(job.input, job.shard_size):
-            totals.add(parse(lines, shard.first_line))
-            if not is_written(directory, shard.index):
-                pool.submit(shard, lines)
-        pool.join()
+    with progress_bar(job, progress) as bar:
+        pool = Workers(job, workers, threads, bar)
+        try:
+            for shard, lines in scan(job.input, job.shard_size):
+                totals.add(parse(lines, shard.first_line))
+                if not is_written(directory, shard.index):
+                    pool.submit(shard, lines)
+            pool.join()
+        finally:
+            pool.close()
     return finish(job, totals.lines, totals.rows, totals.skipped, totals.shards)
 
 
@@ -67,10 +79,8 @@ class Workers:
         """Wait for the shards still in flight."""
         self.collect(ALL_COMPLETED)
 
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, *error) -> None:
+    def close(self) -> None:
+        """Stop the worker processes (the shards not started are dropped: a rerun computes them)."""
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
 
@@ -113,8 +123,10 @@ def progress_bar(job: Job, show: bool) -> tqdm:
     done = sum(min(job.shard_size, total - k * job.shard_size) for k in range(-(-total // job.shard_size))
                if is_written(Path(job.output), k))
     terminal = sys.stderr.isatty()
-    return tqdm(total=total, initial=done, unit="text", unit_scale=True, disable=not show, smoothing=0.1,
-                file=sys.stderr if terminal else _Lines(), ncols=None if terminal else 0, mininterval=0.1 if terminal else 0)
+    if terminal:
+        return tqdm(total=total, initial=done, unit="text", unit_scale=True, disable=not show, smoothing=0.1)
+    return tqdm(total=total, initial=done, unit="text", unit_scale=True, disable=not show, file=_Lines(), ncols=0,
+                mininterval=0)
 
 
 class _Lines(io.TextIOBase):

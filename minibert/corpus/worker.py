@@ -51,7 +51,10 @@ class Worker:
             batch = batch[self.column]
         if isinstance(batch, str):
             raise TypeError("a batch is a list or column of texts, not one str")
-        texts = batch.to_pylist() if hasattr(batch, "to_pylist") else batch.tolist() if hasattr(batch, "tolist") else list(batch)
+        if hasattr(batch, "to_pylist"):  # Arrow
+            texts = batch.to_pylist()
+        else:  # NumPy, pandas, a list
+            texts = batch.tolist() if hasattr(batch, "tolist") else list(batch)
         bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
         if bad is not None:
             raise TypeError(f"text {bad} of the batch is {type(texts[bad]).__name__}, not str: {texts[bad]!r:.60}")
@@ -94,9 +97,11 @@ class Embedder(Worker):
                  normalize_embeddings: bool = False, column: str = "text", output_column: str = "embedding") -> None:
         super().__init__(threads, batch_size, column)
         self.arguments = {"model": model, "threads": threads, "batch_size": batch_size, "prompt_name": prompt_name,
-                          "normalize_embeddings": normalize_embeddings, "column": column, "output_column": output_column}
+                          "normalize_embeddings": normalize_embeddings, "column": column,
+                          "output_column": output_column}
         self.encoder = SentenceEncoder.from_pretrained(model)
-        self.options = {"batch_size": batch_size, "prompt_name": prompt_name, "normalize_embeddings": normalize_embeddings}
+        self.options = {"batch_size": batch_size, "prompt_name": prompt_name,
+                        "normalize_embeddings": normalize_embeddings}
         self.encoder._prompt(None, prompt_name)  # an unknown prompt name fails here, not at the first batch
         self.output_column = output_column
 
@@ -141,4 +146,5 @@ class Classifier(Worker):
 
 def _is_table(batch: Any) -> bool:
     """A dict of columns, a pandas DataFrame or an Arrow Table (not a single column)."""
-    return isinstance(batch, dict) or hasattr(batch, "column_names") or hasattr(batch, "columns") and hasattr(batch, "assign")
+    arrow, pandas = hasattr(batch, "column_names"), hasattr(batch, "columns") and hasattr(batch, "assign")
+    return isinstance(batch, dict) or arrow or pandas
