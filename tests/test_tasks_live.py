@@ -212,8 +212,11 @@ def test_normalize_embeddings_as_in_sentence_transformers(tmp_path, minilm_path)
         (directory / "modules.json").write_text(json.dumps([m for m in modules if keep_normalize or not m["type"].endswith("Normalize")]))
         reference, ours = SentenceTransformer(str(directory), device="cpu"), SentenceEncoder.from_pretrained(directory)
         for flag in (False, True):
-            diff = np.abs(ours.encode(texts, normalize_embeddings=flag) - reference.encode(texts, normalize_embeddings=flag)).max()
-            assert diff <= 1e-6, (keep_normalize, flag, diff)
+            expected = reference.encode(texts, normalize_embeddings=flag)
+            diff = np.abs(ours.encode(texts, normalize_embeddings=flag) - expected).max()
+            print(f"Normalize module {keep_normalize}, normalize_embeddings={flag}: max abs diff {diff:.1e}")
+            # float32's bound, relative where the unnormalised vectors exceed 1 (as the similarity test's)
+            assert diff <= 1e-5 * max(1.0, np.abs(expected).max()), (keep_normalize, flag, diff)
 
 
 def test_truncate_dim_equals_sentence_transformers(minilm_path):
