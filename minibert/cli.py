@@ -171,6 +171,8 @@ def read_texts(args) -> list[str]:
     follow one rule: UTF-8, one text per line, blank lines skipped."""
     texts = list(args.texts)
     if args.input:
+        if os.path.isdir(args.input):
+            raise UserError(f"cannot read {args.input}: it is a directory")
         try:
             with open(args.input, "rb") as f:
                 texts += text_lines(f, args.input)
@@ -184,10 +186,15 @@ def read_texts(args) -> list[str]:
     return texts
 
 
+MAX_LINE_BYTES = 1 << 24  # one text; a stream without line ends (/dev/zero) must not be read into memory whole
+
+
 def text_lines(f, name: str) -> list[str]:
     """The non-blank lines of a binary stream, decoded as UTF-8 (a bad byte: an error naming `name` and the line)."""
     lines = []
-    for number, line in enumerate(f, 1):
+    for number, line in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
+        if len(line) > MAX_LINE_BYTES:
+            raise UserError(f"{name}, line {number}: longer than {MAX_LINE_BYTES} bytes (texts are one per line)")
         try:
             text = line.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as e:

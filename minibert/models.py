@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import nn
-from .config import BertConfig
+from .config import MAX_SIZES, BertConfig
 from .errors import WeightsError, check_positive_int
 from .fast import FastEncoder
 from .loading.hub import model_directory
@@ -163,6 +163,8 @@ class InferenceModel:
         if pad_to_multiple_of is not None:
             check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
             n = -(-n // pad_to_multiple_of) * pad_to_multiple_of  # round up
+        if n > MAX_SIZES["vocab_size"]:  # the bound a config.json's vocab_size has
+            raise ValueError(f"new_num_tokens would make {n} word embeddings, more than {MAX_SIZES['vocab_size']}")
         prefix = self.base_prefix
         state = dict(self.state_dict())
         if n != self.config.vocab_size:

@@ -525,6 +525,13 @@ def input_cases(root: Path) -> list[Case]:
     for label, text in (("bytes", b"w1"), ("a number", 5), ("None", None)):
         cases.append(Case(f"tokenizer text {label}", lambda t=text: tokenizer(t), (TypeError, ValueError), ""))
     cases.append(Case("padding to 512 works", lambda: tokenizer("w1", padding="max_length", max_length=512), None))
+    from minibert import BertForMaskedLM
+
+    masked_lm = BertForMaskedLM.from_pretrained(TINY)
+    for label, kwargs in (("10**9", {"new_num_tokens": 10**9}), ("2**22 + 1", {"new_num_tokens": 2**22 + 1}),
+                          ("rounded up past the bound", {"new_num_tokens": 2**22 - 1, "pad_to_multiple_of": 2**21 + 1})):
+        cases.append(Case(f"resize_token_embeddings {label}", lambda k=kwargs: masked_lm.resize_token_embeddings(**k),
+                          ValueError, "word embeddings, more than 4194304"))
     cases.append(Case("a normal call works", lambda: model([[2, 5, 3]], attention_mask=[[1, 1, 0]]), None))
     return cases
 
@@ -542,6 +549,7 @@ def cli_cases(root: Path) -> list[Case]:
     (root / "long-mask.txt").write_text(" ".join(["[MASK]"] + ["w1"] * 39) + "\n")
     (root / "mixed.txt").write_bytes(b"w1\nw2 \xff\n")
     (root / "texts-dir").mkdir()
+    (root / "one-long-line.txt").write_bytes(b"w1 " * (6 << 20))
     (root / "one-class.tsv").write_text("sentence\tlabel\nw1\t1\nw2\t1\nw3\t1\n")
     (root / "same-score.tsv").write_text("sentence\tlabel\nw1\t0.5\nw2\t0.5\n")
     (root / "bad-label.tsv").write_text("sentence\tlabel\nw1\tx\nw2\t1\n")
@@ -578,6 +586,8 @@ def cli_cases(root: Path) -> list[Case]:
             (["tokenize", "--model", bare, "--input", root / "mixed.txt"], r"mixed.txt, line 2: byte 0xff"),
             (["tokenize", "--model", bare, "--input", root / "missing.txt"], "cannot read .*missing.txt"),
             (["tokenize", "--model", bare, "--input", root / "texts-dir"], "cannot read .*texts-dir"),
+            (["tokenize", "--model", bare, "--input", "/dev/zero"], "/dev/zero, line 1: longer than 16777216 bytes"),
+            (["embed", "--model", bare, "--input", root / "one-long-line.txt"], "line 1: longer than 16777216 bytes"),
             (["tokenize", "--model", bare], "no text given"),
             (["tokenize", "--model", root / "nowhere", "w1"], "is neither a local directory nor a Hugging Face model id"),
             (["tokenize", "--model", "", "w1"], "the model name is empty"),
@@ -689,6 +699,10 @@ def bomb_cases(root: Path) -> list[Case]:
             cases.append(Case(f"{name}(ids) of ({batch}, {seq}){' with attentions' if attentions else ''}",
                               lambda m=model, i=ids, a=attentions: m(i, output_attentions=a), ValueError,
                               r"a batch of .* tokens would need about .* GiB .* more than the .* GiB available"))
+    for field, value in (("vocab_size", 1 << 22), ("hidden_size", 1 << 14), ("intermediate_size", 1 << 16)):
+        directory = model_dir(root, f"bomb-init-{field}", config={"hidden_size": 256, field: value, "num_hidden_layers": 256})
+        cases.append(Case(f"fresh weights for {field}={value} and 256 layers", lambda d=directory: _init(d), ConfigError,
+                          "a model of this config holds .* GiB of weights"))
     tokenizer = BertTokenizer.from_pretrained(TINY)
     cases.append(Case("tokenizer padding to 10**9", lambda: tokenizer(["w1"] * 4, padding="max_length", max_length=10**9),
                       ValueError, "beyond what any BERT takes"))
@@ -699,3 +713,9 @@ def _read_bin(path: Path) -> None:
     from minibert.loading.weights import read_weights
 
     read_weights(path)
+
+
+def _init(directory: Path) -> None:
+    from minibert import BertConfig, init_weights
+
+    init_weights(BertConfig.from_json_file(directory / "config.json"))

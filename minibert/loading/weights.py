@@ -8,6 +8,7 @@ misshaped or left over, in the spirit of nanoGPT's loader.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import BertConfig
-from ..errors import WeightsError
+from ..errors import ConfigError, WeightsError
 from .files import present, regular_file
 from .hub import WEIGHTS_FILES
 from .torch_checkpoint import bfloat16_to_float32, read_torch_checkpoint
@@ -269,9 +270,15 @@ def init_weights(config: BertConfig, seed: int = 0, dtype: Any = np.float32,
     """Fresh BertModel weights as transformers initialises them: N(0, initializer_range²) for embeddings and
     dense weights, zero biases, LayerNorm γ = 1 and β = 0. Hugging Face names, [out, in] layout.
     pretraining_heads: also the MLM and next-sentence heads (for BertForMaskedLM / BertForPreTraining)."""
+    from ..models import available_memory
+
     rng = np.random.default_rng(seed)
     weights = {}
     shapes = {**bert_shapes(config), **(pretraining_head_shapes(config) if pretraining_heads else {})}
+    need = sum(math.prod(shape) for shape in shapes.values()) * np.dtype(dtype).itemsize
+    if need > (1 << 28) and need > available_memory():
+        raise ConfigError(f"a model of this config holds {need / 2**30:.1f} GiB of weights in {np.dtype(dtype)}, more than "
+                          f"the {available_memory() / 2**30:.1f} GiB available {_describe(config)}")
     for name, shape in shapes.items():
         if name.endswith("LayerNorm.weight"):
             weights[name] = np.ones(shape, dtype)
