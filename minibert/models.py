@@ -21,6 +21,7 @@ from . import nn
 from .config import MAX_SIZES, BertConfig
 from .errors import WeightsError, check_positive_int
 from .fast import FastEncoder
+from .inputs import check_inputs, check_memory, flatten_choices
 from .loading.hub import model_directory
 from .loading.weights import (
     SCALE_SUFFIX, bert_weights, canonical_state, flatten, mlm_shapes, nsp_shapes, quantized_weight_names, read_weights,
@@ -324,31 +325,29 @@ class BertModel(InferenceModel):
             fast = self.fast(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states)
             if fast is not None:
                 return BertModelOutput(*fast)
-        w = self.weights
-        x = nn.embeddings(input_ids, token_type_ids, position_ids, **w["embeddings"], eps=c.layer_norm_eps,
-                          inputs_embeds=inputs_embeds)  # [B, S] -> [B, S, H]
-        x = self.dropout(x, c.hidden_dropout_prob)
-        mask_bias = nn.padding_mask_bias(attention_mask, self.dtype)  # [B, S] -> [B, 1, 1, S]
-        masks = [self.layer_dropout_masks(B, S) for _ in w["encoder"]["layer"]] if self.training else None
-        hidden_states, attentions = nn.encoder(x, mask_bias, w["encoder"]["layer"], c.num_attention_heads,
-                                               c.layer_norm_eps, dropout=masks)
-        last = hidden_states[-1]
+        masks = self.dropout_masks(B, S) if self.training else None
+        hidden_states, attentions, pooled = nn.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, **self.weights, num_heads=c.num_attention_heads,
+            eps=c.layer_norm_eps, inputs_embeds=inputs_embeds, dropout=masks)
         return BertModelOutput(
-            last_hidden_state=last,
-            pooler_output=nn.pooler(last, **w["pooler"]) if "pooler" in w else None,  # [B, S, H] -> [B, H]
+            last_hidden_state=hidden_states[-1],
+            pooler_output=pooled,
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
 
-
-    def layer_dropout_masks(self, batch: int, seq: int) -> dict[str, np.ndarray]:
-        """One layer's dropout masks, named and drawn in order as minibert.train.dropout_masks draws them."""
-        c, rng = self.config, self.dropout_rng
+    def dropout_masks(self, batch: int, seq: int) -> dict[str, np.ndarray]:
+        """Training mode's dropout masks for nn.bert, named and drawn in order as minibert.train.dropout_masks
+        draws them."""
+        c, rng, dtype = self.config, self.dropout_rng, self.dtype
         hidden, probabilities = (batch, seq, c.hidden_size), (batch, c.num_attention_heads, seq, seq)
-        return {"attention.self.dropout": nn.dropout_mask(rng, probabilities, c.attention_probs_dropout_prob,
-                                                          self.dtype),
-                "attention.output.dropout": nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, self.dtype),
-                "output.dropout": nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, self.dtype)}
+        masks = {"embeddings.dropout": nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, dtype)}
+        for i in range(c.num_hidden_layers):
+            masks[f"encoder.layer.{i}.attention.self.dropout"] = nn.dropout_mask(
+                rng, probabilities, c.attention_probs_dropout_prob, dtype)
+            masks[f"encoder.layer.{i}.attention.output.dropout"] = nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, dtype)
+            masks[f"encoder.layer.{i}.output.dropout"] = nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, dtype)
+        return masks
 
 
 def column_major(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -641,30 +640,6 @@ class BertForMultipleChoice(BertHeadModel):
         return MultipleChoiceModelOutput(logits.reshape(-1, choices), out.hidden_states, out.attentions)  # -> [B, C]
 
 
-def flatten_choices(**inputs: Any) -> tuple[int, dict[str, Any]]:
-    """A multiple-choice batch's inputs, [B, C, S] (inputs_embeds [B, C, S, H]), as a batch of B·C sequences
-    [B·C, S]; returns (C, the flattened inputs). Inputs not given stay None."""
-    given = {name: _rectangular(name, value, "[batch, choices, seq] array") for name, value in inputs.items()
-             if value is not None}
-    source = "inputs_embeds" if "inputs_embeds" in given else "input_ids"
-    if source not in given:
-        raise ValueError("give input_ids (or inputs_embeds)")
-    shape = given[source].shape[:3]
-    if given[source].ndim != (4 if source == "inputs_embeds" else 3) or 0 in shape:
-        raise ValueError(f"BertForMultipleChoice takes {source} as a non-empty [batch, choices, seq"
-                         f"{', hidden' if source == 'inputs_embeds' else ''}] array, got shape {given[source].shape}")
-    for name, value in given.items():
-        if name not in (source, "position_ids") and value.shape != shape:
-            raise ValueError(f"{name} has shape {value.shape}, but the [batch, choices, seq] of {source} is {shape}")
-    if "position_ids" in given and given["position_ids"].shape not in (shape, shape[2:]):
-        raise ValueError(f"position_ids has shape {given['position_ids'].shape}; it must be [batch, choices, seq] "
-                         f"{shape} or [seq]")
-    flat = {name: None for name in inputs}
-    for name, value in given.items():
-        flat[name] = value if value.shape == shape[2:] else value.reshape(-1, *value.shape[2:])  # [B, C, S, ...] -> [B·C, S, ...]
-    return shape[1], flat
-
-
 class BertForTokenClassification(BertHeadModel):
     """BERT with a classifier on every token (named entities, parts of speech)."""
 
@@ -760,9 +735,6 @@ def with_labels(config: BertConfig, num_labels: int | None = None, id2label: dic
     return dataclasses.replace(config, extra=extra)  # __post_init__ checks the problem type
 
 
-# ---- input checks ---------------------------------------------------------------------------------------
-
-
 def _caller_level() -> int:
     """The stacklevel of a warning raised in minibert that points at the first frame outside the package (the
     user's line, not ours)."""
@@ -779,142 +751,3 @@ def _float_dtype(dtype: Any) -> np.dtype:
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     return dtype
-
-
-def available_memory() -> int:
-    """Bytes this process may still allocate: the system's available memory (Linux: MemAvailable), within
-    the address-space limit (ulimit -v) when one is set."""
-    import resource
-
-    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    try:
-        with open("/proc/meminfo") as f:
-            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if limit != resource.RLIM_INFINITY:
-            with open("/proc/self/statm") as f:
-                available = min(available, limit - int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE"))
-    except (OSError, StopIteration, ValueError):
-        pass
-    return available
-
-
-def check_memory(bytes_per_token: int, shape: tuple[int, int], dtype: np.dtype,
-                 what: str = "its outputs and working arrays") -> None:
-    """Refuse, before allocating, a batch [B, S] whose arrays would not fit in memory, saying what it would need."""
-    need = bytes_per_token * shape[0] * shape[1]
-    if need > (1 << 28) and need > (free := available_memory()):  # a quarter GiB always goes: no system call
-        raise ValueError(f"a batch of {shape[0]} x {shape[1]} tokens would need about {need / 2**30:.1f} GiB for {what} "
-                         f"in {np.dtype(dtype)}, "
-                         f"more than the {max(free, 0) / 2**30:.1f} GiB available: pass fewer or shorter texts per call")
-
-
-def check_inputs(config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=None,
-                 dtype: np.dtype = np.float32):
-    """Validate and normalise a model call's inputs: input_ids, attention_mask, token_type_ids to int64
-    [B, S] arrays, position_ids to [B, S] or [1, S]; inputs_embeds (given instead of input_ids, which is then
-    None) to a [B, S, H] array of `dtype` (see check_embeds). Returns all five, in that order."""
-    if inputs_embeds is not None:
-        inputs_embeds = check_embeds(config, input_ids, inputs_embeds, dtype)
-        shape = inputs_embeds.shape[:2]
-    elif input_ids is None:
-        raise ValueError("give input_ids (or inputs_embeds)")
-    else:
-        input_ids = _token_array("input_ids", input_ids, upper=config.vocab_size)
-        if input_ids.ndim == 1:
-            input_ids = input_ids[None, :]  # [S] -> [1, S]
-        if input_ids.ndim != 2 or input_ids.size == 0:
-            raise ValueError(f"input_ids must be a non-empty [batch, seq] array, got shape {input_ids.shape}")
-        shape = input_ids.shape
-    source = "input_ids" if input_ids is not None else "inputs_embeds' [batch, seq]"
-    seq = shape[1]
-    if seq > config.max_position_embeddings:
-        raise ValueError(f"sequence length {seq} exceeds max_position_embeddings ({config.max_position_embeddings})")
-    attention_mask = _like_ids("attention_mask", _mask_as_integers(attention_mask), shape, source, upper=2, default=1)
-    token_type_ids = _like_ids("token_type_ids", token_type_ids, shape, source, upper=config.type_vocab_size, default=0)
-    if position_ids is None:
-        position_ids = np.arange(seq)[None, :]  # [1, S], broadcast over the batch
-    else:
-        position_ids = _like_ids("position_ids", position_ids, shape, source, upper=config.max_position_embeddings)
-    return input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds
-
-
-def check_embeds(config: BertConfig, input_ids: Any, inputs_embeds: Any, dtype: np.dtype) -> np.ndarray:
-    """inputs_embeds (vectors given in place of the word embeddings of input_ids) as a [B, S, H] array of
-    `dtype`; [S, H] is taken as a batch of one. Exactly one of input_ids and inputs_embeds is given."""
-    if input_ids is not None:
-        raise ValueError("give input_ids or inputs_embeds, not both")
-    array = _rectangular("inputs_embeds", inputs_embeds, "array of numbers")
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise TypeError(f"inputs_embeds must hold numbers, got dtype {array.dtype}")
-    if array.ndim == 2:
-        array = array[None]  # [S, H] -> [1, S, H]
-    if array.ndim != 3 or array.shape[2] != config.hidden_size or array.shape[0] * array.shape[1] == 0:
-        raise ValueError(f"inputs_embeds must be a non-empty [batch, seq, {config.hidden_size}] array, got shape "
-                         f"{array.shape}")
-    array = array.astype(dtype, copy=False)
-    if not np.isfinite(array).all():  # after the cast: 1e39 is inf in float32
-        raise _bad_values("inputs_embeds", array, np.argwhere(~np.isfinite(array)), f"values must be finite in {np.dtype(dtype)}")
-    return array
-
-
-def _rectangular(name: str, values: Any, what: str) -> np.ndarray:
-    """values as an array, or a ValueError naming `name` and `what` it must be for ragged nested lists."""
-    try:
-        array = np.asarray(values)  # NumPy raises ValueError on ragged nested lists, or makes an object array
-        if array.dtype == object:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{name} must be a rectangular {what} (ragged lists need padding)") from None
-    return array
-
-
-def _bad_values(name: str, array: np.ndarray, bad: np.ndarray, rule: str) -> ValueError:
-    """The error for the positions `bad` (np.argwhere's) of array: the first value, where it is, the rule
-    it breaks, and how many break it."""
-    where = tuple(int(i) for i in bad[0])
-    return ValueError(f"{name} holds {array[where]} at position {list(where)}; {rule}"
-                      + (f" ({len(bad)} bad values)" if len(bad) > 1 else ""))
-
-
-def _mask_as_integers(mask: Any) -> Any:
-    """A boolean or floating attention_mask as int64; others as given (None, or integers checked later).
-
-    transformers takes a float mask of 0.0 and 1.0 as the same mask (np.ones makes floats). Any other float
-    it reads as 1 wherever it is not 0; here it is an error, as an integer 2 is."""
-    if mask is None:
-        return None
-    array = _rectangular("attention_mask", mask, "array of integers")
-    if array.dtype == bool:
-        return array.astype(np.int64)
-    if not np.issubdtype(array.dtype, np.floating):
-        return mask
-    bad = np.argwhere((array != 0) & (array != 1))  # NaN is neither
-    if len(bad):
-        raise _bad_values("attention_mask", array, bad, "a mask's values must be 0 or 1")
-    return array.astype(np.int64)
-
-
-def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
-    """values as an int64 array, checked to lie in [0, upper)."""
-    array = _rectangular(name, values, "array of integers")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
-    if array.size == 0 or (array.min() >= 0 and array.max() < upper):  # checked before the cast, which would wrap uint64
-        return array.astype(np.int64, copy=False)
-    raise _bad_values(name, array, np.argwhere((array < 0) | (array >= upper)), f"values must lie in [0, {upper})")
-
-
-def _like_ids(name: str, values: Any, shape: tuple[int, int], source: str, upper: int,
-              default: int | None = None) -> np.ndarray:
-    """An optional per-token input, checked to have the inputs' [B, S] shape (that of `source`; [S] is taken
-    as a batch of one)."""
-    if values is None:
-        return np.full(shape, default, dtype=np.int64)
-    array = _token_array(name, values, upper)
-    if array.ndim == 1:
-        array = array[None, :]
-    broadcasts = name == "position_ids" and array.shape == (1, shape[1])  # one row for the batch
-    if array.shape != tuple(shape) and not broadcasts:
-        raise ValueError(f"{name} has shape {array.shape}, but {source} has shape {tuple(shape)}")
-    return array

@@ -202,7 +202,7 @@ def gelu_backward_exact(dy, z):
 
 @kernel(fastmath=True)
 def bias_residual_layer_norm(y, bias, residual, gamma, beta, eps):
-    """residual = LayerNorm(y + bias + residual) in place: the post-LN residual step of nn.encoder_layer.
+    """residual = LayerNorm(y + bias + residual) in place: the post-LN residual step of nn.bert's layer.
 
     y [T, H] (a GEMM's output), residual [T, H] (the layer input, overwritten with the result)
     """

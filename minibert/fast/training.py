@@ -10,7 +10,7 @@ which is clear but runs each layer's GEMMs up to three times, and the reference 
 - Q, K and V come from one GEMM on the concatenated weights; GELU and its derivative run in Numba kernels;
   the rest reuses minibert/nn.
 
-Same contract as a loop of nn.encoder_layer / nn.encoder_layer_backward (the same dropout masks); the
+Same contract as nn.bert's layers / nn.encoder_layer_backward (the same dropout masks); the
 gradients are checked equal to the reference's and to torch's by tests/test_train.py. Padding positions
 get zero hidden states and zero gradient (their outputs never reach a loss over real positions).
 """
@@ -29,7 +29,7 @@ def encoder_forward(x: np.ndarray, attention_mask: np.ndarray, layers: list[dict
     """The encoder's output and the cache encoder_backward takes.
 
     x [B, S, H] (the embeddings), attention_mask [B, S] of 1/0 (any pattern), layers: the layers' weights,
-    dropout: per layer the masks nn.encoder_layer takes (empty dicts: none) -> (y [B, S, H], cache)
+    dropout: per layer its masks, named as in nn.bert without the layer's prefix (empty dicts: none) -> (y [B, S, H], cache)
     """
     real = attention_mask.astype(bool)
     mask_bias = nn.padding_mask_bias(attention_mask, x.dtype)  # [B, S] -> [B, 1, 1, S]
@@ -54,7 +54,7 @@ def encoder_backward(dy: np.ndarray, cache: dict, layers: list[dict], eps: float
 
 def layer_forward(x: np.ndarray, real: np.ndarray, mask_bias: np.ndarray, attention: dict, intermediate: dict,
                   output: dict, num_heads: int, eps: float, dropout: dict) -> tuple[np.ndarray, dict]:
-    """nn.encoder_layer on packed tokens.  x [T, H], real [B, S] bool -> (y [T, H], cache)"""
+    """One layer of nn.bert on packed tokens.  x [T, H], real [B, S] bool -> (y [T, H], cache)"""
     (B, S), H = real.shape, x.shape[1]
     d = H // num_heads
     projections = [attention["self"][name] for name in ("query", "key", "value")]

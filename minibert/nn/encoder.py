@@ -1,4 +1,4 @@
-"""The encoder: a stack of post-LayerNorm transformer layers."""
+"""The backward pass of one encoder layer (the layer itself is written out in nn.bert)."""
 
 import numpy as np
 
@@ -9,53 +9,12 @@ from .layernorm import layer_norm, layer_norm_backward
 from .linear import dense, dense_backward
 
 
-def encoder_layer(
-    x: np.ndarray, mask_bias: np.ndarray, attention: dict, intermediate: dict, output: dict,
-    num_heads: int, eps: float, dropout: dict | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One BERT layer, residuals added before each LayerNorm (post-LN):
-
-        a = LayerNorm(x + dropout(Attention(x) W_oᵀ + b_o))
-        y = LayerNorm(a + dropout(FFN(a)))
-
-    x [B, S, H], mask_bias [B, 1, 1, S] -> (y [B, S, H], attention probabilities [B, A, S, S]).
-    dropout (training): masks named after the layer's Dropout modules in transformers,
-    {"attention.self.dropout": [B, A, S, S], "attention.output.dropout": [B, S, H], "output.dropout": [B, S, H]};
-    None in evaluation.
-    """
-    masks = dropout or {}
-    context, probs = self_attention(x, mask_bias, **attention["self"], num_heads=num_heads, dropout_mask=masks.get("attention.self.dropout"))
-    a = layer_norm(drop(dense(context, **attention["output"]["dense"]), masks.get("attention.output.dropout")) + x,
-                   **attention["output"]["LayerNorm"], eps=eps)
-    y = layer_norm(drop(feed_forward(a, intermediate["dense"], output["dense"]), masks.get("output.dropout")) + a,
-                   **output["LayerNorm"], eps=eps)
-    return y, probs
-
-
-def encoder(
-    x: np.ndarray, mask_bias: np.ndarray, layer: list[dict], num_heads: int, eps: float,
-    dropout: list[dict] | None = None,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Run the layers in order.
-
-    x [B, S, H] -> (hidden states: [x, layer 1 output, ..., layer L output], each [B, S, H];
-                    attention probabilities: L arrays [B, A, S, S])
-    dropout (training): each layer's masks (see encoder_layer); None in evaluation.
-    """
-    hidden_states, attentions = [x], []
-    for weights, masks in zip(layer, dropout or [None] * len(layer)):
-        x, probs = encoder_layer(x, mask_bias, **weights, num_heads=num_heads, eps=eps, dropout=masks)
-        hidden_states.append(x)
-        attentions.append(probs)
-    return hidden_states, attentions
-
-
 def encoder_layer_backward(
     dy: np.ndarray, x: np.ndarray, mask_bias: np.ndarray, attention: dict, intermediate: dict, output: dict,
     num_heads: int, eps: float, dropout: dict | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """Gradients of encoder_layer's output y. The forward's intermediates are recomputed from x (with the
-    forward's dropout masks).
+    """Gradients of a layer's output y (a layer of nn.bert). The forward's intermediates are recomputed from x
+    (with the forward's dropout masks).
 
     Forward: u = x + dropout(context W_oᵀ + b_o), a = LayerNorm(u), v = a + dropout(FFN(a)),
     y = LayerNorm(v). Backward, in reverse: through LayerNorm(v); the residual sends ∂v to a, and ∂v ⊙ M

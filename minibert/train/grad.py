@@ -11,10 +11,11 @@ import numpy as np
 
 from .. import nn
 from ..fast import training as fast_training
+from ..inputs import check_inputs, flatten_choices
 from ..loading.weights import flatten
 from ..models import (
     BertForMaskedLM, BertForMultipleChoice, BertForPreTraining, BertForSequenceClassification,
-    BertForTokenClassification, check_inputs, flatten_choices, tied_word_embeddings,
+    BertForTokenClassification, tied_word_embeddings,
 )
 
 TRAINABLE = (BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification, BertForMaskedLM,
@@ -176,21 +177,21 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
     layer_masks = [{k.removeprefix(f"bert.encoder.layer.{i}."): m for k, m in masks.items()
                     if k.startswith(f"bert.encoder.layer.{i}.")} for i in range(c.num_hidden_layers)]
 
-    x = nn.dropout(nn.embeddings(ids, types, positions, **w["embeddings"], eps=eps, inputs_embeds=embeds),
-                   masks.get("bert.embeddings.dropout"))
     # The fused path (model.bert.use_fast, the default) packs the tokens and keeps each layer's activations
     # for its backward; the reference keeps each layer's input, and its backward passes recompute the rest.
     # The fused path leaves padding positions at zero, so a head reading one (a pooler on a left-padded row,
     # an MLM label on padding) takes the reference, which computes them as transformers does.
     fast = bert.use_fast and not head_reads_padding(model, mask, labels)
+    mask_bias = nn.padding_mask_bias(mask, bert.dtype)  # [B, S] -> [B, 1, 1, S]
     if fast:
+        x = nn.dropout(nn.embeddings(ids, types, positions, **w["embeddings"], eps=eps, inputs_embeds=embeds),
+                       masks.get("bert.embeddings.dropout"))
         x, fast_cache = fast_training.encoder_forward(x, mask, w["encoder"]["layer"], heads, eps, layer_masks)
     else:
-        mask_bias = nn.padding_mask_bias(mask, bert.dtype)  # [B, S] -> [B, 1, 1, S]
-        layer_inputs = []
-        for weights, layer_mask in zip(w["encoder"]["layer"], layer_masks):
-            layer_inputs.append(x)
-            x, _ = nn.encoder_layer(x, mask_bias, **weights, num_heads=heads, eps=eps, dropout=layer_mask)
+        bert_masks = {name.removeprefix("bert."): m for name, m in masks.items() if name.startswith("bert.")}
+        hidden_states, _, _ = nn.bert(ids, mask, types, positions, w["embeddings"], w["encoder"], num_heads=heads,
+                                      eps=eps, inputs_embeds=embeds, dropout=bert_masks)
+        x, layer_inputs = hidden_states[-1], hidden_states[:-1]
 
     if isinstance(model, POOLED_CLASSIFIERS):
         value, dx, grads = classifier_value_and_grad(model, x, labels, loss, masks.get("dropout"))
