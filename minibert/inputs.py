@@ -120,7 +120,8 @@ def _rectangular(name: str, values: Any, what: str) -> np.ndarray:
         if array.dtype == object:
             raise ValueError
     except ValueError:
-        raise ValueError(f"{name} must be a rectangular {what} (ragged lists need padding)") from None
+        raise ValueError(f"{name} must be a rectangular {what} (ragged lists need padding; integers must fit in "
+                         "64 bits)") from None
     return array
 
 

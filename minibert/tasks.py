@@ -568,6 +568,8 @@ class SentenceEncoder:
         a, b = (np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (a, b))
         if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
             raise ValueError(f"similarity takes [N, D] and [M, D] embeddings, got shapes {a.shape} and {b.shape}")
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            raise ValueError("similarity takes finite embeddings; these hold NaN or inf")
         return SIMILARITY_FUNCTIONS[self.similarity_fn_name](a, b).astype(self.model.dtype)
 
     def _prompt(self, prompt: str | None, prompt_name: str | None) -> str:

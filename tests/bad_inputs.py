@@ -524,6 +524,18 @@ def input_cases(root: Path) -> list[Case]:
         cases.append(Case(f"tokenizer {label}", lambda k=kwargs: tokenizer("w1 w2", **k), ValueError, message))
     for label, text in (("bytes", b"w1"), ("a number", 5), ("None", None)):
         cases.append(Case(f"tokenizer text {label}", lambda t=text: tokenizer(t), (TypeError, ValueError), ""))
+    for label, tokens in (("an int", 5), ("None", None), ("a float", 1.5)):
+        cases.append(Case(f"tokenizer.add_tokens({label})", lambda t=tokens: BertTokenizer.from_pretrained(TINY).add_tokens(t),
+                          TypeError, "new_tokens must be a str, an AddedToken or a list of them"))
+    cases.append(Case("input_ids beyond 64 bits", lambda: model([[2, 10**30]]), ValueError, "integers must fit in 64 bits"))
+    from minibert.tasks import SentenceEncoder
+
+    encoder = SentenceEncoder(model, tokenizer)
+    for label, value in (("NaN", np.nan), ("inf", np.inf)):
+        a = np.ones((2, 16))
+        a[1, 3] = value
+        cases.append(Case(f"similarity of embeddings with {label}", lambda x=a: encoder.similarity(x, np.ones(16)), ValueError,
+                          "similarity takes finite embeddings"))
     cases.append(Case("padding to 512 works", lambda: tokenizer("w1", padding="max_length", max_length=512), None))
     from minibert import BertForMaskedLM
 

@@ -102,7 +102,7 @@ def test_boolean_and_float_masks_equal_the_integer_mask(model, mask):
     ({"input_ids": [[1, 2, 3]], "attention_mask": [[np.nan, 1.0, 2.0]]}, ValueError, r"holds nan .* \(2 bad values\)"),
     ({"input_ids": [[1, 2, 3]], "attention_mask": [["1", "1", "0"]]}, TypeError, "attention_mask must hold integers"),
     ({"input_ids": [[1, 2], [3, 4]], "attention_mask": [[1, 1], [1]]}, ValueError,
-     r"attention_mask must be a rectangular array of integers \(ragged lists need padding\)"),
+     r"attention_mask must be a rectangular array of integers \(ragged lists need padding"),
     ({"input_ids": [[1, 2, 3]], "token_type_ids": [[0, 2, 0]]}, ValueError, r"token_type_ids holds 2 .* \[0, 2\)"),
     ({"input_ids": [[1, 2, 3]], "position_ids": [[0, 1, 64]]}, ValueError, r"position_ids holds 64 .* \[0, 64\)"),
     ({"input_ids": [[1, 2, 3]], "position_ids": [[0, 1]]}, ValueError, "position_ids has shape"),

@@ -270,7 +270,7 @@ def init_weights(config: BertConfig, seed: int = 0, dtype: Any = np.float32,
     """Fresh BertModel weights as transformers initialises them: N(0, initializer_range²) for embeddings and
     dense weights, zero biases, LayerNorm γ = 1 and β = 0. Hugging Face names, [out, in] layout.
     pretraining_heads: also the MLM and next-sentence heads (for BertForMaskedLM / BertForPreTraining)."""
-    from ..models import available_memory
+    from ..inputs import available_memory
 
     rng = np.random.default_rng(seed)
     weights = {}

@@ -240,6 +240,10 @@ class BertTokenizer:
         model.resize_token_embeddings(len(tokenizer))."""
         if isinstance(new_tokens, (str, AddedToken)) or hasattr(new_tokens, "content"):
             new_tokens = [new_tokens]
+        try:
+            new_tokens = list(new_tokens)
+        except TypeError:
+            raise TypeError(f"new_tokens must be a str, an AddedToken or a list of them, got {type(new_tokens).__name__}") from None
         added = self._add([as_added_token(token, special_tokens) for token in new_tokens])
         self._build_encoder()
         return added
