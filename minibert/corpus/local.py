@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import signal
 import sys
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from tqdm import tqdm  # installed with huggingface-hub
@@ -55,7 +55,7 @@ class Workers:
 
     def __init__(self, job: Job, workers: int, threads: int, bar: tqdm) -> None:
         self.job, self.workers, self.threads, self.bar = job, workers, threads, bar
-        self.worker, self.pool, self.running = None, None, set()
+        self.worker, self.pool, self.running = None, None, []
 
     def submit(self, shard: Shard, lines: list[bytes]) -> None:
         if self.workers == 1:
@@ -64,25 +64,21 @@ class Workers:
             self.bar.update(len(lines))
             return
         if self.pool is None:  # spawned: a fresh interpreter, no Numba or BLAS threads inherited
-            self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"), _start_worker,
-                                            (self.job, self.threads))
+            self.pool = multiprocessing.get_context("spawn").Pool(self.workers, _start_worker, (self.job, self.threads))
         while len(self.running) >= 2 * self.workers:
-            self.collect(FIRST_COMPLETED)
-        self.running.add(self.pool.submit(_write_shard, shard, lines))
-
-    def collect(self, until: str) -> None:
-        finished, self.running = wait(self.running, return_when=until)
-        for future in finished:
-            self.bar.update(future.result())  # a worker's error is raised here
+            self.bar.update(self.running.pop(0).get())  # a worker's error is raised here
+        self.running.append(self.pool.apply_async(_write_shard, (shard, lines)))
 
     def join(self) -> None:
         """Wait for the shards still in flight."""
-        self.collect(ALL_COMPLETED)
+        while self.running:
+            self.bar.update(self.running.pop(0).get())
 
     def close(self) -> None:
-        """Stop the worker processes (the shards not started are dropped: a rerun computes them)."""
+        """Stop the worker processes at once; after an interruption, the shards they held are left to a rerun."""
         if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+            self.pool.terminate()
+            self.pool.join()
 
 
 _job: Job | None = None
@@ -90,8 +86,10 @@ _worker = None
 
 
 def _start_worker(job: Job, threads: int) -> None:
-    """A worker process's start: load the job's model once."""
+    """A worker process's start: load the job's model once. Ctrl-C is the parent's to handle: it stops the
+    workers, which would otherwise each print a traceback."""
     global _job, _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _job, _worker = job, job.worker(threads)
 
 
