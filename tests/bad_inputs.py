@@ -702,7 +702,7 @@ def bomb_cases(root: Path) -> list[Case]:
         cases.append(Case(f"config.json {field}={value}", load_model(directory), ConfigError, f"{field} must be"))
     models = [("the tiny model", BertModel.from_pretrained(TINY), [(200000, 16, False), (1000000, 16, False),
                                                                      (100000, 16, True)])]
-    if minilm_dir() is not None:  # the shapes, on the real model
+    if minilm_dir() is not None:  # batches that would need gigabytes, on the real model
         models.append(("all-MiniLM-L6-v2", BertModel.from_pretrained(minilm_dir()), [(200000, 64, False), (20000, 128, True)]))
     for name, model, shapes in models:
         model([[2, 5, 3]])  # compiled before the memory limit is set
