@@ -10,7 +10,7 @@ import os
 import numba
 
 # Numba's default OpenMP pool and OpenBLAS's both spin-wait; on few cores each then waits out the other's
-# spinning (measured here: ~5 ms per kernel call). The workqueue pool does not spin.
+# spinning (docs/fast.md has the cost). The workqueue pool does not spin.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 

@@ -12,8 +12,8 @@ work is spent on padding and sequences of equal length sit together. Per layer:
 The weights are the model's own arrays (FastEncoder keeps no copy). Buffers are kept and reused across
 layers and calls, so calls on one model from several threads take turns (a lock).
 
-The GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is up to 1.7x slower for a row count 2 to 7 past
-a multiple of 8 than for the next multiple of 8. The extra rows are computed and never read: every GEMM row
+The GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is slower for a row count 2 to 7 past a multiple of 8
+than for the next multiple of 8 (docs/fast.md). The extra rows are computed and never read: every GEMM row
 depends only on its own input row, and the kernels and attention touch the T real rows only.
 """
 
@@ -35,12 +35,9 @@ SCORES_LIMIT = 1 << 22  # elements of one [n, A, L, L] score block: caps the buf
 
 
 def gemm_rows(tokens: int) -> int:
-    """The row count to run T tokens' GEMMs on: T rounded up to a multiple of 8 when that adds 2 to 7 rows.
-
-    Measured with OpenBLAS's Haswell sgemm (NumPy's wheels on AVX2 CPUs; `python benchmarks/bench_gemm.py
-    --rows`): a layer's four BERT-Mini GEMMs on 5 rows take 1.67x as long as on 8, on 14 rows 1.46x as long
-    as on 16, on 30 rows 1.19x as long as on 32, while 1 row past a multiple of 8 costs less than the
-    padding would (a single row runs as a matrix-vector product)."""
+    """The row count to run T tokens' GEMMs on: T rounded up to a multiple of 8 when that adds 2 to 7 rows,
+    where OpenBLAS's sgemm is slower than on the next multiple of 8; one row past a multiple of 8 costs less
+    than the padding would (a single row runs as a matrix-vector product). Figures: docs/fast.md."""
     over = tokens % ROW_MULTIPLE
     return tokens if over <= 1 else tokens + ROW_MULTIPLE - over
 

@@ -52,7 +52,7 @@ def int_matmul(q_x: np.ndarray, q_w: np.ndarray) -> np.ndarray:
 
     Computed as a float64 matrix product, which is exact here: every product and partial sum is an integer
     of magnitude ≤ 255 · 127 · K < 2⁵³, and such integers are exact in float64 whatever the order of the
-    additions. (NumPy's own integer matmul is exact too, but has no BLAS behind it and runs ~100x slower.)"""
+    additions. (NumPy's own integer matmul is exact too, but has no BLAS behind it and runs far slower.)"""
     acc = q_x.astype(np.float64) @ q_w.T.astype(np.float64)  # [T, K] @ [K, N] -> [T, N]
     return acc.astype(np.int32)
 

@@ -10,8 +10,7 @@ two calls within a round, which run milliseconds apart (about a second at the la
 the machine's phase (on a virtual machine whose speed wanders by ±30% from minute to minute, minima taken
 minutes apart disagree more).
 In each round an engine's timed call follows an untimed call of its own: ONNX Runtime's and torch's
-thread pools keep spinning after a call returns, and on two cores that slowed whichever engine ran next
-(minibert 1x128: 10.4 ms after itself, 19.8 ms right after ONNX Runtime).
+thread pools keep spinning after a call returns, and on two cores that slows whichever engine runs next.
 With int8=True (`minibert bench --int8`), minibert's int8 model is timed against its float32 one and ONNX
 Runtime's int8 recipes (see int8_engines), and the memory of the quantized matrices is printed.
 """
