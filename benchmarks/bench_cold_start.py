@@ -8,7 +8,7 @@ child's work (from its first line to the first call's return, interpreter start-
 with ratios. Children run outside the checkout, so an installed minibert is not shadowed by the source tree. The first minibert run also fills Numba's on-disk cache if it is empty: that one is excluded.
 ONNX Runtime loads a file exported once beforehand (the export is not timed).
 
-Numba imports SciPy when it is installed (to offer BLAS inside kernels; ~0.4 s here), and the test extras
+Numba imports SciPy when it is installed (to offer BLAS inside kernels; docs/fast.md has its cost), and the test extras
 bring SciPy in. `--minibert-python venv/bin/python` runs minibert's children in an interpreter with only
 minibert's runtime dependencies, as a user would have them (`python -m venv venv && venv/bin/pip install .`).
 """
