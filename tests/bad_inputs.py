@@ -364,7 +364,16 @@ def weights_value_cases(root: Path) -> list[Case]:
             ("a negative offset", lambda p: zip_bin(p, {"w": View("0", 10, (5,), (1,), -1)}, {"0": b"\0" * 40}),
              "reaches outside its storage"),
             ("a negative stride", lambda p: zip_bin(p, {"w": View("0", 10, (5,), (-1,), 9)}, {"0": b"\0" * 40}),
-             "reaches outside its storage")):
+             "reaches outside its storage"),
+            ("a tensor of 100 dimensions", lambda p: zip_bin(p, {"w": View("0", 1, (1,) * 100, (1,) * 100)}, {"0": b"\0" * 4}),
+             "w: .*dimension"),
+            ("a storage of a negative count", lambda p: zip_bin(p, {"w": View("0", -4, (1,), (1,))}, {"0": b""}),
+             "invalid element count -4"),
+            ("a storage count that is a string", lambda p: _zip_raw(p, state_pickle({"w": View("0", 1, (1,), (1,))}).replace(
+                b"J\x01\x00\x00\x00t", b"X\x01\x00\x00\x00at", 1)), "invalid element count 'a'"),
+            ("a legacy file cut after its header", lambda p: p.write_bytes(pickle.dumps(LEGACY_MAGIC, protocol=2)),
+             "not a readable torch checkpoint"),
+            ("a .bin that is a directory", lambda p: p.mkdir(), "pytorch_model.bin: is a directory")):
         directory = bin_dir(root, f"bin-{name}", writer)
         cases.append(Case(name, load_model(directory), WeightsError, message))
     return cases

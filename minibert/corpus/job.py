@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import check_positive_int
+from ..loading.files import read_json
 from .shards import SHARD_SIZE, remove_temporaries, shard_name
 
 FORMAT = "minibert-corpus/1"
@@ -69,7 +70,9 @@ def start(job: Job) -> Path:
     path, identity = directory / "manifest.json", job.identity()
     if path.is_file():
         try:
-            given = json.loads(path.read_text(encoding="utf-8"))["job"]
+            given = read_json(path)["job"]  # strictly: not UTF-8, NaN, nesting without end are ValueErrors
+            if not isinstance(given, dict):
+                raise TypeError
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"{path} is not a minibert corpus manifest; choose another output directory") from None
         differ = [key for key in identity if given.get(key) != identity[key]]

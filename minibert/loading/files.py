@@ -50,7 +50,10 @@ def read_json(path: str | os.PathLike, error: type[Exception] = ValueError, what
     path = regular_file(path, error, what)
     if path.stat().st_size > MAX_JSON_BYTES:
         raise error(f"{path}: {path.stat().st_size} bytes, more than a model's {what} holds ({MAX_JSON_BYTES})")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:  # no permission, an I/O error
+        raise error(f"{path}: cannot be read ({e.strerror})") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

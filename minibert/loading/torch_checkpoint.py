@@ -162,11 +162,15 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
             state = _read_zip(f) if head == b"PK\x03\x04" else _read_legacy(f)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint file at {path!r}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path!r} is a directory, not a checkpoint file") from None
     except CheckpointError as e:
         raise CheckpointError(f"{path!r}: {e}") from None
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, KeyError, struct.error, ValueError,
             TypeError, AttributeError, IndexError, OverflowError) as e:
         raise CheckpointError(f"{path!r} is not a readable torch checkpoint ({type(e).__name__}: {e})") from None
+    except OSError as e:  # no permission, an I/O error
+        raise CheckpointError(f"{path!r} cannot be read ({e.strerror or e})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path!r} holds a {type(state).__name__}, not a state dict")
     if "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -182,7 +186,7 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise CheckpointError(f"{path!r}: entry {name!r} is a {type(value).__name__}, not a tensor")
         try:
             tensors[str(name)] = value.materialise()
-        except CheckpointError as e:
+        except (CheckpointError, ValueError, TypeError) as e:  # NumPy's own refusals: too many dimensions, ...
             raise CheckpointError(f"{path!r}: {name}: {e}") from None
     return tensors
 
