@@ -72,8 +72,12 @@ class FastEncoder:
             for layer in self.weights["encoder"]["layer"]:
                 attention = layer["attention"]
                 projections = [attention["self"][name] for name in ("query", "key", "value")]
+                qkv = [(matrix(p), p["bias"]) for p in projections]  # Q, K, V: [H, H], [H] each
+                if "weight_scale" in projections[0]:  # int8: one matrix of their codes side by side, [3H, H],
+                    qkv = [(matrix({key: np.concatenate([p[key] for p in projections]) for key in projections[0]}),
+                            np.concatenate([p["bias"] for p in projections]))]  # so x is quantized once
                 self.layers.append({
-                    "qkv": [(matrix(p), p["bias"]) for p in projections],  # Q, K, V: [H, H], [H] each
+                    "qkv": qkv,
                     "o": (matrix(attention["output"]["dense"]), attention["output"]["dense"]["bias"]),  # [H, H]
                     "ln1": attention["output"]["LayerNorm"],
                     "ffn_in": (matrix(layer["intermediate"]["dense"]), layer["intermediate"]["dense"]["bias"]),  # [H, I]
@@ -127,10 +131,13 @@ class FastEncoder:
         """One encoder layer over packed tokens: rows [R, H], whose first T rows are the tokens, updated in
         place; qkv [R, 3H], context [R, H], projected [R, H], intermediate [R, I]: work buffers."""
         x = rows[:T]
-        H, eps, run = x.shape[1], self.config.layer_norm_eps, kernels.run
-        for i, (matrix, bias) in enumerate(w["qkv"]):  # Q, K, V side by side in qkv
-            matmul(rows, matrix, qkv[:, i * H:(i + 1) * H])  # [R, H] -> [R, H]
-            run(kernels.add_bias, T * H, qkv[:T, i * H:(i + 1) * H], bias)
+        eps, run = self.config.layer_norm_eps, kernels.run
+        start = 0
+        for matrix, bias in w["qkv"]:  # Q, K, V side by side in qkv (an int8 model's in one matrix)
+            end = start + len(bias)
+            matmul(rows, matrix, qkv[:, start:end])  # [R, H] -> [R, H] (int8: [R, 3H])
+            run(kernels.add_bias, T * (end - start), qkv[:T, start:end], bias)
+            start = end
         self._attention(qkv[:T], plan, context)  # [T, 3H] -> context [T, H]
         (w_o, b_o), (w_1, b_1), (w_2, b_2), ln1, ln2 = w["o"], w["ffn_in"], w["ffn_out"], w["ln1"], w["ln2"]
         matmul(context, w_o, projected)

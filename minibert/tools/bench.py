@@ -136,12 +136,14 @@ def int8_memory(config: BertConfig, weights: dict[str, np.ndarray]) -> str:
     float_bytes = sum(model.state_dict()[name].nbytes for name in names)
     state = quantized.state_dict()
     int8_bytes = sum(state[name].nbytes + state[name + SCALE_SUFFIX].nbytes for name in names)
-    packed = sum(m.panels.nbytes for m in quantized.fast._int8 if m.panels is not None)
+    matrices = [m for layer in quantized.fast.layers for pairs in (layer["qkv"], [layer["o"], layer["ffn_in"],
+                layer["ffn_out"]]) for m, _ in pairs]
+    packed = sum(m.panels.nbytes for m in matrices if m.panels is not None)
     total = {name: sum(a.nbytes for a in m.state_dict().values())
              for name, m in (("float32", model), ("int8", quantized))}
     return (f"memory: the encoder's {len(names)} quantized matrices {int8_bytes / 2**20:.2f} MB (int8 + scales) "
             f"against {float_bytes / 2**20:.2f} MB in float32 ({int8_bytes / float_bytes:.3f}x), plus "
-            f"{packed / 2**20:.2f} MB of packed panels ({quantized.fast._int8[0].kernel} kernel); the model "
+            f"{packed / 2**20:.2f} MB of packed panels ({matrices[0].kernel} kernel); the model "
             f"{total['int8'] / 2**20:.1f} MB + panels against {total['float32'] / 2**20:.1f} MB "
             f"(the float32 embeddings dominate)")
 
