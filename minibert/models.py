@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from . import nn
-from .config import MAX_SIZES, BertConfig
-from .errors import WeightsError, check_positive_int
+from .config import MAX_LABELS, MAX_SIZES, BertConfig
+from .errors import ConfigError, WeightsError, check_positive_int
 from .fast import FastEncoder
 from .inputs import check_inputs, check_memory, flatten_choices
 from .loading.hub import model_directory
@@ -728,6 +728,8 @@ def with_labels(config: BertConfig, num_labels: int | None = None, id2label: dic
         extra["id2label"] = {str(i): label for i, label in id2label.items()}
         extra["label2id"] = {label: int(i) for i, label in id2label.items()}
     elif num_labels is not None:
+        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or not 1 <= num_labels <= MAX_LABELS:
+            raise ConfigError(f"num_labels must be a whole number in [1, {MAX_LABELS}], got {num_labels!r}")  # before the loop
         extra["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
         extra["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
     if problem_type is not None:

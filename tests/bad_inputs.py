@@ -578,6 +578,8 @@ def cli_cases(root: Path) -> list[Case]:
     (root / "columns.tsv").write_text("sentence\tlabel\nw1\t0\textra\n")
     (root / "latin1.tsv").write_bytes("sentence\tlabel\ncaf\xe9\t0\nw2\t1\n".encode("latin-1"))
     (root / "train.tsv").write_text("sentence\tlabel\nw1\t0\nw2\t1\nw3\t2\n")
+    (root / "pairs.tsv").write_text("a\tb\tlabel\nw1\tw2\t0\nw2\tw3\t1\n")
+    (root / "huge-label.tsv").write_text("sentence\tlabel\nw1\t0\nw2\t1000000000\n")
     (root / "save-dir").mkdir()
     too_many_tokens = model_dir(root, "cli-too-many-tokens", source=HEADS / "masked-lm")
     (too_many_tokens / "vocab.txt").write_text((TINY / "vocab.txt").read_text() + "x1\nx2\n")
@@ -646,6 +648,14 @@ def cli_cases(root: Path) -> list[Case]:
                f"{flag.replace('-', '_')} must be a positive integer|--{flag} must be positive")
               for flag in ("epochs", "max-length", "accumulation-steps", "batch-size") for value in ("0", "-2")],
             (["bench", "--shapes", "100000x8"], r"batch ≤ 4096"),
+            (["finetune", root / "huge-label.tsv", "--model", bare, "--output", root / "o-huge"],
+             r"huge-label.tsv:3: label '1000000000' is not an integer class id in \[0, 65536\)"),
+            (["finetune", root / "train.tsv", "--dev", root / "pairs.tsv", "--model", bare, "--output", root / "o-pairs"],
+             "pairs.tsv holds text pairs but .*train.tsv single texts"),
+            (["finetune", root / "pairs.tsv", "--dev", root / "train.tsv", "--model", bare, "--output", root / "o-single"],
+             "train.tsv holds single texts but .*pairs.tsv text pairs"),
+            (["finetune", root / "train.tsv", "--model", bare, "--output", root / "o-n", "--num-labels", "100000"],
+             r"num_labels must be a whole number in \[1, 65536\]"),
             (["bench", "--shapes", "1x1024"], "at most 512 tokens"),
             (["fill-mask", "--model", too_many_tokens, "w1 [MASK]"], "the tokenizer has 62 tokens but the model's vocabulary only 60"),
             (["embed", "--model", too_many_tokens, "w1"], "the tokenizer has 62 tokens but the model's vocabulary only 60"),
@@ -724,6 +734,9 @@ def bomb_cases(root: Path) -> list[Case]:
         directory = model_dir(root, f"bomb-init-{field}", config={"hidden_size": 256, field: value, "num_hidden_layers": 256})
         cases.append(Case(f"fresh weights for {field}={value} and 256 layers", lambda d=directory: _init(d), ConfigError,
                           "a model of this config holds .* GiB of weights"))
+    for value in (10**9, 10**12, 2**63):
+        cases.append(Case(f"a classifier of {value} labels", lambda v=value: _classifier(v), ConfigError,
+                          r"num_labels must be a whole number in \[1, 65536\]"))
     tokenizer = BertTokenizer.from_pretrained(TINY)
     cases.append(Case("tokenizer padding to 10**9", lambda: tokenizer(["w1"] * 4, padding="max_length", max_length=10**9),
                       ValueError, "beyond what any BERT takes"))
@@ -740,3 +753,9 @@ def _init(directory: Path) -> None:
     from minibert import BertConfig, init_weights
 
     init_weights(BertConfig.from_json_file(directory / "config.json"))
+
+
+def _classifier(num_labels: int) -> None:
+    from minibert import BertForSequenceClassification
+
+    BertForSequenceClassification.from_pretrained(TINY, num_labels=num_labels)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm  # installed with huggingface-hub
 
+from ..config import MAX_LABELS
 from ..errors import check_positive_int
 from ..loading.files import present, read_json
 from ..models import BertForSequenceClassification
@@ -105,10 +106,10 @@ def read_examples(path: str | os.PathLike, regression: bool = False) -> Examples
             raise ValueError(f"{path}:{line}: {len(row)} columns, the header has {width}")
         try:
             label = float(row[-1]) if regression else int(row[-1])
-            if not (math.isfinite(label) if regression else label >= 0):  # "nan" parses; class ids start at 0
+            if not (math.isfinite(label) if regression else 0 <= label < MAX_LABELS):  # "nan" parses; ids from 0
                 raise ValueError
         except ValueError:
-            wanted = "a finite number" if regression else "an integer class id ≥ 0"
+            wanted = "a finite number" if regression else f"an integer class id in [0, {MAX_LABELS})"
             raise ValueError(f"{path}:{line}: label {row[-1]!r} is not {wanted}") from None
         labels.append(label)
         texts.append(row[0])
@@ -177,6 +178,9 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
         raise ValueError(f"{train_file}: every label is {train.labels[0]}: there is nothing to learn "
                          + ("(regression needs labels that vary)" if regression else "(a classifier needs two classes or more)"))
     dev = read_examples(dev_file, regression) if dev_file else None
+    if dev is not None and (dev.pairs is None) != (train.pairs is None):
+        raise ValueError(f"{dev_file} holds {'single texts' if dev.pairs is None else 'text pairs'} but {train_file} "
+                         f"{'single texts' if train.pairs is None else 'text pairs'}: both files must have the same columns")
     tokenizer = BertTokenizer.from_pretrained(model_name_or_path)
     state_file = output_dir / "trainer_state.json"
     state = read_json(state_file) if present(state_file) else None
