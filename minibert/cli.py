@@ -148,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--revision", help="hub revision (branch, tag, commit or refs/pr/N)")
         p.set_defaults(run=_convert if name == "convert" else _download)
 
+    p = commands.add_parser("learn", help="exercises: write BERT's blocks yourself, graded against transformers",
+                            description="init writes the reference blocks with their bodies taken out; check runs "
+                            "yours, block by block, on tensors frozen from transformers (docs/learn.md).")
+    learn = p.add_subparsers(dest="learn_command", required=True, metavar="init|check")
+    q = learn.add_parser("init", help="write the exercises into a new (or empty) folder")
+    q.add_argument("directory")
+    q.add_argument("--track", choices=("forward", "backward"), default="forward",
+                   help="the blocks' forward passes (default), or their backward passes")
+    q.set_defaults(run=_learn_init)
+    q = learn.add_parser("check", help="grade your blocks in order, then the whole model; exit 1 unless all are OK")
+    q.add_argument("directory")
+    q.add_argument("--block", action="append", help="grade this block only (repeatable), e.g. --block self_attention")
+    q.set_defaults(run=_learn_check)
+
     p = commands.add_parser("bench", help="time minibert against torch eager and ONNX Runtime (when installed)",
                             description="Same process, engines interleaved, minimum of N rounds, ms and ratios per "
                             "shape, and which BLAS kernel ran. Run it with the machine's BLAS pins unset for that "
@@ -523,6 +537,26 @@ def _compare(ours, batch, reference) -> dict[str, tuple[float, float | None]]:
         diffs["pooler"] = (float(np.abs(slow.pooler_output - reference["pooler_output"]).max()),
                            float(np.abs(fast.pooler_output - reference["pooler_output"]).max()))
     return diffs
+
+
+def _learn_init(args) -> int:
+    from .learn import init
+
+    try:
+        todo = init(args.directory, args.track)
+    except FileExistsError as e:
+        raise UserError(str(e)) from None
+    print(f"wrote the {args.track} exercises to {args.directory}: {', '.join(todo)}")
+    print(f"write them in that order; grade your work with: minibert learn check {args.directory}")
+    return 0
+
+
+def _learn_check(args) -> int:
+    from .learn import check, report
+
+    results = check(args.directory, args.block)
+    print(report(results))
+    return 0 if all(r.status == "OK" for r in results) else 1
 
 
 def _trace(args) -> int:
