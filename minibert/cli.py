@@ -579,12 +579,12 @@ def _trace(args) -> int:
             maps.append(tensor[0])
     if args.save:
         path = os.path.join(args.save, "attention.png") if os.path.isdir(args.save) else args.save
-        _draw_attention(maps, tokens, path)
+        _draw_attention(maps, tokens, args.text, path)
         lines.append(f"attention maps of {len(maps)} layers x {maps[0].shape[0]} heads written to {path}")
     emit(args, {"text": args.text, "tokens": tokens, "steps": steps}, lines)
 
 
-def _draw_attention(maps, tokens, path) -> None:
+def _draw_attention(maps, tokens, text, path) -> None:
     try:
         import matplotlib
 
@@ -592,16 +592,9 @@ def _draw_attention(maps, tokens, path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("--save needs matplotlib: pip install 'bert-miniatures-numpy[viz]'") from None
-    layers, heads = len(maps), maps[0].shape[0]
-    fig, axes = plt.subplots(layers, heads, figsize=(2.2 * heads + 1, 2.2 * layers + 1), squeeze=False)
-    for i in range(layers):
-        for h in range(heads):
-            ax = axes[i][h]
-            ax.imshow(maps[i][h], cmap="viridis", vmin=0, vmax=1)
-            ax.set_xticks(range(len(tokens)), tokens if i == layers - 1 else [], rotation=90, fontsize=6)
-            ax.set_yticks(range(len(tokens)), tokens if h == 0 else [], fontsize=6)
-            ax.set_title(f"layer {i + 1} head {h + 1}", fontsize=8)
-    fig.tight_layout()
+    from .tools.plot import attention_figure
+
+    fig = attention_figure(maps, tokens, title=text)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
