@@ -87,3 +87,19 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
     assert process.wait(timeout=120) == 141, stderr
     assert stderr == ""
 
+
+
+def test_convert_keeps_a_sentence_transformers_model_whole_with_ordinary_file_modes(tmp_path, minilm_path):
+    """convert of a sentence-transformers directory copies its modules (embed on the copy gives the same
+    vectors), and model.safetensors gets the mode any new file gets under the umask (it was 0600)."""
+    import numpy as np
+
+    from minibert.loading.convert import convert, current_umask
+    from minibert.tasks import SentenceEncoder
+
+    target = convert(minilm_path, tmp_path / "copy")
+    assert (target.stat().st_mode & 0o777) == 0o666 & ~current_umask()
+    for name in ("modules.json", "sentence_bert_config.json", "1_Pooling/config.json"):
+        assert (tmp_path / "copy" / name).is_file(), name
+    np.testing.assert_array_equal(SentenceEncoder.from_pretrained(tmp_path / "copy").encode("a cat"),
+                                  SentenceEncoder.from_pretrained(minilm_path).encode("a cat"))
