@@ -648,6 +648,8 @@ def cli_cases(root: Path) -> list[Case]:
                f"{flag.replace('-', '_')} must be a positive integer|--{flag} must be positive")
               for flag in ("epochs", "max-length", "accumulation-steps", "batch-size") for value in ("0", "-2")],
             (["bench", "--shapes", "100000x8"], r"batch ≤ 4096"),
+            *[(["bench", "--threads", value, "--shapes", "1x8", "--rounds", "1"], "the thread count must be a positive integer")
+              for value in ("0", "-3", "999999999999999999999", "5000")],
             (["finetune", root / "huge-label.tsv", "--model", bare, "--output", root / "o-huge"],
              r"huge-label.tsv:3: label '1000000000' is not an integer class id in \[0, 65536\)"),
             (["finetune", root / "train.tsv", "--dev", root / "pairs.tsv", "--model", bare, "--output", root / "o-pairs"],

@@ -54,7 +54,7 @@ def test_input_file(capsys, tmp_path):
     (["bench", "--shapes", "0x8"], "--shapes takes BATCHxLENGTH pairs of positive integers"),
     (["bench", "--shapes", "1x1024"], "at most 512 tokens"),
     (["bench", "--rounds", "0"], "rounds must be a positive integer, got 0"),
-    (["bench", "--threads", "0"], "the thread count must be a positive integer, got 0"),
+    (["bench", "--threads", "0"], "the thread count must be a positive integer (at most 4096), got 0"),
 ])
 def test_user_mistakes_are_one_line(capsys, argv, message):
     status, out, err = run(capsys, *argv)

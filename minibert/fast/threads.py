@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numba
 
+MAX_THREADS = 4096  # far beyond any CPU here; BLAS takes the count as a C int
+
 
 def set_num_threads(n: int) -> None:
     """Use `n` threads for both BLAS and the Numba kernels (default: all cores, as both libraries choose).
@@ -11,8 +13,8 @@ def set_num_threads(n: int) -> None:
     BLAS threads are set through threadpoolctl when it is installed; without it, set OPENBLAS_NUM_THREADS
     (or OMP_NUM_THREADS / MKL_NUM_THREADS) in the environment before starting Python.
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"the thread count must be a positive integer, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"the thread count must be a positive integer (at most {MAX_THREADS}), got {n!r}")
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
         from threadpoolctl import threadpool_limits
