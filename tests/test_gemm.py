@@ -1,4 +1,4 @@
-"""The packed float32 GEMM (minibert/fast/gemm.py) against NumPy's float64 matmul: every vector width this
+"""The float32 GEMM (minibert/fast/gemm.py) against NumPy's float64 matmul: every vector width this
 CPU can run, serial and parallel, every epilogue, and shapes that hit every tail of the tiles (rows 1-33,
 widths not a multiple of the panel, K not a multiple of the K block). The portable build runs in a
 subprocess with NUMBA_CPU_NAME=generic."""
@@ -17,7 +17,7 @@ from minibert.fast import gemm, simd
 
 WIDTHS = sorted({4, 8, simd.host().width})  # 8 lanes lower to two registers on SSE-only CPUs: still correct
 SHAPES = [(rows, 37, 45) for rows in range(1, 34)] + [
-    (5, gemm.KC, 32), (9, gemm.KC + 1, 70), (3, 2 * gemm.KC + 77, 16), (gemm.MC + 13, 300, 100), (1, 1, 1)]
+    (5, gemm.KC, 32), (9, gemm.KC + 1, 70), (3, 2 * gemm.KC + 77, 16), (109, 300, 100), (1, 1, 1)]
 
 
 def expected(x, w, b, epilogue, residual):
@@ -43,7 +43,7 @@ def run(width, parallel, rows, k, n, epilogue, seed=0):
     b = rng.standard_normal(n).astype(np.float32)
     residual = rng.standard_normal((rows, n)).astype(np.float32)
     out = np.full((rows, n), np.nan, dtype=np.float32)
-    gemm.kernel(width, parallel)(x, gemm.pack(w, width), n, out, b, residual, epilogue, 2)
+    gemm.kernel(width, parallel)(x, np.ascontiguousarray(w.T), out, b, residual, epilogue, 2)  # w [K, N]
     want, bound = expected(x, w, b, epilogue, residual)
     return np.abs(out - want).max(), (np.abs(out - want) / bound).max()
 
@@ -66,14 +66,14 @@ def test_epilogues(width, epilogue):
 
 
 def test_views_with_a_row_stride():
-    """x and out may be row ranges and column blocks of larger arrays (the encoder's reused buffers)."""
+    """x, w and out may be blocks of larger arrays (the encoder's reused buffers, the Q, K, V weights side by
+    side), through linear(), as the encoder calls it."""
     rng = np.random.default_rng(2)
     big = rng.standard_normal((20, 50)).astype(np.float32)
-    w = rng.standard_normal((30, 40)).astype(np.float32)
+    w = rng.standard_normal((40, 90)).astype(np.float32)
     out = np.full((20, 64), 7.0, dtype=np.float32)
-    gemm.kernel()(big[3:14, 5:45], gemm.pack(w, simd.host().width), 30, out[3:14, 10:40], np.zeros(30, np.float32),
-                  out, gemm.BIAS, 2)
-    want = big[3:14, 5:45].astype(np.float64) @ w.T
+    gemm.linear(big[3:14, 5:45], w[:, 7:37], out[3:14, 10:40], np.zeros(30, np.float32))
+    want = big[3:14, 5:45].astype(np.float64) @ w[:, 7:37]
     assert np.abs(out[3:14, 10:40] - want).max() <= 1e-4
     untouched = np.ones(out.shape, dtype=bool)
     untouched[3:14, 10:40] = False

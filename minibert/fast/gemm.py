@@ -1,29 +1,31 @@
-"""float32 GEMM on weights packed once at load: out = epilogue(x W + b), in Numba, explicit SIMD.
+"""float32 GEMM in Numba with explicit SIMD: out = epilogue(x W + b), W a row-major [in, out] weight.
 
-The weight W [K, N] (a Linear's [out, in] weight, transposed) is packed into panels of NR columns,
-
-    panels [P, K, NR], P = ⌈N / NR⌉, panels[p, k, :] = W[k, p·NR : p·NR + NR] (zeros past N),
-
-so the micro-kernel reads B as one contiguous stream. The micro-kernel computes an MR × NR tile of the
-output, held in registers for the whole K loop (MR · NR/W vector accumulators, W lanes per vector):
+The output is computed in tiles of MR rows × NR columns, each held in registers for the whole K loop
+(MR · NR/W vector accumulators, W lanes per vector), over a panel of NR columns of W:
 
                NR = V vectors of W lanes
              ┌────────┬────────┐
-     B row k │ b[k,0] │ b[k,1] │          2 vector loads per k (V = 2)
+     W row k │ w[k,0] │ w[k,1] │          2 vector loads per k (V = 2)
              └────────┴────────┘
-     A col k                               MR broadcasts per k
-       a[0,k] ─► acc[0][0]  acc[0][1]
-       a[1,k] ─► acc[1][0]  acc[1][1]      acc[i][v] += broadcast(a[i,k]) · b[k,v]
+     x col k                               MR broadcasts per k
+       x[0,k] ─► acc[0][0]  acc[0][1]
+       x[1,k] ─► acc[1][0]  acc[1][1]      acc[i][v] += broadcast(x[i,k]) · w[k,v]
         ...        ...        ...          (MR · V fused multiply-adds per k)
-       a[MR-1,k]► acc[MR-1][0] acc[MR-1][1]
+       x[MR-1,k]► acc[MR-1][0] acc[MR-1][1]
 
 Tiles: 8 × 32 on AVX-512 (16 of the 32 zmm registers hold the tile), 6 × 16 on AVX2 (12 of 16 ymm), 6 × 8
 on SSE / generic targets (12 of 16 xmm). Rows past a multiple of MR run on kernels of 4, 2 and 1 rows.
 
-Blocking: the output is cut into tasks of MC rows × one panel, run in parallel (prange); within a task, K
-is cut into blocks of KC so a B block (KC × NR) stays in L1 while the task's row tiles stream over it, and
-each tile accumulates over the K blocks in a small scratch block, from which the epilogue writes the
-output: bias, bias + GELU (nn.gelu, erf as kernels.erf_rational), or bias + residual.
+Blocking: the panels are split between threads in runs of consecutive panels (one parallel region per
+GEMM). A panel's output [M, NR] is accumulated over K in blocks of KC: each KC × NR block of W is copied
+into a contiguous, 64-byte aligned buffer (when more than one row tile reads it: rows of W a page apart
+map to the same L1 sets and would evict each other between tiles), where it stays in L1 while every row
+tile streams over it. The epilogue then writes the panel's output: bias, bias + GELU (nn.gelu, erf as
+kernels.erf_rational), or bias + residual. A last panel narrower than NR reads a zero-padded copy.
+
+W is read from the caller's array rather than from panels packed once at load, so a model and its fast
+path could share one copy of each weight (an optimizer's in-place step then reaches both); on BERT-Mini's
+16 layer GEMMs at 8 rows, panels packed at load and W read in place took the same time.
 """
 
 from __future__ import annotations
@@ -37,12 +39,12 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-from . import simd
+from . import kernels, simd
 from .kernels import F32_HALF, F32_ONE, F32_SQRT1_2, erf_rational
 
 NONE, BIAS, BIAS_GELU, BIAS_RESIDUAL = 0, 1, 2, 3  # epilogues
 KC = 256  # K block: a KC × 32 float32 block of B is 32 KiB (L1)
-MC = 96  # rows per task: an MC × KC block of A is 96 KiB (L2)
+PARALLEL_FROM = 1 << 23  # multiply-adds; below, one thread beats waking the pool (8 rows of a layer's GEMMs stay serial)
 
 
 def tile_rows(width: int) -> int:
@@ -56,8 +58,8 @@ MR = tile_rows(WIDTH)
 
 
 @intrinsic
-def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_start, k, c, accumulate):
-    """c[i, :] (+)= Σ_k a[a_start + i·lda + k] · b[b_start + k·NR : +NR] for i < rows, NR = vectors · width.
+def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_start, ldb, k, c, accumulate):
+    """c[i, :] (+)= Σ_k a[a_start + i·lda + k] · b[b_start + k·ldb : +NR] for i < rows, NR = vectors · width.
 
     rows, vectors, width, fused: compile-time constants; a, b, c: float32 arrays (any shape, contiguous in
     the addressed elements); c is the tile [rows, NR] at c's first element; accumulate: add to c's values
@@ -68,14 +70,14 @@ def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_s
             return None
     MR, V, W, FUSED = rows.literal_value, vectors.literal_value, width.literal_value, bool(fused.literal_value)
     NR = V * W
-    signature = nbtypes.void(rows, vectors, width, fused, a, a_start, lda, b, b_start, k, c, accumulate)
+    signature = nbtypes.void(rows, vectors, width, fused, a, a_start, lda, b, b_start, ldb, k, c, accumulate)
 
     def codegen(context, builder, sig, args):
-        *_, a_array, a0, lda_, b_array, b0, k_, c_array, acc_flag = args
+        *_, a_array, a0, lda_, b_array, b0, ldb_, k_, c_array, acc_flag = args
         i64 = cgutils.intp_t
         a_data = context.make_array(sig.args[4])(context, builder, a_array).data
         b_data = context.make_array(sig.args[7])(context, builder, b_array).data
-        c_data = context.make_array(sig.args[10])(context, builder, c_array).data
+        c_data = context.make_array(sig.args[11])(context, builder, c_array).data
         a_rows = [simd.element_pointer(builder, a_data, builder.add(a0, builder.mul(lda_, i64(i)))) for i in range(MR)]
         b_start_ = simd.element_pointer(builder, b_data, b0)
         zero = simd.ir.Constant(simd.vector(W), [0.0] * W)
@@ -87,7 +89,7 @@ def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_s
         builder.position_at_end(loop)  # one k per iteration; the tile lives in phi nodes (registers)
         kk = builder.phi(i64)
         acc = [[builder.phi(zero.type) for _ in range(V)] for _ in range(MR)]
-        b_row = simd.element_pointer(builder, b_start_, builder.mul(kk, i64(NR)))
+        b_row = simd.element_pointer(builder, b_start_, builder.mul(kk, ldb_))
         b_vectors = [simd.load(builder, simd.element_pointer(builder, b_row, i64(v * W)), W) for v in range(V)]
         new = []
         for i in range(MR):
@@ -115,52 +117,65 @@ def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_s
     return signature, codegen
 
 
-def pack(weight: np.ndarray, width: int) -> np.ndarray:
-    """A Linear's weight [N, K] ([out, in]) -> panels [⌈N/NR⌉, K, NR] float32, NR = 2 · width, zero-padded."""
-    N, K = weight.shape
-    NR = 2 * width
-    P = -(-N // NR)
-    padded = np.zeros((P * NR, K), dtype=np.float32)
-    padded[:N] = weight
-    return np.ascontiguousarray(padded.reshape(P, NR, K).transpose(0, 2, 1))  # [P·NR, K] -> [P, K, NR]
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def panel_product(x, x0, lda, rows, k, b, b0, ldb, tile, packed, mr, width, fused):
+    """tile[:rows] = x-rows · one panel of b: tile[i, :NR] = Σ_κ x[x0 + i·lda + κ] · b[b0 + κ·ldb : +NR] for
+    i < rows ≤ tile's rows, κ < k; NR = 2 · width, ldb = b's row stride. mr, width, fused: the caller's
+    compile-time constants (the tile's rows, the vector lanes, FMA). K in blocks of KC; each block of b is
+    first copied into packed [KC, NR] when more than one row tile reads it (rows of b a page apart map to
+    the same L1 sets and would evict each other between tiles); tile rows in MR, then 4, 2, 1."""
+    nr = 2 * width
+    r0, c0 = b0 // ldb, b0 % ldb
+    for k0 in range(0, k, KC):
+        kc = min(KC, k - k0)
+        keep = k0 > 0
+        if rows > mr:
+            for kk in range(kc):  # element by element: a slice assignment may copy through a temporary
+                for c in range(nr):
+                    packed[kk, c] = b[r0 + k0 + kk, c0 + c]
+            src, s0, ls = packed, 0, nr
+        else:
+            src, s0, ls = b, b0 + k0 * ldb, ldb
+        i = 0
+        while i + mr <= rows:
+            micro_kernel(mr, 2, width, fused, x, x0 + i * lda + k0, lda, src, s0, ls, kc, tile[i:], keep)
+            i += mr
+        if rows - i >= 4:
+            micro_kernel(4, 2, width, fused, x, x0 + i * lda + k0, lda, src, s0, ls, kc, tile[i:], keep)
+            i += 4
+        if rows - i >= 2:
+            micro_kernel(2, 2, width, fused, x, x0 + i * lda + k0, lda, src, s0, ls, kc, tile[i:], keep)
+            i += 2
+        if rows - i >= 1:
+            micro_kernel(1, 2, width, fused, x, x0 + i * lda + k0, lda, src, s0, ls, kc, tile[i:], keep)
 
 
-def _gemm(x, panels, n, out, bias, residual, epilogue, threads):
-    """out[:M, :n] = epilogue(x panels + bias (+ residual)); x [M, K], panels [P, K, NR], out [M, ≥n] float32,
-    rows of x and out contiguous; the tasks split in `threads` runs. WIDTH, MR, FUSED are the copy's globals
-    (see _build)."""
+def _gemm(x, w, out, bias, residual, epilogue, threads):
+    """out = epilogue(x w + bias (+ residual)); x [M, K], w [K, N], out [M, N] float32, rows of each
+    contiguous; the panels split in `threads` runs. WIDTH, MR, FUSED are the copy's globals (see _build)."""
     M, K = x.shape
-    P, NR = panels.shape[0], panels.shape[2]
-    lda = x.strides[0] // 4
-    blocks = (M + MC - 1) // MC
-    tasks = blocks * P  # task t: rows of block t // P, columns of panel t % P
-    chunks = min(threads, tasks)  # one run of consecutive tasks per thread
+    N = w.shape[1]
+    NR = 2 * WIDTH
+    P = (N + NR - 1) // NR
+    lda, ldw = x.strides[0] // 4, w.strides[0] // 4
+    tail = np.zeros((K if N % NR else 0, NR), dtype=np.float32)  # [K, NR] a narrower last panel, zero-padded
+    if N % NR:
+        tail[:, :N % NR] = w[:, (P - 1) * NR:]
+    chunks = min(threads, P)  # one run of consecutive panels per thread
     for chunk in prange(chunks):
-        tile = np.empty((MC, NR), dtype=np.float32)  # [MC, NR] a task's output block, summed over K blocks
-        for task in range(chunk * tasks // chunks, (chunk + 1) * tasks // chunks):
-            m0 = (task // P) * MC
-            m1 = min(m0 + MC, M)
-            p = task % P
-            for k0 in range(0, K, KC):
-                kc = min(KC, K - k0)
-                b0 = (p * K + k0) * NR
-                keep = k0 > 0
-                i = m0
-                while i + MR <= m1:
-                    micro_kernel(MR, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
-                    i += MR
-                if m1 - i >= 4:
-                    micro_kernel(4, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
-                    i += 4
-                if m1 - i >= 2:
-                    micro_kernel(2, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
-                    i += 2
-                if m1 - i >= 1:
-                    micro_kernel(1, 2, WIDTH, FUSED, x, i * lda + k0, lda, panels, b0, kc, tile[i - m0:], keep)
+        tile = np.empty((M, NR), dtype=np.float32)  # [M, NR] a panel's output
+        raw = np.empty(KC * NR + 16, dtype=np.float32)
+        a0 = (16 - (raw.ctypes.data // 4) % 16) % 16
+        packed = raw[a0:a0 + KC * NR].reshape((KC, NR))  # [KC, NR] a block of w's panel, 64-byte aligned
+        for p in range(chunk * P // chunks, (chunk + 1) * P // chunks):
+            if (p + 1) * NR <= N:
+                panel_product(x, 0, lda, M, K, w, p * NR, ldw, tile, packed, MR, WIDTH, FUSED)
+            else:
+                panel_product(x, 0, lda, M, K, tail, 0, NR, tile, packed, MR, WIDTH, FUSED)
             j0 = p * NR
-            j1 = min(j0 + NR, n)
-            for i in range(m0, m1):
-                _epilogue(tile[i - m0, :j1 - j0], out[i, j0:j1], bias[j0:j1], residual[i, j0:j1], epilogue)
+            j1 = min(j0 + NR, N)
+            for i in range(M):
+                _epilogue(tile[i, :j1 - j0], out[i, j0:j1], bias[j0:j1], residual[i, j0:j1], epilogue)
 
 
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
@@ -195,12 +210,24 @@ def _build(width: int, fused: bool, parallel: bool):
 _BUILDS: dict = {}
 
 
-def kernel(width: int | None = None, parallel: bool = True):
-    """The GEMM for vectors of `width` lanes (default: the CPU's, simd.host()), fused multiply-adds where the
-    CPU has them."""
-    target = simd.host()
-    width = width or target.width
-    key = (width, target.fma, parallel)
+def kernel(width: int = WIDTH, parallel: bool = True):
+    """The GEMM for vectors of `width` lanes (default: the CPU's), with fused multiply-adds where the CPU has
+    them: a function (x, w, out, bias, residual, epilogue, threads) as _gemm."""
+    key = (width, parallel)
     if key not in _BUILDS:
-        _BUILDS[key] = _build(width, target.fma, parallel)
+        _BUILDS[key] = _build(width, FUSED, parallel)
     return _BUILDS[key]
+
+
+def linear(x: np.ndarray, w: np.ndarray, out: np.ndarray, bias: np.ndarray, epilogue: int = BIAS,
+           residual: np.ndarray | None = None) -> None:
+    """out = epilogue(x w + bias), float32: x [M, K], w [K, N], out [M, N] (rows of each contiguous), bias
+    [N], residual [M, N] for BIAS_RESIDUAL. On all of Numba's threads from PARALLEL_FROM multiply-adds."""
+    if any(a.dtype != np.float32 or a.strides[-1] != 4 for a in (x, w, out, bias)):
+        raise ValueError("gemm.linear takes float32 arrays whose rows are contiguous")
+    threads = numba.get_num_threads()
+    args = (x, w, out, bias, out if residual is None else residual, epilogue)
+    if threads == 1 or x.shape[0] * x.shape[1] * w.shape[1] < PARALLEL_FROM:
+        return kernel(parallel=False)(*args, 1)
+    with kernels.PARALLEL_REGION:
+        return kernel()(*args, threads)
