@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .loading.files import read_json
+from .loading.hub import model_directory
+from .loading.miniatures import find_miniature
 
 # Activations the feed-forward block implements (see minibert/nn/activations.py).
 SUPPORTED_ACTIVATIONS = ("gelu",)
@@ -226,8 +229,6 @@ class BertConfig:
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> BertConfig:
         """Read a config.json (strictly: see minibert.loading.files); its problems name the file."""
-        from .loading.files import read_json
-
         try:
             return cls.from_dict(read_json(path, ConfigError, "config.json"))
         except ConfigError as e:
@@ -237,11 +238,9 @@ class BertConfig:
     def from_pretrained(cls, name_or_path: str | os.PathLike, **hub_options: Any) -> BertConfig:
         """Read config.json from a model directory or hub id; a miniature's name ("bert-mini") needs no
         download. hub_options: revision, local_files_only, token, cache_dir (see minibert.loading.hub)."""
-        from .loading.hub import model_directory
-        from .loading.miniatures import find_miniature
-
-        if not os.path.isdir(name_or_path) and (miniature := find_miniature(os.fspath(name_or_path))) is not None:
-            return miniature.config()
+        if not os.path.isdir(name_or_path) and (m := find_miniature(os.fspath(name_or_path))) is not None:
+            return cls(vocab_size=30522, hidden_size=m.hidden, num_hidden_layers=m.layers, num_attention_heads=m.heads,
+                       intermediate_size=m.intermediate)  # every miniature has BERT's uncased vocabulary
         return cls.from_json_file(model_directory(name_or_path, need=("config.json",), **hub_options) / "config.json")
 
     def to_dict(self) -> dict[str, Any]:

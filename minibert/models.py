@@ -365,7 +365,11 @@ def check_quantize_mode(mode: str | None) -> None:
 
 def load_checkpoint(name_or_path: str | os.PathLike, **hub_options: Any) -> tuple[BertConfig, dict[str, np.ndarray]]:
     """config.json and every tensor of a model, from a directory, cache folder, hub id or miniature name."""
-    directory = model_directory(name_or_path, need=("config.json",), weights=True, **hub_options)
+    return read_checkpoint(model_directory(name_or_path, need=("config.json",), weights=True, **hub_options))
+
+
+def read_checkpoint(directory: Path) -> tuple[BertConfig, dict[str, np.ndarray]]:
+    """config.json and every tensor of the model in a local directory (a name already resolved to it)."""
     return BertConfig.from_json_file(directory / "config.json"), read_weights(weights_file(directory))
 
 

@@ -27,6 +27,8 @@ from .models import (
     BertForSequenceClassification,
     BertForTokenClassification,
     BertModel,
+    check_quantize_mode,
+    read_checkpoint,
 )
 from .nn import gelu, softmax
 from .tokenizer import BertTokenizer
@@ -440,6 +442,7 @@ class SentenceEncoder:
         (prompts, default_prompt_name). A plain BERT directory gets mean pooling, unnormalised. Modules
         other than these, or in another order, are an error: leaving one out would change the embeddings.
         quantize="int8": the encoder in int8 (BertModel.quantize; Dense modules stay in floating point)."""
+        check_quantize_mode(quantize)
         # From the hub, the transformer must sit at the repository's root (as in current sentence-transformers
         # models); a local directory may hold it in a subfolder (older models' 0_Transformer/).
         root = model_directory(name_or_path, need=("config.json",), weights=True, want=(
@@ -462,15 +465,16 @@ class SentenceEncoder:
                 raise ValueError(f"{root / paths['Pooling'] / 'config.json'}: modules.json names a Pooling module here, "
                                  "but its config.json is missing")
             pooling, include_prompt = pooling_modes(config, root / paths["Pooling"]), config.get("include_prompt", True)
-        dense = []
-        for path in (path for kind, path in modules if kind == "Dense"):
-            model_directory(name_or_path, want=tuple(f"{path}/{name}" for name in ("config.json", *WEIGHTS_FILES)),
-                            **hub_options)  # from the hub: fetched into the same snapshot as root
-            dense.append(Dense.from_directory(root / path, dtype))
+        dense_paths = [path for kind, path in modules if kind == "Dense"]
+        if dense_paths:  # from the hub: the Dense modules' files fetched into the same snapshot as root, in one call
+            model_directory(name_or_path, want=tuple(f"{path}/{name}" for path in dense_paths
+                                                     for name in ("config.json", *WEIGHTS_FILES)), **hub_options)
+        dense = [Dense.from_directory(root / path, dtype) for path in dense_paths]
         transformer_settings = _read_json(transformer / "sentence_bert_config.json", "sentence_bert_config", default={})
         settings = _read_json(root / "config_sentence_transformers.json", "config_sentence_transformers", default={})
-        return cls(BertModel.from_pretrained(transformer, dtype=dtype, quantize=quantize),
-                   BertTokenizer.from_pretrained(transformer),
+        model = BertModel(*read_checkpoint(transformer), dtype=dtype)  # the directory resolved above, read once
+        return cls(model.quantize(quantize) if quantize else model,
+                   BertTokenizer._from_directory(transformer, os.fspath(transformer)),
                    pooling=pooling, normalize="Normalize" in paths, max_seq_length=transformer_settings.get("max_seq_length"),
                    prompts=settings.get("prompts") or {}, default_prompt_name=settings.get("default_prompt_name"),
                    include_prompt=include_prompt, dense=dense, do_lower_case=transformer_settings.get("do_lower_case", False),

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ..config import BertConfig
-
 TABLE = Path(__file__).resolve().parent / "miniatures.tsv"
 GLUE_TASKS = ("glue_score", "cola", "sst2", "mrpc", "stsb", "qqp", "mnli_m", "mnli_mm", "qnli", "rte", "wnli", "ax")
 
@@ -29,11 +27,6 @@ class Miniature:
     intermediate: int
     parameters: int
     glue: dict[str, str]  # task -> published score ("81.1/71.8" for F1/accuracy pairs); empty if unpublished
-
-    def config(self) -> BertConfig:
-        """The miniature's config.json values (all share BERT's uncased vocabulary of 30,522 tokens)."""
-        return BertConfig(vocab_size=30522, hidden_size=self.hidden, num_hidden_layers=self.layers,
-                          num_attention_heads=self.heads, intermediate_size=self.intermediate)
 
 
 @cache
@@ -51,6 +44,6 @@ def find_miniature(name: str) -> Miniature | None:
     """The miniature called `name`: its short name ("bert-mini"), hub id, or hub id without "google/"."""
     key = name.lower().removeprefix("google/")
     for m in miniatures():
-        if key in (m.name, m.hub_id.lower().removeprefix("google/")):
+        if key in (m.name.lower(), m.hub_id.lower().removeprefix("google/")):
             return m
     return None

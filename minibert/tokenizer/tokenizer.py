@@ -186,9 +186,14 @@ class BertTokenizer:
         (do_lower_case, strip_accents, tokenize_chinese_chars, model_max_length, special tokens,
         extra_special_tokens, ...). As in transformers' BertTokenizer, tokenizer.json's normaliser and other
         stages are not read: BERT's are rebuilt from the settings. Keyword arguments override the files."""
-        path = os.fspath(model_directory(pretrained_model_name_or_path, want=TOKENIZER_FILES,
-                                         revision=revision, local_files_only=local_files_only, token=token,
-                                         cache_dir=cache_dir))
+        path = model_directory(pretrained_model_name_or_path, want=TOKENIZER_FILES, revision=revision,
+                               local_files_only=local_files_only, token=token, cache_dir=cache_dir)
+        return cls._from_directory(path, os.fspath(pretrained_model_name_or_path), **kwargs)
+
+    @classmethod
+    def _from_directory(cls, path: str | os.PathLike, name_or_path: str, **kwargs: Any) -> BertTokenizer:
+        """from_pretrained's reading, from a local directory (a name already resolved to it)."""
+        path = os.fspath(path)
         tokenizer_file, vocab_file, config_file = (os.path.join(path, name) for name in TOKENIZER_FILES)
         settings = read_tokenizer_config(config_file) if present(config_file) else {}
         if present(tokenizer_file):
@@ -197,7 +202,7 @@ class BertTokenizer:
             vocab = vocab_file
         else:
             raise FileNotFoundError(f"no tokenizer.json or vocab.txt in {path!r}")
-        return cls(vocab, **{**settings, "name_or_path": os.fspath(pretrained_model_name_or_path), **kwargs})
+        return cls(vocab, **{**settings, "name_or_path": name_or_path, **kwargs})
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> tuple[str, str, str]:
         """Write tokenizer_config.json, vocab.txt (WordPiece's vocabulary) and tokenizer.json (everything,

@@ -343,7 +343,7 @@ def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: 
     student_path = Path(os.fspath(student))
     miniature = find_miniature(os.fspath(student)) if not student_path.exists() else None
     if student_path.is_file() or miniature is not None:
-        config = miniature.config() if miniature else BertConfig.from_json_file(student_path)
+        config = BertConfig.from_pretrained(miniature.name) if miniature else BertConfig.from_json_file(student_path)
         tokenizer = BertTokenizer.from_pretrained(teacher)
         if config.vocab_size != tokenizer.vocab_size:
             raise ValueError(f"the student's vocabulary ({config.vocab_size}) differs from the teacher's ({tokenizer.vocab_size})")
