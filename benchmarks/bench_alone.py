@@ -1,18 +1,20 @@
-"""minibert and ONNX Runtime each alone in a process of its own, as each would serve: a cross-check of
-`minibert bench`, whose engines share one process (and so each other's spinning thread pools).
+"""minibert, ONNX Runtime and OpenVINO each alone in a process of its own, as each would serve: a cross-check
+of `minibert bench`, whose engines share one process (and so each other's spinning thread pools).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_alone.py \
         [--shapes 1x8,1x128] [--alternations 3]
 
-The same BERT-Mini-shaped random weights as `minibert bench` (ONNX Runtime reads them exported once, by
-torch, into a temporary file; its processes import onnxruntime and NumPy only, minibert's import minibert
-only). For each shape the two engines' processes alternate, `--alternations` times each, so the machine's
+The same BERT-Mini-shaped random weights as `minibert bench` (ONNX Runtime and OpenVINO read them exported
+once, by torch, into a temporary file; their processes import onnxruntime or openvino and NumPy only,
+minibert's import minibert only; OpenVINO is left out when not installed). For each shape the engines'
+processes alternate, `--alternations` times each, so the machine's
 drift reaches both; each process warms up, then times calls back to back for about `--seconds`. Printed:
 each engine's fastest call over all its processes and the median of its processes' medians, and the
-speed-ups (ONNX Runtime ms / minibert ms) of both.
+speed-ups (engine ms / minibert ms) of both.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -44,6 +46,10 @@ if engine == "minibert":
     from minibert.tools.bench import random_mini_weights
     model = BertModel(*random_mini_weights())
     run = lambda: model(ids, attention_mask=mask)
+elif engine == "openvino":
+    import openvino
+    compiled = openvino.Core().compile_model(onnx, "CPU", {"INFERENCE_NUM_THREADS": 2, "INFERENCE_PRECISION_HINT": "f32"})
+    run = lambda: compiled({"input_ids": ids, "attention_mask": mask})
 else:
     import onnxruntime
     options = onnxruntime.SessionOptions()
@@ -60,7 +66,7 @@ while time.perf_counter() < end or len(times) < 5:
     times.append(time.perf_counter() - start)
 print(json.dumps({"min": min(times) * 1e3, "median": float(np.median(times)) * 1e3, "calls": len(times)}))
 """
-ENGINES = ("minibert", "onnxruntime")
+ENGINES = ("minibert", "onnxruntime") + (("openvino",) if importlib.util.find_spec("openvino") else ())
 
 
 def child(engine: str, shape: tuple[int, int], seconds: float, onnx: str) -> dict:
@@ -81,8 +87,9 @@ def main() -> None:
     onnx = export_onnx(transformers_model(*random_mini_weights()), os.path.join(directory, "bert.onnx"))
     pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
     print(f"BLAS (this process): {blas_description()}; BLAS pins in the environment: {pins or 'none'}")
-    print(f"{'batch x seq':>12} {'minibert min / median':>24} {'ONNX Runtime min / median':>28}"
-          f" {'speed-up (min)':>15} {'speed-up (median)':>18}")
+    others = ENGINES[1:]
+    print(f"{'batch x seq':>12} " + " ".join(f"{e + ' min / median':>28}" for e in ENGINES)
+          + "".join(f" {'vs ' + e + ' (min, median)':>30}" for e in others) + "   (speed-up = engine ms / minibert ms)")
     for shape in parse_shapes(args.shapes):
         runs = {engine: [] for engine in ENGINES}
         for _ in range(args.alternations):
@@ -90,9 +97,8 @@ def main() -> None:
                 runs[engine].append(child(engine, shape, args.seconds, onnx))
         best = {e: min(r["min"] for r in runs[e]) for e in ENGINES}
         median = {e: float(np.median([r["median"] for r in runs[e]])) for e in ENGINES}
-        print(f"{shape[0]:>6} x {shape[1]:<4} {best['minibert']:>11.2f} / {median['minibert']:>7.2f} ms"
-              f" {best['onnxruntime']:>15.2f} / {median['onnxruntime']:>7.2f} ms"
-              f" {best['onnxruntime'] / best['minibert']:>14.2f}x {median['onnxruntime'] / median['minibert']:>17.2f}x",
+        print(f"{shape[0]:>6} x {shape[1]:<4} " + " ".join(f"{best[e]:>15.2f} / {median[e]:>7.2f} ms" for e in ENGINES)
+              + "".join(f" {best[e] / best['minibert']:>18.2f}x, {median[e] / median['minibert']:.2f}x" for e in others),
               flush=True)
 
 

@@ -1,8 +1,8 @@
-"""`minibert bench`: minibert's fast path against torch eager and ONNX Runtime, same process, interleaved.
+"""`minibert bench`: minibert's fast path against torch eager, ONNX Runtime and OpenVINO, same process, interleaved.
 
 Run with the machine's BLAS pins unset for that command only, e.g.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE minibert bench
-torch/transformers and onnxruntime(+onnx) are optional: whichever is importable is measured. All engines
+torch/transformers, onnxruntime(+onnx) and openvino are optional: whichever is importable is measured. All engines
 get the same BERT-Mini-shaped random weights (L=4 H=256 A=4 I=1024, vocabulary 30522), fp32, and the same
 thread count; each shape is timed in rounds that alternate the engines, and the minimum is reported.
 Beside each speed-up of minima, the paired one: the median (and quartiles) over rounds of the ratio of the
@@ -17,6 +17,7 @@ Runtime's int8 recipes (see int8_engines), and the memory of the quantized matri
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 import time
@@ -52,7 +53,8 @@ def random_mini_weights(seed: int = 0) -> tuple[BertConfig, dict[str, np.ndarray
 
 
 def engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) -> dict[str, Callable]:
-    """name -> run(input_ids, attention_mask): minibert always; torch and ONNX Runtime when importable."""
+    """name -> run(input_ids, attention_mask): minibert always; torch, and with it ONNX Runtime and OpenVINO
+    (on torch's ONNX export), when importable."""
     model = BertModel(config, weights)
     reference = BertModel(config, weights)
     reference.use_fast = False
@@ -71,13 +73,26 @@ def engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) ->
             return hf(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
 
     runs["torch eager"] = run_torch
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
+    available = [name for name in ("onnxruntime", "openvino") if importlib.util.find_spec(name) is not None]
+    if not available:
         return runs
-    session = onnx_session(export_onnx(hf, os.path.join(tempfile.mkdtemp(prefix="minibert-bench-"), "bert.onnx")), threads)
-    runs["onnxruntime"] = lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})
+    exported = export_onnx(hf, os.path.join(tempfile.mkdtemp(prefix="minibert-bench-"), "bert.onnx"))
+    if "onnxruntime" in available:
+        session = onnx_session(exported, threads)
+        runs["onnxruntime"] = lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})
+    if "openvino" in available:
+        compiled = openvino_model(exported, threads)
+        runs["openvino"] = lambda ids, mask: compiled({"input_ids": ids, "attention_mask": mask})
     return runs
+
+
+def openvino_model(path: str, threads: int):
+    """OpenVINO's CPU plugin on the exported model: `threads` threads, f32 inference precision (its default on
+    CPUs with bf16 or fp16 units is to compute in those)."""
+    import openvino
+
+    return openvino.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                       "INFERENCE_PRECISION_HINT": "f32"})
 
 
 def int8_engines(config: BertConfig, weights: dict[str, np.ndarray], threads: int) -> dict[str, Callable]:
