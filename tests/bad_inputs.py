@@ -692,7 +692,7 @@ def cases(root: Path) -> list[Case]:
 
 def bomb_cases(root: Path) -> list[Case]:
     """Small inputs that ask for gigabytes: each must be refused, by name, before the allocation."""
-    from minibert import BertModel, BertTokenizer, CheckpointError, ConfigError
+    from minibert import BertModel, BertTokenizer, CheckpointError, ConfigError, WeightsError
 
     root = Path(root)
     cases = []
@@ -717,6 +717,20 @@ def bomb_cases(root: Path) -> list[Case]:
         legacy_bin(path, {"w": View("0", numel, (4,), (1,))}, {"0": (numel, b"\0" * 16)})
         cases.append(Case(f"legacy .bin: a storage of {label} floats", lambda p=path: _read_bin(p), CheckpointError,
                           "declares .* bytes, but only .* remain"))
+    for label, payload, message in (
+            ("a memo index of 2^28 (PUT)", b"\x80\x02}r\xff\xff\xff\x0f.", "holds no tensors"),
+            ("a byte array of 2^33 bytes", b"\x80\x05\x96" + struct.pack("<Q", 1 << 33) + b".", "a byte array in the pickle"),
+            ("bytes of 2^33 declared", b"\x80\x04\x8e" + struct.pack("<Q", 1 << 33) + b".", "not a readable torch checkpoint"),
+            ("a string of 2^33 declared", b"\x80\x04\x8d" + struct.pack("<Q", 1 << 33) + b".", "not a readable torch checkpoint")):
+        for layout in ("zip", "legacy"):
+            path = root / f"bomb-pickle-{len(cases)}.bin"
+            if layout == "zip":
+                _zip_raw(path, payload)
+            else:
+                path.write_bytes(b"".join(pickle.dumps(h, protocol=2) for h in (
+                    LEGACY_MAGIC, LEGACY_PROTOCOL, {"protocol_version": LEGACY_PROTOCOL, "little_endian": True})) + payload
+                    + pickle.dumps([], protocol=2))
+            cases.append(Case(f"{layout} .bin: {label}", lambda p=path: _read_bin(p), (CheckpointError, WeightsError), message))
     for field, value in (("num_hidden_layers", 10**9), ("vocab_size", 10**10), ("hidden_size", 2**20),
                          ("intermediate_size", 10**9), ("max_position_embeddings", 10**9), ("num_labels", 10**9)):
         directory = model_dir(root, f"bomb-config-{field}", config={field: value})

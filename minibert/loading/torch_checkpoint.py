@@ -125,12 +125,21 @@ ALLOWED = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that knows only the names a state dict needs, and refuses the rest before calling them."""
+class RestrictedUnpickler(pickle._Unpickler):
+    """An unpickler that knows only the names a state dict needs, and refuses the rest before calling them.
+
+    It is the pure-Python unpickler, reading through BoundedReader: the C one keeps its memo in an array, so a
+    PUT opcode with an index of 2^28 made it allocate 2 GiB from a few bytes; this one keeps a dict, and no
+    opcode's declared length can make it read (or allocate) past the end of the file."""
 
     def __init__(self, file, storage_for_key) -> None:
-        super().__init__(file)
+        super().__init__(BoundedReader(file))
         self.storage_for_key = storage_for_key
+
+    def _refuse_bytearray(self) -> None:  # it allocates the length it declares before reading: a state dict has none
+        raise CheckpointError("a byte array in the pickle: a checkpoint of weights holds none")
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BYTEARRAY8[0]: _refuse_bytearray}
 
     def find_class(self, module: str, name: str):
         try:
@@ -147,6 +156,32 @@ class RestrictedUnpickler(pickle.Unpickler):
         if not isinstance(numel, int) or numel < 0:
             raise CheckpointError(f"storage {key} has an invalid element count {numel!r}")
         return self.storage_for_key(key, kind, numel)
+
+
+class BoundedReader:
+    """A binary file whose reads never ask for more than the bytes left in it: file.read(n) allocates n bytes
+    before reading, and a pickle opcode may declare any length."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        position = f.tell()
+        self.size = f.seek(0, os.SEEK_END)
+        f.seek(position)
+
+    def left(self, n: int) -> int:
+        rest = self.size - self.f.tell()
+        return rest if n is None or n < 0 else min(n, rest)
+
+    def read(self, n: int = -1) -> bytes:
+        return self.f.read(self.left(n))
+
+    def readline(self, n: int = -1) -> bytes:
+        return self.f.readline(self.left(n))
+
+    def readinto(self, buffer) -> int:
+        data = self.f.read(self.left(len(buffer)))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -167,7 +202,7 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except CheckpointError as e:
         raise CheckpointError(f"{path!r}: {e}") from None
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, KeyError, struct.error, ValueError,
-            TypeError, AttributeError, IndexError, OverflowError) as e:
+            TypeError, AttributeError, IndexError, OverflowError, MemoryError) as e:
         raise CheckpointError(f"{path!r} is not a readable torch checkpoint ({type(e).__name__}: {e})") from None
     except OSError as e:  # no permission, an I/O error
         raise CheckpointError(f"{path!r} cannot be read ({e.strerror or e})") from None
