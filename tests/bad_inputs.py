@@ -308,6 +308,15 @@ def file_form_cases(root: Path) -> list[Case]:
         directory = model_dir(root, f"tokjson-{label}")
         (directory / "tokenizer.json").write_text(json.dumps(tokenizer_json))
         cases.append(Case(f"tokenizer.json {label}", lambda d=directory: BertTokenizer.from_pretrained(d), ValueError, message))
+    for key, values in (("do_lower_case", ("yes", 1, "false", [True])), ("strip_accents", ("no", 0)),
+                        ("tokenize_chinese_chars", ("true", 1)), ("model_max_length", ("512", -1, 0, True, 1.5)),
+                        ("padding_side", ("middle", 1)), ("truncation_side", ("both", None.__class__.__name__)),
+                        ("unk_token", (5, "[NOPE]")), ("mask_token", ([1],))):
+        for value in values:
+            directory = model_dir(root, f"tokcfg-{key}-{value}")
+            (directory / "tokenizer_config.json").write_text(json.dumps({key: value}))
+            cases.append(Case(f"tokenizer_config.json {key}={value!r}", lambda d=directory: BertTokenizer.from_pretrained(d),
+                              (ValueError, TypeError), f"tokenizer_config.json: {key}"))
     directory = model_dir(root, "tokcfg-decoder-id")
     (directory / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {str(10**12): {"content": "x"}}}))
     cases.append(Case("tokenizer_config.json added_tokens_decoder id 10**12",

@@ -51,6 +51,9 @@ def read_tokenizer_config(config_file: str) -> dict[str, Any]:
     for key in SPECIAL_TOKEN_NAMES:
         if isinstance(settings.get(key), dict):
             settings[key] = settings[key].get("content")  # the AddedToken form
+        if key in settings and not isinstance(settings[key], str):
+            raise ValueError(f"{config_file}: {key} must be a string (or an AddedToken object), got "
+                             f"{json.dumps(settings[key])[:60]}")
     if config.get("model_max_length") is None and config.get("max_len") is not None:
         settings["model_max_length"] = config["max_len"]  # the name older files use
     extra = config.get("extra_special_tokens", config.get("additional_special_tokens"))

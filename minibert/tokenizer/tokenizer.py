@@ -202,7 +202,12 @@ class BertTokenizer:
             vocab = vocab_file
         else:
             raise FileNotFoundError(f"no tokenizer.json or vocab.txt in {path!r}")
-        return cls(vocab, **{**settings, "name_or_path": name_or_path, **kwargs})
+        try:
+            return cls(vocab, **{**settings, "name_or_path": name_or_path, **kwargs})
+        except (ValueError, TypeError) as e:  # a setting of tokenizer_config.json: the message names the file
+            if not any(str(e).startswith(key) for key in settings if key not in kwargs):
+                raise
+            raise type(e)(f"{config_file}: {e}") from None
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> tuple[str, str, str]:
         """Write tokenizer_config.json, vocab.txt (WordPiece's vocabulary) and tokenizer.json (everything,
