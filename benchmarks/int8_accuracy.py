@@ -161,7 +161,7 @@ def sst2_section(data: Path, classifier: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sentences", type=int, default=1200, help="sentences to embed (default 1200)")
+    parser.add_argument("--sentences", type=int, default=1200, help="sentences to embed (default 1200; 0: skip)")
     parser.add_argument("--sst2", type=Path, help="a directory holding SST-2's dev.tsv")
     parser.add_argument("--classifier", type=Path, help="a sequence classifier fine-tuned on SST-2 (with --sst2)")
     args = parser.parse_args()
@@ -169,7 +169,8 @@ def main() -> None:
         parser.error("--sst2 and --classifier go together")
     print(f"CPU: {cpu_name()}; ONNX Runtime reduce_range={'off' if host_has_vnni() else 'on'} (VNNI "
           f"{'present' if host_has_vnni() else 'absent'})")
-    embeddings_section(args.sentences)
+    if args.sentences > 0:
+        embeddings_section(args.sentences)
     if args.sst2 is not None:
         sst2_section(args.sst2, args.classifier)
 
