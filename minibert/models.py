@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from functools import partial
 import os
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from .config import MAX_LABELS, MAX_SIZES, BertConfig
 from .errors import ConfigError, WeightsError, check_positive_int
 from .fast import FastEncoder
 from .inputs import check_inputs, check_memory, flatten_choices
+from .train.heads import (
+    labels_on_padding, masked_lm_value_and_grad, per_choice, pooled_head_value_and_grad, pretraining_labels, sequence_loss,
+    token_classifier_value_and_grad,
+)
 from .loading.hub import model_directory
 from .loading.weights import (
     SCALE_SUFFIX, bert_weights, canonical_state, flatten, mlm_shapes, nsp_shapes, quantized_weight_names, read_weights,
@@ -497,6 +502,23 @@ class BertHeadModel(InferenceModel):
         return {name: rng.normal(0.0, std, shape) if name.endswith("weight") else np.zeros(shape)
                 for name, shape in shapes.items()}
 
+    # Training (minibert.train.value_and_grad): a head that can be trained defines head_value_and_grad (its
+    # forward, loss and backward on the encoder's output) and reads_padding; these defaults are the rest.
+    takes_loss = False  # whether value_and_grad's loss= (a function of the logits) applies to this head
+
+    def training_batch(self, encoding: dict[str, Any], loss: Any) -> tuple[dict[str, Any], Any]:
+        """value_and_grad's inputs and loss, as the encoder and head_value_and_grad take them."""
+        return encoding, loss
+
+    def head_dropout_shapes(self, batch: int, seq: int) -> dict[str, tuple[tuple[int, ...], float]]:
+        """The head's own Dropout modules: {name: (its mask's shape, p)}; none by default."""
+        return {}
+
+    def classifier_dropout_prob(self) -> float:
+        """The classifier's dropout probability: classifier_dropout, else hidden_dropout_prob (as transformers')."""
+        p = self.config.extra.get("classifier_dropout")
+        return self.config.hidden_dropout_prob if p is None else p
+
     def encode(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
                output_attentions, inputs_embeds) -> BertModelOutput:
         return self.bert.forward(input_ids, attention_mask, token_type_ids, position_ids,
@@ -510,8 +532,7 @@ class BertHeadModel(InferenceModel):
     def classifier_dropout(self, x: np.ndarray) -> np.ndarray:
         """The classifier's input with its dropout in training mode (classifier_dropout, else hidden_dropout_prob),
         as transformers' classification heads apply it."""
-        p = self.config.extra.get("classifier_dropout")
-        return self.bert.dropout(x, self.config.hidden_dropout_prob if p is None else p)
+        return self.bert.dropout(x, self.classifier_dropout_prob())
 
 
 class MaskedLMHeadModel(BertHeadModel):
@@ -527,6 +548,17 @@ class MaskedLMHeadModel(BertHeadModel):
 
     def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return tie_mlm_weights(tensors, self.config)
+
+    def mlm_value_and_grad(self, x: np.ndarray, labels: Any) -> tuple[float, np.ndarray, dict[str, np.ndarray]]:
+        """The MLM head's loss at the labelled positions of x [B, S, H] -> (loss, dx, grads by state_dict name;
+        a tied decoder's under the word embeddings' name, which value_and_grad adds to theirs)."""
+        tied = tied_word_embeddings(self.config)
+        bias = "cls.predictions.bias" if tied else "cls.predictions.decoder.bias"  # as state_dict() names it
+        value, dx, grads = masked_lm_value_and_grad(x, self.head["cls"]["predictions"], labels,
+                                                    self.config.layer_norm_eps, bias)
+        if tied:
+            grads["bert.embeddings.word_embeddings.weight"] = grads.pop("cls.predictions.decoder.weight")
+        return value, dx, grads
 
     def checkpoint_state(self) -> dict[str, np.ndarray]:
         """Untied, also cls.predictions.bias = the decoder's bias: transformers 5 keeps that name as a parameter
@@ -561,6 +593,15 @@ class BertForMaskedLM(MaskedLMHeadModel):
                      "its scores over the vocabulary")
         logits = nn.masked_lm_head(out.last_hidden_state, **self.head["cls"]["predictions"], eps=self.config.layer_norm_eps)
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
+
+
+    def reads_padding(self, attention_mask: np.ndarray, labels: Any) -> bool:
+        return labels_on_padding(attention_mask, labels)
+
+    def head_value_and_grad(self, x: np.ndarray, labels: Any, loss: Any = None, dropout: dict | None = None):
+        """Cross-entropy at the labelled positions (labels [B, S], -100 elsewhere) on the last hidden state
+        x [B, S, H] -> (loss, dx [B, S, H], the head's grads)."""
+        return self.mlm_value_and_grad(x, labels)
 
 
 class BertForNextSentencePrediction(BertHeadModel):
@@ -601,12 +642,44 @@ class BertForPreTraining(MaskedLMHeadModel):
         )
 
 
-class BertForSequenceClassification(BertHeadModel):
-    """BERT with a classifier on the pooled [CLS] vector: single-label, multi-label or regression, as
-    config.problem_type says; labels in config.id2label."""
+    def reads_padding(self, attention_mask: np.ndarray, labels: Any) -> bool:
+        return bool((attention_mask[:, 0] == 0).any()) or labels_on_padding(attention_mask, pretraining_labels(labels)[0])
+
+    def head_value_and_grad(self, x: np.ndarray, labels: Any, loss: Any = None, dropout: dict | None = None):
+        """L = MLM cross-entropy + next-sentence cross-entropy (on the pooled [CLS]); labels: (MLM labels
+        [B, S], next-sentence labels [B]). x [B, S, H] -> (loss, dx [B, S, H], grads of the pooler and both heads)."""
+        mlm_labels, nsp_labels = pretraining_labels(labels)
+        mlm_loss, dx, grads = self.mlm_value_and_grad(x, mlm_labels)
+        nsp_loss, dx_pooler, nsp_grads = pooled_head_value_and_grad(  # 2 logits: B follows A, or not
+            x, self.bert.weights["pooler"]["dense"], self.head["cls"]["seq_relationship"], "cls.seq_relationship",
+            nsp_labels, partial(sequence_loss, problem_type="single_label_classification"))
+        return mlm_loss + nsp_loss, dx + dx_pooler, {**grads, **nsp_grads}
+
+
+class PooledClassifier(BertHeadModel):
+    """A classifier on the pooled [CLS] vector (sequence classification, multiple choice), trained on
+    loss(logits, labels): sequence_loss for config.problem_type unless value_and_grad is given another."""
 
     uses_pooler = True
     new_head_allowed = True
+    takes_loss = True
+
+    def head_dropout_shapes(self, batch: int, seq: int) -> dict[str, tuple[tuple[int, ...], float]]:
+        return {"dropout": ((batch, self.config.hidden_size), self.classifier_dropout_prob())}  # on the pooled vector
+
+    def reads_padding(self, attention_mask: np.ndarray, labels: Any) -> bool:
+        return bool((attention_mask[:, 0] == 0).any())  # the pooler reads position 0
+
+    def head_value_and_grad(self, x: np.ndarray, labels: Any, loss: Any = None, dropout: dict | None = None):
+        """Pooler, dropout and classifier on the last hidden state x [B, S, H] -> (loss, dx [B, S, H], grads)."""
+        loss = loss or partial(sequence_loss, problem_type=self.config.problem_type)
+        return pooled_head_value_and_grad(x, self.bert.weights["pooler"]["dense"], self.head["classifier"], "classifier",
+                                          labels, loss, (dropout or {}).get("dropout"))
+
+
+class BertForSequenceClassification(PooledClassifier):
+    """BERT with a classifier on the pooled [CLS] vector: single-label, multi-label or regression, as
+    config.problem_type says; labels in config.id2label."""
 
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {"classifier.weight": (config.num_labels, config.hidden_size), "classifier.bias": (config.num_labels,)}
@@ -620,13 +693,10 @@ class BertForSequenceClassification(BertHeadModel):
         return SequenceClassifierOutput(logits, out.hidden_states, out.attentions)
 
 
-class BertForMultipleChoice(BertHeadModel):
+class BertForMultipleChoice(PooledClassifier):
     """BERT choosing among C candidate texts (a context paired with each possible answer, as in SWAG or RACE):
     each choice is encoded on its own, scored from its pooled [CLS] vector, and the scores compete in a
     softmax over the choices."""
-
-    uses_pooler = True
-    new_head_allowed = True
 
     def head_shapes(self, config: BertConfig) -> dict[str, tuple[int, ...]]:
         return {"classifier.weight": (1, config.hidden_size), "classifier.bias": (1,)}
@@ -644,6 +714,13 @@ class BertForMultipleChoice(BertHeadModel):
         return MultipleChoiceModelOutput(logits.reshape(-1, choices), out.hidden_states, out.attentions)  # -> [B, C]
 
 
+    def training_batch(self, encoding: dict[str, Any], loss: Any) -> tuple[dict[str, Any], Any]:
+        """The batch [B, C, S] as B·C sequences, and the loss (default: cross-entropy) on the choices' scores [B, C]."""
+        choices, flat = flatten_choices(**{name: encoding.get(name) for name in
+                                           ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")})
+        return flat, per_choice(loss or partial(sequence_loss, problem_type="single_label_classification"), choices)
+
+
 class BertForTokenClassification(BertHeadModel):
     """BERT with a classifier on every token (named entities, parts of speech)."""
 
@@ -659,6 +736,18 @@ class BertForTokenClassification(BertHeadModel):
         x = self.classifier_dropout(out.last_hidden_state)
         logits = nn.dense(x, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
         return TokenClassifierOutput(logits, out.hidden_states, out.attentions)
+
+
+    def head_dropout_shapes(self, batch: int, seq: int) -> dict[str, tuple[tuple[int, ...], float]]:
+        return {"dropout": ((batch, seq, self.config.hidden_size), self.classifier_dropout_prob())}  # on every token
+
+    def reads_padding(self, attention_mask: np.ndarray, labels: Any) -> bool:
+        return labels_on_padding(attention_mask, labels)
+
+    def head_value_and_grad(self, x: np.ndarray, labels: Any, loss: Any = None, dropout: dict | None = None):
+        """Dropout and the classifier on every token, cross-entropy at the labelled positions (labels [B, S],
+        -100 elsewhere): x [B, S, H] -> (loss, dx [B, S, H], classifier grads)."""
+        return token_classifier_value_and_grad(x, self.head["classifier"], labels, (dropout or {}).get("dropout"))
 
 
 class BertForQuestionAnswering(BertHeadModel):

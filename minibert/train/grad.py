@@ -4,61 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .. import nn
 from ..fast import training as fast_training
-from ..inputs import check_inputs, flatten_choices
+from ..inputs import check_inputs
 from ..loading.weights import flatten
-from ..models import (
-    BertForMaskedLM, BertForMultipleChoice, BertForPreTraining, BertForSequenceClassification,
-    BertForTokenClassification, tied_word_embeddings,
-)
+from .heads import sequence_loss
 
-TRAINABLE = (BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification, BertForMaskedLM,
-             BertForPreTraining)
-POOLED_CLASSIFIERS = (BertForSequenceClassification, BertForMultipleChoice)  # loss= applies to these
-INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
-
-
-def sequence_loss(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> tuple[float, np.ndarray]:
-    """The loss transformers' BertForSequenceClassification uses, and its gradient with respect to the logits.
-
-    single_label_classification: cross-entropy, mean over the batch: ∂z = (softmax(z) - onehot(y)) / B
-    multi_label_classification: binary cross-entropy on logits, mean over all entries: ∂z = (σ(z) - y) / (B·C)
-    regression: mean squared error: ∂z = 2 (z - y) / (B·C)
-    logits [B, C] -> (loss, dlogits [B, C])
-    """
-    labels = np.asarray(labels)
-    batch = logits.shape[0]
-    if problem_type == "single_label_classification":
-        if labels.shape != (batch,) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"single-label classification needs integer labels of shape ({batch},), got {labels.dtype} {labels.shape}")
-        if labels.min() < 0 or labels.max() >= logits.shape[1]:
-            raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got {labels.min()}..{labels.max()}")
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # log softmax
-        loss = -log_p[np.arange(batch), labels].mean()
-        dlogits = np.exp(log_p)
-        dlogits[np.arange(batch), labels] -= 1.0
-        return float(loss), dlogits / batch
-    if labels.size != logits.size or not np.issubdtype(labels.dtype, np.number):
-        raise ValueError(f"{problem_type} needs {logits.size} numeric labels for logits {list(logits.shape)}, "
-                         f"got {labels.dtype} {labels.shape}")
-    targets = labels.astype(logits.dtype).reshape(logits.shape)
-    multi_label = problem_type == "multi_label_classification"
-    if not np.isfinite(targets).all() or (multi_label and not ((targets >= 0) & (targets <= 1)).all()):
-        raise ValueError(f"{problem_type} labels must be finite{' and lie in [0, 1]' if multi_label else ''}")
-    if multi_label:
-        # log(1 + e^-|z|) + max(z, 0) - z·y: binary cross-entropy on logits without overflow
-        loss = (np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))).mean()
-        return float(loss), (1.0 / (1.0 + np.exp(-logits)) - targets) / logits.size
-    if problem_type == "regression":
-        return float(((logits - targets) ** 2).mean()), 2.0 * (logits - targets) / logits.size
-    raise ValueError(f"problem_type {problem_type!r} is not supported")
+if TYPE_CHECKING:
+    from ..models import BertHeadModel
 
 
 def distillation_loss(logits: np.ndarray, labels: np.ndarray, teacher_logits: np.ndarray, temperature: float,
@@ -85,8 +42,7 @@ def distillation_loss(logits: np.ndarray, labels: np.ndarray, teacher_logits: np
     return alpha * hard + (1 - alpha) * soft, alpha * dhard + (1 - alpha) * dsoft
 
 
-def dropout_masks(model: BertForSequenceClassification | BertForMultipleChoice | BertForTokenClassification |
-                  BertForMaskedLM | BertForPreTraining, shape: tuple[int, ...], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def dropout_masks(model: BertHeadModel, shape: tuple[int, ...], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Fresh dropout masks for one training step on a [B, S] batch, named after transformers' Dropout
     modules: "bert.embeddings.dropout" [B, S, H]; per layer i, "bert.encoder.layer.i.attention.self.dropout"
     (on the attention probabilities) [B, A, S, S], "...attention.output.dropout" and "...output.dropout"
@@ -108,11 +64,7 @@ def dropout_shapes(model, shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, 
         shapes[layer + "attention.self.dropout"] = ((batch, c.num_attention_heads, seq, seq), p_attention)
         shapes[layer + "attention.output.dropout"] = ((batch, seq, hidden), p_hidden)
         shapes[layer + "output.dropout"] = ((batch, seq, hidden), p_hidden)
-    if isinstance(model, (*POOLED_CLASSIFIERS, BertForTokenClassification)):  # the classifiers' own dropout, on [CLS]'s pooled vector or every token
-        p_classifier = c.extra.get("classifier_dropout")
-        classifier = (batch, hidden) if isinstance(model, POOLED_CLASSIFIERS) else (batch, seq, hidden)
-        shapes["dropout"] = (classifier, p_hidden if p_classifier is None else p_classifier)
-    return shapes
+    return {**shapes, **model.head_dropout_shapes(batch, seq)}  # the head's own: a classifier's "dropout"
 
 
 def checked_dropout(masks: Mapping[str, Any], shapes: dict[str, tuple[tuple[int, ...], float]]) -> dict[str, np.ndarray]:
@@ -132,8 +84,7 @@ def checked_dropout(masks: Mapping[str, Any], shapes: dict[str, tuple[tuple[int,
     return checked
 
 
-def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice | BertForTokenClassification |
-                   BertForMaskedLM | BertForPreTraining, encoding: dict[str, Any], labels: Any,
+def value_and_grad(model: BertHeadModel, encoding: dict[str, Any], labels: Any,
                    loss: Callable[[np.ndarray, Any], tuple[float, np.ndarray]] | None = None,
                    dropout: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, np.ndarray]]:
     """The loss on one batch and its gradient for every parameter, keyed as model.state_dict() and torch's
@@ -154,11 +105,13 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
     distillation pass functools.partial(distillation_loss, teacher_logits=..., temperature=..., alpha=...).
     dropout: masks from dropout_masks() to train with dropout; None (default) runs without it.
     """
-    if not isinstance(model, TRAINABLE):
-        raise TypeError(f"value_and_grad supports {', '.join(cls.__name__ for cls in TRAINABLE)}, got {type(model).__name__}")
+    if not hasattr(model, "head_value_and_grad"):
+        raise TypeError("value_and_grad supports BertForSequenceClassification, BertForMultipleChoice, "
+                        "BertForTokenClassification, BertForMaskedLM, BertForPreTraining (the heads with a loss), "
+                        f"got {type(model).__name__}")
     if model.is_quantized:
         raise ValueError("an int8 model cannot be trained: train the float model, then quantize it")
-    if not isinstance(model, POOLED_CLASSIFIERS) and loss is not None:
+    if not model.takes_loss and loss is not None:
         raise ValueError(f"{type(model).__name__} trains on cross-entropy at the labelled positions; loss= is for "
                          "sequence classification and multiple choice")
     c, bert = model.config, model.bert
@@ -166,9 +119,7 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
         raise TypeError(f"encoding must be a dict of input_ids, attention_mask, ... (as the tokenizer returns), "
                         f"got {type(encoding).__name__}")
     given_shape = np.shape(encoding.get("inputs_embeds"))  # their gradient is returned in this shape
-    if isinstance(model, BertForMultipleChoice):  # [B, C, S] -> [B·C, S]: each choice is a sequence of its own
-        choices, encoding = flatten_choices(**{name: encoding.get(name) for name in INPUTS})
-        loss = per_choice(loss or partial(sequence_loss, problem_type="single_label_classification"), choices)
+    encoding, loss = model.training_batch(encoding, loss)  # multiple choice: [B, C, S] -> [B·C, S]
     ids, mask, types, positions, embeds = check_inputs(
         c, encoding.get("input_ids"), encoding.get("attention_mask"), encoding.get("token_type_ids"),
         encoding.get("position_ids"), encoding.get("inputs_embeds"), bert.dtype)
@@ -181,7 +132,7 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
     # for its backward; the reference keeps each layer's input, and its backward passes recompute the rest.
     # The fused path leaves padding positions at zero, so a head reading one (a pooler on a left-padded row,
     # an MLM label on padding) takes the reference, which computes them as transformers does.
-    fast = bert.use_fast and not head_reads_padding(model, mask, labels)
+    fast = bert.use_fast and not model.reads_padding(mask, labels)
     mask_bias = nn.padding_mask_bias(mask, bert.dtype)  # [B, S] -> [B, 1, 1, S]
     if fast:
         x = nn.dropout(nn.embeddings(ids, types, positions, **w["embeddings"], eps=eps, inputs_embeds=embeds),
@@ -193,14 +144,7 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
                                       eps=eps, inputs_embeds=embeds, dropout=bert_masks)
         x, layer_inputs = hidden_states[-1], hidden_states[:-1]
 
-    if isinstance(model, POOLED_CLASSIFIERS):
-        value, dx, grads = classifier_value_and_grad(model, x, labels, loss, masks.get("dropout"))
-    elif isinstance(model, BertForTokenClassification):
-        value, dx, grads = token_classifier_value_and_grad(model, x, labels, masks.get("dropout"))
-    elif isinstance(model, BertForPreTraining):
-        value, dx, grads = pretraining_value_and_grad(model, x, labels)
-    else:
-        value, dx, grads = masked_lm_value_and_grad(model, x, labels)
+    value, dx, grads = model.head_value_and_grad(x, labels, loss, masks)  # the head's forward, loss and backward
 
     if fast:
         dx, d_layers = fast_training.encoder_backward(dx, fast_cache, w["encoder"]["layer"], eps, layer_masks)
@@ -213,107 +157,9 @@ def value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice 
     d_embeddings = nn.embeddings_backward(dx, ids, types, positions, **w["embeddings"], eps=eps, inputs_embeds=embeds)
     d_inputs = d_embeddings.pop("inputs_embeds", None)
     encoder_grads = flatten({"embeddings": d_embeddings, "encoder": {"layer": d_layers}}, "bert.")
-    tied = grads.pop("cls.predictions.decoder.weight", None) if tied_word_embeddings(c) else None
-    if tied is not None:  # the decoder is the word-embedding matrix: both uses add to one gradient
-        encoder_grads["bert.embeddings.word_embeddings.weight"] += tied
+    for name in grads.keys() & encoder_grads.keys():  # a tied MLM decoder is the word-embedding matrix: both uses add
+        encoder_grads[name] += grads.pop(name)
     return value, {**encoder_grads, **grads, **({} if d_inputs is None else {"inputs_embeds": d_inputs.reshape(given_shape)})}
-
-
-def per_choice(loss: Callable, choices: int) -> Callable:
-    """A loss on the choices' scores [B, C] as the classifier's loss on its [B·C, 1] outputs."""
-    def choice_loss(logits: np.ndarray, labels: Any) -> tuple[float, np.ndarray]:
-        value, dlogits = loss(logits.reshape(-1, choices), labels)  # [B·C, 1] -> [B, C]
-        return value, dlogits.reshape(-1, 1)
-    return choice_loss
-
-
-def head_reads_padding(model, attention_mask: np.ndarray, labels: Any) -> bool:
-    padding = attention_mask == 0
-    if isinstance(model, POOLED_CLASSIFIERS):
-        return bool(padding[:, 0].any())  # the pooler reads position 0
-    if isinstance(model, BertForPreTraining):
-        return bool(padding[:, 0].any()) or head_reads_padding(None, attention_mask, pretraining_labels(labels)[0])
-    labels = np.asarray(labels)
-    return labels.shape == padding.shape and bool((labels[padding] != -100).any())
-
-
-def pooled_head_value_and_grad(model, x: np.ndarray, head: dict, head_name: str, labels: Any, loss, mask=None):
-    """The pooler, dropout (mask None: none) and a dense head on the pooled [CLS] vector, with loss(logits,
-    labels) -> (value, dlogits): x [B, S, H] -> (value, dx [B, S, H], pooler and head grads by name)."""
-    pooler = model.bert.weights["pooler"]["dense"]
-    pooled = nn.dropout(nn.pooler(x, pooler), mask)  # [B, S, H] -> [B, H]
-    value, dlogits = loss(nn.dense(pooled, **head), labels)  # [B, H] -> [B, C]
-    dpooled, dw, db = nn.dense_backward(dlogits, pooled, head["weight"])
-    dx, d_pooler = nn.pooler_backward(nn.dropout(dpooled, mask), x, pooler)
-    return value, dx, {"bert.pooler.dense.weight": d_pooler["weight"], "bert.pooler.dense.bias": d_pooler["bias"],
-                       f"{head_name}.weight": dw, f"{head_name}.bias": db}
-
-
-def classifier_value_and_grad(model: BertForSequenceClassification | BertForMultipleChoice, x: np.ndarray, labels: Any,
-                              loss, mask):
-    """Pooler, dropout and classifier on the last hidden state x [B, S, H] -> (loss, dx [B, S, H], grads)."""
-    loss = loss or partial(sequence_loss, problem_type=model.config.problem_type)
-    return pooled_head_value_and_grad(model, x, model.head["classifier"], "classifier", labels, loss, mask)
-
-
-def labelled_positions(shape: tuple[int, int], labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-token labels [B, S] (-100: not scored, as transformers ignores) -> (labels, chosen [B, S] bool).
-    shape: the inputs' [B, S]."""
-    labels = np.asarray(labels)
-    if labels.shape != shape or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{what} labels must be integers of the inputs' [batch, seq] shape {shape}, got {labels.dtype} {labels.shape}")
-    chosen = labels != -100
-    if not chosen.any():
-        raise ValueError(f"{what} labels mark no position (every label is -100): there is nothing to predict")
-    return labels, chosen
-
-
-def masked_lm_value_and_grad(model: BertForMaskedLM, x: np.ndarray, labels: Any):
-    """The MLM head and its loss on the labelled positions only (the others do not touch the loss):
-    x [B, S, H] -> (loss, dx [B, S, H], head grads, with the tied decoder's as cls.predictions.decoder.weight)."""
-    labels, chosen = labelled_positions(x.shape[:2], labels, "masked-LM")
-    predictions = model.head["cls"]["predictions"]
-    rows = x[chosen]  # [B, S, H] -> [N, H], the N labelled positions
-    logits = nn.masked_lm_head(rows, **predictions, eps=model.config.layer_norm_eps)  # [N, H] -> [N, V]
-    value, dlogits = sequence_loss(logits, labels[chosen], "single_label_classification")  # mean over the N positions
-    drows, d_transform, d_decoder = nn.masked_lm_head_backward(dlogits, rows, **predictions, eps=model.config.layer_norm_eps)
-    dx = np.zeros_like(x)
-    dx[chosen] = drows  # [N, H] -> [B, S, H]
-    bias = "cls.predictions.bias" if tied_word_embeddings(model.config) else "cls.predictions.decoder.bias"  # as state_dict()
-    grads = {**flatten(d_transform, "cls.predictions.transform."), bias: d_decoder["bias"],
-             "cls.predictions.decoder.weight": d_decoder["weight"]}
-    return value, dx, grads
-
-
-def pretraining_labels(labels: Any) -> tuple[Any, Any]:
-    if not (isinstance(labels, (tuple, list)) and len(labels) == 2):
-        raise ValueError("BertForPreTraining labels are a pair: (masked-LM labels [B, S], next-sentence labels [B])")
-    return labels[0], labels[1]
-
-
-def pretraining_value_and_grad(model: BertForPreTraining, x: np.ndarray, labels: Any):
-    """Both pre-training heads: L = MLM cross-entropy + next-sentence cross-entropy (on the pooled [CLS]).
-    x [B, S, H] -> (loss, dx [B, S, H], grads of the pooler and both heads)."""
-    mlm_labels, nsp_labels = pretraining_labels(labels)
-    mlm_loss, dx, grads = masked_lm_value_and_grad(model, x, mlm_labels)
-    nsp_loss, dx_pooler, nsp_grads = pooled_head_value_and_grad(  # 2 logits: B follows A, or not
-        model, x, model.head["cls"]["seq_relationship"], "cls.seq_relationship", nsp_labels,
-        partial(sequence_loss, problem_type="single_label_classification"))
-    return mlm_loss + nsp_loss, dx + dx_pooler, {**grads, **nsp_grads}
-
-
-def token_classifier_value_and_grad(model: BertForTokenClassification, x: np.ndarray, labels: Any, mask):
-    """Dropout and the classifier on every token, cross-entropy over the labelled positions:
-    x [B, S, H] -> (loss, dx [B, S, H], classifier grads)."""
-    labels, chosen = labelled_positions(x.shape[:2], labels, "token-classification")
-    classifier = model.head["classifier"]
-    rows = nn.dropout(x, mask)[chosen]  # [B, S, H] -> [N, H]
-    logits = nn.dense(rows, **classifier)  # [N, H] -> [N, C]
-    value, dlogits = sequence_loss(logits, labels[chosen], "single_label_classification")  # mean over the N positions
-    drows, dw, db = nn.dense_backward(dlogits, rows, classifier["weight"])
-    dx = np.zeros_like(x)
-    dx[chosen] = drows  # [N, H] -> [B, S, H]
-    return value, nn.dropout(dx, mask), {"classifier.weight": dw, "classifier.bias": db}
 
 
 def accumulate(parts: list[tuple[int, float, dict[str, np.ndarray]]]) -> tuple[float, dict[str, np.ndarray]]:
