@@ -123,7 +123,7 @@ def test_check_against_transformers(capsys, minilm):
 
 
 def test_check_fails_on_a_nan_anywhere():
-    from minibert.cli import _worst
+    from minibert.tools.check import worst as _worst
 
     assert _worst([(1e-6, None), (2e-6, 1e-7)]) == 2e-6  # None: not compared (attention maps on the fast path)
     assert math.isnan(_worst([(1e-6, None), (1e-7, math.nan)]))  # and NaN <= tolerance is False
