@@ -1,4 +1,5 @@
-"""The readable reference: one small pure-NumPy function per BERT block, and its backward pass beside it.
+"""The readable reference: one small pure-NumPy function per BERT block, and its backward pass beside it;
+bert.py is the whole forward pass in one function over the blocks.
 
 Each function takes its weights as dicts whose names are the Hugging Face checkpoint names, so
 ``embeddings(ids, types, positions, **weights["embeddings"], eps=...)`` reads like the checkpoint.
