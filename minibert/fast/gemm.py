@@ -117,6 +117,41 @@ def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_s
     return signature, codegen
 
 
+@intrinsic
+def copy_panel(typingctx, width, b, b_start, ldb, rows, packed):
+    """packed[κ, :NR] = b[b_start + κ·ldb : +NR] for κ < rows, NR = 2 · width (a compile-time constant): a
+    block of a panel into a contiguous buffer, one vector load and store each (an element loop over an
+    array of unknown layout does not vectorise). rows ≥ 1."""
+    if not isinstance(width, nbtypes.IntegerLiteral):
+        return None
+    W = width.literal_value
+
+    def codegen(context, builder, sig, args):
+        _, b_array, b0, ldb_, rows_, packed_array = args
+        i64 = cgutils.intp_t
+        source = simd.element_pointer(builder, context.make_array(sig.args[1])(context, builder, b_array).data, b0)
+        target = context.make_array(sig.args[5])(context, builder, packed_array).data
+        entry = builder.block
+        loop = builder.append_basic_block("copy_panel.loop")
+        done = builder.append_basic_block("copy_panel.done")
+        builder.branch(loop)
+        builder.position_at_end(loop)
+        kk = builder.phi(i64)
+        row = simd.element_pointer(builder, source, builder.mul(kk, ldb_))
+        out = simd.element_pointer(builder, target, builder.mul(kk, i64(2 * W)))
+        for v in range(2):
+            simd.store(builder, simd.load(builder, simd.element_pointer(builder, row, i64(v * W)), W),
+                       simd.element_pointer(builder, out, i64(v * W)))
+        k_next = builder.add(kk, i64(1))
+        kk.add_incoming(i64(0), entry)
+        kk.add_incoming(k_next, loop)
+        builder.cbranch(builder.icmp_signed("<", k_next, rows_), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return nbtypes.void(width, b, b_start, ldb, rows, packed), codegen
+
+
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def panel_product(x, x0, lda, rows, k, b, b0, ldb, tile, packed, mr, width, fused):
     """tile[:rows] = x-rows · one panel of b: tile[i, :NR] = Σ_κ x[x0 + i·lda + κ] · b[b0 + κ·ldb : +NR] for
@@ -125,14 +160,11 @@ def panel_product(x, x0, lda, rows, k, b, b0, ldb, tile, packed, mr, width, fuse
     first copied into packed [KC, NR] when more than one row tile reads it (rows of b a page apart map to
     the same L1 sets and would evict each other between tiles); tile rows in MR, then 4, 2, 1."""
     nr = 2 * width
-    r0, c0 = b0 // ldb, b0 % ldb
     for k0 in range(0, k, KC):
         kc = min(KC, k - k0)
         keep = k0 > 0
         if rows > mr:
-            for kk in range(kc):  # element by element: a slice assignment may copy through a temporary
-                for c in range(nr):
-                    packed[kk, c] = b[r0 + k0 + kk, c0 + c]
+            copy_panel(width, b, b0 + k0 * ldb, ldb, kc, packed)
             src, s0, ls = packed, 0, nr
         else:
             src, s0, ls = b, b0 + k0 * ldb, ldb
