@@ -57,25 +57,6 @@ def run(kernel_function, work: int, *args):
         return kernel_function(*args)
 
 
-@numba.njit(cache=True)
-def _erf_flat(x: np.ndarray) -> np.ndarray:
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out[i] = math.erf(x[i])  # erff for float32 input, erf for float64: the input's precision
-    return out
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    """erf elementwise, in x's precision.  Any shape -> same shape.
-
-    NumPy has no erf; a Numba loop over the C library's erf/erff gives it without bringing in SciPy. (Not
-    a lazily compiled Numba ufunc: once it had only a float64 loop, it would cast float32 input to that
-    loop and return float64.) Compiled per dtype on first use, from Numba's disk cache after the first run.
-    """
-    x = np.asarray(x)
-    return _erf_flat(np.ascontiguousarray(x).reshape(-1)).reshape(x.shape)
-
-
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
 def _layer_norm_row(row, gamma, beta, eps):
     """row = (row - μ) / √(σ² + ε) · γ + β in place, for one token (nn.layer_norm), two passes in float64

@@ -4,7 +4,14 @@ import math
 
 import numpy as np
 
-from ..fast.kernels import erf  # NumPy has no erf; a Numba loop over the C library's gives it
+_erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf: the C library's, one element at a time
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """erf elementwise, by math.erf (the C library's, in float64), returned in x's dtype.  Any shape."""
+    x = np.asarray(x)
+    return _erf(x).astype(x.dtype)
+
 
 SQRT1_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
