@@ -23,8 +23,9 @@ from .train import value_and_grad
 __version__ = "0.1.0"
 
 __all__ = [
-    "AddedToken", "BatchEncoding", "BertConfig", "BertForMaskedLM", "BertForMultipleChoice", "BertForNextSentencePrediction",
+    "AddedToken", "BatchEncoding", "BertConfig", "BertForMaskedLM", "BertForMultipleChoice",
+    "BertForNextSentencePrediction",
     "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification",
-    "BertModel", "BertModelOutput", "BertTokenizer", "CheckpointError", "ConfigError", "HubError", "Miniature", "WeightsError",
-    "init_weights", "miniatures", "value_and_grad",
+    "BertModel", "BertModelOutput", "BertTokenizer", "CheckpointError", "ConfigError", "HubError", "Miniature",
+    "WeightsError", "init_weights", "miniatures", "value_and_grad",
 ]

@@ -94,12 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("trace", "one forward pass step by step: each intermediate tensor's shape and statistics", _trace,
                 int8=True)
     p.add_argument("text")
-    p.add_argument("--save", metavar="PNG", help="draw every layer's attention maps into PNG, or into PNG/attention.png "
+    p.add_argument("--save", metavar="PNG",
+                   help="draw every layer's attention maps into PNG, or into PNG/attention.png "
                    "when PNG is a directory (needs matplotlib: the viz extra)")
     p.add_argument("--truncate", action="store_true", help="cut a text longer than the model's window (else an error)")
 
     for name in ("finetune", "distill"):
-        p = commands.add_parser(name, help="fine-tune a sequence classifier (or regressor) from TSV/CSV files" if name == "finetune"
+        p = commands.add_parser(name,
+                                help="fine-tune a sequence classifier (or regressor) from TSV/CSV files"
+                                if name == "finetune"
                                 else "train a student on a fine-tuned teacher's soft targets and the hard labels",
                                 description="The BERT recipe in NumPy: AdamW, linear warm-up and decay, clipping; "
                                 "evaluation and a checkpoint (loadable by transformers) after every epoch; rerun the "
@@ -125,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--lr", help="learning rate, default 5e-5")
         p.add_argument("--batch-size", help="examples per step, default 32")
         for flag, kind, default in (("epochs", int, 4), ("warmup-ratio", float, 0.1),
-                                    ("weight-decay", float, 0.01), ("max-grad-norm", float, 1.0), ("max-length", int, 128),
+                                    ("weight-decay", float, 0.01), ("max-grad-norm", float, 1.0),
+                                    ("max-length", int, 128),
                                     ("seed", int, 0), ("max-steps", int, None), ("accumulation-steps", int, 1),
                                     ("save-steps", int, None)):
             p.add_argument(f"--{flag}", type=kind, default=default, help=f"default {default}")
@@ -134,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the per-epoch history as JSON")
         p.set_defaults(run=_train)
 
-    for name, help in (("convert", "write model.safetensors (+ config.json, vocab.txt) from a .bin, a directory or a hub id"),
+    for name, help in (("convert",
+                        "write model.safetensors (+ config.json, vocab.txt) from a .bin, a directory or a hub id"),
                        ("download", "fetch a model by hub id or miniature name into a self-contained local directory")):
         p = commands.add_parser(name, help=help, description=help + ". The result is verified against the source "
                                 "and written under a temporary name first, so an interruption leaves no partial file.")
@@ -142,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("source", help="a pytorch_model.bin or .safetensors file, a model directory, or a hub id")
             p.add_argument("destination", help="the directory to write")
         else:
-            p.add_argument("name", help="a hub id ('google/bert_uncased_L-4_H-256_A-4') or miniature name ('bert-mini')")
+            p.add_argument("name",
+                           help="a hub id ('google/bert_uncased_L-4_H-256_A-4') or miniature name ('bert-mini')")
             p.add_argument("--to", dest="destination", help="the directory to write (default: weights/NAME)")
         p.add_argument("--revision", help="hub revision (branch, tag, commit or refs/pr/N)")
         p.set_defaults(run=_convert if name == "convert" else _download)
@@ -211,7 +217,8 @@ def text_lines(f, name: str) -> list[str]:
         try:
             text = line.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as e:
-            raise UserError(f"{name}, line {number}: byte {line[e.start]:#04x} is not UTF-8 (texts are read as UTF-8)") from None
+            raise UserError(f"{name}, line {number}: byte {line[e.start]:#04x} is not UTF-8 (texts "
+                            "are read as UTF-8)") from None
         if text.strip():
             lines.append(text)
     return lines
@@ -231,7 +238,8 @@ def fit_to_window(tokenizer, model_config, texts: list[str], truncate: bool) -> 
         if len(enc["input_ids"]) <= limit:
             fitted.append(text)
         elif truncate:
-            fitted.append(text[:enc["offset_mapping"][limit - 2][1]])  # up to the last token that fits beside [CLS] [SEP]
+            # up to the last token that fits beside [CLS] [SEP]
+            fitted.append(text[:enc["offset_mapping"][limit - 2][1]])
         else:
             raise UserError(f"text {i + 1} has {len(enc['input_ids'])} tokens, more than the model's {limit}; "
                             "shorten it or pass --truncate")
@@ -258,7 +266,8 @@ def _fill_mask(args) -> int:
     from tqdm import tqdm
 
     show = len(texts) > 50 and sys.stderr.isatty()
-    results = [fill_mask(model, tokenizer, text, top_k=args.top_k) for text in tqdm(texts, "fill-mask", disable=not show)]
+    results = [fill_mask(model, tokenizer, text, top_k=args.top_k)
+               for text in tqdm(texts, "fill-mask", disable=not show)]
     lines = []
     for text, masks in zip(texts, results):
         lines.append(text)
@@ -280,7 +289,8 @@ def _embed(args) -> int:
     vectors = _embedder(args).encode(texts, show_progress_bar=len(texts) > 50 and sys.stderr.isatty(),
                                      prompt_name=args.prompt_name)
     emit(args, [{"text": t, "embedding": v.tolist()} for t, v in zip(texts, vectors)],
-         [f"{t[:40]!r:44} [{', '.join(f'{x:.4f}' for x in v[:4])}, ...] ({len(v)} dims)" for t, v in zip(texts, vectors)])
+         [f"{t[:40]!r:44} [{', '.join(f'{x:.4f}' for x in v[:4])}, ...] ({len(v)} dims)"
+          for t, v in zip(texts, vectors)])
 
 
 def _similarity(args) -> int:
@@ -291,7 +301,8 @@ def _similarity(args) -> int:
         raise UserError("give at least two texts: the first is compared with each of the others")
     vectors = _embedder(args).encode(texts, prompt_name=args.prompt_name)
     scores = SIMILARITY_FUNCTIONS["cosine"](vectors[1:], vectors[:1])[:, 0]  # [N - 1, D] x [1, D] -> [N - 1]
-    emit(args, {"query": texts[0], "similarities": [{"text": t, "cosine": float(s)} for t, s in zip(texts[1:], scores)]},
+    emit(args,
+         {"query": texts[0], "similarities": [{"text": t, "cosine": float(s)} for t, s in zip(texts[1:], scores)]},
          [f"{s:+.4f}  {t}" for t, s in zip(texts[1:], scores)])
 
 
@@ -375,7 +386,8 @@ def _tokenize(args) -> int:
         rows = [{"token": t, "id": i, "start": s, "end": e, "text": text[s:e]}
                 for t, i, (s, e) in zip(tokens, enc["input_ids"], enc["offset_mapping"])]
         results.append({"text": text, "tokens": rows})
-        lines += [f"text {number} of {len(texts)}: {text[:60]!r}{'...' if len(text) > 60 else ''}"] if len(texts) > 1 else []
+        lines += [f"text {number} of {len(texts)}: "
+                  f"{text[:60]!r}{'...' if len(text) > 60 else ''}"] if len(texts) > 1 else []
         lines += [f"{'token':16} {'id':>6}  span      text"]
         lines += [f"{r['token']:16} {r['id']:>6}  {r['start']:>3}-{r['end']:<4}  {r['text']!r}" for r in rows]
     emit(args, results, lines)
@@ -493,7 +505,8 @@ def _train(args) -> int:
 
     grid = getattr(args, "grid", False)
     lrs = _numbers("--lr", args.lr, float) if args.lr else (list(GRID_LEARNING_RATES) if grid else [5e-5])
-    batch_sizes = _numbers("--batch-size", args.batch_size, int) if args.batch_size else (list(GRID_BATCH_SIZES) if grid else [32])
+    batch_sizes = (_numbers("--batch-size", args.batch_size, int) if args.batch_size
+                   else (list(GRID_BATCH_SIZES) if grid else [32]))
     if not grid and (len(lrs) > 1 or len(batch_sizes) > 1):
         raise UserError("--lr and --batch-size take one value each (lists only with --grid)")
     settings = Settings(lr=lrs[0], batch_size=batch_sizes[0], epochs=args.epochs, warmup_ratio=args.warmup_ratio,
@@ -523,7 +536,8 @@ def _numbers(flag: str, text: str, kind) -> list:
     try:
         values = [kind(part) for part in str(text).split(",")]
     except ValueError:
-        raise UserError(f"{flag} takes {'numbers' if kind is float else 'whole numbers'}, comma-separated: got {text!r}") from None
+        raise UserError(f"{flag} takes {'numbers' if kind is float else 'whole numbers'}, "
+                        f"comma-separated: got {text!r}") from None
     if any(v <= 0 for v in values):
         raise UserError(f"{flag} must be positive: got {text!r}")
     return values

@@ -113,7 +113,8 @@ class BertConfig:
                 raise ConfigError(f"{name} must be a probability in [0, 1), got {p!r}")
         if not (_number(self.initializer_range) and 0 <= self.initializer_range <= 1):
             raise ConfigError(f"initializer_range must be a number in [0, 1], got {self.initializer_range!r}")
-        if self.pad_token_id is not None and (isinstance(self.pad_token_id, bool) or not isinstance(self.pad_token_id, int)
+        if self.pad_token_id is not None and (isinstance(self.pad_token_id, bool)
+                                              or not isinstance(self.pad_token_id, int)
                                               or not 0 <= self.pad_token_id < self.vocab_size):
             raise ConfigError(f"pad_token_id must be a token id in [0, {self.vocab_size}), got {self.pad_token_id!r}")
         for flag in FLAGS:
@@ -121,7 +122,8 @@ class BertConfig:
                 raise ConfigError(f"{flag} must be true or false, got {self.extra[flag]!r}")
         self._check_labels()
         if self.extra.get("problem_type") not in (None, *PROBLEM_TYPES):
-            raise ConfigError(f"problem_type {self.extra['problem_type']!r} is not supported ({', '.join(PROBLEM_TYPES)})")
+            raise ConfigError(f"problem_type {self.extra['problem_type']!r} is not supported "
+                              f"({', '.join(PROBLEM_TYPES)})")
         for flag in ("is_decoder", "add_cross_attention"):
             if self.extra.get(flag):
                 raise ConfigError(f"{flag}=true: minibert implements the BERT encoder only")
@@ -186,7 +188,8 @@ class BertConfig:
     def _set_labels(self, id2label: Any) -> None:
         """id2label and label2id, checked as config.json's are."""
         old = {key: self.extra.pop(key) for key in ("id2label", "label2id", "num_labels") if key in self.extra}
-        self.extra["id2label"] = {str(i): label for i, label in id2label.items()} if isinstance(id2label, dict) else id2label
+        self.extra["id2label"] = ({str(i): label for i, label in id2label.items()} if isinstance(id2label, dict)
+                                  else id2label)
         try:
             self._check_labels()
         except ConfigError:

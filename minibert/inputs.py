@@ -57,7 +57,8 @@ def check_embeds(config: BertConfig, input_ids: Any, inputs_embeds: Any, dtype: 
                          f"{array.shape}")
     array = array.astype(dtype, copy=False)
     if not np.isfinite(array).all():  # after the cast: 1e39 is inf in float32
-        raise _bad_values("inputs_embeds", array, np.argwhere(~np.isfinite(array)), f"values must be finite in {np.dtype(dtype)}")
+        raise _bad_values("inputs_embeds", array, np.argwhere(~np.isfinite(array)),
+                          f"values must be finite in {np.dtype(dtype)}")
     return array
 
 
@@ -81,7 +82,8 @@ def flatten_choices(**inputs: Any) -> tuple[int, dict[str, Any]]:
                          f"{shape} or [seq]")
     flat = {name: None for name in inputs}
     for name, value in given.items():
-        flat[name] = value if value.shape == shape[2:] else value.reshape(-1, *value.shape[2:])  # [B, C, S, ...] -> [B·C, S, ...]
+        # [B, C, S, ...] -> [B·C, S, ...]
+        flat[name] = value if value.shape == shape[2:] else value.reshape(-1, *value.shape[2:])
     return shape[1], flat
 
 
@@ -90,9 +92,10 @@ def check_memory(bytes_per_token: int, shape: tuple[int, int], dtype: np.dtype,
     """Refuse, before allocating, a batch [B, S] whose arrays would not fit in memory, saying what it would need."""
     need = bytes_per_token * shape[0] * shape[1]
     if need > (1 << 28) and need > (free := available_memory()):  # a quarter GiB always goes: no system call
-        raise ValueError(f"a batch of {shape[0]} x {shape[1]} tokens would need about {need / 2**30:.1f} GiB for {what} "
-                         f"in {np.dtype(dtype)}, "
-                         f"more than the {max(free, 0) / 2**30:.1f} GiB available: pass fewer or shorter texts per call")
+        raise ValueError(f"a batch of {shape[0]} x {shape[1]} tokens would need about "
+                         f"{need / 2**30:.1f} GiB for {what} in {np.dtype(dtype)}, "
+                         f"more than the {max(free, 0) / 2**30:.1f} GiB available: pass fewer or "
+                         "shorter texts per call")
 
 
 def available_memory() -> int:
@@ -156,7 +159,8 @@ def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
     array = _rectangular(name, values, "array of integers")
     if array.size and not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
-    if array.size == 0 or (array.min() >= 0 and array.max() < upper):  # checked before the cast, which would wrap uint64
+    # checked before the cast, which would wrap uint64
+    if array.size == 0 or (array.min() >= 0 and array.max() < upper):
         return array.astype(np.int64, copy=False)
     raise _bad_values(name, array, np.argwhere((array < 0) | (array >= upper)), f"values must lie in [0, {upper})")
 

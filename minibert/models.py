@@ -24,8 +24,8 @@ from .errors import ConfigError, WeightsError, check_positive_int
 from .fast import FastEncoder
 from .inputs import check_inputs, check_memory, flatten_choices
 from .train.heads import (
-    labels_on_padding, masked_lm_value_and_grad, per_choice, pooled_head_value_and_grad, pretraining_labels, sequence_loss,
-    token_classifier_value_and_grad,
+    labels_on_padding, masked_lm_value_and_grad, per_choice, pooled_head_value_and_grad, pretraining_labels,
+    sequence_loss, token_classifier_value_and_grad,
 )
 from .loading.hub import model_directory
 from .loading.weights import (
@@ -36,7 +36,8 @@ from .loading.weights import (
 QUANTIZE_MODES = ("int8",)
 # Written into a quantized model's config.json: transformers refuses a quant_method it does not know, rather
 # than loading int8 codes as if they were weights.
-QUANTIZATION_CONFIG = {"quant_method": "minibert-int8", "weights": "int8, symmetric, per output channel (X.weight_scale)",
+QUANTIZATION_CONFIG = {"quant_method": "minibert-int8",
+                       "weights": "int8, symmetric, per output channel (X.weight_scale)",
                        "activations": "uint8, asymmetric, per token, at run time"}
 
 
@@ -265,7 +266,8 @@ class BertModel(InferenceModel):
                   if a.dtype != np.int8 and not name.endswith(SCALE_SUFFIX)}
         for name, array in column_major(floats).items():  # arrays already stored so are kept, not copied
             *path, key = name.split(".")
-            parent = functools.reduce(lambda node, k: node[int(k)] if isinstance(node, list) else node[k], path, self.weights)
+            parent = functools.reduce(lambda node, k: node[int(k)] if isinstance(node, list) else node[k],
+                                      path, self.weights)
             parent[key] = array
         self.fast.refresh()
 
@@ -350,7 +352,8 @@ class BertModel(InferenceModel):
         for i in range(c.num_hidden_layers):
             masks[f"encoder.layer.{i}.attention.self.dropout"] = nn.dropout_mask(
                 rng, probabilities, c.attention_probs_dropout_prob, dtype)
-            masks[f"encoder.layer.{i}.attention.output.dropout"] = nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, dtype)
+            masks[f"encoder.layer.{i}.attention.output.dropout"] = nn.dropout_mask(rng, hidden,
+                                                                                   c.hidden_dropout_prob, dtype)
             masks[f"encoder.layer.{i}.output.dropout"] = nn.dropout_mask(rng, hidden, c.hidden_dropout_prob, dtype)
         return masks
 
@@ -445,17 +448,20 @@ class BertHeadModel(InferenceModel):
     new_head_allowed = False
     base_prefix = "bert."
 
-    def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32, seed: int = 0) -> None:
+    def __init__(self, config: BertConfig, weights: dict[str, np.ndarray],
+                 dtype: Any = np.float32, seed: int = 0) -> None:
         self.config = config
         self.bert = BertModel(config, weights, dtype, add_pooling_layer=self.uses_pooler)
         self.dtype = self.bert.dtype
         tensors = canonical_state(weights)
         shapes = self.head_shapes(config)
         if not self.new_head_allowed and not any(name.startswith("cls.") for name in tensors):
-            heads = " and ".join(dict.fromkeys({"predictions": "masked-LM", "seq_relationship": "next-sentence"}[name.split(".")[1]]
+            heads = " and ".join(dict.fromkeys({"predictions": "masked-LM",
+                                                "seq_relationship": "next-sentence"}[name.split(".")[1]]
                                                for name in shapes))
-            raise WeightsError(f"this model has no {heads} head, which {type(self).__name__} needs (it is a bare encoder "
-                               "or fine-tuned for another task); a pre-training checkpoint such as bert-mini has it")
+            raise WeightsError(f"this model has no {heads} head, which {type(self).__name__} needs (it "
+                               "is a bare encoder or fine-tuned for another task); a pre-training checkpoint such "
+                               "as bert-mini has it")
         tensors = self.tie_weights(tensors)
         self.untrained_head = self.new_head_allowed and not any(name in tensors for name in shapes)
         if self.untrained_head:  # its outputs mean nothing until it is fine-tuned
@@ -541,10 +547,12 @@ class MaskedLMHeadModel(BertHeadModel):
     cls.predictions.bias, so state_dict() names each parameter once, as torch's named_parameters() does,
     and a training step on it updates both uses of a tied array."""
 
-    def __init__(self, config: BertConfig, weights: dict[str, np.ndarray], dtype: Any = np.float32, seed: int = 0) -> None:
+    def __init__(self, config: BertConfig, weights: dict[str, np.ndarray],
+                 dtype: Any = np.float32, seed: int = 0) -> None:
         super().__init__(config, weights, dtype, seed)
         if tied_word_embeddings(config):
-            self.head["cls"]["predictions"]["decoder"]["weight"] = self.bert.weights["embeddings"]["word_embeddings"]["weight"]
+            self.head["cls"]["predictions"]["decoder"]["weight"] = (
+                self.bert.weights["embeddings"]["word_embeddings"]["weight"])
 
     def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return tie_mlm_weights(tensors, self.config)
@@ -587,11 +595,12 @@ class BertForMaskedLM(MaskedLMHeadModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> MaskedLMOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
-                          inputs_embeds)
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                          output_attentions, inputs_embeds)
         check_memory(self.config.vocab_size * self.dtype.itemsize, out.last_hidden_state.shape[:2], self.dtype,
                      "its scores over the vocabulary")
-        logits = nn.masked_lm_head(out.last_hidden_state, **self.head["cls"]["predictions"], eps=self.config.layer_norm_eps)
+        logits = nn.masked_lm_head(out.last_hidden_state, **self.head["cls"]["predictions"],
+                                   eps=self.config.layer_norm_eps)
         return MaskedLMOutput(logits, out.hidden_states, out.attentions)
 
 
@@ -614,8 +623,8 @@ class BertForNextSentencePrediction(BertHeadModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> NextSentencePredictorOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
-                          inputs_embeds)
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                          output_attentions, inputs_embeds)
         logits = nn.dense(out.pooler_output, **self.head["cls"]["seq_relationship"])  # [B, H] -> [B, 2]
         return NextSentencePredictorOutput(logits, out.hidden_states, out.attentions)
 
@@ -630,20 +639,22 @@ class BertForPreTraining(MaskedLMHeadModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> BertForPreTrainingOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
-                          inputs_embeds)
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                          output_attentions, inputs_embeds)
         cls = self.head["cls"]
         check_memory(self.config.vocab_size * self.dtype.itemsize, out.last_hidden_state.shape[:2], self.dtype,
                      "its scores over the vocabulary")
         return BertForPreTrainingOutput(
-            prediction_logits=nn.masked_lm_head(out.last_hidden_state, **cls["predictions"], eps=self.config.layer_norm_eps),
+            prediction_logits=nn.masked_lm_head(out.last_hidden_state, **cls["predictions"],
+                                                eps=self.config.layer_norm_eps),
             seq_relationship_logits=nn.dense(out.pooler_output, **cls["seq_relationship"]),  # [B, H] -> [B, 2]
             hidden_states=out.hidden_states, attentions=out.attentions,
         )
 
 
     def reads_padding(self, attention_mask: np.ndarray, labels: Any) -> bool:
-        return bool((attention_mask[:, 0] == 0).any()) or labels_on_padding(attention_mask, pretraining_labels(labels)[0])
+        return bool((attention_mask[:, 0] == 0).any()) or labels_on_padding(attention_mask,
+                                                                            pretraining_labels(labels)[0])
 
     def head_value_and_grad(self, x: np.ndarray, labels: Any, loss: Any = None, dropout: dict | None = None):
         """L = MLM cross-entropy + next-sentence cross-entropy (on the pooled [CLS]); labels: (MLM labels
@@ -673,8 +684,8 @@ class PooledClassifier(BertHeadModel):
     def head_value_and_grad(self, x: np.ndarray, labels: Any, loss: Any = None, dropout: dict | None = None):
         """Pooler, dropout and classifier on the last hidden state x [B, S, H] -> (loss, dx [B, S, H], grads)."""
         loss = loss or partial(sequence_loss, problem_type=self.config.problem_type)
-        return pooled_head_value_and_grad(x, self.bert.weights["pooler"]["dense"], self.head["classifier"], "classifier",
-                                          labels, loss, (dropout or {}).get("dropout"))
+        return pooled_head_value_and_grad(x, self.bert.weights["pooler"]["dense"], self.head["classifier"],
+                                          "classifier", labels, loss, (dropout or {}).get("dropout"))
 
 
 class BertForSequenceClassification(PooledClassifier):
@@ -686,8 +697,8 @@ class BertForSequenceClassification(PooledClassifier):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> SequenceClassifierOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
-                          inputs_embeds)
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                          output_attentions, inputs_embeds)
         x = self.classifier_dropout(out.pooler_output)
         logits = nn.dense(x, **self.head["classifier"])  # [B, H] -> [B, num_labels]
         return SequenceClassifierOutput(logits, out.hidden_states, out.attentions)
@@ -706,7 +717,8 @@ class BertForMultipleChoice(PooledClassifier):
         """input_ids, attention_mask, token_type_ids, position_ids [B, C, S] (C choices per example), or
         inputs_embeds [B, C, S, H] -> logits [B, C]. hidden_states and attentions come with the choices
         flattened into the batch ([B·C, S, H]), as in transformers."""
-        choices, inputs = flatten_choices(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+        choices, inputs = flatten_choices(input_ids=input_ids, attention_mask=attention_mask,
+                                          token_type_ids=token_type_ids,
                                           position_ids=position_ids, inputs_embeds=inputs_embeds)
         out = self.encode(**inputs, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         x = self.classifier_dropout(out.pooler_output)
@@ -717,7 +729,8 @@ class BertForMultipleChoice(PooledClassifier):
     def training_batch(self, encoding: dict[str, Any], loss: Any) -> tuple[dict[str, Any], Any]:
         """The batch [B, C, S] as B·C sequences, and the loss (default: cross-entropy) on the choices' scores [B, C]."""
         choices, flat = flatten_choices(**{name: encoding.get(name) for name in
-                                           ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")})
+                                           ("input_ids", "attention_mask", "token_type_ids", "position_ids",
+                                            "inputs_embeds")})
         return flat, per_choice(loss or partial(sequence_loss, problem_type="single_label_classification"), choices)
 
 
@@ -731,8 +744,8 @@ class BertForTokenClassification(BertHeadModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> TokenClassifierOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
-                          inputs_embeds)
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                          output_attentions, inputs_embeds)
         x = self.classifier_dropout(out.last_hidden_state)
         logits = nn.dense(x, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
         return TokenClassifierOutput(logits, out.hidden_states, out.attentions)
@@ -760,8 +773,8 @@ class BertForQuestionAnswering(BertHeadModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> QuestionAnsweringModelOutput:
-        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions,
-                          inputs_embeds)
+        out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
+                          output_attentions, inputs_embeds)
         logits = nn.dense(out.last_hidden_state, **self.head["qa_outputs"])  # [B, S, H] -> [B, S, 2]
         return QuestionAnsweringModelOutput(logits[..., 0], logits[..., 1], out.hidden_states, out.attentions)
 
@@ -822,7 +835,8 @@ def with_labels(config: BertConfig, num_labels: int | None = None, id2label: dic
         extra["label2id"] = {label: int(i) for i, label in id2label.items()}
     elif num_labels is not None:
         if isinstance(num_labels, bool) or not isinstance(num_labels, int) or not 1 <= num_labels <= MAX_LABELS:
-            raise ConfigError(f"num_labels must be a whole number in [1, {MAX_LABELS}], got {num_labels!r}")  # before the loop
+            # before the loop
+            raise ConfigError(f"num_labels must be a whole number in [1, {MAX_LABELS}], got {num_labels!r}")
         extra["id2label"] = {str(i): f"LABEL_{i}" for i in range(num_labels)}
         extra["label2id"] = {f"LABEL_{i}": i for i in range(num_labels)}
     if problem_type is not None:

@@ -60,8 +60,9 @@ def check_fit(model: Any, tokenizer: BertTokenizer) -> None:
     """A model and a tokenizer that belong together: every id the tokenizer can give has a word embedding."""
     tokens, vocabulary = len(tokenizer), model.config.vocab_size
     if tokens > vocabulary:
-        raise ValueError(f"the tokenizer has {tokens} tokens but the model's vocabulary only {vocabulary}: they are not "
-                         "the same model's (after tokenizer.add_tokens, call model.resize_token_embeddings(len(tokenizer)))")
+        raise ValueError(f"the tokenizer has {tokens} tokens but the model's vocabulary only "
+                         f"{vocabulary}: they are not the same model's (after tokenizer.add_tokens, call "
+                         "model.resize_token_embeddings(len(tokenizer)))")
 
 
 def fill_mask(model: BertForMaskedLM | BertForPreTraining, tokenizer: BertTokenizer, text: str | Sequence[str],
@@ -169,7 +170,8 @@ class CrossEncoder:
         self.max_length = window(model.config, tokenizer, "max_length", max_length)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, **hub_options: Any) -> CrossEncoder:
+    def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32,
+                        **hub_options: Any) -> CrossEncoder:
         """Load the model, its tokenizer and the activation sentence-transformers saved with it: in
         config_sentence_transformers.json (version 6), config.json's sentence_transformers.activation_fn
         (versions 4 and 5) or sbert_ce_default_activation_function (before 4); max_length from
@@ -177,13 +179,16 @@ class CrossEncoder:
         directory = model_directory(name_or_path, need=("config.json",), weights=True, want=(
             *TOKENIZER_FILES, "config_sentence_transformers.json", "sentence_bert_config.json"), **hub_options)
         model = BertForSequenceClassification.from_pretrained(directory, dtype=dtype)
-        settings = _read_json(directory / "config_sentence_transformers.json", "config_sentence_transformers", default={})
+        settings = _read_json(directory / "config_sentence_transformers.json",
+                              "config_sentence_transformers", default={})
         if settings.get("default_prompt_name"):
             raise ValueError(f"{directory}: a cross-encoder with a default prompt is not supported")
         legacy = model.config.extra.get("sentence_transformers")
-        activation = (settings.get("activation_fn") or (legacy.get("activation_fn") if isinstance(legacy, dict) else None)
+        activation = (settings.get("activation_fn")
+                      or (legacy.get("activation_fn") if isinstance(legacy, dict) else None)
                       or model.config.extra.get("sbert_ce_default_activation_function"))
-        max_length = _read_json(directory / "sentence_bert_config.json", "sentence_bert_config", default={}).get("max_seq_length")
+        max_length = _read_json(directory / "sentence_bert_config.json",
+                                "sentence_bert_config", default={}).get("max_seq_length")
         return cls(model, BertTokenizer.from_pretrained(directory), activation, max_length)
 
     def predict(self, pairs: Sequence[Sequence[str]], batch_size: int = 32) -> np.ndarray:
@@ -216,12 +221,13 @@ class CrossEncoder:
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         if self.model.config.num_labels != 1:
-            raise ValueError(f"rank needs a cross-encoder with one label; this model has {self.model.config.num_labels}: "
-                             "use predict (or classify)")
+            raise ValueError("rank needs a cross-encoder with one label; this model has "
+                             f"{self.model.config.num_labels}: use predict (or classify)")
         documents = text_list(documents, "documents")
         scores = self.predict([(query, d) for d in documents], batch_size).tolist()
         order = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_k]  # stable: ties keep their input order
-        return [{"corpus_id": i, "score": scores[i], **({"text": documents[i]} if return_documents else {})} for i in order]
+        return [{"corpus_id": i, "score": scores[i], **({"text": documents[i]} if return_documents else {})}
+                for i in order]
 
 
 def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, question: str, context: str,
@@ -244,7 +250,8 @@ def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, qu
         raise ValueError(f"the question is empty: {question!r}")  # the model would answer the context alone
     budget = max_length - question_tokens - tokenizer.num_special_tokens_to_add(pair=True)  # context tokens per window
     if budget < 1:
-        raise ValueError(f"the question ({question_tokens} tokens) leaves no room for context in max_length={max_length}")
+        raise ValueError(f"the question ({question_tokens} tokens) leaves no room for context in "
+                         f"max_length={max_length}")
     # The tokenizer's overflowing windows; a stride that leaves no step moves one token at a time.
     enc = tokenizer(question, context, truncation="only_second", max_length=max_length, stride=min(stride, budget - 1),
                     return_overflowing_tokens=True, return_offsets_mapping=True, padding=True, return_tensors="np")
@@ -258,7 +265,8 @@ def extract_answer(model: BertForQuestionAnswering, tokenizer: BertTokenizer, qu
         first, n = positions[0], len(positions)
         p_start = softmax(out.start_logits[w, first:first + n].astype(np.float64))
         p_end = softmax(out.end_logits[w, first:first + n].astype(np.float64))
-        scores = np.triu(np.outer(p_start, p_end)) - np.triu(np.outer(p_start, p_end), max_answer_length)  # i <= j < i + L
+        # i <= j < i + L
+        scores = np.triu(np.outer(p_start, p_end)) - np.triu(np.outer(p_start, p_end), max_answer_length)
         i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
         if scores[i, j] > best[0]:
             best = (float(scores[i, j]), w, first + int(i), first + int(j))
@@ -328,15 +336,16 @@ LEGACY_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_token
 # The activations a sentence-transformers Dense module may name (its config.json's activation_function, a
 # torch class such as "torch.nn.modules.activation.Tanh", the default), by class name.
 DENSE_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "Tanh": np.tanh, "Identity": lambda x: x, "ReLU": lambda x: np.maximum(x, 0), "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-    "GELU": gelu,
+    "Tanh": np.tanh, "Identity": lambda x: x, "ReLU": lambda x: np.maximum(x, 0),
+    "Sigmoid": lambda x: 1 / (1 + np.exp(-x)), "GELU": gelu,
 }
 # How two sets of embeddings are compared (config_sentence_transformers.json's similarity_fn_name): a, b
 # [N, D], [M, D] -> [N, M], higher meaning more alike, as sentence-transformers scores them.
 SIMILARITY_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "cosine": lambda a, b: _unit(a) @ _unit(b).T,  # a·b / (‖a‖ ‖b‖)
     "dot": lambda a, b: a @ b.T,
-    "euclidean": lambda a, b: -np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T, 0)),  # -‖a - b‖
+    "euclidean": lambda a, b: -np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None]
+                                                  - 2 * a @ b.T, 0)),  # -‖a - b‖
     "manhattan": lambda a, b: -np.abs(a[:, None] - b[None]).sum(-1),  # -Σ |a - b|
 }
 
@@ -371,7 +380,8 @@ class Dense(NamedTuple):
             raise ValueError(f"{directory}/config.json must give a Dense module's in_features and out_features")
         activation = config.get("activation_function", "torch.nn.modules.activation.Tanh").rsplit(".", 1)[-1]
         if activation not in DENSE_ACTIVATIONS:
-            raise ValueError(f"{directory}: activation {activation} is not supported ({', '.join(DENSE_ACTIVATIONS)} are)")
+            raise ValueError(f"{directory}: activation {activation} is not supported "
+                             f"({', '.join(DENSE_ACTIVATIONS)} are)")
         shapes = {"linear.weight": (config["out_features"], config["in_features"])}
         if config.get("bias", True):
             shapes["linear.bias"] = (config["out_features"],)
@@ -398,7 +408,8 @@ class SentenceEncoder:
     def __init__(self, model: BertModel, tokenizer: BertTokenizer, pooling: str | Sequence[str] = ("mean",),
                  normalize: bool = False, max_seq_length: int | None = None, prompts: dict[str, str] | None = None,
                  default_prompt_name: str | None = None, include_prompt: bool = True, dense: Sequence[Dense] = (),
-                 do_lower_case: bool = False, similarity_fn_name: str | None = None, truncate_dim: int | None = None) -> None:
+                 do_lower_case: bool = False, similarity_fn_name: str | None = None,
+                 truncate_dim: int | None = None) -> None:
         pooling = [pooling] if isinstance(pooling, str) else list(pooling)
         unknown = [p for p in pooling if p not in POOLING_MODES]
         if unknown or not pooling:
@@ -423,14 +434,16 @@ class SentenceEncoder:
         # As in sentence-transformers, "query" and "document" are always there, blank unless given.
         self.prompts = {"query": "", "document": "", **{name: text or "" for name, text in prompts.items()}}
         if default_prompt_name is not None and default_prompt_name not in self.prompts:
-            raise ValueError(f"default_prompt_name {default_prompt_name!r} is not among the prompts ({', '.join(self.prompts)})")
+            raise ValueError(f"default_prompt_name {default_prompt_name!r} is not among the prompts "
+                             f"({', '.join(self.prompts)})")
         if not isinstance(include_prompt, bool):
             raise TypeError(f"include_prompt must be True or False, got {include_prompt!r}")
         self.default_prompt_name, self.include_prompt = default_prompt_name, include_prompt
         self.do_lower_case = bool(do_lower_case)
         self.similarity_fn_name = "cosine" if similarity_fn_name is None else similarity_fn_name
         if self.similarity_fn_name not in SIMILARITY_FUNCTIONS:
-            raise ValueError(f"similarity_fn_name {similarity_fn_name!r}: choose from {', '.join(SIMILARITY_FUNCTIONS)}")
+            raise ValueError(f"similarity_fn_name {similarity_fn_name!r}: choose from "
+                             f"{', '.join(SIMILARITY_FUNCTIONS)}")
         self.max_seq_length = window(model.config, tokenizer, "max_seq_length", max_seq_length)
 
     @classmethod
@@ -452,18 +465,20 @@ class SentenceEncoder:
         kinds = [kind for kind, _ in modules]
         unsupported = [kind for kind in kinds if kind not in MODULE_ORDER]
         if unsupported:
-            raise ValueError(f"{root}/modules.json: module {unsupported[0]} is not supported ({', '.join(MODULE_ORDER)} are)")
+            raise ValueError(f"{root}/modules.json: module {unsupported[0]} is not supported "
+                             f"({', '.join(MODULE_ORDER)} are)")
         ranks = [MODULE_ORDER[kind] for kind in kinds]
         if ranks != sorted(ranks) or any(kinds.count(k) > 1 for k in ("Transformer", "Pooling", "Normalize")):
-            raise ValueError(f"{root}/modules.json: modules {kinds}; minibert runs Transformer, Pooling, Dense..., Normalize")
+            raise ValueError(f"{root}/modules.json: modules {kinds}; minibert runs Transformer, Pooling, "
+                             "Dense..., Normalize")
         paths = dict(modules)
         transformer = root / paths.get("Transformer", "")
         pooling, include_prompt = ["mean"], True
         if "Pooling" in paths:
             config = _read_json(root / paths["Pooling"] / "config.json", "pooling", default=None)
             if config is None:  # a folder that is not there would silently pool by mean
-                raise ValueError(f"{root / paths['Pooling'] / 'config.json'}: modules.json names a Pooling module here, "
-                                 "but its config.json is missing")
+                raise ValueError(f"{root / paths['Pooling'] / 'config.json'}: modules.json names a "
+                                 "Pooling module here, but its config.json is missing")
             pooling, include_prompt = pooling_modes(config, root / paths["Pooling"]), config.get("include_prompt", True)
         dense_paths = [path for kind, path in modules if kind == "Dense"]
         if dense_paths:  # from the hub: the Dense modules' files fetched into the same snapshot as root, in one call
@@ -475,9 +490,11 @@ class SentenceEncoder:
         model = BertModel(*read_checkpoint(transformer), dtype=dtype)  # the directory resolved above, read once
         return cls(model.quantize(quantize) if quantize else model,
                    BertTokenizer._from_directory(transformer, os.fspath(transformer)),
-                   pooling=pooling, normalize="Normalize" in paths, max_seq_length=transformer_settings.get("max_seq_length"),
+                   pooling=pooling, normalize="Normalize" in paths,
+                   max_seq_length=transformer_settings.get("max_seq_length"),
                    prompts=settings.get("prompts") or {}, default_prompt_name=settings.get("default_prompt_name"),
-                   include_prompt=include_prompt, dense=dense, do_lower_case=transformer_settings.get("do_lower_case", False),
+                   include_prompt=include_prompt, dense=dense,
+                   do_lower_case=transformer_settings.get("do_lower_case", False),
                    similarity_fn_name=settings.get("similarity_fn_name"))
 
     def encode(self, sentences: str | Sequence[str], batch_size: int = 32, normalize_embeddings: bool = False,
@@ -508,7 +525,8 @@ class SentenceEncoder:
         if average and self._prompt(prompt, prompt_name):
             raise ValueError("long_inputs='average' cannot take a prompt: only a text's first window would carry it")
         sentences, skip = self.apply_prompt(sentences, prompt, prompt_name)
-        enc = self.tokenizer(sentences, truncation=True, max_length=self.max_seq_length, return_overflowing_tokens=average)
+        enc = self.tokenizer(sentences, truncation=True, max_length=self.max_seq_length,
+                             return_overflowing_tokens=average)
         rows = enc["input_ids"]  # with average, a long sentence's further windows are further rows
         owners = enc["overflow_to_sample_mapping"] if average else range(len(rows))
         order = sorted(range(len(rows)), key=lambda k: -len(rows[k]))
@@ -536,7 +554,8 @@ class SentenceEncoder:
         skip = 0 if self.include_prompt else len(self.tokenizer(prompt)["input_ids"]) - 1  # [CLS] + prompt, not [SEP]
         return [prompt + s for s in sentences], skip
 
-    def finish(self, pooled: np.ndarray, normalize_embeddings: bool = False, truncate_dim: int | None = None) -> np.ndarray:
+    def finish(self, pooled: np.ndarray, normalize_embeddings: bool = False,
+               truncate_dim: int | None = None) -> np.ndarray:
         """Embeddings from pooled vectors [N, H · modes] (float64): the Dense modules, the model's Normalize, the
         first truncate_dim values, normalize_embeddings, in sentence-transformers' order -> [N, D] in the
         model's dtype."""
@@ -596,7 +615,8 @@ class SentenceEncoder:
         batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="np")
         mask = batch["attention_mask"]
         hidden = self.model(batch["input_ids"], attention_mask=mask).last_hidden_state  # [B, S, H]
-        pooled = mask * (np.cumsum(mask, axis=1) > np.reshape(skip, (-1, 1)))  # [B, S]: real tokens after the skipped ones
+        # [B, S]: real tokens after the skipped ones
+        pooled = mask * (np.cumsum(mask, axis=1) > np.reshape(skip, (-1, 1)))
         return pool(hidden, pooled, self.pooling, real=mask)  # [B, S] -> [B, D]
 
 

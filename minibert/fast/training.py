@@ -29,14 +29,16 @@ def encoder_forward(x: np.ndarray, attention_mask: np.ndarray, layers: list[dict
     """The encoder's output and the cache encoder_backward takes.
 
     x [B, S, H] (the embeddings), attention_mask [B, S] of 1/0 (any pattern), layers: the layers' weights,
-    dropout: per layer its masks, named as in nn.bert without the layer's prefix (empty dicts: none) -> (y [B, S, H], cache)
+    dropout: per layer its masks, named as in nn.bert without the layer's prefix (empty dicts: none)
+    -> (y [B, S, H], cache)
     """
     real = attention_mask.astype(bool)
     mask_bias = nn.padding_mask_bias(attention_mask, x.dtype)  # [B, S] -> [B, 1, 1, S]
     h = x[real]  # [B, S, H] -> [T, H]
     caches = []
     for weights, masks in zip(layers, dropout):
-        h, cache = layer_forward(h, real, mask_bias, **weights, num_heads=num_heads, eps=eps, dropout=pack_masks(masks, real))
+        h, cache = layer_forward(h, real, mask_bias, **weights, num_heads=num_heads, eps=eps,
+                                 dropout=pack_masks(masks, real))
         caches.append(cache)
     return scatter(h, real, real.shape), {"real": real, "layers": caches}
 
@@ -48,7 +50,8 @@ def encoder_backward(dy: np.ndarray, cache: dict, layers: list[dict], eps: float
     dh = dy[real]  # [B, S, H] -> [T, H]
     grads = [None] * len(layers)
     for i in reversed(range(len(layers))):
-        dh, grads[i] = layer_backward(dh, cache["layers"][i], real, **layers[i], eps=eps, dropout=pack_masks(dropout[i], real))
+        dh, grads[i] = layer_backward(dh, cache["layers"][i], real, **layers[i], eps=eps,
+                                      dropout=pack_masks(dropout[i], real))
     return scatter(dh, real, real.shape), grads
 
 
@@ -59,7 +62,8 @@ def layer_forward(x: np.ndarray, real: np.ndarray, mask_bias: np.ndarray, attent
     d = H // num_heads
     projections = [attention["self"][name] for name in ("query", "key", "value")]
     w_qkv = np.concatenate([p["weight"] for p in projections])  # 3 × [H, H] -> [3H, H]
-    qkv = scatter(x @ w_qkv.T + np.concatenate([p["bias"] for p in projections]), real, real.shape)  # [T, H] -> [T, 3H] -> [B, S, 3H]
+    # [T, H] -> [T, 3H] -> [B, S, 3H]
+    qkv = scatter(x @ w_qkv.T + np.concatenate([p["bias"] for p in projections]), real, real.shape)
     heads = qkv.reshape(B, S, 3, num_heads, d).transpose(2, 0, 3, 1, 4)  # -> [3, B, A, S, d]
     q, k, v = heads[0], heads[1], heads[2]
     p = nn.softmax((q @ k.transpose(0, 1, 3, 2)) * d**-0.5 + mask_bias)  # [B, A, S, d] @ [B, A, d, S] -> [B, A, S, S]
@@ -84,14 +88,16 @@ def layer_backward(dy: np.ndarray, cache: dict, real: np.ndarray, attention: dic
     H = dy.shape[1]
     B, A, S, d = c["q"].shape
     dv_in, dgamma2, dbeta2 = nn.layer_norm_backward(dy, c["v_in"], output["LayerNorm"]["weight"], eps)
-    dg, dw2, db2 = nn.dense_backward(nn.dropout(dv_in, dropout.get("output.dropout")), c["g"], output["dense"]["weight"])
+    dg, dw2, db2 = nn.dense_backward(nn.dropout(dv_in, dropout.get("output.dropout")), c["g"],
+                                     output["dense"]["weight"])
     kernels.run(kernels.for_dtype(dg.dtype, "gelu_backward"), dg.size, dg, c["z"])  # ∂z = ∂g · GELU'(z), in place
     da, dw1, db1 = nn.dense_backward(dg, c["a"], intermediate["dense"]["weight"])
     da += dv_in  # the residual around the FFN
     du, dgamma1, dbeta1 = nn.layer_norm_backward(da, c["u"], attention["output"]["LayerNorm"]["weight"], eps)
     dcontext, dw_o, db_o = nn.dense_backward(nn.dropout(du, dropout.get("attention.output.dropout")), c["context"],
                                              attention["output"]["dense"]["weight"])
-    dc = scatter(dcontext, real, real.shape).reshape(B, S, A, d).transpose(0, 2, 1, 3)  # [T, H] -> [B, A, S, d], 0 at padding
+    # [T, H] -> [B, A, S, d], 0 at padding
+    dc = scatter(dcontext, real, real.shape).reshape(B, S, A, d).transpose(0, 2, 1, 3)
     dqkv = np.empty((B, S, 3, A, d), dtype=dy.dtype)
     dheads = dqkv.transpose(2, 0, 3, 1, 4)  # a [3, B, A, S, d] view: ∂Q, ∂K, ∂V written in place
     dheads[2] = c["p_dropped"].transpose(0, 1, 3, 2) @ dc  # ∂V = P'ᵀ ∂C

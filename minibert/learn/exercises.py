@@ -49,7 +49,8 @@ Track: {track}. To do, in order:
 def exercise_source(source: str, names: set[str]) -> str:
     """`source` with the body of every top-level function in `names` replaced by a TODO (docstring kept)."""
     lines = source.splitlines(keepends=True)
-    for node in sorted(ast.parse(source).body, key=lambda n: n.lineno, reverse=True):  # bottom up: lines keep their numbers
+    # bottom up: lines keep their numbers
+    for node in sorted(ast.parse(source).body, key=lambda n: n.lineno, reverse=True):
         if not (isinstance(node, ast.FunctionDef) and node.name in names):
             continue
         body = node.body
@@ -87,7 +88,8 @@ def init(directory: str | Path, track: str = "forward") -> list[str]:
     for name, source in sources.items():
         (directory / name).write_text(exercise_source(source, names), encoding="utf-8")
     todo = list(TRACKS[track])
-    (directory / "exercises.json").write_text(json.dumps({"track": track}) + "\n", encoding="utf-8")  # what check grades
+    # what check grades
+    (directory / "exercises.json").write_text(json.dumps({"track": track}) + "\n", encoding="utf-8")
     (directory / "README.md").write_text(GUIDE.format(directory=directory, first=todo[0], track=track,
                                                       names="".join(f"- {name}\n" for name in todo)), encoding="utf-8")
     return todo

@@ -40,7 +40,8 @@ class Reference:
         self.heads, self.eps = self.config["num_attention_heads"], self.config["layer_norm_eps"]
         self.w = unflatten({k[2:]: v for k, v in self.arrays.items() if k.startswith("w/")})
         self.layer = self.w["encoder"]["layer"][0]
-        self.decoder = {"weight": self.w["embeddings"]["word_embeddings"]["weight"], "bias": self.w["cls"]["predictions"]["bias"]}
+        self.decoder = {"weight": self.w["embeddings"]["word_embeddings"]["weight"],
+                        "bias": self.w["cls"]["predictions"]["bias"]}
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.arrays[key]
@@ -128,9 +129,10 @@ def _pre_ln_layer(r: Reference) -> dict[str, np.ndarray]:
 
 def _whole_model(m: SimpleNamespace, r: Reference) -> dict[str, Any]:
     """The learner's whole forward: every hidden state, attention map and the pooled vector."""
-    hidden_states, attentions, pooled = m.bert(r["input/input_ids"], r["input/attention_mask"], r["input/token_type_ids"],
-                                               r["input/position_ids"], r.w["embeddings"], r.w["encoder"], r.w["pooler"],
-                                               num_heads=r.heads, eps=r.eps)
+    hidden_states, attentions, pooled = m.bert(r["input/input_ids"], r["input/attention_mask"],
+                                               r["input/token_type_ids"],
+                                               r["input/position_ids"], r.w["embeddings"], r.w["encoder"],
+                                               r.w["pooler"], num_heads=r.heads, eps=r.eps)
     named = {f"hidden_states/{i}": h for i, h in enumerate(hidden_states)}
     named.update({f"attentions/{i}": a for i, a in enumerate(attentions)})
     return {**named, "pooler_output": pooled}
@@ -146,7 +148,8 @@ def _bert_with_eps(r: Reference, eps: float) -> dict[str, np.ndarray]:
 
 def _embeddings_sum(r: Reference) -> np.ndarray:
     e = r.w["embeddings"]
-    return (e["word_embeddings"]["weight"][r["input/input_ids"]] + e["token_type_embeddings"]["weight"][r["input/token_type_ids"]]
+    return (e["word_embeddings"]["weight"][r["input/input_ids"]]
+            + e["token_type_embeddings"]["weight"][r["input/token_type_ids"]]
             + e["position_embeddings"]["weight"][r["input/position_ids"]])
 
 
@@ -157,7 +160,8 @@ LAYER_NORM_MISTAKES = tuple(
     Mistake(EPS_HINT.format(eps=eps), lambda r, eps=eps: {"output": nn.layer_norm(
         r["layer_norm/x"], **r.w["embeddings"]["LayerNorm"], eps=eps)}) for eps in (1e-5, 1e-3, 1e-6)
 ) + (Mistake("the variance must be the biased one, mean((x - μ)²), as torch's LayerNorm takes it, not N-1",
-             lambda r: {"output": _layer_norm_unbiased(r["layer_norm/x"], **r.w["embeddings"]["LayerNorm"], eps=r.eps)}),)
+             lambda r: {"output": _layer_norm_unbiased(r["layer_norm/x"],
+                                                       **r.w["embeddings"]["LayerNorm"], eps=r.eps)}),)
 
 TANH_GELU = "this is GELU's tanh approximation; BERT uses the exact form x · ½ · (1 + erf(x / √2))"
 WRONG_SPLIT = ("heads are split along the wrong axis: reshape [B, S, H] to [B, S, A, d] (each token's hidden "
@@ -180,10 +184,12 @@ def _blocks() -> list[Block]:
                   *r["split_heads/out"].shape)}),)),
         Block("merge_heads", lambda m, r: {"output": m.merge_heads(r["split_heads/out"])},
               lambda r: {"output": r["model/hidden_states/0"]}),
-        Block("padding_mask_bias", lambda m, r: {"output": m.padding_mask_bias(r["input/attention_mask"], np.dtype(np.float64))},
+        Block("padding_mask_bias",
+              lambda m, r: {"output": m.padding_mask_bias(r["input/attention_mask"], np.dtype(np.float64))},
               lambda r: {"output": r["mask_bias"]},
               (Mistake("the bias is 0 at tokens and the dtype's most negative number (np.finfo(dtype).min) at "
-                       "padding, shaped [B, 1, 1, S]; -10000, as the first BERT code used, is not what transformers adds",
+                       "padding, shaped [B, 1, 1, S]; -10000, as the first BERT code used, is not what "
+                       "transformers adds",
                        lambda r: {"output": np.where(r["input/attention_mask"] == 1, 0.0, -10000.0)[:, None, None, :]}),
                Mistake("the mask itself (1 = token) is not the bias: tokens get 0, padding np.finfo(dtype).min",
                        lambda r: {"output": r["input/attention_mask"][:, None, None, :].astype(np.float64)}))),
@@ -207,29 +213,31 @@ def _blocks() -> list[Block]:
                Mistake("the activation is GELU, not ReLU", lambda r: {"output": nn.dense(np.maximum(nn.dense(
                    r["feed_forward/x"], **r.layer["intermediate"]["dense"]), 0.0), **r.layer["output"]["dense"])}))),
         Block("embeddings",
-              lambda m, r: {"output": m.embeddings(r["input/input_ids"], r["input/token_type_ids"], r["input/position_ids"],
-                                                   **r.w["embeddings"], eps=r.eps)},
+              lambda m, r: {"output": m.embeddings(r["input/input_ids"], r["input/token_type_ids"],
+                                                   r["input/position_ids"], **r.w["embeddings"], eps=r.eps)},
               lambda r: {"output": r["model/hidden_states/0"]},
               (Mistake("the LayerNorm's result is added to its input (x += layer_norm(x)); the embeddings' output is "
                        "LayerNorm(word + type + position) alone",
-                       lambda r: {"output": _embeddings_sum(r) + nn.layer_norm(_embeddings_sum(r), **r.w["embeddings"]["LayerNorm"],
+                       lambda r: {"output": _embeddings_sum(r)
+                                  + nn.layer_norm(_embeddings_sum(r), **r.w["embeddings"]["LayerNorm"],
                                                                                eps=r.eps)}),
                Mistake("the sum has no LayerNorm: e = LayerNorm(word + type + position)",
                        lambda r: {"output": _embeddings_sum(r)}))),
         Block("pooler", lambda m, r: {"output": m.pooler(r["model/hidden_states/2"], **r.w["pooler"])},
               lambda r: {"output": r["model/pooler_output"]},
               (Mistake("the pooler reads the first token ([CLS]) only, not the mean over tokens",
-                       lambda r: {"output": np.tanh(nn.dense(r["model/hidden_states/2"].mean(1), **r.w["pooler"]["dense"]))}),
+                       lambda r: {"output": np.tanh(nn.dense(r["model/hidden_states/2"].mean(1),
+                                                             **r.w["pooler"]["dense"]))}),
                Mistake("the pooler ends in tanh", lambda r: {"output": nn.dense(r["model/hidden_states/2"][:, 0],
                                                                                 **r.w["pooler"]["dense"])}))),
         Block("bert", _whole_model, lambda r: {k[len("model/"):]: v for k, v in r.arrays.items()
                                                 if k.startswith("model/") and k != "model/logits"},
-              (Mistake("this is pre-LN (x + f(LayerNorm(x))); BERT is post-LN: LayerNorm(x + f(x)) after each sub-layer",
-                       _pre_ln_layer),
+              (Mistake("this is pre-LN (x + f(LayerNorm(x))); BERT is post-LN: LayerNorm(x + f(x)) "
+                       "after each sub-layer", _pre_ln_layer),
                Mistake(EPS_HINT.format(eps=1e-5), lambda r: _bert_with_eps(r, 1e-5)))),
         Block("masked_lm_head",
-              lambda m, r: {"output": m.masked_lm_head(r["model/hidden_states/2"], r.w["cls"]["predictions"]["transform"],
-                                                       r.decoder, eps=r.eps)},
+              lambda m, r: {"output": m.masked_lm_head(r["model/hidden_states/2"],
+                                                       r.w["cls"]["predictions"]["transform"], r.decoder, eps=r.eps)},
               lambda r: {"output": r["model/logits"]},
               (Mistake("the MLM head's transform is dense, then GELU, then LayerNorm: the GELU is missing",
                        lambda r: {"output": nn.dense(nn.layer_norm(nn.dense(
@@ -251,7 +259,8 @@ def _blocks() -> list[Block]:
                        lambda r: {"x": r["softmax/out"] * r["softmax/dy"]}),)),
         Block("feed_forward_backward",
               lambda m, r: _named_grads(m.feed_forward_backward(r["feed_forward/dy"], r["feed_forward/x"],
-                                                                r.layer["intermediate"]["dense"], r.layer["output"]["dense"]),
+                                                                r.layer["intermediate"]["dense"],
+                                                                r.layer["output"]["dense"]),
                                         ("x", "intermediate.dense", "output")),
               lambda r: r.grads("feed_forward")),
         Block("self_attention_backward",
@@ -265,7 +274,8 @@ def _blocks() -> list[Block]:
                   eps=r.eps), ("x", "")),
               lambda r: r.grads("encoder_layer")),
         Block("embeddings_backward",
-              lambda m, r: flatten(m.embeddings_backward(r["embeddings/dy"], r["input/input_ids"], r["input/token_type_ids"],
+              lambda m, r: flatten(m.embeddings_backward(r["embeddings/dy"], r["input/input_ids"],
+                                                         r["input/token_type_ids"],
                                                          r["input/position_ids"], **r.w["embeddings"], eps=r.eps)),
               lambda r: r.grads("embeddings")),
         Block("pooler_backward",
@@ -303,14 +313,16 @@ def load_learner(directory: str | Path) -> SimpleNamespace:
     """Import the learner's folder as a package of its own (a fresh import each call); its functions, by name."""
     directory = Path(directory).resolve()
     name = f"minibert_learner_{next(_IMPORTS)}"
-    spec = importlib.util.spec_from_file_location(name, directory / "__init__.py", submodule_search_locations=[str(directory)])
+    spec = importlib.util.spec_from_file_location(name, directory / "__init__.py",
+                                                  submodule_search_locations=[str(directory)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     functions = {}
     for part in sorted(directory.glob("*.py")):  # every function of every file, whatever __init__ exports
         submodule = importlib.import_module(f"{name}.{part.stem}") if part.stem != "__init__" else module
-        functions.update({k: v for k, v in vars(submodule).items() if callable(v) and getattr(v, "__module__", "") == submodule.__name__})
+        functions.update({k: v for k, v in vars(submodule).items() if callable(v)
+                          and getattr(v, "__module__", "") == submodule.__name__})
     return SimpleNamespace(**functions)
 
 

@@ -36,7 +36,8 @@ def convert(source: str | os.PathLike, destination: str | os.PathLike, **hub_opt
     source_path = Path(os.fspath(source)).expanduser()
     destination = Path(destination)
     if destination.exists() and not destination.is_dir():
-        raise FileExistsError(errno.EEXIST, "exists and is not a directory, so it cannot hold the model", str(destination))
+        raise FileExistsError(errno.EEXIST, "exists and is not a directory, so it cannot hold the model",
+                              str(destination))
     if source_path.is_file():
         weights, directory = source_path, source_path.parent
     else:

@@ -76,7 +76,8 @@ def _finite_float(path: Path, error: type[Exception]):
     def parse(text: str) -> float:
         value = float(text)
         if not math.isfinite(value):
-            raise error(f"{path}: the number {text[:40]} overflows to {value} (numbers in a model's files must be finite)")
+            raise error(f"{path}: the number {text[:40]} overflows to {value} (numbers in a model's "
+                        "files must be finite)")
         return value
     return parse
 

@@ -133,7 +133,8 @@ def _repo_id(name: str) -> str:
         return miniature.hub_id
     parts = name.split("/")
     if not name or len(parts) > 2 or any(not p or p.startswith(".") or " " in p for p in parts) or "\\" in name:
-        raise HubError(f"{name!r} is neither a local directory nor a Hugging Face model id (like 'google/bert_uncased_L-4_H-256_A-4')")
+        raise HubError(f"{name!r} is neither a local directory nor a Hugging Face model id (like "
+                       "'google/bert_uncased_L-4_H-256_A-4')")
     return name
 
 
@@ -168,7 +169,8 @@ def _download(repo_id: str, filename: str, options: dict, required: bool, not_ca
     except EntryNotFoundError:
         if required:
             raise HubError(f"{repo_id} (revision {revision}) has no {filename}"
-                           + (f" (nor {', '.join(WEIGHTS_FILES[:-1])})" if filename == WEIGHTS_FILES[-1] else "")) from None
+                           + (f" (nor {', '.join(WEIGHTS_FILES[:-1])})"
+                              if filename == WEIGHTS_FILES[-1] else "")) from None
         return None
     except HfHubHTTPError as e:
         raise HubError(f"{repo_id}: downloading {filename} failed: {e}") from None

@@ -86,7 +86,8 @@ class LazyTensor:
             flat = np.frombuffer(self.storage.data, np.dtype(kind.dtype).newbyteorder("<"), self.storage.numel)
         # Every element the view can reach must lie inside the storage: as_strided does not check.
         if (len(self.stride) != len(self.shape) or self.offset < 0 or min(self.shape + self.stride, default=0) < 0
-                or (0 not in self.shape and self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride)) >= len(flat))):
+                or (0 not in self.shape
+                    and self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride)) >= len(flat))):
             raise CheckpointError(f"a tensor of shape {list(self.shape)} reaches outside its storage")
         # ... and no two of its elements may be the same storage element: with the dimensions ordered by
         # stride, each stride must step past everything the smaller ones span.

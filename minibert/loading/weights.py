@@ -211,7 +211,8 @@ def bert_weights(
         int8_names = {n for name in quantized_weight_names(config) for n in (name, name + SCALE_SUFFIX)}
     unexpected = [
         name for name in tensors
-        if name not in expected and name not in BUFFERS and name not in int8_names and not name.startswith(HEAD_PREFIXES)
+        if name not in expected and name not in BUFFERS and name not in int8_names
+        and not name.startswith(HEAD_PREFIXES)
         and not (name.startswith("pooler.") and not add_pooling_layer)
     ]
     problems += [f"unexpected {name} {list(tensors[name].shape)}" for name in unexpected]
@@ -277,8 +278,9 @@ def init_weights(config: BertConfig, seed: int = 0, dtype: Any = np.float32,
     shapes = {**bert_shapes(config), **(pretraining_head_shapes(config) if pretraining_heads else {})}
     need = sum(math.prod(shape) for shape in shapes.values()) * np.dtype(dtype).itemsize
     if need > (1 << 28) and need > available_memory():
-        raise ConfigError(f"a model of this config holds {need / 2**30:.1f} GiB of weights in {np.dtype(dtype)}, more than "
-                          f"the {available_memory() / 2**30:.1f} GiB available {_describe(config)}")
+        raise ConfigError(f"a model of this config holds {need / 2**30:.1f} GiB of weights in "
+                          f"{np.dtype(dtype)}, more than the {available_memory() / 2**30:.1f} GiB available "
+                          f"{_describe(config)}")
     for name, shape in shapes.items():
         if name.endswith("LayerNorm.weight"):
             weights[name] = np.ones(shape, dtype)

@@ -23,16 +23,19 @@ def encoder_layer_backward(
     dy, x [B, S, H] -> (dx [B, S, H], gradients nested like the layer's weights)
     """
     masks = dropout or {}
-    context, _ = self_attention(x, mask_bias, **attention["self"], num_heads=num_heads, dropout_mask=masks.get("attention.self.dropout"))
+    context, _ = self_attention(x, mask_bias, **attention["self"], num_heads=num_heads,
+                                dropout_mask=masks.get("attention.self.dropout"))
     u = drop(dense(context, **attention["output"]["dense"]), masks.get("attention.output.dropout")) + x
     a = layer_norm(u, **attention["output"]["LayerNorm"], eps=eps)
     v = drop(feed_forward(a, intermediate["dense"], output["dense"]), masks.get("output.dropout")) + a
 
     dv, dgamma2, dbeta2 = layer_norm_backward(dy, v, output["LayerNorm"]["weight"], eps)
-    da, d_intermediate, d_output = feed_forward_backward(drop(dv, masks.get("output.dropout")), a, intermediate["dense"], output["dense"])
+    da, d_intermediate, d_output = feed_forward_backward(drop(dv, masks.get("output.dropout")), a,
+                                                         intermediate["dense"], output["dense"])
     da += dv  # the residual around the FFN
     du, dgamma1, dbeta1 = layer_norm_backward(da, u, attention["output"]["LayerNorm"]["weight"], eps)
-    dcontext, dw_o, db_o = dense_backward(drop(du, masks.get("attention.output.dropout")), context, attention["output"]["dense"]["weight"])
+    dcontext, dw_o, db_o = dense_backward(drop(du, masks.get("attention.output.dropout")), context,
+                                          attention["output"]["dense"]["weight"])
     dx, d_self = self_attention_backward(dcontext, x, mask_bias, **attention["self"], num_heads=num_heads,
                                          dropout_mask=masks.get("attention.self.dropout"))
     dx += du  # the residual around the attention

@@ -15,7 +15,8 @@ def feed_forward(x: np.ndarray, intermediate: dict, output: dict) -> np.ndarray:
     return dense(h, **output)  # [B, S, I] -> [B, S, H]
 
 
-def feed_forward_backward(dy: np.ndarray, x: np.ndarray, intermediate: dict, output: dict) -> tuple[np.ndarray, dict, dict]:
+def feed_forward_backward(dy: np.ndarray, x: np.ndarray,
+                          intermediate: dict, output: dict) -> tuple[np.ndarray, dict, dict]:
     """Gradients of FFN(x) = GELU(x W₁ᵀ + b₁) W₂ᵀ + b₂; the hidden pre-activation is recomputed.
 
     dy, x [B, S, H] -> (dx [B, S, H], {weight, bias} of intermediate, {weight, bias} of output)

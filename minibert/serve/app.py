@@ -70,7 +70,8 @@ class Server:
         self.in_flight = 0  # requests admitted and not yet answered
         self.tokenizing = ThreadPoolExecutor(2, thread_name_prefix="minibert-tokenize")
         self.metrics = Metrics({"queue_size": ("Texts waiting for the model.", lambda: self.batcher.waiting),
-                                "requests_in_flight": ("Requests admitted and not yet answered.", lambda: self.in_flight)})
+                                "requests_in_flight": ("Requests admitted and not yet answered.",
+                                                       lambda: self.in_flight)})
         threads = None if settings.threads is None else lambda: set_num_threads(settings.threads)
         self.batcher = Batcher(backend.run, backend.max_batch_tokens, self.metrics.batch, threads)
 
@@ -175,7 +176,9 @@ class Server:
         if not values:
             raise ApiError(400, f"`{name}` cannot be empty", "empty")
         if len(values) > self.settings.max_client_batch_size:
-            raise ApiError(422, f"batch size {len(values)} > maximum allowed batch size {self.settings.max_client_batch_size}")
+            raise ApiError(422,
+                           f"batch size {len(values)} > maximum allowed batch size "
+                           f"{self.settings.max_client_batch_size}")
 
     @staticmethod
     def option(body: dict, name: str, kind: type, default: Any) -> Any:
@@ -267,7 +270,8 @@ class Server:
                 scores = scores["scores"]
             elif "score" in scores:  # regression: one value
                 scores = {config.id2label[0]: scores["score"]}
-            answers.append(sorted(({"score": s, "label": label} for label, s in scores.items()), key=lambda p: -p["score"]))
+            answers.append(sorted(({"score": s, "label": label} for label, s in scores.items()),
+                                  key=lambda p: -p["score"]))
         return answers if batch else answers[0]
 
     async def rerank(self, request: Request, body: dict) -> list:

@@ -49,7 +49,8 @@ class Backend:
                              f"({self.max_input_length} tokens)")
         self.max_batch_tokens = max_batch_tokens
 
-    def embedding_rows(self, texts: list[str], truncate: bool, prompt_name: str | None) -> tuple[list[list[int]], list[int]]:
+    def embedding_rows(self, texts: list[str], truncate: bool,
+                       prompt_name: str | None) -> tuple[list[list[int]], list[int]]:
         """Token rows of texts as SentenceEncoder.encode makes them (prompt, lower-casing, max_seq_length), and
         per row the leading tokens the pooling leaves out. A text too long without truncate: InputTooLong."""
         texts, skip = self.encoder.apply_prompt(texts, prompt_name=prompt_name)

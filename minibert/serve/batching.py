@@ -111,7 +111,8 @@ class Batcher:
         while self.queue:
             job = self.queue[0]
             start = job.taken
-            while job.taken < len(job.rows) and (tokens == 0 or tokens + len(job.rows[job.taken]) <= self.max_batch_tokens):
+            while job.taken < len(job.rows) and (tokens == 0
+                                                 or tokens + len(job.rows[job.taken]) <= self.max_batch_tokens):
                 tokens += len(job.rows[job.taken])
                 job.taken += 1
             if job.taken > start:

@@ -64,7 +64,8 @@ class Metrics:
         with self._lock:
             out = ["# HELP minibert_requests_total Requests answered, by endpoint and status code.",
                    "# TYPE minibert_requests_total counter"]
-            out += [f'minibert_requests_total{{endpoint="{e}",status="{s}"}} {n}' for (e, s), n in sorted(self.requests.items())]
+            out += [f'minibert_requests_total{{endpoint="{e}",status="{s}"}} {n}'
+                    for (e, s), n in sorted(self.requests.items())]
             out += ["# HELP minibert_request_duration_seconds Time from a request's arrival to its answer.",
                     "# TYPE minibert_request_duration_seconds histogram"]
             for endpoint, histogram in sorted(self.latency.items()):

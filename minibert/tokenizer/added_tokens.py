@@ -120,7 +120,8 @@ class AddedTokenMatcher:
         return matches
 
 
-def matchers(tokens: dict[int, AddedToken], normalize: Callable[[str], str]) -> tuple[AddedTokenMatcher, AddedTokenMatcher]:
+def matchers(tokens: dict[int, AddedToken],
+             normalize: Callable[[str], str]) -> tuple[AddedTokenMatcher, AddedTokenMatcher]:
     """The two matchers of a vocabulary's added tokens, in the order they were added: raw (normalized=False,
     on the text as given) and normalised (normalized=True, their content normalised as the text will be)."""
     ordered = list(tokens.items())

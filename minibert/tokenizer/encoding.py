@@ -184,13 +184,14 @@ class BatchEncoding(dict):
         """The sequence a lookup reads: sequence_index in a pair's row; in a single text's, that text whatever
         sequence_index says (as in the reference)."""
         if sequence_index not in (0, 1) or isinstance(sequence_index, bool):
-            raise ValueError(f"sequence_index must be 0 (the first text) or 1 (a pair's second), got {sequence_index!r}")
+            raise ValueError("sequence_index must be 0 (the first text) or 1 (a pair's second), got "
+                             f"{sequence_index!r}")
         return sequence_index if self._row(batch_index)["pair"] else 0
 
     def _row(self, batch_index: int) -> dict:
         if self._rows is None:
-            raise ValueError("the per-token lookups (word_ids(), tokens(), char_to_token(), ...) need an encoding made by "
-                             "calling BertTokenizer; pad() and hand-made dicts keep no rows")
+            raise ValueError("the per-token lookups (word_ids(), tokens(), char_to_token(), ...) need an "
+                             "encoding made by calling BertTokenizer; pad() and hand-made dicts keep no rows")
         if not isinstance(batch_index, (int, np.integer)) or not -len(self._rows) <= batch_index < len(self._rows):
             raise IndexError(f"batch_index {batch_index!r} is not a row of this encoding, which has {len(self._rows)}")
         return self._rows[batch_index]

@@ -33,7 +33,8 @@ def load_vocab(vocab_file: str | os.PathLike) -> list[str]:
     try:
         tokens = data.decode("utf-8").split("\n")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{os.fspath(vocab_file)}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
+        raise ValueError(f"{os.fspath(vocab_file)}: not UTF-8 text (byte {data[e.start]:#04x} at "
+                         f"offset {e.start})") from None
     if tokens and tokens[-1] == "":
         tokens.pop()  # the final newline ends the last line; it does not start a new token
     if not tokens:
@@ -67,7 +68,8 @@ def read_tokenizer_config(config_file: str) -> dict[str, Any]:
         if not isinstance(decoder, dict):
             raise ValueError(f"{config_file!r}: added_tokens_decoder must map ids to tokens, got {str(decoder)[:80]}")
         try:
-            settings["added_tokens_decoder"] = {int(i): AddedToken.from_dict(t, config_file) for i, t in decoder.items()}
+            settings["added_tokens_decoder"] = {int(i): AddedToken.from_dict(t, config_file)
+                                                for i, t in decoder.items()}
             if not all(0 <= i < MAX_TOKEN_ID for i in settings["added_tokens_decoder"]):
                 raise ValueError(f"ids must lie in [0, {MAX_TOKEN_ID})")
         except ValueError as e:
@@ -82,18 +84,21 @@ def read_tokenizer_json(tokenizer_file: str) -> tuple[dict[str, int], dict[int, 
     if not isinstance(model, dict) or model.get("type", "WordPiece") != "WordPiece" or "vocab" not in model:
         kind = model.get("type") if isinstance(model, dict) else model
         raise ValueError(f"{tokenizer_file!r} does not describe a WordPiece tokenizer (its model is {kind!r})")
-    if model.get("continuing_subword_prefix", "##") != "##" or model.get("max_input_chars_per_word", MAX_WORD_CHARS) != MAX_WORD_CHARS:
-        raise ValueError(f"{tokenizer_file!r}: minibert's WordPiece uses the prefix '##' and {MAX_WORD_CHARS} characters "
-                         f"per word, the file asks for {model.get('continuing_subword_prefix')!r} and "
-                         f"{model.get('max_input_chars_per_word')!r}")
+    if (model.get("continuing_subword_prefix", "##") != "##"
+            or model.get("max_input_chars_per_word", MAX_WORD_CHARS) != MAX_WORD_CHARS):
+        raise ValueError(f"{tokenizer_file!r}: minibert's WordPiece uses the prefix '##' and "
+                         f"{MAX_WORD_CHARS} characters per word, the file asks for "
+                         f"{model.get('continuing_subword_prefix')!r} and {model.get('max_input_chars_per_word')!r}")
     added = data.get("added_tokens") or []
     if not isinstance(added, list):
         raise ValueError(f"{tokenizer_file!r}: added_tokens must be a list, got {str(added)[:80]}")
     tokens = {}
     for entry in added:
         token = AddedToken.from_dict(entry, tokenizer_file)
-        if isinstance(entry.get("id"), bool) or not isinstance(entry.get("id"), int) or not 0 <= entry["id"] < MAX_TOKEN_ID:
-            raise ValueError(f"{tokenizer_file!r}: added token {token.content!r} has no integer id in [0, {MAX_TOKEN_ID})")
+        if (isinstance(entry.get("id"), bool) or not isinstance(entry.get("id"), int)
+                or not 0 <= entry["id"] < MAX_TOKEN_ID):
+            raise ValueError(f"{tokenizer_file!r}: added token {token.content!r} has no integer id in "
+                             f"[0, {MAX_TOKEN_ID})")
         tokens[entry["id"]] = token
     return checked_vocab(model["vocab"], tokenizer_file), tokens
 
@@ -111,7 +116,8 @@ def checked_vocab(vocab: Any, where: str = "the vocabulary") -> dict[str, int]:
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{where}: the vocabulary must be a non-empty {{token: id}} object")
     ids = list(vocab.values())
-    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < MAX_TOKEN_ID for i in ids) or len(set(ids)) < len(ids):
+    if any(isinstance(i, bool) or not isinstance(i, int)
+           or not 0 <= i < MAX_TOKEN_ID for i in ids) or len(set(ids)) < len(ids):
         raise ValueError(f"{where}: the vocabulary's ids must be distinct integers in [0, {MAX_TOKEN_ID})")
     return dict(vocab)
 

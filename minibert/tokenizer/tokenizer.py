@@ -151,7 +151,8 @@ class BertTokenizer:
             self.wordpiece_tokens = {i: token for token, i in self.vocab.items()}
         else:
             lines = load_vocab(vocab_file)
-            self.vocab = {token: i for i, token in enumerate(lines)}  # a token listed twice takes its last line, as in transformers
+            # a token listed twice takes its last line, as in transformers
+            self.vocab = {token: i for i, token in enumerate(lines)}
             self.wordpiece_tokens = dict(enumerate(lines))  # every line, so that saving writes the file back as it was
         self.wordpiece_size = max(self.wordpiece_tokens) + 1  # the ids WordPiece knows; new added tokens come after
         self.ids_to_tokens = dict(self.wordpiece_tokens)  # what ids decode to: added tokens' strings replace these
@@ -242,7 +243,8 @@ class BertTokenizer:
         """{content: id} of the added tokens, the five named special tokens included."""
         return dict(self.added_tokens_encoder)
 
-    def add_tokens(self, new_tokens: str | AddedToken | Sequence[str | AddedToken], special_tokens: bool = False) -> int:
+    def add_tokens(self, new_tokens: str | AddedToken | Sequence[str | AddedToken],
+                   special_tokens: bool = False) -> int:
         """Add tokens that the tokenizer matches as a whole wherever they occur in the text, before WordPiece
         (a plain one on the lower-cased, accent-stripped text; a special one as written). A token WordPiece
         knows keeps its id; a new one takes the next free id. Returns how many were added (tokens already
@@ -253,7 +255,8 @@ class BertTokenizer:
         try:
             new_tokens = list(new_tokens)
         except TypeError:
-            raise TypeError(f"new_tokens must be a str, an AddedToken or a list of them, got {type(new_tokens).__name__}") from None
+            raise TypeError("new_tokens must be a str, an AddedToken or a list of them, got "
+                            f"{type(new_tokens).__name__}") from None
         added = self._add([as_added_token(token, special_tokens) for token in new_tokens])
         self._build_encoder()
         return added
@@ -306,7 +309,8 @@ class BertTokenizer:
             raise ValueError(f"added token {token.content!r}: its id must be an integer ≥ 0, got {token_id!r}")
         wordpiece_token = self.wordpiece_tokens.get(token_id)
         if wordpiece_token is not None and wordpiece_token != token.content:
-            raise ValueError(f"added token {token.content!r} has id {token_id}, which is {wordpiece_token!r} in the vocabulary")
+            raise ValueError(f"added token {token.content!r} has id {token_id}, which is {wordpiece_token!r} "
+                             "in the vocabulary")
         if token_id in self.added_tokens_decoder or token.content in self.added_tokens_encoder:
             raise ValueError(f"added token {token.content!r} (id {token_id}) is listed twice")
         self.added_tokens_decoder[token_id] = token
@@ -428,7 +432,8 @@ class BertTokenizer:
         try:
             return self.ids_to_tokens[int(token_id)]
         except KeyError:
-            raise ValueError(f"token id {token_id} is outside the vocabulary [0, {max(self.ids_to_tokens) + 1})") from None
+            raise ValueError(f"token id {token_id} is outside the vocabulary [0, "
+                             f"{max(self.ids_to_tokens) + 1})") from None
 
     # ---- text -> tokens ---------------------------------------------------------------------------------
 
@@ -654,7 +659,8 @@ class BertTokenizer:
         """A text, or a list of words (is_split_into_words: each word's tokens take its index as their word)."""
         if isinstance(text, str):
             ids, offsets, word_starts, surfaces = encoder.encode(text)
-            return Tokens(ids, offsets, list(itertools.accumulate(word_starts, initial=-1))[1:], surfaces)  # word numbers from 0
+            # word numbers from 0
+            return Tokens(ids, offsets, list(itertools.accumulate(word_starts, initial=-1))[1:], surfaces)
         if not isinstance(text, list):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         ids, offsets, words, surfaces = [], [], [], {}
@@ -671,7 +677,8 @@ class BertTokenizer:
         if padding not in PADDING:
             raise ValueError(f"padding={padding!r}: use False, True, 'longest' or 'max_length'")
         if truncation not in TRUNCATION:
-            raise ValueError(f"truncation={truncation!r}: use None, False, True, 'longest_first', 'only_first' or 'only_second'")
+            raise ValueError(f"truncation={truncation!r}: use None, False, True, 'longest_first', "
+                             "'only_first' or 'only_second'")
         if max_length is not None:
             check_positive_int("max_length", max_length)
         if max_length is not None and padding is False and truncation is None:
@@ -698,7 +705,8 @@ class BertTokenizer:
         if max_length < specials:  # transformers silently skips truncation here (an unsigned underflow)
             raise ValueError(f"max_length={max_length} cannot hold the {specials} special tokens of "
                              f"{'a pair' if b is not None else 'a sequence'}")
-        keep_a, keep_b = _kept_lengths(len(a.ids), len(b.ids) if b is not None else None, max_length - specials, strategy)
+        keep_a, keep_b = _kept_lengths(len(a.ids), len(b.ids) if b is not None else None,
+                                       max_length - specials, strategy)
         a_parts = [a.cut(span) for span in _spans(len(a.ids), keep_a, stride, self.truncation_side)]
         if b is None:
             return [(part, None) for part in a_parts]

@@ -45,7 +45,8 @@ def check(model: str, tolerance: float, tolerance_float64: float) -> tuple[dict,
              f"{'':22} {'float32':>28}   {'float64':>28}",
              f"{'tensor':22} {'reference path':>15} {'fast path':>12}   {'reference path':>15} {'fast path':>12}"]
     lines += [f"{n:22} {cell(a):>15} {cell(b):>12}   {cell(a64):>15} {cell(b64):>12}" for n, a, b, a64, b64 in rows]
-    lines += [f"{dtype}: {'PASS' if passed[dtype] else 'FAIL'}, worst {largest[dtype]:.2e} (tolerance {limits[dtype]:.0e})"
+    lines += [f"{dtype}: {'PASS' if passed[dtype] else 'FAIL'}, worst {largest[dtype]:.2e} "
+              f"(tolerance {limits[dtype]:.0e})"
               for dtype in CHECK_DTYPES]
     if passed["float64"] and not passed["float32"]:
         lines.append("float64 agrees, so the float32 difference is rounding, not a difference in the computation: "
@@ -85,8 +86,9 @@ def fixture_cases(directory):
     """The committed fixture whose weights digest matches the model's, as (batch, reference) pairs."""
     fixture = ReferenceFile.for_weights(weights_digest(read_weights(weights_file(directory))))
     if fixture is None:
-        raise UserError("transformers is not installed, and no committed fixture (tests/fixtures/bert_*.npz of a source "
-                        "checkout) was made from this model's weights: pip install 'bert-miniatures-numpy[reference]'")
+        raise UserError("transformers is not installed, and no committed fixture "
+                        "(tests/fixtures/bert_*.npz of a source checkout) was made from this model's weights: "
+                        "pip install 'bert-miniatures-numpy[reference]'")
     layers = fixture.config["num_hidden_layers"]
     cases = []
     for b in range(fixture.num_batches):
@@ -117,7 +119,8 @@ def compare(ours, batch, reference) -> dict[str, tuple[float, float | None]]:
     diffs = {"embeddings" if i == 0 else f"layer {i} output": (float(np.abs(slow.hidden_states[i] - r)[real].max()),
                                                                float(np.abs(fast.hidden_states[i] - r)[real].max()))
              for i, r in enumerate(reference["hidden_states"]) if r is not None}
-    diffs |= {f"layer {i + 1} attention": (float(np.abs(slow.attentions[i] - r).transpose(0, 2, 1, 3)[real].max()), None)
+    diffs |= {f"layer {i + 1} attention":
+              (float(np.abs(slow.attentions[i] - r).transpose(0, 2, 1, 3)[real].max()), None)
               for i, r in enumerate(reference["attentions"]) if r is not None}
     if reference["pooler_output"] is not None:
         diffs["pooler"] = (float(np.abs(slow.pooler_output - reference["pooler_output"]).max()),

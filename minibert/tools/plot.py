@@ -28,6 +28,6 @@ def attention_figure(maps: list[np.ndarray], tokens: list[str], title: str = "")
     for ax in axes[-1]:
         ax.set_xlabel("key (attended to)", fontsize=7)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention probability (each row sums to 1)")
-    fig.suptitle((f"{title}\n" if title else "") + "attention: each row (query token) attends to the columns (key tokens)",
-                 fontsize=9)
+    fig.suptitle((f"{title}\n" if title else "")
+                 + "attention: each row (query token) attends to the columns (key tokens)", fontsize=9)
     return fig

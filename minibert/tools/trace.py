@@ -19,7 +19,8 @@ from ..models import BertModel
 def trace(model: BertModel, input_ids, attention_mask=None, token_type_ids=None) -> Iterator[tuple[str, np.ndarray]]:
     """Yield (name, tensor) for each step of the reference forward pass of one batch."""
     c, w = model.config, model.weights
-    input_ids, attention_mask, token_type_ids, position_ids, _ = check_inputs(c, input_ids, attention_mask, token_type_ids, None)
+    input_ids, attention_mask, token_type_ids, position_ids, _ = check_inputs(c, input_ids, attention_mask,
+                                                                              token_type_ids, None)
     e = w["embeddings"]
     yield "embeddings.word", e["word_embeddings"]["weight"][input_ids]  # [B, S, H]
     yield "embeddings.token_type", e["token_type_embeddings"]["weight"][token_type_ids]

@@ -90,13 +90,16 @@ def read_examples(path: str | os.PathLike, regression: bool = False) -> Examples
     delimiter = "\t" if path.suffix == ".tsv" else ","
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL))
+            rows = list(csv.reader(f, delimiter=delimiter,
+                                   quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL))
     except OSError as e:
         raise FileNotFoundError(f"cannot read {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x}); data files are read as UTF-8") from None
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x}); data files "
+                         "are read as UTF-8") from None
     except csv.Error as e:
-        raise ValueError(f"{path}: not a {'TSV' if delimiter == chr(9) else 'CSV'} file minibert can read ({e})") from None
+        raise ValueError(f"{path}: not a {'TSV' if delimiter == chr(9) else 'CSV'} file "
+                         f"minibert can read ({e})") from None
     if len(rows) < 2 or len(rows[0]) not in (2, 3):
         raise ValueError(f"{path}: expected a header and rows of 'text, label' or 'text, text, label'")
     width = len(rows[0])
@@ -121,7 +124,8 @@ def read_examples(path: str | os.PathLike, regression: bool = False) -> Examples
 def batches(examples: Examples, settings: Settings, rng: np.random.Generator):
     """Shuffled batches of similar length: shuffle, cut into pools of 50 batches, sort each pool by length."""
     order = rng.permutation(len(examples.labels))
-    lengths = np.array([len(t) + (len(examples.pairs[i]) if examples.pairs else 0) for i, t in enumerate(examples.texts)])
+    lengths = np.array([len(t) + (len(examples.pairs[i]) if examples.pairs else 0)
+                        for i, t in enumerate(examples.texts)])
     pool = settings.batch_size * 50
     for start in range(0, len(order), pool):
         chunk = order[start:start + pool]
@@ -137,7 +141,8 @@ def encode(examples: Examples, index: np.ndarray, tokenizer: BertTokenizer, max_
                      return_tensors="np")
 
 
-def evaluate(model: BertForSequenceClassification, tokenizer: BertTokenizer, examples: Examples, settings: Settings) -> dict[str, float]:
+def evaluate(model: BertForSequenceClassification, tokenizer: BertTokenizer, examples: Examples,
+             settings: Settings) -> dict[str, float]:
     """accuracy (and F1 of class 1 for two classes), or Pearson's r for regression."""
     predictions = []
     index = np.arange(len(examples.labels))
@@ -176,22 +181,26 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
     train = read_examples(train_file, regression)
     if len(set(train.labels.tolist())) < 2:
         raise ValueError(f"{train_file}: every label is {train.labels[0]}: there is nothing to learn "
-                         + ("(regression needs labels that vary)" if regression else "(a classifier needs two classes or more)"))
+                         + ("(regression needs labels that vary)" if regression
+                            else "(a classifier needs two classes or more)"))
     dev = read_examples(dev_file, regression) if dev_file else None
     if dev is not None and (dev.pairs is None) != (train.pairs is None):
         raise ValueError(f"{dev_file} holds {'single texts' if dev.pairs is None else 'text pairs'} but {train_file} "
-                         f"{'single texts' if train.pairs is None else 'text pairs'}: both files must have the same columns")
+                         f"{'single texts' if train.pairs is None else 'text pairs'}: both files must "
+                         "have the same columns")
     tokenizer = BertTokenizer.from_pretrained(model_name_or_path)
     state_file = output_dir / "trainer_state.json"
     state = read_json(state_file) if present(state_file) else None
     if state is not None and not (isinstance(state, dict) and isinstance(state.get("settings"), dict)):
         raise ValueError(f"{state_file}: not a trainer state minibert wrote; choose another directory")
     if state is not None and state["settings"] != asdict(settings):
-        raise ValueError(f"{output_dir} holds a run with other settings ({state['settings']}); choose another directory")
+        raise ValueError(f"{output_dir} holds a run with other settings ({state['settings']}); choose "
+                         "another directory")
     if state is not None:
         model = BertForSequenceClassification.from_pretrained(output_dir)
     else:
-        labels = {"num_labels": 1, "problem_type": "regression"} if regression else {"num_labels": num_labels or int(train.labels.max()) + 1}
+        labels = ({"num_labels": 1, "problem_type": "regression"} if regression
+                  else {"num_labels": num_labels or int(train.labels.max()) + 1})
         model = BertForSequenceClassification.from_pretrained(model_name_or_path, seed=settings.seed, **labels)
     if not regression:  # a class the head does not have: training would fail at its batch, evaluation count it wrong
         classes = model.config.num_labels
@@ -220,8 +229,8 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
         rng = np.random.default_rng(settings.seed + epoch)  # the same batches when resumed
         started, tokens, losses, done = time.perf_counter(), 0, [], 0
         if unfinished is not None:
-            started, tokens, losses, done = (started - unfinished["seconds"], unfinished["tokens"], unfinished["losses"],
-                                             unfinished["batches"])
+            started, tokens, losses, done = (started - unfinished["seconds"], unfinished["tokens"],
+                                             unfinished["losses"], unfinished["batches"])
             unfinished = None
         for n, index in enumerate(batches(train, settings, rng)):
             if n < done:
@@ -231,12 +240,15 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
             parts = []
             for k, micro in enumerate(np.array_split(index, min(settings.accumulation_steps, len(index)))):
                 encoding = encode(train, micro, tokenizer, settings.max_length)
-                soft = None if teacher is None else partial(distillation_loss, teacher_logits=teacher(**encoding).logits,
+                soft = None if teacher is None else partial(distillation_loss,
+                                                            teacher_logits=teacher(**encoding).logits,
                                                             temperature=settings.temperature, alpha=settings.alpha)
                 masks = None
                 if settings.dropout:  # seeded by the step, so a resumed run draws the same masks
-                    masks = dropout_masks(model, encoding["input_ids"].shape, np.random.default_rng([settings.seed, step, k]))
-                parts.append((len(micro), *value_and_grad(model, encoding, train.labels[micro], loss=soft, dropout=masks)))
+                    masks = dropout_masks(model, encoding["input_ids"].shape,
+                                          np.random.default_rng([settings.seed, step, k]))
+                parts.append((len(micro),
+                              *value_and_grad(model, encoding, train.labels[micro], loss=soft, dropout=masks)))
                 tokens += int(encoding["attention_mask"].sum())
             loss, grads = accumulate(parts)
             clip_grad_norm(grads, settings.max_grad_norm)
@@ -245,7 +257,8 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
             losses.append(loss)
             if settings.save_steps and step % settings.save_steps == 0:
                 save_checkpoint(model, tokenizer, optimizer, output_dir, settings, step, epoch, history,
-                                {"batches": n + 1, "losses": losses, "tokens": tokens, "seconds": time.perf_counter() - started})
+                                {"batches": n + 1, "losses": losses, "tokens": tokens,
+                                 "seconds": time.perf_counter() - started})
             figures = (f"epoch {epoch + 1}/{settings.epochs}, loss {np.mean(losses[-50:]):.4f}, "
                        f"{tokens / (time.perf_counter() - started):.0f} tokens/s")
             bar.set_postfix_str(figures, refresh=False)
@@ -272,7 +285,8 @@ def finetune(model_name_or_path: str | os.PathLike, train_file: str | os.PathLik
 
 def grid_search(model_name_or_path: str | os.PathLike, train_file: str | os.PathLike, output_dir: str | os.PathLike,
                 dev_file: str | os.PathLike, settings: Settings | None = None,
-                learning_rates: tuple[float, ...] = GRID_LEARNING_RATES, batch_sizes: tuple[int, ...] = GRID_BATCH_SIZES,
+                learning_rates: tuple[float, ...] = GRID_LEARNING_RATES,
+                batch_sizes: tuple[int, ...] = GRID_BATCH_SIZES,
                 num_labels: int | None = None, regression: bool = False, progress: bool = True) -> dict[str, Any]:
     """Fine-tune once per (learning rate, batch size) of the grid, each into output_dir/lr{lr}-bs{batch}, and
     pick the run with the best dev score (accuracy, or Pearson's r) at its best epoch. Other settings as
@@ -346,7 +360,8 @@ def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: 
         config = BertConfig.from_pretrained(miniature.name) if miniature else BertConfig.from_json_file(student_path)
         tokenizer = BertTokenizer.from_pretrained(teacher)
         if config.vocab_size != tokenizer.vocab_size:
-            raise ValueError(f"the student's vocabulary ({config.vocab_size}) differs from the teacher's ({tokenizer.vocab_size})")
+            raise ValueError(f"the student's vocabulary ({config.vocab_size}) differs from the teacher's "
+                             f"({tokenizer.vocab_size})")
         start = Path(output_dir) / "initial"
         if not (start / "model.safetensors").is_file():
             from ..loading.convert import write_safetensors_atomically

@@ -67,7 +67,8 @@ def dropout_shapes(model, shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, 
     return {**shapes, **model.head_dropout_shapes(batch, seq)}  # the head's own: a classifier's "dropout"
 
 
-def checked_dropout(masks: Mapping[str, Any], shapes: dict[str, tuple[tuple[int, ...], float]]) -> dict[str, np.ndarray]:
+def checked_dropout(masks: Mapping[str, Any],
+                    shapes: dict[str, tuple[tuple[int, ...], float]]) -> dict[str, np.ndarray]:
     """The masks value_and_grad was given, each named as dropout_masks names them and of its shape (a module
     left out is not dropped); a misspelt name would otherwise switch its dropout off without a word."""
     if not isinstance(masks, Mapping):
@@ -80,7 +81,8 @@ def checked_dropout(masks: Mapping[str, Any], shapes: dict[str, tuple[tuple[int,
     for name, mask in masks.items():
         checked[name] = np.asarray(mask)
         if checked[name].shape != shapes[name][0]:
-            raise ValueError(f"dropout: the mask for {name} has shape {checked[name].shape}; this batch needs {shapes[name][0]}")
+            raise ValueError(f"dropout: the mask for {name} has shape {checked[name].shape}; this batch needs "
+                             f"{shapes[name][0]}")
     return checked
 
 
@@ -159,7 +161,8 @@ def value_and_grad(model: BertHeadModel, encoding: dict[str, Any], labels: Any,
     encoder_grads = flatten({"embeddings": d_embeddings, "encoder": {"layer": d_layers}}, "bert.")
     for name in grads.keys() & encoder_grads.keys():  # a tied MLM decoder is the word-embedding matrix: both uses add
         encoder_grads[name] += grads.pop(name)
-    return value, {**encoder_grads, **grads, **({} if d_inputs is None else {"inputs_embeds": d_inputs.reshape(given_shape)})}
+    return value, {**encoder_grads, **grads,
+                   **({} if d_inputs is None else {"inputs_embeds": d_inputs.reshape(given_shape)})}
 
 
 def accumulate(parts: list[tuple[int, float, dict[str, np.ndarray]]]) -> tuple[float, dict[str, np.ndarray]]:

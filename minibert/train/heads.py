@@ -23,7 +23,8 @@ def sequence_loss(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> 
     batch = logits.shape[0]
     if problem_type == "single_label_classification":
         if labels.shape != (batch,) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"single-label classification needs integer labels of shape ({batch},), got {labels.dtype} {labels.shape}")
+            raise ValueError(f"single-label classification needs integer labels of shape ({batch},), got "
+                             f"{labels.dtype} {labels.shape}")
         if labels.min() < 0 or labels.max() >= logits.shape[1]:
             raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got {labels.min()}..{labels.max()}")
         shifted = logits - logits.max(axis=1, keepdims=True)
@@ -73,7 +74,8 @@ def labelled_positions(shape: tuple[int, int], labels: Any, what: str) -> tuple[
     shape: the inputs' [B, S]."""
     labels = np.asarray(labels)
     if labels.shape != shape or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{what} labels must be integers of the inputs' [batch, seq] shape {shape}, got {labels.dtype} {labels.shape}")
+        raise ValueError(f"{what} labels must be integers of the inputs' [batch, seq] shape {shape}, got "
+                         f"{labels.dtype} {labels.shape}")
     chosen = labels != -100
     if not chosen.any():
         raise ValueError(f"{what} labels mark no position (every label is -100): there is nothing to predict")

@@ -66,7 +66,8 @@ class AdamW:
     """
 
     def __init__(self, params: dict[str, np.ndarray], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01, no_decay: tuple[str, ...] = ("bias", "LayerNorm.weight")) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.01,
+                 no_decay: tuple[str, ...] = ("bias", "LayerNorm.weight")) -> None:
         b1, b2 = betas
         for name, value, fits in (("lr", lr, lr >= 0), ("betas[0]", b1, 0 <= b1 < 1), ("betas[1]", b2, 0 <= b2 < 1),
                                   ("eps", eps, eps >= 0), ("weight_decay", weight_decay, weight_decay >= 0)):
@@ -90,7 +91,8 @@ class AdamW:
             shrink = 1 - lr * self.weight_decay if self.decay[name] else 1.0
             m, v, g = self.m[name], self.v[name], np.asarray(grads[name])
             if np.shape(g) != p.shape:
-                raise ValueError(f"the gradient for {name} has shape {list(np.shape(g))}, the parameter {list(p.shape)}")
+                raise ValueError(f"the gradient for {name} has shape {list(np.shape(g))}, the "
+                                 f"parameter {list(p.shape)}")
             if g.dtype != p.dtype or g.strides != m.strides:  # in the moments' layout: the kernel reads all three alike
                 g = np.empty_like(m)
                 g[...] = grads[name]
