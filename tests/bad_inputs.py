@@ -134,7 +134,8 @@ def state_pickle(views: dict[str, View]) -> bytes:
     """A state dict pickle as torch writes it: {name: _rebuild_tensor_v2(storage, offset, shape, stride, ...)}."""
     body = b""
     for name, v in views.items():
-        storage = _tuple([_str("storage"), _global("torch", "FloatStorage"), _str(v.key), _str("cpu"), _int(v.numel)]) + b"Q"
+        storage = _tuple([_str("storage"), _global("torch", "FloatStorage"), _str(v.key),
+                          _str("cpu"), _int(v.numel)]) + b"Q"
         body += _str(name) + _global("torch._utils", "_rebuild_tensor_v2") + _tuple([
             storage, _int(v.offset), _tuple([_int(n) for n in v.shape]), _tuple([_int(s) for s in v.stride]),
             b"\x89", _global("collections", "OrderedDict") + b")R"]) + b"R"
@@ -265,7 +266,8 @@ def file_form_cases(root: Path) -> list[Case]:
             cases.append(Case(f"{name} is a {form}", load_model(directory), error, f"{name}: {message}"))
     for form, data, message in (("empty", b"", "not a readable safetensors file"),
                                 ("garbage", os.urandom(256), "not a readable safetensors file"),
-                                ("header beyond the file", struct.pack("<Q", 10**12) + b"{}", "not a readable safetensors"),
+                                ("header beyond the file", struct.pack("<Q", 10**12) + b"{}",
+                                 "not a readable safetensors"),
                                 ("a JSON header only", struct.pack("<Q", 2) + b"{}", "holds no tensors"),
                                 ("HTML", b"<html>Entry not found</html>", "not a readable safetensors file")):
         directory = model_dir(root, f"weights-{form}")
@@ -276,7 +278,8 @@ def file_form_cases(root: Path) -> list[Case]:
                                  ("no [UNK]", b"[PAD]\nw0\n", r"unk_token '\[UNK\]' is not in the vocabulary")):
         directory = model_dir(root, f"vocab-{label}")
         (directory / "vocab.txt").write_bytes(data)
-        cases.append(Case(f"vocab.txt {label}", lambda d=directory: BertTokenizer.from_pretrained(d), ValueError, message))
+        cases.append(Case(f"vocab.txt {label}", lambda d=directory: BertTokenizer.from_pretrained(d),
+                          ValueError, message))
     for form in ("directory", "dangling link", "link loop"):
         for name in ("vocab.txt", "tokenizer_config.json", "tokenizer.json"):
             directory = model_dir(root, f"tok-{name}-{form}")
@@ -291,8 +294,8 @@ def file_form_cases(root: Path) -> list[Case]:
                 target.symlink_to(target)
             cases.append(Case(f"{name} is a {form}", lambda d=directory: BertTokenizer.from_pretrained(d), ValueError,
                               f"{name}: "))
-    for label, data in (("nested", b"[" * 100000), ("NaN", b'{"model_max_length": NaN}'), ("not UTF-8", b'{"a": "\xff"}'),
-                        ("a list", b"[]"), ("truncated", b'{"do_lower_case": tr')):
+    for label, data in (("nested", b"[" * 100000), ("NaN", b'{"model_max_length": NaN}'),
+                        ("not UTF-8", b'{"a": "\xff"}'), ("a list", b"[]"), ("truncated", b'{"do_lower_case": tr')):
         directory = model_dir(root, f"tokcfg-{label}")
         (directory / "tokenizer_config.json").write_bytes(data)
         cases.append(Case(f"tokenizer_config.json {label}", lambda d=directory: BertTokenizer.from_pretrained(d),
@@ -307,7 +310,8 @@ def file_form_cases(root: Path) -> list[Case]:
             ("a BPE model", {"model": {"type": "BPE", "vocab": {}}}, "does not describe a WordPiece tokenizer")):
         directory = model_dir(root, f"tokjson-{label}")
         (directory / "tokenizer.json").write_text(json.dumps(tokenizer_json))
-        cases.append(Case(f"tokenizer.json {label}", lambda d=directory: BertTokenizer.from_pretrained(d), ValueError, message))
+        cases.append(Case(f"tokenizer.json {label}", lambda d=directory: BertTokenizer.from_pretrained(d),
+                          ValueError, message))
     for key, values in (("do_lower_case", ("yes", 1, "false", [True])), ("strip_accents", ("no", 0)),
                         ("tokenize_chinese_chars", ("true", 1)), ("model_max_length", ("512", -1, 0, True, 1.5)),
                         ("padding_side", ("middle", 1)), ("truncation_side", ("both", None.__class__.__name__)),
@@ -315,12 +319,15 @@ def file_form_cases(root: Path) -> list[Case]:
         for value in values:
             directory = model_dir(root, f"tokcfg-{key}-{value}")
             (directory / "tokenizer_config.json").write_text(json.dumps({key: value}))
-            cases.append(Case(f"tokenizer_config.json {key}={value!r}", lambda d=directory: BertTokenizer.from_pretrained(d),
+            cases.append(Case(f"tokenizer_config.json {key}={value!r}",
+                              lambda d=directory: BertTokenizer.from_pretrained(d),
                               (ValueError, TypeError), f"tokenizer_config.json: {key}"))
     directory = model_dir(root, "tokcfg-decoder-id")
-    (directory / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {str(10**12): {"content": "x"}}}))
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps({"added_tokens_decoder": {str(10**12): {"content": "x"}}}))
     cases.append(Case("tokenizer_config.json added_tokens_decoder id 10**12",
-                      lambda d=directory: BertTokenizer.from_pretrained(d), ValueError, r"ids must lie in \[0, 4194304\)"))
+                      lambda d=directory: BertTokenizer.from_pretrained(d), ValueError,
+                      r"ids must lie in \[0, 4194304\)"))
     directory = model_dir(root, "fine")
     cases.append(Case("the tiny model loads", lambda: BertModel.from_pretrained(directory), None))
     linked = root / "linked"
@@ -374,11 +381,12 @@ def weights_value_cases(root: Path) -> list[Case]:
              "reaches outside its storage"),
             ("a negative stride", lambda p: zip_bin(p, {"w": View("0", 10, (5,), (-1,), 9)}, {"0": b"\0" * 40}),
              "reaches outside its storage"),
-            ("a tensor of 100 dimensions", lambda p: zip_bin(p, {"w": View("0", 1, (1,) * 100, (1,) * 100)}, {"0": b"\0" * 4}),
-             "w: .*dimension"),
+            ("a tensor of 100 dimensions",
+             lambda p: zip_bin(p, {"w": View("0", 1, (1,) * 100, (1,) * 100)}, {"0": b"\0" * 4}), "w: .*dimension"),
             ("a storage of a negative count", lambda p: zip_bin(p, {"w": View("0", -4, (1,), (1,))}, {"0": b""}),
              "invalid element count -4"),
-            ("a storage count that is a string", lambda p: _zip_raw(p, state_pickle({"w": View("0", 1, (1,), (1,))}).replace(
+            ("a storage count that is a string",
+             lambda p: _zip_raw(p, state_pickle({"w": View("0", 1, (1,), (1,))}).replace(
                 b"J\x01\x00\x00\x00t", b"X\x01\x00\x00\x00at", 1)), "invalid element count 'a'"),
             ("a legacy file cut after its header", lambda p: p.write_bytes(pickle.dumps(LEGACY_MAGIC, protocol=2)),
              "not a readable torch checkpoint"),
@@ -407,8 +415,10 @@ def sentence_transformers_cases(root: Path) -> list[Case]:
 
     def st_dir(name: str, files: dict[str, Any], links: dict[str, str] = {}) -> Path:  # noqa: B006
         directory = model_dir(root, f"st-{name}")
-        base = {"modules.json": [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-                                 {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}],
+        base = {"modules.json": [{"idx": 0, "name": "0", "path": "",
+                                  "type": "sentence_transformers.models.Transformer"},
+                                 {"idx": 1, "name": "1", "path": "1_Pooling",
+                                  "type": "sentence_transformers.models.Pooling"}],
                 "1_Pooling/config.json": {"word_embedding_dimension": 16, "pooling_mode_mean_tokens": True}}
         for file, content in {**base, **files}.items():
             if content is None:
@@ -441,7 +451,8 @@ def sentence_transformers_cases(root: Path) -> list[Case]:
         cases.append(Case(f"config_sentence_transformers {key}={value!r}", encoder(directory), ValueError,
                           f"config_sentence_transformers.json: {key} must"))
     for label, modules in (("an object", {"a": 1}), ("a number", 3), ("a list of numbers", [1, 2]),
-                           ("a list of strings", ["Transformer"]), ("a type that is a number", [{"type": 3, "path": ""}]),
+                           ("a list of strings", ["Transformer"]),
+                           ("a type that is a number", [{"type": 3, "path": ""}]),
                            ("a path that is a number", [{"type": "Pooling", "path": 1}]), ("null", None)):
         directory = st_dir(f"modules-{label}", {"modules.json": json.dumps(modules).encode()})
         cases.append(Case(f"modules.json {label}", encoder(directory), ValueError, "modules.json: "))
@@ -459,23 +470,31 @@ def sentence_transformers_cases(root: Path) -> list[Case]:
                            links={name: target if target != "loop" else "loop"})
         cases.append(Case(f"module folder a link {label}", encoder(directory), ValueError, "modules.json: |pool"))
     for label, config, message in (("without sizes", {}, "must give a Dense module's in_features"),
-                                   ("sizes as strings", {"in_features": "16", "out_features": 4}, "in_features must be"),
-                                   ("a huge width", {"in_features": 16, "out_features": 10**9}, "out_features must lie in"),
-                                   ("bias 'yes'", {"in_features": 16, "out_features": 4, "bias": "yes"}, "bias must be"),
+                                   ("sizes as strings", {"in_features": "16", "out_features": 4},
+                                    "in_features must be"),
+                                   ("a huge width", {"in_features": 16, "out_features": 10**9},
+                                    "out_features must lie in"),
+                                   ("bias 'yes'", {"in_features": 16, "out_features": 4, "bias": "yes"},
+                                    "bias must be"),
                                    ("an unknown activation", {"in_features": 16, "out_features": 4,
-                                                              "activation_function": "torch.nn.Softmax"}, "activation Softmax"),
-                                   ("the wrong input width", {"in_features": 8, "out_features": 4}, "takes 8 features, but gets 16")):
+                                                              "activation_function": "torch.nn.Softmax"},
+                                    "activation Softmax"),
+                                   ("the wrong input width", {"in_features": 8, "out_features": 4},
+                                    "takes 8 features, but gets 16")):
         directory = _dense_dir(st_dir, f"dense-{label}", config, np.ones((4, config.get("in_features", 16)
-                                                                          if isinstance(config.get("in_features"), int) else 16)))
+                                                                          if isinstance(config.get("in_features"), int)
+                                                                          else 16)))
         cases.append(Case(f"Dense module {label}", encoder(directory), (ValueError, WeightsError), message))
     for label, value in (("NaN", np.nan), ("inf", np.inf)):
         weight = np.ones((4, 16), np.float32)
         weight[1, 2] = value
         directory = _dense_dir(st_dir, f"dense-{label}", {"in_features": 16, "out_features": 4}, weight)
-        cases.append(Case(f"Dense weights with {label}", encoder(directory), WeightsError, "linear.weight holds 1 non-finite"))
+        cases.append(Case(f"Dense weights with {label}", encoder(directory), WeightsError,
+                          "linear.weight holds 1 non-finite"))
     directory = st_dir("fine", {"1_Pooling/config.json": {"pooling_mode_cls_token": True}})
     cases.append(Case("a well-formed sentence-transformers model works", encoder(directory), None))
-    directory = st_dir("link-inside", {"modules.json": [{"type": "Transformer", "path": ""}, {"type": "Pooling", "path": "p"}]},
+    directory = st_dir("link-inside",
+                       {"modules.json": [{"type": "Transformer", "path": ""}, {"type": "Pooling", "path": "p"}]},
                        links={"p": "1_Pooling"})
     cases.append(Case("a module folder linked inside the model works", encoder(directory), None))
     return cases
@@ -543,23 +562,26 @@ def input_cases(root: Path) -> list[Case]:
     for label, text in (("bytes", b"w1"), ("a number", 5), ("None", None)):
         cases.append(Case(f"tokenizer text {label}", lambda t=text: tokenizer(t), (TypeError, ValueError), ""))
     for label, tokens in (("an int", 5), ("None", None), ("a float", 1.5)):
-        cases.append(Case(f"tokenizer.add_tokens({label})", lambda t=tokens: BertTokenizer.from_pretrained(TINY).add_tokens(t),
+        cases.append(Case(f"tokenizer.add_tokens({label})",
+                          lambda t=tokens: BertTokenizer.from_pretrained(TINY).add_tokens(t),
                           TypeError, "new_tokens must be a str, an AddedToken or a list of them"))
-    cases.append(Case("input_ids beyond 64 bits", lambda: model([[2, 10**30]]), ValueError, "integers must fit in 64 bits"))
+    cases.append(Case("input_ids beyond 64 bits", lambda: model([[2, 10**30]]), ValueError,
+                      "integers must fit in 64 bits"))
     from minibert.tasks import SentenceEncoder
 
     encoder = SentenceEncoder(model, tokenizer)
     for label, value in (("NaN", np.nan), ("inf", np.inf)):
         a = np.ones((2, 16))
         a[1, 3] = value
-        cases.append(Case(f"similarity of embeddings with {label}", lambda x=a: encoder.similarity(x, np.ones(16)), ValueError,
-                          "similarity takes finite embeddings"))
+        cases.append(Case(f"similarity of embeddings with {label}", lambda x=a: encoder.similarity(x, np.ones(16)),
+                          ValueError, "similarity takes finite embeddings"))
     cases.append(Case("padding to 512 works", lambda: tokenizer("w1", padding="max_length", max_length=512), None))
     from minibert import BertForMaskedLM
 
     masked_lm = BertForMaskedLM.from_pretrained(TINY)
     for label, kwargs in (("10**9", {"new_num_tokens": 10**9}), ("2**22 + 1", {"new_num_tokens": 2**22 + 1}),
-                          ("rounded up past the bound", {"new_num_tokens": 2**22 - 1, "pad_to_multiple_of": 2**21 + 1})):
+                          ("rounded up past the bound",
+                           {"new_num_tokens": 2**22 - 1, "pad_to_multiple_of": 2**21 + 1})):
         cases.append(Case(f"resize_token_embeddings {label}", lambda k=kwargs: masked_lm.resize_token_embeddings(**k),
                           ValueError, "word embeddings, more than 4194304"))
     cases.append(Case("a normal call works", lambda: model([[2, 5, 3]], attention_mask=[[1, 1, 0]]), None))
@@ -608,20 +630,24 @@ def cli_cases(root: Path) -> list[Case]:
             (["fill-mask", "--model", bare, "w1 [MASK]"], "this model has no masked-LM head"),
             (["fill-mask", "--model", classifier, "w1 [MASK]"], "this model has no masked-LM head"),
             (["fill-mask", "--model", masked_lm, "w1 w2"], r"text 1 has no \[MASK\]"),
-            (["fill-mask", "--model", masked_lm, "--input", root / "long-mask.txt"], "text 1 has 42 tokens, more than the model's 16"),
+            (["fill-mask", "--model", masked_lm, "--input", root / "long-mask.txt"],
+             "text 1 has 42 tokens, more than the model's 16"),
             (["classify", "--model", bare, "w1"], "has no trained classifier"),
             (["classify", "--model", masked_lm, "w1"], "has no trained classifier"),
             (["classify", "--model", classifier, "--input", root / "long.txt"], "text 1 has 42 tokens, more than"),
             (["trace", "--model", classifier, " ".join(["w1"] * 40)], "text 1 has 42 tokens, more than"),
-            (["tokenize", "--model", bare, "--input", root / "latin1.txt"], r"latin1.txt, line 1: byte 0xe9 is not UTF-8"),
-            (["tokenize", "--model", bare, "--input", root / "utf16.txt"], r"utf16.txt, line 1: byte 0xff is not UTF-8"),
+            (["tokenize", "--model", bare, "--input", root / "latin1.txt"],
+             r"latin1.txt, line 1: byte 0xe9 is not UTF-8"),
+            (["tokenize", "--model", bare, "--input", root / "utf16.txt"],
+             r"utf16.txt, line 1: byte 0xff is not UTF-8"),
             (["tokenize", "--model", bare, "--input", root / "mixed.txt"], r"mixed.txt, line 2: byte 0xff"),
             (["tokenize", "--model", bare, "--input", root / "missing.txt"], "cannot read .*missing.txt"),
             (["tokenize", "--model", bare, "--input", root / "texts-dir"], "cannot read .*texts-dir"),
             (["tokenize", "--model", bare, "--input", "/dev/zero"], "/dev/zero, line 1: longer than 16777216 bytes"),
             (["embed", "--model", bare, "--input", root / "one-long-line.txt"], "line 1: longer than 16777216 bytes"),
             (["tokenize", "--model", bare], "no text given"),
-            (["tokenize", "--model", root / "nowhere", "w1"], "is neither a local directory nor a Hugging Face model id"),
+            (["tokenize", "--model", root / "nowhere", "w1"],
+             "is neither a local directory nor a Hugging Face model id"),
             (["tokenize", "--model", "", "w1"], "the model name is empty"),
             (["tokenize", "--model", "a/b/c", "w1"], "is neither a local directory"),
             (["convert", bare, root / "a-file"], "a-file: exists and is not a directory"),
@@ -634,42 +660,52 @@ def cli_cases(root: Path) -> list[Case]:
              "every label is 0.5"),
             (["finetune", root / "bad-label.tsv", "--model", bare, "--output", root / "o3"], "label 'x' is not"),
             (["finetune", root / "neg-label.tsv", "--model", bare, "--output", root / "o4"], "label '-1' is not"),
-            (["finetune", root / "columns.tsv", "--model", bare, "--output", root / "o5"], "3 columns, the header has 2"),
+            (["finetune", root / "columns.tsv", "--model", bare, "--output", root / "o5"],
+             "3 columns, the header has 2"),
             (["finetune", root / "latin1.tsv", "--model", bare, "--output", root / "o6"], "latin1.tsv: not UTF-8 text"),
             (["finetune", root / "missing.tsv", "--model", bare, "--output", root / "o7"], "cannot read .*missing.tsv"),
             (["finetune", root / "train.tsv", "--model", bare, "--output", root / "o8", "--epochs", "0"],
              "epochs must be a positive integer"),
             (["distill", root / "train.tsv", "--teacher", bare, "--student", bare, "--output", root / "o9"],
              "the teacher .* has no trained classifier"),
-            (["distill", root / "train.tsv", "--teacher", classifier, "--student", other_vocab, "--output", root / "o10"],
+            (["distill", root / "train.tsv", "--teacher", classifier, "--student", other_vocab,
+              "--output", root / "o10"],
              r"the student's vocabulary .* differs from the teacher's .*'(w7|x7)'"),
-            (["distill", root / "train.tsv", "--teacher", classifier, "--student", "bert-mini", "--output", root / "o11"],
+            (["distill", root / "train.tsv", "--teacher", classifier, "--student", "bert-mini",
+              "--output", root / "o11"],
              r"the student's vocabulary \(30522\) differs from the teacher's \(60\)"),
             (["distill", root / "train.tsv", "--teacher", classifier, "--student", bare, "--output", root / "o12",
               "--alpha", "2"], "alpha must be a finite number in"),
             (["distill", root / "train.tsv", "--teacher", classifier, "--student", bare, "--output", root / "o13",
               "--temperature", "0"], "temperature must be a finite number > 0"),
             (["trace", "--model", bare, "--save", root / "no-such-dir" / "a.png", "w1"], "no-such-dir"),
-            *[(["finetune", root / "train.tsv", "--model", bare, "--output", root / f"o-{flag}-{value}", f"--{flag}={value}"],
+            *[(["finetune", root / "train.tsv", "--model", bare, "--output", root / f"o-{flag}-{value}",
+                f"--{flag}={value}"],
                f"{flag.replace('-', '_')} must be a finite number|--{flag} must be positive")
               for flag in ("lr", "warmup-ratio", "weight-decay", "max-grad-norm") for value in ("inf", "nan", "-1")],
-            *[(["finetune", root / "train.tsv", "--model", bare, "--output", root / f"o-{flag}-{value}", f"--{flag}={value}"],
+            *[(["finetune", root / "train.tsv", "--model", bare, "--output", root / f"o-{flag}-{value}",
+                f"--{flag}={value}"],
                f"{flag.replace('-', '_')} must be a positive integer|--{flag} must be positive")
               for flag in ("epochs", "max-length", "accumulation-steps", "batch-size") for value in ("0", "-2")],
             (["bench", "--shapes", "100000x8"], r"batch ≤ 4096"),
-            *[(["bench", "--threads", value, "--shapes", "1x8", "--rounds", "1"], "the thread count must be a positive integer")
+            *[(["bench", "--threads", value, "--shapes", "1x8", "--rounds", "1"],
+               "the thread count must be a positive integer")
               for value in ("0", "-3", "999999999999999999999", "5000")],
             (["finetune", root / "huge-label.tsv", "--model", bare, "--output", root / "o-huge"],
              r"huge-label.tsv:3: label '1000000000' is not an integer class id in \[0, 65536\)"),
-            (["finetune", root / "train.tsv", "--dev", root / "pairs.tsv", "--model", bare, "--output", root / "o-pairs"],
+            (["finetune", root / "train.tsv", "--dev", root / "pairs.tsv", "--model", bare, "--output",
+              root / "o-pairs"],
              "pairs.tsv holds text pairs but .*train.tsv single texts"),
-            (["finetune", root / "pairs.tsv", "--dev", root / "train.tsv", "--model", bare, "--output", root / "o-single"],
+            (["finetune", root / "pairs.tsv", "--dev", root / "train.tsv", "--model", bare, "--output",
+              root / "o-single"],
              "train.tsv holds single texts but .*pairs.tsv text pairs"),
             (["finetune", root / "train.tsv", "--model", bare, "--output", root / "o-n", "--num-labels", "100000"],
              r"num_labels must be a whole number in \[1, 65536\]"),
             (["bench", "--shapes", "1x1024"], "at most 512 tokens"),
-            (["fill-mask", "--model", too_many_tokens, "w1 [MASK]"], "the tokenizer has 62 tokens but the model's vocabulary only 60"),
-            (["embed", "--model", too_many_tokens, "w1"], "the tokenizer has 62 tokens but the model's vocabulary only 60"),
+            (["fill-mask", "--model", too_many_tokens, "w1 [MASK]"],
+             "the tokenizer has 62 tokens but the model's vocabulary only 60"),
+            (["embed", "--model", too_many_tokens, "w1"],
+             "the tokenizer has 62 tokens but the model's vocabulary only 60"),
             (["classify", "--model", classifier_too_many, "w1"], "the tokenizer has 62 tokens")):
         cases.append(Case(f"minibert {' '.join(str(a).replace(str(root), '') for a in argv)[:90]}",
                           lambda a=argv: run_cli(*a), fail, message))
@@ -728,18 +764,22 @@ def bomb_cases(root: Path) -> list[Case]:
                           "declares .* bytes, but only .* remain"))
     for label, payload, message in (
             ("a memo index of 2^28 (PUT)", b"\x80\x02}r\xff\xff\xff\x0f.", "holds no tensors"),
-            ("a byte array of 2^33 bytes", b"\x80\x05\x96" + struct.pack("<Q", 1 << 33) + b".", "a byte array in the pickle"),
-            ("bytes of 2^33 declared", b"\x80\x04\x8e" + struct.pack("<Q", 1 << 33) + b".", "not a readable torch checkpoint"),
-            ("a string of 2^33 declared", b"\x80\x04\x8d" + struct.pack("<Q", 1 << 33) + b".", "not a readable torch checkpoint")):
+            ("a byte array of 2^33 bytes", b"\x80\x05\x96" + struct.pack("<Q", 1 << 33) + b".",
+             "a byte array in the pickle"),
+            ("bytes of 2^33 declared", b"\x80\x04\x8e" + struct.pack("<Q", 1 << 33) + b".",
+             "not a readable torch checkpoint"),
+            ("a string of 2^33 declared", b"\x80\x04\x8d" + struct.pack("<Q", 1 << 33) + b".",
+             "not a readable torch checkpoint")):
         for layout in ("zip", "legacy"):
             path = root / f"bomb-pickle-{len(cases)}.bin"
             if layout == "zip":
                 _zip_raw(path, payload)
             else:
                 path.write_bytes(b"".join(pickle.dumps(h, protocol=2) for h in (
-                    LEGACY_MAGIC, LEGACY_PROTOCOL, {"protocol_version": LEGACY_PROTOCOL, "little_endian": True})) + payload
-                    + pickle.dumps([], protocol=2))
-            cases.append(Case(f"{layout} .bin: {label}", lambda p=path: _read_bin(p), (CheckpointError, WeightsError), message))
+                    LEGACY_MAGIC, LEGACY_PROTOCOL, {"protocol_version": LEGACY_PROTOCOL, "little_endian": True}))
+                    + payload + pickle.dumps([], protocol=2))
+            cases.append(Case(f"{layout} .bin: {label}", lambda p=path: _read_bin(p),
+                              (CheckpointError, WeightsError), message))
     for field, value in (("num_hidden_layers", 10**9), ("vocab_size", 10**10), ("hidden_size", 2**20),
                          ("intermediate_size", 10**9), ("max_position_embeddings", 10**9), ("num_labels", 10**9)):
         directory = model_dir(root, f"bomb-config-{field}", config={field: value})
@@ -747,7 +787,8 @@ def bomb_cases(root: Path) -> list[Case]:
     models = [("the tiny model", BertModel.from_pretrained(TINY), [(200000, 16, False), (1000000, 16, False),
                                                                      (100000, 16, True)])]
     if minilm_dir() is not None:  # batches that would need gigabytes, on the real model
-        models.append(("all-MiniLM-L6-v2", BertModel.from_pretrained(minilm_dir()), [(200000, 64, False), (20000, 128, True)]))
+        models.append(("all-MiniLM-L6-v2", BertModel.from_pretrained(minilm_dir()),
+                       [(200000, 64, False), (20000, 128, True)]))
     for name, model, shapes in models:
         model([[2, 5, 3]])  # compiled before the memory limit is set
         for batch, seq, attentions in shapes:
@@ -756,14 +797,16 @@ def bomb_cases(root: Path) -> list[Case]:
                               lambda m=model, i=ids, a=attentions: m(i, output_attentions=a), ValueError,
                               r"a batch of .* tokens would need about .* GiB .* more than the .* GiB available"))
     for field, value in (("vocab_size", 1 << 22), ("hidden_size", 1 << 14), ("intermediate_size", 1 << 16)):
-        directory = model_dir(root, f"bomb-init-{field}", config={"hidden_size": 256, field: value, "num_hidden_layers": 256})
-        cases.append(Case(f"fresh weights for {field}={value} and 256 layers", lambda d=directory: _init(d), ConfigError,
-                          "a model of this config holds .* GiB of weights"))
+        directory = model_dir(root, f"bomb-init-{field}",
+                              config={"hidden_size": 256, field: value, "num_hidden_layers": 256})
+        cases.append(Case(f"fresh weights for {field}={value} and 256 layers", lambda d=directory: _init(d),
+                          ConfigError, "a model of this config holds .* GiB of weights"))
     for value in (10**9, 10**12, 2**63):
         cases.append(Case(f"a classifier of {value} labels", lambda v=value: _classifier(v), ConfigError,
                           r"num_labels must be a whole number in \[1, 65536\]"))
     tokenizer = BertTokenizer.from_pretrained(TINY)
-    cases.append(Case("tokenizer padding to 10**9", lambda: tokenizer(["w1"] * 4, padding="max_length", max_length=10**9),
+    cases.append(Case("tokenizer padding to 10**9",
+                      lambda: tokenizer(["w1"] * 4, padding="max_length", max_length=10**9),
                       ValueError, "beyond what any BERT takes"))
     return cases
 

@@ -64,8 +64,8 @@ CHILD = """
 
 
 def test_memory_bombs_are_refused_under_a_memory_limit(tmp_path):
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD), str(tmp_path)], capture_output=True, text=True,
-                            timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD), str(tmp_path)], capture_output=True,
+                            text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-2000:]
     outcomes = json.loads(result.stdout.strip().split("\n")[-1])
     failures = {name: problem for name, problem in outcomes.items() if problem is not None}

@@ -100,7 +100,8 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, layout):
     elif layout == "legacy":
         legacy_checkpoint(path, payload)
     else:
-        legacy_checkpoint(path, pickle.dumps(pickle.dumps(0)), header_payload=pickle.dumps(RunsCode(sentinel), protocol=2))
+        legacy_checkpoint(path, pickle.dumps(pickle.dumps(0)),
+                          header_payload=pickle.dumps(RunsCode(sentinel), protocol=2))
     with pytest.raises(CheckpointError, match=r"refusing to load (posix|os)\.system"):
         read_torch_checkpoint(path)
     assert not sentinel.exists(), "the checkpoint ran code"
@@ -187,5 +188,6 @@ def test_shape_mismatch_in_a_bin_is_named(tmp_path):
     shutil.copytree(CHECKPOINTS / "zip", directory)
     config = (directory / "config.json").read_text().replace('"intermediate_size": 24', '"intermediate_size": 25')
     (directory / "config.json").write_text(config)
-    with pytest.raises(WeightsError, match=r"encoder.layer.0.intermediate.dense.weight has shape \[24, 16\], expected \[25, 16\]"):
+    with pytest.raises(WeightsError,
+                       match=r"encoder.layer.0.intermediate.dense.weight has shape \[24, 16\], expected \[25, 16\]"):
         BertModel.from_pretrained(directory)

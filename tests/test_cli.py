@@ -45,7 +45,8 @@ def test_input_file(capsys, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["fill-mask", "--model", CHECKPOINT, "no mask"], "text 1 has no [MASK]"),
     (["fill-mask", "--model", CHECKPOINT], "no text given"),
-    (["fill-mask", "--model", CHECKPOINT, "[MASK] " + "w1 " * 40], "more than the model's 16; shorten it or pass --truncate"),
+    (["fill-mask", "--model", CHECKPOINT, "[MASK] " + "w1 " * 40],
+     "more than the model's 16; shorten it or pass --truncate"),
     (["fill-mask", "--model", CHECKPOINT, "--truncate", "w1 " * 40 + "[MASK]"], "lost its [MASK] to --truncate"),
     (["similarity", "--model", CHECKPOINT, "only one"], "give at least two texts"),
     (["tokenize", "--model", CHECKPOINT, "--input", "/nonexistent.txt"], "cannot read /nonexistent.txt"),
@@ -66,12 +67,14 @@ def test_info_counts_parameters_per_block(capsys):
     status, out, _ = run(capsys, "info", "--model", CHECKPOINT, "--json")
     info = json.loads(out)
     assert info["heads"] == ["cls.predictions", "cls.seq_relationship"]
-    assert info["parameters"]["encoder.layer.0"] == 4 * (16 * 16 + 16) + 2 * 16 + (16 * 24 + 24) + (24 * 16 + 16) + 2 * 16
+    assert info["parameters"]["encoder.layer.0"] == 4 * (16 * 16 + 16) + 2 * 16 + (16 * 24 + 24) + (24 * 16
+                                                                                                    + 16) + 2 * 16
     assert info["total_parameters"] == sum(info["parameters"].values())
 
 
 def test_embed_and_similarity(capsys, minilm):
-    status, out, _ = run(capsys, "similarity", "--model", minilm, "--json", "a cat sits on a mat", "a kitten rests", "stock markets fell")
+    status, out, _ = run(capsys, "similarity", "--model", minilm, "--json", "a cat sits on a mat", "a kitten rests",
+                         "stock markets fell")
     scores = [s["cosine"] for s in json.loads(out)["similarities"]]
     assert status == 0 and scores[0] > scores[1]
     status, out, _ = run(capsys, "embed", "--model", minilm, "--json", "hello")
@@ -97,7 +100,8 @@ def test_trace_ends_at_the_models_output(capsys, minilm):
     steps = dict(trace(model, ids))
     out = model(ids, output_hidden_states=True)
     np.testing.assert_allclose(steps["layer.5.output (LayerNorm(a + FFN))"], out.last_hidden_state, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(steps["embeddings.output (LayerNorm of the sum)"], out.hidden_states[0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(steps["embeddings.output (LayerNorm of the sum)"], out.hidden_states[0],
+                               rtol=0, atol=1e-6)
     status, text, _ = run(capsys, "trace", "--model", minilm, "hello world")
     assert status == 0 and "layer.5.attention.probabilities" in text and "(1, 12, 4, 4)" in text
 
@@ -151,7 +155,8 @@ def test_check_without_transformers_uses_the_committed_fixture(capsys, minilm, m
 def test_truncate_cuts_to_the_window(capsys):
     status, out, _ = run(capsys, "fill-mask", "--model", CHECKPOINT, "--truncate", "--json", "[MASK] " + "w1 " * 40)
     result = json.loads(out)[0]
-    assert status == 0 and result["text"].startswith("[MASK] w1") and len(result["text"].split()) == 14  # 16 - [CLS], [SEP]
+    # 16 - [CLS], [SEP]
+    assert status == 0 and result["text"].startswith("[MASK] w1") and len(result["text"].split()) == 14
 
 
 def test_python_dash_m_runs_the_command(tmp_path):

@@ -32,7 +32,8 @@ def test_null_position_embedding_type_means_absolute():
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"hidden_size": 100, "num_attention_heads": 12}, r"hidden_size \(100\) is not a multiple of num_attention_heads \(12\)"),
+    ({"hidden_size": 100, "num_attention_heads": 12},
+     r"hidden_size \(100\) is not a multiple of num_attention_heads \(12\)"),
     ({"hidden_act": "gelu_new"}, "hidden_act 'gelu_new' is not supported"),
     ({"hidden_act": "relu"}, "hidden_act 'relu' is not supported"),
     ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key' is not supported"),
@@ -49,7 +50,8 @@ def test_null_position_embedding_type_means_absolute():
     ({"tie_word_embeddings": "yes"}, "tie_word_embeddings must be true or false, got 'yes'"),
     ({"model_type": "roberta"}, "model_type 'roberta' is not 'bert'"),
     ({"is_decoder": True}, "is_decoder=true"),
-    ({"hidden_dropout_prob": 1.0}, r"hidden_dropout_prob must be a probability in \[0, 1\), got 1.0"),  # training divided by 1 - p
+    ({"hidden_dropout_prob": 1.0},
+     r"hidden_dropout_prob must be a probability in \[0, 1\), got 1.0"),  # training divided by 1 - p
     ({"attention_probs_dropout_prob": "0.1"}, "attention_probs_dropout_prob must be a probability"),
     ({"classifier_dropout": -0.1}, "classifier_dropout must be a probability"),
     ({"initializer_range": -0.02}, r"initializer_range must be a number in \[0, 1\]"),

@@ -17,7 +17,8 @@ def test_convert_directory(tmp_path, layout, capsys):
     assert main(["convert", str(CHECKPOINTS / layout), str(tmp_path / "out")]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'out' / 'model.safetensors'}"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json", "model.safetensors", "vocab.txt"]
-    source, written = read_weights(weights_file(CHECKPOINTS / layout)), read_weights(tmp_path / "out" / "model.safetensors")
+    source, written = (read_weights(weights_file(CHECKPOINTS / layout)),
+                       read_weights(tmp_path / "out" / "model.safetensors"))
     assert set(source) == set(written)
     for name in source:
         assert written[name].dtype == source[name].dtype and np.array_equal(written[name], source[name]), name

@@ -255,7 +255,8 @@ def test_replaced_weights_reach_the_fast_path_after_weights_changed():
 
 
 def test_gemm_rows():
-    assert [gemm_rows(t) for t in (1, 2, 7, 8, 9, 10, 16, 17, 30, 127, 129)] == [1, 8, 8, 8, 9, 16, 16, 17, 32, 128, 129]
+    assert [gemm_rows(t) for t in (1, 2, 7, 8, 9, 10, 16, 17, 30, 127, 129)] == [1, 8, 8, 8, 9, 16, 16,
+                                                                                 17, 32, 128, 129]
 
 
 def test_heads_run_on_the_fast_path():

@@ -107,8 +107,10 @@ def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path, monkeypatch
 def test_cli_finetune(data, tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        status = main(["finetune", str(data / "train.tsv"), "--dev", str(data / "dev.tsv"), "--model", str(data / "init"),
-                       "--output", str(tmp_path / "out"), "--max-steps", "5", "--batch-size", "16", "--accumulation-steps", "2", "--no-dropout", "--save-steps", "3", "--json"])
+        status = main(["finetune", str(data / "train.tsv"), "--dev", str(data / "dev.tsv"), "--model",
+                       str(data / "init"),
+                       "--output", str(tmp_path / "out"), "--max-steps", "5", "--batch-size", "16",
+                       "--accumulation-steps", "2", "--no-dropout", "--save-steps", "3", "--json"])
     out = capsys.readouterr().out
     assert status == 0 and json.loads(out)[0]["step"] == 5
     assert json.loads((tmp_path / "out" / "trainer_state.json").read_text())["settings"]["dropout"] is False
@@ -128,7 +130,8 @@ def test_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="cannot read"):
         read_examples(tmp_path / "missing.tsv")
     (tmp_path / "d.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t-1\n")
-    with pytest.raises(ValueError, match="d.tsv:3: label '-1' is not an integer class id in \[0, 65536\)"):  # num_labels came out 0
+    # num_labels came out 0
+    with pytest.raises(ValueError, match="d.tsv:3: label '-1' is not an integer class id in \[0, 65536\)"):
         read_examples(tmp_path / "d.tsv")
     (tmp_path / "e.tsv").write_text("sentence\tscore\ngood\tnan\n")
     with pytest.raises(ValueError, match="e.tsv:2: label 'nan' is not a finite number"):
@@ -139,10 +142,11 @@ def test_labels_the_head_cannot_hold_are_refused(tmp_path):
     """A dev label past the classes seen in training was counted as a wrong answer, without a word."""
     (tmp_path / "train.tsv").write_text("sentence\tlabel\nw1 w2\t1\nw3\t0\n")
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\nw1\t2\n")
-    with warnings.catch_warnings(), pytest.raises(ValueError, match="dev.tsv: label 2 is outside the model's 2 classes"):
+    with warnings.catch_warnings(), pytest.raises(ValueError,
+                                                  match="dev.tsv: label 2 is outside the model's 2 classes"):
         warnings.simplefilter("ignore")  # the new classifier head's warning
-        finetune(FIXTURES / "checkpoints" / "safetensors", tmp_path / "train.tsv", tmp_path / "out", tmp_path / "dev.tsv",
-                 Settings(epochs=1), progress=False)
+        finetune(FIXTURES / "checkpoints" / "safetensors", tmp_path / "train.tsv", tmp_path / "out",
+                 tmp_path / "dev.tsv", Settings(epochs=1), progress=False)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -190,7 +194,8 @@ def test_distill_a_random_student_from_a_teacher(data, tmp_path):
                                      max_position_embeddings=128)
         config.save_pretrained(tmp_path / "student-config")
         history = distill(tmp_path / "teacher", tmp_path / "student-config" / "config.json", data / "train.tsv",
-                          tmp_path / "student", data / "dev.tsv", Settings(lr=2e-3, batch_size=32, epochs=2), progress=False)
+                          tmp_path / "student", data / "dev.tsv", Settings(lr=2e-3, batch_size=32, epochs=2),
+                          progress=False)
     assert history[1]["train_loss"] < history[0]["train_loss"]
     student = minibert.BertForSequenceClassification.from_pretrained(tmp_path / "student")
     assert student.config.hidden_size == 32 and student.config.num_labels == 2
@@ -199,7 +204,8 @@ def test_distill_a_random_student_from_a_teacher(data, tmp_path):
 def test_grid_search_runs_each_setting_and_picks_the_best(data, tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        status = main(["finetune", str(data / "train.tsv"), "--dev", str(data / "dev.tsv"), "--model", str(data / "init"),
+        status = main(["finetune", str(data / "train.tsv"), "--dev", str(data / "dev.tsv"), "--model",
+                       str(data / "init"),
                        "--output", str(tmp_path), "--grid", "--lr", "1e-3,1e-5", "--batch-size", "32", "--epochs", "1",
                        "--max-steps", "4", "--json"])
     summary = json.loads(capsys.readouterr().out)

@@ -17,7 +17,8 @@ OUTPUTS = np.load(HEADS / "outputs.npz")
 BATCH = {k.removeprefix("input/"): OUTPUTS[k] for k in OUTPUTS.files if k.startswith("input/")}
 CHOICES = {k.removeprefix("choices/"): OUTPUTS[k] for k in OUTPUTS.files if k.startswith("choices/")}  # [B, C, S]
 CLASSES = {
-    "masked-lm": "BertForMaskedLM", "pretraining": "BertForPreTraining", "next-sentence": "BertForNextSentencePrediction",
+    "masked-lm": "BertForMaskedLM", "pretraining": "BertForPreTraining",
+    "next-sentence": "BertForNextSentencePrediction",
     "sequence-single": "BertForSequenceClassification", "sequence-multi": "BertForSequenceClassification",
     "sequence-regression": "BertForSequenceClassification", "token": "BertForTokenClassification",
     "question-answering": "BertForQuestionAnswering", "multiple-choice": "BertForMultipleChoice",
@@ -49,7 +50,8 @@ def test_labels_and_problem_types_come_from_config_json():
     single = minibert.BertForSequenceClassification.from_pretrained(HEADS / "sequence-single")
     assert single.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
     assert single.config.problem_type == "single_label_classification"
-    assert minibert.BertForSequenceClassification.from_pretrained(HEADS / "sequence-multi").config.problem_type == "multi_label_classification"
+    multi = minibert.BertForSequenceClassification.from_pretrained(HEADS / "sequence-multi")
+    assert multi.config.problem_type == "multi_label_classification"
     regression = minibert.BertForSequenceClassification.from_pretrained(HEADS / "sequence-regression")
     assert regression.config.problem_type == "regression" and regression.config.num_labels == 1
 
@@ -82,8 +84,9 @@ def test_untied_decoder_saves_its_own_weight_and_bias(tmp_path):
     """tie_word_embeddings=false: the decoder keeps its own weight and bias (cls.predictions.decoder.*); the
     save also writes the bias as cls.predictions.bias, the name transformers 4 reads it by, and the saved
     model loads back equal."""
-    config = minibert.BertConfig.from_dict({**minibert.BertForMaskedLM.from_pretrained(HEADS / "masked-lm").config.to_dict(),
-                                            "tie_word_embeddings": False})
+    config = minibert.BertConfig.from_dict(
+        {**minibert.BertForMaskedLM.from_pretrained(HEADS / "masked-lm").config.to_dict(),
+         "tie_word_embeddings": False})
     weights = minibert.loading.weights.read_weights(HEADS / "masked-lm" / "model.safetensors")
     rng = np.random.default_rng(0)
     weights["cls.predictions.decoder.weight"] = rng.normal(size=weights["bert.embeddings.word_embeddings.weight"].shape)
@@ -93,12 +96,14 @@ def test_untied_decoder_saves_its_own_weight_and_bias(tmp_path):
     model.save_pretrained(tmp_path)
     stored = minibert.loading.weights.read_weights(tmp_path / "model.safetensors")
     np.testing.assert_array_equal(stored["cls.predictions.bias"], stored["cls.predictions.decoder.bias"])
-    np.testing.assert_array_equal(stored["cls.predictions.decoder.bias"], weights["cls.predictions.decoder.bias"].astype(np.float32))
+    np.testing.assert_array_equal(stored["cls.predictions.decoder.bias"],
+                                  weights["cls.predictions.decoder.bias"].astype(np.float32))
     loaded = minibert.BertForMaskedLM.from_pretrained(tmp_path)
     np.testing.assert_array_equal(loaded(**BATCH).logits, model(**BATCH).logits)
 
 def test_new_classification_head_on_a_pretrained_encoder_warns():
-    with pytest.warns(UserWarning, match="the checkpoint has no classifier.weight, classifier.bias; they are newly initialised"):
+    with pytest.warns(UserWarning,
+                      match="the checkpoint has no classifier.weight, classifier.bias; they are newly initialised"):
         model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "checkpoints" / "zip", num_labels=3)
     assert model.config.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
     assert model([[2, 5, 3]]).logits.shape == (1, 3)
@@ -132,7 +137,8 @@ def test_eval_train_and_return_dict_as_code_written_for_transformers_uses_them()
     assert model.num_parameters() == sum(a.size for a in every_array) - tied.size  # the tied decoder counted once
 
 
-@pytest.mark.parametrize("copy_model", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))], ids=["deepcopy", "pickle"])
+@pytest.mark.parametrize("copy_model", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))],
+                         ids=["deepcopy", "pickle"])
 @pytest.mark.parametrize("class_name", ["BertModel", "BertForMaskedLM"])
 def test_copies_are_independent_models(copy_model, class_name):
     """A copy gives the same outputs, shares no memory with the original, and its own fast path sees
@@ -167,7 +173,8 @@ def test_resize_token_embeddings_for_added_tokens(class_name, tmp_path):
     n = model.config.vocab_size
     array = model.resize_token_embeddings(n + 3, seed=0)
     assert array.shape == (n + 3, model.config.hidden_size) and model.config.vocab_size == n + 3
-    assert model.num_parameters() == sum(a.size for a in old.values()) + 3 * model.config.hidden_size + 3 * (key == "logits")
+    assert model.num_parameters() == sum(a.size
+                                         for a in old.values()) + 3 * model.config.hidden_size + 3 * (key == "logits")
     after = getattr(model(**BATCH), key)
     np.testing.assert_array_equal(after[..., :n], before)  # the old vocabulary's scores (hidden states) unchanged
     if key == "logits":
@@ -206,7 +213,8 @@ def test_resize_token_embeddings_rows_and_sizes():
     assert fresh().resize_token_embeddings(pad_to_multiple_of=7).shape == (-(-n // 7) * 7, hidden)
     small = fresh()
     np.testing.assert_array_equal(small.resize_token_embeddings(n - 10), old[:n - 10])
-    with pytest.raises(ValueError, match=f"input_ids holds {n - 10} at position \\[0, 0\\]; values must lie in \\[0, {n - 10}\\)"):
+    with pytest.raises(ValueError,
+                       match=f"input_ids holds {n - 10} at position \\[0, 0\\]; values must lie in \\[0, {n - 10}\\)"):
         small(np.array([[n - 10]]))
     for arguments, message in [((0,), "new_num_tokens must be a positive integer, got 0"),
                                (("9",), "new_num_tokens must be a positive integer, got '9'"),
@@ -229,7 +237,8 @@ def test_multiple_choice_inputs():
     seq = CHOICES["input_ids"].shape[2]
     np.testing.assert_array_equal(model(**CHOICES, position_ids=np.arange(seq)).logits, logits)
     for inputs, message in [
-        ({"input_ids": BATCH["input_ids"]}, r"takes input_ids as a non-empty \[batch, choices, seq\] array, got shape \(2, 8\)"),
+        ({"input_ids": BATCH["input_ids"]},
+         r"takes input_ids as a non-empty \[batch, choices, seq\] array, got shape \(2, 8\)"),
         ({**CHOICES, "attention_mask": BATCH["attention_mask"]}, r"attention_mask has shape \(2, 8\), but the "
                                                                r"\[batch, choices, seq\] of input_ids is \(2, 2, 8\)"),
         ({"input_ids": [[[1, 2], [3]]]}, "input_ids must be a rectangular"),

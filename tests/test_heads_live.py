@@ -66,7 +66,8 @@ def test_saved_bert_model_loads_in_transformers(tmp_path, minilm_path):
     with torch.no_grad():
         expected = reference.eval()(torch.from_numpy(ids))
     for key in ("last_hidden_state", "pooler_output"):
-        d = maxdiff("live saved BertModel", key, getattr(ours(ids), key), getattr(expected, key).numpy(), np.ones_like(ids))
+        d = maxdiff("live saved BertModel", key, getattr(ours(ids), key), getattr(expected, key).numpy(),
+                    np.ones_like(ids))
         assert d <= 1e-5, (key, d)
 
 
@@ -88,12 +89,14 @@ def test_resize_token_embeddings(tmp_path, class_name, untied):
     mlm = class_name in ("BertForMaskedLM", "BertForPreTraining")
     reference = fresh_model(class_name, tmp_path / "before", **RANDOM_CONFIGS["mini"], tie_word_embeddings=not untied)
     old = _word_embeddings(reference).copy()
-    for new_num_tokens, multiple in ((None, None), (old.shape[0] + 5, None), (old.shape[0] + 5, 8), (old.shape[0] - 7, None)):
+    for new_num_tokens, multiple in ((None, None), (old.shape[0] + 5, None), (old.shape[0] + 5, 8),
+                                     (old.shape[0] - 7, None)):
         reference = getattr(transformers, class_name).from_pretrained(tmp_path / "before").eval()
         model = getattr(minibert, class_name).from_pretrained(tmp_path / "before")
         reference.resize_token_embeddings(new_num_tokens, pad_to_multiple_of=multiple)
         ours = model.resize_token_embeddings(new_num_tokens, pad_to_multiple_of=multiple, seed=0)
-        assert ours.shape == _word_embeddings(reference).shape and model.config.vocab_size == reference.config.vocab_size
+        assert (ours.shape == _word_embeddings(reference).shape
+                and model.config.vocab_size == reference.config.vocab_size)
         assert model.num_parameters() == reference.num_parameters()
         kept = min(len(old), len(ours))
         assert np.array_equal(ours[:kept], old[:kept])

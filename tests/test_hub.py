@@ -50,7 +50,8 @@ LOAD = """
     import json, minibert
     out = {}
     for name, kwargs in NAMES:
-        out[name + str(kwargs)] = minibert.BertModel.from_pretrained(name, **kwargs)([[2, 5, 6, 3]]).last_hidden_state.tolist()
+        out[name + str(kwargs)] = (
+            minibert.BertModel.from_pretrained(name, **kwargs)([[2, 5, 6, 3]]).last_hidden_state.tolist())
     out["tokens"] = minibert.BertTokenizer.from_pretrained("bert-tiny").tokenize("w1 zzz")
     print(json.dumps(out))
 """
@@ -63,14 +64,16 @@ def test_download_then_offline_then_cache_folder(tmp_path):
         online = run(LOAD.replace("NAMES", repr(names)), HF_ENDPOINT=endpoint, HF_HOME=str(home))
     assert online.returncode == 0, online.stderr
     results = json.loads(online.stdout)
-    for key, expected in (("bert-tiny{}", reference("zip")), (f"{TINY}{{'revision': 'refs/pr/2'}}", reference("safetensors")),
+    for key, expected in (("bert-tiny{}", reference("zip")),
+                          (f"{TINY}{{'revision': 'refs/pr/2'}}", reference("safetensors")),
                           ("someone/legacy-bert{}", reference("legacy"))):
         np.testing.assert_allclose(results[key], expected, rtol=0, atol=1e-6)
     assert results["tokens"] == ["w1", "[UNK]"]
 
     # The server is gone: everything comes from the cache, with the hub id, the short name or the cache folder.
     cache_folder = home / "hub" / f"models--{TINY.replace('/', '--')}"
-    offline = run(LOAD.replace("NAMES", repr([("bert-tiny", {}), (str(cache_folder), {}), (TINY, {"local_files_only": True})])),
+    offline = run(LOAD.replace("NAMES",
+                               repr([("bert-tiny", {}), (str(cache_folder), {}), (TINY, {"local_files_only": True})])),
                   HF_HOME=str(home), HF_HUB_OFFLINE="1")
     assert offline.returncode == 0, offline.stderr
     for value in json.loads(offline.stdout).values():
@@ -95,13 +98,15 @@ def test_offline_with_nothing_cached_is_one_clear_error(tmp_path):
 
 def test_cli_download_makes_a_self_contained_directory(tmp_path):
     with serve_hub(REPOS) as endpoint:
-        result = subprocess.run([sys.executable, "-m", "minibert.cli", "download", "bert-tiny", "--to", str(tmp_path / "tiny")],
+        result = subprocess.run([sys.executable, "-m", "minibert.cli", "download", "bert-tiny", "--to",
+                                 str(tmp_path / "tiny")],
                                 env={**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"),
                                      "PYTHONPATH": str(ROOT), "HF_HUB_DISABLE_PROGRESS_BARS": "1"},
                                 capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["config.json", "model.safetensors", "vocab.txt"]
-    np.testing.assert_array_equal(BertModel.from_pretrained(tmp_path / "tiny")([[2, 5, 6, 3]]).last_hidden_state, reference("zip"))
+    np.testing.assert_array_equal(BertModel.from_pretrained(tmp_path / "tiny")([[2, 5, 6, 3]]).last_hidden_state,
+                                  reference("zip"))
 
 
 def test_hub_errors_are_clear(tmp_path):
@@ -155,7 +160,8 @@ def test_cli_commands_by_hub_id_from_an_offline_cache(tmp_path):
     for argv, expected in ((["tokenize", "--model", "bert-tiny", "--json", "w1 zzz"], '"token": "[UNK]"'),
                            (["fill-mask", "--model", "bert-tiny", "--json", "w1 [MASK]"], '"masks"'),
                            (["info", "--model", TINY], "cls.seq_relationship")):
-        result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))", HF_HOME=str(home), HF_HUB_OFFLINE="1")
+        result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))", HF_HOME=str(home),
+                     HF_HUB_OFFLINE="1")
         assert result.returncode == 0, result.stderr
         assert expected in result.stdout
 
@@ -181,10 +187,12 @@ def test_sentence_transformers_repository_by_hub_id(tmp_path, minilm_path, token
 
     assert (pooling, normalize, window) == (["mean"], True, 256)
     np.testing.assert_allclose(vector, SentenceEncoder.from_pretrained(minilm_path).encode("a cat"), rtol=0, atol=1e-6)
-    for argv, expected in ((["similarity", "--model", "someone/all-MiniLM-L6-v2", "a cat", "a kitten", "--json"], '"cosine"'),
+    for argv, expected in ((["similarity", "--model", "someone/all-MiniLM-L6-v2", "a cat", "a kitten", "--json"],
+                            '"cosine"'),
                            (["embed", "--model", "someone/all-MiniLM-L6-v2", "hello", "--json"], '"embedding"'),
                            (["trace", "--model", "someone/all-MiniLM-L6-v2", "hi"], "layer.5.output")):
-        result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))", HF_HOME=str(home), HF_HUB_OFFLINE="1")
+        result = run(f"import sys; from minibert.cli import main; sys.exit(main({argv!r}))", HF_HOME=str(home),
+                     HF_HUB_OFFLINE="1")
         assert result.returncode == 0, result.stderr
         assert expected in result.stdout
 
@@ -205,7 +213,8 @@ def test_sentence_transformers_repository_with_a_dense_module(tmp_path, minilm_p
     layout = {n: (minilm_path / n).read_bytes() for n in names}
     layout.update({"modules.json": json.dumps(modules).encode(),
                    "2_Dense/config.json": json.dumps({"in_features": 384, "out_features": 16}).encode(),
-                   "2_Dense/model.safetensors": save({"linear.weight": rng.standard_normal((16, 384)).astype(np.float32),
+                   "2_Dense/model.safetensors": save({"linear.weight": rng.standard_normal((16,
+                                                                                            384)).astype(np.float32),
                                                       "linear.bias": rng.standard_normal(16).astype(np.float32)})})
     local = tmp_path / "local"
     for name, data in layout.items():

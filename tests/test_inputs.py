@@ -87,15 +87,18 @@ def test_boolean_and_float_masks_equal_the_integer_mask(model, mask):
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"input_ids": [[1, 99]]}, ValueError, r"input_ids holds 99 at position \[0, 1\]; values must lie in \[0, 99\)"),
     ({"input_ids": [[-1, 2, -3]]}, ValueError, r"input_ids holds -1 .* \(2 bad values\)"),
-    ({"input_ids": np.array([[1, 2**63 + 5]], np.uint64)}, ValueError, r"input_ids holds 9223372036854775813 at position \[0, 1\]"),
+    ({"input_ids": np.array([[1, 2**63 + 5]], np.uint64)}, ValueError,
+     r"input_ids holds 9223372036854775813 at position \[0, 1\]"),
     ({"input_ids": [[1.0, 2.0]]}, TypeError, "input_ids must hold integers, got dtype float64"),
     ({"input_ids": [["a", "b"]]}, TypeError, "input_ids must hold integers"),
     ({"input_ids": [[1, 2], [3]]}, ValueError, "ragged lists need padding"),
     ({"input_ids": np.zeros((0, 5), np.int64)}, ValueError, r"non-empty \[batch, seq\] array, got shape \(0, 5\)"),
     ({"input_ids": []}, ValueError, "non-empty"),
     ({"input_ids": np.zeros((2, 2, 2), np.int64)}, ValueError, r"got shape \(2, 2, 2\)"),
-    ({"input_ids": np.ones((1, 65), np.int64)}, ValueError, r"sequence length 65 exceeds max_position_embeddings \(64\)"),
-    ({"input_ids": [[1, 2, 3]], "attention_mask": [[1, 1]]}, ValueError, r"attention_mask has shape \(1, 2\), but input_ids has shape \(1, 3\)"),
+    ({"input_ids": np.ones((1, 65), np.int64)}, ValueError,
+     r"sequence length 65 exceeds max_position_embeddings \(64\)"),
+    ({"input_ids": [[1, 2, 3]], "attention_mask": [[1, 1]]}, ValueError,
+     r"attention_mask has shape \(1, 2\), but input_ids has shape \(1, 3\)"),
     ({"input_ids": [[1, 2, 3]], "attention_mask": [[1, 2, 1]]}, ValueError, r"attention_mask holds 2 .* \[0, 2\)"),
     ({"input_ids": [[1, 2, 3]], "attention_mask": [[1.0, 0.5, 0.0]]}, ValueError,
      r"attention_mask holds 0.5 at position \[0, 1\]; a mask's values must be 0 or 1"),
@@ -112,7 +115,8 @@ def test_boolean_and_float_masks_equal_the_integer_mask(model, mask):
      rf"inputs_embeds must be a non-empty \[batch, seq, {CONFIG['hidden_size']}\] array, got shape \(1, 3, 5\)"),
     ({"inputs_embeds": np.zeros((0, 3, CONFIG["hidden_size"]))}, ValueError, "non-empty"),
     ({"inputs_embeds": np.full((1, 2, CONFIG["hidden_size"]), "x")}, TypeError, "inputs_embeds must hold numbers"),
-    ({"inputs_embeds": [[[0.0] * CONFIG["hidden_size"]], [[0.0]]]}, ValueError, "inputs_embeds must be a rectangular array of numbers"),
+    ({"inputs_embeds": [[[0.0] * CONFIG["hidden_size"]], [[0.0]]]}, ValueError,
+     "inputs_embeds must be a rectangular array of numbers"),
     ({"inputs_embeds": np.zeros((1, 3, CONFIG["hidden_size"])), "attention_mask": [[1, 1]]}, ValueError,
      r"attention_mask has shape \(1, 2\), but inputs_embeds' \[batch, seq\] has shape \(1, 3\)"),
 ])
@@ -141,7 +145,8 @@ def test_inputs_embeds_take_the_place_of_the_word_embeddings(model):
     layers (the live comparison with transformers is in test_parity_live.py). Heads take them too."""
     import minibert
 
-    batch = {"input_ids": np.array([[2, 7, 9, 3], [4, 5, 0, 0]]), "attention_mask": np.array([[1, 1, 1, 1], [1, 1, 0, 0]]),
+    batch = {"input_ids": np.array([[2, 7, 9, 3], [4, 5, 0, 0]]),
+             "attention_mask": np.array([[1, 1, 1, 1], [1, 1, 0, 0]]),
              "token_type_ids": np.array([[0, 0, 1, 1], [0, 1, 0, 0]])}
     vectors = model.weights["embeddings"]["word_embeddings"]["weight"][batch["input_ids"]]
     model.use_fast = False
@@ -159,5 +164,7 @@ def test_inputs_embeds_take_the_place_of_the_word_embeddings(model):
         head = minibert.BertForSequenceClassification(BertConfig.from_dict({**CONFIG, "num_labels": 2}),
                                                       random_weights(CONFIG), dtype="float64")
     table = head.bert.weights["embeddings"]["word_embeddings"]["weight"]
-    np.testing.assert_allclose(head(inputs_embeds=table[batch["input_ids"]], attention_mask=batch["attention_mask"]).logits,
-                               head(batch["input_ids"], attention_mask=batch["attention_mask"]).logits, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(head(inputs_embeds=table[batch["input_ids"]],
+                                    attention_mask=batch["attention_mask"]).logits,
+                               head(batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                               rtol=0, atol=1e-12)

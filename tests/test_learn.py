@@ -22,7 +22,8 @@ def bodies(source: str) -> dict[str, list[str]]:
     found = {}
     for node in ast.parse(source).body:
         if isinstance(node, ast.FunctionDef):
-            body = node.body[1:] if isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant) else node.body
+            body = node.body[1:] if isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value,
+                                                                                      ast.Constant) else node.body
             found[node.name] = lines[body[0].lineno - 1:body[-1].end_lineno] if body else []
     return found
 

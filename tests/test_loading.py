@@ -79,7 +79,8 @@ def test_half_precision_checkpoint_is_upcast(weights):
     half = {k: v.astype(np.float16) for k, v in weights.items()}
     model = BertModel(BertConfig.from_dict(CONFIG), half)
     assert model.weights["pooler"]["dense"]["weight"].dtype == np.float32
-    np.testing.assert_array_equal(model.weights["pooler"]["dense"]["weight"], half["pooler.dense.weight"].astype(np.float32))
+    np.testing.assert_array_equal(model.weights["pooler"]["dense"]["weight"],
+                                  half["pooler.dense.weight"].astype(np.float32))
 
 
 def test_missing_misshaped_and_unexpected_tensors_are_all_named(weights):
@@ -126,7 +127,8 @@ def test_directory_without_files(tmp_path, weights):
     with pytest.raises(ConfigError, match="config.json: no such file"):
         BertModel.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(CONFIG))
-    with pytest.raises(WeightsError, match=r"no model.safetensors or pytorch_model.bin in .* \(it holds: config.json\)"):
+    with pytest.raises(WeightsError,
+                       match=r"no model.safetensors or pytorch_model.bin in .* \(it holds: config.json\)"):
         BertModel.from_pretrained(tmp_path)
 
 

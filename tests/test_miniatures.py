@@ -18,7 +18,8 @@ def test_all_24_with_consistent_shapes():
 
 def test_parameter_counts_are_those_of_the_architecture():
     for m in miniatures():
-        assert m.parameters == sum(math.prod(s) for s in bert_shapes(BertConfig.from_pretrained(m.name)).values()), m.name
+        assert m.parameters == sum(math.prod(s)
+                                   for s in bert_shapes(BertConfig.from_pretrained(m.name)).values()), m.name
     assert find_miniature("bert-mini").parameters == 11_170_560  # "11.2M", as the model card says
 
 
@@ -34,4 +35,5 @@ def test_short_names_and_published_glue_scores():
 
 def test_config_from_a_short_name_needs_no_download():
     config = BertConfig.from_pretrained("bert-mini")
-    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size) == (4, 256, 4, 1024)
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
+            config.intermediate_size) == (4, 256, 4, 1024)

@@ -62,9 +62,11 @@ def test_random_configs_and_inputs(data):
     state, attention map and the pooler equal transformers', on the reference path (attention maps asked
     for) and the fast path, in float32 and float64."""
     heads, head_size = data.draw(st.integers(1, 4)), data.draw(st.sampled_from([4, 8, 16]))
-    config = dict(hidden_size=heads * head_size, num_attention_heads=heads, num_hidden_layers=data.draw(st.integers(1, 2)),
+    config = dict(hidden_size=heads * head_size, num_attention_heads=heads,
+                  num_hidden_layers=data.draw(st.integers(1, 2)),
                   intermediate_size=data.draw(st.integers(4, 40)), vocab_size=50, max_position_embeddings=64,
-                  type_vocab_size=data.draw(st.integers(1, 2)), layer_norm_eps=data.draw(st.sampled_from([1e-12, 1e-5])))
+                  type_vocab_size=data.draw(st.integers(1, 2)),
+                  layer_norm_eps=data.draw(st.sampled_from([1e-12, 1e-5])))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**30)))
     weights = init_weights(BertConfig.from_dict(config), seed=int(rng.integers(2**30)))
     if not data.draw(st.booleans()):
@@ -73,7 +75,8 @@ def test_random_configs_and_inputs(data):
     lengths = rng.integers(1, seq + 1, batch)[:, None]
     mask = {"none": np.ones((batch, seq)), "right": np.arange(seq) < lengths, "left": np.arange(seq) >= seq - lengths,
             "scattered": (rng.random((batch, seq)) < 0.7) | (np.arange(seq) == rng.integers(0, seq, batch)[:, None]),
-            }[data.draw(st.sampled_from(["none", "right", "left", "scattered"]))].astype(np.int64)  # a real token per row
+            }[data.draw(st.sampled_from(["none", "right",
+                                         "left", "scattered"]))].astype(np.int64)  # a real token per row
     inputs = {"input_ids": rng.integers(0, 50, (batch, seq)), "attention_mask": mask,
               "token_type_ids": rng.integers(0, config["type_vocab_size"], (batch, seq))}
     if data.draw(st.booleans()):

@@ -115,7 +115,8 @@ def test_embed_equals_encode(embedder):
     diff = max_diff(answer, encoder.encode(TEXTS, normalize_embeddings=True))
     print(f"/embed vs SentenceEncoder.encode, {len(TEXTS)} texts: max abs diff {diff:.1e}")
     assert diff <= 1e-6
-    status, answer = embedder.call("/embed", {"inputs": TEXTS[0], "normalize": False, "dimensions": 64, "prompt_name": "query"})
+    status, answer = embedder.call("/embed",
+                                   {"inputs": TEXTS[0], "normalize": False, "dimensions": 64, "prompt_name": "query"})
     assert status == 200 and len(answer) == 1 and len(answer[0]) == 64
     assert max_diff(answer[0], encoder.encode(TEXTS[0], truncate_dim=64, prompt_name="query")) <= 1e-6
 
@@ -138,7 +139,8 @@ def test_predict_equals_classify(classifier):
     model, tokenizer = classifier.state.backend.model, classifier.state.backend.tokenizer
     expected = classify(model, tokenizer, ["w1 w2 w3", "w4", "w5 w6"])
     status, single = classifier.call("/predict", {"inputs": "w1 w2 w3"})
-    assert status == 200 and [p["label"] for p in single] == sorted(expected[0]["scores"], key=lambda k: -expected[0]["scores"][k])
+    assert status == 200 and [p["label"] for p in single] == sorted(expected[0]["scores"],
+                                                                    key=lambda k: -expected[0]["scores"][k])
     assert max(abs(p["score"] - expected[0]["scores"][p["label"]]) for p in single) <= 1e-6
     pair = classify(model, tokenizer, ["w4"], ["w7 w8"])[0]["scores"]
     status, answer = classifier.call("/predict", {"inputs": [["w1 w2 w3"], ["w4", "w7 w8"], ["w5 w6"]]})
@@ -164,8 +166,10 @@ def test_rerank_equals_cross_encoder(reranker):
     assert max_diff([r["score"] for r in answer], [r["score"] for r in expected]) <= 1e-6
     assert [r["text"] for r in answer] == [texts[r["index"]] for r in answer]
     status, raw = reranker.call("/rerank", {"query": "w11 w12", "texts": texts[:2], "raw_scores": True})
-    logits = backend.model(**backend.tokenizer(["w11 w12"] * 2, texts[:2], padding=True, return_tensors="np")).logits[:, 0]
-    assert status == 200 and "text" not in raw[0] and max_diff([r["score"] for r in sorted(raw, key=lambda r: r["index"])],
+    logits = backend.model(**backend.tokenizer(["w11 w12"] * 2, texts[:2], padding=True, return_tensors="np")).logits[:,
+                                                                                                                      0]
+    assert status == 200 and "text" not in raw[0] and max_diff([r["score"]
+                                                                for r in sorted(raw, key=lambda r: r["index"])],
                                                                logits) <= 1e-6
     status, predicted = reranker.call("/predict", {"inputs": ["w11 w12", "w4"]})  # a reranker classifies too
     assert status == 200 and predicted[0]["label"] == "LABEL_0"
@@ -175,13 +179,15 @@ def test_health_info_and_metrics(classifier):
     assert classifier.call("/health", method="GET") == (200, "")
     status, info = classifier.call("/info", method="GET")
     assert status == 200 and info["model_type"] == {"classifier": {
-        "id2label": {"0": "negative", "1": "neutral", "2": "positive"}, "label2id": {"negative": 0, "neutral": 1, "positive": 2}}}
+        "id2label": {"0": "negative", "1": "neutral", "2": "positive"},
+        "label2id": {"negative": 0, "neutral": 1, "positive": 2}}}
     assert info["max_input_length"] == 16 and info["max_client_batch_size"] == 8 and info["max_batch_tokens"] == 64
     classifier.call("/predict", {"inputs": "w1"})
     classifier.call("/predict", {"inputs": 1})
     status, text = classifier.call("/metrics", method="GET")
     assert status == 200
-    for line in ('minibert_requests_total{endpoint="/predict",status="200"}', 'minibert_requests_total{endpoint="/predict",status="422"}',
+    for line in ('minibert_requests_total{endpoint="/predict",status="200"}',
+                 'minibert_requests_total{endpoint="/predict",status="422"}',
                  'minibert_request_duration_seconds_bucket{endpoint="/predict",le="+Inf"}', "minibert_batch_size_count",
                  "minibert_batch_tokens_bucket", "minibert_queue_size 0", "minibert_requests_in_flight 0"):
         assert line in text, line
@@ -191,19 +197,22 @@ def test_health_info_and_metrics(classifier):
 
 ERRORS = [  # path, body (bytes as sent), status, error_type, what the message says
     ("/embed", {"inputs": ["a"] * 33}, 422, "validation", "batch size 33 > maximum allowed batch size 32"),
-    ("/embed", {"inputs": ["short", "BERT " * 300]}, 422, "validation", "input 1 has 302 tokens, more than the model's limit of 256"),
+    ("/embed", {"inputs": ["short", "BERT " * 300]}, 422, "validation",
+     "input 1 has 302 tokens, more than the model's limit of 256"),
     ("/embed", {"inputs": TEXTS[-2]}, 422, "validation", "input 0 has 2802 tokens, more than the model's limit of 256"),
     ("/embed", b'{"inputs": ["a",', 422, "validation", "the body is not valid JSON"),
     ("/embed", b'{"inputs": "\xff\xfe"}', 422, "validation", "the body is not valid JSON"),
     ("/embed", b"[" * 100_000, 422, "validation", "the body is not valid JSON"),
     ("/embed", [1, 2], 422, "validation", "the body must be a JSON object, got array"),
-    ("/embed", {"inputs": {"text": "a"}}, 422, "validation", "`inputs` must be a string or a list of strings, got object"),
+    ("/embed", {"inputs": {"text": "a"}}, 422, "validation",
+     "`inputs` must be a string or a list of strings, got object"),
     ("/embed", {"input": "a"}, 422, "validation", "`inputs` must be a string or a list of strings, got null"),
     ("/embed", {"inputs": ["a", 3]}, 422, "validation", "`inputs[1]` must be a string, got number"),
     ("/embed", {"inputs": "a", "normalize": "yes"}, 422, "validation", "`normalize` must be boolean, got string"),
     ("/embed", {"inputs": "a", "truncate": 1}, 422, "validation", "`truncate` must be boolean, got number"),
     ("/embed", {"inputs": "a", "dimensions": 0}, 422, "validation", "`dimensions` must be positive, got 0"),
-    ("/embed", {"inputs": "a", "prompt_name": "nope"}, 422, "validation", "prompt_name 'nope' is not among the prompts"),
+    ("/embed", {"inputs": "a", "prompt_name": "nope"}, 422, "validation",
+     "prompt_name 'nope' is not among the prompts"),
     ("/embed", {"inputs": []}, 400, "empty", "`inputs` cannot be empty"),
     ("/embed", b'{"inputs": "' + b"x" * 2_000_000 + b'"}', 413, "validation", "larger than the limit of 2000000 bytes"),
     ("/predict", {"inputs": "a"}, 424, "backend", "model is not a classifier model"),
@@ -221,7 +230,8 @@ def test_errors_of_the_other_routes(embedder, classifier, reranker):
     status, answer = embedder.call("/v1/embeddings", {"input": "a", "encoding_format": "int8"})  # OpenAI's error shape
     assert status == 422 and answer == {"message": '`encoding_format` must be "float" or "base64", got \'int8\'',
                                         "code": 422, "type": "validation"}
-    assert embedder.call("/v1/embeddings", {"input": [[1, 2]]})[1]["message"] == "`input[0]` must be a string, got array"
+    assert embedder.call("/v1/embeddings",
+                         {"input": [[1, 2]]})[1]["message"] == "`input[0]` must be a string, got array"
     for body, message in (({"inputs": [["a", "b", "c"]]}, "`inputs[0]` must be a string, a pair"),
                           ({"inputs": ["a", 2]}, "`inputs` must be a string, a pair"),
                           ({"inputs": [["a"]] * 9}, "batch size 9 > maximum allowed batch size 8"),
@@ -241,7 +251,8 @@ def test_errors_of_the_other_routes(embedder, classifier, reranker):
 def test_a_body_over_the_limit_is_refused_while_it_is_read(embedder):
     """Chunked (no Content-Length): the server answers 413 once 2 MB have come, without waiting for the rest."""
     with socket.create_connection(("127.0.0.1", embedder.port), timeout=30) as sock:
-        sock.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
         chunk = b"x" * 65536
         sent = 0
         try:

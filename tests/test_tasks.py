@@ -88,7 +88,8 @@ def test_pooling_config_of_every_sentence_transformers_version(tmp_path, minilm_
     batch = encoder.tokenizer(texts, padding=True, return_tensors="np")
     hidden = encoder.model(**batch).last_hidden_state
     pooled = pool(hidden, batch["attention_mask"], modes)
-    np.testing.assert_allclose(loaded.encode(texts), pooled / np.linalg.norm(pooled, axis=1, keepdims=True), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(loaded.encode(texts), pooled / np.linalg.norm(pooled, axis=1, keepdims=True),
+                               rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("pooling_config, message", [
@@ -126,8 +127,10 @@ def dense_model(tmp_path, minilm_path, modules: list[str], config: dict | None =
 
     directory = tmp_path / "model"
     shutil.copytree(minilm_path, directory)
-    folders = {"Transformer": "", "Pooling": "1_Pooling", "Dense": "2_Dense", "Normalize": "2_Normalize", "Router": "3_Router"}
-    entries = [{"idx": i, "name": str(i), "path": folders[m], "type": f"sentence_transformers.models.{m}"} for i, m in enumerate(modules)]
+    folders = {"Transformer": "", "Pooling": "1_Pooling", "Dense": "2_Dense", "Normalize": "2_Normalize",
+               "Router": "3_Router"}
+    entries = [{"idx": i, "name": str(i), "path": folders[m], "type": f"sentence_transformers.models.{m}"}
+               for i, m in enumerate(modules)]
     (directory / "modules.json").write_text(json.dumps(entries))
     if config is not None:
         (directory / "2_Dense").mkdir()
@@ -136,20 +139,26 @@ def dense_model(tmp_path, minilm_path, modules: list[str], config: dict | None =
     return directory
 
 
-DENSE_CONFIG = {"in_features": 384, "out_features": 8, "bias": True, "activation_function": "torch.nn.modules.activation.Tanh"}
+DENSE_CONFIG = {"in_features": 384, "out_features": 8, "bias": True,
+                "activation_function": "torch.nn.modules.activation.Tanh"}
 DENSE_TENSORS = {"linear.weight": np.ones((8, 384), np.float32), "linear.bias": np.zeros(8, np.float32)}
 
 
 @pytest.mark.parametrize("modules, config, tensors, message", [
     (["Transformer", "Pooling", "Router"], None, None, "module Router is not supported"),
-    (["Transformer", "Normalize", "Pooling"], None, None, r"modules \['Transformer', 'Normalize', 'Pooling'\]; minibert runs"),
-    (["Transformer", "Pooling", "Dense"], dict(DENSE_CONFIG, activation_function="torch.nn.modules.activation.Softplus"),
+    (["Transformer", "Normalize", "Pooling"], None, None,
+     r"modules \['Transformer', 'Normalize', 'Pooling'\]; minibert runs"),
+    (["Transformer", "Pooling", "Dense"],
+     dict(DENSE_CONFIG, activation_function="torch.nn.modules.activation.Softplus"),
      DENSE_TENSORS, "activation Softplus is not supported"),
-    (["Transformer", "Pooling", "Dense"], {"in_features": 384}, DENSE_TENSORS, "must give a Dense module's in_features and out_features"),
-    (["Transformer", "Pooling", "Dense"], DENSE_CONFIG, {"linear.weight": DENSE_TENSORS["linear.weight"]}, "missing linear.bias"),
+    (["Transformer", "Pooling", "Dense"], {"in_features": 384}, DENSE_TENSORS,
+     "must give a Dense module's in_features and out_features"),
+    (["Transformer", "Pooling", "Dense"], DENSE_CONFIG, {"linear.weight": DENSE_TENSORS["linear.weight"]},
+     "missing linear.bias"),
     (["Transformer", "Pooling", "Dense"], dict(DENSE_CONFIG, bias=False), DENSE_TENSORS, "unexpected linear.bias"),
     (["Transformer", "Pooling", "Dense"], dict(DENSE_CONFIG, in_features=100),
-     {"linear.weight": np.ones((8, 100), np.float32), "linear.bias": np.zeros(8, np.float32)}, "dense.0. takes 100 features, but gets 384"),
+     {"linear.weight": np.ones((8, 100), np.float32), "linear.bias": np.zeros(8, np.float32)},
+     "dense.0. takes 100 features, but gets 384"),
 ])
 def test_modules_minibert_cannot_run_are_named(tmp_path, minilm_path, modules, config, tensors, message):
     """A module left out would change the embeddings without a word: each such model is an error."""
@@ -164,7 +173,8 @@ def test_truncate_dim_errors_and_empty_batches(encoder):
         encoder.encode("a", truncate_dim=-3)
     assert encoder.encode([], truncate_dim=16).shape == (0, 16)
     small = SentenceEncoder(encoder.model, encoder.tokenizer, truncate_dim=8)
-    for dim, expected in ((None, 8), (4, 4), (32, 32)):  # a call's truncate_dim replaces the encoder's, empty batch or not
+    # a call's truncate_dim replaces the encoder's, empty batch or not
+    for dim, expected in ((None, 8), (4, 4), (32, 32)):
         assert small.encode([], truncate_dim=dim).shape[1] == small.encode(["a"], truncate_dim=dim).shape[1] == expected
     assert encoder.encode(["a"], truncate_dim=1000).shape == (1, 384)  # as many as there are
 
@@ -172,7 +182,8 @@ def test_truncate_dim_errors_and_empty_batches(encoder):
 def test_similarity_errors(encoder):
     with pytest.raises(ValueError, match="similarity_fn_name 'jaccard': choose from cosine, dot, euclidean, manhattan"):
         SentenceEncoder(encoder.model, encoder.tokenizer, similarity_fn_name="jaccard")
-    with pytest.raises(ValueError, match=r"similarity takes \[N, D\] and \[M, D\] embeddings, got shapes \(1, 384\) and \(2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"similarity takes \[N, D\] and \[M, D\] embeddings, got shapes \(1, 384\) and \(2, 3\)"):
         encoder.similarity(encoder.encode("a"), np.ones((2, 3)))
 
 
@@ -249,7 +260,8 @@ def test_classify_by_problem_type(tmp_path, name):
             np.testing.assert_allclose(list(result["scores"].values()), p, atol=1e-6)
         else:
             p = softmax64(logits)
-            assert result["label"] == labels[int(np.argmax(p))] and result["label"] in ("negative", "neutral", "positive")
+            assert result["label"] == labels[int(np.argmax(p))] and result["label"] in ("negative",
+                                                                                        "neutral", "positive")
             np.testing.assert_allclose(list(result["scores"].values()), p, atol=1e-6)
 
 
@@ -274,8 +286,10 @@ def test_cross_encoder_scores_pairs_through_its_activation(tmp_path):
     model = minibert.BertForSequenceClassification.from_pretrained(directory)
     tokenizer = minibert.BertTokenizer.from_pretrained(directory)
     documents = ["w1 w2 w3", "w4", "w5 w6 w7 w8", "w9 w10"]
-    logits = np.array([model(**tokenizer("w11 w12", d, return_tensors="np")).logits[0, 0] for d in documents], np.float64)
-    for saved, activation in ((None, lambda x: 1 / (1 + np.exp(-x))), ("torch.nn.modules.linear.Identity", lambda x: x)):
+    logits = np.array([model(**tokenizer("w11 w12", d, return_tensors="np")).logits[0, 0] for d in documents],
+                      np.float64)
+    for saved, activation in ((None, lambda x: 1 / (1 + np.exp(-x))),
+                              ("torch.nn.modules.linear.Identity", lambda x: x)):
         if saved is not None:
             (directory / "config_sentence_transformers.json").write_text(json.dumps({"activation_fn": saved}))
         ranked = CrossEncoder.from_pretrained(directory).rank("w11 w12", documents, return_documents=True)
@@ -314,7 +328,8 @@ def brute_force_answer(model, tokenizer, question, context, max_answer_length):
 
 def test_extract_answer_in_one_window(tmp_path):
     directory = with_vocab(tmp_path, "question-answering")
-    model, tokenizer = minibert.BertForQuestionAnswering.from_pretrained(directory), minibert.BertTokenizer.from_pretrained(directory)
+    model, tokenizer = (minibert.BertForQuestionAnswering.from_pretrained(directory),
+                        minibert.BertTokenizer.from_pretrained(directory))
     question, context = "w1 w2", "w10 w11, w12 w13 w14."
     answer = extract_answer(model, tokenizer, question, context, max_answer_length=3)
     score, start, end = brute_force_answer(model, tokenizer, question, context, 3)
@@ -324,7 +339,8 @@ def test_extract_answer_in_one_window(tmp_path):
 
 def test_extract_answer_over_a_long_context_uses_windows(tmp_path):
     directory = with_vocab(tmp_path, "question-answering")
-    model, tokenizer = minibert.BertForQuestionAnswering.from_pretrained(directory), minibert.BertTokenizer.from_pretrained(directory)
+    model, tokenizer = (minibert.BertForQuestionAnswering.from_pretrained(directory),
+                        minibert.BertTokenizer.from_pretrained(directory))
     context = " ".join(f"w{10 + i % 40}" for i in range(50))  # 50 tokens; max_position_embeddings is 16
     answer = extract_answer(model, tokenizer, "w1", context, max_length=16, stride=4, max_answer_length=4)
     assert answer["answer"] == context[answer["start"]:answer["end"]] and 0 < answer["score"] <= 1
@@ -364,7 +380,8 @@ def test_tag_tokens_aggregates_words_and_entities(tmp_path):
 
 def test_tag_tokens_on_a_real_head_and_a_long_text(tmp_path):
     directory = with_vocab(tmp_path, "token")
-    model, tokenizer = minibert.BertForTokenClassification.from_pretrained(directory), minibert.BertTokenizer.from_pretrained(directory)
+    model, tokenizer = (minibert.BertForTokenClassification.from_pretrained(directory),
+                        minibert.BertTokenizer.from_pretrained(directory))
     text = " ".join(f"w{i % 50}" for i in range(40))  # longer than the 16-position window
     result = tag_tokens(model, tokenizer, text)
     assert len(result["words"]) == 40

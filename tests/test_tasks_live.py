@@ -19,7 +19,8 @@ def test_fill_mask_matches_the_pipeline(tmp_path):
     shutil.copytree(FIXTURES / "heads" / "masked-lm", directory)
     shutil.copy(FIXTURES / "checkpoints" / "zip" / "vocab.txt", directory)
     pipe = transformers.pipeline("fill-mask", model=str(directory), tokenizer=str(directory), top_k=4)
-    model, tokenizer = minibert.BertForMaskedLM.from_pretrained(directory), minibert.BertTokenizer.from_pretrained(directory)
+    model, tokenizer = (minibert.BertForMaskedLM.from_pretrained(directory),
+                        minibert.BertTokenizer.from_pretrained(directory))
     for text in ("w1 w2 [MASK] w4", "[MASK] w7 w8 w9 w10 w11"):
         expected = pipe(text)
         ours = fill_mask(model, tokenizer, text, top_k=4)[0]
@@ -49,7 +50,8 @@ def test_cross_encoder_equals_sentence_transformers(tmp_path, minilm_path, activ
 
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=37, max_position_embeddings=64, num_labels=1, initializer_range=0.5)
+                                     intermediate_size=37, max_position_embeddings=64, num_labels=1,
+                                     initializer_range=0.5)
     transformers.BertForSequenceClassification(config).save_pretrained(tmp_path / "random")
     transformers.BertTokenizer.from_pretrained(str(minilm_path)).save_pretrained(tmp_path / "random")
     options = {} if activation is None else {"activation_fn": getattr(torch.nn, activation)()}
@@ -60,17 +62,21 @@ def test_cross_encoder_equals_sentence_transformers(tmp_path, minilm_path, activ
     ours = CrossEncoder.from_pretrained(tmp_path / "saved")
     query = "How many people live in Berlin?"
     documents = ["Berlin has a population of 3.7 million.", "Paris is the capital of France.", "Short.",
-                 "Berlin " * 80 + "(longer than the window: cut longest first)", "New York City is famous for its museums."]
+                 "Berlin " * 80 + "(longer than the window: cut longest first)",
+                 "New York City is famous for its museums."]
     pairs = [(query, d) for d in documents]
     diff = np.abs(ours.predict(pairs, batch_size=2) - reference.predict(pairs)).max()
     print(f"CrossEncoder.predict ({activation or 'Sigmoid'}) vs sentence-transformers: max abs diff {diff:.1e}")
     assert diff <= 1e-5
-    assert [r["corpus_id"] for r in ours.rank(query, documents)] == [r["corpus_id"] for r in reference.rank(query, documents)]
+    assert [r["corpus_id"] for r in ours.rank(query, documents)] == [r["corpus_id"]
+                                                                     for r in reference.rank(query, documents)]
 
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])
-@pytest.mark.parametrize("modes", [["cls"], ["max"], ["mean"], ["mean_sqrt_len_tokens"], ["weightedmean"], ["lasttoken"],
-                                   ["mean", "cls"], ["max", "mean_sqrt_len_tokens", "cls"], ["lasttoken", "weightedmean"]])
+@pytest.mark.parametrize("modes",
+                         [["cls"], ["max"], ["mean"], ["mean_sqrt_len_tokens"], ["weightedmean"], ["lasttoken"],
+                                   ["mean", "cls"], ["max", "mean_sqrt_len_tokens", "cls"],
+                          ["lasttoken", "weightedmean"]])
 def test_pooling_equals_sentence_transformers(modes, padding_side):
     """pool() against sentence-transformers' Pooling module, float64, on padded rows (a row of one token
     included); the modes named as its config.json names them."""
@@ -144,7 +150,8 @@ def test_dense_modules_equal_sentence_transformers(tmp_path, minilm_path):
 
     torch.manual_seed(0)
     base = SentenceTransformer(str(minilm_path), device="cpu")
-    modules = [base[0], base[1], Dense(384, 96), Dense(96, 64, bias=False, activation_function=torch.nn.Identity()), base[2]]
+    modules = [base[0], base[1], Dense(384, 96),
+               Dense(96, 64, bias=False, activation_function=torch.nn.Identity()), base[2]]
     SentenceTransformer(modules=modules, device="cpu").save(str(tmp_path))
     reference, ours = SentenceTransformer(str(tmp_path), device="cpu"), SentenceEncoder.from_pretrained(tmp_path)
     texts = ["The cat sits on the mat.", "Stock markets fell sharply today.", "¿Dónde está la biblioteca?"]
@@ -168,7 +175,8 @@ def test_lowercasing_of_sentence_bert_config_equals_sentence_transformers(tmp_pa
     (directory / "tokenizer_config.json").write_text(json.dumps(dict(settings, do_lower_case=False)))
     texts = ["The Cat Sits On The MAT.", "ΟΔΟΣ ΣΑΣ", "İstanbul Straße"]
     for lower in (False, True):
-        (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 256, "do_lower_case": lower}))
+        (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 256,
+                                                                         "do_lower_case": lower}))
         reference, ours = SentenceTransformer(str(directory), device="cpu"), SentenceEncoder.from_pretrained(directory)
         diff = np.abs(ours.encode(texts) - reference.encode(texts)).max()
         print(f"sentence_bert_config do_lower_case={lower}: max abs diff {diff:.1e}")
@@ -195,7 +203,8 @@ def test_similarity_equals_sentence_transformers(tmp_path, minilm_path, name):
     scores = ours.similarity(a, b)
     diff = np.abs(scores - expected).max()
     print(f"similarity {name}: max abs diff {diff:.1e} on scores up to {np.abs(expected).max():.1f}")
-    assert ours.similarity_fn_name == name and scores.shape == (2, 3) and diff <= 1e-5 * max(1.0, np.abs(expected).max())
+    assert ours.similarity_fn_name == name and scores.shape == (2, 3) and diff <= 1e-5 * max(1.0,
+                                                                                             np.abs(expected).max())
 
 
 def test_normalize_embeddings_as_in_sentence_transformers(tmp_path, minilm_path):
@@ -209,7 +218,8 @@ def test_normalize_embeddings_as_in_sentence_transformers(tmp_path, minilm_path)
     texts = ["The cat sits on the mat.", "Stocks fell."]
     for keep_normalize in (True, False):
         modules = json.loads((minilm_path / "modules.json").read_text())
-        (directory / "modules.json").write_text(json.dumps([m for m in modules if keep_normalize or not m["type"].endswith("Normalize")]))
+        (directory / "modules.json").write_text(json.dumps([m for m in modules if keep_normalize
+                                                            or not m["type"].endswith("Normalize")]))
         reference, ours = SentenceTransformer(str(directory), device="cpu"), SentenceEncoder.from_pretrained(directory)
         for flag in (False, True):
             expected = reference.encode(texts, normalize_embeddings=flag)

@@ -56,7 +56,8 @@ def test_encode_decode_and_conversions(tiny):
     assert tiny.convert_tokens_to_ids(["cat", "dog"]) == [9, 1]
     assert tiny.convert_tokens_to_ids("cat") == 9
     assert tiny.convert_ids_to_tokens(9) == "cat"
-    assert (tiny.cls_token_id, tiny.sep_token_id, tiny.pad_token_id, tiny.mask_token_id, tiny.unk_token_id) == (2, 3, 0, 4, 1)
+    assert (tiny.cls_token_id, tiny.sep_token_id, tiny.pad_token_id, tiny.mask_token_id,
+            tiny.unk_token_id) == (2, 3, 0, 4, 1)
     assert tiny.vocab_size == len(tiny) == len(VOCAB)
     assert tiny.all_special_ids == [1, 3, 0, 2, 4]
 
@@ -104,7 +105,8 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t("the", padding="maximal"), ValueError, "padding='maximal'"),
     (lambda t: t("the", truncation="sometimes"), ValueError, "truncation='sometimes'"),
     (lambda t: t("the", return_tensors="tf"), ValueError, "return_tensors='tf' is not supported"),
-    (lambda t: t(["the", "the cat"], return_tensors="np"), ValueError, "different lengths \\[3, 4\\]; pass padding=True"),
+    (lambda t: t(["the", "the cat"], return_tensors="np"), ValueError,
+     "different lengths \\[3, 4\\]; pass padding=True"),
     (lambda t: t("the", padding="max_length"), ValueError, "padding='max_length' needs max_length"),
     (lambda t: t("the cat", truncation="only_second", max_length=3), ValueError, "Second sequence not provided"),
     (lambda t: t("the", "cat", truncation="only_first", max_length=4), ValueError, "Sequence to truncate too short"),
@@ -117,14 +119,18 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t("the cat a cat", max_length=4, truncation=True, stride=2), ValueError,
      "stride=2 must be less than the 2 tokens truncation keeps"),
     (lambda t: t("the", stride=-1), ValueError, "stride must be an integer ≥ 0, got -1"),
-    (lambda t: t("the", padding=True, pad_to_multiple_of=0), ValueError, "pad_to_multiple_of must be a positive integer"),
+    (lambda t: t("the", padding=True, pad_to_multiple_of=0), ValueError,
+     "pad_to_multiple_of must be a positive integer"),
     (lambda t: t("the", is_split_into_words="yes"), TypeError, "is_split_into_words must be true or false"),
-    (lambda t: t(["the", 3], is_split_into_words=True), TypeError, r"every text must be a list of words \(str\), got \['the', 3\]"),
-    (lambda t: t([["the"], ["cat"]], [["a"]], is_split_into_words=True), ValueError, "text_pair must be a list as long"),
+    (lambda t: t(["the", 3], is_split_into_words=True), TypeError,
+     r"every text must be a list of words \(str\), got \['the', 3\]"),
+    (lambda t: t([["the"], ["cat"]], [["a"]], is_split_into_words=True), ValueError,
+     "text_pair must be a list as long"),
     (lambda t: t("the cat").word_ids(1), IndexError, "batch_index 1 is not a row of this encoding, which has 1"),
     (lambda t: BatchEncoding({"input_ids": [[2, 3]]}).word_ids(), ValueError,
      r"need an encoding made by calling BertTokenizer; pad\(\) and hand-made dicts"),
-    (lambda t: t.pad({"attention_mask": [[1]]}), ValueError, r"pad needs input_ids; the encoding has \['attention_mask'\]"),
+    (lambda t: t.pad({"attention_mask": [[1]]}), ValueError,
+     r"pad needs input_ids; the encoding has \['attention_mask'\]"),
     (lambda t: t.pad([]), ValueError, "pad takes a dict of lists, or a non-empty list of dicts"),
     (lambda t: t.pad([{"input_ids": [2]}, {"input_ids": [3], "label": 1}]), ValueError, "example 1 has the keys"),
     (lambda t: t.pad("the cat"), TypeError, "pad takes a dict of lists or a list of dicts, got str"),
@@ -133,7 +139,8 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     (lambda t: t.pad({"input_ids": [[2, 3], [2]], "offset_mapping": [[(0, 1), (1, 2)], [(0, 1)]]}, return_tensors="np"),
      ValueError, "offset_mapping has rows of different lengths"),
     (lambda t: t.convert_tokens_to_string(["the", 3]), TypeError, "tokens must be strings, got 3"),
-    (lambda t: t.pad({"input_ids": [[2, "x"], [3]]}), TypeError, r"row 0: input_ids must be a list of integers, got \[2, 'x'\]"),
+    (lambda t: t.pad({"input_ids": [[2, "x"], [3]]}), TypeError,
+     r"row 0: input_ids must be a list of integers, got \[2, 'x'\]"),
     (lambda t: t.pad({"input_ids": [[2, 3], 4]}), TypeError, "row 1: input_ids must be a list of integers, got 4"),
     (lambda t: t.pad({"input_ids": 5}), TypeError, "row 0: input_ids must be a list of integers, got 5"),
     (lambda t: t.pad({"input_ids": [[2], [3]], "attention_mask": [[1.0], [1.0]]}), TypeError,
@@ -167,7 +174,8 @@ def test_bad_files(tmp_path):
         BertTokenizer.from_pretrained(tmp_path)
     for config, error, message in [
         ([1], ValueError, "tokenizer_config.json: must hold a JSON object, not a list"),
-        ({"do_lower_case": "false"}, TypeError, "do_lower_case must be true or false, got 'false'"),  # it counted as true
+        ({"do_lower_case": "false"}, TypeError,
+         "do_lower_case must be true or false, got 'false'"),  # it counted as true
         ({"model_max_length": "512"}, ValueError, "model_max_length must be a positive integer, got '512'"),
         ({"padding_side": "middle"}, ValueError, "padding_side='middle': use 'right' or 'left'"),
     ]:
@@ -185,7 +193,8 @@ def test_a_token_listed_twice_keeps_every_line(tmp_path):
     assert tokenizer("cat")["input_ids"] == [2, len(VOCAB), 3] and tokenizer.convert_ids_to_tokens(9) == "cat"
     tokenizer.save_pretrained(tmp_path / "saved")
     assert (tmp_path / "saved" / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1] == lines
-    assert BertTokenizer.from_pretrained(tmp_path / "saved")("cat")["input_ids"] == [2, len(VOCAB), 3]  # via tokenizer.json
+    # via tokenizer.json
+    assert BertTokenizer.from_pretrained(tmp_path / "saved")("cat")["input_ids"] == [2, len(VOCAB), 3]
 
 
 def test_sides_come_from_the_config_and_survive_saving(tiny, tmp_path):
@@ -247,7 +256,8 @@ def test_added_tokens_are_matched_whole_and_survive_saving(tiny, tmp_path):
 
 
 def test_added_token_flags(tiny):
-    tiny.add_tokens([AddedToken("dog", single_word=True), AddedToken("<l>", lstrip=True), AddedToken("<r>", rstrip=True)])
+    tiny.add_tokens([AddedToken("dog", single_word=True), AddedToken("<l>", lstrip=True),
+                     AddedToken("<r>", rstrip=True)])
     dog, left, right = len(VOCAB), len(VOCAB) + 1, len(VOCAB) + 2
     enc = tiny("dog hotdog a <l> b <r> c", return_offsets_mapping=True)
     assert enc["input_ids"][1:-1] == [dog, 1, 12, left, 1, right, 1]  # "hotdog" is no single word
@@ -255,7 +265,8 @@ def test_added_token_flags(tiny):
     tiny.add_tokens([AddedToken("Raw", normalized=False)])
     assert tiny.tokenize("Raw raw") == ["Raw", "[UNK]"]
     tiny.add_tokens(["Sp"], special_tokens=True)  # special: matched as written, skipped by decode
-    assert tiny.tokenize("Sp sp") == ["Sp", "[UNK]"] and tiny.decode(tiny.encode("Sp a"), skip_special_tokens=True) == "a"
+    assert tiny.tokenize("Sp sp") == ["Sp", "[UNK]"] and tiny.decode(tiny.encode("Sp a"),
+                                                                     skip_special_tokens=True) == "a"
 
 
 def test_a_named_special_token_can_be_replaced(tiny):

@@ -99,7 +99,8 @@ def test_added_tokens_match(model_dir, tmp_path, setting):
     tokenizer_json = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
     tokenizer_json["added_tokens"] = recorded["saved"]["added_tokens"]
     (saved / "tokenizer.json").write_text(json.dumps(tokenizer_json), encoding="utf-8")
-    (saved / "tokenizer_config.json").write_text(json.dumps(recorded["saved"]["tokenizer_config.json"]), encoding="utf-8")
+    (saved / "tokenizer_config.json").write_text(json.dumps(recorded["saved"]["tokenizer_config.json"]),
+                                                 encoding="utf-8")
     loaded = BertTokenizer.from_pretrained(saved)
     assert as_json(encode_added(loaded)) == recorded["encodings"]
     loaded.save_pretrained(tmp_path / "saved by minibert")

@@ -27,7 +27,8 @@ def model_dir(minilm_path):
 def assert_same_records(reference, ours, texts, label):
     mismatches = [t for t in texts if line_record(reference, t) != line_record(ours, t)]
     print(f"live {label}: {len(texts)} texts, {len(mismatches)} mismatches")
-    assert not mismatches, [(t[:40], line_record(reference, t)[:150], line_record(ours, t)[:150]) for t in mismatches[:5]]
+    assert not mismatches, [(t[:40], line_record(reference, t)[:150], line_record(ours, t)[:150])
+                            for t in mismatches[:5]]
 
 
 def test_every_code_point_in_context(model_dir):

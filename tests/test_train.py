@@ -15,7 +15,8 @@ DATA = np.load(FIXTURES / "gradients.npz")
 BATCH = {k.removeprefix("batch/"): DATA[k] for k in DATA.files if k.startswith("batch/")}
 CHOICES = {k.removeprefix("choices/"): DATA[k] for k in DATA.files if k.startswith("choices/")}  # [B, C, S]
 BOUND = {"float64": 1e-8, "float32": 1e-4}  # relative: the bounds the project sets for gradients
-HEADS = ["sequence-single", "sequence-multi", "sequence-regression", "multiple-choice", "token", "masked-lm", "pretraining"]
+HEADS = ["sequence-single", "sequence-multi", "sequence-regression", "multiple-choice", "token",
+         "masked-lm", "pretraining"]
 
 
 def exactly_zero(name: str, model_name: str) -> bool:
@@ -128,7 +129,8 @@ def test_inputs_embeds_gradient_scatters_into_the_word_table():
     np.add.at(scattered, BATCH["input_ids"].reshape(-1), embeds_grads.pop("inputs_embeds").reshape(-1, table.shape[1]))
     assert embeds_loss == loss and embeds_grads.keys() == grads.keys()
     for name, g in grads.items():
-        np.testing.assert_array_equal(embeds_grads[name] + scattered if name == word else embeds_grads[name], g, err_msg=name)
+        np.testing.assert_array_equal(embeds_grads[name] + scattered if name == word else embeds_grads[name],
+                                      g, err_msg=name)
 
 
 def test_finite_differences():
@@ -140,7 +142,8 @@ def test_finite_differences():
     weights = random_weights(RANDOM_CONFIGS["tiny"], seed=3)
     with pytest.warns(UserWarning, match="newly initialised"):  # a random encoder with a fresh classifier
         model = minibert.BertForSequenceClassification(config, weights, dtype="float64", seed=1)
-    batch = {"input_ids": np.array([[2, 15, 27, 8, 3], [2, 44, 3, 0, 0]]), "attention_mask": np.array([[1] * 5, [1, 1, 1, 0, 0]]),
+    batch = {"input_ids": np.array([[2, 15, 27, 8, 3], [2, 44, 3, 0, 0]]),
+             "attention_mask": np.array([[1] * 5, [1, 1, 1, 0, 0]]),
              "token_type_ids": np.array([[0, 0, 0, 1, 1], [0] * 5])}
     labels = np.array([1, 2])
     STEP = 1e-5
@@ -168,7 +171,8 @@ def test_finite_differences():
 
 
 def test_adamw_schedule_and_clipping_follow_torch_step_by_step():
-    model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "heads" / "sequence-single", dtype="float64")
+    model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "heads" / "sequence-single",
+                                                                   dtype="float64")
     params = model.state_dict()
     optimizer = AdamW(params, lr=1e-3, weight_decay=0.01)
     losses = []
@@ -178,7 +182,8 @@ def test_adamw_schedule_and_clipping_follow_torch_step_by_step():
         optimizer.step(grads, lr=1e-3 * linear_schedule(step, 3, 10))
         losses.append(loss)
     loss_diff = np.abs(np.array(losses) - DATA["train/losses"]).max()
-    weight_diff = max(np.abs(params[k.removeprefix("train/final/")] - DATA[k]).max() for k in DATA.files if k.startswith("train/final/"))
+    weight_diff = max(np.abs(params[k.removeprefix("train/final/")] - DATA[k]).max() for k in DATA.files
+                      if k.startswith("train/final/"))
     print(f"10 AdamW steps vs torch: losses {loss_diff:.1e}, weights {weight_diff:.1e}")
     assert loss_diff <= 1e-10 and weight_diff <= 1e-10
     assert losses[-1] < losses[0]
@@ -198,7 +203,8 @@ def test_adamw_refuses_what_it_cannot_update_in_place():
 
 def test_adamw_updates_strided_views_as_contiguous_arrays():
     rng = np.random.default_rng(0)
-    params = {"transposed": rng.standard_normal((6, 10))[:, 2:7].T, "every_other_column": rng.standard_normal((6, 10))[:, ::2],
+    params = {"transposed": rng.standard_normal((6, 10))[:, 2:7].T,
+              "every_other_column": rng.standard_normal((6, 10))[:, ::2],
               "one_row_transposed": rng.standard_normal((6, 10))[:, 2:3].T,  # its moments are C-ordered: viewed as p is
               "contiguous": rng.standard_normal((5, 6))}
     copies = {name: np.ascontiguousarray(p) for name, p in params.items()}
@@ -221,7 +227,8 @@ def test_schedule_and_clipping():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"lr": -1e-3}, "invalid lr -0.001"), ({"lr": float("nan")}, "invalid lr nan"), ({"betas": (0.9, 1.0)}, r"invalid betas\[1\] 1.0"),
+    ({"lr": -1e-3}, "invalid lr -0.001"), ({"lr": float("nan")}, "invalid lr nan"),
+    ({"betas": (0.9, 1.0)}, r"invalid betas\[1\] 1.0"),
     ({"eps": -1.0}, "invalid eps -1.0"), ({"weight_decay": -0.1}, "invalid weight_decay -0.1"),
 ])
 def test_adamw_refuses_what_torch_refuses(options, message):
@@ -242,14 +249,17 @@ def test_bad_labels_are_clear_errors():
     with pytest.raises(ValueError, match=r"regression needs 2 numeric labels for logits \[2, 1\]"):
         sequence_loss(np.zeros((2, 1)), np.array([0.5, 1.0, 2.0]), "regression")
     with pytest.raises(TypeError, match="supports BertForSequenceClassification, BertForMultipleChoice, "
-                                        "BertForTokenClassification, BertForMaskedLM, BertForPreTraining .*, got BertForQuestionAnswering"):
-        value_and_grad(minibert.BertForQuestionAnswering.from_pretrained(FIXTURES / "heads" / "question-answering"), BATCH, np.array([0, 1, 2]))
+                                        "BertForTokenClassification, BertForMaskedLM, BertForPreTraining .*, got "
+                                        "BertForQuestionAnswering"):
+        value_and_grad(minibert.BertForQuestionAnswering.from_pretrained(FIXTURES / "heads" / "question-answering"),
+                       BATCH, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match=r"needs integer labels of shape \(3,\)"):  # the right choice per example
         value_and_grad(head_model("multiple-choice", "float64"), CHOICES, np.array([[0, 1]] * 3))
     with pytest.raises(ValueError, match=r"takes input_ids as a non-empty \[batch, choices, seq\] array"):
         value_and_grad(head_model("multiple-choice", "float64"), BATCH, np.array([0, 1, 1]))
     mlm = head_model("masked-lm", "float64")
-    with pytest.raises(ValueError, match=r"masked-LM labels must be integers of the inputs' \[batch, seq\] shape \(3, 8\)"):
+    with pytest.raises(ValueError,
+                       match=r"masked-LM labels must be integers of the inputs' \[batch, seq\] shape \(3, 8\)"):
         value_and_grad(mlm, BATCH, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="every label is -100"):
         value_and_grad(mlm, BATCH, np.full((3, 8), -100))
@@ -259,7 +269,8 @@ def test_bad_labels_are_clear_errors():
         value_and_grad(mlm, {**BATCH, "inputs_embeds": np.zeros((3, 8, 16))}, DATA["labels/masked-lm"])
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 60\)"):
         value_and_grad(mlm, BATCH, np.where(DATA["labels/masked-lm"] == 14, 60, DATA["labels/masked-lm"]))
-    with pytest.raises(ValueError, match=r"labels are a pair: \(masked-LM labels \[B, S\], next-sentence labels \[B\]\)"):
+    with pytest.raises(ValueError,
+                       match=r"labels are a pair: \(masked-LM labels \[B, S\], next-sentence labels \[B\]\)"):
         value_and_grad(head_model("pretraining", "float64"), BATCH, DATA["labels/masked-lm"])
     with pytest.raises(ValueError, match="dropout probability must lie in"):
         minibert.nn.dropout_mask(np.random.default_rng(0), (2,), 1.0, np.dtype("float32"))
@@ -272,13 +283,17 @@ def test_bad_encodings_and_dropout_masks_are_clear_errors():
     model = head_model("sequence-single", "float64")
     labels = fixture_labels("sequence-single")
     masks = dropout_masks(model, BATCH["input_ids"].shape, np.random.default_rng(0))
-    with pytest.raises(TypeError, match="encoding must be a dict of input_ids, attention_mask, ... .as the tokenizer returns., got list"):
+    with pytest.raises(TypeError,
+                       match="encoding must be a dict of input_ids, attention_mask, ... .as the tokenizer "
+                             "returns., got list"):
         value_and_grad(model, [BATCH["input_ids"]], labels)
     misspelt = {"bert.embedding.dropout" if k == "bert.embeddings.dropout" else k: m for k, m in masks.items()}
     with pytest.raises(ValueError, match="dropout: no Dropout module is named 'bert.embedding.dropout'"):
         value_and_grad(model, BATCH, labels, dropout=misspelt)
     other_batch = dropout_masks(model, (2, 8), np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"the mask for bert.embeddings.dropout has shape \(2, 8, 16\); this batch needs \(3, 8, 16\)"):
+    with pytest.raises(ValueError,
+                       match=r"the mask for bert.embeddings.dropout has shape \(2, 8, 16\); this batch "
+                             r"needs \(3, 8, 16\)"):
         value_and_grad(model, BATCH, labels, dropout=other_batch)
     with pytest.raises(TypeError, match="dropout must be a dict of masks from dropout_masks"):
         value_and_grad(model, BATCH, labels, dropout=list(masks.values()))
@@ -310,21 +325,24 @@ def test_dropout_masks(name):
 def test_dropout_masks_take_each_modules_probability(classifier_dropout):
     """hidden_dropout_prob, attention_probs_dropout_prob and classifier_dropout (None: the hidden one) each
     reach their own modules: every mask holds 0 and 1 / (1 - p) of its module's p, and no other value."""
-    config = minibert.BertConfig.from_dict(dict(RANDOM_CONFIGS["tiny"], hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.3,
+    config = minibert.BertConfig.from_dict(dict(RANDOM_CONFIGS["tiny"], hidden_dropout_prob=0.2,
+                                                attention_probs_dropout_prob=0.3,
                                                 classifier_dropout=classifier_dropout, num_labels=2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fresh classifier's warning
         model = minibert.BertForSequenceClassification(config, random_weights(RANDOM_CONFIGS["tiny"]), dtype="float64")
     masks = dropout_masks(model, (8, 16), np.random.default_rng(0))
     for name, mask in masks.items():
-        p = 0.3 if name.endswith("attention.self.dropout") else (classifier_dropout or 0.2) if name == "dropout" else 0.2
+        p = 0.3 if name.endswith("attention.self.dropout") else (classifier_dropout
+                                                                 or 0.2) if name == "dropout" else 0.2
         assert set(np.unique(mask)) == {0.0, 1 / (1 - p)}, name
 
 
 def test_accumulated_micro_batches_equal_the_whole_batch():
     from minibert.train import accumulate
 
-    model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "heads" / "sequence-single", dtype="float64")
+    model = minibert.BertForSequenceClassification.from_pretrained(FIXTURES / "heads" / "sequence-single",
+                                                                   dtype="float64")
     labels = DATA["labels/sequence-single"]
     whole_loss, whole = value_and_grad(model, BATCH, labels)
     parts = [(len(i), *value_and_grad(model, {k: v[i] for k, v in BATCH.items()}, labels[i])) for i in ([0, 1], [2])]
@@ -342,22 +360,26 @@ def test_fast_training_path_equals_reference(cls):
     config = minibert.BertConfig.from_dict(dict(RANDOM_CONFIGS["tiny"], id2label={0: "a", 1: "b"}))
     weights = random_weights(RANDOM_CONFIGS["tiny"], seed=4)
     weights.update({k: v.astype(np.float64) for k, v in minibert.init_weights(config, seed=5, dtype=np.float64,
-                                                                               pretraining_heads=True).items() if k.startswith("cls.")})
+                                                                               pretraining_heads=True).items()
+                    if k.startswith("cls.")})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fresh classifier's warning
         model = cls(config, weights, dtype="float64", seed=2)
     rng = np.random.default_rng(6)
     lengths = np.array([7, 1, 4, 6])
     mask = (np.arange(7) < lengths[:, None]).astype(np.int64)
-    batch = {"input_ids": rng.integers(1, 60, (4, 7)) * mask, "attention_mask": mask, "token_type_ids": rng.integers(0, 2, (4, 7)) * mask}
+    batch = {"input_ids": rng.integers(1, 60, (4, 7)) * mask, "attention_mask": mask,
+             "token_type_ids": rng.integers(0, 2, (4, 7)) * mask}
     if cls is not minibert.BertForSequenceClassification:  # per-token labels: MLM token ids, or classes 0/1
-        labels = np.where((rng.random((4, 7)) < 0.4) & (mask == 1), rng.integers(0, 2 if cls is minibert.BertForTokenClassification else 60, (4, 7)), -100)
+        labels = np.where((rng.random((4, 7)) < 0.4) & (mask == 1),
+                          rng.integers(0, 2 if cls is minibert.BertForTokenClassification else 60, (4, 7)), -100)
         labels[1, 0] = 1
         padded_labels = labels.copy()
         padded_labels[2, 5] = 1  # a label on padding
         left_padded = dict(batch), padded_labels
         if cls is minibert.BertForPreTraining:
-            labels, left_padded = (labels, np.array([0, 1, 1, 0])), (dict(batch), (padded_labels, np.array([0, 1, 1, 0])))
+            labels, left_padded = (labels, np.array([0, 1, 1, 0])), (dict(batch),
+                                                                     (padded_labels, np.array([0, 1, 1, 0])))
     else:
         labels = np.array([0, 1, 1, 0])
         left_padded = {k: v[:, ::-1].copy() for k, v in batch.items()}, labels
@@ -413,7 +435,8 @@ def test_fast_training_path_equals_reference_on_random_models_and_batches(data):
     elif cls is minibert.BertForMultipleChoice:
         labels = rng.integers(0, choices, batch)
     else:
-        labels = np.where((rng.random(shape) < 0.5) & (mask == 1), rng.integers(0, 3 if cls is minibert.BertForTokenClassification else 50, shape), -100)
+        labels = np.where((rng.random(shape) < 0.5) & (mask == 1),
+                          rng.integers(0, 3 if cls is minibert.BertForTokenClassification else 50, shape), -100)
         labels[0, 0] = 1  # at least one labelled position
         if cls is minibert.BertForPreTraining:
             labels = (labels, rng.integers(0, 2, batch))

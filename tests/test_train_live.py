@@ -28,7 +28,8 @@ def test_bert_mini_gradients(tmp_path, dtype):
     loss, grads = value_and_grad(model, batch, labels)
     errors = relative_errors(grads, {n: p.grad.numpy() for n, p in reference.named_parameters()})
     worst = max(errors, key=errors.get)
-    print(f"live gradients BERT-Mini shape {dtype}: loss diff {abs(loss - out.loss.item()):.1e}, worst relative {errors[worst]:.1e} ({worst})")
+    print(f"live gradients BERT-Mini shape {dtype}: loss diff {abs(loss - out.loss.item()):.1e}, worst relative "
+          f"{errors[worst]:.1e} ({worst})")
     assert abs(loss - out.loss.item()) <= BOUND[dtype] and errors[worst] <= BOUND[dtype]
 
 
@@ -67,7 +68,8 @@ def test_inputs_embeds_gradients(tmp_path, head):
     batch = {"inputs_embeds": rng.normal(0, 0.05, (*shape, reference.config.hidden_size)),
              "attention_mask": mask, "token_type_ids": rng.integers(0, 2, shape)}
     if head == "BertForMaskedLM":
-        labels = np.where((mask == 1) & (rng.random(shape) < 0.3), rng.integers(0, reference.config.vocab_size, shape), -100)
+        labels = np.where((mask == 1) & (rng.random(shape) < 0.3),
+                          rng.integers(0, reference.config.vocab_size, shape), -100)
     else:
         labels = np.array([2, 0, 1])
     vectors = torch.from_numpy(batch["inputs_embeds"]).requires_grad_()
@@ -126,7 +128,8 @@ def test_trained_checkpoint_loads_in_transformers_with_equal_logits(tmp_path):
     for _ in range(3):
         optimizer.step(value_and_grad(model, batch, np.array([0, 1, 1]))[1])
     model.save_pretrained(tmp_path / "trained")
-    reference = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "trained", attn_implementation="eager").eval()
+    reference = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "trained",
+                                                                           attn_implementation="eager").eval()
     with torch.no_grad():
         expected = reference(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.numpy()
     diff = np.abs(model(**batch).logits - expected).max()

@@ -20,7 +20,8 @@ from minibert.train import dropout_masks, sequence_loss, value_and_grad
 
 # BertModelTester's configuration
 TESTER = {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-          "intermediate_size": 37, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+          "intermediate_size": 37, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+          "attention_probs_dropout_prob": 0.1,
           "max_position_embeddings": 512, "type_vocab_size": 16, "initializer_range": 0.02}
 
 
@@ -34,7 +35,8 @@ def test_config_common_properties():  # create_and_test_config_common_properties
     assert BertConfig(hidden_size=36, num_attention_heads=4, num_hidden_layers=3).num_hidden_layers == 3
 
 
-def test_config_to_json_and_back(tmp_path):  # create_and_test_config_to_json_file, create_and_test_config_from_and_save_pretrained
+# create_and_test_config_to_json_file, create_and_test_config_from_and_save_pretrained
+def test_config_to_json_and_back(tmp_path):
     config = BertConfig(**TESTER, output_hidden_states=True)
     config.save_pretrained(tmp_path)
     loaded = BertConfig.from_pretrained(tmp_path)
@@ -57,7 +59,8 @@ def test_config_labels_and_call_defaults():
     config = BertConfig(id2label={0: "negative", 1: "positive"})
     assert config.label2id == {"negative": 0, "positive": 1} and config.num_labels == 2
     config.id2label = {0: "a", 1: "b", 2: "c"}  # label2id follows (transformers 5 keeps the old one)
-    assert config.label2id == {"a": 0, "b": 1, "c": 2} and config.to_dict()["id2label"] == {"0": "a", "1": "b", "2": "c"}
+    assert config.label2id == {"a": 0, "b": 1, "c": 2} and config.to_dict()["id2label"] == {"0": "a",
+                                                                                            "1": "b", "2": "c"}
     assert (config.output_hidden_states, config.output_attentions, config.return_dict, config.use_return_dict) == (
         False, False, True, True)
     config.output_attentions, config.return_dict = True, False
