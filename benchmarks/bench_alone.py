@@ -48,7 +48,8 @@ if engine == "minibert":
     run = lambda: model(ids, attention_mask=mask)
 elif engine == "openvino":
     import openvino
-    compiled = openvino.Core().compile_model(onnx, "CPU", {"INFERENCE_NUM_THREADS": 2, "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = openvino.Core().compile_model(onnx, "CPU", {"INFERENCE_NUM_THREADS": 2,
+                                                           "INFERENCE_PRECISION_HINT": "f32"})
     run = lambda: compiled({"input_ids": ids, "attention_mask": mask})
 else:
     import onnxruntime
@@ -98,7 +99,8 @@ def main() -> None:
         best = {e: min(r["min"] for r in runs[e]) for e in ENGINES}
         median = {e: float(np.median([r["median"] for r in runs[e]])) for e in ENGINES}
         print(f"{shape[0]:>6} x {shape[1]:<4} " + " ".join(f"{best[e]:>15.2f} / {median[e]:>7.2f} ms" for e in ENGINES)
-              + "".join(f" {best[e] / best['minibert']:>18.2f}x, {median[e] / median['minibert']:.2f}x" for e in others),
+              + "".join(f" {best[e] / best['minibert']:>18.2f}x, {median[e] / median['minibert']:.2f}x"
+                        for e in others),
               flush=True)
 
 

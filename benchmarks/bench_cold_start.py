@@ -5,7 +5,8 @@ Runtime (whichever are installed), on the real all-MiniLM-L6-v2 directory.
 
 Each engine runs in its own fresh interpreter, `--runs` times, interleaved; the minimum wall time of the
 child's work (from its first line to the first call's return, interpreter start-up excluded) is reported,
-with ratios. Children run outside the checkout, so an installed minibert is not shadowed by the source tree. The first minibert run also fills Numba's on-disk cache if it is empty: that one is excluded.
+with ratios. Children run outside the checkout, so an installed minibert is not shadowed by the source tree.
+The first minibert run also fills Numba's on-disk cache if it is empty: that one is excluded.
 ONNX Runtime loads a file exported once beforehand (the export is not timed).
 
 Numba imports SciPy when it is installed (to offer BLAS inside kernels; docs/fast.md has its cost), and the test extras

@@ -47,7 +47,8 @@ def main(rounds: int = 300, threads: int = 2) -> None:
             for engine in total:
                 total[engine] += best[engine]
             print(f"  [{tokens}, {k}] x [{k}, {n}] ({name}): numpy {best['numpy'] * 1e6:8.0f} us, "
-                  f"onnxruntime {best['onnxruntime'] * 1e6:8.0f} us, numpy takes {best['numpy'] / best['onnxruntime']:.2f}x")
+                  f"onnxruntime {best['onnxruntime'] * 1e6:8.0f} us, "
+                  f"numpy takes {best['numpy'] / best['onnxruntime']:.2f}x")
         print(f"{tokens} tokens, one layer's four GEMMs: numpy takes {total['numpy'] / total['onnxruntime']:.2f}x "
               f"ONNX Runtime's time")
 
@@ -65,7 +66,8 @@ def rows(rounds: int = 150) -> None:
     print(f"{'T':>4} {'on T rows':>12} {'rounded':>8} {'on those':>12} {'T rows take':>12}")
     for tokens in [*range(1, 41), 57, 64, 100, 127, 128]:
         padded = gemm_rows(tokens)
-        best = interleaved_minimum({"T": layer(tokens), "padded": layer(padded)}, rounds if tokens < 64 else rounds // 3)
+        best = interleaved_minimum({"T": layer(tokens), "padded": layer(padded)},
+                                   rounds if tokens < 64 else rounds // 3)
         print(f"{tokens:>4} {best['T'] * 1e6:>9.0f} us {padded:>8} {best['padded'] * 1e6:>9.0f} us "
               f"{best['T'] / best['padded']:>11.2f}x")
 

@@ -39,7 +39,8 @@ from tests.fixtures.cases import minilm_dir  # noqa: E402
 
 SUBJECTS = ["the weather", "a football match", "the stock market", "a new phone", "the river", "an old song",
             "the city council", "a mountain trail"]
-TEXTS = [f"Sentence {i} says something short about {SUBJECTS[i % 8]}{' and why it matters' * (i % 3)}." for i in range(512)]
+TEXTS = [f"Sentence {i} says something short about {SUBJECTS[i % 8]}{' and why it matters' * (i % 3)}."
+         for i in range(512)]
 LEVELS = {1: 64, 8: 192, 64: 384}  # concurrent clients: requests sent
 
 
@@ -92,7 +93,8 @@ def request(port: int, method: str, path: str, body, connection=None, headers=No
     raw = response.read()
     if own:
         connection.close()
-    return response.status, json.loads(raw) if raw and response.getheader("content-type", "").startswith("application/json") else raw
+    is_json = response.getheader("content-type", "").startswith("application/json")
+    return response.status, json.loads(raw) if raw and is_json else raw
 
 
 def load(port: int, texts: list[str], clients: int, seconds: float):

@@ -45,7 +45,8 @@ def main() -> None:
         cold = min(seconds(lambda: tokenizer(lines, return_offsets_mapping=offsets)) for tokenizer in fresh)
         warm = min(seconds(lambda: fresh[0](lines, return_offsets_mapping=offsets)) for _ in range(5))
         print(f"offsets={offsets!s:5}  transformers {tokens / ref / 1e3:6.0f}k tok/s   minibert cold "
-              f"{tokens / cold / 1e3:6.0f}k tok/s ({ref / cold:.2f}x)   warm {tokens / warm / 1e3:6.0f}k tok/s ({ref / warm:.2f}x)")
+              f"{tokens / cold / 1e3:6.0f}k tok/s ({ref / cold:.2f}x)   "
+              f"warm {tokens / warm / 1e3:6.0f}k tok/s ({ref / warm:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -35,13 +35,14 @@ def main(sst2: Path, steps: int = 12) -> None:
     tokenizer = minibert.BertTokenizer.from_pretrained(directory)
     examples = read_examples(sst2 / "train.tsv")
     in_order = [np.arange(i, i + 32) for i in range(0, 32 * steps, 32)]
-    bucketed = [index for index, _ in zip(batches(examples, Settings(batch_size=32), np.random.default_rng(0)), range(steps))]
+    bucketed = [index for index, _ in zip(batches(examples, Settings(batch_size=32), np.random.default_rng(0)),
+                                          range(steps))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ours = minibert.BertForSequenceClassification.from_pretrained(directory, num_labels=2)
     optimizer = AdamW(ours.state_dict(), lr=5e-5)
-    theirs = transformers.BertForSequenceClassification.from_pretrained(directory, num_labels=2, attn_implementation="sdpa",
-                                                                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    theirs = transformers.BertForSequenceClassification.from_pretrained(
+        directory, num_labels=2, attn_implementation="sdpa", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     theirs.train()
     torch_optimizer = torch.optim.AdamW(theirs.parameters(), lr=5e-5)
 
@@ -53,8 +54,10 @@ def main(sst2: Path, steps: int = 12) -> None:
         theirs(**{k: torch.from_numpy(v) for k, v in encoding.items()}, labels=torch.from_numpy(labels)).loss.backward()
         torch_optimizer.step()
 
-    print(f"all-MiniLM-L6-v2, batches of 32 SST-2 sentences, {steps - WARM_UP} timed steps per kind; BLAS: {blas_description()}")
-    for kind, indices in (("in file order, padded to the longest", in_order), ("length-bucketed (as finetune)", bucketed)):
+    print(f"all-MiniLM-L6-v2, batches of 32 SST-2 sentences, {steps - WARM_UP} timed steps per kind; "
+          f"BLAS: {blas_description()}")
+    for kind, indices in (("in file order, padded to the longest", in_order),
+                          ("length-bucketed (as finetune)", bucketed)):
         seconds = {"minibert": 0.0, "torch eager": 0.0}
         tokens = padded = 0
         for k, index in enumerate(indices):

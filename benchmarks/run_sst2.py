@@ -56,7 +56,8 @@ def torch_finetune(train: Path, dev_file: Path, settings: Settings, epochs: int)
     history = []
     for epoch in range(epochs):
         started = time.perf_counter()
-        for index in batches(examples, settings, np.random.default_rng(settings.seed + epoch)):  # as finetune draws them
+        # the batches as finetune draws them
+        for index in batches(examples, settings, np.random.default_rng(settings.seed + epoch)):
             enc = tokenizer([examples.texts[i] for i in index], padding=True, truncation=True,
                             max_length=settings.max_length, return_tensors="pt")
             loss = model(**enc, labels=torch.tensor(examples.labels[index])).loss
@@ -68,11 +69,13 @@ def torch_finetune(train: Path, dev_file: Path, settings: Settings, epochs: int)
         seconds = time.perf_counter() - started
         model.eval()
         with torch.no_grad():
-            predicted = np.concatenate([model(**tokenizer(dev.texts[i:i + 128], padding=True, truncation=True,
-                                                          max_length=settings.max_length, return_tensors="pt")).logits.argmax(-1).numpy()
-                                        for i in range(0, len(dev.texts), 128)])
+            predicted = np.concatenate([
+                model(**tokenizer(dev.texts[i:i + 128], padding=True, truncation=True, max_length=settings.max_length,
+                                  return_tensors="pt")).logits.argmax(-1).numpy()
+                for i in range(0, len(dev.texts), 128)])
         model.train()
-        history.append({"epoch": epoch + 1, "seconds": seconds, "dev": {"accuracy": float((predicted == dev.labels).mean())}})
+        accuracy = float((predicted == dev.labels).mean())
+        history.append({"epoch": epoch + 1, "seconds": seconds, "dev": {"accuracy": accuracy}})
     return history
 
 
@@ -86,7 +89,8 @@ def main() -> None:
     parser.add_argument("--torch-epochs", type=int, help="stop the torch run after this many epochs (default: all)")
     parser.add_argument("--student-epochs", type=int, help="the students' epochs (default: --epochs)")
     parser.add_argument("--student-lr", type=float, default=1e-3, help="the students' learning rate (default 1e-3)")
-    parser.add_argument("--teacher", help="a fine-tuned teacher directory (default: OUT/teacher, from the minibert run)")
+    parser.add_argument("--teacher",
+                        help="a fine-tuned teacher directory (default: OUT/teacher, from the minibert run)")
     args = parser.parse_args()
     runs = set(args.runs.split(","))
     out = Path(args.out)

@@ -80,7 +80,8 @@ class FastEncoder:
                     "qkv": qkv,
                     "o": (matrix(attention["output"]["dense"]), attention["output"]["dense"]["bias"]),  # [H, H]
                     "ln1": attention["output"]["LayerNorm"],
-                    "ffn_in": (matrix(layer["intermediate"]["dense"]), layer["intermediate"]["dense"]["bias"]),  # [H, I]
+                    # [H, I]
+                    "ffn_in": (matrix(layer["intermediate"]["dense"]), layer["intermediate"]["dense"]["bias"]),
                     "ffn_out": (matrix(layer["output"]["dense"]), layer["output"]["dense"]["bias"]),  # [I, H]
                     "ln2": layer["output"]["LayerNorm"],
                 })
@@ -245,6 +246,7 @@ def attention_plan(starts: np.ndarray, lengths: np.ndarray, num_heads: int) -> t
             short_lengths += [length] * len(group_starts)
         else:
             count = max(1, SCORES_LIMIT // (num_heads * length * length))
-            runs.extend((group_starts[i], min(count, len(group_starts) - i), length) for i in range(0, len(group_starts), count))
+            runs.extend((group_starts[i], min(count, len(group_starts) - i), length)
+                        for i in range(0, len(group_starts), count))
     work = sum(length * length for length in short_lengths)
     return np.array(short_starts, dtype=np.int64), np.array(short_lengths, dtype=np.int64), work, runs

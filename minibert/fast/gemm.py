@@ -44,7 +44,8 @@ from .kernels import F32_HALF, F32_ONE, F32_SQRT1_2, erf_rational
 
 NONE, BIAS, BIAS_GELU, BIAS_RESIDUAL = 0, 1, 2, 3  # epilogues
 KC = 256  # K block: a KC × 32 float32 block of B is 32 KiB (L1)
-PARALLEL_FROM = 1 << 23  # multiply-adds; below, one thread beats waking the pool (8 rows of a layer's GEMMs stay serial)
+# multiply-adds; below, one thread beats waking the pool (8 rows of a layer's GEMMs stay serial)
+PARALLEL_FROM = 1 << 23
 
 
 def tile_rows(width: int) -> int:

@@ -40,7 +40,8 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
     pairs = [shape.split("x") for shape in text.replace(" ", "").split(",")]
     if not all(len(pair) == 2 and all(n.isdigit() and int(n) > 0 for n in pair) and int(pair[0]) <= MAX_BATCH
                for pair in pairs):
-        raise ValueError(f"BATCHxLENGTH pairs of positive integers (batch ≤ {MAX_BATCH}) such as 1x8,32x128; got {text!r}")
+        raise ValueError(f"BATCHxLENGTH pairs of positive integers (batch ≤ {MAX_BATCH}) such as 1x8,32x128; "
+                         f"got {text!r}")
     return [(int(batch), int(length)) for batch, length in pairs]
 
 
@@ -200,7 +201,8 @@ def export_onnx(hf_model, path: str) -> str:
 
     ids = torch.ones((2, 16), dtype=torch.long)
     with torch.no_grad():
-        torch.onnx.export(Encoder().eval(), (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
+        torch.onnx.export(Encoder().eval(), (ids, torch.ones_like(ids)), path,
+                          input_names=["input_ids", "attention_mask"],
                           output_names=["last_hidden_state", "pooler_output"], dynamo=False,
                           dynamic_axes={n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask")})
     return path
@@ -222,7 +224,8 @@ def blas_description() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "unknown (install threadpoolctl to see it)"
-    return ", ".join(f"{i['internal_api']} {i.get('version', '')} {i.get('architecture', '')} ({i['num_threads']} threads)"
+    return ", ".join(f"{i['internal_api']} {i.get('version', '')} {i.get('architecture', '')} "
+                     f"({i['num_threads']} threads)"
                      for i in threadpool_info() if i["user_api"] == "blas") or "none found"
 
 
@@ -264,7 +267,8 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
     config, weights = random_mini_weights()
     longest = max(length for _, length in shapes)
     if longest > config.max_position_embeddings:
-        raise ValueError(f"shapes: BERT-Mini takes at most {config.max_position_embeddings} tokens per sequence; got {longest}")
+        raise ValueError(f"shapes: BERT-Mini takes at most {config.max_position_embeddings} tokens per sequence; "
+                         f"got {longest}")
     runs = int8_engines(config, weights, threads) if int8 else engines(config, weights, threads)
     if not include_reference:
         runs.pop("minibert reference", None)
@@ -291,6 +295,6 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
         paired = {n: paired_speedup(times[n], times[baseline]) for n in others}
         rows.append({"shape": f"{batch}x{seq}", **best, "paired": paired})
         print(f"{batch:>6} x {seq:<4} " + " ".join(f"{best[n]:>15.2f} ms" for n in names)
-              + "".join("  " + f"{best[n] / best[baseline]:.2f}x ({paired[n][1]:.2f}x [{paired[n][0]:.2f}–{paired[n][2]:.2f}])"
-                        .rjust(40) for n in others))
+              + "".join(("  " + f"{best[n] / best[baseline]:.2f}x "
+                         f"({paired[n][1]:.2f}x [{paired[n][0]:.2f}–{paired[n][2]:.2f}])").rjust(40) for n in others))
     return rows
