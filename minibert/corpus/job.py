@@ -9,7 +9,6 @@ written as they are; another job is refused before anything is computed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import check_positive_int
-from ..loading.files import read_json
+from ..loading.files import read_json, write_json
 from .shards import SHARD_SIZE, remove_temporaries, shard_name
 
 FORMAT = "minibert-corpus/1"
@@ -104,10 +103,3 @@ def finish(job: Job, lines: int, rows: int, skipped: dict[str, int], shards: int
         manifest["labels"] = [config.id2label[i] for i in range(config.num_labels)]  # the scores' columns
     write_json(directory / "manifest.json", manifest)
     return manifest
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Through a temporary file and a rename, as the shards."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(temporary, path)

@@ -1,4 +1,5 @@
-"""The one door a model's files come in by: each is checked to be a regular file, and JSON is read strictly.
+"""The one door a model's files come in by: each is checked to be a regular file, and JSON is read strictly
+(and written atomically, by write_json).
 
 A model directory comes from anywhere (a download, a colleague, an attacker), so before a file is read it
 must be a regular file inside reach: not a directory, not a dangling or looping link, not a device such as
@@ -80,6 +81,14 @@ def _finite_float(path: Path, error: type[Exception]):
                         "files must be finite)")
         return value
     return parse
+
+
+def write_json(path: Path, data: Any) -> None:
+    """read_json's counterpart for the files minibert writes (a corpus job's manifest, a trainer's state): through
+    a temporary file beside `path`, one per process, and a rename, so a kill leaves the old file or the new."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def inside(root: Path, relative: Any, error: type[Exception] = ValueError, where: str = "") -> Path:

@@ -28,7 +28,7 @@ from tqdm import tqdm  # installed with huggingface-hub
 
 from ..config import MAX_LABELS
 from ..errors import check_positive_int
-from ..loading.files import present, read_json
+from ..loading.files import present, read_json, write_json
 from ..models import BertForSequenceClassification
 from ..tokenizer import BertTokenizer
 from .grad import accumulate, distillation_loss, dropout_masks, value_and_grad
@@ -326,13 +326,6 @@ def save_checkpoint(model, tokenizer, optimizer, output_dir: Path, settings: Set
     state = {"settings": asdict(settings), "t": optimizer.t, "step": step, "epoch": epoch, "history": history,
              "partial_epoch": partial_epoch}
     write_json(output_dir / "trainer_state.json", state)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write through path.partial and a rename: an interruption leaves the old file or the new, never half."""
-    partial_path = path.with_name(path.name + ".partial")
-    partial_path.write_text(json.dumps(data, indent=2))
-    os.replace(partial_path, path)
 
 
 def distill(teacher: str | os.PathLike, student: str | os.PathLike, train_file: str | os.PathLike,
