@@ -231,7 +231,9 @@ def emit(args, data: Any, lines: list[str]) -> None:
 def fit_to_window(tokenizer, model_config, texts: list[str], truncate: bool) -> list[str]:
     """The texts, each cut to the model's window when `truncate` (at a token boundary); else an error for
     any longer text."""
-    limit = min(model_config.max_position_embeddings, tokenizer.model_max_length)
+    from .tasks import window
+
+    limit = window(model_config, tokenizer)
     fitted = []
     for i, text in enumerate(texts):
         enc = tokenizer(text, return_offsets_mapping=True, verbose=False)  # measured here, so no warning

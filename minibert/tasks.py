@@ -46,7 +46,7 @@ def text_list(texts: Any, name: str) -> list:
         raise TypeError(f"{name} must be a str or a list of str, got {type(texts).__name__}") from None
 
 
-def window(config: Any, tokenizer: BertTokenizer, name: str, cap: int | None) -> int:
+def window(config: Any, tokenizer: BertTokenizer, cap: int | None = None, name: str = "max_length") -> int:
     """Tokens per sequence: the model's window (positions, and the tokenizer's model_max_length), cut to `cap`
     (the option called `name`) when given."""
     limit = min(config.max_position_embeddings, tokenizer.model_max_length)
@@ -117,7 +117,7 @@ def classify(model: BertForSequenceClassification, tokenizer: BertTokenizer, tex
 def class_logits(model: BertForSequenceClassification, tokenizer: BertTokenizer, texts: list[str],
                  text_pairs: list[str] | None, batch_size: int) -> np.ndarray:
     """The logits [N, num_labels] classify turns into labels, batch by batch, texts truncated to the window."""
-    max_length = min(model.config.max_position_embeddings, tokenizer.model_max_length)
+    max_length = window(model.config, tokenizer)
     logits = [np.zeros((0, model.config.num_labels), dtype=model.dtype)]
     for start in range(0, len(texts), batch_size):
         pairs = None if text_pairs is None else text_pairs[start:start + batch_size]
@@ -167,7 +167,7 @@ class CrossEncoder:
         if name not in DENSE_ACTIVATIONS:
             raise ValueError(f"activation_fn {path} is not supported ({', '.join(DENSE_ACTIVATIONS)} are)")
         self.activation_fn, self.activation = name, DENSE_ACTIVATIONS[name]
-        self.max_length = window(model.config, tokenizer, "max_length", max_length)
+        self.max_length = window(model.config, tokenizer, max_length)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32,
@@ -285,7 +285,7 @@ def tag_tokens(model: BertForTokenClassification, tokenizer: BertTokenizer, text
     Texts longer than the model's window are tagged window by window.
     """
     check_fit(model, tokenizer)
-    limit = min(model.config.max_position_embeddings, tokenizer.model_max_length)
+    limit = window(model.config, tokenizer)
     enc = tokenizer(text, truncation=True, max_length=limit, return_overflowing_tokens=True,  # windows of the text
                     return_offsets_mapping=True, padding=True, return_tensors="np")
     logits = model(enc["input_ids"], attention_mask=enc["attention_mask"]).logits  # [windows, S, num_labels]
@@ -444,7 +444,7 @@ class SentenceEncoder:
         if self.similarity_fn_name not in SIMILARITY_FUNCTIONS:
             raise ValueError(f"similarity_fn_name {similarity_fn_name!r}: choose from "
                              f"{', '.join(SIMILARITY_FUNCTIONS)}")
-        self.max_seq_length = window(model.config, tokenizer, "max_seq_length", max_seq_length)
+        self.max_seq_length = window(model.config, tokenizer, max_seq_length, "max_seq_length")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, dtype: Any = np.float32, quantize: str | None = None,
