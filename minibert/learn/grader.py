@@ -127,23 +127,15 @@ def _pre_ln_layer(r: Reference) -> dict[str, np.ndarray]:
     return {"hidden_states/1": y}
 
 
-def _whole_model(m: SimpleNamespace, r: Reference) -> dict[str, Any]:
-    """The learner's whole forward: every hidden state, attention map and the pooled vector."""
-    hidden_states, attentions, pooled = m.bert(r["input/input_ids"], r["input/attention_mask"],
-                                               r["input/token_type_ids"],
-                                               r["input/position_ids"], r.w["embeddings"], r.w["encoder"],
-                                               r.w["pooler"], num_heads=r.heads, eps=r.eps)
+def _forward(bert: Callable, r: Reference, eps: float) -> dict[str, Any]:
+    """A forward (the learner's `bert`, or nn.bert with a mistake) on the frozen batch: every hidden state,
+    attention map and the pooled vector, by name."""
+    hidden_states, attentions, pooled = bert(r["input/input_ids"], r["input/attention_mask"], r["input/token_type_ids"],
+                                             r["input/position_ids"], r.w["embeddings"], r.w["encoder"], r.w["pooler"],
+                                             num_heads=r.heads, eps=eps)
     named = {f"hidden_states/{i}": h for i, h in enumerate(hidden_states)}
     named.update({f"attentions/{i}": a for i, a in enumerate(attentions)})
     return {**named, "pooler_output": pooled}
-
-
-def _bert_with_eps(r: Reference, eps: float) -> dict[str, np.ndarray]:
-    """The reference forward with every LayerNorm given `eps`."""
-    hidden_states, _, _ = nn.bert(r["input/input_ids"], r["input/attention_mask"], r["input/token_type_ids"],
-                                  r["input/position_ids"], r.w["embeddings"], r.w["encoder"], r.w["pooler"],
-                                  num_heads=r.heads, eps=eps)
-    return {f"hidden_states/{i}": h for i, h in enumerate(hidden_states)}
 
 
 def _embeddings_sum(r: Reference) -> np.ndarray:
@@ -230,11 +222,12 @@ def _blocks() -> list[Block]:
                                                              **r.w["pooler"]["dense"]))}),
                Mistake("the pooler ends in tanh", lambda r: {"output": nn.dense(r["model/hidden_states/2"][:, 0],
                                                                                 **r.w["pooler"]["dense"])}))),
-        Block("bert", _whole_model, lambda r: {k[len("model/"):]: v for k, v in r.arrays.items()
-                                                if k.startswith("model/") and k != "model/logits"},
+        Block("bert", lambda m, r: _forward(m.bert, r, r.eps),
+              lambda r: {k[len("model/"):]: v for k, v in r.arrays.items()
+                         if k.startswith("model/") and k != "model/logits"},
               (Mistake("this is pre-LN (x + f(LayerNorm(x))); BERT is post-LN: LayerNorm(x + f(x)) "
                        "after each sub-layer", _pre_ln_layer),
-               Mistake(EPS_HINT.format(eps=1e-5), lambda r: _bert_with_eps(r, 1e-5)))),
+               Mistake(EPS_HINT.format(eps=1e-5), lambda r: _forward(nn.bert, r, 1e-5)))),
         Block("masked_lm_head",
               lambda m, r: {"output": m.masked_lm_head(r["model/hidden_states/2"],
                                                        r.w["cls"]["predictions"]["transform"], r.decoder, eps=r.eps)},
