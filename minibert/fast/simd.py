@@ -68,6 +68,13 @@ def call(builder: ir.IRBuilder, name: str, result: ir.Type, args: list[ir.Value]
     return builder.call(function, args)
 
 
+def prefetch(builder: ir.IRBuilder, pointer: ir.Value) -> None:
+    """Ask for the cache line at `pointer` to be loaded (llvm.prefetch: read, keep in all levels): for
+    streams the hardware prefetcher does not follow, such as rows of a matrix a page or more apart."""
+    byte = builder.bitcast(pointer, ir.IntType(8).as_pointer())
+    call(builder, "llvm.prefetch", ir.VoidType(), [byte, I32(0), I32(3), I32(1)])
+
+
 def multiply_add(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value, fused: bool) -> ir.Value:
     """a * b + c: one fused instruction where the CPU has FMA (llvm.fma, rounded once), else a multiply and
     an add flagged `contract` (without FMA in the target, llvm.fma would become a call to libm's fmaf)."""
