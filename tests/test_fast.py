@@ -1,5 +1,10 @@
 """The fast path (minibert/fast) equals the readable reference path (minibert/nn)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -275,3 +280,52 @@ def test_thread_count():
     set_num_threads(2)
     with pytest.raises(ValueError, match="positive integer"):
         set_num_threads(0)
+
+
+def test_one_thread_runs_every_item():
+    """The float32 forward shares its work by claiming items (fast/tasks.py): on one thread, that thread
+    claims them all, with the same numbers."""
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    ids = np.random.default_rng(3).integers(0, config.vocab_size, (3, 40))
+    mask = prefix_mask([40, 17, 5], 40)
+    fast, reference = models(config, random_weights(RANDOM_CONFIGS["mini"]), "float32")
+    two = fast(ids, attention_mask=mask).last_hidden_state
+    try:
+        set_num_threads(1)
+        one = compare(fast, reference, "one thread", input_ids=ids, attention_mask=mask).last_hidden_state
+    finally:
+        set_num_threads(2)
+    print(f"one thread vs two: {np.abs(one - two).max():.1e}")
+    np.testing.assert_array_equal(one, two)  # each item is computed alike whichever thread claims it
+
+
+@pytest.mark.slow
+def test_generic_target_forward():
+    """The float32 forward as NUMBA_CPU_NAME=generic builds it (4-lane vectors, no FMA), against the
+    reference, on tails of every kind: head size 24 (attention panels padded), FFN width 70 (a narrower
+    last panel), sequences of 1 to 40 tokens (row tails; short and long attention)."""
+    program = """
+import numpy as np
+from minibert import BertConfig, BertModel, init_weights
+from minibert.fast import simd
+config = BertConfig.from_dict(dict(hidden_size=72, num_attention_heads=3, num_hidden_layers=2,
+                                   intermediate_size=70, vocab_size=60, max_position_embeddings=64))
+weights = init_weights(config, seed=0)
+fast, reference = BertModel(config, weights), BertModel(config, weights)
+reference.use_fast = False
+lengths = np.array([40, 1, 17, 9, 33])
+ids = np.random.default_rng(0).integers(0, 60, (5, 40))
+mask = (np.arange(40)[None] < lengths[:, None]).astype(np.int64)
+a = fast(ids, attention_mask=mask).last_hidden_state
+b = reference(ids, attention_mask=mask).last_hidden_state
+print(simd.host().name, simd.host().width, float(np.abs(a - b)[mask.astype(bool)].max()))
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_CPU_NAME="generic", PYTHONPATH=str(root))
+    env.pop("NUMBA_CPU_FEATURES", None)
+    result = subprocess.run([sys.executable, "-c", program], env=env, cwd=root, capture_output=True, text=True,
+                            timeout=1200, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    name, width, worst = result.stdout.split()
+    print(f"generic target ({name}, {width} lanes): fast vs reference {float(worst):.1e}")
+    assert (name, width) == ("generic", "4") and float(worst) <= BOUND["float32"]

@@ -3,18 +3,24 @@
 Tokens of all sequences are packed back to back ([T, H], T = real tokens), longest sequence first, so no
 work is spent on padding and sequences of equal length sit together. Per layer:
 
-    qkv = [x W_q^T | x W_k^T | x W_v^T]                      + biases          (3 GEMMs, kernels)
-    attention per sequence and head: short sequences in one kernel; longer ones as batched BLAS GEMMs
-        for each run of equal-length sequences, with the scale + softmax in a kernel
-    a = LayerNorm(ctx W_o^T + b_o + x)                       (GEMM, then one kernel)
-    y = LayerNorm(GELU(a W_1^T + b_1) W_2^T + b_2 + a)      (GEMM, kernel, GEMM, kernel)
+    qkv = [x W_q^T | x W_k^T | x W_v^T]                      + biases          (3 GEMMs)
+    attention per sequence and head
+    a = LayerNorm(ctx W_o^T + b_o + x)                       (GEMM, then LayerNorm rows)
+    y = LayerNorm(GELU(a W_1^T + b_1) W_2^T + b_2 + a)      (GEMM with GELU, GEMM, then LayerNorm rows)
+
+float32 runs every layer in one compiled call and one parallel region (fast/layers.py), on minibert's own
+GEMM (fast/gemm.py). float64 (the verification dtype) and int8 models run layer by layer from Python:
+float64 GEMMs in BLAS, int8 ones in fast/int8.py, the work between them in kernels (fast/kernels.py),
+short sequences' attention in one kernel, longer ones as batched BLAS GEMMs per run of equal-length
+sequences with the scale + softmax in a kernel.
 
 The weights are the model's own arrays (FastEncoder keeps no copy). Buffers are kept and reused across
 layers and calls, so calls on one model from several threads take turns (a lock).
 
-The GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is slower for a row count 2 to 7 past a multiple of 8
-than for the next multiple of 8 (docs/fast.md). The extra rows are computed and never read: every GEMM row
-depends only on its own input row, and the kernels and attention touch the T real rows only.
+On the layer-by-layer path the GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is slower for a row
+count 2 to 7 past a multiple of 8 than for the next multiple of 8 (docs/fast.md). The extra rows are
+computed and never read: every GEMM row depends only on its own input row, and the kernels and attention
+touch the T real rows only.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ import math
 import threading
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
-from . import kernels
+from . import gemm, kernels, layers
 from .int8 import Int8Matrix
+from .kernels import SHORT
 
-SHORT = 16  # sequences up to this length are attended to inside one kernel (benchmarks/bench_attention.py)
 ROW_MULTIPLE = 8  # GEMM row counts are rounded up to this; see gemm_rows
 SCORES_LIMIT = 1 << 22  # elements of one [n, A, L, L] score block: caps the buffer a model keeps (16 MB in float32)
 
@@ -54,7 +61,6 @@ class FastEncoder:
 
     def __init__(self, weights: dict, config, dtype: np.dtype) -> None:
         self.weights, self.config, self.dtype = weights, config, dtype
-        self.bias_gelu = kernels.for_dtype(dtype, "bias_gelu")
         self.softmax_rows = kernels.for_dtype(dtype, "softmax_rows")
         self._buffers: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()  # one call at a time: they all compute in self._buffers
@@ -85,6 +91,14 @@ class FastEncoder:
                     "ffn_out": (matrix(layer["output"]["dense"]), layer["output"]["dense"]["bias"]),  # [I, H]
                     "ln2": layer["output"]["LayerNorm"],
                 })
+            self.compiled = None  # float32 weights for layers.encode: (matrices, vectors), see there
+            matrices = tuple(m for layer in self.layers for m, _ in (*layer["qkv"], layer["o"], layer["ffn_in"],
+                                                                   layer["ffn_out"]))
+            if self.dtype == np.float32 and all(isinstance(m, np.ndarray) and m.flags.c_contiguous for m in matrices):
+                vectors = tuple(v for layer in self.layers for v in (
+                    *(b for _, b in layer["qkv"]), layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
+                    layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
+                self.compiled = (matrices, vectors)
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
@@ -113,20 +127,47 @@ class FastEncoder:
                     e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"],
                     c.layer_norm_eps, x)
         packed_states = [x.copy()] if output_hidden_states else None
-        plan = attention_plan(pack.starts, pack.lengths, c.num_attention_heads)
         work = {name: self._buffer(name, (R, n)) for name, n in  # per call, not per layer
                 (("qkv", 3 * H), ("context", H), ("projected", H), ("intermediate", c.intermediate_size))}
-        for layer in self.layers:
-            self._layer(rows, T, layer, plan, **work)
-            if output_hidden_states:
-                packed_states.append(x.copy())
+        if self.compiled is not None:  # float32: every layer in one compiled call (fast/layers.py)
+            self._compiled_layers(rows, pack, output_hidden_states, packed_states, **work)
+        else:
+            plan = attention_plan(pack.starts, pack.lengths, c.num_attention_heads)
+            for layer in self.layers:
+                self._layer(rows, T, layer, plan, **work)
+                if output_hidden_states:
+                    packed_states.append(x.copy())
         pooled = None
         if "pooler" in self.weights:
             dense = self.weights["pooler"]["dense"]
-            pooled = np.empty((len(pack.order), H), dtype=self.dtype)
-            pooled[pack.order] = np.tanh(x[pack.starts] @ dense["weight"].T + dense["bias"])  # first tokens [B, H]
+            first = x[pack.starts]  # the first tokens [B, H]
+            if self.compiled is not None:  # float32: minibert's GEMM, no BLAS call on the float32 path
+                z = np.empty_like(first)
+                gemm.linear(first, dense["weight"].T, z, dense["bias"])
+            else:
+                z = first @ dense["weight"].T + dense["bias"]
+            pooled = np.empty_like(z)
+            pooled[pack.order] = np.tanh(z)
         hidden_states = tuple(pack.scatter(h) for h in packed_states) if output_hidden_states else None
         return pack.scatter(x), pooled, hidden_states
+
+    def _compiled_layers(self, rows, pack, output_hidden_states, packed_states, qkv, context, projected,
+                         intermediate) -> None:
+        """Every layer through layers.encode: rows [R, H] updated in place; with output_hidden_states each
+        layer's output is appended to packed_states."""
+        c, (R, H) = self.config, rows.shape
+        n_layers = len(self.layers)
+        shapes = layers.buffers(numba.get_num_threads(), H, c.intermediate_size, c.num_attention_heads,
+                                int(pack.lengths.max()))
+        work = {name: self._buffer(name, shape) for name, shape in shapes.items()}
+        states = self._buffer("states", (n_layers, R, H)) if output_hidden_states else np.empty((0, 1, H), self.dtype)
+        counters = np.zeros(2 * layers.PHASES_PER_LAYER * n_layers, dtype=np.int64)
+        matrices, vectors = self.compiled
+        with kernels.PARALLEL_REGION:
+            layers.encode(rows, matrices, vectors, c.num_attention_heads, c.layer_norm_eps, pack.starts,
+                          pack.lengths, qkv, context, projected, intermediate, states, **work, counters=counters)
+        if output_hidden_states:
+            packed_states.extend(states[i, :pack.total].copy() for i in range(n_layers))
 
     def _layer(self, rows, T, w, plan, qkv, context, projected, intermediate) -> None:
         """One encoder layer over packed tokens: rows [R, H], whose first T rows are the tokens, updated in
@@ -136,16 +177,14 @@ class FastEncoder:
         start = 0
         for matrix, bias in w["qkv"]:  # Q, K, V side by side in qkv (an int8 model's in one matrix)
             end = start + len(bias)
-            matmul(rows, matrix, qkv[:, start:end])  # [R, H] -> [R, H] (int8: [R, 3H])
-            run(kernels.add_bias, T * (end - start), qkv[:T, start:end], bias)
+            dense(rows, matrix, bias, qkv[:, start:end], T, gemm.BIAS)  # [R, H] -> [R, H] (int8: [R, 3H])
             start = end
         self._attention(qkv[:T], plan, context)  # [T, 3H] -> context [T, H]
         (w_o, b_o), (w_1, b_1), (w_2, b_2), ln1, ln2 = w["o"], w["ffn_in"], w["ffn_out"], w["ln1"], w["ln2"]
-        matmul(context, w_o, projected)
+        dense(context, w_o, b_o, projected, T, gemm.NONE)
         run(kernels.bias_residual_layer_norm, x.size, projected[:T], b_o, x, ln1["weight"], ln1["bias"], eps)
-        matmul(rows, w_1, intermediate)  # [R, H] -> [R, I]
-        run(self.bias_gelu, T * intermediate.shape[1], intermediate[:T], b_1)
-        matmul(intermediate, w_2, projected)  # [R, I] -> [R, H]
+        dense(rows, w_1, b_1, intermediate, T, gemm.BIAS_GELU)  # [R, H] -> [R, I]
+        dense(intermediate, w_2, b_2, projected, T, gemm.NONE)  # [R, I] -> [R, H]
         run(kernels.bias_residual_layer_norm, x.size, projected[:T], b_2, x, ln2["weight"], ln2["bias"], eps)
 
     def _attention(self, qkv, plan, context) -> None:
@@ -177,12 +216,21 @@ class FastEncoder:
         return buffer[:size].reshape(shape)
 
 
-def matmul(x: np.ndarray, w: np.ndarray | Int8Matrix, out: np.ndarray) -> None:
-    """out = x @ w: a float [in, out] matrix through BLAS, an Int8Matrix through the int8 kernels."""
+def dense(x: np.ndarray, w: np.ndarray | Int8Matrix, bias: np.ndarray, out: np.ndarray, T: int, epilogue: int) -> None:
+    """out = epilogue(x @ w + bias) on the first T rows (gemm's epilogues: NONE leaves the bias to the caller):
+    a float32 [in, out] matrix through minibert's GEMM (the epilogue fused into it), a float64 one through
+    BLAS, an Int8Matrix through the int8 kernels, each followed by the epilogue's kernel."""
+    if isinstance(w, np.ndarray) and w.dtype == np.float32:
+        gemm.linear(x, w, out, bias, epilogue)
+        return
     if isinstance(w, Int8Matrix):
         w.matmul(x, out)
     else:
         np.matmul(x, w, out=out)
+    if epilogue == gemm.BIAS:
+        kernels.run(kernels.add_bias, T * out.shape[1], out[:T], bias)
+    elif epilogue == gemm.BIAS_GELU:
+        kernels.run(kernels.for_dtype(out.dtype, "bias_gelu"), T * out.shape[1], out[:T], bias)
 
 
 class Packing(NamedTuple):

@@ -21,6 +21,7 @@ from numba import prange
 
 SQRT1_2 = 1.0 / math.sqrt(2.0)
 PARALLEL_FROM = 1 << 18  # elements; below this a serial loop beats waking the thread pool
+SHORT = 16  # sequences up to this length are attended to with plain loops (attend_short; benchmarks/bench_attention.py)
 
 
 def kernel(**options):
@@ -58,7 +59,7 @@ def run(kernel_function, work: int, *args):
 
 
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def _layer_norm_row(row, gamma, beta, eps):
+def layer_norm_row(row, gamma, beta, eps):
     """row = (row - μ) / √(σ² + ε) · γ + β in place, for one token (nn.layer_norm), two passes in float64
     accumulators."""
     n = row.shape[0]
@@ -87,7 +88,7 @@ def embed(input_ids, token_type_ids, position_ids, word, position, token_type, g
         w, ty, p = word[input_ids[t]], token_type[token_type_ids[t]], position[position_ids[t]]
         for j in range(hidden):
             row[j] = (w[j] + ty[j]) + p[j]  # transformers' order of the sums
-        _layer_norm_row(row, gamma, beta, eps)
+        layer_norm_row(row, gamma, beta, eps)
 
 
 @kernel()
@@ -192,7 +193,7 @@ def bias_residual_layer_norm(y, bias, residual, gamma, beta, eps):
         row = residual[t]  # summed and normalised in place: a scratch row per token cost 2.5x at 128 tokens
         for j in range(hidden):
             row[j] = (y[t, j] + bias[j]) + row[j]
-        _layer_norm_row(row, gamma, beta, eps)
+        layer_norm_row(row, gamma, beta, eps)
 
 
 # Cephes' expf: exp(r) ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2, with ln 2 split in two for an exact k·ln 2.
@@ -222,26 +223,32 @@ def exp_nonpositive_float32(x, exponents):
         bits[j] += exponents[j]  # · 2^k
 
 
+@numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def softmax_row_float32(row, scale, exponents):
+    """row = softmax(row · scale) in place (nn.softmax of the scaled scores), with exp_nonpositive_float32.
+    row [L] float32, scale > 0, exponents: int32 scratch of at least L"""
+    length = row.shape[0]
+    top = row[0]
+    for j in range(1, length):
+        top = max(top, row[j])
+    for j in range(length):
+        row[j] = (row[j] - top) * scale  # = x·scale - max(x·scale), as scale > 0
+    exp_nonpositive_float32(row, exponents[:length])
+    total = np.float32(0)
+    for j in range(length):
+        total += row[j]
+    row *= F32_ONE / total
+
+
 @kernel(fastmath=True)
 def softmax_rows_float32(scores, scale):
-    """scores = softmax(scores · scale) over each row, in place (nn.softmax of the scaled scores), with
-    exp_nonpositive_float32.  scores [N, L] float32"""
+    """softmax_row_float32 on each row of scores [N, L] float32."""
     n, length = scores.shape
     chunk = 64  # rows per scratch allocation
     for c in prange((n + chunk - 1) // chunk):
         exponents = np.empty(length, dtype=np.int32)
         for r in range(c * chunk, min(n, (c + 1) * chunk)):
-            row = scores[r]
-            top = row[0]
-            for j in range(1, length):
-                top = max(top, row[j])
-            for j in range(length):
-                row[j] = (row[j] - top) * scale  # = x·scale - max(x·scale), as scale > 0
-            exp_nonpositive_float32(row, exponents)
-            total = np.float32(0)
-            for j in range(length):
-                total += row[j]
-            row *= F32_ONE / total
+            softmax_row_float32(scores[r], scale, exponents)
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -265,32 +272,36 @@ def softmax_rows_exact(scores, scale):
 
 @kernel(fastmath=True)
 def attention_short(qkv, starts, lengths, num_heads, scale, context):
-    """Self-attention for short sequences, entirely in the kernel (BLAS calls would cost more than the work):
+    """Self-attention for short sequences, entirely in the kernel (BLAS calls would cost more than the work),
+    per sequence and head (attend_short). qkv [T, 3H] (q | k | v, biases added), starts/lengths [N] of the
+    sequences to do, context [T, H]"""
+    for job in prange(starts.shape[0] * num_heads):
+        s = job // num_heads
+        attend_short(qkv, starts[s], lengths[s], job % num_heads, num_heads, scale, context,
+                     np.empty(lengths[s], dtype=qkv.dtype))
 
-        context_i = Σ_j softmax_j(q_i · k_j · scale) v_j, per sequence and head
 
-    qkv [T, 3H] (q | k | v, biases added), starts/lengths [N] of the sequences to do, context [T, H]
-    """
+@numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def attend_short(qkv, start, length, h, num_heads, scale, context, p):
+    """context_i = Σ_j softmax_j(q_i · k_j · scale) v_j for one sequence (rows start.. of qkv [T, 3H]) and
+    head h, as plain loops: for a few tokens, faster than any blocked product. p: scratch [≥ length]"""
     hidden = context.shape[1]
     head_size = hidden // num_heads
     zero = qkv.dtype.type(0)  # sums start from a zero of the input's dtype: a literal 0 would make them float64
-    for job in prange(starts.shape[0] * num_heads):
-        s, h = job // num_heads, job % num_heads
-        start, length = starts[s], lengths[s]
-        q0, k0, v0 = h * head_size, hidden + h * head_size, 2 * hidden + h * head_size
-        p = np.empty(length, dtype=qkv.dtype)
-        for i in range(length):
-            q = qkv[start + i, q0:q0 + head_size]
-            for j in range(length):
-                k = qkv[start + j, k0:k0 + head_size]
-                dot = zero  # all head_size terms in the vectorised loop (from q[0]·k[0], 63 left 31 to a scalar tail)
-                for d in range(head_size):
-                    dot += q[d] * k[d]
-                p[j] = dot
-            _softmax_row(p, scale)
-            out = context[start + i, q0:q0 + head_size]
-            out[:] = 0
-            for j in range(length):  # out = Σ_j p_j v_j, as row updates (axpy) that vectorise over d
-                v = qkv[start + j, v0:v0 + head_size]
-                for d in range(head_size):
-                    out[d] += p[j] * v[d]
+    q0, k0, v0 = h * head_size, hidden + h * head_size, 2 * hidden + h * head_size
+    p = p[:length]
+    for i in range(length):
+        q = qkv[start + i, q0:q0 + head_size]
+        for j in range(length):
+            k = qkv[start + j, k0:k0 + head_size]
+            dot = zero  # all head_size terms in the vectorised loop (from q[0]·k[0], 63 left 31 to a scalar tail)
+            for d in range(head_size):
+                dot += q[d] * k[d]
+            p[j] = dot
+        _softmax_row(p, scale)
+        out = context[start + i, q0:q0 + head_size]
+        out[:] = 0
+        for j in range(length):  # out = Σ_j p_j v_j, as row updates (axpy) that vectorise over d
+            v = qkv[start + j, v0:v0 + head_size]
+            for d in range(head_size):
+                out[d] += p[j] * v[d]

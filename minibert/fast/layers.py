@@ -1,0 +1,189 @@
+"""The float32 encoder layers as one compiled function and one parallel region (no BLAS, no Python between).
+
+Per layer, over packed tokens x [T, H] (fast/encoder.py), the phases of nn.bert's layer, each a list of
+items the threads claim (fast/tasks.py), each waiting for the one before:
+
+    qkv = x [W_q^T | W_k^T | W_v^T] + [b_q | b_k | b_v]          GEMMs, bias in the epilogue    (row block × panels)
+    context = softmax(q kᵀ / √d) v   per sequence and head        plain loops up to SHORT tokens,
+                                                                  else the GEMM micro-kernel    (sequence × head)
+    x = LayerNorm(context W_o^T + b_o + x)                        GEMM; then rows                (row block)
+    x = LayerNorm(GELU(x W_1^T + b_1) W_2^T + b_2 + x)            GEMM, GELU in its epilogue;
+                                                                  GEMM; then rows
+
+Waking Numba's pool once per forward instead of once per GEMM or kernel is what this buys at small
+inputs, where a layer's work is a few hundred microseconds; OpenBLAS is not called, so no BLAS thread
+spins against the region's threads.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from . import gemm, kernels
+from .gemm import BIAS, BIAS_GELU, FUSED, KC, MC, MR, NONE, WIDTH
+from .kernels import SHORT
+from .tasks import claim, finish, wait
+
+NR = 2 * WIDTH
+ITEMS_PER_THREAD = 4  # a GEMM phase is cut into about this many items per thread, so that threads finish together
+LN_ROWS = 16  # tokens per LayerNorm item
+PHASES_PER_LAYER = 9  # Q, K, V, attention, output, LayerNorm, FFN in, FFN out, LayerNorm
+
+
+def buffers(threads: int, hidden: int, intermediate: int, heads: int, longest: int) -> dict[str, tuple]:
+    """name -> shape of the per-thread work buffers of encode, for sequences up to `longest` tokens."""
+    d = hidden // heads
+    padded_length, padded_d = -(-longest // NR) * NR, -(-d // NR) * NR
+    return {"packed": (threads, KC * NR + 16), "scratch": (threads, MC, NR),
+            "tail": (threads, max(hidden, intermediate, longest), NR),
+            "keys": (threads, d * padded_length), "scores": (threads, longest * padded_length),
+            "values": (threads, longest * padded_d), "heads": (threads, longest * padded_d),
+            "exponents": (threads, padded_length)}
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def encode(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate, states,
+           packed, scratch, tail, keys, scores, values, heads, exponents, counters):
+    """Every layer over x [R, H] float32 (tokens in its first T = Σ lengths rows, updated in place), with
+    sequence s at rows starts[s] : + lengths[s]. matrices: per layer (W_q^T, W_k^T, W_v^T, W_o^T, W_1^T,
+    W_2^T) [in, out]; vectors: per layer (b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H],
+    context and projected [R, H], intermediate [R, I]: work arrays. states [layers, R, H] receives x after
+    each layer (or has 0 layers). packed ... exponents: buffers(), one row per thread; counters: int64
+    zeros [2 · PHASES_PER_LAYER · layers]."""
+    for thread in prange(packed.shape[0]):
+        _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate,
+                states, packed.shape[0], packed[thread], scratch[thread], tail[thread], keys[thread], scores[thread],
+                values[thread], heads[thread], exponents[thread], counters)
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate, states,
+            threads, packed_raw, scratch, tail, keys, scores, values, heads, exponents, counters):
+    """One thread's share of encode: every phase's items that this thread claims."""
+    T = lengths.sum()
+    H = x.shape[1]
+    exponents = exponents.view(np.int32)  # a float32 buffer's bytes
+    packed = gemm.aligned(packed_raw, KC, NR)  # [KC, NR]
+    scale = np.float32((H // num_heads) ** -0.5)
+    for layer in range(len(matrices) // 6):
+        phase = PHASES_PER_LAYER * layer
+        w_q, w_k, w_v = matrices[6 * layer], matrices[6 * layer + 1], matrices[6 * layer + 2]
+        w_o, w_1, w_2 = matrices[6 * layer + 3], matrices[6 * layer + 4], matrices[6 * layer + 5]
+        b_q, b_k, b_v = vectors[10 * layer], vectors[10 * layer + 1], vectors[10 * layer + 2]
+        b_o = vectors[10 * layer + 3]
+        g_1, beta_1, b_1 = vectors[10 * layer + 4], vectors[10 * layer + 5], vectors[10 * layer + 6]
+        b_2, g_2, beta_2 = vectors[10 * layer + 7], vectors[10 * layer + 8], vectors[10 * layer + 9]
+        n_q = _gemm_items(x[:T], w_q, qkv[:T, :H], b_q, BIAS, threads, counters, phase, packed, scratch, tail)
+        n_k = _gemm_items(x[:T], w_k, qkv[:T, H:2 * H], b_k, BIAS, threads, counters, phase + 1, packed, scratch,
+                          tail)
+        n_v = _gemm_items(x[:T], w_v, qkv[:T, 2 * H:], b_v, BIAS, threads, counters, phase + 2, packed, scratch,
+                          tail)
+        wait(counters, phase, n_q)
+        wait(counters, phase + 1, n_k)
+        wait(counters, phase + 2, n_v)
+        n = _attention_items(qkv, starts, lengths, num_heads, scale, context, counters, phase + 3, packed, scratch,
+                             tail, keys, scores, values, heads, exponents)
+        wait(counters, phase + 3, n)
+        n = _gemm_items(context[:T], w_o, projected[:T], b_o, NONE, threads, counters, phase + 4, packed, scratch,
+                        tail)
+        wait(counters, phase + 4, n)
+        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, counters, phase + 5, states, -1)
+        wait(counters, phase + 5, n)
+        n = _gemm_items(x[:T], w_1, intermediate[:T], b_1, BIAS_GELU, threads, counters, phase + 6, packed,
+                        scratch, tail)
+        wait(counters, phase + 6, n)
+        n = _gemm_items(intermediate[:T], w_2, projected[:T], b_2, NONE, threads, counters, phase + 7, packed,
+                        scratch, tail)
+        wait(counters, phase + 7, n)
+        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, counters, phase + 8, states, layer)
+        wait(counters, phase + 8, n)
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _gemm_items(x, w, out, bias, epilogue, threads, counters, phase, packed, scratch, tail):
+    """Claim and compute items of out = epilogue(x w + bias) (gemm.gemm_block): blocks of MC rows, each cut
+    into groups of panels when there are fewer blocks than ITEMS_PER_THREAD per thread (few rows: the
+    threads share the weight's panels). Returns the item count, for wait()."""
+    M, N = out.shape
+    P = (N + NR - 1) // NR
+    blocks = (M + MC - 1) // MC
+    groups = 1 if blocks >= ITEMS_PER_THREAD * threads else min(P, -(-ITEMS_PER_THREAD * threads // blocks))
+    per = -(-P // groups)
+    groups = -(-P // per)
+    items = blocks * groups
+    item = claim(counters, phase)
+    while item < items:
+        b, g = item // groups, item % groups
+        gemm.gemm_block(x, w, out, bias, out, epilogue, b * MC, min(M, (b + 1) * MC), g * per, min(P, (g + 1) * per),
+                        packed, scratch, tail, MR, WIDTH, FUSED)
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return items
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _layer_norm_items(y, bias, x, gamma, beta, eps, T, counters, phase, states, layer):
+    """Claim and compute items of x = LayerNorm(y + bias + x) (kernels.bias_residual_layer_norm), LN_ROWS
+    rows each; when layer ≥ 0 and states has layers, the rows are also copied into states[layer]."""
+    items = -(-T // LN_ROWS)
+    item = claim(counters, phase)
+    while item < items:
+        for t in range(item * LN_ROWS, min(T, (item + 1) * LN_ROWS)):
+            row = x[t]
+            for j in range(row.shape[0]):
+                row[j] = (y[t, j] + bias[j]) + row[j]
+            kernels.layer_norm_row(row, gamma, beta, eps)
+            if layer >= 0 and states.shape[0] > 0:
+                states[layer, t] = row
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return items
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _attention_items(qkv, starts, lengths, num_heads, scale, context, counters, phase, packed, scratch, tail, keys,
+                     scores, values, heads, exponents):
+    """Claim and compute items of the attention: one sequence and head each."""
+    items = starts.shape[0] * num_heads
+    item = claim(counters, phase)
+    while item < items:
+        s, h = item // num_heads, item % num_heads
+        if lengths[s] <= SHORT:
+            kernels.attend_short(qkv, starts[s], lengths[s], h, num_heads, scale, context, heads)
+        else:
+            _attend(qkv, starts[s], lengths[s], h, num_heads, scale, context, packed, scratch, tail, keys, scores,
+                    values, heads, exponents)
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return items
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, keys, scores, values, heads,
+            exponents):
+    """context_i = Σ_j softmax_j(q_i · k_j · scale) v_j for one sequence (rows start : start + L of qkv
+    [T, 3H]) and head h, both products on gemm.gemm_block: kᵀ and v are first copied into zero-padded
+    arrays of whole panels (keys [d, L'], values [L, d']), so no product has a narrower last panel."""
+    H = context.shape[1]
+    d = H // num_heads
+    q0, k0, v0 = h * d, H + h * d, 2 * H + h * d
+    Lp, dp = -(-L // NR) * NR, -(-d // NR) * NR
+    kt = keys[:d * Lp].reshape((d, Lp))  # kᵀ [d, L']
+    kt[:, L:] = 0
+    for j in range(L):
+        for c in range(d):
+            kt[c, j] = qkv[start + j, k0 + c]
+    s = scores[:L * Lp].reshape((L, Lp))  # [L, L']
+    gemm.gemm_block(qkv[start:start + L, q0:q0 + d], kt, s, s[0], s, NONE, 0, L, 0, Lp // NR, packed, tail, tail,
+                    MR, WIDTH, FUSED)  # q kᵀ: [L, d] x [d, L'] -> [L, L']
+    for i in range(L):
+        kernels.softmax_row_float32(s[i, :L], scale, exponents)
+    v = values[:L * dp].reshape((L, dp))  # [L, d']
+    v[:, d:] = 0
+    v[:, :d] = qkv[start:start + L, v0:v0 + d]
+    out = heads[:L * dp].reshape((L, dp))
+    gemm.gemm_block(s[:, :L], v, out, out[0], out, NONE, 0, L, 0, dp // NR, packed, tail, tail, MR, WIDTH,
+                    FUSED)  # p v: [L, L] x [L, d'] -> [L, d']
+    context[start:start + L, q0:q0 + d] = out[:, :d]
