@@ -24,6 +24,7 @@ from numba import prange
 from . import gemm, kernels
 from .gemm import BIAS, BIAS_GELU, FUSED, KC, MC, MR, NONE, WIDTH
 from .kernels import SHORT
+from .softmax import softmax_padded
 from .tasks import claim, finish, wait
 
 NR = 2 * WIDTH
@@ -39,32 +40,30 @@ def buffers(threads: int, hidden: int, intermediate: int, heads: int, longest: i
     return {"packed": (threads, KC * NR + 16), "scratch": (threads, MC, NR),
             "tail": (threads, max(hidden, intermediate, longest), NR),
             "keys": (threads, d * padded_length), "scores": (threads, longest * padded_length),
-            "values": (threads, longest * padded_d), "heads": (threads, longest * padded_d),
-            "exponents": (threads, padded_length)}
+            "values": (threads, longest * padded_d), "heads": (threads, longest * padded_d)}
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def encode(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate, states,
-           packed, scratch, tail, keys, scores, values, heads, exponents, counters):
+           packed, scratch, tail, keys, scores, values, heads, counters):
     """Every layer over x [R, H] float32 (tokens in its first T = Σ lengths rows, updated in place), with
     sequence s at rows starts[s] : + lengths[s]. matrices: per layer (W_q^T, W_k^T, W_v^T, W_o^T, W_1^T,
     W_2^T) [in, out]; vectors: per layer (b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H],
     context and projected [R, H], intermediate [R, I]: work arrays. states [layers, R, H] receives x after
-    each layer (or has 0 layers). packed ... exponents: buffers(), one row per thread; counters: int64
+    each layer (or has 0 layers). packed ... heads: buffers(), one row per thread; counters: int64
     zeros [2 · PHASES_PER_LAYER · layers]."""
     for thread in prange(packed.shape[0]):
         _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate,
                 states, packed.shape[0], packed[thread], scratch[thread], tail[thread], keys[thread], scores[thread],
-                values[thread], heads[thread], exponents[thread], counters)
+                values[thread], heads[thread], counters)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate, states,
-            threads, packed_raw, scratch, tail, keys, scores, values, heads, exponents, counters):
+            threads, packed_raw, scratch, tail, keys, scores, values, heads, counters):
     """One thread's share of encode: every phase's items that this thread claims."""
     T = lengths.sum()
     H = x.shape[1]
-    exponents = exponents.view(np.int32)  # a float32 buffer's bytes
     packed = gemm.aligned(packed_raw, KC, NR)  # [KC, NR]
     scale = np.float32((H // num_heads) ** -0.5)
     for layer in range(len(matrices) // 6):
@@ -84,7 +83,7 @@ def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context,
         wait(counters, phase + 1, n_k)
         wait(counters, phase + 2, n_v)
         n = _attention_items(qkv, starts, lengths, num_heads, scale, context, counters, phase + 3, packed, scratch,
-                             tail, keys, scores, values, heads, exponents)
+                             tail, keys, scores, values, heads)
         wait(counters, phase + 3, n)
         n = _gemm_items(context[:T], w_o, projected[:T], b_o, NONE, threads, counters, phase + 4, packed, scratch,
                         tail)
@@ -144,7 +143,7 @@ def _layer_norm_items(y, bias, x, gamma, beta, eps, T, counters, phase, states, 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _attention_items(qkv, starts, lengths, num_heads, scale, context, counters, phase, packed, scratch, tail, keys,
-                     scores, values, heads, exponents):
+                     scores, values, heads):
     """Claim and compute items of the attention: one sequence and head each."""
     items = starts.shape[0] * num_heads
     item = claim(counters, phase)
@@ -154,18 +153,18 @@ def _attention_items(qkv, starts, lengths, num_heads, scale, context, counters, 
             kernels.attend_short(qkv, starts[s], lengths[s], h, num_heads, scale, context, heads)
         else:
             _attend(qkv, starts[s], lengths[s], h, num_heads, scale, context, packed, scratch, tail, keys, scores,
-                    values, heads, exponents)
+                    values, heads)
         finish(counters, phase)
         item = claim(counters, phase)
     return items
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, keys, scores, values, heads,
-            exponents):
+def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, keys, scores, values, heads):
     """context_i = Σ_j softmax_j(q_i · k_j · scale) v_j for one sequence (rows start : start + L of qkv
-    [T, 3H]) and head h, both products on gemm.gemm_block: kᵀ and v are first copied into zero-padded
-    arrays of whole panels (keys [d, L'], values [L, d']), so no product has a narrower last panel."""
+    [T, 3H]) and head h, both products on gemm.gemm_block. kᵀ is copied into a zero-padded array of whole
+    panels (keys [d, L']), so the scores [L, L'] have no narrower last panel; v is read in place when the
+    head size is a whole number of panels, else through zero-padded copies (values, heads [L, d'])."""
     H = context.shape[1]
     d = H // num_heads
     q0, k0, v0 = h * d, H + h * d, 2 * H + h * d
@@ -179,11 +178,16 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
     gemm.gemm_block(qkv[start:start + L, q0:q0 + d], kt, s, s[0], s, NONE, 0, L, 0, Lp // NR, packed, tail, tail,
                     MR, WIDTH, FUSED)  # q kᵀ: [L, d] x [d, L'] -> [L, L']
     for i in range(L):
-        kernels.softmax_row_float32(s[i, :L], scale, exponents)
-    v = values[:L * dp].reshape((L, dp))  # [L, d']
-    v[:, d:] = 0
-    v[:, :d] = qkv[start:start + L, v0:v0 + d]
-    out = heads[:L * dp].reshape((L, dp))
-    gemm.gemm_block(s[:, :L], v, out, out[0], out, NONE, 0, L, 0, dp // NR, packed, tail, tail, MR, WIDTH,
-                    FUSED)  # p v: [L, L] x [L, d'] -> [L, d']
-    context[start:start + L, q0:q0 + d] = out[:, :d]
+        softmax_padded(WIDTH, scores, i * Lp, L, Lp, scale)  # p = softmax(q kᵀ · scale), row by row
+    if d == dp:  # p v: [L, L] x [L, d] -> the head's columns of context
+        out = context[start:start + L, q0:q0 + d]
+        gemm.gemm_block(s[:, :L], qkv[start:start + L, v0:v0 + d], out, out[0], out, NONE, 0, L, 0, d // NR,
+                        packed, tail, tail, MR, WIDTH, FUSED)
+    else:
+        v = values[:L * dp].reshape((L, dp))  # [L, d']
+        v[:, d:] = 0
+        v[:, :d] = qkv[start:start + L, v0:v0 + d]
+        out = heads[:L * dp].reshape((L, dp))
+        gemm.gemm_block(s[:, :L], v, out, out[0], out, NONE, 0, L, 0, dp // NR, packed, tail, tail, MR, WIDTH,
+                        FUSED)  # [L, L] x [L, d'] -> [L, d']
+        context[start:start + L, q0:q0 + d] = out[:, :d]
