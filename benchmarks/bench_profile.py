@@ -1,165 +1,157 @@
-"""Where the fast path's time goes: one BERT-Mini forward split into its GEMMs, its attention, each kernel
-and everything else, per shape; beside it ONNX Runtime's whole call, and the layers' GEMMs on one row.
+"""Where the float32 forward's time goes, and how close its GEMMs come to the micro-kernel's peak.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_profile.py [--shapes 1x8,1x128] [--rounds 200]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_profile.py [--shapes 1x8,32x128] [--rounds 20]
 
-Every np.matmul of the fast encoder and every kernel call is timed (the encoder's module is patched for
-the run, not changed); "the rest" is the call's time minus those: Python between the calls, input checks,
-packing, the pooler and unpacking. Each line is the median over the rounds; timing adds ~1 µs per call,
-shown by the uninstrumented median beside the instrumented one.
-
-"GEMMs on 1 row" runs the same 16 layer GEMMs on a single token: a matrix-vector product reads each weight
-once and does almost no arithmetic, so it is the time to stream the weights from memory.
-
---onnx-ops adds ONNX Runtime's own split of its call (its per-operator profiler, SessionOptions.enable_profiling;
-the profiler's own cost makes the small operators look larger): time per call by operator type.
+Per shape (BERT-Mini, random weights, no padding):
+- the whole call on all threads (median), and its GFLOP/s (the GEMMs' and attention's multiply-adds × 2);
+- each phase of fast/layers.py on one thread, run phase by phase from Python on the forward's own
+  buffers (each phase's items all claimed by the calling thread): ms per call summed over the layers, share,
+  and GFLOP/s. One thread, so the split is the work's, not the region's waiting.
+Then the GEMM at the 32 × 128 forward's shapes (4096 rows) on all threads: minibert's (gemm.linear) and
+NumPy's sgemm (BLAS), GFLOP/s; and the micro-kernel's own hot-cache peak (one tile over data in L1, one
+thread and all threads at once).
 """
 
 import argparse
-import collections
-import contextlib
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
+from numba import prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
-from minibert.fast import encoder, kernels  # noqa: E402
-from minibert.tools.bench import (  # noqa: E402
-    SHAPES,
-    blas_description,
-    engines,
-    export_onnx,
-    onnx_session,
-    parse_shapes,
-    random_mini_weights,
-    transformers_model,
-)
+from minibert.fast import gemm, layers  # noqa: E402
+from minibert.tools.bench import SHAPES, blas_description, cpu_name, parse_shapes, random_mini_weights  # noqa: E402
+
+MR, WIDTH, FUSED = gemm.MR, gemm.WIDTH, gemm.FUSED  # module constants: compile-time literals in _hot_tiles
+PHASES = ("Q, K, V", "attention", "output", "LayerNorm 1", "FFN in (+ GELU)", "FFN out", "LayerNorm 2")
 
 
-@contextlib.contextmanager
-def instrumented(spent: dict):
-    """Time the encoder's np.matmul calls (by calling method) and kernels.run calls (by kernel) into `spent`."""
-    run = kernels.run
-
-    class TimedNumpy:  # stands in for the encoder module's `np`
-        def __getattr__(self, name):
-            return getattr(np, name)
-
-        @staticmethod
-        def matmul(*args, **kwargs):
-            start = time.perf_counter()
-            out = np.matmul(*args, **kwargs)
-            spent["attention GEMMs" if sys._getframe(1).f_code.co_name == "_attention" else "layer GEMMs"] += \
-                time.perf_counter() - start
-            return out
-
-    def timed_run(kernel_function, work, *args):
-        start = time.perf_counter()
-        out = run(kernel_function, work, *args)
-        spent[f"kernel {kernel_function.py_func.__name__}"] += time.perf_counter() - start
-        return out
-
-    encoder.np, kernels.run = TimedNumpy(), timed_run
-    try:
-        yield
-    finally:
-        encoder.np, kernels.run = np, run
-
-
-def median_ms(samples: list[float]) -> float:
-    return float(np.median(samples)) * 1e3
-
-
-def median_call_ms(call, rounds: int) -> float:
-    """The median time of `rounds` calls of call(), in ms."""
+def median_ms(call, rounds: int) -> float:
+    call()
     samples = []
     for _ in range(rounds):
         start = time.perf_counter()
         call()
         samples.append(time.perf_counter() - start)
-    return median_ms(samples)
+    return float(np.median(samples)) * 1e3
 
 
-def profile(run_minibert, ids, mask, rounds: int) -> tuple[dict[str, float], float]:
-    """name -> median ms per call, and the uninstrumented median ms."""
-    samples = collections.defaultdict(list)
-    plain = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        run_minibert(ids, mask)
-        plain.append(time.perf_counter() - start)
-        spent = collections.defaultdict(float)
-        with instrumented(spent):
-            start = time.perf_counter()
-            run_minibert(ids, mask)
-            total = time.perf_counter() - start
-        spent["the rest"] = total - sum(spent.values())
-        spent["whole call, instrumented"] = total
-        for name, seconds in spent.items():
-            samples[name].append(seconds)
-    return {name: median_ms(s) for name, s in samples.items()}, median_ms(plain)
+def phase_ms(model, batch: int, seq: int, rounds: int) -> list[float]:
+    """Each phase's one-thread time per call (ms, summed over the layers), on the forward's own buffers."""
+    fast, c = model.fast, model.config
+    H, A, T = c.hidden_size, c.num_attention_heads, batch * seq
+    starts, lengths = np.arange(batch) * seq, np.full(batch, seq)
+    work = layers.buffers(1, H, c.intermediate_size, A, seq)
+    buffers = {name: np.zeros(shape, np.float32) for name, shape in work.items()}
+    packed = gemm.aligned(buffers["packed"][0], gemm.KC, layers.NR)
+    scratch, tail, keys, scores, values, heads = (buffers[n][0] for n in ("scratch", "tail", "keys", "scores",
+                                                                          "values", "heads"))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, H)).astype(np.float32)
+    qkv, context, projected = (np.zeros((T, n), np.float32) for n in (3 * H, H, H))
+    intermediate = np.zeros((T, c.intermediate_size), np.float32)
+    states = np.empty((0, 1, H), np.float32)
+    matrices, vectors = fast.compiled
+    scale = np.float32((H // A) ** -0.5)
+    counters = np.zeros(6, np.int64)  # Q, K and V each claim from a phase of their own
+    totals = [0.0] * len(PHASES)
+    for layer in range(c.num_hidden_layers):
+        w = matrices[6 * layer:6 * layer + 6]
+        v = vectors[10 * layer:10 * layer + 10]
+        calls = [
+            lambda: [layers._gemm_items(x, w[i], qkv[:, i * H:(i + 1) * H], v[i], gemm.BIAS, 1, counters, i, packed,
+                                        scratch, tail) for i in range(3)],
+            lambda: layers._attention_items(qkv, starts, lengths, A, scale, context, counters, 0, packed, scratch,
+                                            tail, keys, scores, values, heads),
+            lambda: layers._gemm_items(context, w[3], projected, v[3], gemm.NONE, 1, counters, 0, packed, scratch,
+                                       tail),
+            lambda: layers._layer_norm_items(projected, v[3], x, v[4], v[5], c.layer_norm_eps, T, counters, 0,
+                                             states, -1),
+            lambda: layers._gemm_items(x, w[4], intermediate, v[6], gemm.BIAS_GELU, 1, counters, 0, packed,
+                                       scratch, tail),
+            lambda: layers._gemm_items(intermediate, w[5], projected, v[7], gemm.NONE, 1, counters, 0, packed,
+                                       scratch, tail),
+            lambda: layers._layer_norm_items(projected, v[7], x, v[8], v[9], c.layer_norm_eps, T, counters, 0,
+                                             states, -1),
+        ]
+        for i, call in enumerate(calls):
+            def fresh(call=call):
+                counters[:] = 0  # every item unclaimed: the calling thread claims them all
+                call()
+            totals[i] += median_ms(fresh, rounds)
+    return totals
 
 
-def one_row_gemms_ms(fast, rounds: int) -> float:
-    """The layer GEMMs of the forward, in order, on one token."""
-    weights = [dense["weight"].T for layer in fast.weights["encoder"]["layer"]  # [in, out] each
-               for dense in (*layer["attention"]["self"].values(), layer["attention"]["output"]["dense"],
-                             layer["intermediate"]["dense"], layer["output"]["dense"])]
-    x = np.ones((1, max(w.shape[0] for w in weights)), dtype=np.float32)
-    return median_call_ms(lambda: [np.matmul(x[:, :w.shape[0]], w) for w in weights], rounds)
+def phase_flops(config, batch: int, seq: int) -> list[float]:
+    """Multiply-adds × 2 of each phase, all layers."""
+    H, F, L, T = config.hidden_size, config.intermediate_size, config.num_hidden_layers, batch * seq
+    attention = 2 * 2 * batch * seq * seq * H  # q kᵀ and p v, all heads
+    return [L * f for f in (2 * T * H * 3 * H, attention, 2 * T * H * H, 0, 2 * T * H * F, 2 * T * F * H, 0)]
 
 
-def onnx_operator_ms(path: str, ids: np.ndarray, mask: np.ndarray, calls: int) -> dict[str, tuple[float, int]]:
-    """ONNX Runtime's own profile of `calls` calls: operator type -> (ms per call, nodes of that type)."""
-    session = onnx_session(path, threads=2, profile_prefix=os.path.join(os.path.dirname(path), "profile"))
-    for _ in range(calls):
-        session.run(None, {"input_ids": ids, "attention_mask": mask})
-    profile_file = session.end_profiling()
-    with open(profile_file) as f:
-        events = [e for e in json.load(f) if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
-    os.remove(profile_file)
-    microseconds, nodes = collections.Counter(), collections.defaultdict(set)
-    for event in events:
-        microseconds[event["args"]["op_name"]] += event["dur"]
-        nodes[event["args"]["op_name"]].add(event["name"])
-    return {op: (us / calls / 1e3, len(nodes[op])) for op, us in microseconds.most_common()}
+@numba.njit
+def _hot_tile(x, b, c, reps):
+    for _ in range(reps):
+        gemm.micro_kernel(MR, 2, WIDTH, FUSED, x, 0, x.shape[1], b, 0, b.shape[1], b.shape[0], c, 0, c.shape[1],
+                          False, gemm.NONE, c[0], 0, c, 0, c.shape[1])
+
+
+@numba.njit(parallel=True)
+def _hot_tiles(x, b, c, reps, threads):
+    for t in prange(threads):  # each thread its own tile (a function of its own: see gemm._build)
+        _hot_tile(x[t], b, c[t], reps)
+
+
+def hot_peak(threads: int) -> float:
+    """GFLOP/s of the micro-kernel on one tile over K = 256, all operands in L1, `threads` at once."""
+    K, NR = 256, 2 * gemm.WIDTH
+    x = np.random.default_rng(0).random((threads, gemm.MR, K + 8), dtype=np.float32)
+    b = np.random.default_rng(1).random((K, NR), dtype=np.float32)
+    c = np.zeros((threads, gemm.MR, NR), np.float32)
+    reps = 20000
+    ms = median_ms(lambda: _hot_tiles(x, b, c, reps, threads), 5)
+    return 2 * gemm.MR * NR * K * reps * threads / ms / 1e6
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shapes", default=",".join(f"{b}x{s}" for b, s in SHAPES[:2]))
-    parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--onnx-ops", action="store_true", help="also ONNX Runtime's per-operator profile")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shapes", type=parse_shapes, default=SHAPES)
+    parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
+    threads = numba.get_num_threads()
+    print(f"CPU: {cpu_name()}; {threads} threads; micro-kernel {gemm.MR} x {2 * gemm.WIDTH}, "
+          f"{'FMA' if gemm.FUSED else 'no FMA'}; BLAS: {blas_description()}")
     config, weights = random_mini_weights()
-    runs = engines(config, weights, threads=2)
-    fast = BertModel(config, weights).fast
-    print(f"BLAS: {blas_description()}; medians of {args.rounds} calls, ms")
-    rng = np.random.default_rng(1)
-    for batch, seq in parse_shapes(args.shapes):
-        ids = rng.integers(1000, config.vocab_size, size=(batch, seq)).astype(np.int64)
-        mask = np.ones_like(ids)
-        calls = max(5, args.rounds * 8 // (batch * seq))
-        runs["minibert"](ids, mask)
-        parts, plain = profile(runs["minibert"], ids, mask, calls)
-        print(f"{batch} x {seq}: minibert {plain:.3f} ms uninstrumented")
-        for name, ms in sorted(parts.items(), key=lambda item: -item[1]):
-            print(f"  {name:<40} {ms:8.3f}")
-        print(f"  {'layer GEMMs on 1 row (weights read once)':<40} {one_row_gemms_ms(fast, args.rounds):8.3f}")
-        if "onnxruntime" in runs:
-            runs["onnxruntime"](ids, mask)
-            onnx_ms = median_call_ms(lambda: runs["onnxruntime"](ids, mask), calls)
-            print(f"  {'ONNX Runtime, whole call':<40} {onnx_ms:8.3f}")
-        if args.onnx_ops:
-            path = export_onnx(transformers_model(config, weights), os.path.join(tempfile.mkdtemp(), "bert.onnx"))
-            for op, (ms, count) in onnx_operator_ms(path, ids, mask, calls).items():
-                print(f"  {'ONNX Runtime ' + op + f' ({count} nodes)':<40} {ms:8.3f}")
+    model = BertModel(config, weights)
+    for batch, seq in args.shapes:
+        ids = np.random.default_rng(0).integers(0, config.vocab_size, (batch, seq))
+        rounds = max(3, args.rounds * 128 // (batch * seq)) if batch * seq > 128 else args.rounds * 10
+        whole = median_ms(lambda: model(ids), rounds)
+        flops = phase_flops(config, batch, seq)
+        print(f"\n{batch} x {seq}: whole call {whole:.3f} ms on {threads} threads, "
+              f"{sum(flops) / whole / 1e6:.0f} GFLOP/s")
+        ms = phase_ms(model, batch, seq, max(3, rounds // 2))
+        total = sum(ms)
+        print(f"  {'phase, one thread':<20} {'ms':>9} {'share':>7} {'GFLOP/s':>8}")
+        for name, t, f in zip(PHASES, ms, flops):
+            rate = f"{f / t / 1e6:8.0f}" if f else f"{'':>8}"
+            print(f"  {name:<20} {t:9.3f} {t / total:7.1%} {rate}")
+        print(f"  {'all phases':<20} {total:9.3f}         {sum(flops) / total / 1e6:8.0f}")
+    print(f"\nGEMMs of the 32 x 128 forward (4096 rows), {threads} threads, GFLOP/s:")
+    rng = np.random.default_rng(0)
+    for name, (k, n) in {"Q, K, V (each)": (256, 256), "FFN in": (256, 1024), "FFN out": (1024, 256)}.items():
+        x, w = rng.standard_normal((4096, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
+        out, bias = np.empty((4096, n), np.float32), np.zeros(n, np.float32)
+        ours = median_ms(lambda: gemm.linear(x, w, out, bias), 10)
+        blas = median_ms(lambda: np.matmul(x, w, out=out), 10)
+        rate = 2 * 4096 * k * n / 1e6
+        print(f"  {name:<16} minibert {rate / ours:5.0f}, NumPy's BLAS {rate / blas:5.0f}")
+    print(f"micro-kernel hot-cache peak: {hot_peak(1):.0f} GFLOP/s on one thread, {hot_peak(threads):.0f} on "
+          f"{threads} at once")
 
 
 if __name__ == "__main__":
