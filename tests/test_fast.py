@@ -1,10 +1,5 @@
 """The fast path (minibert/fast) equals the readable reference path (minibert/nn)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,6 +10,7 @@ from minibert import BertConfig, BertModel
 from minibert.fast import encoder, set_num_threads
 from minibert.fast.encoder import attention_plan, gemm_rows
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
+from tests.fixtures.cpu import run_for_cpu
 
 BOUND = {"float32": 1e-5, "float64": 1e-12}
 
@@ -320,12 +316,6 @@ a = fast(ids, attention_mask=mask).last_hidden_state
 b = reference(ids, attention_mask=mask).last_hidden_state
 print(simd.host().name, simd.host().width, float(np.abs(a - b)[mask.astype(bool)].max()))
 """
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", PYTHONPATH=str(root))
-    env.pop("NUMBA_CPU_FEATURES", None)
-    result = subprocess.run([sys.executable, "-c", program], env=env, cwd=root, capture_output=True, text=True,
-                            timeout=1200, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    name, width, worst = result.stdout.split()
+    name, width, worst = run_for_cpu(program, timeout=1200).split()
     print(f"generic target ({name}, {width} lanes): fast vs reference {float(worst):.1e}")
     assert (name, width) == ("generic", "4") and float(worst) <= BOUND["float32"]

@@ -4,16 +4,13 @@ widths not a multiple of the panel, K not a multiple of the K block). The portab
 subprocess with NUMBA_CPU_NAME=generic."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minibert import nn
 from minibert.fast import gemm, simd
+from tests.fixtures.cpu import run_for_cpu
 
 WIDTHS = sorted({4, 8, simd.host().width})  # 8 lanes lower to two registers on SSE-only CPUs: still correct
 SHAPES = [(rows, 37, 45) for rows in range(1, 34)] + [
@@ -90,13 +87,7 @@ target = simd.host()
 worst = max(run(target.width, True, *shape, gemm.BIAS_GELU) for shape in SHAPES)
 print(json.dumps({"target": list(target), "worst": worst}))
 """
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", PYTHONPATH=str(root))
-    env.pop("NUMBA_CPU_FEATURES", None)
-    result = subprocess.run([sys.executable, "-c", program], env=env, cwd=root, capture_output=True, text=True,
-                            timeout=600, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = json.loads(run_for_cpu(program).strip().splitlines()[-1])
     print(f"generic target {report['target']}: max abs {report['worst'][0]:.1e}, "
           f"{report['worst'][1]:.2f} of the float32 bound")
     assert report["target"][:3] == ["generic", 4, False]
