@@ -1,14 +1,17 @@
-"""The float32 kernels that replace libm (erf in GELU, exp in the attention softmax) against float64 math,
-and the softmax kernels against nn.softmax. The whole fast path is checked against the reference in
+"""The float32 arithmetic that replaces libm (erf in GELU, exp in the attention softmax) against float64
+math, and the softmax kernels against nn.softmax. The whole fast path is checked against the reference in
 tests/test_fast.py; these pin each approximation's error where it is made."""
 
 import math
 
+import numba
 import numpy as np
 import pytest
 
 from minibert import nn
 from minibert.fast import kernels
+from minibert.fast.gemm import WIDTH
+from minibert.fast.softmax import softmax_padded
 
 
 def test_erf_rational_float32():
@@ -21,31 +24,37 @@ def test_erf_rational_float32():
     assert worst <= 1e-6
 
 
-def test_exp_nonpositive_float32():
-    x = -np.concatenate([np.linspace(0, 86, 1_000_001), np.random.default_rng(0).exponential(2, 100_000)])
-    x = x.astype(np.float32)
-    e = x.copy()
-    kernels.exp_nonpositive_float32(e, np.empty(len(e), dtype=np.int32))
-    exact = np.exp(x.astype(np.float64))
-    worst = (np.abs(e - exact) / exact).max()
-    print(f"float32 exp vs float64 exp on [-86, 0]: max relative {worst:.1e}")
-    assert worst <= 5e-7
-    below = np.array([-86.5, -100.0, -1e30, -np.inf], dtype=np.float32)
-    kernels.exp_nonpositive_float32(below, np.empty(4, dtype=np.int32))
-    assert np.all((below >= 0) & (below < 1e-37))  # clamped to exp(-86) ≈ 4e-38: no wrapped exponent bits
+@numba.njit
+def _softmax_padded_rows(scores, length, scale):
+    """softmax.softmax_padded on each row of scores [N, padded]."""
+    for i in range(scores.shape[0]):
+        softmax_padded(WIDTH, scores[i], 0, length, scores.shape[1], scale)
 
 
-@pytest.mark.parametrize("dtype, bound", [("float32", 1e-6), ("float64", 1e-15)])
-@pytest.mark.parametrize("parallel", [False, True])
-def test_softmax_rows(dtype, bound, parallel):
+def test_softmax_padded_float32():
+    """The float32 forward's softmax (vector IR: the max, Cephes' exponential as 2^k · exp(r), the sum)
+    against nn.softmax in float64, on rows 77 long padded to 96; the padding lanes come out 0. Scores over a
+    wide range reach the exponential's clamp at exp(-86)."""
     rng = np.random.default_rng(1)
-    scores = (rng.standard_normal((300, 77)) * 20).astype(dtype)  # wide range: large negative exponents
-    expected = nn.softmax(scores.astype(np.float64) * 0.125)
-    kernel = kernels.for_dtype(scores.dtype, "softmax_rows")
-    (kernel if parallel else kernel.serial)(scores, scores.dtype.type(0.125))
+    scores = np.full((300, 96), np.nan, dtype=np.float32)  # the padding lanes' values are never read
+    scores[:, :77] = rng.standard_normal((300, 77)) * 20
+    scores[0, :77] = np.linspace(-1e4, 0, 77)  # exponents below -86: clamped, no wrapped exponent bits
+    expected = nn.softmax(scores[:, :77].astype(np.float64) * 0.125)
+    _softmax_padded_rows(scores, 77, np.float32(0.125))
+    worst = np.abs(scores[:, :77] - expected).max()
+    print(f"softmax_padded float32 vs nn.softmax in float64: max abs {worst:.1e}")
+    assert worst <= 1e-6 and np.all(scores[:, 77:] == 0) and np.all(scores[:, :77] >= 0)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_softmax_rows(parallel):
+    rng = np.random.default_rng(1)
+    scores = rng.standard_normal((300, 77)) * 20  # wide range: large negative exponents
+    expected = nn.softmax(scores * 0.125)
+    (kernels.softmax_rows if parallel else kernels.softmax_rows.serial)(scores, 0.125)
     worst = np.abs(scores - expected).max()
-    print(f"softmax_rows {dtype} vs nn.softmax in float64: max abs {worst:.1e}")
-    assert worst <= bound
+    print(f"softmax_rows float64 vs nn.softmax: max abs {worst:.1e}")
+    assert worst <= 1e-15
 
 
 def test_parallel_kernels_from_several_threads():

@@ -10,9 +10,10 @@ work is spent on padding and sequences of equal length sit together. Per layer:
 
 float32 runs every layer in one compiled call and one parallel region (fast/layers.py), on minibert's own
 GEMM (fast/gemm.py). float64 (the verification dtype) and int8 models run layer by layer from Python:
-float64 GEMMs in BLAS, int8 ones in fast/int8.py, the work between them in kernels (fast/kernels.py),
-short sequences' attention in one kernel, longer ones as batched BLAS GEMMs per run of equal-length
-sequences with the scale + softmax in a kernel.
+float64 GEMMs in BLAS, int8 ones in fast/int8.py, the work between them in kernels (fast/kernels.py).
+An int8 model's attention is the float32 forward's attention phase (layers.attention); float64's: short
+sequences in one kernel, longer ones as batched BLAS GEMMs per run of equal-length sequences with the
+scale + softmax in a kernel.
 
 The weights are the model's own arrays (FastEncoder keeps no copy). Buffers are kept and reused across
 layers and calls, so calls on one model from several threads take turns (a lock).
@@ -38,7 +39,7 @@ from .int8 import Int8Matrix
 from .kernels import SHORT
 
 ROW_MULTIPLE = 8  # GEMM row counts are rounded up to this; see gemm_rows
-SCORES_LIMIT = 1 << 22  # elements of one [n, A, L, L] score block: caps the buffer a model keeps (16 MB in float32)
+SCORES_LIMIT = 1 << 22  # elements of one float64 [n, A, L, L] score block: caps the buffer a model keeps (32 MB)
 
 
 def gemm_rows(tokens: int) -> int:
@@ -61,7 +62,6 @@ class FastEncoder:
 
     def __init__(self, weights: dict, config, dtype: np.dtype) -> None:
         self.weights, self.config, self.dtype = weights, config, dtype
-        self.softmax_rows = kernels.for_dtype(dtype, "softmax_rows")
         self._buffers: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()  # one call at a time: they all compute in self._buffers
         self.refresh()
@@ -94,7 +94,7 @@ class FastEncoder:
             self.compiled = None  # float32 weights for layers.encode: (matrices, vectors), see there
             matrices = tuple(m for layer in self.layers for m, _ in (*layer["qkv"], layer["o"], layer["ffn_in"],
                                                                    layer["ffn_out"]))
-            if self.dtype == np.float32 and all(isinstance(m, np.ndarray) and m.flags.c_contiguous for m in matrices):
+            if self.dtype == np.float32 and all(isinstance(m, np.ndarray) for m in matrices):  # not int8
                 vectors = tuple(v for layer in self.layers for v in (
                     *(b for _, b in layer["qkv"]), layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
                     layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
@@ -132,7 +132,8 @@ class FastEncoder:
         if self.compiled is not None:  # float32: every layer in one compiled call (fast/layers.py)
             self._compiled_layers(rows, pack, output_hidden_states, packed_states, **work)
         else:
-            plan = attention_plan(pack.starts, pack.lengths, c.num_attention_heads)
+            plan = ((pack.starts, pack.lengths) if self.dtype == np.float32 else  # see _attention
+                    attention_plan(pack.starts, pack.lengths, c.num_attention_heads))
             for layer in self.layers:
                 self._layer(rows, T, layer, plan, **work)
                 if output_hidden_states:
@@ -188,8 +189,20 @@ class FastEncoder:
         run(kernels.bias_residual_layer_norm, x.size, projected[:T], b_2, x, ln2["weight"], ln2["bias"], eps)
 
     def _attention(self, qkv, plan, context) -> None:
-        """qkv [T, 3H] -> the first T rows of context [R, H]."""
+        """qkv [T, 3H] -> the first T rows of context [R, H]. float32 (an int8 model): the attention phase of
+        the float32 forward (layers.attention); float64: plan's kernels and batched BLAS products."""
         H, A = self.config.hidden_size, self.config.num_attention_heads
+        if self.dtype == np.float32:
+            starts, lengths = plan
+            if lengths.max() <= SHORT:  # short sequences only: one kernel, serial on little work (no region)
+                work = int((lengths * lengths).sum()) * H
+                kernels.run(kernels.attention_short, work, qkv, starts, lengths, A, (H // A) ** -0.5, context)
+                return
+            shapes = layers.buffers(numba.get_num_threads(), H, self.config.intermediate_size, A, int(lengths.max()))
+            work = {name: self._buffer(name, shape) for name, shape in shapes.items()}
+            with kernels.PARALLEL_REGION:
+                layers.attention(qkv, starts, lengths, A, context, **work, counters=np.zeros(2, dtype=np.int64))
+            return
         d = H // A
         scale = d ** -0.5
         short_starts, short_lengths, short_work, runs = plan
@@ -202,7 +215,7 @@ class FastEncoder:
             v = block[:, :, 2].transpose(0, 2, 1, 3)  # -> [n, A, L, d]
             scores = np.matmul(q, k, out=self._buffer("scores", (n, A, L, L)))  # [n, A, L, L]
             rows = scores.reshape(-1, L)
-            kernels.run(self.softmax_rows, rows.size, rows, rows.dtype.type(scale))
+            kernels.run(kernels.softmax_rows, rows.size, rows, rows.dtype.type(scale))
             out = context[start:start + n * L].reshape(n, L, A, d).transpose(0, 2, 1, 3)
             np.matmul(scores, v, out=out)  # [n, A, L, L] @ [n, A, L, d] -> [n, A, L, d], into context
 
@@ -217,12 +230,9 @@ class FastEncoder:
 
 
 def dense(x: np.ndarray, w: np.ndarray | Int8Matrix, bias: np.ndarray, out: np.ndarray, T: int, epilogue: int) -> None:
-    """out = epilogue(x @ w + bias) on the first T rows (gemm's epilogues: NONE leaves the bias to the caller):
-    a float32 [in, out] matrix through minibert's GEMM (the epilogue fused into it), a float64 one through
-    BLAS, an Int8Matrix through the int8 kernels, each followed by the epilogue's kernel."""
-    if isinstance(w, np.ndarray) and w.dtype == np.float32:
-        gemm.linear(x, w, out, bias, epilogue)
-        return
+    """out = epilogue(x @ w + bias) on the first T rows (gemm's epilogues; NONE leaves the bias to the caller),
+    on the layer-by-layer path: a float [in, out] matrix through BLAS, an Int8Matrix through the int8
+    kernels, each followed by the epilogue's kernel."""
     if isinstance(w, Int8Matrix):
         w.matmul(x, out)
     else:

@@ -196,61 +196,6 @@ def bias_residual_layer_norm(y, bias, residual, gamma, beta, eps):
         layer_norm_row(row, gamma, beta, eps)
 
 
-# Cephes' expf: exp(r) ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2, with ln 2 split in two for an exact k·ln 2.
-EXP_P = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
-                                      1.6666665459e-1, 5.0000001201e-1))
-F32_LOG2E, F32_LN2_HI, F32_LN2_LO = np.float32(1.44269504088896341), np.float32(0.693359375), np.float32(-2.12194440e-4)
-F32_EXP_MIN = np.float32(-86.0)  # exp(-86) = 4.4e-38 is still a normal float32; below, 2^k would not be
-
-
-@numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def exp_nonpositive_float32(x, exponents):
-    """x = exp(x) in place for x ≤ 0 (float32, a softmax row after its max is subtracted), as arithmetic a
-    loop vectorises (Numba's exp calls libm per element). exp(x) = 2^k · exp(r), x = k ln2 + r;
-    exp(r) by Cephes' polynomial, then k is added to the float's exponent bits. Max relative error against
-    float64 exp: 3.0e-7 (tests/test_kernels.py). exponents: int32 scratch of x's length."""
-    for j in range(x.shape[0]):
-        v = max(x[j], F32_EXP_MIN)
-        k = np.floor(v * F32_LOG2E + F32_HALF)
-        r = (v - k * F32_LN2_HI) - k * F32_LN2_LO
-        p = EXP_P[0]
-        for c in EXP_P[1:]:
-            p = p * r + c
-        x[j] = p * r * r + r + F32_ONE
-        exponents[j] = np.int32(k) << 23
-    bits = x.view(np.int32)
-    for j in range(x.shape[0]):
-        bits[j] += exponents[j]  # · 2^k
-
-
-@numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def softmax_row_float32(row, scale, exponents):
-    """row = softmax(row · scale) in place (nn.softmax of the scaled scores), with exp_nonpositive_float32.
-    row [L] float32, scale > 0, exponents: int32 scratch of at least L"""
-    length = row.shape[0]
-    top = row[0]
-    for j in range(1, length):
-        top = max(top, row[j])
-    for j in range(length):
-        row[j] = (row[j] - top) * scale  # = x·scale - max(x·scale), as scale > 0
-    exp_nonpositive_float32(row, exponents[:length])
-    total = np.float32(0)
-    for j in range(length):
-        total += row[j]
-    row *= F32_ONE / total
-
-
-@kernel(fastmath=True)
-def softmax_rows_float32(scores, scale):
-    """softmax_row_float32 on each row of scores [N, L] float32."""
-    n, length = scores.shape
-    chunk = 64  # rows per scratch allocation
-    for c in prange((n + chunk - 1) // chunk):
-        exponents = np.empty(length, dtype=np.int32)
-        for r in range(c * chunk, min(n, (c + 1) * chunk)):
-            softmax_row_float32(scores[r], scale, exponents)
-
-
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _softmax_row(row, scale):
     """row = softmax(row · scale) in place, with libm's exp, in row's dtype.  row [L], scale > 0"""
@@ -264,8 +209,9 @@ def _softmax_row(row, scale):
 
 
 @kernel()
-def softmax_rows_exact(scores, scale):
-    """As softmax_rows_float32 with libm's exp: the float64 path.  scores [N, L]"""
+def softmax_rows(scores, scale):
+    """scores = softmax(scores · scale) over each row, in place (nn.softmax of the scaled scores), with
+    libm's exp: the float64 path (the float32 forward's is fast/softmax.py).  scores [N, L]"""
     for r in prange(scores.shape[0]):
         _softmax_row(scores[r], scale)
 

@@ -1,11 +1,11 @@
 """The softmax of one row of attention scores as LLVM vector IR (float32), for fast/layers.py.
 
-kernels.softmax_row_float32 computes the same in Numba loops, which stay scalar: LLVM does not vectorise
-the row's max (a reduction) nor, there, the exponential. Written with vectors, each pass is a few
-instructions per W scores:
+Written as Numba loops, the passes stay scalar (LLVM vectorises neither the row's max, a reduction, nor
+the exponential's arithmetic there: 5 cycles a score); with vectors, each is a few instructions per W
+scores:
 
     top = max_j x_j                       llvm.maxnum over the row, then across the lanes
-    e_j = exp((x_j - top) · scale)        kernels.exp_nonpositive_float32's arithmetic, W lanes at a time
+    e_j = exp((x_j - top) · scale)        2^k · exp(r), below, W lanes at a time
     x_j = e_j / Σ_j e_j
 
 The row is padded to whole vectors: lanes past its length count as -∞ in the max and 0 in the sum (and
@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import types as nbtypes
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from . import simd
-from .kernels import EXP_P, F32_EXP_MIN, F32_HALF, F32_LN2_HI, F32_LN2_LO, F32_LOG2E, F32_ONE
+from .kernels import F32_HALF, F32_ONE
+
+# Cephes' expf: exp(r) ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2, with ln 2 split in two for an exact k·ln 2.
+EXP_P = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                                      1.6666665459e-1, 5.0000001201e-1))
+F32_LOG2E, F32_LN2_HI, F32_LN2_LO = np.float32(1.44269504088896341), np.float32(0.693359375), np.float32(-2.12194440e-4)
+F32_EXP_MIN = np.float32(-86.0)  # exp(-86) = 4.4e-38 is still a normal float32; below, 2^k would not be
 
 
 @intrinsic
