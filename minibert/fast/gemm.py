@@ -28,8 +28,9 @@ copy and writes through a scratch tile.
 W is read from the caller's array rather than from panels packed once at load, so the model and its fast
 path share one copy of each weight, and an optimizer's in-place step reaches both.
 
-linear() runs one GEMM, its threads splitting rows (many rows) or panels (few) in one parallel region;
-the float32 encoder (fast/layers.py) calls gemm_block from inside its own region instead.
+Threads share a GEMM by claiming items (gemm_items: blocks of rows, or groups of panels when rows are few)
+from atomic counters (fast/tasks.py): linear() in a parallel region of its own, the float32 encoder
+(fast/layers.py) inside the one region of its forward.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from . import kernels, simd
+from .tasks import claim, finish
 from .kernels import ERF_P, ERF_Q, F32_4, F32_HALF, F32_ONE, F32_SQRT1_2, erf_rational
 
 NONE, BIAS, BIAS_GELU, BIAS_RESIDUAL = 0, 1, 2, 3  # epilogues
 KC = 256  # K block: a KC × 32 float32 block of B is 32 KiB (L1)
 PREFETCH_ROWS = 16  # rows of w ahead that the micro-kernel asks for
 MC = 128  # M block: the rows that reuse each copied block of B
-ROW_TILES_PER_THREAD = 4  # split by rows from this many row tiles per thread
+ITEMS_PER_THREAD = 4  # a GEMM is cut into about this many items per thread, so that threads finish together
 # multiply-adds; below, one thread beats waking the pool (8 rows of a layer's GEMMs stay serial)
 PARALLEL_FROM = 1 << 23
 
@@ -250,15 +252,6 @@ def tile_column(x, lda, m0, m1, k0, kc, b, b0, ldb, c, c0, ldc, keep, mode, bias
                      mode, bias, j0, residual, i * ldr + j0, ldr)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def split(M: int, N: int, mr: int, nr: int, threads: int):
-    """How a GEMM of M rows and N columns is shared by `threads` threads: (by_rows, parts). Many rows: each
-    thread takes a run of row tiles and every panel; few: every row and a run of panels."""
-    tiles, panels = (M + mr - 1) // mr, (N + nr - 1) // nr
-    by_rows = tiles >= 2 * threads * ROW_TILES_PER_THREAD
-    return by_rows, min(threads, tiles if by_rows else panels)
-
-
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def gemm_block(x, w, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scratch, tail, mr, width, fused):
     """Rows r0 ≤ i < r1 and panels p0 ≤ p < p1 of out = epilogue(x w + bias (+ residual)): x [M, K], w [K, N],
@@ -306,6 +299,30 @@ def gemm_block(x, w, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scra
                                       epilogue)
 
 
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def gemm_items(x, w, out, bias, residual, epilogue, threads, counters, phase, packed, scratch, tail, mr, width,
+               fused):
+    """Claim (fast/tasks.py) and compute items of out = epilogue(x w + bias (+ residual)), each a gemm_block:
+    blocks of MC rows, each cut into groups of panels when there are fewer blocks than ITEMS_PER_THREAD per
+    thread (few rows: the threads share the weight's panels). Returns the item count, for tasks.wait."""
+    M, N = out.shape
+    NR = 2 * width
+    P = (N + NR - 1) // NR
+    blocks = (M + MC - 1) // MC
+    groups = 1 if blocks >= ITEMS_PER_THREAD * threads else min(P, -(-ITEMS_PER_THREAD * threads // blocks))
+    per = -(-P // groups)
+    groups = -(-P // per)
+    items = blocks * groups
+    item = claim(counters, phase)
+    while item < items:
+        b, g = item // groups, item % groups
+        gemm_block(x, w, out, bias, residual, epilogue, b * MC, min(M, (b + 1) * MC), g * per,
+                   min(P, (g + 1) * per), packed, scratch, tail, mr, width, fused)
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return items
+
+
 @numba.njit(cache=True, error_model="numpy")
 def aligned(raw, rows: int, columns: int):
     """The [rows, columns] view of float32 raw (of at least rows · columns + 16 elements) whose first element
@@ -314,30 +331,21 @@ def aligned(raw, rows: int, columns: int):
     return raw[a0:a0 + rows * columns].reshape((rows, columns))
 
 
-def _gemm_part(x, w, out, bias, residual, epilogue, part, parts):
-    """Part `part` of `parts` of out = epilogue(x w + bias (+ residual)) (see split). WIDTH, MR, FUSED are
-    the copy's globals (see _build)."""
-    M, K = x.shape
-    N = w.shape[1]
+def _gemm_part(x, w, out, bias, residual, epilogue, threads, counters):
+    """One thread's share of out = epilogue(x w + bias (+ residual)): the items it claims (gemm_items), in
+    work buffers of its own. WIDTH, MR, FUSED are the copy's globals (see _build)."""
     NR = 2 * WIDTH
-    P = (N + NR - 1) // NR
-    tiles = (M + MR - 1) // MR
-    by_rows, _ = split(M, N, MR, NR, parts)
-    if by_rows:  # whole rows: a run of row tiles, all panels
-        r0, r1, p0, p1 = min(M, part * tiles // parts * MR), min(M, (part + 1) * tiles // parts * MR), 0, P
-    else:  # every row, a run of panels
-        r0, r1, p0, p1 = 0, M, part * P // parts, (part + 1) * P // parts
     packed = aligned(np.empty(KC * NR + 16, dtype=np.float32), KC, NR)
-    gemm_block(x, w, out, bias, residual, epilogue, r0, r1, p0, p1, packed,
-               np.empty((MC, NR), dtype=np.float32), np.empty((K, NR), dtype=np.float32), MR, WIDTH, FUSED)
+    scratch, tail = np.empty((MC, NR), dtype=np.float32), np.empty((x.shape[1], NR), dtype=np.float32)
+    gemm_items(x, w, out, bias, residual, epilogue, threads, counters, 0, packed, scratch, tail, MR, WIDTH, FUSED)
 
 
 def _gemm(x, w, out, bias, residual, epilogue, threads):
     """out = epilogue(x w + bias (+ residual)); x [M, K], w [K, N], out [M, N] float32, rows of each
-    contiguous, on up to `threads` threads (see split). PART, MR, WIDTH: the copy's globals (see _build)."""
-    _, parts = split(x.shape[0], w.shape[1], MR, 2 * WIDTH, threads)
-    for part in prange(parts):
-        PART(x, w, out, bias, residual, epilogue, part, parts)
+    contiguous, on `threads` threads sharing its items. PART: the copy's global (see _build)."""
+    counters = np.zeros(2, dtype=np.int64)
+    for thread in prange(threads):
+        PART(x, w, out, bias, residual, epilogue, threads, counters)
 
 
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")

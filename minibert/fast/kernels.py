@@ -188,12 +188,16 @@ def bias_residual_layer_norm(y, bias, residual, gamma, beta, eps):
 
     y [T, H] (a GEMM's output), residual [T, H] (the layer input, overwritten with the result)
     """
-    hidden = y.shape[1]
     for t in prange(y.shape[0]):
-        row = residual[t]  # summed and normalised in place: a scratch row per token cost 2.5x at 128 tokens
-        for j in range(hidden):
-            row[j] = (y[t, j] + bias[j]) + row[j]
-        layer_norm_row(row, gamma, beta, eps)
+        bias_residual_layer_norm_row(y[t], bias, residual[t], gamma, beta, eps)
+
+
+@numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def bias_residual_layer_norm_row(y, bias, row, gamma, beta, eps):
+    """row = LayerNorm(y + bias + row) in place, for one token. y, bias, row, gamma, beta [H]"""
+    for j in range(row.shape[0]):
+        row[j] = (y[j] + bias[j]) + row[j]  # summed and normalised in place: a scratch row cost 2.5x at 128 tokens
+    layer_norm_row(row, gamma, beta, eps)
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")

@@ -28,7 +28,6 @@ from .softmax import softmax_padded
 from .tasks import claim, finish, wait
 
 NR = 2 * WIDTH
-ITEMS_PER_THREAD = 4  # a GEMM phase is cut into about this many items per thread, so that threads finish together
 LN_ROWS = 16  # tokens per LayerNorm item
 PHASES_PER_LAYER = 9  # Q, K, V, attention, output, LayerNorm, FFN in, FFN out, LayerNorm
 
@@ -113,24 +112,9 @@ def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context,
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _gemm_items(x, w, out, bias, epilogue, threads, counters, phase, packed, scratch, tail):
-    """Claim and compute items of out = epilogue(x w + bias) (gemm.gemm_block): blocks of MC rows, each cut
-    into groups of panels when there are fewer blocks than ITEMS_PER_THREAD per thread (few rows: the
-    threads share the weight's panels). Returns the item count, for wait()."""
-    M, N = out.shape
-    P = (N + NR - 1) // NR
-    blocks = (M + MC - 1) // MC
-    groups = 1 if blocks >= ITEMS_PER_THREAD * threads else min(P, -(-ITEMS_PER_THREAD * threads // blocks))
-    per = -(-P // groups)
-    groups = -(-P // per)
-    items = blocks * groups
-    item = claim(counters, phase)
-    while item < items:
-        b, g = item // groups, item % groups
-        gemm.gemm_block(x, w, out, bias, out, epilogue, b * MC, min(M, (b + 1) * MC), g * per, min(P, (g + 1) * per),
-                        packed, scratch, tail, MR, WIDTH, FUSED)
-        finish(counters, phase)
-        item = claim(counters, phase)
-    return items
+    """gemm.gemm_items with the host's kernel, compiled once per signature (not inlined at each phase)."""
+    return gemm.gemm_items(x, w, out, bias, out, epilogue, threads, counters, phase, packed, scratch, tail, MR,
+                           WIDTH, FUSED)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -141,12 +125,9 @@ def _layer_norm_items(y, bias, x, gamma, beta, eps, T, counters, phase, states, 
     item = claim(counters, phase)
     while item < items:
         for t in range(item * LN_ROWS, min(T, (item + 1) * LN_ROWS)):
-            row = x[t]
-            for j in range(row.shape[0]):
-                row[j] = (y[t, j] + bias[j]) + row[j]
-            kernels.layer_norm_row(row, gamma, beta, eps)
+            kernels.bias_residual_layer_norm_row(y[t], bias, x[t], gamma, beta, eps)
             if layer >= 0 and states.shape[0] > 0:
-                states[layer, t] = row
+                states[layer, t] = x[t]
         finish(counters, phase)
         item = claim(counters, phase)
     return items
