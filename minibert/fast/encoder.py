@@ -132,8 +132,8 @@ class FastEncoder:
         if self.compiled is not None:  # float32: every layer in one compiled call (fast/layers.py)
             self._compiled_layers(rows, pack, output_hidden_states, packed_states, **work)
         else:
-            plan = ((pack.starts, pack.lengths) if self.dtype == np.float32 else  # see _attention
-                    attention_plan(pack.starts, pack.lengths, c.num_attention_heads))
+            plan = ((pack.starts, pack.lengths, self._thread_buffers(pack)) if self.dtype == np.float32 else
+                    attention_plan(pack.starts, pack.lengths, c.num_attention_heads))  # see _attention
             for layer in self.layers:
                 self._layer(rows, T, layer, plan, **work)
                 if output_hidden_states:
@@ -152,15 +152,20 @@ class FastEncoder:
         hidden_states = tuple(pack.scatter(h) for h in packed_states) if output_hidden_states else None
         return pack.scatter(x), pooled, hidden_states
 
+    def _thread_buffers(self, pack) -> dict[str, np.ndarray]:
+        """The per-thread work buffers of layers.encode and layers.attention (layers.buffers) for this call."""
+        c = self.config
+        shapes = layers.buffers(numba.get_num_threads(), c.hidden_size, c.intermediate_size, c.num_attention_heads,
+                                int(pack.lengths.max()))
+        return {name: self._buffer(name, shape) for name, shape in shapes.items()}
+
     def _compiled_layers(self, rows, pack, output_hidden_states, packed_states, qkv, context, projected,
                          intermediate) -> None:
         """Every layer through layers.encode: rows [R, H] updated in place; with output_hidden_states each
         layer's output is appended to packed_states."""
         c, (R, H) = self.config, rows.shape
         n_layers = len(self.layers)
-        shapes = layers.buffers(numba.get_num_threads(), H, c.intermediate_size, c.num_attention_heads,
-                                int(pack.lengths.max()))
-        work = {name: self._buffer(name, shape) for name, shape in shapes.items()}
+        work = self._thread_buffers(pack)
         states = self._buffer("states", (n_layers, R, H)) if output_hidden_states else np.empty((0, 1, H), self.dtype)
         counters = np.zeros(2 * layers.PHASES_PER_LAYER * n_layers, dtype=np.int64)
         matrices, vectors = self.compiled
@@ -193,13 +198,11 @@ class FastEncoder:
         the float32 forward (layers.attention); float64: plan's kernels and batched BLAS products."""
         H, A = self.config.hidden_size, self.config.num_attention_heads
         if self.dtype == np.float32:
-            starts, lengths = plan
+            starts, lengths, work = plan
             if lengths.max() <= SHORT:  # short sequences only: one kernel, serial on little work (no region)
-                work = int((lengths * lengths).sum()) * H
-                kernels.run(kernels.attention_short, work, qkv, starts, lengths, A, (H // A) ** -0.5, context)
+                kernels.run(kernels.attention_short, int((lengths * lengths).sum()) * H, qkv, starts, lengths, A,
+                            (H // A) ** -0.5, context)
                 return
-            shapes = layers.buffers(numba.get_num_threads(), H, self.config.intermediate_size, A, int(lengths.max()))
-            work = {name: self._buffer(name, shape) for name, shape in shapes.items()}
             with kernels.PARALLEL_REGION:
                 layers.attention(qkv, starts, lengths, A, context, **work, counters=np.zeros(2, dtype=np.int64))
             return
