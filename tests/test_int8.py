@@ -10,10 +10,12 @@ import pytest
 
 import minibert
 from minibert import WeightsError
-from minibert.fast import int8
+from minibert.fast import gemm, int8, int8_layers, set_num_threads
 from minibert.loading.weights import read_safetensors
 from minibert.nn import quantize
+from minibert.nn.activations import gelu as nn_gelu
 from tests.conftest import maxdiff
+from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 from tests.test_heads import BATCH, CHOICES, CLASSES, HEADS
 
 SHAPES = [(1, 8, 16), (3, 33, 7), (5, 64, 48), (33, 100, 129), (17, 256, 768)]  # (tokens T, in K, out N): tails
@@ -132,8 +134,9 @@ def test_fast_kernels_equal_reference(T, K, N, dtype, kernel):
 
 OTHER_CPU = """
 import numpy as np
-from minibert.fast import int8
+from minibert.fast import gemm, int8, int8_layers, set_num_threads
 from minibert.nn import quantize
+from minibert.nn.activations import gelu as nn_gelu
 rng = np.random.default_rng(0)
 for T, K, N in [(1, 8, 16), (3, 33, 7), (33, 100, 129)]:
     x = rng.standard_normal((T, K)).astype(np.float32)
@@ -298,3 +301,90 @@ def test_cli_int8(minilm_path, capsys):
     exact = np.array(json.loads(capsys.readouterr().out)[0]["embedding"])
     assert 0.99 < embedding @ exact < 1 - 1e-7  # int8, and close
     assert main(["trace", "--model", str(minilm_path), "--int8", "Hello world"]) == 0
+
+
+# ---- the int8 forward in one parallel region (fast/int8_layers.py) ---------------------------------------
+
+
+HOST_KERNEL = int8.kernels_present()[0]
+
+
+def fused_dense(kernel, x, q, s, bias, epilogue):
+    """int8_layers' GEMM (the dequantization, bias and GELU in the kernel's registers) on x, one thread."""
+    matrix = int8.Int8Matrix(q, s, kernel)
+    W, G, _, V = int8.KERNELS[kernel]
+    T, N = x.shape[0], q.shape[0]
+    codes = np.zeros((T, matrix.panels.shape[1] * G), np.uint8)  # K padded, as the forward's codes
+    x_scale, zero = np.empty(T, np.float32), np.empty(T, np.int32)
+    int8.quantize_rows(x, np.float32(quantize.ACTIVATION_LEVELS), codes, x_scale, zero)
+    out = np.full((T, N), np.nan, np.float32)
+    int8_layers.gemm_kernel(kernel)(codes, matrix.panels, matrix.weight_sum, matrix.scale, x_scale, zero, bias, out,
+                                    epilogue, 1, np.zeros(2, np.int64), 0, np.zeros((8, V * W), np.int32),
+                                    np.zeros(V * W, np.float32))
+    return out
+
+
+@pytest.mark.parametrize("kernel", list(int8.KERNELS))
+@pytest.mark.parametrize("T, K, N", SHAPES)
+def test_fused_gemm_equals_reference(T, K, N, kernel):
+    """The region's GEMM, each epilogue, every vector kernel the CPU has, at shapes with row, column and K
+    tails: bit for bit the reference's dequantize (+ bias), and GELU as nn.gelu within float32 rounding."""
+    if kernel not in int8.kernels_present():
+        pytest.skip(f"this CPU has no {kernel} kernel")
+    x, weight, bias = random_linear(np.random.default_rng(K), T, K, N)
+    q, s = quantize.quantize_weight(weight)
+    y = quantize.dense_int8(x, q, s, np.zeros(N, np.float32))
+    np.testing.assert_array_equal(fused_dense(kernel, x, q, s, bias, gemm.NONE), y)
+    np.testing.assert_array_equal(fused_dense(kernel, x, q, s, bias, gemm.BIAS), y + bias)
+    gelu = fused_dense(kernel, x, q, s, bias, gemm.BIAS_GELU)
+    expected = nn_gelu((y + bias).astype(np.float64))
+    print(f"{kernel} fused GEMM + GELU vs float64 GELU of the reference, {T}x{K}x{N}: "
+          f"{np.abs(gelu - expected).max():.1e}")
+    assert np.abs(gelu - expected).max() <= 1e-5 * max(1.0, np.abs(expected).max())
+
+
+def test_fused_gemm_sees_a_planted_bug():
+    """The comparison above fails when one column's scale is off by one part in a million."""
+    kernel = HOST_KERNEL
+    if kernel == "portable":
+        pytest.skip("this CPU has no vector int8 kernel")
+    x, weight, bias = random_linear(np.random.default_rng(0), 17, 256, 768)
+    q, s = quantize.quantize_weight(weight)
+    wrong = s.copy()
+    wrong[5] *= np.float32(1 + 1e-6)
+    assert not np.array_equal(fused_dense(kernel, x, q, wrong, bias, gemm.BIAS),
+                              quantize.dense_int8(x, q, s, bias))
+
+
+@pytest.mark.parametrize("kernel", [k if k == HOST_KERNEL else pytest.param(k, marks=pytest.mark.slow)
+                                    for k in int8.KERNELS])  # each build of the forward compiles for ~1.5 min
+def test_int8_forward_in_one_region(kernel, monkeypatch):
+    """An int8 model's forward (int8_layers) against the int8 reference, on each vector kernel the CPU has,
+    with padding, sequences longer and shorter than attention's SHORT and a hidden size whose panels have
+    tails (48 = 32 + 16); on one thread it gives the same bits as on two."""
+    if kernel not in int8.kernels_present():
+        pytest.skip(f"this CPU has no {kernel} kernel")
+    config = dict(RANDOM_CONFIGS["tiny"], hidden_size=48, intermediate_size=70, num_hidden_layers=3)
+    weights = random_weights(config)
+    model = minibert.BertModel(minibert.BertConfig.from_dict(config), weights).quantize()
+    reference = minibert.BertModel(minibert.BertConfig.from_dict(config), weights).quantize()
+    reference.use_fast = False
+    monkeypatch.setattr(int8, "kernels_present", lambda: [kernel, "portable"])  # the kernel each matrix takes
+    model.fast.refresh()
+    assert model.fast.compiled_int8[0] == kernel
+    ids = np.random.default_rng(1).integers(0, config["vocab_size"], (3, 40))
+    mask = np.ones_like(ids)
+    mask[1, 17:], mask[2, 5:] = 0, 0
+    fast = model(ids, attention_mask=mask, output_hidden_states=True)
+    slow = reference(ids, attention_mask=mask, output_hidden_states=True)
+    size = max(np.abs(h).max() for h in slow.hidden_states)
+    worst = max(maxdiff(f"int8 region ({kernel}) vs int8 reference", f"hidden state {i}", a, b, mask, report=False)
+                for i, (a, b) in enumerate(zip(fast.hidden_states, slow.hidden_states)))
+    print(f"int8 region ({kernel}) vs int8 reference: hidden states {worst:.1e} (values up to {size:.1e})")
+    assert worst <= 1e-3 * size  # a code may round the other way where float inputs differ in the last bit
+    try:
+        set_num_threads(1)
+        one = model(ids, attention_mask=mask).last_hidden_state
+    finally:
+        set_num_threads(2)
+    np.testing.assert_array_equal(one, fast.last_hidden_state)

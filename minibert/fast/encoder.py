@@ -9,9 +9,10 @@ work is spent on padding and sequences of equal length sit together. Per layer:
     y = LayerNorm(GELU(a W_1^T + b_1) W_2^T + b_2 + a)      (GEMM with GELU, GEMM, then LayerNorm rows)
 
 float32 runs every layer in one compiled call and one parallel region (fast/layers.py), on minibert's own
-GEMM (fast/gemm.py). float64 (the verification dtype) and int8 models run layer by layer from Python:
-float64 GEMMs in BLAS, int8 ones in fast/int8.py, the work between them in kernels (fast/kernels.py).
-An int8 model's attention is the float32 forward's attention phase (layers.attention); float64's: short
+GEMM (fast/gemm.py); so does an int8 model on a CPU with a vector int8 kernel (fast/int8_layers.py).
+float64 (the verification dtype) and int8 on the portable kernel run layer by layer from Python: float64
+GEMMs in BLAS, int8 ones in fast/int8.py, the work between them in kernels (fast/kernels.py). There an
+int8 model's attention is the float32 forward's attention phase (layers.attention); float64's: short
 sequences in one kernel, longer ones as batched BLAS GEMMs per run of equal-length sequences with the
 scale + softmax in a kernel.
 
@@ -34,7 +35,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import gemm, kernels, layers
+from . import gemm, int8, int8_layers, kernels, layers
 from .int8 import Int8Matrix
 from .kernels import SHORT
 
@@ -99,6 +100,15 @@ class FastEncoder:
                     *(b for _, b in layer["qkv"]), layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
                     layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
                 self.compiled = (matrices, vectors)
+            self.compiled_int8 = None  # an int8 model's weights for int8_layers.encode: see _int8_layers
+            kernels_used = {m.kernel for m in matrices if isinstance(m, Int8Matrix)}
+            if (self.dtype == np.float32 and len(kernels_used) == 1 and "portable" not in kernels_used
+                    and all(isinstance(m, Int8Matrix) for m in matrices)):
+                vectors = tuple(v for layer in self.layers for v in (
+                    layer["qkv"][0][1], layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
+                    layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
+                self.compiled_int8 = (kernels_used.pop(), tuple(m.panels for m in matrices),
+                                      tuple(m.weight_sum for m in matrices), tuple(m.scale for m in matrices), vectors)
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
@@ -131,6 +141,8 @@ class FastEncoder:
                 (("qkv", 3 * H), ("context", H), ("projected", H), ("intermediate", c.intermediate_size))}
         if self.compiled is not None:  # float32: every layer in one compiled call (fast/layers.py)
             self._compiled_layers(rows, pack, output_hidden_states, packed_states, **work)
+        elif self.compiled_int8 is not None:  # int8 on a vector kernel: the same, fast/int8_layers.py
+            self._int8_layers(rows, pack, output_hidden_states, packed_states, **work)
         else:
             plan = ((pack.starts, pack.lengths, self._thread_buffers(pack)) if self.dtype == np.float32 else
                     attention_plan(pack.starts, pack.lengths, c.num_attention_heads))  # see _attention
@@ -172,6 +184,27 @@ class FastEncoder:
         with kernels.PARALLEL_REGION:
             layers.encode(rows, matrices, vectors, c.num_attention_heads, c.layer_norm_eps, pack.starts,
                           pack.lengths, qkv, context, projected, intermediate, states, **work, counters=counters)
+        if output_hidden_states:
+            packed_states.extend(states[i, :pack.total].copy() for i in range(n_layers))
+
+    def _int8_layers(self, rows, pack, output_hidden_states, packed_states, qkv, context, projected,
+                     intermediate) -> None:
+        """Every layer of an int8 model through int8_layers.encode, as _compiled_layers does for float32."""
+        c, (R, H) = self.config, rows.shape
+        kernel, panels, weight_sums, weight_scales, vectors = self.compiled_int8
+        W, G, _, V = int8.KERNELS[kernel]
+        n_layers = len(self.layers)
+        work = self._thread_buffers(pack)
+        work |= {name: self._buffer(name, shape, dtype)
+                 for name, (shape, dtype) in int8_layers.buffers(work["packed"].shape[0], V * W).items()}
+        codes = self._buffer("codes", (R * G * max(p.shape[1] for p in panels),), np.uint8)  # q [T, K'] for any K
+        x_scale, zero = self._buffer("x_scale", (R,)), self._buffer("zero", (R,), np.int32)
+        states = self._buffer("states", (n_layers, R, H)) if output_hidden_states else np.empty((0, 1, H), self.dtype)
+        counters = np.zeros(2 * (1 + int8_layers.PHASES_PER_LAYER * n_layers), dtype=np.int64)
+        with kernels.PARALLEL_REGION:
+            int8_layers.encode(kernel)(rows, panels, weight_sums, weight_scales, vectors, c.num_attention_heads,
+                                       c.layer_norm_eps, pack.starts, pack.lengths, qkv, context, projected,
+                                       intermediate, states, codes, x_scale, zero, **work, counters=counters)
         if output_hidden_states:
             packed_states.extend(states[i, :pack.total].copy() for i in range(n_layers))
 
@@ -222,13 +255,13 @@ class FastEncoder:
             out = context[start:start + n * L].reshape(n, L, A, d).transpose(0, 2, 1, 3)
             np.matmul(scores, v, out=out)  # [n, A, L, L] @ [n, A, L, d] -> [n, A, L, d], into context
 
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype | None = None) -> np.ndarray:
         """A reused work array of at least `shape`'s size, viewed as `shape`. New ones are zero, so the rows
         past the tokens hold finite numbers from the start (they only ever receive GEMM rows of those)."""
         size = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < size:
-            buffer = self._buffers[name] = np.zeros(size, dtype=self.dtype)
+            buffer = self._buffers[name] = np.zeros(size, dtype=dtype or self.dtype)
         return buffer[:size].reshape(shape)
 
 

@@ -295,7 +295,7 @@ def gemm_block(x, w, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scra
                                 residual, ldr, mr, width, fused)
                     if last:
                         for i in range(m0, m1):
-                            _epilogue(scratch[i - m0, :N - j0], out[i, j0:], bias[j0:], residual[i, j0:],
+                            epilogue_row(scratch[i - m0, :N - j0], out[i, j0:], bias[j0:], residual[i, j0:],
                                       epilogue)
 
 
@@ -349,7 +349,7 @@ def _gemm(x, w, out, bias, residual, epilogue, threads):
 
 
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def _epilogue(row, out, bias, residual, epilogue):
+def epilogue_row(row, out, bias, residual, epilogue):
     """out = f(row + bias) for one row of a tile: f = identity (no bias), GELU (nn.gelu), or + residual.
     row, out, bias, residual [n]"""
     if epilogue == NONE:

@@ -35,8 +35,9 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from ..nn.quantize import ACTIVATION_LEVELS
-from . import simd
+from . import gemm, simd
 from .kernels import PARALLEL_REGION, kernel, run
+from .tasks import claim, finish
 
 ROWS = 4  # tokens per step of int_matmul: each weight row read from cache serves four tokens
 MC = 64  # rows per task of the packed GEMM
@@ -50,19 +51,24 @@ KIND, MR, NR = 0, 8, 32  # each compiled copy of _packed_matmul gets its kernel'
 def quantize_rows(x, levels, q, scale, zero):
     """nn.quantize.quantize_rows into q [T, ≥K] uint8 (columns past K untouched), scale [T] (x's dtype), zero [T]
     int32; x [T, K] float, levels = 255 in x's dtype (so that every operation stays in x's precision, as NumPy's do)."""
-    nought = levels - levels
     for t in prange(x.shape[0]):
-        row = x[t]
-        lo, hi = _row_range(row, nought)
-        s = (hi - lo) / levels
-        if s == nought:
-            s = levels / levels
-        z = np.rint(-lo / s)
-        for k in range(row.size):
-            code = min(max(np.rint(row[k] / s) + z, nought), levels)  # the reference's clip, same order
-            q[t, k] = np.uint8(code)
-        scale[t] = s
-        zero[t] = np.int32(z)
+        scale[t], zero[t] = quantize_row(x[t], levels, q[t])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def quantize_row(row, levels, q):
+    """One token of quantize_rows: q [≥K] uint8 codes of row [K] (q past K untouched); returns (s_x, z).
+    Never inlined, so that it keeps its exact float semantics when called from fastmath code (which may
+    replace row[k] / s by row[k] · (1 / s) and round differently)."""
+    nought = levels - levels
+    lo, hi = _row_range(row, nought)
+    s = (hi - lo) / levels
+    if s == nought:
+        s = levels / levels
+    z = np.rint(-lo / s)
+    for k in range(row.size):
+        q[k] = np.uint8(min(max(np.rint(row[k] / s) + z, nought), levels))  # the reference's clip, same order
+    return s, np.int32(z)
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -126,71 +132,136 @@ def micro_kernel(typingctx, rows, kind, a, a_start, lda, b, b_start, groups, c, 
     """c[c_start + i·ldc + j] = Σ_g Σ_r a[a_start + i·lda + g·G + r] · b[b_start + g·NR·G + j·G + r] for
     i < rows, j < NR: an MR × NR tile of int32 sums. rows, kind (an index into KERNELS): compile-time
     constants; a uint8, b int8, c int32 arrays, addressed in elements from their first one."""
-    for literal in (rows, kind):
-        if not isinstance(literal, nbtypes.IntegerLiteral):
-            return None
-    MR, name = rows.literal_value, list(KERNELS)[kind.literal_value]
-    W, G, _, V = KERNELS[name]
-    NR = V * W
-    signature = nbtypes.void(rows, kind, a, a_start, lda, b, b_start, groups, c, c_start, ldc)
+    if not all(isinstance(literal, nbtypes.IntegerLiteral) for literal in (rows, kind)):
+        return None
+    MR, (W, _, _, V) = rows.literal_value, KERNELS[list(KERNELS)[kind.literal_value]]
 
     def codegen(context, builder, sig, args):
         _, _, a_array, a0, lda_, b_array, b0, groups_, c_array, c0, ldc_ = args
-        i64 = cgutils.intp_t
-        a_data = context.make_array(sig.args[2])(context, builder, a_array).data  # i8*
-        b_data = context.make_array(sig.args[5])(context, builder, b_array).data  # i8*
+        tile = _tile_sums(context, builder, sig, args, kind.literal_value, MR)
         c_data = context.make_array(sig.args[8])(context, builder, c_array).data  # i32*
-        a_rows = [simd.element_pointer(builder, a_data, builder.add(a0, builder.mul(lda_, i64(i)))) for i in range(MR)]
-        b_start_ = simd.element_pointer(builder, b_data, b0)
-        lanes = simd.vector(W, simd.I32)
-        zero = simd.ir.Constant(lanes, [0] * W)
-        entry = builder.block
-        loop = builder.append_basic_block("int8_micro_kernel.loop")
-        done = builder.append_basic_block("int8_micro_kernel.done")
-        builder.branch(loop)
-
-        builder.position_at_end(loop)  # one group of G k per iteration; the tile lives in phi nodes
-        g = builder.phi(i64)
-        acc = [[builder.phi(lanes) for _ in range(V)] for _ in range(MR)]
-        b_group = simd.element_pointer(builder, b_start_, builder.mul(g, i64(NR * G)))
-        b_vectors = [simd.load(builder, simd.element_pointer(builder, b_group, i64(v * W * G)), W * G)
-                     for v in range(V)]
-        if G == 4:  # W lanes of 4 signed bytes
-            b_vectors = [builder.bitcast(x, lanes) for x in b_vectors]
-        else:  # W lanes of 2 signed bytes, sign-extended to 2 int16
-            b_vectors = [builder.sext(x, simd.vector(2 * W, I16)) for x in b_vectors]
-        new = []
-        for i in range(MR):
-            at = simd.element_pointer(builder, a_rows[i], builder.mul(g, i64(G)))
-            if G == 4:  # the row's 4 unsigned bytes as one int32, in every lane
-                a_ig = builder.load(builder.bitcast(at, simd.I32.as_pointer()), align=1)
-                a_lanes = simd.broadcast(builder, a_ig, W)
-                intrinsic_name = f"llvm.x86.avx512.vpdpbusd.{32 * W}"
-                new.append([simd.call(builder, intrinsic_name, lanes, [acc[i][v], a_lanes, b_vectors[v]])
-                            for v in range(V)])
-            else:  # the row's 2 unsigned bytes zero-extended to 2 int16 (one int32), in every lane
-                pair = builder.zext(simd.load(builder, at, 2), simd.vector(2, I16))
-                a_lanes = builder.bitcast(simd.broadcast(builder, builder.bitcast(pair, simd.I32), W),
-                                          simd.vector(2 * W, I16))
-                new.append([builder.add(acc[i][v], simd.call(builder, "llvm.x86.avx2.pmadd.wd", lanes,
-                                                             [a_lanes, b_vectors[v]])) for v in range(V)])
-        g_next = builder.add(g, i64(1))
-        g.add_incoming(i64(0), entry)
-        g.add_incoming(g_next, loop)
-        for i in range(MR):
-            for v in range(V):
-                acc[i][v].add_incoming(zero, entry)
-                acc[i][v].add_incoming(new[i][v], loop)
-        builder.cbranch(builder.icmp_signed("<", g_next, groups_), loop, done)
-
-        builder.position_at_end(done)
+        i64 = cgutils.intp_t
         for i in range(MR):
             row = builder.add(c0, builder.mul(ldc_, i64(i)))
             for v in range(V):
-                simd.store(builder, new[i][v], simd.element_pointer(builder, c_data, builder.add(row, i64(v * W))))
+                simd.store(builder, tile[i][v], simd.element_pointer(builder, c_data, builder.add(row, i64(v * W))))
+        return context.get_dummy_value()
+
+    return nbtypes.void(rows, kind, a, a_start, lda, b, b_start, groups, c, c_start, ldc), codegen
+
+
+@intrinsic
+def dequantize_kernel(typingctx, rows, kind, a, a_start, lda, b, b_start, groups, c, c_start, ldc, epilogue,
+                      zero, x_scale, t0, weight_sum, weight_scale, bias, j0):
+    """micro_kernel's tile, dequantized in registers and stored as float32 (nn.quantize.dequantize, then the
+    epilogue), for rows t0 + i and columns j0 + j:
+
+        y = s_x[t] · s_w[j] · (acc[i, j] - z[t] · colsum[j])      the same float operations in the same order
+        c[c_start + i·ldc + j] = y (NONE), y + b[j] (BIAS), GELU(y + b[j]) (BIAS_GELU, as gemm's epilogue)
+
+    zero int32 [T], x_scale float32 [T], weight_sum int32 [N], weight_scale and bias float32 [N], c float32;
+    every column j0 + j < j0 + NR must be < N."""
+    if not all(isinstance(literal, nbtypes.IntegerLiteral) for literal in (rows, kind)):
+        return None
+    MR, (W, _, _, V) = rows.literal_value, KERNELS[list(KERNELS)[kind.literal_value]]
+    signature = nbtypes.void(rows, kind, a, a_start, lda, b, b_start, groups, c, c_start, ldc, epilogue, zero,
+                             x_scale, t0, weight_sum, weight_scale, bias, j0)
+
+    def codegen(context, builder, sig, args):
+        c_array, c0, ldc_, mode, zero_array, scale_array, t0_, sum_array, w_scale_array, bias_array, j0_ = args[8:]
+        i64 = cgutils.intp_t
+        tile = _tile_sums(context, builder, sig, args[:11], kind.literal_value, MR)
+        c_data, zeros, x_scales, sums, w_scales, biases = (
+            context.make_array(sig.args[n])(context, builder, array).data
+            for n, array in ((8, c_array), (12, zero_array), (13, scale_array), (15, sum_array),
+                             (16, w_scale_array), (17, bias_array)))
+        floats = simd.vector(W)
+        def row_value(array, i):  # array[t0 + i] in every lane
+            return simd.broadcast(builder, builder.load(simd.element_pointer(builder, array, builder.add(t0_, i64(i)))),
+                                  W)
+        row_zero = [row_value(zeros, i) for i in range(MR)]
+        row_scale = [row_value(x_scales, i) for i in range(MR)]
+        kinds = [builder.append_basic_block(f"dequantize_kernel.epilogue{k}") for k in range(3)]
+        end = builder.append_basic_block("dequantize_kernel.end")
+        switch = builder.switch(mode, kinds[gemm.NONE])
+        for k in (gemm.BIAS, gemm.BIAS_GELU):
+            switch.add_case(mode.type(k), kinds[k])
+        for k, block in enumerate(kinds):
+            builder.position_at_end(block)
+            for v in range(V):
+                column = builder.add(j0_, i64(v * W))
+                weight_sum_v = simd.load(builder, simd.element_pointer(builder, sums, column), W)
+                weight_scale_v = simd.load(builder, simd.element_pointer(builder, w_scales, column), W)
+                bias_v = simd.load(builder, simd.element_pointer(builder, biases, column), W)
+                for i in range(MR):
+                    centred = builder.sub(tile[i][v], builder.mul(row_zero[i], weight_sum_v))  # int32, exact
+                    y = builder.fmul(builder.fmul(builder.sitofp(centred, floats), row_scale[i]), weight_scale_v)
+                    if k != gemm.NONE:
+                        y = builder.fadd(y, bias_v)
+                    if k == gemm.BIAS_GELU:
+                        y = gemm.gelu_vector(builder, y, gemm.FUSED)
+                    row = builder.add(c0, builder.mul(ldc_, i64(i)))
+                    simd.store(builder, y, simd.element_pointer(builder, c_data, builder.add(row, i64(v * W))))
+            builder.branch(end)
+        builder.position_at_end(end)
         return context.get_dummy_value()
 
     return signature, codegen
+
+
+def _tile_sums(context, builder, sig, args, kind: int, MR: int) -> list[list]:
+    """The IR of micro_kernel's loop: returns the MR × V int32 vectors of the tile's sums (args: micro_kernel's
+    first 11)."""
+    W, G, _, V = KERNELS[list(KERNELS)[kind]]
+    NR = V * W
+    _, _, a_array, a0, lda_, b_array, b0, groups_ = args[:8]
+    i64 = cgutils.intp_t
+    a_data = context.make_array(sig.args[2])(context, builder, a_array).data  # i8*
+    b_data = context.make_array(sig.args[5])(context, builder, b_array).data  # i8*
+    a_rows = [simd.element_pointer(builder, a_data, builder.add(a0, builder.mul(lda_, i64(i)))) for i in range(MR)]
+    b_start_ = simd.element_pointer(builder, b_data, b0)
+    lanes = simd.vector(W, simd.I32)
+    zero = simd.ir.Constant(lanes, [0] * W)
+    entry = builder.block
+    loop = builder.append_basic_block("int8_micro_kernel.loop")
+    done = builder.append_basic_block("int8_micro_kernel.done")
+    builder.branch(loop)
+
+    builder.position_at_end(loop)  # one group of G k per iteration; the tile lives in phi nodes
+    g = builder.phi(i64)
+    acc = [[builder.phi(lanes) for _ in range(V)] for _ in range(MR)]
+    b_group = simd.element_pointer(builder, b_start_, builder.mul(g, i64(NR * G)))
+    b_vectors = [simd.load(builder, simd.element_pointer(builder, b_group, i64(v * W * G)), W * G)
+                 for v in range(V)]
+    if G == 4:  # W lanes of 4 signed bytes
+        b_vectors = [builder.bitcast(x, lanes) for x in b_vectors]
+    else:  # W lanes of 2 signed bytes, sign-extended to 2 int16
+        b_vectors = [builder.sext(x, simd.vector(2 * W, I16)) for x in b_vectors]
+    new = []
+    for i in range(MR):
+        at = simd.element_pointer(builder, a_rows[i], builder.mul(g, i64(G)))
+        if G == 4:  # the row's 4 unsigned bytes as one int32, in every lane
+            a_ig = builder.load(builder.bitcast(at, simd.I32.as_pointer()), align=1)
+            a_lanes = simd.broadcast(builder, a_ig, W)
+            intrinsic_name = f"llvm.x86.avx512.vpdpbusd.{32 * W}"
+            new.append([simd.call(builder, intrinsic_name, lanes, [acc[i][v], a_lanes, b_vectors[v]])
+                        for v in range(V)])
+        else:  # the row's 2 unsigned bytes zero-extended to 2 int16 (one int32), in every lane
+            pair = builder.zext(simd.load(builder, at, 2), simd.vector(2, I16))
+            a_lanes = builder.bitcast(simd.broadcast(builder, builder.bitcast(pair, simd.I32), W),
+                                      simd.vector(2 * W, I16))
+            new.append([builder.add(acc[i][v], simd.call(builder, "llvm.x86.avx2.pmadd.wd", lanes,
+                                                         [a_lanes, b_vectors[v]])) for v in range(V)])
+    g_next = builder.add(g, i64(1))
+    g.add_incoming(i64(0), entry)
+    g.add_incoming(g_next, loop)
+    for i in range(MR):
+        for v in range(V):
+            acc[i][v].add_incoming(zero, entry)
+            acc[i][v].add_incoming(new[i][v], loop)
+    builder.cbranch(builder.icmp_signed("<", g_next, groups_), loop, done)
+    builder.position_at_end(done)
+    return new
 
 
 def _packed_matmul(q_x, panels, acc):
@@ -217,6 +288,75 @@ def _packed_matmul(q_x, panels, acc):
             i += 2
         if m1 - i >= 1:
             micro_kernel(1, KIND, q_x, i * lda, lda, panels, b0, groups, acc, i * ldc + p * NR, ldc)
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def gemm_items(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters, phase,
+               sums, row, kind, mr):
+    """Claim (fast/tasks.py) and compute items of out [T, N] = epilogue(dequantize(q Q_wᵀ) + bias): q [T, K']
+    uint8 codes (K' = the panels' padded K, rows contiguous) with x_scale [T], zero [T]; the weight as
+    panels, weight_sum, weight_scale (Int8Matrix's). Items as gemm.gemm_items': blocks of MC rows, cut into
+    groups of panels when rows are few. sums int32 [MR, NR] and row float32 [NR]: the thread's buffers for
+    a last panel narrower than NR. kind, mr: compile-time constants. Returns the item count."""
+    T, N = out.shape
+    P = panels.shape[0]
+    blocks = (T + MC - 1) // MC
+    per_thread = gemm.ITEMS_PER_THREAD * threads
+    groups = 1 if blocks >= per_thread else min(P, -(-per_thread // blocks))
+    per = -(-P // groups)
+    groups = -(-P // per)
+    items = blocks * groups
+    item = claim(counters, phase)
+    while item < items:
+        b, g = item // groups, item % groups
+        m0, m1 = b * MC, min(T, (b + 1) * MC)
+        for p in range(g * per, min(P, (g + 1) * per)):
+            i = m0
+            while i + mr <= m1:
+                _tile(mr, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums,
+                      row)
+                i += mr
+            if m1 - i >= 4:
+                _tile(4, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums,
+                      row)
+                i += 4
+            if m1 - i >= 2:
+                _tile(2, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums,
+                      row)
+                i += 2
+            if m1 - i >= 1:
+                _tile(1, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums,
+                      row)
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return items
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _tile(rows, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums, row):
+    """Rows i : i + rows of panel p (gemm_items' arguments): dequantized in the kernel's registers, or, for a
+    last panel narrower than NR, summed into sums and finished by _narrow_epilogue."""
+    NR = sums.shape[1]
+    j0 = p * NR
+    lda, ldo, step = q.strides[0], out.strides[0] // 4, panels.shape[1] * panels.shape[2]
+    if j0 + NR <= out.shape[1]:
+        dequantize_kernel(rows, kind, q, i * lda, lda, panels, p * step, panels.shape[1], out, i * ldo + j0, ldo,
+                          epilogue, zero, x_scale, i, weight_sum, weight_scale, bias, j0)
+    else:
+        micro_kernel(rows, kind, q, i * lda, lda, panels, p * step, panels.shape[1], sums, 0, NR)
+        _narrow_epilogue(sums, rows, i, j0, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, row)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _narrow_epilogue(sums, rows, t0, j0, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, row):
+    """dequantize_kernel's epilogue in plain loops, for columns j0 : N of rows t0 : t0 + rows from their sums
+    [rows, NR] (the float operations of nn.quantize.dequantize; not inlined, so never under fastmath)."""
+    n = out.shape[1] - j0
+    for r in range(rows):
+        t = t0 + r
+        for j in range(n):
+            row[j] = np.float32(sums[r, j] - zero[t] * weight_sum[j0 + j]) * x_scale[t] * weight_scale[j0 + j]
+        gemm.epilogue_row(row[:n], out[t, j0:], bias[j0:], out[t, j0:], epilogue)
 
 
 _BUILDS: dict = {}

@@ -1,0 +1,175 @@
+"""An int8 model's encoder layers as one compiled function and one parallel region, as fast/layers.py's.
+
+Per layer, over packed tokens x [T, H] (fast/encoder.py), each phase a list of items the threads claim
+(fast/tasks.py), each waiting for the one before; Q(·) is a token's quantization (int8.quantize_row), each
+GEMM the int8 kernel of fast/int8.py with the dequantization (and bias, GELU) in its registers:
+
+    qkv = deq(Q(x) [Q_q | Q_k | Q_v]ᵀ) + [b_q | b_k | b_v]            one GEMM, x quantized once  (row block × panels)
+    context = softmax(q kᵀ / √d) v                                    layers' attention phase     (sequence × head)
+    x = LayerNorm(deq(Q(context) Q_oᵀ) + b_o + x), then Q(x)           quantize; GEMM; rows        (rows)
+    x = LayerNorm(deq(Q(GELU(deq(Q(x) Q_1ᵀ) + b_1)) Q_2ᵀ) + b_2 + x)   GEMM; quantize; GEMM; rows
+
+The codes of the GEMM's input live in one buffer q [T, K'] (K' = K padded to the kernel's groups of k; the
+codes past K meet zero weights), with each token's scale and zero point. A LayerNorm row is quantized by
+the thread that has just computed it.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numba
+import numpy as np
+from numba import prange
+
+from ..nn.quantize import ACTIVATION_LEVELS
+from . import gemm, int8, kernels, layers
+from .gemm import BIAS, BIAS_GELU, KC, NONE
+from .tasks import claim, finish, wait
+
+PHASES_PER_LAYER = 9  # QKV, attention, quantize, output, LayerNorm, FFN in, quantize, FFN out, LayerNorm
+LEVELS = np.float32(ACTIVATION_LEVELS)
+KIND, MR, NR = 0, 8, 32  # each compiled copy of _worker gets its kernel's own (see encode)
+WORKER = GEMM = None  # _encode's per-thread function and _worker's GEMM: each copy (encode) gets its own
+
+
+def buffers(threads: int, nr: int) -> dict[str, tuple]:
+    """name -> (shape, dtype) of the per-thread buffers for a last panel narrower than nr columns."""
+    return {"sums": ((threads, 8, nr), np.int32), "row": ((threads, nr), np.float32)}
+
+
+def _encode(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context, projected,
+            intermediate, states, q, x_scale, zero, packed, scratch, tail, keys, scores, values, heads, sums, row,
+            counters):
+    """Every layer over x [R, H] float32 (tokens in its first T = Σ lengths rows, updated in place), sequence s
+    at rows starts[s] : + lengths[s]. panels, weight_sums, weight_scales: per layer the Int8Matrix parts of
+    (QKV, output, FFN in, FFN out); vectors: per layer (b_qkv, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H],
+    context and projected [R, H], intermediate [R, I]: work arrays; q uint8 [≥ T · K'], x_scale float32
+    [R], zero int32 [R]: the codes. states [layers, R, H] receives x after each layer (or has 0 layers).
+    packed ... heads: layers.buffers(), sums, row: buffers(), one row per thread; counters: int64 zeros
+    [2 · (1 + PHASES_PER_LAYER · layers)]. WORKER: the copy's global (see encode)."""
+    for thread in prange(packed.shape[0]):
+        WORKER(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context,
+               projected, intermediate, states, q, x_scale, zero, packed.shape[0], packed[thread], scratch[thread],
+               tail[thread], keys[thread], scores[thread], values[thread], heads[thread], sums[thread], row[thread],
+               counters)
+
+
+def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context, projected,
+            intermediate, states, q, x_scale, zero, threads, packed_raw, scratch, tail, keys, scores, values, heads,
+            sums, row, counters):
+    """One thread's share of _encode: every phase's items that this thread claims. KIND, MR: the copy's."""
+    T = lengths.sum()
+    H = x.shape[1]
+    packed = gemm.aligned(packed_raw, KC, layers.NR)  # [KC, NR]
+    scale = np.float32((H // num_heads) ** -0.5)
+    n = _quantize_items(x[:T], _codes(q, T, panels[0], NR), x_scale, zero, counters, 0)
+    wait(counters, 0, n)
+    for layer in range(len(panels) // 4):
+        phase, m, v = 1 + PHASES_PER_LAYER * layer, 4 * layer, 8 * layer  # m: QKV, output, FFN in, FFN out
+        b_qkv, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2 = (vectors[v], vectors[v + 1], vectors[v + 2], vectors[v + 3],
+                                                         vectors[v + 4], vectors[v + 5], vectors[v + 6], vectors[v + 7])
+        n = GEMM(_codes(q, T, panels[m], NR), panels[m], weight_sums[m], weight_scales[m], x_scale, zero,
+                 b_qkv, qkv[:T], BIAS, threads, counters, phase, sums, row)
+        wait(counters, phase, n)
+        n = layers._attention_items(qkv, starts, lengths, num_heads, scale, context, counters, phase + 1, packed,
+                                    scratch, tail, keys, scores, values, heads)
+        wait(counters, phase + 1, n)
+        n = _quantize_items(context[:T], _codes(q, T, panels[m + 1], NR), x_scale, zero, counters, phase + 2)
+        wait(counters, phase + 2, n)
+        n = GEMM(_codes(q, T, panels[m + 1], NR), panels[m + 1], weight_sums[m + 1], weight_scales[m + 1],
+                 x_scale, zero, b_o, projected[:T], NONE, threads, counters, phase + 3, sums, row)
+        wait(counters, phase + 3, n)
+        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, _codes(q, T, panels[m + 2], NR), x_scale,
+                              zero, counters, phase + 4, states, -1)
+        wait(counters, phase + 4, n)
+        n = GEMM(_codes(q, T, panels[m + 2], NR), panels[m + 2], weight_sums[m + 2], weight_scales[m + 2],
+                 x_scale, zero, b_1, intermediate[:T], BIAS_GELU, threads, counters, phase + 5, sums,
+                 row)
+        wait(counters, phase + 5, n)
+        n = _quantize_items(intermediate[:T], _codes(q, T, panels[m + 3], NR), x_scale, zero, counters, phase + 6)
+        wait(counters, phase + 6, n)
+        n = GEMM(_codes(q, T, panels[m + 3], NR), panels[m + 3], weight_sums[m + 3], weight_scales[m + 3],
+                 x_scale, zero, b_2, projected[:T], NONE, threads, counters, phase + 7, sums, row)
+        wait(counters, phase + 7, n)
+        next_rows = 0 if m + 4 == len(panels) else T  # the last layer's output is not quantized
+        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, _codes(q, next_rows, panels[0], NR), x_scale,
+                              zero, counters, phase + 8, states, layer)
+        wait(counters, phase + 8, n)
+
+
+def _gemm(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters, phase, sums,
+          row):
+    """int8.gemm_items with the copy's kernel (KIND, MR), compiled once for all of _worker's GEMMs."""
+    return int8.gemm_items(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters,
+                           phase, sums, row, KIND, MR)
+
+
+@numba.njit(cache=True, inline="always")
+def _codes(q, T, panels, nr):
+    """q viewed as [T, K'], K' = the panels' padded K (groups of k × bytes per lane, for tiles of nr columns):
+    the codes a GEMM on those panels reads."""
+    k = panels.shape[1] * (panels.shape[2] // nr)
+    return q[:T * k].reshape((T, k))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _quantize_items(x, q, x_scale, zero, counters, phase):
+    """Claim and compute items of q, x_scale, zero = Q(x) (int8.quantize_row), layers.LN_ROWS rows each."""
+    T = q.shape[0]
+    items = -(-T // layers.LN_ROWS)
+    item = claim(counters, phase)
+    while item < items:
+        for t in range(item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)):
+            x_scale[t], zero[t] = int8.quantize_row(x[t], LEVELS, q[t])
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return items
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _layer_norm_items(y, bias, x, gamma, beta, eps, T, q, x_scale, zero, counters, phase, states, layer):
+    """layers._layer_norm_items (x = LayerNorm(y + bias + x), rows copied into states[layer] when layer ≥ 0),
+    each row then quantized into q [T', K'], x_scale, zero when q has rows (T' = T)."""
+    items = -(-T // layers.LN_ROWS)
+    item = claim(counters, phase)
+    while item < items:
+        for t in range(item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)):
+            kernels.bias_residual_layer_norm_row(y[t], bias, x[t], gamma, beta, eps)
+            if layer >= 0 and states.shape[0] > 0:
+                states[layer, t] = x[t]
+            if q.shape[0] > 0:
+                x_scale[t], zero[t] = int8.quantize_row(x[t], LEVELS, q[t])
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return items
+
+
+_BUILDS: dict = {}
+
+
+def encode(kernel: str):
+    """_encode for the int8 kernel `kernel` (one of int8.KERNELS, not "portable")."""
+    return _build(kernel)[1]
+
+
+def gemm_kernel(kernel: str):
+    """_gemm for the int8 kernel `kernel`: a function (q, panels, weight_sum, weight_scale, x_scale, zero, bias,
+    out, epilogue, threads, counters, phase, sums, row) as int8.gemm_items."""
+    return _build(kernel)[0]
+
+
+def _build(kernel: str):
+    """Copies of _gemm, _worker and _encode under names of their own (so that Numba's disk cache keeps each
+    build apart), with the kernel's KIND, MR and NR as compile-time constants, as int8.packed_matmul's."""
+    if kernel not in _BUILDS:
+        W, _, mr, V = int8.KERNELS[kernel]
+        scope = dict(_encode.__globals__, KIND=list(int8.KERNELS).index(kernel), MR=mr, NR=V * W)
+        for name, function in (("GEMM", _gemm), ("WORKER", _worker)):
+            copy = types.FunctionType(function.__code__, scope, f"{function.__name__}_{kernel}")
+            copy.__qualname__ = copy.__name__
+            scope[name] = numba.njit(cache=True, error_model="numpy")(copy)
+        copy = types.FunctionType(_encode.__code__, scope, f"_encode_{kernel}")
+        copy.__qualname__ = copy.__name__
+        _BUILDS[kernel] = scope["GEMM"], numba.njit(cache=True, parallel=True, error_model="numpy")(copy)
+    return _BUILDS[kernel]
