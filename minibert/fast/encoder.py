@@ -40,6 +40,7 @@ from .int8 import Int8Matrix
 from .kernels import SHORT
 
 ROW_MULTIPLE = 8  # GEMM row counts are rounded up to this; see gemm_rows
+CACHE_LINE = 64  # bytes: work arrays start on one (see FastEncoder._buffer)
 SCORES_LIMIT = 1 << 22  # elements of one float64 [n, A, L, L] score block: caps the buffer a model keeps (32 MB)
 
 
@@ -256,12 +257,17 @@ class FastEncoder:
             np.matmul(scores, v, out=out)  # [n, A, L, L] @ [n, A, L, d] -> [n, A, L, d], into context
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype | None = None) -> np.ndarray:
-        """A reused work array of at least `shape`'s size, viewed as `shape`. New ones are zero, so the rows
-        past the tokens hold finite numbers from the start (they only ever receive GEMM rows of those)."""
+        """A reused work array of at least `shape`'s size, viewed as `shape`, starting on a cache line (a row
+        of a whole number of lines then starts on one too, and no vector store of a kernel's tile straddles
+        two lines). New ones are zero, so the rows past the tokens hold finite numbers from the start (they
+        only ever receive GEMM rows of those)."""
         size = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < size:
-            buffer = self._buffers[name] = np.zeros(size, dtype=dtype or self.dtype)
+            kind = np.dtype(dtype or self.dtype)
+            raw = np.zeros(size * kind.itemsize + CACHE_LINE, dtype=np.uint8)
+            start = -raw.ctypes.data % CACHE_LINE
+            buffer = self._buffers[name] = raw[start:start + size * kind.itemsize].view(kind)
         return buffer[:size].reshape(shape)
 
 
