@@ -27,6 +27,7 @@ from .kernels import F32_HALF, F32_ONE
 # Cephes' expf: exp(r) ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2, with ln 2 split in two for an exact k·ln 2.
 EXP_P = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
                                       1.6666665459e-1, 5.0000001201e-1))
+FUSED = simd.host().fma  # the polynomial in fused multiply-adds where the CPU has them
 F32_LOG2E, F32_LN2_HI, F32_LN2_LO = np.float32(1.44269504088896341), np.float32(0.693359375), np.float32(-2.12194440e-4)
 F32_EXP_MIN = np.float32(-86.0)  # exp(-86) = 4.4e-38 is still a normal float32; below, 2^k would not be
 
@@ -80,8 +81,8 @@ def softmax_padded(typingctx, width, row, start, length, padded, scale):
             r = builder.fsub(r, builder.fmul(k, constant(F32_LN2_LO)))  # x - k ln 2, ln 2 in two parts
             p = constant(EXP_P[0])
             for c in EXP_P[1:]:
-                p = builder.fadd(builder.fmul(p, r), constant(c))
-            e = builder.fadd(builder.fadd(builder.fmul(builder.fmul(p, r), r), r), constant(F32_ONE))
+                p = simd.multiply_add(builder, p, r, constant(c), FUSED)
+            e = builder.fadd(simd.multiply_add(builder, builder.fmul(p, r), r, r, FUSED), constant(F32_ONE))
             exponent = builder.shl(builder.fptosi(k, ints), simd.ir.Constant(ints, [23] * W))  # · 2^k
             e = builder.bitcast(builder.add(builder.bitcast(e, ints), exponent), floats)
             e = builder.select(real, e, constant(0.0))
