@@ -99,33 +99,24 @@ def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_s
         a_rows = [simd.element_pointer(builder, a_data, builder.add(a0, builder.mul(lda_, i64(i)))) for i in range(MR)]
         b_start_ = simd.element_pointer(builder, b_data, b0)
         zero = simd.ir.Constant(simd.vector(W), [0.0] * W)
-        entry = builder.block
-        loop = builder.append_basic_block("micro_kernel.loop")
-        done = builder.append_basic_block("micro_kernel.done")
-        builder.branch(loop)
 
-        builder.position_at_end(loop)  # one k per iteration; the tile lives in phi nodes (registers)
-        kk = builder.phi(i64)
-        acc = [[builder.phi(zero.type) for _ in range(V)] for _ in range(MR)]
-        b_row = simd.element_pointer(builder, b_start_, builder.mul(kk, ldb_))
-        ahead = simd.element_pointer(builder, b_row, builder.mul(ldb_, i64(PREFETCH_ROWS)))
-        for v in range(0, V * W, 16):  # each 64-byte line of the row PREFETCH_ROWS ahead
-            simd.prefetch(builder, simd.element_pointer(builder, ahead, i64(v)))
-        b_vectors = [simd.load(builder, simd.element_pointer(builder, b_row, i64(v * W)), W) for v in range(V)]
-        new = []
-        for i in range(MR):
-            a_ik = simd.broadcast(builder, builder.load(simd.element_pointer(builder, a_rows[i], kk)), W)
-            new.append([simd.multiply_add(builder, a_ik, b_vectors[v], acc[i][v], FUSED) for v in range(V)])
-        k_next = builder.add(kk, i64(1))
-        kk.add_incoming(i64(0), entry)
-        kk.add_incoming(k_next, loop)
-        for i in range(MR):
-            for v in range(V):
-                acc[i][v].add_incoming(zero, entry)
-                acc[i][v].add_incoming(new[i][v], loop)
-        builder.cbranch(builder.icmp_signed("<", k_next, k_), loop, done)
+        def body(kk, flat):  # one k per iteration; the tile lives in phi nodes (registers)
+            acc = [flat[i * V:(i + 1) * V] for i in range(MR)]
+            b_row = simd.element_pointer(builder, b_start_, builder.mul(kk, ldb_))
+            ahead = simd.element_pointer(builder, b_row, builder.mul(ldb_, i64(PREFETCH_ROWS)))
+            for v in range(0, V * W, 16):  # each 64-byte line of the row PREFETCH_ROWS ahead
+                simd.prefetch(builder, simd.element_pointer(builder, ahead, i64(v)))
+            b_vectors = [simd.load(builder, simd.element_pointer(builder, b_row, i64(v * W)), W) for v in range(V)]
+            new = []
+            for i in range(MR):
+                a_ik = simd.broadcast(builder, builder.load(simd.element_pointer(builder, a_rows[i], kk)), W)
+                new += [simd.multiply_add(builder, a_ik, b_vectors[v], acc[i][v], FUSED) for v in range(V)]
+            return new
 
-        builder.position_at_end(done)  # the epilogue, on the registers: one branch per tile, by kind
+        flat = simd.counted_loop(builder, k_, body, [zero] * (MR * V))
+        new = [flat[i * V:(i + 1) * V] for i in range(MR)]
+
+        # the epilogue, on the registers: one branch per tile, by kind
         keep = builder.icmp_unsigned("!=", acc_flag, acc_flag.type(0))
         c_rows = [simd.element_pointer(builder, c_data, builder.add(c0, builder.mul(ldc_, i64(i)))) for i in range(MR)]
         r_rows = [simd.element_pointer(builder, residual_data, builder.add(r0, builder.mul(ldr_, i64(i))))
@@ -204,25 +195,19 @@ def copy_panel(typingctx, width, b, b_start, ldb, rows, packed):
         i64 = cgutils.intp_t
         source = simd.element_pointer(builder, context.make_array(sig.args[1])(context, builder, b_array).data, b0)
         target = context.make_array(sig.args[5])(context, builder, packed_array).data
-        entry = builder.block
-        loop = builder.append_basic_block("copy_panel.loop")
-        done = builder.append_basic_block("copy_panel.done")
-        builder.branch(loop)
-        builder.position_at_end(loop)
-        kk = builder.phi(i64)
-        row = simd.element_pointer(builder, source, builder.mul(kk, ldb_))
-        ahead = simd.element_pointer(builder, row, builder.mul(ldb_, i64(PREFETCH_ROWS)))
-        for v in range(0, 2 * W, 16):
-            simd.prefetch(builder, simd.element_pointer(builder, ahead, i64(v)))
-        out = simd.element_pointer(builder, target, builder.mul(kk, i64(2 * W)))
-        for v in range(2):
-            simd.store(builder, simd.load(builder, simd.element_pointer(builder, row, i64(v * W)), W),
-                       simd.element_pointer(builder, out, i64(v * W)))
-        k_next = builder.add(kk, i64(1))
-        kk.add_incoming(i64(0), entry)
-        kk.add_incoming(k_next, loop)
-        builder.cbranch(builder.icmp_signed("<", k_next, rows_), loop, done)
-        builder.position_at_end(done)
+
+        def body(kk, _):
+            row = simd.element_pointer(builder, source, builder.mul(kk, ldb_))
+            ahead = simd.element_pointer(builder, row, builder.mul(ldb_, i64(PREFETCH_ROWS)))
+            for v in range(0, 2 * W, 16):
+                simd.prefetch(builder, simd.element_pointer(builder, ahead, i64(v)))
+            out = simd.element_pointer(builder, target, builder.mul(kk, i64(2 * W)))
+            for v in range(2):
+                simd.store(builder, simd.load(builder, simd.element_pointer(builder, row, i64(v * W)), W),
+                           simd.element_pointer(builder, out, i64(v * W)))
+            return []
+
+        simd.counted_loop(builder, rows_, body, [])
         return context.get_dummy_value()
 
     return nbtypes.void(width, b, b_start, ldb, rows, packed), codegen
@@ -309,9 +294,7 @@ def gemm_items(x, w, out, bias, residual, epilogue, threads, counters, phase, pa
     NR = 2 * width
     P = (N + NR - 1) // NR
     blocks = (M + MC - 1) // MC
-    groups = 1 if blocks >= ITEMS_PER_THREAD * threads else min(P, -(-ITEMS_PER_THREAD * threads // blocks))
-    per = -(-P // groups)
-    groups = -(-P // per)
+    groups, per = panel_groups(blocks, P, threads)
     items = blocks * groups
     item = claim(counters, phase)
     while item < items:
@@ -321,6 +304,16 @@ def gemm_items(x, w, out, bias, residual, epilogue, threads, counters, phase, pa
         finish(counters, phase)
         item = claim(counters, phase)
     return items
+
+
+@numba.njit(cache=True, inline="always")
+def panel_groups(blocks, panels, threads):
+    """(groups, panels per group): a GEMM's items are its blocks of rows, each cut into groups of its panels
+    when there are fewer blocks than ITEMS_PER_THREAD per thread, so that every thread gets work."""
+    wanted = ITEMS_PER_THREAD * threads
+    groups = 1 if blocks >= wanted else min(panels, -(-wanted // blocks))
+    per = -(-panels // groups)
+    return -(-panels // per), per
 
 
 @numba.njit(cache=True, error_model="numpy")

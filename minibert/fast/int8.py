@@ -86,36 +86,6 @@ def _vector_type(lanes, element):
     return n, simd.vector(n, simd.ir.DoubleType())
 
 
-def _counted_loop(builder, count, body, carried):
-    """IR of `for i in range(count)` (count ≥ 0) with loop-carried values: body(i, values) returns the next
-    values; returns the values after the loop (the initial ones when count is 0)."""
-    i64 = cgutils.intp_t
-    entry = builder.block
-    loop = builder.append_basic_block("loop")
-    done = builder.append_basic_block("loop.done")
-    builder.cbranch(builder.icmp_signed(">", count, i64(0)), loop, done)
-    builder.position_at_end(loop)
-    i = builder.phi(i64)
-    values = [builder.phi(v.type) for v in carried]
-    new = body(i, values)
-    i_next = builder.add(i, i64(1))
-    end = builder.block
-    i.add_incoming(i64(0), entry)
-    i.add_incoming(i_next, end)
-    for phi, start, value in zip(values, carried, new):
-        phi.add_incoming(start, entry)
-        phi.add_incoming(value, end)
-    builder.cbranch(builder.icmp_signed("<", i_next, count), loop, done)
-    builder.position_at_end(done)
-    results = []
-    for start, value in zip(carried, new):
-        result = builder.phi(start.type)
-        result.add_incoming(start, entry)
-        result.add_incoming(value, end)
-        results.append(result)
-    return results
-
-
 @intrinsic
 def _vector_range(typingctx, lanes, row, count):
     """(min(row[:count], 0), max(row[:count], 0)), exact; count a multiple of the vector's elements: running
@@ -135,7 +105,7 @@ def _vector_range(typingctx, lanes, row, count):
             return [builder.select(builder.fcmp_ordered("<", x, lo), x, lo),
                     builder.select(builder.fcmp_ordered(">", x, hi), x, hi)]
 
-        lo, hi = _counted_loop(builder, builder.sdiv(count_, cgutils.intp_t(n)), body, [zero, zero])
+        lo, hi = simd.counted_loop(builder, builder.sdiv(count_, cgutils.intp_t(n)), body, [zero, zero])
         lo_s, hi_s = builder.extract_element(lo, simd.I32(0)), builder.extract_element(hi, simd.I32(0))
         for j in range(1, n):
             a, b = builder.extract_element(lo, simd.I32(j)), builder.extract_element(hi, simd.I32(j))
@@ -173,7 +143,7 @@ def _vector_codes(typingctx, lanes, row, count, scale, zero, q):
             simd.store(builder, code, simd.element_pointer(builder, codes, at))
             return []
 
-        _counted_loop(builder, builder.sdiv(count_, cgutils.intp_t(n)), body, [])
+        simd.counted_loop(builder, builder.sdiv(count_, cgutils.intp_t(n)), body, [])
         return context.get_dummy_value()
 
     return nbtypes.void(lanes, row, count, scale, zero, q), codegen
@@ -315,47 +285,35 @@ def _tile_sums(context, builder, sig, args, kind: int, MR: int) -> list[list]:
     a_rows = [simd.element_pointer(builder, a_data, builder.add(a0, builder.mul(lda_, i64(i)))) for i in range(MR)]
     b_start_ = simd.element_pointer(builder, b_data, b0)
     lanes = simd.vector(W, simd.I32)
-    zero = simd.ir.Constant(lanes, [0] * W)
-    entry = builder.block
-    loop = builder.append_basic_block("int8_micro_kernel.loop")
-    done = builder.append_basic_block("int8_micro_kernel.done")
-    builder.branch(loop)
 
-    builder.position_at_end(loop)  # one group of G k per iteration; the tile lives in phi nodes
-    g = builder.phi(i64)
-    acc = [[builder.phi(lanes) for _ in range(V)] for _ in range(MR)]
-    b_group = simd.element_pointer(builder, b_start_, builder.mul(g, i64(NR * G)))
-    b_vectors = [simd.load(builder, simd.element_pointer(builder, b_group, i64(v * W * G)), W * G)
-                 for v in range(V)]
-    if G == 4:  # W lanes of 4 signed bytes
-        b_vectors = [builder.bitcast(x, lanes) for x in b_vectors]
-    else:  # W lanes of 2 signed bytes, sign-extended to 2 int16
-        b_vectors = [builder.sext(x, simd.vector(2 * W, I16)) for x in b_vectors]
-    new = []
-    for i in range(MR):
-        at = simd.element_pointer(builder, a_rows[i], builder.mul(g, i64(G)))
-        if G == 4:  # the row's 4 unsigned bytes as one int32, in every lane
-            a_ig = builder.load(builder.bitcast(at, simd.I32.as_pointer()), align=1)
-            a_lanes = simd.broadcast(builder, a_ig, W)
-            intrinsic_name = f"llvm.x86.avx512.vpdpbusd.{32 * W}"
-            new.append([simd.call(builder, intrinsic_name, lanes, [acc[i][v], a_lanes, b_vectors[v]])
-                        for v in range(V)])
-        else:  # the row's 2 unsigned bytes zero-extended to 2 int16 (one int32), in every lane
-            pair = builder.zext(simd.load(builder, at, 2), simd.vector(2, I16))
-            a_lanes = builder.bitcast(simd.broadcast(builder, builder.bitcast(pair, simd.I32), W),
-                                      simd.vector(2 * W, I16))
-            new.append([builder.add(acc[i][v], simd.call(builder, "llvm.x86.avx2.pmadd.wd", lanes,
-                                                         [a_lanes, b_vectors[v]])) for v in range(V)])
-    g_next = builder.add(g, i64(1))
-    g.add_incoming(i64(0), entry)
-    g.add_incoming(g_next, loop)
-    for i in range(MR):
-        for v in range(V):
-            acc[i][v].add_incoming(zero, entry)
-            acc[i][v].add_incoming(new[i][v], loop)
-    builder.cbranch(builder.icmp_signed("<", g_next, groups_), loop, done)
-    builder.position_at_end(done)
-    return new
+    def body(g, flat):  # one group of G k per iteration; the tile lives in phi nodes
+        acc = [flat[i * V:(i + 1) * V] for i in range(MR)]
+        b_group = simd.element_pointer(builder, b_start_, builder.mul(g, i64(NR * G)))
+        b_vectors = [simd.load(builder, simd.element_pointer(builder, b_group, i64(v * W * G)), W * G)
+                     for v in range(V)]
+        if G == 4:  # W lanes of 4 signed bytes
+            b_vectors = [builder.bitcast(x, lanes) for x in b_vectors]
+        else:  # W lanes of 2 signed bytes, sign-extended to 2 int16
+            b_vectors = [builder.sext(x, simd.vector(2 * W, I16)) for x in b_vectors]
+        new = []
+        for i in range(MR):
+            at = simd.element_pointer(builder, a_rows[i], builder.mul(g, i64(G)))
+            if G == 4:  # the row's 4 unsigned bytes as one int32, in every lane
+                a_ig = builder.load(builder.bitcast(at, simd.I32.as_pointer()), align=1)
+                a_lanes = simd.broadcast(builder, a_ig, W)
+                intrinsic_name = f"llvm.x86.avx512.vpdpbusd.{32 * W}"
+                new += [simd.call(builder, intrinsic_name, lanes, [acc[i][v], a_lanes, b_vectors[v]])
+                        for v in range(V)]
+            else:  # the row's 2 unsigned bytes zero-extended to 2 int16 (one int32), in every lane
+                pair = builder.zext(simd.load(builder, at, 2), simd.vector(2, I16))
+                a_lanes = builder.bitcast(simd.broadcast(builder, builder.bitcast(pair, simd.I32), W),
+                                          simd.vector(2 * W, I16))
+                new += [builder.add(acc[i][v], simd.call(builder, "llvm.x86.avx2.pmadd.wd", lanes,
+                                                         [a_lanes, b_vectors[v]])) for v in range(V)]
+        return new
+
+    flat = simd.counted_loop(builder, groups_, body, [simd.ir.Constant(lanes, [0] * W)] * (MR * V))
+    return [flat[i * V:(i + 1) * V] for i in range(MR)]
 
 
 def _packed_matmul(q_x, panels, acc):
@@ -395,10 +353,7 @@ def gemm_items(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, ep
     T, N = out.shape
     P = panels.shape[0]
     blocks = (T + MC - 1) // MC
-    per_thread = gemm.ITEMS_PER_THREAD * threads
-    groups = 1 if blocks >= per_thread else min(P, -(-per_thread // blocks))
-    per = -(-P // groups)
-    groups = -(-P // per)
+    groups, per = gemm.panel_groups(blocks, P, threads)
     items = blocks * groups
     item = claim(counters, phase)
     while item < items:

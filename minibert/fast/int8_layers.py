@@ -69,29 +69,24 @@ def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, star
         phase, m, v = 1 + PHASES_PER_LAYER * layer, 4 * layer, 8 * layer  # m: QKV, output, FFN in, FFN out
         b_qkv, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2 = (vectors[v], vectors[v + 1], vectors[v + 2], vectors[v + 3],
                                                          vectors[v + 4], vectors[v + 5], vectors[v + 6], vectors[v + 7])
-        n = GEMM(_codes(q, T, panels[m], NR), panels[m], weight_sums[m], weight_scales[m], x_scale, zero,
-                 b_qkv, qkv[:T], BIAS, threads, counters, phase, sums, row)
-        wait(counters, phase, n)
+        _linear(q, T, panels, weight_sums, weight_scales, m, x_scale, zero, b_qkv, qkv[:T], BIAS, threads, counters,
+                phase, sums, row)
         n = layers._attention_items(qkv, starts, lengths, num_heads, scale, context, counters, phase + 1, packed,
                                     scratch, tail, keys, scores, values, heads)
         wait(counters, phase + 1, n)
         n = _quantize_items(context[:T], _codes(q, T, panels[m + 1], NR), x_scale, zero, counters, phase + 2)
         wait(counters, phase + 2, n)
-        n = GEMM(_codes(q, T, panels[m + 1], NR), panels[m + 1], weight_sums[m + 1], weight_scales[m + 1],
-                 x_scale, zero, b_o, projected[:T], NONE, threads, counters, phase + 3, sums, row)
-        wait(counters, phase + 3, n)
+        _linear(q, T, panels, weight_sums, weight_scales, m + 1, x_scale, zero, b_o, projected[:T], NONE, threads,
+                counters, phase + 3, sums, row)
         n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, _codes(q, T, panels[m + 2], NR), x_scale,
                               zero, counters, phase + 4, states, -1)
         wait(counters, phase + 4, n)
-        n = GEMM(_codes(q, T, panels[m + 2], NR), panels[m + 2], weight_sums[m + 2], weight_scales[m + 2],
-                 x_scale, zero, b_1, intermediate[:T], BIAS_GELU, threads, counters, phase + 5, sums,
-                 row)
-        wait(counters, phase + 5, n)
+        _linear(q, T, panels, weight_sums, weight_scales, m + 2, x_scale, zero, b_1, intermediate[:T], BIAS_GELU,
+                threads, counters, phase + 5, sums, row)
         n = _quantize_items(intermediate[:T], _codes(q, T, panels[m + 3], NR), x_scale, zero, counters, phase + 6)
         wait(counters, phase + 6, n)
-        n = GEMM(_codes(q, T, panels[m + 3], NR), panels[m + 3], weight_sums[m + 3], weight_scales[m + 3],
-                 x_scale, zero, b_2, projected[:T], NONE, threads, counters, phase + 7, sums, row)
-        wait(counters, phase + 7, n)
+        _linear(q, T, panels, weight_sums, weight_scales, m + 3, x_scale, zero, b_2, projected[:T], NONE, threads,
+                counters, phase + 7, sums, row)
         next_rows = 0 if m + 4 == len(panels) else T  # the last layer's output is not quantized
         n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, _codes(q, next_rows, panels[0], NR), x_scale,
                               zero, counters, phase + 8, states, layer)
@@ -103,6 +98,15 @@ def _gemm(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogu
     """int8.gemm_items with the copy's kernel (KIND, MR), compiled once for all of _worker's GEMMs."""
     return int8.gemm_items(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters,
                            phase, sums, row, KIND, MR)
+
+
+def _linear(q, T, panels, weight_sums, weight_scales, m, x_scale, zero, bias, out, epilogue, threads, counters, phase,
+            sums, row):
+    """Phase `phase`: out = epilogue(dequantize(Q(x) Q_mᵀ) + bias) from the codes in q of matrix m's input;
+    returns once every item is finished. GEMM, NR: the copy's (see _build)."""
+    n = GEMM(_codes(q, T, panels[m], NR), panels[m], weight_sums[m], weight_scales[m], x_scale, zero, bias, out,
+             epilogue, threads, counters, phase, sums, row)
+    wait(counters, phase, n)
 
 
 @numba.njit(cache=True, inline="always")
@@ -160,15 +164,16 @@ def gemm_kernel(kernel: str):
 
 
 def _build(kernel: str):
-    """Copies of _gemm, _worker and _encode under names of their own (so that Numba's disk cache keeps each
+    """Copies of _gemm, _linear, _worker and _encode under names of their own (so that Numba's disk cache keeps each
     build apart), with the kernel's KIND, MR and NR as compile-time constants, as int8.packed_matmul's."""
     if kernel not in _BUILDS:
         W, _, mr, V = int8.KERNELS[kernel]
         scope = dict(_encode.__globals__, KIND=list(int8.KERNELS).index(kernel), MR=mr, NR=V * W)
-        for name, function in (("GEMM", _gemm), ("WORKER", _worker)):
+        for name, function, inline in (("GEMM", _gemm, "never"), ("_linear", _linear, "always"),
+                                       ("WORKER", _worker, "never")):
             copy = types.FunctionType(function.__code__, scope, f"{function.__name__}_{kernel}")
             copy.__qualname__ = copy.__name__
-            scope[name] = numba.njit(cache=True, error_model="numpy")(copy)
+            scope[name] = numba.njit(cache=True, inline=inline, error_model="numpy")(copy)
         copy = types.FunctionType(_encode.__code__, scope, f"_encode_{kernel}")
         copy.__qualname__ = copy.__name__
         _BUILDS[kernel] = scope["GEMM"], numba.njit(cache=True, parallel=True, error_model="numpy")(copy)

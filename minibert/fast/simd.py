@@ -84,6 +84,37 @@ def multiply_add(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value, f
     return builder.fadd(builder.fmul(a, b, flags=("contract",)), c, flags=("contract",))
 
 
+def counted_loop(builder: ir.IRBuilder, count: ir.Value, body, carried: list[ir.Value]) -> list[ir.Value]:
+    """IR of `for i in range(count)` (count ≥ 0, an integer) with loop-carried values, which live in phi nodes
+    (registers, for a micro-kernel's tile): body(i, values) emits one iteration and returns the next values;
+    returns the values after the loop (the initial ones when count is 0)."""
+    i64 = count.type
+    entry = builder.block
+    loop = builder.append_basic_block("loop")
+    done = builder.append_basic_block("loop.done")
+    builder.cbranch(builder.icmp_signed(">", count, i64(0)), loop, done)
+    builder.position_at_end(loop)
+    i = builder.phi(i64)
+    values = [builder.phi(v.type) for v in carried]
+    new = body(i, values)
+    i_next = builder.add(i, i64(1))
+    end = builder.block
+    i.add_incoming(i64(0), entry)
+    i.add_incoming(i_next, end)
+    for phi, start, value in zip(values, carried, new):
+        phi.add_incoming(start, entry)
+        phi.add_incoming(value, end)
+    builder.cbranch(builder.icmp_signed("<", i_next, count), loop, done)
+    builder.position_at_end(done)
+    results = []
+    for start, value in zip(carried, new):
+        result = builder.phi(start.type)
+        result.add_incoming(start, entry)
+        result.add_incoming(value, end)
+        results.append(result)
+    return results
+
+
 class Target(NamedTuple):
     """What the CPU Numba compiles for offers the kernels."""
 
