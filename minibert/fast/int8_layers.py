@@ -29,8 +29,8 @@ from .tasks import claim, finish, wait
 
 PHASES_PER_LAYER = 9  # QKV, attention, quantize, output, LayerNorm, FFN in, quantize, FFN out, LayerNorm
 LEVELS = np.float32(ACTIVATION_LEVELS)
-KIND, MR, NR = 0, 8, 32  # each compiled copy of _worker gets its kernel's own (see encode)
-WORKER = GEMM = None  # _encode's per-thread function and _worker's GEMM: each copy (encode) gets its own
+KIND, MR, NR = 0, 8, 32  # each compiled copy of _worker gets its kernel's own (see _build)
+WORKER = GEMM = None  # _encode's per-thread function and _worker's GEMM: each copy (_build) gets its own
 
 
 def buffers(threads: int, nr: int) -> dict[str, tuple]:
@@ -47,7 +47,7 @@ def _encode(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, star
     context and projected [R, H], intermediate [R, I]: work arrays; q uint8 [≥ T · K'], x_scale float32
     [R], zero int32 [R]: the codes. states [layers, R, H] receives x after each layer (or has 0 layers).
     packed ... heads: layers.buffers(), sums, row: buffers(), one row per thread; counters: int64 zeros
-    [2 · (1 + PHASES_PER_LAYER · layers)]. WORKER: the copy's global (see encode)."""
+    [2 · (1 + PHASES_PER_LAYER · layers)]. WORKER: the copy's global (see _build)."""
     for thread in prange(packed.shape[0]):
         WORKER(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context,
                projected, intermediate, states, q, x_scale, zero, packed.shape[0], packed[thread], scratch[thread],
