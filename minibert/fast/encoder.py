@@ -93,22 +93,21 @@ class FastEncoder:
                     "ffn_out": (matrix(layer["output"]["dense"]), layer["output"]["dense"]["bias"]),  # [I, H]
                     "ln2": layer["output"]["LayerNorm"],
                 })
-            self.compiled = None  # float32 weights for layers.encode: (matrices, vectors), see there
+            # The one-region forwards' weights (layers.encode, int8_layers.encode), per layer: the matrices (Q, K
+            # and V, or an int8 model's one QKV matrix; output; FFN in; FFN out) and the vectors (their biases and
+            # the LayerNorms' γ and β), in the order those functions read them.
             matrices = tuple(m for layer in self.layers for m, _ in (*layer["qkv"], layer["o"], layer["ffn_in"],
                                                                    layer["ffn_out"]))
-            if self.dtype == np.float32 and all(isinstance(m, np.ndarray) for m in matrices):  # not int8
-                vectors = tuple(v for layer in self.layers for v in (
-                    *(b for _, b in layer["qkv"]), layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
-                    layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
+            vectors = tuple(v for layer in self.layers for v in (
+                *(b for _, b in layer["qkv"]), layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
+                layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
+            int8_kernels = {m.kernel for m in matrices if isinstance(m, Int8Matrix)}
+            self.compiled = self.compiled_int8 = None
+            if self.dtype == np.float32 and not int8_kernels:
                 self.compiled = (matrices, vectors)
-            self.compiled_int8 = None  # an int8 model's weights for int8_layers.encode: see _int8_layers
-            kernels_used = {m.kernel for m in matrices if isinstance(m, Int8Matrix)}
-            if (self.dtype == np.float32 and len(kernels_used) == 1 and "portable" not in kernels_used
-                    and all(isinstance(m, Int8Matrix) for m in matrices)):
-                vectors = tuple(v for layer in self.layers for v in (
-                    layer["qkv"][0][1], layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
-                    layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
-                self.compiled_int8 = (kernels_used.pop(), tuple(m.panels for m in matrices),
+            elif self.dtype == np.float32 and len(int8_kernels) == 1 and "portable" not in int8_kernels and all(
+                    isinstance(m, Int8Matrix) for m in matrices):
+                self.compiled_int8 = (int8_kernels.pop(), tuple(m.panels for m in matrices),
                                       tuple(m.weight_sum for m in matrices), tuple(m.scale for m in matrices), vectors)
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
