@@ -21,7 +21,7 @@ import numpy as np
 from . import nn
 from .config import MAX_LABELS, MAX_SIZES, BertConfig
 from .errors import ConfigError, WeightsError, check_positive_int
-from .fast import FastEncoder
+from .fast import FastEncoder, gemm
 from .inputs import check_inputs, check_memory, flatten_choices
 from .train.heads import (
     labels_on_padding, masked_lm_value_and_grad, per_choice, pooled_head_value_and_grad, pretraining_labels,
@@ -540,6 +540,13 @@ class BertHeadModel(InferenceModel):
         as transformers' classification heads apply it."""
         return self.bert.dropout(x, self.classifier_dropout_prob())
 
+    def dense(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """A head's y = x Wᵀ + b (nn.dense): on the fast path's GEMM in float32 inference, so that no BLAS
+        call's threads spin on against the next forward (gemm.dense)."""
+        if self.dtype == np.float32 and self.bert.use_fast and not self.training:
+            return gemm.dense(x, weight, bias)
+        return nn.dense(x, weight, bias)
+
 
 class MaskedLMHeadModel(BertHeadModel):
     """A head model with the MLM head, whose decoder is tied as in transformers: the decoder weight *is* the
@@ -625,7 +632,7 @@ class BertForNextSentencePrediction(BertHeadModel):
                 output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> NextSentencePredictorOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
                           output_attentions, inputs_embeds)
-        logits = nn.dense(out.pooler_output, **self.head["cls"]["seq_relationship"])  # [B, H] -> [B, 2]
+        logits = self.dense(out.pooler_output, **self.head["cls"]["seq_relationship"])  # [B, H] -> [B, 2]
         return NextSentencePredictorOutput(logits, out.hidden_states, out.attentions)
 
 
@@ -647,7 +654,7 @@ class BertForPreTraining(MaskedLMHeadModel):
         return BertForPreTrainingOutput(
             prediction_logits=nn.masked_lm_head(out.last_hidden_state, **cls["predictions"],
                                                 eps=self.config.layer_norm_eps),
-            seq_relationship_logits=nn.dense(out.pooler_output, **cls["seq_relationship"]),  # [B, H] -> [B, 2]
+            seq_relationship_logits=self.dense(out.pooler_output, **cls["seq_relationship"]),  # [B, H] -> [B, 2]
             hidden_states=out.hidden_states, attentions=out.attentions,
         )
 
@@ -700,7 +707,7 @@ class BertForSequenceClassification(PooledClassifier):
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
                           output_attentions, inputs_embeds)
         x = self.classifier_dropout(out.pooler_output)
-        logits = nn.dense(x, **self.head["classifier"])  # [B, H] -> [B, num_labels]
+        logits = self.dense(x, **self.head["classifier"])  # [B, H] -> [B, num_labels]
         return SequenceClassifierOutput(logits, out.hidden_states, out.attentions)
 
 
@@ -722,7 +729,7 @@ class BertForMultipleChoice(PooledClassifier):
                                           position_ids=position_ids, inputs_embeds=inputs_embeds)
         out = self.encode(**inputs, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         x = self.classifier_dropout(out.pooler_output)
-        logits = nn.dense(x, **self.head["classifier"])  # [B·C, H] -> [B·C, 1]
+        logits = self.dense(x, **self.head["classifier"])  # [B·C, H] -> [B·C, 1]
         return MultipleChoiceModelOutput(logits.reshape(-1, choices), out.hidden_states, out.attentions)  # -> [B, C]
 
 
@@ -747,7 +754,7 @@ class BertForTokenClassification(BertHeadModel):
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
                           output_attentions, inputs_embeds)
         x = self.classifier_dropout(out.last_hidden_state)
-        logits = nn.dense(x, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
+        logits = self.dense(x, **self.head["classifier"])  # [B, S, H] -> [B, S, num_labels]
         return TokenClassifierOutput(logits, out.hidden_states, out.attentions)
 
 
@@ -775,7 +782,7 @@ class BertForQuestionAnswering(BertHeadModel):
                 output_hidden_states=None, output_attentions=None, inputs_embeds=None) -> QuestionAnsweringModelOutput:
         out = self.encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
                           output_attentions, inputs_embeds)
-        logits = nn.dense(out.last_hidden_state, **self.head["qa_outputs"])  # [B, S, H] -> [B, S, 2]
+        logits = self.dense(out.last_hidden_state, **self.head["qa_outputs"])  # [B, S, H] -> [B, S, 2]
         return QuestionAnsweringModelOutput(logits[..., 0], logits[..., 1], out.hidden_states, out.attentions)
 
 

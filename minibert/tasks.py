@@ -30,7 +30,8 @@ from .models import (
     check_quantize_mode,
     read_checkpoint,
 )
-from .nn import gelu, softmax
+from .fast import gemm
+from .nn import dense, gelu, softmax
 from .tokenizer import BertTokenizer
 from .tokenizer.files import TOKENIZER_FILES
 from .tokenizer.wordpiece import lowercase
@@ -368,8 +369,12 @@ class Dense(NamedTuple):
     activation: str
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        y = x @ self.weight.T  # [N, in] -> [N, out]
-        return DENSE_ACTIVATIONS[self.activation](y if self.bias is None else y + self.bias)
+        bias = np.zeros(len(self.weight), self.weight.dtype) if self.bias is None else self.bias
+        if self.weight.dtype == np.float32:  # no BLAS call, whose threads would spin on (gemm.dense)
+            y = gemm.dense(x.astype(np.float32, copy=False), self.weight, bias)  # [N, in] -> [N, out]
+        else:
+            y = dense(x, self.weight, bias)
+        return DENSE_ACTIVATIONS[self.activation](y)
 
     @classmethod
     def from_directory(cls, directory: Path, dtype: Any) -> Dense:

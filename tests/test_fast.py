@@ -1,5 +1,8 @@
 """The fast path (minibert/fast) equals the readable reference path (minibert/nn)."""
 
+import os
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -269,6 +272,48 @@ def test_heads_run_on_the_fast_path():
     fast_logits = model(ids, attention_mask=mask).logits
     model.bert.use_fast = False
     np.testing.assert_allclose(fast_logits, model(ids, attention_mask=mask).logits, rtol=0, atol=1e-5)
+
+
+def other_threads_cpu_seconds() -> float:
+    """CPU time so far of this process's threads other than the main one (Linux /proc)."""
+    total = 0
+    for task in os.listdir("/proc/self/task"):
+        if int(task) != os.getpid():
+            with open(f"/proc/self/task/{task}/stat") as f:
+                total += sum(int(t) for t in f.read().rsplit(")", 1)[1].split()[11:13])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def busy_after(call) -> float:
+    """Seconds of CPU other threads burn in the 0.3 s after call(): a BLAS call leaves OpenBLAS's threads
+    spinning there, against the next forward's threads."""
+    call()
+    before = other_threads_cpu_seconds()
+    time.sleep(0.3)
+    return other_threads_cpu_seconds() - before
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads threads' CPU time from Linux /proc")
+def test_no_thread_spins_after_a_forward():
+    """Neither the pooler nor a task head calls BLAS on the fast path (gemm.dense), float32 or int8: no
+    thread keeps a core busy after a call."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((32, 256)).astype(np.float32), rng.standard_normal((256, 256)).astype(np.float32)
+    blas = busy_after(lambda: x @ w)  # the probe must see a BLAS call's spinning, or this test sees nothing
+    if blas < 0.05:
+        pytest.skip(f"BLAS runs on one thread here (its threads burned {blas:.2f} s after a call)")
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    weights = random_weights(RANDOM_CONFIGS["mini"])
+    ids = rng.integers(0, config.vocab_size, (32, 32))  # the pooler [32, 256] x [256, 256], BLAS would thread
+    with pytest.warns(UserWarning, match="newly initialised"):
+        tagger = minibert.BertForTokenClassification(config, weights)
+    for label, model in [("float32 pooler", BertModel(config, weights)),
+                         ("int8 pooler", BertModel(config, weights).quantize("int8")),
+                         ("token classifier", tagger)]:
+        model(ids)  # compiled before the measured call
+        busy = busy_after(lambda: model(ids))
+        print(f"{label}: other threads busy {busy:.3f} s after a call (after a BLAS call: {blas:.3f} s)")
+        assert busy < 0.05
 
 
 def test_thread_count():

@@ -92,3 +92,18 @@ print(json.dumps({"target": list(target), "worst": worst}))
           f"{report['worst'][1]:.2f} of the float32 bound")
     assert report["target"][:3] == ["generic", 4, False]
     assert report["worst"][1] <= 1
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("n", [9, 1])
+def test_dense(order, n):
+    """dense (the pooler's and the heads' product) is nn.dense in float32: weight [out, in] in either memory
+    order (a head's row-major, the pooler's column-major), one output or several, x with leading axes."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 7, 45)).astype(np.float32)
+    w = np.asarray(rng.standard_normal((n, 45)).astype(np.float32), order=order)
+    b = rng.standard_normal(n).astype(np.float32)
+    got = gemm.dense(x, w, b)
+    want, bound = expected(x.reshape(-1, 45), w, b, gemm.BIAS, None)
+    print(f"dense, {order} order, {n} outputs: max abs {np.abs(got.reshape(-1, n) - want).max():.1e}")
+    assert got.shape == (3, 7, n) and np.all(np.abs(got.reshape(-1, n) - want) <= bound)

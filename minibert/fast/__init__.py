@@ -1,5 +1,6 @@
-"""The fast paths: Numba kernels around BLAS GEMMs, over packed (padding-free) tokens, for inference
-(encoder.py) and for training (training.py: the forward keeps its activations for the backward).
+"""The fast paths, over packed (padding-free) tokens: for inference (encoder.py: Numba kernels and minibert's
+own GEMMs, no BLAS call in float32 or int8) and for training (training.py: Numba kernels around BLAS GEMMs;
+the forward keeps its activations for the backward).
 
 Same contracts as the reference blocks in minibert/nn, checked equal to them by tests/test_fast.py and
 tests/test_train.py.

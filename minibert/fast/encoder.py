@@ -154,9 +154,8 @@ class FastEncoder:
         if "pooler" in self.weights:
             dense = self.weights["pooler"]["dense"]
             first = x[pack.starts]  # the first tokens [B, H]
-            if self.compiled is not None:  # float32: minibert's GEMM, no BLAS call on the float32 path
-                z = np.empty_like(first)
-                gemm.linear(first, dense["weight"].T, z, dense["bias"])
+            if self.dtype == np.float32:  # no BLAS call: see gemm.dense
+                z = gemm.dense(first, dense["weight"], dense["bias"])
             else:
                 z = first @ dense["weight"].T + dense["bias"]
             pooled = np.empty_like(z)

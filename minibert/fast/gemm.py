@@ -392,7 +392,7 @@ def linear(x: np.ndarray, w: np.ndarray, out: np.ndarray, bias: np.ndarray, epil
            residual: np.ndarray | None = None) -> None:
     """out = epilogue(x w + bias), float32: x [M, K], w [K, N], out [M, N] (rows of each contiguous), bias
     [N], residual [M, N] for BIAS_RESIDUAL. On all of Numba's threads from PARALLEL_FROM multiply-adds."""
-    if any(a.dtype != np.float32 or a.strides[-1] != 4 for a in (x, w, out, bias)):
+    if any(a.dtype != np.float32 or a.strides[-1] != 4 and a.shape[-1] > 1 for a in (x, w, out, bias)):
         raise ValueError("gemm.linear takes float32 arrays whose rows are contiguous")
     threads = numba.get_num_threads()
     args = (x, w, out, bias, out if residual is None else residual, epilogue)
@@ -400,3 +400,16 @@ def linear(x: np.ndarray, w: np.ndarray, out: np.ndarray, bias: np.ndarray, epil
         return kernel(parallel=False)(*args, 1)
     with kernels.PARALLEL_REGION:
         return kernel()(*args, threads)
+
+
+def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """y = x Wᵀ + b, as nn.dense, float32, on this GEMM: x [..., in], weight [out, in], bias [out] -> [..., out].
+
+    For the fast path's own small products (the pooler, the task heads): a BLAS call there would leave
+    OpenBLAS's threads spinning for a while after it, holding a core the next forward's threads need (see
+    docs/fast.md, "Threads"). W is read as Wᵀ [in, out]: in place when W is column-major (the pooler's), a
+    copy of out × in floats otherwise (a head's few rows)."""
+    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))  # [..., in] -> [T, in]
+    out = np.empty((rows.shape[0], weight.shape[0]), np.float32)  # [T, out]
+    linear(rows, np.ascontiguousarray(weight.T), out, bias)
+    return out.reshape(*x.shape[:-1], weight.shape[0])  # [T, out] -> [..., out]
