@@ -9,8 +9,10 @@ Beside each speed-up of minima, the paired one: the median (and quartiles) over 
 two calls within a round, which run milliseconds apart (about a second at the largest shape) and so share
 the machine's phase (on a virtual machine whose speed wanders by ±30% from minute to minute, minima taken
 minutes apart disagree more).
-In each round an engine's timed call follows an untimed call of its own: ONNX Runtime's and torch's
-thread pools keep spinning after a call returns, and on two cores that slows whichever engine runs next.
+ONNX Runtime's and torch's thread pools keep spinning after a call returns (ONNX Runtime's for 40-50 ms,
+measured by the threads' CPU time), and on two cores that slows whichever engine runs next. So in each
+round an engine's calls start after a pause of SETTLE seconds, and its timed call follows an untimed call
+of its own: each engine is timed as it runs called back to back, with no other engine's threads awake.
 With int8=True (`minibert bench --int8`), minibert's int8 model is timed against its float32 one and ONNX
 Runtime's int8 recipes (see int8_engines), and the memory of the quantized matrices is printed.
 """
@@ -33,6 +35,7 @@ SHAPES = ((1, 8), (1, 128), (32, 128), (8, 512))
 
 
 MAX_BATCH = 4096  # inputs and outputs of a timed batch stay well within memory
+SETTLE = 0.1  # s before each engine's calls in a round: longer than any pool spins after a call (module docstring)
 
 
 def parse_shapes(text: str) -> list[tuple[int, int]]:
@@ -229,12 +232,14 @@ def blas_description() -> str:
                      for i in threadpool_info() if i["user_api"] == "blas") or "none found"
 
 
-def interleaved_times(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, np.ndarray]:
+def interleaved_times(runs: dict[str, Callable[[], Any]], rounds: int, settle: float = 0.0) -> dict[str, np.ndarray]:
     """name -> the seconds of its `rounds` timed calls, round by round. Each round calls every engine in
-    turn, and each timed call follows an untimed call of the same engine (see the module docstring for why)."""
+    turn, after a pause of `settle` seconds, and each timed call follows an untimed call of the same engine
+    (see the module docstring for why)."""
     times = {name: np.empty(rounds) for name in runs}
     for r in range(rounds):
         for name, run in runs.items():
+            time.sleep(settle)
             run()
             start = time.perf_counter()
             run()
@@ -290,7 +295,8 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
         mask = np.ones_like(ids)
         for name in names:
             runs[name](ids, mask)  # warm-up (compilation, allocation)
-        times = interleaved_times({name: lambda run=run: run(ids, mask) for name, run in runs.items()}, rounds)
+        times = interleaved_times({name: lambda run=run: run(ids, mask) for name, run in runs.items()}, rounds,
+                                  SETTLE)
         best = {name: float(t.min()) * 1e3 for name, t in times.items()}
         paired = {n: paired_speedup(times[n], times[baseline]) for n in others}
         rows.append({"shape": f"{batch}x{seq}", **best, "paired": paired})
