@@ -7,7 +7,9 @@ Per shape (BERT-Mini, random weights, no padding):
 - each phase of fast/layers.py on one thread, run phase by phase from Python on the forward's own
   buffers (each phase's items all claimed by the calling thread): ms per call summed over the layers, share,
   and GFLOP/s. One thread, so the split is the work's, not the region's waiting.
-Then the GEMM at the 32 × 128 forward's shapes (4096 rows) on all threads: minibert's (gemm.linear) and
+Before them, the time that reading the encoder's weight matrices once takes at the rate the threads can
+stream an array as large (a floor under the small shapes, where each weight is read once and used for few
+rows). Then the GEMM at the 32 × 128 forward's shapes (4096 rows) on all threads: minibert's (gemm.linear) and
 NumPy's sgemm (BLAS), GFLOP/s; and the micro-kernel's own hot-cache peak (one tile over data in L1, one
 thread and all threads at once).
 """
@@ -117,6 +119,27 @@ def hot_peak(threads: int) -> float:
     return 2 * gemm.MR * NR * K * reps * threads / ms / 1e6
 
 
+@numba.njit(parallel=True, fastmath=True)
+def _stream(a, threads):
+    """Σ a, each thread summing one contiguous share: a read of every element, at the rate memory allows."""
+    share = a.size // threads
+    sums = np.zeros(threads, np.float32)
+    for t in prange(threads):
+        total = np.float32(0.0)
+        for i in range(t * share, (t + 1) * share):
+            total += a[i]
+        sums[t] = total
+    return sums.sum()
+
+
+def stream_floor(nbytes: int, threads: int) -> tuple[float, float]:
+    """(GB/s, ms): the rate at which `threads` threads read an array of nbytes that does not fit in their L2
+    caches (it comes from L3 or memory, as a small batch's weights do), and the time such a read takes."""
+    a = np.ones(nbytes // 4, np.float32)
+    ms = median_ms(lambda: _stream(a, threads), 20)
+    return nbytes / ms / 1e6, ms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shapes", type=parse_shapes, default=SHAPES)
@@ -127,6 +150,11 @@ def main() -> None:
           f"{'FMA' if gemm.FUSED else 'no FMA'}; BLAS: {blas_description()}")
     config, weights = random_mini_weights()
     model = BertModel(config, weights)
+    nbytes = sum(m.nbytes for m in model.fast.compiled[0])
+    rate, floor = stream_floor(nbytes, threads)
+    print(f"The encoder's weight matrices: {nbytes / 2**20:.1f} MB; read at {rate:.1f} GB/s on {threads} threads "
+          f"(an array as large, summed): {floor:.3f} ms, a floor under any call that reads each weight once "
+          f"from beyond L2")
     for batch, seq in args.shapes:
         ids = np.random.default_rng(0).integers(0, config.vocab_size, (batch, seq))
         rounds = max(3, args.rounds * 128 // (batch * seq)) if batch * seq > 128 else args.rounds * 10
