@@ -11,7 +11,7 @@ import pytest
 from minibert import nn
 from minibert.fast import kernels
 from minibert.fast.gemm import WIDTH
-from minibert.fast.softmax import softmax_padded
+from minibert.fast.softmax import softmax_exp
 
 
 def test_erf_rational_float32():
@@ -25,25 +25,31 @@ def test_erf_rational_float32():
 
 
 @numba.njit
-def _softmax_padded_rows(scores, length, scale):
-    """softmax.softmax_padded on each row of scores [N, padded]."""
+def _softmax_rows_float32(scores, length, scale):
+    """softmax.softmax_exp on each row of scores [N, padded], each row then divided by its sum."""
     for i in range(scores.shape[0]):
-        softmax_padded(WIDTH, scores[i], 0, length, scores.shape[1], scale)
+        total = softmax_exp(WIDTH, scores[i], 0, length, scores.shape[1], scale)
+        scores[i, :length] /= total
 
 
-def test_softmax_padded_float32():
-    """The float32 forward's softmax (vector IR: the max, Cephes' exponential as 2^k · exp(r), the sum)
-    against nn.softmax in float64, on rows 77 long padded to 96; the padding lanes come out 0. Scores over a
-    wide range reach the exponential's clamp at exp(-86)."""
+@pytest.mark.parametrize("length", [77, 96, 5, 48, 56])
+def test_softmax_exp_float32(length):
+    """The float32 forward's softmax (vector IR: the max, Cephes' exponential as 2^k · exp(r), the sum; the
+    division is the caller's) against nn.softmax in float64, on rows padded to 96: a ragged end, a row
+    filling its padding, shorter than one vector, even and odd counts of whole vectors (for 8 and 16 lanes).
+    The padding lanes come out 0. Scores over a wide range reach the exponential's clamp at exp(-86).
+    The row's max first, and last: each of the max's running maxima and its last vector are read."""
     rng = np.random.default_rng(1)
     scores = np.full((300, 96), np.nan, dtype=np.float32)  # the padding lanes' values are never read
-    scores[:, :77] = rng.standard_normal((300, 77)) * 20
-    scores[0, :77] = np.linspace(-1e4, 0, 77)  # exponents below -86: clamped, no wrapped exponent bits
-    expected = nn.softmax(scores[:, :77].astype(np.float64) * 0.125)
-    _softmax_padded_rows(scores, 77, np.float32(0.125))
-    worst = np.abs(scores[:, :77] - expected).max()
-    print(f"softmax_padded float32 vs nn.softmax in float64: max abs {worst:.1e}")
-    assert worst <= 1e-6 and np.all(scores[:, 77:] == 0) and np.all(scores[:, :77] >= 0)
+    scores[:, :length] = rng.standard_normal((300, length)) * 20
+    scores[0, :length] = np.linspace(-1e4, 0, length)  # exponents below -86: clamped, no wrapped exponent bits
+    scores[1, :length] = np.linspace(0, -1e4, length)
+    scores[2, length - 1] = 100.0
+    expected = nn.softmax(scores[:, :length].astype(np.float64) * 0.125)
+    _softmax_rows_float32(scores, length, np.float32(0.125))
+    worst = np.abs(scores[:, :length] - expected).max()
+    print(f"softmax_exp float32 (length {length}) vs nn.softmax in float64: max abs {worst:.1e}")
+    assert worst <= 1e-6 and np.all(scores[:, length:] == 0) and np.all(scores[:, :length] >= 0)
 
 
 @pytest.mark.parametrize("parallel", [False, True])

@@ -24,7 +24,7 @@ from numba import prange
 from . import gemm, kernels
 from .gemm import BIAS, BIAS_GELU, FUSED, KC, MC, MR, NONE, WIDTH
 from .kernels import SHORT
-from .softmax import softmax_padded
+from .softmax import softmax_exp
 from .tasks import claim, finish, wait
 
 NR = 2 * WIDTH
@@ -159,7 +159,8 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
     as it lies (contiguous, so no copy into gemm_block's aligned buffer), and the copy writes rows NR floats
     apart (kᵀ as one [d, L'] array puts them L' apart, a stride that maps them onto few L1 sets: at 512
     tokens that copy took a third of the attention's time). v is read in place when the head size is a
-    whole number of panels, else through zero-padded copies (values, heads [L, d'])."""
+    whole number of panels, else through zero-padded copies (values, heads [L, d']). The second product
+    takes the softmax's numerators e_ij, and its rows are divided by Σ_j e_ij after (fast/softmax.py)."""
     H = context.shape[1]
     d = H // num_heads
     q0, k0, v0 = h * d, H + h * d, 2 * H + h * d
@@ -175,17 +176,22 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
     for p in range(Lp // NR):  # q kᵀ: [L, d] x [d, L'] -> [L, L'], a panel of NR columns at a time
         gemm.tile_column(q, q.strides[0] // 4, 0, L, 0, d, kt[p], 0, NR, s, p * NR, Lp, False, NONE, s[0], 0, s, 0,
                          MR, WIDTH, FUSED)
-    for i in range(L):
-        softmax_padded(WIDTH, scores, i * Lp, L, Lp, scale)  # p = softmax(q kᵀ · scale), row by row
-    if d == dp:  # p v: [L, L] x [L, d] -> the head's columns of context
-        out = context[start:start + L, q0:q0 + d]
+    sums = keys[:L]  # kᵀ is read by now: its buffer holds the rows' Σ_j e_ij
+    for i in range(L):  # e = exp((q kᵀ - max) · scale), row by row (the max of each row)
+        sums[i] = softmax_exp(WIDTH, scores, i * Lp, L, Lp, scale)
+    out = context[start:start + L, q0:q0 + d]
+    if d == dp:  # e v: [L, L] x [L, d] -> the head's columns of context
         gemm.gemm_block(s[:, :L], qkv[start:start + L, v0:v0 + d], out, out[0], out, NONE, 0, L, 0, d // NR,
                         packed, tail, tail, MR, WIDTH, FUSED)
     else:
         v = values[:L * dp].reshape((L, dp))  # [L, d']
         v[:, d:] = 0
         v[:, :d] = qkv[start:start + L, v0:v0 + d]
-        out = heads[:L * dp].reshape((L, dp))
-        gemm.gemm_block(s[:, :L], v, out, out[0], out, NONE, 0, L, 0, dp // NR, packed, tail, tail, MR, WIDTH,
-                        FUSED)  # [L, L] x [L, d'] -> [L, d']
-        context[start:start + L, q0:q0 + d] = out[:, :d]
+        padded_out = heads[:L * dp].reshape((L, dp))
+        gemm.gemm_block(s[:, :L], v, padded_out, padded_out[0], padded_out, NONE, 0, L, 0, dp // NR, packed, tail,
+                        tail, MR, WIDTH, FUSED)  # [L, L] x [L, d'] -> [L, d']
+        out[:] = padded_out[:, :d]
+    for i in range(L):  # context_i = (e v)_i / Σ_j e_ij = softmax(q kᵀ · scale)_i v
+        inverse = np.float32(1.0) / sums[i]
+        for c in range(d):
+            out[i, c] *= inverse

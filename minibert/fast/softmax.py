@@ -1,15 +1,17 @@
-"""The softmax of one row of attention scores as LLVM vector IR (float32), for fast/layers.py.
+"""The exponentials of a softmax over one row of attention scores, as LLVM vector IR (float32), for
+fast/layers.py.
 
 Written as Numba loops, the passes stay scalar (LLVM vectorises neither the row's max, a reduction, nor
 the exponential's arithmetic there: 5 cycles a score); with vectors, each is a few instructions per W
 scores:
 
-    top = max_j x_j                       llvm.maxnum over the row, then across the lanes
-    e_j = exp((x_j - top) · scale)        2^k · exp(r), below, W lanes at a time
-    x_j = e_j / Σ_j e_j
+    top = max_j x_j                       llvm.maxnum over the row (two running maxima), then the lanes
+    e_j = exp((x_j - top) · scale)        2^k · exp(r), below, W lanes at a time; returns Σ_j e_j
 
-The row is padded to whole vectors: lanes past its length count as -∞ in the max and 0 in the sum (and
-are written as 0).
+The division by Σ_j e_j is the caller's: softmax(x) v = (e v) / Σ e, so p v takes the e_j and its
+[L, d] result is divided row by row, d divisions a row where normalising p would take L. The row is padded
+to whole vectors: lanes past its length are left out of the max and the sum, and written as 0; only the
+vector holding the row's end needs the mask.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ F32_EXP_MIN = np.float32(-86.0)  # exp(-86) = 4.4e-38 is still a normal float32;
 
 
 @intrinsic
-def softmax_padded(typingctx, width, row, start, length, padded, scale):
-    """row[start + j] = softmax_j(row[start + j] · scale) for j < length, 0 for length ≤ j < padded.
+def softmax_exp(typingctx, width, row, start, length, padded, scale):
+    """row[start + j] = exp((row[start + j] - max_i row[start + i]) · scale) for j < length, 0 for length ≤
+    j < padded; returns their sum (float32), the softmax's denominator.
 
     width: W, float32 lanes per vector (a compile-time constant); row: float32 array; padded: a multiple of
     W, ≥ length ≥ 1; scale > 0 (float32)."""
@@ -44,37 +47,47 @@ def softmax_padded(typingctx, width, row, start, length, padded, scale):
 
     def codegen(context, builder, sig, args):
         _, row_array, start_, length_, padded_, scale_ = args
-        i64, i32 = cgutils.intp_t, simd.I32
-        floats, ints = simd.vector(W), simd.vector(W, i32)
+        i64 = cgutils.intp_t
+        floats, ints = simd.vector(W), simd.vector(W, simd.I32)
         base = simd.element_pointer(builder, context.make_array(sig.args[1])(context, builder, row_array).data,
                                     start_)
 
         def constant(value):
             return simd.ir.Constant(floats, [float(value)] * W)
 
-        lanes = simd.ir.Constant(simd.vector(W, i64), list(range(W)))
-        length_v = simd.broadcast(builder, length_, W)
-        chunks = builder.udiv(padded_, i64(W))
+        def pointer(c):
+            return simd.element_pointer(builder, base, builder.mul(c, i64(W)))
 
-        def chunk(c):
-            """(pointer to vector c, its values, which lanes are real scores)"""
-            pointer = simd.element_pointer(builder, base, builder.mul(c, i64(W)))
-            index = builder.add(simd.broadcast(builder, builder.mul(c, i64(W)), W), lanes)
-            return pointer, simd.load(builder, pointer, W), builder.icmp_signed("<", index, length_v)
+        def maximum(a, b):
+            return simd.call(builder, f"llvm.maxnum.v{W}f32", floats, [a, b])
 
-        top_v = cgutils.alloca_once_value(builder, constant(-math.inf))
-        with cgutils.for_range(builder, chunks) as loop:  # top = max_j x_j
-            _, values, real = chunk(loop.index)
-            values = builder.select(real, values, constant(-math.inf))
-            builder.store(simd.call(builder, f"llvm.maxnum.v{W}f32", floats, [builder.load(top_v), values]), top_v)
-        top = simd.call(builder, f"llvm.vector.reduce.fmax.v{W}f32", simd.F32, [builder.load(top_v)])
-        top_b, scale_b = simd.broadcast(builder, top, W), simd.broadcast(builder, scale_, W)
+        def update(accumulator, value, combine):
+            builder.store(combine(builder.load(accumulator), value), accumulator)
 
-        sum_v = cgutils.alloca_once_value(builder, constant(0.0))
-        with cgutils.for_range(builder, chunks) as loop:  # e_j = exp((x_j - top) · scale), Σ e_j
-            pointer, values, real = chunk(loop.index)
+        full = builder.udiv(length_, i64(W))  # vectors wholly inside the row; then one partly inside, or none
+        ragged = builder.icmp_signed("!=", builder.urem(length_, i64(W)), i64(0))
+        lanes = builder.add(simd.ir.Constant(simd.vector(W, i64), list(range(W))),
+                            simd.broadcast(builder, builder.mul(full, i64(W)), W))
+        inside = builder.icmp_signed("<", lanes, simd.broadcast(builder, length_, W))  # the ragged vector's lanes
+
+        top = [cgutils.alloca_once_value(builder, constant(-math.inf)) for _ in range(2)]
+        with cgutils.for_range(builder, builder.udiv(full, i64(2))) as loop:  # top = max_j x_j
+            for half in range(2):  # two running maxima: each maxnum waits for the one before on its own
+                c = builder.add(builder.mul(loop.index, i64(2)), i64(half))
+                update(top[half], simd.load(builder, pointer(c), W), maximum)
+        with builder.if_then(builder.icmp_signed("!=", builder.urem(full, i64(2)), i64(0))):
+            update(top[0], simd.load(builder, pointer(builder.sub(full, i64(1))), W), maximum)
+        with builder.if_then(ragged):
+            update(top[0], builder.select(inside, simd.load(builder, pointer(full), W), constant(-math.inf)),
+                   maximum)
+        top_b = simd.broadcast(builder, simd.call(builder, f"llvm.vector.reduce.fmax.v{W}f32", simd.F32,
+                                                  [maximum(builder.load(top[0]), builder.load(top[1]))]), W)
+        scale_b = simd.broadcast(builder, scale_, W)
+
+        def exp(values):
+            """exp((values - top) · scale), W lanes"""
             x = builder.fmul(builder.fsub(values, top_b), scale_b)  # ≤ 0
-            x = simd.call(builder, f"llvm.maxnum.v{W}f32", floats, [x, constant(F32_EXP_MIN)])
+            x = maximum(x, constant(F32_EXP_MIN))
             k = simd.call(builder, f"llvm.floor.v{W}f32", floats,
                           [builder.fadd(builder.fmul(x, constant(F32_LOG2E)), constant(F32_HALF))])
             r = builder.fsub(x, builder.fmul(k, constant(F32_LN2_HI)))
@@ -84,16 +97,21 @@ def softmax_padded(typingctx, width, row, start, length, padded, scale):
                 p = simd.multiply_add(builder, p, r, constant(c), FUSED)
             e = builder.fadd(simd.multiply_add(builder, builder.fmul(p, r), r, r, FUSED), constant(F32_ONE))
             exponent = builder.shl(builder.fptosi(k, ints), simd.ir.Constant(ints, [23] * W))  # · 2^k
-            e = builder.bitcast(builder.add(builder.bitcast(e, ints), exponent), floats)
-            e = builder.select(real, e, constant(0.0))
-            simd.store(builder, e, pointer)
-            builder.store(builder.fadd(builder.load(sum_v), e), sum_v)
-        total = simd.call(builder, f"llvm.vector.reduce.fadd.v{W}f32", simd.F32,
-                          [simd.ir.Constant(simd.F32, 0.0), builder.load(sum_v)])
-        inverse = simd.broadcast(builder, builder.fdiv(simd.ir.Constant(simd.F32, 1.0), total), W)
-        with cgutils.for_range(builder, chunks) as loop:  # x_j = e_j / Σ e_j
-            pointer, values, _ = chunk(loop.index)
-            simd.store(builder, builder.fmul(values, inverse), pointer)
-        return context.get_dummy_value()
+            return builder.bitcast(builder.add(builder.bitcast(e, ints), exponent), floats)
 
-    return nbtypes.void(width, row, start, length, padded, scale), codegen
+        total = cgutils.alloca_once_value(builder, constant(0.0))
+        with cgutils.for_range(builder, full) as loop:  # e_j = exp((x_j - top) · scale), Σ e_j
+            e = exp(simd.load(builder, pointer(loop.index), W))
+            simd.store(builder, e, pointer(loop.index))
+            update(total, e, builder.fadd)
+        with builder.if_then(ragged):
+            e = builder.select(inside, exp(simd.load(builder, pointer(full), W)), constant(0.0))
+            simd.store(builder, e, pointer(full))
+            update(total, e, builder.fadd)
+        written = builder.add(full, builder.zext(ragged, i64))
+        with cgutils.for_range(builder, builder.sub(builder.udiv(padded_, i64(W)), written)) as loop:
+            simd.store(builder, constant(0.0), pointer(builder.add(written, loop.index)))  # the padding
+        return simd.call(builder, f"llvm.vector.reduce.fadd.v{W}f32", simd.F32,
+                         [simd.ir.Constant(simd.F32, 0.0), builder.load(total)])
+
+    return nbtypes.float32(width, row, start, length, padded, scale), codegen
