@@ -25,6 +25,20 @@ def logit_tolerance(dtype: str, reference: np.ndarray) -> float:
 _REPORT: dict[str, list[str]] = defaultdict(list)
 
 
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """Each test leaves the thread count as it found it: a corpus worker sets its process's (one thread by
+    default, docs/corpus.md's example included), and the tests after it would otherwise run on one thread."""
+    import numba
+
+    from minibert.fast.threads import set_num_threads
+
+    threads = numba.get_num_threads()
+    yield
+    if numba.get_num_threads() != threads:
+        set_num_threads(threads)
+
+
 def maxdiff(label: str, name: str, ours: np.ndarray, ref: np.ndarray, attention_mask: np.ndarray,
             report: bool = True) -> float:
     """Max |ours - ref| over real (unpadded) positions, recorded for the end-of-run report (unless not

@@ -27,18 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["the", "a", "cat", "dog", "sat", "on", "mat"]
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    """A worker sets its process's thread count (one thread by default); the rest of the suite keeps its own."""
-    import numba
-
-    from minibert.fast.threads import set_num_threads
-
-    threads = numba.get_num_threads()
-    yield
-    set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A tiny BERT (mean-pooled as a sentence encoder: a plain BERT directory) and a 3-class classifier on it,
