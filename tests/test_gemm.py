@@ -107,3 +107,4 @@ def test_dense(order, n):
     want, bound = expected(x.reshape(-1, 45), w, b, gemm.BIAS, None)
     print(f"dense, {order} order, {n} outputs: max abs {np.abs(got.reshape(-1, n) - want).max():.1e}")
     assert got.shape == (3, 7, n) and np.all(np.abs(got.reshape(-1, n) - want) <= bound)
+    assert gemm.dense(x[:, :0], w, b).shape == (3, 0, n)  # no rows: nothing to compute

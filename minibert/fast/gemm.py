@@ -392,8 +392,10 @@ def linear(x: np.ndarray, w: np.ndarray, out: np.ndarray, bias: np.ndarray, epil
            residual: np.ndarray | None = None) -> None:
     """out = epilogue(x w + bias), float32: x [M, K], w [K, N], out [M, N] (rows of each contiguous), bias
     [N], residual [M, N] for BIAS_RESIDUAL. On all of Numba's threads from PARALLEL_FROM multiply-adds."""
-    if any(a.dtype != np.float32 or a.strides[-1] != 4 and a.shape[-1] > 1 for a in (x, w, out, bias)):
+    if any(a.dtype != np.float32 or a.strides[-1] != 4 and a.shape[-1] > 1 and a.size for a in (x, w, out, bias)):
         raise ValueError("gemm.linear takes float32 arrays whose rows are contiguous")
+    if out.size == 0:
+        return None
     threads = numba.get_num_threads()
     args = (x, w, out, bias, out if residual is None else residual, epilogue)
     if threads == 1 or x.shape[0] * x.shape[1] * w.shape[1] < PARALLEL_FROM:
