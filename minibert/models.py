@@ -541,11 +541,9 @@ class BertHeadModel(InferenceModel):
         return self.bert.dropout(x, self.classifier_dropout_prob())
 
     def dense(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        """A head's y = x Wᵀ + b (nn.dense): on the fast path's GEMM in float32 inference, so that no BLAS
-        call's threads spin on against the next forward (gemm.dense)."""
-        if self.dtype == np.float32 and self.bert.use_fast and not self.training:
-            return gemm.dense(x, weight, bias)
-        return nn.dense(x, weight, bias)
+        """A head's y = x Wᵀ + b (nn.dense): in inference through gemm.dense, which multiplies float32 on the
+        fast path's GEMM, so that no BLAS call's threads spin on against the next forward."""
+        return (gemm.dense if self.bert.use_fast and not self.training else nn.dense)(x, weight, bias)
 
 
 class MaskedLMHeadModel(BertHeadModel):

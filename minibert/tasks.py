@@ -31,7 +31,7 @@ from .models import (
     read_checkpoint,
 )
 from .fast import gemm
-from .nn import dense, gelu, softmax
+from .nn import gelu, softmax
 from .tokenizer import BertTokenizer
 from .tokenizer.files import TOKENIZER_FILES
 from .tokenizer.wordpiece import lowercase
@@ -370,10 +370,7 @@ class Dense(NamedTuple):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         bias = np.zeros(len(self.weight), self.weight.dtype) if self.bias is None else self.bias
-        if self.weight.dtype == np.float32:  # no BLAS call, whose threads would spin on (gemm.dense)
-            y = gemm.dense(x.astype(np.float32, copy=False), self.weight, bias)  # [N, in] -> [N, out]
-        else:
-            y = dense(x, self.weight, bias)
+        y = gemm.dense(x, self.weight, bias)  # [N, in] -> [N, out]; float32: no BLAS call, see there
         return DENSE_ACTIVATIONS[self.activation](y)
 
     @classmethod

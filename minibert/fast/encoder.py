@@ -154,10 +154,7 @@ class FastEncoder:
         if "pooler" in self.weights:
             dense = self.weights["pooler"]["dense"]
             first = x[pack.starts]  # the first tokens [B, H]
-            if self.dtype == np.float32:  # no BLAS call: see gemm.dense
-                z = gemm.dense(first, dense["weight"], dense["bias"])
-            else:
-                z = first @ dense["weight"].T + dense["bias"]
+            z = gemm.dense(first, dense["weight"], dense["bias"])  # float32: no BLAS call, see there
             pooled = np.empty_like(z)
             pooled[pack.order] = np.tanh(z)
         hidden_states = tuple(pack.scatter(h) for h in packed_states) if output_hidden_states else None

@@ -44,6 +44,7 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
+from .. import nn
 from . import kernels, simd
 from .tasks import claim, finish
 from .kernels import ERF_P, ERF_Q, F32_4, F32_HALF, F32_ONE, F32_SQRT1_2, erf_rational
@@ -405,13 +406,16 @@ def linear(x: np.ndarray, w: np.ndarray, out: np.ndarray, bias: np.ndarray, epil
 
 
 def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """y = x Wᵀ + b, as nn.dense, float32, on this GEMM: x [..., in], weight [out, in], bias [out] -> [..., out].
+    """y = x Wᵀ + b, as nn.dense: x [..., in], weight [out, in], bias [out] -> [..., out]. A float32 weight
+    multiplies on this GEMM, x taken in float32; other dtypes (float64, the verification dtype) go to nn.dense.
 
-    For the fast path's own small products (the pooler, the task heads): a BLAS call there would leave
-    OpenBLAS's threads spinning for a while after it, holding a core the next forward's threads need (see
-    docs/fast.md, "Threads"). W is read as Wᵀ [in, out]: in place when W is column-major (the pooler's), a
-    copy of out × in floats otherwise (a head's few rows)."""
-    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))  # [..., in] -> [T, in]
+    For the fast path's own small products (the pooler, the task heads, a Dense module): a BLAS call there
+    would leave OpenBLAS's threads spinning for a while after it, holding a core the next forward's threads
+    need (see docs/fast.md, "Threads"). W is read as Wᵀ [in, out]: in place when W is column-major (the
+    pooler's), a copy of out × in floats otherwise (a head's few rows)."""
+    if weight.dtype != np.float32:
+        return nn.dense(x, weight, bias)
+    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype=np.float32)  # [..., in] -> [T, in]
     out = np.empty((rows.shape[0], weight.shape[0]), np.float32)  # [T, out]
     linear(rows, np.ascontiguousarray(weight.T), out, bias)
     return out.reshape(*x.shape[:-1], weight.shape[0])  # [T, out] -> [..., out]
