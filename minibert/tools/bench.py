@@ -9,8 +9,8 @@ Beside each speed-up of minima, the paired one: the median (and quartiles) over 
 two calls within a round, which run milliseconds apart (about a second at the largest shape) and so share
 the machine's phase (on a virtual machine whose speed wanders by ±30% from minute to minute, minima taken
 minutes apart disagree more).
-ONNX Runtime's and torch's thread pools keep spinning after a call returns (ONNX Runtime's for 40-50 ms,
-measured by the threads' CPU time), and on two cores that slows whichever engine runs next. So in each
+ONNX Runtime's and torch's thread pools keep spinning after a call returns (ONNX Runtime's for tens of
+milliseconds), and on two cores that slows whichever engine runs next. So in each
 round an engine's calls start after a pause of SETTLE seconds, and its timed call follows an untimed call
 of its own: each engine is timed as it runs called back to back, with no other engine's threads awake.
 With int8=True (`minibert bench --int8`), minibert's int8 model is timed against its float32 one and ONNX
