@@ -388,3 +388,136 @@ def test_int8_forward_in_one_region(kernel, monkeypatch):
     finally:
         set_num_threads(2)
     np.testing.assert_array_equal(one, fast.last_hidden_state)
+
+
+
+# ---- the attention's products in int8 (nn.quantize.attention_int8, fast/int8_attention.py) -----------------
+
+
+def random_attention(rng, B, A, S, d):
+    """q, k, v [B, A, S, d] float32 with a few large features, and real [B, S] with padding in the last row."""
+    q, k, v = (rng.standard_normal((B, A, S, d)) * np.where(rng.random(d) < 0.1, 4.0, 1.0) for _ in range(3))
+    real = np.ones((B, S), dtype=bool)
+    real[-1, S // 2 + 1:] = False
+    return q.astype(np.float32), k.astype(np.float32), v.astype(np.float32), real
+
+
+def simulated_scores(q, k, planted=None):
+    """Q̂ K̂ᵀ in float64 with Q̂ = s_q (Q_q - z) per row and K̂ = s_k Q_k per key, written without integers or the
+    zero-point algebra; and the scale of each score's terms Σ|Q̂ K̂|."""
+    q, k = q.astype(np.float64), k.astype(np.float64)
+    lo, hi = np.minimum(q.min(-1, keepdims=True), 0), np.maximum(q.max(-1, keepdims=True), 0)
+    s_q = ((hi - lo) / 255).astype(np.float32).astype(np.float64)  # stored as float32
+    z = np.rint(-lo / s_q)
+    q_hat = s_q * (np.clip(np.rint(q / s_q) + z, 0, 255) - (0 if planted == "no zero point" else z))
+    top = np.abs(k).max(-1, keepdims=True)
+    k_hat = top / 127 * np.rint(k * (127 / top))
+    return q_hat @ np.swapaxes(k_hat, -1, -2), np.abs(q_hat) @ np.abs(np.swapaxes(k_hat, -1, -2))
+
+
+def simulated_context(e, v, real, planted=None):
+    """(ê V̂) / Σ e in float64 with ê = round(255 e) / 255 and V̂ = s_v Q_v, a scale per column over the real
+    keys; and the scale of each output's terms Σ|ê V̂| / Σ e."""
+    e, v = e.astype(np.float64), v.astype(np.float64)
+    columns = np.where(real[:, None, :, None], v, 0)
+    top = np.abs(columns).max(-1 if planted == "a scale per row" else -2, keepdims=True)
+    top[top == 0] = 1  # a column (or row) of zeros
+    v_hat = top / 127 * np.rint(columns * (127 / top))
+    levels = 127 if planted == "7-bit e" else 255
+    e_hat = np.rint(e * levels) / levels
+    total = 1 if planted == "no division" else e.sum(-1, keepdims=True)
+    return e_hat @ v_hat / total, np.abs(e_hat) @ np.abs(v_hat) / e.sum(-1, keepdims=True)
+
+
+def attention_errors(q, k, v, real, planted=None):
+    """max |reference - simulation| of the scores and of the context, each relative to its terms' scale."""
+    scores, size = simulated_scores(q, k, planted)
+    score_error = np.abs(quantize.scores_int8(q, k) - scores) / (size + 1)
+    _, p = quantize.attention_int8(q, k, v, real)
+    e = p / p.max(-1, keepdims=True)  # the reference's e (its max is 1), up to rounding
+    e = e.astype(np.float32)
+    total = e.sum(-1)
+    context, size = simulated_context(e, v, real, planted)
+    context_error = np.abs(quantize.context_int8(e, total, v, real) - context) / (size + 1)
+    return float(score_error.max()), float(np.where(real[:, None, :, None], context_error, 0).max())
+
+
+@pytest.mark.parametrize("B, A, S, d", [(1, 1, 1, 4), (2, 3, 24, 16), (3, 4, 37, 40), (2, 2, 130, 64)])
+def test_attention_products_equal_float64_simulation(B, A, S, d):
+    """Both int8 products of the reference's attention against a float64 simulation of the same quantization:
+    float32 rounding of the epilogue only (real query rows; padding keys take no part)."""
+    q, k, v, real = random_attention(np.random.default_rng(S), B, A, S, d)
+    scores, context = attention_errors(q, k, v, real)
+    print(f"attention B={B} A={A} S={S} d={d}: scores {scores:.1e}, context {context:.1e} of their terms' scale")
+    assert scores <= 1e-6 and context <= 1e-6
+
+
+@pytest.mark.parametrize("planted", ["no zero point", "a scale per row", "7-bit e", "no division"])
+def test_attention_simulation_sees_planted_bugs(planted):
+    """Each planted bug (the queries' zero point dropped, V quantized per row instead of per column, e in 7
+    bits, the softmax's division left out) misses the simulation by far more than the bound above."""
+    q, k, v, real = random_attention(np.random.default_rng(2), 2, 3, 24, 16)
+    error = max(attention_errors(q, k, v, real, planted))
+    print(f"{planted}: {error:.1e}")
+    assert error > 1e-3
+
+
+def test_attention_int8_ignores_padding():
+    """A padded sequence's real rows equal the same sequence alone (the same codes; Σ e summed in another
+    order moves the last bit); a sequence of padding only gives finite numbers (it attends to every key, as
+    in transformers)."""
+    q, k, v, real = random_attention(np.random.default_rng(3), 2, 2, 20, 8)
+    context, _ = quantize.attention_int8(q, k, v, real)
+    alone, _ = quantize.attention_int8(q[1:, :, :11], k[1:, :, :11], v[1:, :, :11], real[1:, :11])
+    assert np.abs(context[1, :, :11] - alone[0]).max() <= 1e-6 * np.abs(v).max()
+    nothing, _ = quantize.attention_int8(q, k, v, np.zeros_like(real))
+    assert np.isfinite(nothing).all()
+
+
+def fast_attention(kernel, qkv, lengths, num_heads):
+    """int8_attention.attention_items with kernel's constants on one thread: (context [T, H], e [L, L] and
+    Σ e [L] of the last sequence's last head, as it leaves them in its buffers)."""
+    W, G, _, V = int8.KERNELS[kernel]
+    T, H = qkv.shape[0], qkv.shape[1] // 3
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    buffers = {name: np.zeros(shape, dtype)[0] for name, (shape, dtype) in
+               int8_layers.buffers(1, H, num_heads, int(lengths.max()), kernel).items()}
+    attention = {name: value for name, value in buffers.items() if name not in ("sums", "row")}
+    context = np.full((T, H), np.nan, np.float32)
+    int8_layers.attention_kernel(kernel)(qkv, starts, lengths, num_heads, context, np.zeros(2, np.int64), 0,
+                                         *attention.values())
+    L, L_p = lengths[-1], -(-lengths[-1] // (V * W)) * (V * W)
+    return context, buffers["scores"][:L * L_p].reshape(L, L_p)[:, :L], buffers["exp_sums"][:L]
+
+
+@pytest.mark.parametrize("kernel", list(int8.KERNELS))
+@pytest.mark.parametrize("H, A", [(48, 4), (160, 4), (256, 4)])  # heads of 12, 40 (tails of 16) and 64 columns
+def test_fast_attention_equals_reference(kernel, H, A):
+    """The int8 attention (fast/int8_attention.py) on every vector kernel the CPU has, against the reference,
+    on sequences with row and panel tails: given the fast e, its context equals the reference's context_int8
+    bit for bit; its e is the reference's to float32 rounding (its exponential is another); and the whole
+    context is the reference's within one step of an e code (where the two e round differently)."""
+    if kernel not in int8.kernels_present():
+        pytest.skip(f"this CPU has no {kernel} kernel")
+    rng = np.random.default_rng(H)
+    lengths = np.array([37, 1, 33, 5])
+    d = H // A
+    qkv = (rng.standard_normal((lengths.sum(), 3 * H)) * np.where(rng.random(3 * H) < 0.1, 4.0, 1.0)).astype(np.float32)
+    context, e, total = fast_attention(kernel, qkv, lengths, A)
+    L, start = lengths[-1], lengths[:-1].sum()
+    block = qkv[start:].reshape(L, 3, A, d)[:, :, -1][None, None]  # the last sequence's last head [1, 1, L, 3, d]
+    q, k, v = (np.ascontiguousarray(block[..., i, :]) for i in range(3))
+    real = np.ones((1, L), dtype=bool)
+    np.testing.assert_array_equal(context[start:, -d:], quantize.context_int8(e[None, None], total[None, None], v,
+                                                                              real)[0, 0])
+    scores = quantize.scores_int8(q, k)[0, 0]
+    expected = np.exp((scores - scores.max(-1, keepdims=True)) * np.float32(d ** -0.5))
+    assert np.abs(e - expected).max() <= 1e-6
+    worst = 0.0
+    for s, L in zip(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths):
+        q, k, v = (qkv[s:s + L].reshape(L, 3, A, d)[:, i].transpose(1, 0, 2)[None] for i in range(3))
+        reference, _ = quantize.attention_int8(q, k, v, np.ones((1, L), dtype=bool))
+        error = np.abs(context[s:s + L] - reference[0].transpose(1, 0, 2).reshape(L, H)) / np.abs(v).max()
+        worst = max(worst, float(error.max()))
+    print(f"int8 attention ({kernel}, d={d}): context vs reference {worst:.1e} of max |v|")
+    assert worst <= 1 / 255  # one e code rounded the other way moves an output by at most |v| / 255

@@ -12,7 +12,7 @@ float32 runs every layer in one compiled call and one parallel region (fast/laye
 GEMM (fast/gemm.py); so does an int8 model on a CPU with a vector int8 kernel (fast/int8_layers.py).
 float64 (the verification dtype) and int8 on the portable kernel run layer by layer from Python: float64
 GEMMs in BLAS, int8 ones in fast/int8.py, the work between them in kernels (fast/kernels.py). There an
-int8 model's attention is the float32 forward's attention phase (layers.attention); float64's: short
+int8 model's attention is nn.quantize.attention_int8, per run of equal-length sequences; float64's: short
 sequences in one kernel, longer ones as batched BLAS GEMMs per run of equal-length sequences with the
 scale + softmax in a kernel.
 
@@ -36,6 +36,7 @@ import numba
 import numpy as np
 
 from . import gemm, int8, int8_layers, kernels, layers
+from ..nn.quantize import attention_int8
 from .int8 import Int8Matrix
 from .kernels import SHORT
 
@@ -144,8 +145,8 @@ class FastEncoder:
         elif self.compiled_int8 is not None:  # int8 on a vector kernel: the same, fast/int8_layers.py
             self._int8_layers(rows, pack, output_hidden_states, packed_states, **work)
         else:
-            plan = ((pack.starts, pack.lengths, self._thread_buffers(pack)) if self.dtype == np.float32 else
-                    attention_plan(pack.starts, pack.lengths, c.num_attention_heads))  # see _attention
+            plan = attention_plan(pack.starts, pack.lengths, c.num_attention_heads,  # see _attention
+                                  short=0 if self.dtype == np.float32 else SHORT)
             for layer in self.layers:
                 self._layer(rows, T, layer, plan, **work)
                 if output_hidden_states:
@@ -161,7 +162,7 @@ class FastEncoder:
         return pack.scatter(x), pooled, hidden_states
 
     def _thread_buffers(self, pack) -> dict[str, np.ndarray]:
-        """The per-thread work buffers of layers.encode and layers.attention (layers.buffers) for this call."""
+        """The per-thread work buffers of layers.encode (layers.buffers) for this call."""
         c = self.config
         shapes = layers.buffers(numba.get_num_threads(), c.hidden_size, c.intermediate_size, c.num_attention_heads,
                                 int(pack.lengths.max()))
@@ -188,11 +189,10 @@ class FastEncoder:
         """Every layer of an int8 model through int8_layers.encode, as _compiled_layers does for float32."""
         c, (R, H) = self.config, rows.shape
         kernel, panels, weight_sums, weight_scales, vectors = self.compiled_int8
-        W, G, _, V = int8.KERNELS[kernel]
+        G = int8.KERNELS[kernel][1]
         n_layers = len(self.layers)
-        work = self._thread_buffers(pack)
-        work |= {name: self._buffer(name, shape, dtype)
-                 for name, (shape, dtype) in int8_layers.buffers(work["packed"].shape[0], V * W).items()}
+        shapes = int8_layers.buffers(numba.get_num_threads(), H, c.num_attention_heads, int(pack.lengths.max()), kernel)
+        work = {name: self._buffer(f"int8 {name}", shape, dtype) for name, (shape, dtype) in shapes.items()}
         codes = self._buffer("codes", (R * G * max(p.shape[1] for p in panels),), np.uint8)  # q [T, K'] for any K
         x_scale, zero = self._buffer("x_scale", (R,)), self._buffer("zero", (R,), np.int32)
         states = self._buffer("states", (n_layers, R, H)) if output_hidden_states else np.empty((0, 1, H), self.dtype)
@@ -223,19 +223,17 @@ class FastEncoder:
         run(kernels.bias_residual_layer_norm, x.size, projected[:T], b_2, x, ln2["weight"], ln2["bias"], eps)
 
     def _attention(self, qkv, plan, context) -> None:
-        """qkv [T, 3H] -> the first T rows of context [R, H]. float32 (an int8 model): the attention phase of
-        the float32 forward (layers.attention); float64: plan's kernels and batched BLAS products."""
+        """qkv [T, 3H] -> the first T rows of context [R, H]. float32 (an int8 model on the portable kernel):
+        nn.quantize.attention_int8 per run of plan's; float64: plan's kernels and batched BLAS products."""
         H, A = self.config.hidden_size, self.config.num_attention_heads
-        if self.dtype == np.float32:
-            starts, lengths, work = plan
-            if lengths.max() <= SHORT:  # short sequences only: one kernel, serial on little work (no region)
-                kernels.run(kernels.attention_short, int((lengths * lengths).sum()) * H, qkv, starts, lengths, A,
-                            (H // A) ** -0.5, context)
-                return
-            with kernels.PARALLEL_REGION:
-                layers.attention(qkv, starts, lengths, A, context, **work, counters=np.zeros(2, dtype=np.int64))
-            return
         d = H // A
+        if self.dtype == np.float32:
+            for start, n, L in plan[3]:
+                block = qkv[start:start + n * L].reshape(n, L, 3, A, d)
+                q, k, v = (block[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # [n, L, A, d] -> [n, A, L, d]
+                out, _ = attention_int8(q, k, v, np.ones((n, L), dtype=bool))  # [n, A, L, d]
+                context[start:start + n * L] = out.transpose(0, 2, 1, 3).reshape(n * L, H)
+            return
         scale = d ** -0.5
         short_starts, short_lengths, short_work, runs = plan
         if len(short_starts):
@@ -327,8 +325,8 @@ def packing(attention_mask: np.ndarray, first_position_read: bool) -> Packing | 
     return Packing((B, S), order, lengths, starts, int(lengths.sum()), (order[rows], cols))
 
 
-def attention_plan(starts: np.ndarray, lengths: np.ndarray, num_heads: int) -> tuple:
-    """How each layer's attention runs, worked out once per call: sequences up to SHORT tokens in one kernel
+def attention_plan(starts: np.ndarray, lengths: np.ndarray, num_heads: int, short: int = SHORT) -> tuple:
+    """How each layer's attention runs, worked out once per call: sequences up to `short` tokens in one kernel
     (their starts, lengths and Σ L² work), longer ones as batched GEMMs per run of equal length
     (start, count, length), a run cut so that its scores [count, A, L, L] hold at most SCORES_LIMIT
     elements. starts/lengths [N], longest first. (Python ints: on a few sequences NumPy's per-call cost
@@ -336,7 +334,7 @@ def attention_plan(starts: np.ndarray, lengths: np.ndarray, num_heads: int) -> t
     short_starts, short_lengths, runs = [], [], []
     for length, group in itertools.groupby(zip(starts.tolist(), lengths.tolist()), key=lambda pair: pair[1]):
         group_starts = [start for start, _ in group]  # a run of equal lengths (sorted, so contiguous)
-        if length <= SHORT:
+        if length <= short:
             short_starts += group_starts
             short_lengths += [length] * len(group_starts)
         else:

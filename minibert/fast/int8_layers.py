@@ -5,7 +5,7 @@ Per layer, over packed tokens x [T, H] (fast/encoder.py), each phase a list of i
 GEMM the int8 kernel of fast/int8.py with the dequantization (and bias, GELU) in its registers:
 
     qkv = deq(Q(x) [Q_q | Q_k | Q_v]ᵀ) + [b_q | b_k | b_v]            one GEMM, x quantized once  (row block × panels)
-    context = softmax(q kᵀ / √d) v                                    layers' attention phase     (sequence × head)
+    context = softmax(q kᵀ / √d) v, both products in int8              fast/int8_attention.py      (sequence × head)
     x = LayerNorm(deq(Q(context) Q_oᵀ) + b_o + x), then Q(x)           quantize; GEMM; rows        (rows)
     x = LayerNorm(deq(Q(GELU(deq(Q(x) Q_1ᵀ) + b_1)) Q_2ᵀ) + b_2 + x)   GEMM; quantize; GEMM; rows
 
@@ -23,46 +23,46 @@ import numpy as np
 from numba import prange
 
 from ..nn.quantize import ACTIVATION_LEVELS
-from . import gemm, int8, kernels, layers
-from .gemm import BIAS, BIAS_GELU, KC, NONE
+from . import int8, int8_attention, kernels, layers
+from .gemm import BIAS, BIAS_GELU, NONE
 from .tasks import claim, finish, wait
 
 PHASES_PER_LAYER = 9  # QKV, attention, quantize, output, LayerNorm, FFN in, quantize, FFN out, LayerNorm
 LEVELS = np.float32(ACTIVATION_LEVELS)
-KIND, MR, NR = 0, 8, 32  # each compiled copy of _worker gets its kernel's own (see _build)
-WORKER = GEMM = None  # _encode's per-thread function and _worker's GEMM: each copy (_build) gets its own
+KIND, MR, NR, G = 0, 8, 32, 4  # each compiled copy of _worker gets its kernel's own (see _build)
+WORKER = GEMM = ATTENTION = None  # _encode's per-thread function, _worker's GEMM and attention: each copy's own
 
 
-def buffers(threads: int, nr: int) -> dict[str, tuple]:
-    """name -> (shape, dtype) of the per-thread buffers for a last panel narrower than nr columns."""
-    return {"sums": ((threads, 8, nr), np.int32), "row": ((threads, nr), np.float32)}
+def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) -> dict[str, tuple]:
+    """name -> (shape, dtype) of the per-thread buffers, for sequences up to `longest` tokens: a last panel
+    narrower than the kernel's NR columns (sums, row), and the attention's (int8_attention.buffers)."""
+    W, G, _, V = int8.KERNELS[kernel]
+    return {"sums": ((threads, 8, V * W), np.int32), "row": ((threads, V * W), np.float32),
+            **int8_attention.buffers(threads, hidden, heads, longest, V * W, G)}
 
 
 def _encode(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context, projected,
-            intermediate, states, q, x_scale, zero, packed, scratch, tail, keys, scores, values, heads, sums, row,
-            counters):
+            intermediate, states, q, x_scale, zero, sums, row, codes, key_panels, value_panels, channel_sums,
+            channel_scales, token_scales, token_zeros, scores, heads, exp_sums, counters):
     """Every layer over x [R, H] float32 (tokens in its first T = Σ lengths rows, updated in place), sequence s
     at rows starts[s] : + lengths[s]. panels, weight_sums, weight_scales: per layer the Int8Matrix parts of
     (QKV, output, FFN in, FFN out); vectors: per layer (b_qkv, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H],
     context and projected [R, H], intermediate [R, I]: work arrays; q uint8 [≥ T · K'], x_scale float32
     [R], zero int32 [R]: the codes. states [layers, R, H] receives x after each layer (or has 0 layers).
-    packed ... heads: layers.buffers(), sums, row: buffers(), one row per thread; counters: int64 zeros
-    [2 · (1 + PHASES_PER_LAYER · layers)]. WORKER: the copy's global (see _build)."""
-    for thread in prange(packed.shape[0]):
+    sums ... exp_sums: buffers(), one row per thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER ·
+    layers)]. WORKER: the copy's global (see _build)."""
+    for thread in prange(sums.shape[0]):
         WORKER(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context,
-               projected, intermediate, states, q, x_scale, zero, packed.shape[0], packed[thread], scratch[thread],
-               tail[thread], keys[thread], scores[thread], values[thread], heads[thread], sums[thread], row[thread],
-               counters)
+               projected, intermediate, states, q, x_scale, zero, sums.shape[0], sums[thread], row[thread],
+               codes[thread], key_panels[thread], value_panels[thread], channel_sums[thread], channel_scales[thread],
+               token_scales[thread], token_zeros[thread], scores[thread], heads[thread], exp_sums[thread], counters)
 
 
 def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context, projected,
-            intermediate, states, q, x_scale, zero, threads, packed_raw, scratch, tail, keys, scores, values, heads,
-            sums, row, counters):
+            intermediate, states, q, x_scale, zero, threads, sums, row, codes, key_panels, value_panels, channel_sums,
+            channel_scales, token_scales, token_zeros, scores, heads, exp_sums, counters):
     """One thread's share of _encode: every phase's items that this thread claims. KIND, MR: the copy's."""
     T = lengths.sum()
-    H = x.shape[1]
-    packed = gemm.aligned(packed_raw, KC, layers.NR)  # [KC, NR]
-    scale = np.float32((H // num_heads) ** -0.5)
     n = _quantize_items(x[:T], _codes(q, T, panels[0], NR), x_scale, zero, counters, 0)
     wait(counters, 0, n)
     for layer in range(len(panels) // 4):
@@ -71,8 +71,8 @@ def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, star
                                                          vectors[v + 4], vectors[v + 5], vectors[v + 6], vectors[v + 7])
         _linear(q, T, panels, weight_sums, weight_scales, m, x_scale, zero, b_qkv, qkv[:T], BIAS, threads, counters,
                 phase, sums, row)
-        n = layers._attention_items(qkv, starts, lengths, num_heads, scale, context, counters, phase + 1, packed,
-                                    scratch, tail, keys, scores, values, heads)
+        n = ATTENTION(qkv, starts, lengths, num_heads, context, counters, phase + 1, codes, key_panels, value_panels,
+                      channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums)
         wait(counters, phase + 1, n)
         n = _quantize_items(context[:T], _codes(q, T, panels[m + 1], NR), x_scale, zero, counters, phase + 2)
         wait(counters, phase + 2, n)
@@ -98,6 +98,14 @@ def _gemm(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogu
     """int8.gemm_items with the copy's kernel (KIND, MR), compiled once for all of _worker's GEMMs."""
     return int8.gemm_items(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters,
                            phase, sums, row, KIND, MR)
+
+
+def _attention(qkv, starts, lengths, num_heads, context, counters, phase, codes, key_panels, value_panels,
+               channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums):
+    """int8_attention.attention_items with the copy's kernel (KIND, MR, NR, G), compiled once."""
+    return int8_attention.attention_items(qkv, starts, lengths, num_heads, context, counters, phase, codes, key_panels,
+                                          value_panels, channel_sums, channel_scales, token_scales, token_zeros,
+                                          scores, heads, exp_sums, KIND, MR, NR, G)
 
 
 def _linear(q, T, panels, weight_sums, weight_scales, m, x_scale, zero, bias, out, epilogue, threads, counters, phase,
@@ -157,6 +165,12 @@ def encode(kernel: str):
     return _build(kernel)[1]
 
 
+def attention_kernel(kernel: str):
+    """_attention for the int8 kernel `kernel`: a function (qkv, starts, lengths, num_heads, context, counters,
+    phase, codes, ..., exp_sums) as int8_attention.attention_items, its buffers one thread's rows."""
+    return _build(kernel)[2]
+
+
 def gemm_kernel(kernel: str):
     """_gemm for the int8 kernel `kernel`: a function (q, panels, weight_sum, weight_scale, x_scale, zero, bias,
     out, epilogue, threads, counters, phase, sums, row) as int8.gemm_items."""
@@ -164,17 +178,19 @@ def gemm_kernel(kernel: str):
 
 
 def _build(kernel: str):
-    """Copies of _gemm, _linear, _worker and _encode under names of their own (so that Numba's disk cache keeps each
-    build apart), with the kernel's KIND, MR and NR as compile-time constants, as int8.packed_matmul's."""
+    """Copies of _gemm, _attention, _linear, _worker and _encode under names of their own (so that Numba's disk
+    cache keeps each build apart), with the kernel's KIND, MR, NR and G as compile-time constants, as
+    int8.packed_matmul's."""
     if kernel not in _BUILDS:
-        W, _, mr, V = int8.KERNELS[kernel]
-        scope = dict(_encode.__globals__, KIND=list(int8.KERNELS).index(kernel), MR=mr, NR=V * W)
-        for name, function, inline in (("GEMM", _gemm, "never"), ("_linear", _linear, "always"),
-                                       ("WORKER", _worker, "never")):
+        W, G, mr, V = int8.KERNELS[kernel]
+        scope = dict(_encode.__globals__, KIND=list(int8.KERNELS).index(kernel), MR=mr, NR=V * W, G=G)
+        for name, function, inline in (("GEMM", _gemm, "never"), ("ATTENTION", _attention, "never"),
+                                       ("_linear", _linear, "always"), ("WORKER", _worker, "never")):
             copy = types.FunctionType(function.__code__, scope, f"{function.__name__}_{kernel}")
             copy.__qualname__ = copy.__name__
             scope[name] = numba.njit(cache=True, inline=inline, error_model="numpy")(copy)
         copy = types.FunctionType(_encode.__code__, scope, f"_encode_{kernel}")
         copy.__qualname__ = copy.__name__
-        _BUILDS[kernel] = scope["GEMM"], numba.njit(cache=True, parallel=True, error_model="numpy")(copy)
+        _BUILDS[kernel] = (scope["GEMM"], numba.njit(cache=True, parallel=True, error_model="numpy")(copy),
+                           scope["ATTENTION"])
     return _BUILDS[kernel]

@@ -57,17 +57,6 @@ def encode(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, 
                 values[thread], heads[thread], counters)
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def attention(qkv, starts, lengths, num_heads, context, packed, scratch, tail, keys, scores, values, heads, counters):
-    """The attention phase of encode alone, on all threads (for int8 models, whose layers run from Python):
-    context [R, H] from qkv [T, 3H], float32. Buffers as encode's; counters: int64 zeros [2]."""
-    scale = np.float32((context.shape[1] // num_heads) ** -0.5)
-    for thread in prange(packed.shape[0]):
-        _attention_items(qkv, starts, lengths, num_heads, scale, context, counters, 0,
-                         gemm.aligned(packed[thread], KC, NR), scratch[thread], tail[thread], keys[thread],
-                         scores[thread], values[thread], heads[thread])
-
-
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate, states,
             threads, packed_raw, scratch, tail, keys, scores, values, heads, counters):

@@ -4,6 +4,7 @@ import numpy as np
 
 from .dropout import dropout
 from .linear import dense, dense_backward
+from .quantize import attention_int8
 
 
 def padding_mask_bias(attention_mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -48,6 +49,9 @@ def self_attention(
     q = split_heads(dense(x, **query), num_heads)  # [B, S, H] -> [B, A, S, d]
     k = split_heads(dense(x, **key), num_heads)
     v = split_heads(dense(x, **value), num_heads)
+    if "weight_scale" in query:  # an int8 model: both products in integers too
+        context, probs = attention_int8(q, k, v, mask_bias[:, 0, 0, :] == 0)  # [B, A, S, d], [B, A, S, S]
+        return merge_heads(context), probs
     head_size = q.shape[-1]
     scores = (q @ k.transpose(0, 1, 3, 2)) * head_size**-0.5 + mask_bias  # [B, A, S, d] @ [B, A, d, S] -> [B, A, S, S]
     probs = softmax(scores)

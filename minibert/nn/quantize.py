@@ -31,6 +31,23 @@ def quantize_weight(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(q, -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8), scale
 
 
+def quantize_symmetric(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-row quantization at run time, in x's precision (for the attention's keys and values,
+    which are quantized as a weight's output channels, but per call).  x [T, K] float -> (Q int8 [T, K],
+    s [T] of x's dtype) with x ≈ s · Q.
+
+    s = max_k |x[t, k]| / 127 and Q = round(x · (127 / max_k |x[t, k]|)): a multiplication by the inverse
+    scale, not a division, as the fast kernels make it; a row of zeros gets s = 1."""
+    top = np.abs(x).max(axis=1)  # [T, K] -> [T]
+    zero = top == 0
+    top[zero] = 1
+    scale = top / x.dtype.type(WEIGHT_MAX)
+    scale[zero] = 1
+    inverse = x.dtype.type(WEIGHT_MAX) / top  # [T]
+    q = np.clip(np.rint(x * inverse[:, None]), -WEIGHT_MAX, WEIGHT_MAX)  # [T, K]
+    return q.astype(np.int8), scale
+
+
 def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Asymmetric per-row (per-token) quantization, in x's precision.  x [T, K] float ->
     (Q_x uint8 [T, K], s_x [T] of x's dtype, z int32 [T]) with x ≈ s_x · (Q_x - z).
@@ -48,22 +65,23 @@ def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def int_matmul(q_x: np.ndarray, q_w: np.ndarray) -> np.ndarray:
-    """acc = Q_x Q_wᵀ in int32.  q_x uint8 [T, K], q_w int8 [N, K] -> int32 [T, N].
+    """acc = Q_x Q_wᵀ in int32.  q_x uint8 [..., T, K], q_w int8 [..., N, K] -> int32 [..., T, N].
 
     Computed as a float64 matrix product, which is exact here: every product and partial sum is an integer
     of magnitude ≤ 255 · 127 · K < 2⁵³, and such integers are exact in float64 whatever the order of the
     additions. (NumPy's own integer matmul is exact too, but has no BLAS behind it and runs far slower.)"""
-    acc = q_x.astype(np.float64) @ q_w.T.astype(np.float64)  # [T, K] @ [K, N] -> [T, N]
+    acc = q_x.astype(np.float64) @ np.swapaxes(q_w, -1, -2).astype(np.float64)  # [..., T, K] @ [..., K, N]
     return acc.astype(np.int32)
 
 
 def dequantize(acc: np.ndarray, x_scale: np.ndarray, zero: np.ndarray, weight_scale: np.ndarray,
                weight_sum: np.ndarray) -> np.ndarray:
     """y = s_x[t] · s_w[j] · (acc[t, j] - z[t] · colsum[j]), in s_x's precision.
-    acc int32 [T, N], x_scale [T], zero int32 [T], weight_scale [N], weight_sum int32 [N] -> [T, N]."""
-    centred = acc - zero[:, None] * weight_sum[None, :]  # int32 [T, N], exact
+    acc int32 [..., T, N], x_scale [..., T], zero int32 [..., T], weight_scale [..., N], weight_sum int32 [..., N]
+    -> [..., T, N]."""
+    centred = acc - zero[..., :, None] * weight_sum[..., None, :]  # int32 [..., T, N], exact
     dtype = x_scale.dtype
-    return centred.astype(dtype) * x_scale[:, None] * weight_scale.astype(dtype)[None, :]
+    return centred.astype(dtype) * x_scale[..., :, None] * weight_scale.astype(dtype)[..., None, :]
 
 
 def dense_int8(x: np.ndarray, weight: np.ndarray, weight_scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -77,3 +95,52 @@ def dense_int8(x: np.ndarray, weight: np.ndarray, weight_scale: np.ndarray, bias
     weight_sum = weight.sum(axis=1, dtype=np.int32)  # colsum [out]
     y = dequantize(acc, x_scale, zero, weight_scale, weight_sum) + bias.astype(x.dtype)
     return y.reshape(*x.shape[:-1], weight.shape[0])  # [T, out] -> [..., out]
+
+
+def attention_int8(q: np.ndarray, k: np.ndarray, v: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """softmax(Q Kᵀ / √d) V over the real keys, both products in integers, as an int8 model attends:
+
+        s = Q Kᵀ                             scores_int8
+        e_ij = exp((s_ij - max_j s_ij) / √d)  in [0, 1], the max at 1; 0 at padding keys
+        context = (e V) / Σ_j e_ij            context_int8
+
+    q, k, v [B, A, S, d] float; real [B, S] bool (keys that are tokens, not padding; a sequence of padding
+    only attends to all its keys, as in transformers) -> (context [B, A, S, d], probabilities [B, A, S, S])"""
+    real = real | ~real.any(axis=1, keepdims=True)
+    keys = real[:, None, None, :]  # [B, S] -> [B, 1, 1, S]
+    scores = scores_int8(q, k)  # [B, A, S, S]
+    top = np.where(keys, scores, -np.inf).max(axis=-1, keepdims=True)  # [B, A, S, 1]
+    e = np.exp(np.where(keys, (scores - top) * q.dtype.type(q.shape[-1] ** -0.5), -np.inf))  # [B, A, S, S]
+    total = e.sum(axis=-1)  # Σ_j e_ij [B, A, S]
+    return context_int8(e, total, v, real), e / total[..., None]
+
+
+def scores_int8(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Q Kᵀ in integers: a query row quantized as an activation (quantize_rows), a key row as a weight's
+    output channel (quantize_symmetric), so  s_ij = s_q[i] · s_k[j] · (acc_ij - z_q[i] · Σ_c Q_k[j, c]).
+    q, k [B, A, S, d] float -> [B, A, S, S] in q's precision"""
+    B, A, S, d = q.shape
+    q_codes, q_scale, q_zero = quantize_rows(q.reshape(-1, d))  # [B·A·S, d]
+    k_codes, k_scale = quantize_symmetric(k.reshape(-1, d))  # a scale per key (token and head)
+    acc = int_matmul(q_codes.reshape(B, A, S, d), k_codes.reshape(B, A, S, d))  # -> [B, A, S, S]
+    k_sum = k_codes.sum(axis=1, dtype=np.int32).reshape(B, A, S)
+    return dequantize(acc, q_scale.reshape(B, A, S), q_zero.reshape(B, A, S), k_scale.reshape(B, A, S), k_sum)
+
+
+def context_int8(e: np.ndarray, total: np.ndarray, v: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """(e V) / Σ e in integers, e in [0, 1]: a fixed scale serves every row, Q_e = round(255 · e) (z = 0), and
+    the softmax's division is folded into the row's scale (one division a row); V is quantized per column,
+    a weight's output channel, over the real keys only:
+
+        context_ic = ((1/255) / Σ_j e_ij) · s_v[c] · Σ_j Q_e[i, j] · Q_v[c, j]
+
+    e [B, A, S, S] float (0 at padding keys), total [B, A, S] = Σ_j e_ij, v [B, A, S, d], real [B, S] bool
+    -> [B, A, S, d] in e's precision"""
+    B, A, S, d = v.shape
+    e_codes = np.rint(e * e.dtype.type(ACTIVATION_LEVELS)).astype(np.uint8)  # [B, A, S, S]
+    e_scale = e.dtype.type(1 / ACTIVATION_LEVELS) / total  # [B, A, S]
+    columns = np.swapaxes(np.where(real[:, None, :, None], v, 0), -1, -2)  # [B, A, S, d] -> [B, A, d, S], padding 0
+    v_codes, v_scale = quantize_symmetric(columns.reshape(-1, S))  # a scale per column (head and channel)
+    acc = int_matmul(e_codes, v_codes.reshape(B, A, d, S))  # -> [B, A, S, d]
+    v_sum = v_codes.sum(axis=1, dtype=np.int32).reshape(B, A, d)
+    return dequantize(acc, e_scale, np.zeros((B, A, S), np.int32), v_scale.reshape(B, A, d), v_sum)
