@@ -10,10 +10,11 @@ fast/int8.py's panels (pack()'s layout) for each sequence and head:
            division, on one number a row); V's columns are the weight's output channels, over the sequence's
            tokens                                                        [L, L"] x [L", d'] -> context [L, d']
 
-L' = L rounded up to whole panels (NR columns; zero codes past L), L" = L rounded up to groups of G (the
-codes past L meet zero weights), d' = d rounded up to whole panels. Every tile is dequantized in registers
-(int8.dequantize_kernel), so the float operations are the reference's, in its order; what differs from
-nn.quantize.attention_int8 is the exponential (fast/softmax.py's) and the order of Σ e's additions.
+L' = L rounded up to whole panels (NR columns; the scores past L are left out by the softmax), L" = L
+rounded up to groups of G (the codes past L meet zero weights), d' = d rounded up to whole panels. Every
+tile is dequantized in registers (int8.dequantize_kernel), so the float operations are the reference's, in
+its order; what differs from nn.quantize.attention_int8 is the exponential (fast/softmax.py's) and the
+order of Σ e's additions.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def attend(qkv, start, L, h, num_heads, context, codes, key_panels, value_panels
     for i in range(L):
         token_scales[i], token_zeros[i] = int8.quantize_row(qkv[start + i, q0:q0 + d], LEVELS, q[i])
     keys = key_panels[:L_p * d_g].reshape((L_p // nr, d_g // g, nr * g))  # kᵀ's codes as panels
-    _key_codes(qkv[start:start + L, k0:k0 + d], keys, channel_sums, channel_scales, nr, g, value_panels, heads)
+    _key_codes(qkv[start:start + L, k0:k0 + d], keys, channel_sums, channel_scales, nr, g, value_panels[:d_g], heads)
     e = scores[:L * L_p].reshape((L, L_p))
     _product(q, keys, token_scales, token_zeros, channel_sums, channel_scales, e, kind, mr, nr)  # [L, L'] = q kᵀ
     _exps(scores, exp_sums, L, L_p, np.float32(d ** -0.5))  # e = exp((q kᵀ - max) / √d), zero past L
@@ -256,12 +257,10 @@ def _interleave(typingctx, group, rows, column, length, out, start):
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _key_codes(k, panels, sums, scales, nr, g, codes, inverses):
     """nn.quantize.quantize_symmetric of k's rows (k [L, d], rows contiguous), each an output channel (the
-    same float operations): codes into panels [L'/nr, d"/g, nr·g] (zero past L and d), scales and code sums
-    into scales, sums [L'] (0 past L). codes int8 [≥ d"], inverses float32 [≥ d]: work space."""
+    same float operations): codes into panels [L'/nr, d"/g, nr·g] (zero past d), scales and code sums into
+    scales, sums [L]. codes int8 [d"], inverses float32 [≥ d]: work space. The panels' columns past L, and
+    scales and sums past L, are left as they are: they make scores past L, which the softmax leaves out."""
     L, d = k.shape
-    panels[:] = 0
-    scales[:] = 0
-    sums[:] = 0
     codes[:] = 0
     whole = d - d % LANES
     for j in range(L):
@@ -283,12 +282,11 @@ def _key_codes(k, panels, sums, scales, nr, g, codes, inverses):
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _value_codes(v, panels, sums, scales, nr, g, codes, inverses):
     """nn.quantize.quantize_symmetric of v's columns (v [L, d], rows contiguous): codes into panels [d'/nr,
-    L"/g, nr·g] (zero past L and d), scales and code sums into scales, sums [d'] (0 past d). codes int8
-    [≥ g·d], inverses float32 [≥ d]: work space."""
+    L"/g, nr·g] (zero past L), scales and code sums into scales, sums [d]. codes int8 [≥ g·d], inverses
+    float32 [≥ d]: work space. Columns past d are left as they are: they make outputs past d, never read."""
     L, d = v.shape
-    panels[:] = 0
-    scales[:] = 0
-    sums[:] = 0
+    scales[:d] = 0
+    sums[:d] = 0
     for j in range(L):
         row = v[j]
         for c in range(d):
