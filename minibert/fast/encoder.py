@@ -66,6 +66,7 @@ class FastEncoder:
     def __init__(self, weights: dict, config, dtype: np.dtype) -> None:
         self.weights, self.config, self.dtype = weights, config, dtype
         self._buffers: dict[str, np.ndarray] = {}
+        self._work: tuple = (None, {})  # what the last call's region buffers depend on, and the buffers
         self._lock = threading.Lock()  # one call at a time: they all compute in self._buffers
         self.refresh()
 
@@ -77,6 +78,7 @@ class FastEncoder:
             return dense["weight"].T  # [out, in] -> [in, out], a view
 
         with self._lock:
+            self._work = (None, {})  # the buffers depend on the kind of layers (float32, int8 and its kernel)
             self.layers = []
             for layer in self.weights["encoder"]["layer"]:
                 attention = layer["attention"]
@@ -161,12 +163,26 @@ class FastEncoder:
         hidden_states = tuple(pack.scatter(h) for h in packed_states) if output_hidden_states else None
         return pack.scatter(x), pooled, hidden_states
 
-    def _thread_buffers(self, pack) -> dict[str, np.ndarray]:
-        """The per-thread work buffers of layers.encode (layers.buffers) for this call."""
-        c = self.config
-        shapes = layers.buffers(numba.get_num_threads(), c.hidden_size, c.intermediate_size, c.num_attention_heads,
-                                int(pack.lengths.max()))
-        return {name: self._buffer(name, shape) for name, shape in shapes.items()}
+    def _region_buffers(self, R: int, longest: int) -> dict[str, np.ndarray]:
+        """The work buffers of layers.encode or int8_layers.encode for R rows and sequences up to `longest`
+        tokens, on the pool's threads: views of self._buffers, kept from the last call while R, `longest` and
+        the thread count stay the same (naming and viewing each anew took tens of microseconds a call)."""
+        c, threads = self.config, numba.get_num_threads()
+        key = (R, longest, threads)
+        if self._work[0] == key:
+            return self._work[1]
+        if self.compiled is not None:
+            shapes = layers.buffers(threads, c.hidden_size, c.intermediate_size, c.num_attention_heads, longest)
+            work = {name: self._buffer(name, shape) for name, shape in shapes.items()}
+        else:
+            kernel, panels = self.compiled_int8[:2]
+            shapes = int8_layers.buffers(threads, c.hidden_size, c.num_attention_heads, longest, kernel)
+            work = {name: self._buffer(f"int8 {name}", shape, dtype) for name, (shape, dtype) in shapes.items()}
+            K = int8.KERNELS[kernel][1] * max(p.shape[1] for p in panels)  # K' of the widest input
+            work |= {"q": self._buffer("codes", (R * K,), np.uint8),  # [T, K'] for any K
+                     "x_scale": self._buffer("x_scale", (R,)), "zero": self._buffer("zero", (R,), np.int32)}
+        self._work = key, work
+        return work
 
     def _compiled_layers(self, rows, pack, output_hidden_states, packed_states, qkv, context, projected,
                          intermediate) -> None:
@@ -174,7 +190,7 @@ class FastEncoder:
         layer's output is appended to packed_states."""
         c, (R, H) = self.config, rows.shape
         n_layers = len(self.layers)
-        work = self._thread_buffers(pack)
+        work = self._region_buffers(R, int(pack.lengths.max()))
         states = self._buffer("states", (n_layers, R, H)) if output_hidden_states else np.empty((0, 1, H), self.dtype)
         counters = np.zeros(2 * layers.PHASES_PER_LAYER * n_layers, dtype=np.int64)
         matrices, vectors = self.compiled
@@ -189,18 +205,14 @@ class FastEncoder:
         """Every layer of an int8 model through int8_layers.encode, as _compiled_layers does for float32."""
         c, (R, H) = self.config, rows.shape
         kernel, panels, weight_sums, weight_scales, vectors = self.compiled_int8
-        G = int8.KERNELS[kernel][1]
         n_layers = len(self.layers)
-        shapes = int8_layers.buffers(numba.get_num_threads(), H, c.num_attention_heads, int(pack.lengths.max()), kernel)
-        work = {name: self._buffer(f"int8 {name}", shape, dtype) for name, (shape, dtype) in shapes.items()}
-        codes = self._buffer("codes", (R * G * max(p.shape[1] for p in panels),), np.uint8)  # q [T, K'] for any K
-        x_scale, zero = self._buffer("x_scale", (R,)), self._buffer("zero", (R,), np.int32)
+        work = self._region_buffers(R, int(pack.lengths.max()))
         states = self._buffer("states", (n_layers, R, H)) if output_hidden_states else np.empty((0, 1, H), self.dtype)
         counters = np.zeros(2 * (1 + int8_layers.PHASES_PER_LAYER * n_layers), dtype=np.int64)
         with kernels.PARALLEL_REGION:
             int8_layers.encode(kernel)(rows, panels, weight_sums, weight_scales, vectors, c.num_attention_heads,
                                        c.layer_norm_eps, pack.starts, pack.lengths, qkv, context, projected,
-                                       intermediate, states, codes, x_scale, zero, **work, counters=counters)
+                                       intermediate, states, **work, counters=counters)
         if output_hidden_states:
             packed_states.extend(states[i, :pack.total].copy() for i in range(n_layers))
 
