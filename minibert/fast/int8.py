@@ -137,16 +137,23 @@ def _vector_codes(typingctx, lanes, row, count, scale, zero, q):
             at = builder.mul(i, cgutils.intp_t(n))
             x = simd.load(builder, simd.element_pointer(builder, data, at), n)
             c = builder.fadd(simd.call(builder, name, kind, [builder.fdiv(x, s_v)]), z_v)
-            c = builder.select(builder.fcmp_ordered("<", c, nought), nought, c)  # max(c, 0), then min(c, 255)
-            c = builder.select(builder.fcmp_ordered(">", c, top), top, c)
-            code = builder.trunc(builder.fptosi(c, simd.vector(n, simd.I32)), simd.vector(n, simd.ir.IntType(8)))
-            simd.store(builder, code, simd.element_pointer(builder, codes, at))
+            store_codes(builder, c, nought, top, simd.element_pointer(builder, codes, at))
             return []
 
         simd.counted_loop(builder, builder.sdiv(count_, cgutils.intp_t(n)), body, [])
         return context.get_dummy_value()
 
     return nbtypes.void(lanes, row, count, scale, zero, q), codegen
+
+
+def store_codes(builder, c, low, high, pointer) -> None:
+    """IR: the float vector c clipped to [low, high] (vectors; max first, then min, as np.clip), converted to
+    integers and stored as bytes at pointer."""
+    c = builder.select(builder.fcmp_ordered("<", c, low), low, c)
+    c = builder.select(builder.fcmp_ordered(">", c, high), high, c)
+    n = c.type.count
+    simd.store(builder, builder.trunc(builder.fptosi(c, simd.vector(n, simd.I32)), simd.vector(n, simd.ir.IntType(8))),
+               pointer)
 
 
 @numba.njit(cache=True, inline="always")

@@ -164,10 +164,7 @@ def _symmetric_codes(typingctx, row, inverses, count, codes):
             x = simd.load(builder, simd.element_pointer(builder, data, at), n)
             y = simd.load(builder, simd.element_pointer(builder, factors, at), n)
             c = simd.call(builder, f"llvm.rint.v{n}f32", floats, [builder.fmul(x, y)])
-            c = builder.select(builder.fcmp_ordered("<", c, bottom), bottom, c)  # max(c, -127), then min(c, 127)
-            c = builder.select(builder.fcmp_ordered(">", c, top), top, c)
-            code = builder.trunc(builder.fptosi(c, simd.vector(n, simd.I32)), simd.vector(n, simd.ir.IntType(8)))
-            simd.store(builder, code, simd.element_pointer(builder, out, at))
+            int8.store_codes(builder, c, bottom, top, simd.element_pointer(builder, out, at))
             return []
 
         simd.counted_loop(builder, builder.sdiv(count_, cgutils.intp_t(n)), body, [])
