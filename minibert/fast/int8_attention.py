@@ -121,8 +121,9 @@ def _exp_codes(e, codes):
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _product(a, panels, x_scale, zero, weight_sum, weight_scale, out, kind, mr, nr):
     """out [M, P·nr] = dequantize(a Q_wᵀ): a [M, K'] uint8 codes with x_scale, zero [M]; the weight as
-    panels [P, K'/G, nr·G] with weight_sum, weight_scale [P·nr] (0 past its channels). Panel by panel, the
-    rows in tiles of mr, then 4, 2, 1 (int8.dequantize_kernel)."""
+    panels [P, K'/G, nr·G] with weight_sum, weight_scale [P·nr] (whatever they hold past the weight's
+    channels makes output columns the caller does not read). Panel by panel, the rows in tiles of mr, then
+    4, 2, 1 (int8.dequantize_kernel)."""
     M, lda, ldo = a.shape[0], a.strides[0], out.strides[0] // 4
     groups, step = panels.shape[1], panels.shape[1] * panels.shape[2]
     for p in range(panels.shape[0]):
