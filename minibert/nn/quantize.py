@@ -1,4 +1,5 @@
-"""Int8 linear layers: weights quantized once per output channel, activations per token at run time.
+"""Int8 linear layers (weights quantized once per output channel, activations per token at run time), and
+the attention's two products in the same form (attention_int8).
 
 A float w is stored as an integer q and a scale s, w ≈ s · q. The matrix product then runs on integers,
 exactly, and one multiplication per output puts the scales back:
@@ -12,7 +13,8 @@ The weights are symmetric (no zero point, so colsum is all a zero point costs); 
 asymmetric, because after GELU they are almost all ≥ 0 and a symmetric range would waste half of the
 codes; uint8 × int8 is what the CPU's integer dot-product instruction (vpdpbusd) takes. Each token gets its
 own range, so one token with large values does not coarsen the others. acc is exact integer arithmetic:
-every kernel (minibert/fast/int8.py) must give it bit for bit; the rest is the float epilogue.
+every kernel (minibert/fast/int8.py, fast/int8_attention.py) must give it bit for bit; the rest is the
+float epilogue.
 """
 
 import numpy as np
