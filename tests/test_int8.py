@@ -10,7 +10,7 @@ import pytest
 
 import minibert
 from minibert import WeightsError
-from minibert.fast import gemm, int8, int8_layers, set_num_threads
+from minibert.fast import gemm, int8, int8_attention, int8_layers, set_num_threads
 from minibert.loading.weights import read_safetensors
 from minibert.nn import quantize
 from minibert.nn.activations import gelu as nn_gelu
@@ -134,7 +134,7 @@ def test_fast_kernels_equal_reference(T, K, N, dtype, kernel):
 
 OTHER_CPU = """
 import numpy as np
-from minibert.fast import gemm, int8, int8_layers, set_num_threads
+from minibert.fast import gemm, int8, int8_attention, int8_layers, set_num_threads
 from minibert.nn import quantize
 from minibert.nn.activations import gelu as nn_gelu
 rng = np.random.default_rng(0)
@@ -481,11 +481,10 @@ def fast_attention(kernel, qkv, lengths, num_heads):
     T, H = qkv.shape[0], qkv.shape[1] // 3
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     buffers = {name: np.zeros(shape, dtype)[0] for name, (shape, dtype) in
-               int8_layers.buffers(1, H, num_heads, int(lengths.max()), kernel).items()}
-    attention = {name: value for name, value in buffers.items() if name not in ("sums", "row")}
+               int8_attention.buffers(1, H, num_heads, int(lengths.max()), V * W, G).items()}
     context = np.full((T, H), np.nan, np.float32)
     int8_layers.attention_kernel(kernel)(qkv, starts, lengths, num_heads, context, np.zeros(2, np.int64), 0,
-                                         *attention.values())
+                                         *buffers.values())
     L, L_p = lengths[-1], -(-lengths[-1] // (V * W)) * (V * W)
     return context, buffers["scores"][:L * L_p].reshape(L, L_p)[:, :L], buffers["exp_sums"][:L]
 

@@ -8,8 +8,9 @@ work is spent on padding and sequences of equal length sit together. Per layer:
     a = LayerNorm(ctx W_o^T + b_o + x)                       (GEMM, then LayerNorm rows)
     y = LayerNorm(GELU(a W_1^T + b_1) W_2^T + b_2 + a)      (GEMM with GELU, GEMM, then LayerNorm rows)
 
-float32 runs every layer in one compiled call and one parallel region (fast/layers.py), on minibert's own
-GEMM (fast/gemm.py); so does an int8 model on a CPU with a vector int8 kernel (fast/int8_layers.py).
+float32 runs every layer, and the pooler's dense layer, in one compiled call and one parallel region
+(fast/layers.py), on minibert's own GEMM (fast/gemm.py); so does an int8 model on a CPU with a vector int8
+kernel (fast/int8_layers.py).
 float64 (the verification dtype) and int8 on the portable kernel run layer by layer from Python: float64
 GEMMs in BLAS, int8 ones in fast/int8.py, the work between them in kernels (fast/kernels.py). There an
 int8 model's attention is nn.quantize.attention_int8, per run of equal-length sequences; float64's: short
@@ -142,10 +143,8 @@ class FastEncoder:
         packed_states = [x.copy()] if output_hidden_states else None
         work = {name: self._buffer(name, (R, n)) for name, n in  # per call, not per layer
                 (("qkv", 3 * H), ("context", H), ("projected", H), ("intermediate", c.intermediate_size))}
-        if self.compiled is not None:  # float32: every layer in one compiled call (fast/layers.py)
-            self._compiled_layers(rows, pack, output_hidden_states, packed_states, **work)
-        elif self.compiled_int8 is not None:  # int8 on a vector kernel: the same, fast/int8_layers.py
-            self._int8_layers(rows, pack, output_hidden_states, packed_states, **work)
+        if self.compiled is not None or self.compiled_int8 is not None:  # every layer and the pooler's dense
+            z = self._region(rows, pack, output_hidden_states, packed_states, **work)  # layer in one call
         else:
             plan = attention_plan(pack.starts, pack.lengths, c.num_attention_heads,  # see _attention
                                   short=0 if self.dtype == np.float32 else SHORT)
@@ -153,11 +152,11 @@ class FastEncoder:
                 self._layer(rows, T, layer, plan, **work)
                 if output_hidden_states:
                     packed_states.append(x.copy())
+            if "pooler" in self.weights:
+                dense = self.weights["pooler"]["dense"]
+                z = gemm.dense(x[pack.starts], dense["weight"], dense["bias"])  # first tokens [B, H] -> [B, H]
         pooled = None
         if "pooler" in self.weights:
-            dense = self.weights["pooler"]["dense"]
-            first = x[pack.starts]  # the first tokens [B, H]
-            z = gemm.dense(first, dense["weight"], dense["bias"])  # float32: no BLAS call, see there
             pooled = np.empty_like(z)
             pooled[pack.order] = np.tanh(z)
         hidden_states = tuple(pack.scatter(h) for h in packed_states) if output_hidden_states else None
@@ -184,37 +183,35 @@ class FastEncoder:
         self._work = key, work
         return work
 
-    def _compiled_layers(self, rows, pack, output_hidden_states, packed_states, qkv, context, projected,
-                         intermediate) -> None:
-        """Every layer through layers.encode: rows [R, H] updated in place; with output_hidden_states each
-        layer's output is appended to packed_states."""
+    def _region(self, rows, pack, output_hidden_states, packed_states, qkv, context, projected,
+                intermediate) -> np.ndarray | None:
+        """Every layer, then the pooler's dense layer, in one compiled call: layers.encode (float32) or
+        int8_layers.encode (int8 on a vector kernel). rows [R, H] updated in place; with output_hidden_states
+        each layer's output is appended to packed_states. Returns the pooler's x[first] W_pᵀ + b_p [B, H] (in
+        pack's order, before its tanh), or None without a pooler."""
         c, (R, H) = self.config, rows.shape
-        n_layers = len(self.layers)
+        n_layers, B = len(self.layers), len(pack.starts)
         work = self._region_buffers(R, int(pack.lengths.max()))
         states = self._buffer("states", (n_layers, R, H)) if output_hidden_states else np.empty((0, 1, H), self.dtype)
-        counters = np.zeros(2 * layers.PHASES_PER_LAYER * n_layers, dtype=np.int64)
-        matrices, vectors = self.compiled
+        if "pooler" in self.weights:
+            dense = self.weights["pooler"]["dense"]
+            pooler = {"pool_weight": np.ascontiguousarray(dense["weight"].T), "pool_bias": dense["bias"],  # W_pᵀ:
+                      "first": self._buffer("first", (B, H)), "pooled": np.empty((B, H), self.dtype)}  # a view
+        else:
+            pooler = {"pool_weight": np.empty((0, 0), self.dtype), "pool_bias": np.empty(0, self.dtype),
+                      "first": np.empty((0, H), self.dtype), "pooled": np.empty((0, H), self.dtype)}
+        args = (rows, *(self.compiled or self.compiled_int8[1:]), c.num_attention_heads, c.layer_norm_eps,
+                pack.starts, pack.lengths, qkv, context, projected, intermediate, states)
         with kernels.PARALLEL_REGION:
-            layers.encode(rows, matrices, vectors, c.num_attention_heads, c.layer_norm_eps, pack.starts,
-                          pack.lengths, qkv, context, projected, intermediate, states, **work, counters=counters)
+            if self.compiled is not None:
+                counters = np.zeros(2 * (layers.PHASES_PER_LAYER * n_layers + 2), dtype=np.int64)
+                layers.encode(*args, **pooler, **work, counters=counters)
+            else:
+                counters = np.zeros(2 * (1 + int8_layers.PHASES_PER_LAYER * n_layers + 2), dtype=np.int64)
+                int8_layers.encode(self.compiled_int8[0])(*args, **pooler, **work, counters=counters)
         if output_hidden_states:
             packed_states.extend(states[i, :pack.total].copy() for i in range(n_layers))
-
-    def _int8_layers(self, rows, pack, output_hidden_states, packed_states, qkv, context, projected,
-                     intermediate) -> None:
-        """Every layer of an int8 model through int8_layers.encode, as _compiled_layers does for float32."""
-        c, (R, H) = self.config, rows.shape
-        kernel, panels, weight_sums, weight_scales, vectors = self.compiled_int8
-        n_layers = len(self.layers)
-        work = self._region_buffers(R, int(pack.lengths.max()))
-        states = self._buffer("states", (n_layers, R, H)) if output_hidden_states else np.empty((0, 1, H), self.dtype)
-        counters = np.zeros(2 * (1 + int8_layers.PHASES_PER_LAYER * n_layers), dtype=np.int64)
-        with kernels.PARALLEL_REGION:
-            int8_layers.encode(kernel)(rows, panels, weight_sums, weight_scales, vectors, c.num_attention_heads,
-                                       c.layer_norm_eps, pack.starts, pack.lengths, qkv, context, projected,
-                                       intermediate, states, **work, counters=counters)
-        if output_hidden_states:
-            packed_states.extend(states[i, :pack.total].copy() for i in range(n_layers))
+        return pooler["pooled"] if "pooler" in self.weights else None
 
     def _layer(self, rows, T, w, plan, qkv, context, projected, intermediate) -> None:
         """One encoder layer over packed tokens: rows [R, H], whose first T rows are the tokens, updated in

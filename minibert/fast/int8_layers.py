@@ -9,6 +9,8 @@ GEMM the int8 kernel of fast/int8.py with the dequantization (and bias, GELU) in
     x = LayerNorm(deq(Q(context) Q_oᵀ) + b_o + x), then Q(x)           quantize; GEMM; rows        (rows)
     x = LayerNorm(deq(Q(GELU(deq(Q(x) Q_1ᵀ) + b_1)) Q_2ᵀ) + b_2 + x)   GEMM; quantize; GEMM; rows
 
+and after the last layer the pooler's dense layer in float32, as fast/layers.py's (layers.pooler_items).
+
 The codes of the GEMM's input live in one buffer q [T, K'] (K' = K padded to the kernel's groups of k; the
 codes past K meet zero weights), with each token's scale and zero point. A LayerNorm row is quantized by
 the thread that has just computed it.
@@ -23,8 +25,8 @@ import numpy as np
 from numba import prange
 
 from ..nn.quantize import ACTIVATION_LEVELS
-from . import int8, int8_attention, kernels, layers
-from .gemm import BIAS, BIAS_GELU, NONE
+from . import gemm, int8, int8_attention, kernels, layers
+from .gemm import BIAS, BIAS_GELU, KC, MC, NONE
 from .tasks import claim, finish, wait
 
 PHASES_PER_LAYER = 9  # QKV, attention, quantize, output, LayerNorm, FFN in, quantize, FFN out, LayerNorm
@@ -35,32 +37,40 @@ WORKER = GEMM = ATTENTION = None  # _encode's per-thread function, _worker's GEM
 
 def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) -> dict[str, tuple]:
     """name -> (shape, dtype) of the per-thread buffers, for sequences up to `longest` tokens: a last panel
-    narrower than the kernel's NR columns (sums, row), and the attention's (int8_attention.buffers)."""
+    narrower than the kernel's NR columns (sums, row), the attention's (int8_attention.buffers), and the
+    float32 GEMM's for the pooler (packed, scratch, tail, as layers.buffers')."""
     W, G, _, V = int8.KERNELS[kernel]
     return {"sums": ((threads, 8, V * W), np.int32), "row": ((threads, V * W), np.float32),
-            **int8_attention.buffers(threads, hidden, heads, longest, V * W, G)}
+            **int8_attention.buffers(threads, hidden, heads, longest, V * W, G),
+            "packed": ((threads, KC * layers.NR + 16), np.float32), "scratch": ((threads, MC, layers.NR), np.float32),
+            "tail": ((threads, hidden, layers.NR), np.float32)}
 
 
 def _encode(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context, projected,
-            intermediate, states, q, x_scale, zero, sums, row, codes, key_panels, value_panels, channel_sums,
-            channel_scales, token_scales, token_zeros, scores, heads, exp_sums, counters):
+            intermediate, states, pool_weight, pool_bias, first, pooled, q, x_scale, zero, sums, row, codes,
+            key_panels, value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads,
+            exp_sums, packed, scratch, tail, counters):
     """Every layer over x [R, H] float32 (tokens in its first T = Σ lengths rows, updated in place), sequence s
     at rows starts[s] : + lengths[s]. panels, weight_sums, weight_scales: per layer the Int8Matrix parts of
     (QKV, output, FFN in, FFN out); vectors: per layer (b_qkv, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H],
     context and projected [R, H], intermediate [R, I]: work arrays; q uint8 [≥ T · K'], x_scale float32
     [R], zero int32 [R]: the codes. states [layers, R, H] receives x after each layer (or has 0 layers).
-    sums ... exp_sums: buffers(), one row per thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER ·
-    layers)]. WORKER: the copy's global (see _build)."""
+    pool_weight ... pooled: the pooler's, as layers.encode's (float32). sums ... tail: buffers(), one row per
+    thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER · layers + 2)]. WORKER: the copy's global (see
+    _build)."""
     for thread in prange(sums.shape[0]):
         WORKER(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context,
-               projected, intermediate, states, q, x_scale, zero, sums.shape[0], sums[thread], row[thread],
-               codes[thread], key_panels[thread], value_panels[thread], channel_sums[thread], channel_scales[thread],
-               token_scales[thread], token_zeros[thread], scores[thread], heads[thread], exp_sums[thread], counters)
+               projected, intermediate, states, pool_weight, pool_bias, first, pooled, q, x_scale, zero,
+               sums.shape[0], sums[thread], row[thread], codes[thread], key_panels[thread], value_panels[thread],
+               channel_sums[thread], channel_scales[thread], token_scales[thread], token_zeros[thread],
+               scores[thread], heads[thread], exp_sums[thread], packed[thread], scratch[thread], tail[thread],
+               counters)
 
 
 def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context, projected,
-            intermediate, states, q, x_scale, zero, threads, sums, row, codes, key_panels, value_panels, channel_sums,
-            channel_scales, token_scales, token_zeros, scores, heads, exp_sums, counters):
+            intermediate, states, pool_weight, pool_bias, first, pooled, q, x_scale, zero, threads, sums, row, codes,
+            key_panels, value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads,
+            exp_sums, packed, scratch, tail, counters):
     """One thread's share of _encode: every phase's items that this thread claims. KIND, MR: the copy's."""
     T = lengths.sum()
     n = _quantize_items(x[:T], _codes(q, T, panels[0], NR), x_scale, zero, counters, 0)
@@ -91,6 +101,8 @@ def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, star
         n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, _codes(q, next_rows, panels[0], NR), x_scale,
                               zero, counters, phase + 8, states, layer)
         wait(counters, phase + 8, n)
+    layers.pooler_items(x, starts, pool_weight, pool_bias, first, pooled, threads, counters,
+                        1 + PHASES_PER_LAYER * (len(panels) // 4), gemm.aligned(packed, KC, layers.NR), scratch, tail)
 
 
 def _gemm(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters, phase, sums,

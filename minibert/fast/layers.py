@@ -10,6 +10,7 @@ items the threads claim (fast/tasks.py), each waiting for the one before:
     x = LayerNorm(GELU(x W_1^T + b_1) W_2^T + b_2 + x)            GEMM, GELU in its epilogue;
                                                                   GEMM; then rows
 
+and after the last layer the pooler's dense layer, x[first tokens] W_p^T + b_p (its tanh is the caller's).
 Waking Numba's pool once per forward instead of once per GEMM or kernel is what this buys at small
 inputs, where a layer's work is a few hundred microseconds; OpenBLAS is not called, so no BLAS thread
 spins against the region's threads.
@@ -44,22 +45,24 @@ def buffers(threads: int, hidden: int, intermediate: int, heads: int, longest: i
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def encode(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate, states,
-           packed, scratch, tail, keys, scores, values, heads, counters):
+           pool_weight, pool_bias, first, pooled, packed, scratch, tail, keys, scores, values, heads, counters):
     """Every layer over x [R, H] float32 (tokens in its first T = Σ lengths rows, updated in place), with
     sequence s at rows starts[s] : + lengths[s]. matrices: per layer (W_q^T, W_k^T, W_v^T, W_o^T, W_1^T,
     W_2^T) [in, out]; vectors: per layer (b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H],
     context and projected [R, H], intermediate [R, I]: work arrays. states [layers, R, H] receives x after
-    each layer (or has 0 layers). packed ... heads: buffers(), one row per thread; counters: int64
-    zeros [2 · PHASES_PER_LAYER · layers]."""
+    each layer (or has 0 layers). Then, when pooled has rows, the pooler's dense layer (pooler_items):
+    pooled [S, H] = first W_pᵀ + b_p, pool_weight = W_pᵀ [H, H], first [S, H] a work array. packed ...
+    heads: buffers(), one row per thread; counters: int64 zeros [2 · (PHASES_PER_LAYER · layers + 2)]."""
     for thread in prange(packed.shape[0]):
         _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate,
-                states, packed.shape[0], packed[thread], scratch[thread], tail[thread], keys[thread], scores[thread],
-                values[thread], heads[thread], counters)
+                states, pool_weight, pool_bias, first, pooled, packed.shape[0], packed[thread], scratch[thread],
+                tail[thread], keys[thread], scores[thread], values[thread], heads[thread], counters)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate, states,
-            threads, packed_raw, scratch, tail, keys, scores, values, heads, counters):
+            pool_weight, pool_bias, first, pooled, threads, packed_raw, scratch, tail, keys, scores, values, heads,
+            counters):
     """One thread's share of encode: every phase's items that this thread claims."""
     T = lengths.sum()
     H = x.shape[1]
@@ -97,6 +100,26 @@ def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context,
         wait(counters, phase + 7, n)
         n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, counters, phase + 8, states, layer)
         wait(counters, phase + 8, n)
+    pooler_items(x, starts, pool_weight, pool_bias, first, pooled, threads, counters,
+                 PHASES_PER_LAYER * (len(matrices) // 6), packed, scratch, tail)
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def pooler_items(x, starts, pool_weight, pool_bias, first, pooled, threads, counters, phase, packed, scratch, tail):
+    """Phases `phase` and `phase` + 1, when pooled has rows: first[s] = x[starts[s]] (one item), then the
+    pooler's dense layer pooled = first W_pᵀ + b_p (its tanh is the caller's), the weight pool_weight = W_pᵀ
+    [H, H] shared by the threads as a GEMM's is; buffers as _gemm_items'. In the region, so that both
+    threads read the weight, where after it one thread would, from further away."""
+    S = pooled.shape[0]
+    if S == 0:
+        return
+    if claim(counters, phase) == 0:
+        for s in range(S):
+            first[s] = x[starts[s]]
+        finish(counters, phase)
+    wait(counters, phase, 1)
+    n = _gemm_items(first, pool_weight, pooled, pool_bias, BIAS, threads, counters, phase + 1, packed, scratch, tail)
+    wait(counters, phase + 1, n)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
