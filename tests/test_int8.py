@@ -484,7 +484,7 @@ def fast_attention(kernel, qkv, lengths, num_heads):
                int8_attention.buffers(1, H, num_heads, int(lengths.max()), V * W, G).items()}
     context = np.full((T, H), np.nan, np.float32)
     int8_layers.attention_kernel(kernel)(qkv, starts, lengths, num_heads, context, np.zeros(2, np.int64), 0,
-                                         *buffers.values())
+                                         *buffers.values(), np.zeros((8, V * W), np.int32), np.zeros(V * W, np.float32))
     L, L_p = lengths[-1], -(-lengths[-1] // (V * W)) * (V * W)
     return context, buffers["scores"][:L * L_p].reshape(L, L_p)[:, :L], buffers["exp_sums"][:L]
 

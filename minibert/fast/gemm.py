@@ -325,6 +325,12 @@ def aligned(raw, rows: int, columns: int):
     return raw[a0:a0 + rows * columns].reshape((rows, columns))
 
 
+def buffers(threads: int, rows: int) -> dict[str, tuple]:
+    """name -> shape of gemm_items' per-thread work buffers (packed, scratch, tail), for K up to `rows`."""
+    NR = 2 * WIDTH
+    return {"packed": (threads, KC * NR + 16), "scratch": (threads, MC, NR), "tail": (threads, rows, NR)}
+
+
 def _gemm_part(x, w, out, bias, residual, epilogue, threads, counters):
     """One thread's share of out = epilogue(x w + bias (+ residual)): the items it claims (gemm_items), in
     work buffers of its own. WIDTH, MR, FUSED are the copy's globals (see _build)."""

@@ -367,25 +367,30 @@ def gemm_items(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, ep
         b, g = item // groups, item % groups
         m0, m1 = b * MC, min(T, (b + 1) * MC)
         for p in range(g * per, min(P, (g + 1) * per)):
-            i = m0
-            while i + mr <= m1:
-                _tile(mr, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums,
-                      row)
-                i += mr
-            if m1 - i >= 4:
-                _tile(4, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums,
-                      row)
-                i += 4
-            if m1 - i >= 2:
-                _tile(2, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums,
-                      row)
-                i += 2
-            if m1 - i >= 1:
-                _tile(1, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums,
-                      row)
+            panel_rows(q, m0, m1, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums, row,
+                       kind, mr)
         finish(counters, phase)
         item = claim(counters, phase)
     return items
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def panel_rows(q, m0, m1, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums, row, kind,
+               mr):
+    """Rows m0 : m1 of panel p of out = epilogue(dequantize(q Q_wᵀ) + bias) (gemm_items' arguments), in tiles
+    of mr rows, then 4, 2, 1 (_tile)."""
+    i = m0
+    while i + mr <= m1:
+        _tile(mr, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums, row)
+        i += mr
+    if m1 - i >= 4:
+        _tile(4, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums, row)
+        i += 4
+    if m1 - i >= 2:
+        _tile(2, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums, row)
+        i += 2
+    if m1 - i >= 1:
+        _tile(1, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums, row)
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")

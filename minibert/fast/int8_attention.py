@@ -54,17 +54,18 @@ def buffers(threads: int, hidden: int, heads: int, longest: int, nr: int, g: int
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def attention_items(qkv, starts, lengths, num_heads, context, counters, phase, codes, key_panels, value_panels,
-                    channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, kind, mr, nr, g):
+                    channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, sums, row, kind,
+                    mr, nr, g):
     """Claim (fast/tasks.py) and compute items of the attention, one sequence and head each: context [R, H]
     from qkv [T, 3H] float32, sequence s at rows starts[s] : + lengths[s]. Buffers: buffers(), this thread's
-    rows. kind, mr, nr, g: the int8 kernel's (int8.KERNELS), compile-time constants. Returns the item count,
-    for tasks.wait."""
+    rows; sums, row: int8.gemm_items' (int8_layers.buffers). kind, mr, nr, g: the int8 kernel's (int8.KERNELS),
+    compile-time constants. Returns the item count, for tasks.wait."""
     items = starts.shape[0] * num_heads
     item = claim(counters, phase)
     while item < items:
         s, h = item // num_heads, item % num_heads
         attend(qkv, starts[s], lengths[s], h, num_heads, context, codes, key_panels, value_panels, channel_sums,
-               channel_scales, token_scales, token_zeros, scores, heads, exp_sums, kind, mr, nr, g)
+               channel_scales, token_scales, token_zeros, scores, heads, exp_sums, sums, row, kind, mr, nr, g)
         finish(counters, phase)
         item = claim(counters, phase)
     return items
@@ -72,7 +73,7 @@ def attention_items(qkv, starts, lengths, num_heads, context, counters, phase, c
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def attend(qkv, start, L, h, num_heads, context, codes, key_panels, value_panels, channel_sums, channel_scales,
-           token_scales, token_zeros, scores, heads, exp_sums, kind, mr, nr, g):
+           token_scales, token_zeros, scores, heads, exp_sums, sums, row, kind, mr, nr, g):
     """context rows start : start + L, columns of head h = softmax(q kᵀ / √d) v in int8 (see the module
     docstring); the arguments as attention_items'. Leaves e in scores [L, L'] and Σ e in exp_sums."""
     H = context.shape[1]
@@ -85,7 +86,7 @@ def attend(qkv, start, L, h, num_heads, context, codes, key_panels, value_panels
     keys = key_panels[:L_p * d_g].reshape((L_p // nr, d_g // g, nr * g))  # kᵀ's codes as panels
     _key_codes(qkv[start:start + L, k0:k0 + d], keys, channel_sums, channel_scales, nr, g, value_panels[:d_g], heads)
     e = scores[:L * L_p].reshape((L, L_p))
-    _product(q, keys, token_scales, token_zeros, channel_sums, channel_scales, e, kind, mr, nr)  # [L, L'] = q kᵀ
+    _product(q, keys, token_scales, token_zeros, channel_sums, channel_scales, e, sums, row, kind, mr)  # q kᵀ
     _exps(scores, exp_sums, L, L_p, np.float32(d ** -0.5))  # e = exp((q kᵀ - max) / √d), zero past L
     p = codes[:L * L_g].reshape((L, L_g))  # e's codes [L, L"], those past L meet zero value codes
     for i in range(L):
@@ -95,10 +96,10 @@ def attend(qkv, start, L, h, num_heads, context, codes, key_panels, value_panels
     _value_codes(qkv[start:start + L, v0:v0 + d], values, channel_sums, channel_scales, nr, g, key_panels, heads)
     if d == d_p:  # softmax(q kᵀ / √d) v = (e v) / Σ e, into the head's columns of context
         out = context[start:start + L, q0:q0 + d]
-        _product(p, values, token_scales, token_zeros, channel_sums, channel_scales, out, kind, mr, nr)
+        _product(p, values, token_scales, token_zeros, channel_sums, channel_scales, out, sums, row, kind, mr)
     else:  # through whole panels' columns [L, d'], then the first d
         out = heads[:L * d_p].reshape((L, d_p))
-        _product(p, values, token_scales, token_zeros, channel_sums, channel_scales, out, kind, mr, nr)
+        _product(p, values, token_scales, token_zeros, channel_sums, channel_scales, out, sums, row, kind, mr)
         context[start:start + L, q0:q0 + d] = out[:, :d]
 
 
@@ -119,31 +120,14 @@ def _exp_codes(e, codes):
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _product(a, panels, x_scale, zero, weight_sum, weight_scale, out, kind, mr, nr):
+def _product(a, panels, x_scale, zero, weight_sum, weight_scale, out, sums, row, kind, mr):
     """out [M, P·nr] = dequantize(a Q_wᵀ): a [M, K'] uint8 codes with x_scale, zero [M]; the weight as
     panels [P, K'/G, nr·G] with weight_sum, weight_scale [P·nr] (whatever they hold past the weight's
-    channels makes output columns the caller does not read). Panel by panel, the rows in tiles of mr, then
-    4, 2, 1 (int8.dequantize_kernel)."""
-    M, lda, ldo = a.shape[0], a.strides[0], out.strides[0] // 4
-    groups, step = panels.shape[1], panels.shape[1] * panels.shape[2]
+    channels makes output columns the caller does not read); panel by panel, as int8.gemm_items' (every
+    panel whole, so sums and row, its buffers for a narrower one, go unused)."""
     for p in range(panels.shape[0]):
-        j0 = p * nr
-        i = 0
-        while i + mr <= M:
-            int8.dequantize_kernel(mr, kind, a, i * lda, lda, panels, p * step, groups, out, i * ldo + j0, ldo, NONE,
-                                   zero, x_scale, i, weight_sum, weight_scale, weight_scale, j0)
-            i += mr
-        if M - i >= 4:
-            int8.dequantize_kernel(4, kind, a, i * lda, lda, panels, p * step, groups, out, i * ldo + j0, ldo, NONE,
-                                   zero, x_scale, i, weight_sum, weight_scale, weight_scale, j0)
-            i += 4
-        if M - i >= 2:
-            int8.dequantize_kernel(2, kind, a, i * lda, lda, panels, p * step, groups, out, i * ldo + j0, ldo, NONE,
-                                   zero, x_scale, i, weight_sum, weight_scale, weight_scale, j0)
-            i += 2
-        if M - i >= 1:
-            int8.dequantize_kernel(1, kind, a, i * lda, lda, panels, p * step, groups, out, i * ldo + j0, ldo, NONE,
-                                   zero, x_scale, i, weight_sum, weight_scale, weight_scale, j0)
+        int8.panel_rows(a, 0, a.shape[0], panels, p, weight_sum, weight_scale, x_scale, zero, weight_scale, out, NONE,
+                        sums, row, kind, mr)
 
 
 @intrinsic
@@ -300,9 +284,10 @@ def _value_codes(v, panels, sums, scales, nr, g, codes, inverses):
             _codes(v[j0 + r], inverses, rows[r])
             for c in range(d):
                 sums[c] += rows[r, c]
+        group = (j0 // g) * panels.shape[2]  # this group of g tokens' offset in every panel
         whole = d - d % 16
         for c in range(0, whole, 16):  # 16 columns at a time, each column's g codes side by side
-            _interleave(g, codes, c, d, flat, (c // nr) * step + (j0 // g) * panels.shape[2] + (c % nr) * g)
+            _interleave(g, codes, c, d, flat, (c // nr) * step + group + (c % nr) * g)
         for c in range(whole, d):
             for r in range(g):
-                flat[(c // nr) * step + (j0 // g) * panels.shape[2] + (c % nr) * g + r] = rows[r, c]
+                flat[(c // nr) * step + group + (c % nr) * g + r] = rows[r, c]

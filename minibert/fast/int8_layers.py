@@ -26,7 +26,7 @@ from numba import prange
 
 from ..nn.quantize import ACTIVATION_LEVELS
 from . import gemm, int8, int8_attention, kernels, layers
-from .gemm import BIAS, BIAS_GELU, KC, MC, NONE
+from .gemm import BIAS, BIAS_GELU, KC, NONE
 from .tasks import claim, finish, wait
 
 PHASES_PER_LAYER = 9  # QKV, attention, quantize, output, LayerNorm, FFN in, quantize, FFN out, LayerNorm
@@ -38,12 +38,11 @@ WORKER = GEMM = ATTENTION = None  # _encode's per-thread function, _worker's GEM
 def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) -> dict[str, tuple]:
     """name -> (shape, dtype) of the per-thread buffers, for sequences up to `longest` tokens: a last panel
     narrower than the kernel's NR columns (sums, row), the attention's (int8_attention.buffers), and the
-    float32 GEMM's for the pooler (packed, scratch, tail, as layers.buffers')."""
+    float32 GEMM's for the pooler (gemm.buffers)."""
     W, G, _, V = int8.KERNELS[kernel]
     return {"sums": ((threads, 8, V * W), np.int32), "row": ((threads, V * W), np.float32),
             **int8_attention.buffers(threads, hidden, heads, longest, V * W, G),
-            "packed": ((threads, KC * layers.NR + 16), np.float32), "scratch": ((threads, MC, layers.NR), np.float32),
-            "tail": ((threads, hidden, layers.NR), np.float32)}
+            **{name: (shape, np.float32) for name, shape in gemm.buffers(threads, hidden).items()}}
 
 
 def _encode(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context, projected,
@@ -82,7 +81,7 @@ def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, star
         _linear(q, T, panels, weight_sums, weight_scales, m, x_scale, zero, b_qkv, qkv[:T], BIAS, threads, counters,
                 phase, sums, row)
         n = ATTENTION(qkv, starts, lengths, num_heads, context, counters, phase + 1, codes, key_panels, value_panels,
-                      channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums)
+                      channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, sums, row)
         wait(counters, phase + 1, n)
         n = _quantize_items(context[:T], _codes(q, T, panels[m + 1], NR), x_scale, zero, counters, phase + 2)
         wait(counters, phase + 2, n)
@@ -113,11 +112,11 @@ def _gemm(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogu
 
 
 def _attention(qkv, starts, lengths, num_heads, context, counters, phase, codes, key_panels, value_panels,
-               channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums):
+               channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, sums, row):
     """int8_attention.attention_items with the copy's kernel (KIND, MR, NR, G), compiled once."""
     return int8_attention.attention_items(qkv, starts, lengths, num_heads, context, counters, phase, codes, key_panels,
                                           value_panels, channel_sums, channel_scales, token_scales, token_zeros,
-                                          scores, heads, exp_sums, KIND, MR, NR, G)
+                                          scores, heads, exp_sums, sums, row, KIND, MR, NR, G)
 
 
 def _linear(q, T, panels, weight_sums, weight_scales, m, x_scale, zero, bias, out, epilogue, threads, counters, phase,
@@ -179,7 +178,7 @@ def encode(kernel: str):
 
 def attention_kernel(kernel: str):
     """_attention for the int8 kernel `kernel`: a function (qkv, starts, lengths, num_heads, context, counters,
-    phase, codes, ..., exp_sums) as int8_attention.attention_items, its buffers one thread's rows."""
+    phase, codes, ..., exp_sums, sums, row) as int8_attention.attention_items, its buffers one thread's rows."""
     return _build(kernel)[2]
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from . import gemm, kernels
-from .gemm import BIAS, BIAS_GELU, FUSED, KC, MC, MR, NONE, WIDTH
+from .gemm import BIAS, BIAS_GELU, FUSED, KC, MR, NONE, WIDTH
 from .kernels import SHORT
 from .softmax import softmax_exp
 from .tasks import claim, finish, wait
@@ -37,8 +37,7 @@ def buffers(threads: int, hidden: int, intermediate: int, heads: int, longest: i
     """name -> shape of the per-thread work buffers of encode, for sequences up to `longest` tokens."""
     d = hidden // heads
     padded_length, padded_d = -(-longest // NR) * NR, -(-d // NR) * NR
-    return {"packed": (threads, KC * NR + 16), "scratch": (threads, MC, NR),
-            "tail": (threads, max(hidden, intermediate, longest), NR),
+    return {**gemm.buffers(threads, max(hidden, intermediate, longest)),
             "keys": (threads, d * padded_length), "scores": (threads, longest * padded_length),
             "values": (threads, longest * padded_d), "heads": (threads, longest * padded_d)}
 
