@@ -8,9 +8,9 @@ work is spent on padding and sequences of equal length sit together. Per layer:
     a = LayerNorm(ctx W_o^T + b_o + x)                       (GEMM, then LayerNorm rows)
     y = LayerNorm(GELU(a W_1^T + b_1) W_2^T + b_2 + a)      (GEMM with GELU, GEMM, then LayerNorm rows)
 
-float32 runs every layer, and the pooler's dense layer, in one compiled call and one parallel region
-(fast/layers.py), on minibert's own GEMM (fast/gemm.py); so does an int8 model on a CPU with a vector int8
-kernel (fast/int8_layers.py).
+float32 runs the embeddings, every layer and the pooler in one compiled call and one parallel region
+(fast/layers.py), on minibert's own GEMM (fast/gemm.py), writing the outputs in the batch's places; so does
+an int8 model on a CPU with a vector int8 kernel (fast/int8_layers.py).
 float64 (the verification dtype) and int8 on the portable kernel run layer by layer from Python: float64
 GEMMs in BLAS, int8 ones in fast/int8.py, the work between them in kernels (fast/kernels.py). There an
 int8 model's attention is nn.quantize.attention_int8, per run of equal-length sequences; float64's: short
@@ -125,10 +125,13 @@ class FastEncoder:
         if pack is None:
             return None
         with self._lock:
+            if self.compiled is not None or self.compiled_int8 is not None:  # the whole forward in one call
+                return self._region(pack, input_ids, token_type_ids, position_ids, output_hidden_states)
             return self._encode(pack, input_ids, token_type_ids, position_ids, output_hidden_states)
 
     def _encode(self, pack, input_ids, token_type_ids, position_ids, output_hidden_states: bool):
-        """__call__'s work on a packing, in the shared buffers."""
+        """__call__'s work on a packing, in the shared buffers, layer by layer (float64, and int8 on the
+        portable kernel)."""
         c, H, T = self.config, self.config.hidden_size, pack.total
         R = gemm_rows(T)
         rows = self._buffer("x", (R, H))  # [R, H], R ≥ T: the real tokens, then rows never read
@@ -140,78 +143,78 @@ class FastEncoder:
                     pack.gather(position_ids), e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
                     e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"],
                     c.layer_norm_eps, x)
-        packed_states = [x.copy()] if output_hidden_states else None
+        hidden_states = [pack.scatter(x)] if output_hidden_states else None  # [B, S, H] each
         work = {name: self._buffer(name, (R, n)) for name, n in  # per call, not per layer
                 (("qkv", 3 * H), ("context", H), ("projected", H), ("intermediate", c.intermediate_size))}
-        if self.compiled is not None or self.compiled_int8 is not None:  # every layer and the pooler's dense
-            z = self._region(rows, pack, output_hidden_states, packed_states, **work)  # layer in one call
-        else:
-            plan = attention_plan(pack.starts, pack.lengths, c.num_attention_heads,  # see _attention
-                                  short=0 if self.dtype == np.float32 else SHORT)
-            for layer in self.layers:
-                self._layer(rows, T, layer, plan, **work)
-                if output_hidden_states:
-                    packed_states.append(x.copy())
-            if "pooler" in self.weights:
-                dense = self.weights["pooler"]["dense"]
-                z = gemm.dense(x[pack.starts], dense["weight"], dense["bias"])  # first tokens [B, H] -> [B, H]
+        plan = attention_plan(pack.starts, pack.lengths, c.num_attention_heads,  # see _attention
+                              short=0 if self.dtype == np.float32 else SHORT)
+        for layer in self.layers:
+            self._layer(rows, T, layer, plan, **work)
+            if output_hidden_states:
+                hidden_states.append(pack.scatter(x))
         pooled = None
         if "pooler" in self.weights:
+            dense = self.weights["pooler"]["dense"]
+            z = gemm.dense(x[pack.starts], dense["weight"], dense["bias"])  # first tokens [B, H] -> [B, H]
             pooled = np.empty_like(z)
             pooled[pack.order] = np.tanh(z)
-        hidden_states = tuple(pack.scatter(h) for h in packed_states) if output_hidden_states else None
-        return pack.scatter(x), pooled, hidden_states
+        return pack.scatter(x), pooled, tuple(hidden_states) if output_hidden_states else None
 
-    def _region_buffers(self, R: int, longest: int) -> dict[str, np.ndarray]:
-        """The work buffers of layers.encode or int8_layers.encode for R rows and sequences up to `longest`
-        tokens, on the pool's threads: views of self._buffers, kept from the last call while R, `longest` and
+    def _region_buffers(self, T: int, longest: int) -> dict[str, np.ndarray]:
+        """The work buffers of layers.encode or int8_layers.encode for T tokens and sequences up to `longest`
+        tokens, on the pool's threads: views of self._buffers, kept from the last call while T, `longest` and
         the thread count stay the same (naming and viewing each anew took tens of microseconds a call)."""
-        c, threads = self.config, numba.get_num_threads()
-        key = (R, longest, threads)
+        c, H, threads = self.config, self.config.hidden_size, numba.get_num_threads()
+        key = (T, longest, threads)
         if self._work[0] == key:
             return self._work[1]
+        work = {name: self._buffer(name, (T, n)) for name, n in
+                (("x", H), ("qkv", 3 * H), ("context", H), ("projected", H), ("intermediate", c.intermediate_size),
+                 ("first", H))}  # first: the pooler's, at most one row per sequence
         if self.compiled is not None:
-            shapes = layers.buffers(threads, c.hidden_size, c.intermediate_size, c.num_attention_heads, longest)
-            work = {name: self._buffer(name, shape) for name, shape in shapes.items()}
+            shapes = layers.buffers(threads, H, c.intermediate_size, c.num_attention_heads, longest)
+            work |= {name: self._buffer(name, shape) for name, shape in shapes.items()}
         else:
             kernel, panels = self.compiled_int8[:2]
-            shapes = int8_layers.buffers(threads, c.hidden_size, c.num_attention_heads, longest, kernel)
-            work = {name: self._buffer(f"int8 {name}", shape, dtype) for name, (shape, dtype) in shapes.items()}
+            shapes = int8_layers.buffers(threads, H, c.num_attention_heads, longest, kernel)
+            work |= {name: self._buffer(f"int8 {name}", shape, dtype) for name, (shape, dtype) in shapes.items()}
             K = int8.KERNELS[kernel][1] * max(p.shape[1] for p in panels)  # K' of the widest input
-            work |= {"q": self._buffer("codes", (R * K,), np.uint8),  # [T, K'] for any K
-                     "x_scale": self._buffer("x_scale", (R,)), "zero": self._buffer("zero", (R,), np.int32)}
+            work |= {"q": self._buffer("codes", (T * K,), np.uint8),  # [T, K'] for any K
+                     "x_scale": self._buffer("x_scale", (T,)), "zero": self._buffer("zero", (T,), np.int32)}
         self._work = key, work
         return work
 
-    def _region(self, rows, pack, output_hidden_states, packed_states, qkv, context, projected,
-                intermediate) -> np.ndarray | None:
-        """Every layer, then the pooler's dense layer, in one compiled call: layers.encode (float32) or
-        int8_layers.encode (int8 on a vector kernel). rows [R, H] updated in place; with output_hidden_states
-        each layer's output is appended to packed_states. Returns the pooler's x[first] W_pᵀ + b_p [B, H] (in
-        pack's order, before its tanh), or None without a pooler."""
-        c, (R, H) = self.config, rows.shape
-        n_layers, B = len(self.layers), len(pack.starts)
-        work = self._region_buffers(R, int(pack.lengths.max()))
-        states = self._buffer("states", (n_layers, R, H)) if output_hidden_states else np.empty((0, 1, H), self.dtype)
-        if "pooler" in self.weights:
+    def _region(self, pack, input_ids, token_type_ids, position_ids, output_hidden_states: bool):
+        """__call__'s work in one compiled call, layers.encode (float32) or int8_layers.encode (int8 on a vector
+        kernel): the embeddings, every layer and the pooler, with the outputs written in the batch's places."""
+        c, (B, S), H = self.config, pack.shape, self.config.hidden_size
+        n_layers = len(self.layers)
+        work = self._region_buffers(pack.total, int(pack.lengths.max()))
+        new = np.zeros if pack.padded else np.empty  # the region writes every real position
+        hidden = new((n_layers + 1 if output_hidden_states else 1, B * S, H), self.dtype)  # [n, B·S, H]
+        e = self.weights["embeddings"]
+        embedding = (e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
+                     e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"])
+        tokens = tuple(np.ascontiguousarray(a) for a in (input_ids, token_type_ids, position_ids))  # one layout
+        if "pooler" in self.weights:  # (so one compiled build)
             dense = self.weights["pooler"]["dense"]
             pooler = {"pool_weight": np.ascontiguousarray(dense["weight"].T), "pool_bias": dense["bias"],  # W_pᵀ:
-                      "first": self._buffer("first", (B, H)), "pooled": np.empty((B, H), self.dtype)}  # a view
+                      "pooled": np.empty((B, H), self.dtype)}  # a view (BertModel keeps it column-major)
         else:
             pooler = {"pool_weight": np.empty((0, 0), self.dtype), "pool_bias": np.empty(0, self.dtype),
-                      "first": np.empty((0, H), self.dtype), "pooled": np.empty((0, H), self.dtype)}
-        args = (rows, *(self.compiled or self.compiled_int8[1:]), c.num_attention_heads, c.layer_norm_eps,
-                pack.starts, pack.lengths, qkv, context, projected, intermediate, states)
+                      "pooled": np.empty((0, H), self.dtype)}
+        args = (tokens, embedding, *(self.compiled or self.compiled_int8[1:]), c.num_attention_heads,
+                c.layer_norm_eps, pack.starts, pack.lengths, pack.order, pack.positions)
         with kernels.PARALLEL_REGION:
             if self.compiled is not None:
-                counters = np.zeros(2 * (layers.PHASES_PER_LAYER * n_layers + 2), dtype=np.int64)
-                layers.encode(*args, **pooler, **work, counters=counters)
+                counters = np.zeros(2 * (1 + layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
+                layers.encode(*args, hidden=hidden, **pooler, **work, counters=counters)
             else:
-                counters = np.zeros(2 * (1 + int8_layers.PHASES_PER_LAYER * n_layers + 2), dtype=np.int64)
-                int8_layers.encode(self.compiled_int8[0])(*args, **pooler, **work, counters=counters)
-        if output_hidden_states:
-            packed_states.extend(states[i, :pack.total].copy() for i in range(n_layers))
-        return pooler["pooled"] if "pooler" in self.weights else None
+                counters = np.zeros(2 * (2 + int8_layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
+                int8_layers.encode(self.compiled_int8[0])(*args, hidden=hidden, **pooler, **work, counters=counters)
+        hidden = hidden.reshape(-1, B, S, H)
+        pooled = pooler["pooled"] if "pooler" in self.weights else None
+        return hidden[-1], pooled, tuple(hidden) if output_hidden_states else None
 
     def _layer(self, rows, T, w, plan, qkv, context, projected, intermediate) -> None:
         """One encoder layer over packed tokens: rows [R, H], whose first T rows are the tokens, updated in
@@ -294,23 +297,35 @@ class Packing(NamedTuple):
     order: np.ndarray  # [B] the batch rows, longest first
     lengths: np.ndarray  # [B] their lengths
     starts: np.ndarray  # [B] where each starts among the packed tokens
-    total: int  # T, the number of real tokens
-    index: tuple | None  # (rows [T], cols [T]): packed token t is padded position (rows[t], cols[t]); None: no padding
+    positions: np.ndarray  # [T] packed token t is position positions[t] of the padded batch, flattened to [B·S]
+
+    @property
+    def total(self) -> int:
+        """T, the number of real tokens."""
+        return len(self.positions)
+
+    @property
+    def padded(self) -> bool:
+        """Whether the batch has padding (else packing is a reshape)."""
+        return len(self.positions) != self.shape[0] * self.shape[1]
 
     def gather(self, a: np.ndarray) -> np.ndarray:
         """[B, S, ...] -> [T, ...], the real positions in packed order."""
-        return a.reshape((self.total,) + a.shape[2:]) if self.index is None else a[self.index]
+        flat = a.reshape((-1,) + a.shape[2:])  # [B·S, ...]
+        return flat[self.positions] if self.padded else flat
 
     def scatter(self, packed: np.ndarray) -> np.ndarray:
         """[T, N] -> a new [B, S, N], zero at padding."""
-        if self.index is None:
+        if not self.padded:
             return packed.reshape(self.shape + packed.shape[1:]).copy()
-        return scatter(packed, self.index, self.shape)
+        out = np.zeros((self.shape[0] * self.shape[1],) + packed.shape[1:], dtype=packed.dtype)
+        out[self.positions] = packed
+        return out.reshape(self.shape + packed.shape[1:])
 
 
 def scatter(packed: np.ndarray, index, shape: tuple[int, int]) -> np.ndarray:
     """[T, N] -> a new [B, S, N] (shape = (B, S)), zero at padding; `index` picks the T real positions (a
-    boolean mask [B, S] or a (rows [T], cols [T]) pair)."""
+    boolean mask [B, S])."""
     out = np.zeros(shape + packed.shape[1:], dtype=packed.dtype)
     out[index] = packed
     return out
@@ -323,7 +338,7 @@ def packing(attention_mask: np.ndarray, first_position_read: bool) -> Packing | 
     state there, which packing leaves out."""
     B, S = attention_mask.shape
     if attention_mask.all():  # no padding: packing is a reshape
-        return Packing((B, S), np.arange(B), np.full(B, S), np.arange(B) * S, B * S, None)
+        return Packing((B, S), np.arange(B), np.full(B, S), np.arange(B) * S, np.arange(B * S))
     lengths = attention_mask.sum(axis=1)
     if lengths.min() == 0 or (first_position_read and not attention_mask[:, 0].all()):
         return None
@@ -331,7 +346,7 @@ def packing(attention_mask: np.ndarray, first_position_read: bool) -> Packing | 
     lengths = lengths[order]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     rows, cols = np.nonzero(attention_mask[order])  # row by row, each row's real positions in order
-    return Packing((B, S), order, lengths, starts, int(lengths.sum()), (order[rows], cols))
+    return Packing((B, S), order, lengths, starts, order[rows] * S + cols)
 
 
 def attention_plan(starts: np.ndarray, lengths: np.ndarray, num_heads: int, short: int = SHORT) -> tuple:

@@ -1,6 +1,7 @@
 """An int8 model's encoder layers as one compiled function and one parallel region, as fast/layers.py's.
 
-Per layer, over packed tokens x [T, H] (fast/encoder.py), each phase a list of items the threads claim
+The embeddings of the packed tokens x [T, H] (fast/encoder.py) in float32 and their quantization, as
+fast/layers.py's (layers.embed_items), then per layer each phase a list of items the threads claim
 (fast/tasks.py), each waiting for the one before; Q(·) is a token's quantization (int8.quantize_row), each
 GEMM the int8 kernel of fast/int8.py with the dequantization (and bias, GELU) in its registers:
 
@@ -9,7 +10,7 @@ GEMM the int8 kernel of fast/int8.py with the dequantization (and bias, GELU) in
     x = LayerNorm(deq(Q(context) Q_oᵀ) + b_o + x), then Q(x)           quantize; GEMM; rows        (rows)
     x = LayerNorm(deq(Q(GELU(deq(Q(x) Q_1ᵀ) + b_1)) Q_2ᵀ) + b_2 + x)   GEMM; quantize; GEMM; rows
 
-and after the last layer the pooler's dense layer in float32, as fast/layers.py's (layers.pooler_items).
+and after the last layer the pooler in float32, as fast/layers.py's (layers.pooler_items).
 
 The codes of the GEMM's input live in one buffer q [T, K'] (K' = K padded to the kernel's groups of k; the
 codes past K meet zero weights), with each token's scale and zero point. A LayerNorm row is quantized by
@@ -45,37 +46,42 @@ def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) ->
             **{name: (shape, np.float32) for name, shape in gemm.buffers(threads, hidden).items()}}
 
 
-def _encode(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context, projected,
-            intermediate, states, pool_weight, pool_bias, first, pooled, q, x_scale, zero, sums, row, codes,
-            key_panels, value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads,
-            exp_sums, packed, scratch, tail, counters):
-    """Every layer over x [R, H] float32 (tokens in its first T = Σ lengths rows, updated in place), sequence s
-    at rows starts[s] : + lengths[s]. panels, weight_sums, weight_scales: per layer the Int8Matrix parts of
-    (QKV, output, FFN in, FFN out); vectors: per layer (b_qkv, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H],
-    context and projected [R, H], intermediate [R, I]: work arrays; q uint8 [≥ T · K'], x_scale float32
-    [R], zero int32 [R]: the codes. states [layers, R, H] receives x after each layer (or has 0 layers).
-    pool_weight ... pooled: the pooler's, as layers.encode's (float32). sums ... tail: buffers(), one row per
-    thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER · layers + 2)]. WORKER: the copy's global (see
-    _build)."""
+def _encode(tokens, embedding, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, order,
+            positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, q,
+            x_scale, zero, sums, row, codes, key_panels, value_panels, channel_sums, channel_scales, token_scales,
+            token_zeros, scores, heads, exp_sums, packed, scratch, tail, counters):
+    """The embeddings, then every layer, over packed tokens x [R, H] float32 (in its first T = Σ lengths rows),
+    sequence s at rows starts[s] : + lengths[s]; tokens, embedding, order, positions: as layers.encode's.
+    panels, weight_sums, weight_scales: per layer the Int8Matrix parts of (QKV, output, FFN in, FFN out);
+    vectors: per layer (b_qkv, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H], context and projected [R, H],
+    intermediate [R, I]: work arrays; q uint8 [≥ T · K'], x_scale float32 [R], zero int32 [R]: the codes.
+    hidden and pool_weight ... pooled: as layers.encode's (the last n hidden states, the pooler in float32).
+    sums ... tail: buffers(), one row per thread; counters: int64 zeros [2 · (2 + PHASES_PER_LAYER · layers
+    + 3)]. WORKER: the copy's global (see _build)."""
     for thread in prange(sums.shape[0]):
-        WORKER(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context,
-               projected, intermediate, states, pool_weight, pool_bias, first, pooled, q, x_scale, zero,
+        WORKER(tokens, embedding, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, order,
+               positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, q,
+               x_scale, zero,
                sums.shape[0], sums[thread], row[thread], codes[thread], key_panels[thread], value_panels[thread],
                channel_sums[thread], channel_scales[thread], token_scales[thread], token_zeros[thread],
                scores[thread], heads[thread], exp_sums[thread], packed[thread], scratch[thread], tail[thread],
                counters)
 
 
-def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, qkv, context, projected,
-            intermediate, states, pool_weight, pool_bias, first, pooled, q, x_scale, zero, threads, sums, row, codes,
-            key_panels, value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads,
-            exp_sums, packed, scratch, tail, counters):
+def _worker(tokens, embedding, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, order,
+            positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, q,
+            x_scale, zero, threads, sums, row, codes, key_panels, value_panels, channel_sums, channel_scales,
+            token_scales, token_zeros, scores, heads, exp_sums, packed, scratch, tail, counters):
     """One thread's share of _encode: every phase's items that this thread claims. KIND, MR: the copy's."""
     T = lengths.sum()
-    n = _quantize_items(x[:T], _codes(q, T, panels[0], NR), x_scale, zero, counters, 0)
+    n_layers = len(panels) // 4
+    n = layers.embed_items(tokens, embedding, eps, positions, x[:T], counters, 0, hidden,
+                           hidden.shape[0] - n_layers - 1)
     wait(counters, 0, n)
-    for layer in range(len(panels) // 4):
-        phase, m, v = 1 + PHASES_PER_LAYER * layer, 4 * layer, 8 * layer  # m: QKV, output, FFN in, FFN out
+    n = _quantize_items(x[:T], _codes(q, T, panels[0], NR), x_scale, zero, counters, 1)
+    wait(counters, 1, n)
+    for layer in range(n_layers):
+        phase, m, v = 2 + PHASES_PER_LAYER * layer, 4 * layer, 8 * layer  # m: QKV, output, FFN in, FFN out
         b_qkv, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2 = (vectors[v], vectors[v + 1], vectors[v + 2], vectors[v + 3],
                                                          vectors[v + 4], vectors[v + 5], vectors[v + 6], vectors[v + 7])
         _linear(q, T, panels, weight_sums, weight_scales, m, x_scale, zero, b_qkv, qkv[:T], BIAS, threads, counters,
@@ -88,7 +94,7 @@ def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, star
         _linear(q, T, panels, weight_sums, weight_scales, m + 1, x_scale, zero, b_o, projected[:T], NONE, threads,
                 counters, phase + 3, sums, row)
         n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, _codes(q, T, panels[m + 2], NR), x_scale,
-                              zero, counters, phase + 4, states, -1)
+                              zero, counters, phase + 4, hidden, -1, positions)
         wait(counters, phase + 4, n)
         _linear(q, T, panels, weight_sums, weight_scales, m + 2, x_scale, zero, b_1, intermediate[:T], BIAS_GELU,
                 threads, counters, phase + 5, sums, row)
@@ -96,12 +102,13 @@ def _worker(x, panels, weight_sums, weight_scales, vectors, num_heads, eps, star
         wait(counters, phase + 6, n)
         _linear(q, T, panels, weight_sums, weight_scales, m + 3, x_scale, zero, b_2, projected[:T], NONE, threads,
                 counters, phase + 7, sums, row)
-        next_rows = 0 if m + 4 == len(panels) else T  # the last layer's output is not quantized
+        next_rows = 0 if layer + 1 == n_layers else T  # the last layer's output is not quantized
+        slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
         n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, _codes(q, next_rows, panels[0], NR), x_scale,
-                              zero, counters, phase + 8, states, layer)
+                              zero, counters, phase + 8, hidden, slot, positions)
         wait(counters, phase + 8, n)
-    layers.pooler_items(x, starts, pool_weight, pool_bias, first, pooled, threads, counters,
-                        1 + PHASES_PER_LAYER * (len(panels) // 4), gemm.aligned(packed, KC, layers.NR), scratch, tail)
+    layers.pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
+                        2 + PHASES_PER_LAYER * n_layers, gemm.aligned(packed, KC, layers.NR), scratch, tail)
 
 
 def _gemm(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters, phase, sums,
@@ -151,16 +158,16 @@ def _quantize_items(x, q, x_scale, zero, counters, phase):
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _layer_norm_items(y, bias, x, gamma, beta, eps, T, q, x_scale, zero, counters, phase, states, layer):
-    """layers._layer_norm_items (x = LayerNorm(y + bias + x), rows copied into states[layer] when layer ≥ 0),
-    each row then quantized into q [T', K'], x_scale, zero when q has rows (T' = T)."""
+def _layer_norm_items(y, bias, x, gamma, beta, eps, T, q, x_scale, zero, counters, phase, hidden, slot, positions):
+    """layers._layer_norm_items (x = LayerNorm(y + bias + x), row t copied to hidden[slot, positions[t]] when
+    slot ≥ 0), each row then quantized into q [T', K'], x_scale, zero when q has rows (T' = T)."""
     items = -(-T // layers.LN_ROWS)
     item = claim(counters, phase)
     while item < items:
         for t in range(item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)):
             kernels.bias_residual_layer_norm_row(y[t], bias, x[t], gamma, beta, eps)
-            if layer >= 0 and states.shape[0] > 0:
-                states[layer, t] = x[t]
+            if slot >= 0:
+                hidden[slot, positions[t]] = x[t]
             if q.shape[0] > 0:
                 x_scale[t], zero[t] = int8.quantize_row(x[t], LEVELS, q[t])
         finish(counters, phase)

@@ -82,13 +82,18 @@ def embed(input_ids, token_type_ids, position_ids, word, position, token_type, g
 
     ids [T] each; tables [*, H]; out [T, H]
     """
-    hidden = out.shape[1]
     for t in prange(input_ids.shape[0]):
-        row = out[t]  # the sum is formed in the output row and normalised in place (no scratch row)
-        w, ty, p = word[input_ids[t]], token_type[token_type_ids[t]], position[position_ids[t]]
-        for j in range(hidden):
-            row[j] = (w[j] + ty[j]) + p[j]  # transformers' order of the sums
-        layer_norm_row(row, gamma, beta, eps)
+        embed_row(word[input_ids[t]], token_type[token_type_ids[t]], position[position_ids[t]], gamma, beta, eps,
+                  out[t])
+
+
+@numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+def embed_row(w, ty, p, gamma, beta, eps, row):
+    """row = LayerNorm(w + ty + p), one token's embedding from its word, token type and position vectors [H].
+    The sum is formed in the output row and normalised in place (no scratch row)."""
+    for j in range(row.shape[0]):
+        row[j] = (w[j] + ty[j]) + p[j]  # transformers' order of the sums
+    layer_norm_row(row, gamma, beta, eps)
 
 
 @kernel()

@@ -1,7 +1,9 @@
 """The float32 encoder layers as one compiled function and one parallel region (no BLAS, no Python between).
 
-Per layer, over packed tokens x [T, H] (fast/encoder.py), the phases of nn.bert's layer, each a list of
-items the threads claim (fast/tasks.py), each waiting for the one before:
+The embeddings of the packed tokens x [T, H] (fast/encoder.py), then per layer the phases of nn.bert's
+layer, each a list of items the threads claim (fast/tasks.py), each waiting for the one before:
+
+    x = LayerNorm(E_word[id] + E_type[type] + E_pos[pos])         rows                          (rows)
 
     qkv = x [W_q^T | W_k^T | W_v^T] + [b_q | b_k | b_v]          GEMMs, bias in the epilogue    (row block × panels)
     context = softmax(q kᵀ / √d) v   per sequence and head        plain loops up to SHORT tokens,
@@ -10,7 +12,7 @@ items the threads claim (fast/tasks.py), each waiting for the one before:
     x = LayerNorm(GELU(x W_1^T + b_1) W_2^T + b_2 + x)            GEMM, GELU in its epilogue;
                                                                   GEMM; then rows
 
-and after the last layer the pooler's dense layer, x[first tokens] W_p^T + b_p (its tanh is the caller's).
+and after the last layer the pooler, tanh(x[first tokens] W_p^T + b_p).
 Waking Numba's pool once per forward instead of once per GEMM or kernel is what this buys at small
 inputs, where a layer's work is a few hundred microseconds; OpenBLAS is not called, so no BLAS thread
 spins against the region's threads.
@@ -43,32 +45,41 @@ def buffers(threads: int, hidden: int, intermediate: int, heads: int, longest: i
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def encode(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate, states,
-           pool_weight, pool_bias, first, pooled, packed, scratch, tail, keys, scores, values, heads, counters):
-    """Every layer over x [R, H] float32 (tokens in its first T = Σ lengths rows, updated in place), with
-    sequence s at rows starts[s] : + lengths[s]. matrices: per layer (W_q^T, W_k^T, W_v^T, W_o^T, W_1^T,
-    W_2^T) [in, out]; vectors: per layer (b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H],
-    context and projected [R, H], intermediate [R, I]: work arrays. states [layers, R, H] receives x after
-    each layer (or has 0 layers). Then, when pooled has rows, the pooler's dense layer (pooler_items):
-    pooled [S, H] = first W_pᵀ + b_p, pool_weight = W_pᵀ [H, H], first [S, H] a work array. packed ...
-    heads: buffers(), one row per thread; counters: int64 zeros [2 · (PHASES_PER_LAYER · layers + 2)]."""
+def encode(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv, context,
+           projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, packed, scratch, tail, keys,
+           scores, values, heads, counters):
+    """The embeddings (embed_items), then every layer, over packed tokens x [R, H] float32 (in its first
+    T = Σ lengths rows), with sequence s at rows starts[s] : + lengths[s] and token t from position
+    positions[t] of the padded batch [B, S], flattened (tokens: its input_ids, token_type_ids and
+    position_ids; embedding: the tables and the LayerNorm's γ, β). matrices: per layer (W_q^T, W_k^T,
+    W_v^T, W_o^T, W_1^T, W_2^T) [in, out]; vectors: per layer (b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂,
+    β₂). qkv [R, 3H], context and projected [R, H], intermediate [R, I]: work arrays. hidden [n, B·S, H]
+    receives the last n of the L + 1 hidden states (the embeddings', then each layer's output), token t at
+    row positions[t] (rows of padding are left as they are). Then, when pooled has rows, the pooler
+    (pooler_items): pooled[order[s]] = tanh(first[s] W_pᵀ + b_p), first[s] = x[starts[s]], pool_weight =
+    W_pᵀ [H, H], first [S, H] a work array. packed ... heads: buffers(), one row per thread; counters: int64
+    zeros [2 · (1 + PHASES_PER_LAYER · layers + 3)]."""
     for thread in prange(packed.shape[0]):
-        _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate,
-                states, pool_weight, pool_bias, first, pooled, packed.shape[0], packed[thread], scratch[thread],
-                tail[thread], keys[thread], scores[thread], values[thread], heads[thread], counters)
+        _worker(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv,
+                context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, packed.shape[0],
+                packed[thread], scratch[thread], tail[thread], keys[thread], scores[thread], values[thread],
+                heads[thread], counters)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context, projected, intermediate, states,
-            pool_weight, pool_bias, first, pooled, threads, packed_raw, scratch, tail, keys, scores, values, heads,
-            counters):
+def _worker(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv, context,
+            projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, threads, packed_raw, scratch, tail,
+            keys, scores, values, heads, counters):
     """One thread's share of encode: every phase's items that this thread claims."""
     T = lengths.sum()
     H = x.shape[1]
     packed = gemm.aligned(packed_raw, KC, NR)  # [KC, NR]
     scale = np.float32((H // num_heads) ** -0.5)
-    for layer in range(len(matrices) // 6):
-        phase = PHASES_PER_LAYER * layer
+    n_layers = len(matrices) // 6
+    n = embed_items(tokens, embedding, eps, positions, x[:T], counters, 0, hidden, hidden.shape[0] - n_layers - 1)
+    wait(counters, 0, n)
+    for layer in range(n_layers):
+        phase = 1 + PHASES_PER_LAYER * layer
         w_q, w_k, w_v = matrices[6 * layer], matrices[6 * layer + 1], matrices[6 * layer + 2]
         w_o, w_1, w_2 = matrices[6 * layer + 3], matrices[6 * layer + 4], matrices[6 * layer + 5]
         b_q, b_k, b_v = vectors[10 * layer], vectors[10 * layer + 1], vectors[10 * layer + 2]
@@ -89,7 +100,7 @@ def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context,
         n = _gemm_items(context[:T], w_o, projected[:T], b_o, NONE, threads, counters, phase + 4, packed, scratch,
                         tail)
         wait(counters, phase + 4, n)
-        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, counters, phase + 5, states, -1)
+        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, counters, phase + 5, hidden, -1, positions)
         wait(counters, phase + 5, n)
         n = _gemm_items(x[:T], w_1, intermediate[:T], b_1, BIAS_GELU, threads, counters, phase + 6, packed,
                         scratch, tail)
@@ -97,19 +108,47 @@ def _worker(x, matrices, vectors, num_heads, eps, starts, lengths, qkv, context,
         n = _gemm_items(intermediate[:T], w_2, projected[:T], b_2, NONE, threads, counters, phase + 7, packed,
                         scratch, tail)
         wait(counters, phase + 7, n)
-        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, counters, phase + 8, states, layer)
+        slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
+        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, counters, phase + 8, hidden, slot, positions)
         wait(counters, phase + 8, n)
-    pooler_items(x, starts, pool_weight, pool_bias, first, pooled, threads, counters,
-                 PHASES_PER_LAYER * (len(matrices) // 6), packed, scratch, tail)
+    pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
+                 1 + PHASES_PER_LAYER * n_layers, packed, scratch, tail)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def pooler_items(x, starts, pool_weight, pool_bias, first, pooled, threads, counters, phase, packed, scratch, tail):
-    """Phases `phase` and `phase` + 1, when pooled has rows: first[s] = x[starts[s]] (one item), then the
-    pooler's dense layer pooled = first W_pᵀ + b_p (its tanh is the caller's), the weight pool_weight = W_pᵀ
-    [H, H] shared by the threads as a GEMM's is; buffers as _gemm_items'. In the region, so that both
-    threads read the weight, where after it one thread would, from further away."""
-    S = pooled.shape[0]
+def embed_items(tokens, embedding, eps, positions, x, counters, phase, hidden, slot):
+    """Claim and compute items of the embeddings, LN_ROWS tokens each: x[t] = LayerNorm(E_word[id] +
+    E_type[type] + E_pos[pos]) (kernels.embed_row), id, type and pos read at position positions[t] of the
+    padded batch from tokens = (input_ids [B, S], token_type_ids [B, S], position_ids [B, S] or [1, S]);
+    embedding = (E_word, E_pos, E_type, γ, β). When slot ≥ 0, row t is also copied to hidden[slot,
+    positions[t]]."""
+    input_ids, token_type_ids, position_ids = tokens
+    word, position, token_type, gamma, beta = embedding
+    S = input_ids.shape[1]
+    T = x.shape[0]
+    items = -(-T // LN_ROWS)
+    item = claim(counters, phase)
+    while item < items:
+        for t in range(item * LN_ROWS, min(T, (item + 1) * LN_ROWS)):
+            b, i = positions[t] // S, positions[t] % S
+            kernels.embed_row(word[input_ids[b, i]], token_type[token_type_ids[b, i]],
+                              position[position_ids[b % position_ids.shape[0], i]], gamma, beta, eps, x[t])
+            if slot >= 0:
+                hidden[slot, positions[t]] = x[t]
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return items
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def pooler_items(x, starts, order, pool_weight, pool_bias, first, z, pooled, threads, counters, phase, packed, scratch,
+                 tail):
+    """Phases `phase` to `phase` + 2, when pooled [S, H] has rows: first[s] = x[starts[s]] (one item), the
+    pooler's dense layer z[s] = first[s] W_pᵀ + b_p (the weight pool_weight = W_pᵀ [H, H] shared by the
+    threads as a GEMM's is), then pooled[order[s]] = tanh(z[s]), the rows back in the batch's order. first
+    and z: work arrays of at least S rows; buffers as _gemm_items'. In the region, so that both threads read
+    the weight, where after it one thread would, from further away."""
+    S, H = pooled.shape
     if S == 0:
         return
     if claim(counters, phase) == 0:
@@ -117,8 +156,18 @@ def pooler_items(x, starts, pool_weight, pool_bias, first, pooled, threads, coun
             first[s] = x[starts[s]]
         finish(counters, phase)
     wait(counters, phase, 1)
-    n = _gemm_items(first, pool_weight, pooled, pool_bias, BIAS, threads, counters, phase + 1, packed, scratch, tail)
+    n = _gemm_items(first[:S], pool_weight, z[:S], pool_bias, BIAS, threads, counters, phase + 1, packed, scratch,
+                    tail)
     wait(counters, phase + 1, n)
+    items = -(-S // LN_ROWS)
+    item = claim(counters, phase + 2)
+    while item < items:
+        for s in range(item * LN_ROWS, min(S, (item + 1) * LN_ROWS)):
+            for j in range(H):
+                pooled[order[s], j] = np.tanh(z[s, j])  # pooler_output = tanh(x_first W_pᵀ + b_p)
+        finish(counters, phase + 2)
+        item = claim(counters, phase + 2)
+    wait(counters, phase + 2, items)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -129,16 +178,16 @@ def _gemm_items(x, w, out, bias, epilogue, threads, counters, phase, packed, scr
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _layer_norm_items(y, bias, x, gamma, beta, eps, T, counters, phase, states, layer):
+def _layer_norm_items(y, bias, x, gamma, beta, eps, T, counters, phase, hidden, slot, positions):
     """Claim and compute items of x = LayerNorm(y + bias + x) (kernels.bias_residual_layer_norm), LN_ROWS
-    rows each; when layer ≥ 0 and states has layers, the rows are also copied into states[layer]."""
+    rows each; when slot ≥ 0, row t is also copied to hidden[slot, positions[t]]."""
     items = -(-T // LN_ROWS)
     item = claim(counters, phase)
     while item < items:
         for t in range(item * LN_ROWS, min(T, (item + 1) * LN_ROWS)):
             kernels.bias_residual_layer_norm_row(y[t], bias, x[t], gamma, beta, eps)
-            if layer >= 0 and states.shape[0] > 0:
-                states[layer, t] = x[t]
+            if slot >= 0:
+                hidden[slot, positions[t]] = x[t]
         finish(counters, phase)
         item = claim(counters, phase)
     return items
