@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import minibert
 from minibert import BertConfig, BertModel
 from minibert.fast import encoder, set_num_threads
+from minibert.fast.aligned import CACHE_LINE
 from minibert.fast.encoder import attention_plan, gemm_rows
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 from tests.fixtures.cpu import run_for_cpu
@@ -221,8 +222,10 @@ def test_model_and_fast_path_hold_one_copy_of_the_weights(dtype):
     held += [a for layer in model.fast.layers for pair in (*layer["qkv"], layer["o"], layer["ffn_in"], layer["ffn_out"])
              for a in pair]  # (matrix, bias) pairs
     one_copy = sum(a.nbytes for a in parameters)
-    print(f"weights {one_copy} bytes; model + fast path hold {unique_storage_bytes(parameters + held)}")
-    assert model.fast.weights is model.weights and unique_storage_bytes(parameters + held) == one_copy
+    held_bytes = unique_storage_bytes(parameters + held)
+    print(f"weights {one_copy} bytes; model + fast path hold {held_bytes}")
+    # each dense weight sits in a block up to one cache line larger, for its alignment (fast/aligned.py)
+    assert model.fast.weights is model.weights and one_copy <= held_bytes <= one_copy + CACHE_LINE * len(parameters)
 
 
 def test_in_place_changes_reach_the_fast_path():

@@ -131,7 +131,7 @@ def test_bad_files(tmp_path):
         read_examples(tmp_path / "missing.tsv")
     (tmp_path / "d.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t-1\n")
     # num_labels came out 0
-    with pytest.raises(ValueError, match="d.tsv:3: label '-1' is not an integer class id in \[0, 65536\)"):
+    with pytest.raises(ValueError, match=r"d.tsv:3: label '-1' is not an integer class id in \[0, 65536\)"):
         read_examples(tmp_path / "d.tsv")
     (tmp_path / "e.tsv").write_text("sentence\tscore\ngood\tnan\n")
     with pytest.raises(ValueError, match="e.tsv:2: label 'nan' is not a finite number"):

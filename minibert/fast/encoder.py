@@ -36,13 +36,12 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from . import gemm, int8, int8_layers, kernels, layers
+from . import aligned, gemm, int8, int8_layers, kernels, layers
 from ..nn.quantize import attention_int8
 from .int8 import Int8Matrix
 from .kernels import SHORT
 
 ROW_MULTIPLE = 8  # GEMM row counts are rounded up to this; see gemm_rows
-CACHE_LINE = 64  # bytes: work arrays start on one (see FastEncoder._buffer)
 SCORES_LIMIT = 1 << 22  # elements of one float64 [n, A, L, L] score block: caps the buffer a model keeps (32 MB)
 
 
@@ -269,10 +268,7 @@ class FastEncoder:
         size = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < size:
-            kind = np.dtype(dtype or self.dtype)
-            raw = np.zeros(size * kind.itemsize + CACHE_LINE, dtype=np.uint8)
-            start = -raw.ctypes.data % CACHE_LINE
-            buffer = self._buffers[name] = raw[start:start + size * kind.itemsize].view(kind)
+            buffer = self._buffers[name] = aligned.zeros((size,), dtype or self.dtype)
         return buffer[:size].reshape(shape)
 
 

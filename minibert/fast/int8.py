@@ -35,7 +35,7 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from ..nn.quantize import ACTIVATION_LEVELS
-from . import gemm, simd
+from . import aligned, gemm, simd
 from .kernels import PARALLEL_REGION, kernel, run
 from .tasks import claim, finish
 
@@ -444,8 +444,9 @@ def pack(weight: np.ndarray, name: str) -> np.ndarray:
     P, groups = -(-N // NR), -(-K // G)
     padded = np.zeros((P * NR, groups * G), np.int8)
     padded[:N, :K] = weight
-    panels = padded.reshape(P, NR, groups, G).transpose(0, 2, 1, 3)  # [P, NR, K/G, G] -> [P, K/G, NR, G]
-    return np.ascontiguousarray(panels).reshape(P, groups, NR * G)
+    panels = aligned.zeros((P, groups, NR, G), np.int8)  # its rows on cache lines (fast/aligned.py)
+    panels[...] = padded.reshape(P, NR, groups, G).transpose(0, 2, 1, 3)  # [P, NR, K/G, G] -> [P, K/G, NR, G]
+    return panels.reshape(P, groups, NR * G)
 
 
 class Int8Matrix:
