@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from minibert import BertConfig, BertModel, init_weights
+from minibert import BertConfig, BertModel
 from minibert.fast import aligned
 from minibert.fast.int8 import kernels_present, pack
+from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
@@ -19,9 +20,7 @@ def test_zeros_start_on_a_cache_line(dtype, order):
 
 
 def small_model(**options):
-    config = BertConfig.from_dict(dict(hidden_size=32, num_attention_heads=2, num_hidden_layers=2,
-                                       intermediate_size=37, vocab_size=50))
-    return BertModel(config, init_weights(config, seed=0), **options)
+    return BertModel(BertConfig.from_dict(RANDOM_CONFIGS["tiny"]), random_weights(RANDOM_CONFIGS["tiny"]), **options)
 
 
 def dense_weights(model):

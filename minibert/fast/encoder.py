@@ -314,14 +314,13 @@ class Packing(NamedTuple):
         """[T, N] -> a new [B, S, N], zero at padding."""
         if not self.padded:
             return packed.reshape(self.shape + packed.shape[1:]).copy()
-        out = np.zeros((self.shape[0] * self.shape[1],) + packed.shape[1:], dtype=packed.dtype)
-        out[self.positions] = packed
-        return out.reshape(self.shape + packed.shape[1:])
+        B, S = self.shape
+        return scatter(packed, self.positions, (B * S,)).reshape(self.shape + packed.shape[1:])
 
 
-def scatter(packed: np.ndarray, index, shape: tuple[int, int]) -> np.ndarray:
-    """[T, N] -> a new [B, S, N] (shape = (B, S)), zero at padding; `index` picks the T real positions (a
-    boolean mask [B, S])."""
+def scatter(packed: np.ndarray, index, shape: tuple[int, ...]) -> np.ndarray:
+    """[T, N] -> a new [*shape, N], zero at padding; `index` picks the T real positions: a boolean mask of
+    `shape` ([B, S]), or their flat positions when shape is (B·S,)."""
     out = np.zeros(shape + packed.shape[1:], dtype=packed.dtype)
     out[index] = packed
     return out
