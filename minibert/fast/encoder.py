@@ -28,6 +28,7 @@ touch the T real rows only.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import threading
@@ -112,6 +113,14 @@ class FastEncoder:
                     isinstance(m, Int8Matrix) for m in matrices):
                 self.compiled_int8 = (int8_kernels.pop(), tuple(m.panels for m in matrices),
                                       tuple(m.weight_sum for m in matrices), tuple(m.scale for m in matrices), vectors)
+            e = self.weights["embeddings"]  # the embeddings' tables and LayerNorm, as kernels.embed takes them
+            self.embedding = (e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
+                              e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"])
+            if "pooler" in self.weights:  # W_pᵀ [H, H]: a view, as BertModel keeps dense weights column-major
+                dense = self.weights["pooler"]["dense"]
+                self.pooler = (np.ascontiguousarray(dense["weight"].T), dense["bias"])
+            else:  # no pooler: empty arrays of the same types, so one compiled build
+                self.pooler = (np.empty((0, 0), self.dtype), np.empty(0, self.dtype))
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
@@ -135,13 +144,10 @@ class FastEncoder:
         R = gemm_rows(T)
         rows = self._buffer("x", (R, H))  # [R, H], R ≥ T: the real tokens, then rows never read
         x = rows[:T]
-        e = self.weights["embeddings"]
         if position_ids.shape != input_ids.shape:
             position_ids = np.broadcast_to(position_ids, input_ids.shape)  # [1, S] -> [B, S]
         kernels.run(kernels.embed, T * H, pack.gather(input_ids), pack.gather(token_type_ids),
-                    pack.gather(position_ids), e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
-                    e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"],
-                    c.layer_norm_eps, x)
+                    pack.gather(position_ids), *self.embedding, c.layer_norm_eps, x)
         hidden_states = [pack.scatter(x)] if output_hidden_states else None  # [B, S, H] each
         work = {name: self._buffer(name, (R, n)) for name, n in  # per call, not per layer
                 (("qkv", 3 * H), ("context", H), ("projected", H), ("intermediate", c.intermediate_size))}
@@ -188,32 +194,25 @@ class FastEncoder:
         kernel): the embeddings, every layer and the pooler, with the outputs written in the batch's places."""
         c, (B, S), H = self.config, pack.shape, self.config.hidden_size
         n_layers = len(self.layers)
-        work = self._region_buffers(pack.total, int(pack.lengths.max()))
+        work = self._region_buffers(pack.total, int(pack.lengths[0]))  # the longest sequence comes first
         new = np.zeros if pack.padded else np.empty  # the region writes every real position
         hidden = new((n_layers + 1 if output_hidden_states else 1, B * S, H), self.dtype)  # [n, B·S, H]
-        e = self.weights["embeddings"]
-        embedding = (e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
-                     e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"])
         tokens = tuple(np.ascontiguousarray(a) for a in (input_ids, token_type_ids, position_ids))  # one layout
-        if "pooler" in self.weights:  # (so one compiled build)
-            dense = self.weights["pooler"]["dense"]
-            pooler = {"pool_weight": np.ascontiguousarray(dense["weight"].T), "pool_bias": dense["bias"],  # W_pᵀ:
-                      "pooled": np.empty((B, H), self.dtype)}  # a view (BertModel keeps it column-major)
-        else:
-            pooler = {"pool_weight": np.empty((0, 0), self.dtype), "pool_bias": np.empty(0, self.dtype),
-                      "pooled": np.empty((0, H), self.dtype)}
-        args = (tokens, embedding, *(self.compiled or self.compiled_int8[1:]), c.num_attention_heads,
+        pool_weight, pool_bias = self.pooler
+        pooled = np.empty((B if pool_bias.size else 0, H), self.dtype)  # [B, H], or no rows: no pooler
+        args = (tokens, self.embedding, *(self.compiled or self.compiled_int8[1:]), c.num_attention_heads,
                 c.layer_norm_eps, pack.starts, pack.lengths, pack.order, pack.positions)
         with kernels.PARALLEL_REGION:
             if self.compiled is not None:
                 counters = np.zeros(2 * (1 + layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
-                layers.encode(*args, hidden=hidden, **pooler, **work, counters=counters)
+                layers.encode(*args, hidden=hidden, pool_weight=pool_weight, pool_bias=pool_bias, pooled=pooled,
+                              **work, counters=counters)
             else:
                 counters = np.zeros(2 * (2 + int8_layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
-                int8_layers.encode(self.compiled_int8[0])(*args, hidden=hidden, **pooler, **work, counters=counters)
+                int8_layers.encode(self.compiled_int8[0])(*args, hidden=hidden, pool_weight=pool_weight,
+                                                          pool_bias=pool_bias, pooled=pooled, **work, counters=counters)
         hidden = hidden.reshape(-1, B, S, H)
-        pooled = pooler["pooled"] if "pooler" in self.weights else None
-        return hidden[-1], pooled, tuple(hidden) if output_hidden_states else None
+        return hidden[-1], pooled if pool_bias.size else None, tuple(hidden) if output_hidden_states else None
 
     def _layer(self, rows, T, w, plan, qkv, context, projected, intermediate) -> None:
         """One encoder layer over packed tokens: rows [R, H], whose first T rows are the tokens, updated in
@@ -326,6 +325,14 @@ def scatter(packed: np.ndarray, index, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def unpadded(batch: int, seq: int) -> Packing:
+    """The packing of a [batch, seq] batch without padding, made once per shape (the last few shapes kept): a
+    call on a few tokens spends more making these arrays than reading them. Nothing writes to them."""
+    return Packing((batch, seq), np.arange(batch), np.full(batch, seq), np.arange(batch) * seq,
+                   np.arange(batch * seq))
+
+
 def packing(attention_mask: np.ndarray, first_position_read: bool) -> Packing | None:
     """How to pack a batch with attention_mask [B, S]: each row's real positions, in order (padding may be
     anywhere). None, for the reference path, when a row has no token, or when first_position_read (a pooler
@@ -333,7 +340,7 @@ def packing(attention_mask: np.ndarray, first_position_read: bool) -> Packing | 
     state there, which packing leaves out."""
     B, S = attention_mask.shape
     if attention_mask.all():  # no padding: packing is a reshape
-        return Packing((B, S), np.arange(B), np.full(B, S), np.arange(B) * S, np.arange(B * S))
+        return unpadded(B, S)
     lengths = attention_mask.sum(axis=1)
     if lengths.min() == 0 or (first_position_read and not attention_mask[:, 0].all()):
         return None
