@@ -14,7 +14,8 @@ from tests.fixtures.cpu import run_for_cpu
 
 WIDTHS = sorted({4, 8, simd.host().width})  # 8 lanes lower to two registers on SSE-only CPUs: still correct
 SHAPES = [(rows, 37, 45) for rows in range(1, 34)] + [
-    (5, gemm.KC, 32), (9, gemm.KC + 1, 70), (3, 2 * gemm.KC + 77, 16), (109, 300, 100), (1, 1, 1)]
+    (5, gemm.KC, 32), (9, gemm.KC + 1, 70), (3, 2 * gemm.KC + 77, 16), (109, 300, 100), (1, 1, 1),
+    (2 * gemm.MC + 5, 40, 70)]  # more rows than a block: the output is fetched ahead, block by block
 
 
 def expected(x, w, b, epilogue, residual):
@@ -75,6 +76,14 @@ def test_views_with_a_row_stride():
     untouched = np.ones(out.shape, dtype=bool)
     untouched[3:14, 10:40] = False
     assert np.all(out[untouched] == 7.0)  # nothing written outside the output block
+    rows = gemm.MC + 40  # more rows than a block: the output's rows fetched ahead are the block's own
+    big = rng.standard_normal((rows + 9, 50)).astype(np.float32)
+    out = np.full((rows + 9, 64), 7.0, dtype=np.float32)
+    gemm.linear(big[3:3 + rows, 5:45], w[:, 7:37], out[3:3 + rows, 10:40], np.zeros(30, np.float32))
+    assert np.abs(out[3:3 + rows, 10:40] - big[3:3 + rows, 5:45].astype(np.float64) @ w[:, 7:37]).max() <= 1e-4
+    untouched = np.ones(out.shape, dtype=bool)
+    untouched[3:3 + rows, 10:40] = False
+    assert np.all(out[untouched] == 7.0)
 
 
 def test_generic_target():

@@ -17,13 +17,14 @@ Tiles: 8 × 32 on AVX-512 (16 of the 32 zmm registers hold the tile), 6 × 16 on
 on SSE / generic targets (12 of 16 xmm). Rows past a multiple of MR run on kernels of 4, 2 and 1 rows.
 
 Blocking (gemm_block, one call per thread's share): rows in blocks of MC, K in blocks of KC; each KC × NR
-block of a panel of W is copied into a contiguous, 64-byte aligned buffer when more than one row tile
-reads it (rows of W a page apart map to the same L1 sets and would evict each other between tiles), where
-it stays in L1 while the block's row tiles stream over it. Rows of W are a page or more apart, a stream the
-hardware prefetcher does not follow, so the micro-kernel and the copy ask for the row PREFETCH_ROWS ahead.
-The epilogue runs on the registers after the last block of K: bias, bias + GELU (nn.gelu, erf as
-kernels.erf_rational computes it), or bias + residual. A last panel narrower than NR reads a zero-padded
-copy and writes through a scratch tile.
+block of a panel of W is copied into a contiguous, 64-byte aligned buffer when more than one row tile reads
+it (rows of W a page apart map to the same L1 sets and would evict each other between tiles), where it stays
+in L1 while the block's row tiles stream over it. Rows of W are a page or more apart, a stream the hardware
+prefetcher does not follow, so the micro-kernel and the copy ask for the row PREFETCH_ROWS ahead. An output
+larger than one block of rows (one that the caches do not keep from call to call) is asked for, to be
+written, a block at a time before that block's tiles store into it. The epilogue runs on the registers after
+the last block of K: bias, bias + GELU (nn.gelu, erf as kernels.erf_rational computes it), or bias +
+residual. A last panel narrower than NR reads a zero-padded copy and writes through a scratch tile.
 
 W is read from the caller's array rather than from panels packed once at load, so the model and its fast
 path share one copy of each weight, and an optimizer's in-place step reaches both.
@@ -214,6 +215,26 @@ def copy_panel(typingctx, width, b, b_start, ldb, rows, packed):
     return nbtypes.void(width, b, b_start, ldb, rows, packed), codegen
 
 
+@intrinsic
+def prefetch_for_write(typingctx, a, index):
+    """Ask for the cache line of a.flat[index] (a: any contiguous array), to be written (simd.prefetch)."""
+    def codegen(context, builder, sig, args):
+        array, i = args
+        data = context.make_array(sig.args[0])(context, builder, array).data
+        simd.prefetch(builder, simd.element_pointer(builder, data, i), write=True)
+        return context.get_dummy_value()
+
+    return nbtypes.void(a, index), codegen
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def prefetch_rows(a, start, ld, rows, columns):
+    """prefetch_for_write each 64-byte line of `rows` rows of `columns` float32 from a.flat[start], ld apart."""
+    for r in range(rows):
+        for c in range(0, columns, 16):
+            prefetch_for_write(a, start + r * ld + c)
+
+
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def tile_column(x, lda, m0, m1, k0, kc, b, b0, ldb, c, c0, ldc, keep, mode, bias, j0, residual, ldr, mr, width,
                 fused):
@@ -247,7 +268,9 @@ def gemm_block(x, w, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scra
     Rows in blocks of MC, K in blocks of KC: each KC × NR block of a panel is copied into packed (when more
     than one row tile reads it: rows of w a page apart map to the same L1 sets and would evict each other
     between tiles), where it stays in L1 while the block's row tiles stream over it. A narrower last panel
-    reads a zero-padded copy of it (tail) and writes through scratch."""
+    reads a zero-padded copy of it (tail) and writes through scratch. When x has more rows than a block (so
+    out is larger than the caches keep from one call to the next), a block's output rows are first fetched
+    for writing: otherwise each tile's stores wait for their lines to be read from memory."""
     K, N = w.shape
     NR = 2 * width
     lda, ldw, ldo, ldr = x.strides[0] // 4, w.strides[0] // 4, out.strides[0] // 4, residual.strides[0] // 4
@@ -260,6 +283,8 @@ def gemm_block(x, w, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scra
             kc = min(KC, K - k0)
             keep = k0 > 0
             last = k0 + kc == K
+            if k0 == 0 and m1 - m0 > mr and x.shape[0] > MC:  # an output too large to stay in cache
+                prefetch_rows(out, m0 * ldo + p0 * NR, ldo, m1 - m0, min(N, p1 * NR) - p0 * NR)
             for p in range(p0, p1):
                 j0 = p * NR
                 full = j0 + NR <= N

@@ -68,11 +68,12 @@ def call(builder: ir.IRBuilder, name: str, result: ir.Type, args: list[ir.Value]
     return builder.call(function, args)
 
 
-def prefetch(builder: ir.IRBuilder, pointer: ir.Value) -> None:
-    """Ask for the cache line at `pointer` to be loaded (llvm.prefetch: read, keep in all levels): for
-    streams the hardware prefetcher does not follow, such as rows of a matrix a page or more apart."""
+def prefetch(builder: ir.IRBuilder, pointer: ir.Value, write: bool = False) -> None:
+    """Ask for the cache line at `pointer` to be loaded (llvm.prefetch, keep in all levels): for streams the
+    hardware prefetcher does not follow, such as rows of a matrix a page or more apart. write: fetch it to
+    be written (x86's prefetchw where the CPU has it), so that stores to it do not each wait for the line."""
     byte = builder.bitcast(pointer, ir.IntType(8).as_pointer())
-    call(builder, "llvm.prefetch", ir.VoidType(), [byte, I32(0), I32(3), I32(1)])
+    call(builder, "llvm.prefetch", ir.VoidType(), [byte, I32(int(write)), I32(3), I32(1)])
 
 
 def multiply_add(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value, fused: bool) -> ir.Value:
