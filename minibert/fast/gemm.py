@@ -217,7 +217,8 @@ def copy_panel(typingctx, width, b, b_start, ldb, rows, packed):
 
 @intrinsic
 def prefetch_for_write(typingctx, a, index):
-    """Ask for the cache line of a.flat[index] (a: any contiguous array), to be written (simd.prefetch)."""
+    """Ask for the cache line of the element `index` elements past a's first (a float32 array of any shape or
+    row stride, counted in elements as micro_kernel counts), to be written (simd.prefetch)."""
     def codegen(context, builder, sig, args):
         array, i = args
         data = context.make_array(sig.args[0])(context, builder, array).data
@@ -229,7 +230,8 @@ def prefetch_for_write(typingctx, a, index):
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def prefetch_rows(a, start, ld, rows, columns):
-    """prefetch_for_write each 64-byte line of `rows` rows of `columns` float32 from a.flat[start], ld apart."""
+    """prefetch_for_write each 64-byte line of `rows` rows of `columns` float32, from the element `start`
+    (as prefetch_for_write counts), rows ld elements apart."""
     for r in range(rows):
         for c in range(0, columns, 16):
             prefetch_for_write(a, start + r * ld + c)
