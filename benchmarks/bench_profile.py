@@ -32,14 +32,19 @@ MR, WIDTH, FUSED = gemm.MR, gemm.WIDTH, gemm.FUSED  # module constants: compile-
 PHASES = ("Q, K, V", "attention", "output", "LayerNorm 1", "FFN in (+ GELU)", "FFN out", "LayerNorm 2")
 
 
-def median_ms(call, rounds: int) -> float:
+def call_seconds(call, rounds: int) -> list[float]:
+    """The seconds of `rounds` timed calls, after one untimed call."""
     call()
     samples = []
     for _ in range(rounds):
         start = time.perf_counter()
         call()
         samples.append(time.perf_counter() - start)
-    return float(np.median(samples)) * 1e3
+    return samples
+
+
+def median_ms(call, rounds: int) -> float:
+    return float(np.median(call_seconds(call, rounds))) * 1e3
 
 
 def phase_ms(model, batch: int, seq: int, rounds: int) -> list[float]:
@@ -116,13 +121,8 @@ def hot_peak(threads: int) -> float:
     b = np.random.default_rng(1).random((K, NR), dtype=np.float32)
     c = np.zeros((threads, gemm.MR, NR), np.float32)
     reps = 20000
-    _hot_tiles(x, b, c, reps, threads)
-    seconds = []
-    for _ in range(20):
-        start = time.perf_counter()
-        _hot_tiles(x, b, c, reps, threads)
-        seconds.append(time.perf_counter() - start)
-    return 2 * gemm.MR * NR * K * reps * threads / min(seconds) / 1e9
+    seconds = min(call_seconds(lambda: _hot_tiles(x, b, c, reps, threads), 20))
+    return 2 * gemm.MR * NR * K * reps * threads / seconds / 1e9
 
 
 @numba.njit(parallel=True, fastmath=True)

@@ -199,7 +199,8 @@ class FastEncoder:
         hidden = new((n_layers + 1 if output_hidden_states else 1, B * S, H), self.dtype)  # [n, B·S, H]
         tokens = tuple(np.ascontiguousarray(a) for a in (input_ids, token_type_ids, position_ids))  # one layout
         pool_weight, pool_bias = self.pooler
-        pooled = np.empty((B if pool_bias.size else 0, H), self.dtype)  # [B, H], or no rows: no pooler
+        has_pooler = "pooler" in self.weights
+        pooled = np.empty((B if has_pooler else 0, H), self.dtype)  # [B, H]; without a pooler, no rows
         args = (tokens, self.embedding, *(self.compiled or self.compiled_int8[1:]), c.num_attention_heads,
                 c.layer_norm_eps, pack.starts, pack.lengths, pack.order, pack.positions)
         with kernels.PARALLEL_REGION:
@@ -212,7 +213,7 @@ class FastEncoder:
                 int8_layers.encode(self.compiled_int8[0])(*args, hidden=hidden, pool_weight=pool_weight,
                                                           pool_bias=pool_bias, pooled=pooled, **work, counters=counters)
         hidden = hidden.reshape(-1, B, S, H)
-        return hidden[-1], pooled if pool_bias.size else None, tuple(hidden) if output_hidden_states else None
+        return hidden[-1], pooled if has_pooler else None, tuple(hidden) if output_hidden_states else None
 
     def _layer(self, rows, T, w, plan, qkv, context, projected, intermediate) -> None:
         """One encoder layer over packed tokens: rows [R, H], whose first T rows are the tokens, updated in
