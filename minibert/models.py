@@ -259,7 +259,8 @@ class BertModel(InferenceModel):
     def weights_changed(self) -> None:
         """Call after replacing arrays in self.weights by new ones: checks them as a checkpoint is checked,
         stores them as the model stores its weights (its dtype; dense weights column-major) and has the fast
-        path take them up. Changes made in place (an optimizer step) need no call."""
+        path take them up. Changes made in place (an optimizer step) need no call; in float32 the weights the
+        fast path has packed are read-only until made writeable (see state_dict)."""
         state = flatten(self.weights)
         bert_weights(state, self.config, self.dtype, "pooler" in self.weights)  # raises WeightsError naming problems
         floats = {name: np.asarray(a, self.dtype) for name, a in state.items()
@@ -273,7 +274,10 @@ class BertModel(InferenceModel):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every parameter under transformers' BertModel names ("embeddings.word_embeddings.weight", ...).
-        The arrays are the model's own: changing them in place changes the model, fast path included."""
+        The arrays are the model's own: changing them in place changes the model, fast path included. In
+        float32 the encoder's and the pooler's dense weights, once the fast path has packed them (at its
+        first call), are read-only: set `flags.writeable = True` first (AdamW does), and the next call packs
+        them again."""
         return flatten(self.weights)
 
     @classmethod
@@ -501,7 +505,7 @@ class BertHeadModel(InferenceModel):
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every parameter under transformers' names for this class ("bert.embeddings...", "classifier.weight").
         The arrays are the model's own: changing them in place changes the model, fast path included (the
-        encoder's weight matrices are strided views, see FastEncoder)."""
+        encoder's weights read-only while packed, see BertModel.state_dict)."""
         return {**flatten(self.bert.weights, "bert."), **flatten(self.head)}
 
     def tie_weights(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,5 +1,6 @@
 """The fast path (minibert/fast) equals the readable reference path (minibert/nn)."""
 
+import math
 import os
 import time
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 import minibert
 from minibert import BertConfig, BertModel
-from minibert.fast import encoder, set_num_threads
+from minibert.fast import encoder, gemm, set_num_threads
 from minibert.fast.aligned import CACHE_LINE
 from minibert.fast.encoder import attention_plan, gemm_rows
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
@@ -211,8 +212,9 @@ def unique_storage_bytes(arrays) -> int:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_model_and_fast_path_hold_one_copy_of_the_weights(dtype):
-    """The fast path computes from the model's arrays: besides its work buffers it holds no array."""
+def test_what_the_fast_path_holds_besides_the_model_s_weights(dtype):
+    """The fast path computes from the model's arrays. float64: besides its work buffers it holds no array;
+    float32: besides them, one copy of the encoder's matrices and the pooler's, packed into panels."""
     config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
     model = BertModel(config, random_weights(RANDOM_CONFIGS["mini"]), dtype=dtype)
     model(np.ones((2, 8), dtype=np.int64))  # fills the buffers
@@ -221,11 +223,17 @@ def test_model_and_fast_path_hold_one_copy_of_the_weights(dtype):
     held += [a for a in minibert.loading.weights.flatten(model.fast.weights).values()]
     held += [a for layer in model.fast.layers for pair in (*layer["qkv"], layer["o"], layer["ffn_in"], layer["ffn_out"])
              for a in pair]  # (matrix, bias) pairs
+    panels = [*model.fast.compiled[0], model.fast.pooler[0]] if dtype == "float32" else []
+    packed = [a for name, a in minibert.loading.weights.flatten(model.weights).items()
+              if name.endswith("dense.weight") or ".self." in name and name.endswith(".weight")] if panels else []
+    assert len(panels) == len(packed) == (6 * config.num_hidden_layers + 1 if dtype == "float32" else 0)
+    panel_bytes = sum(4 * math.prod(gemm.pack_shape(w.shape[1], w.shape[0])) for w in packed) if panels else 0
     one_copy = sum(a.nbytes for a in parameters)
-    held_bytes = unique_storage_bytes(parameters + held)
-    print(f"weights {one_copy} bytes; model + fast path hold {held_bytes}")
-    # each dense weight sits in a block up to one cache line larger, for its alignment (fast/aligned.py)
-    assert model.fast.weights is model.weights and one_copy <= held_bytes <= one_copy + CACHE_LINE * len(parameters)
+    held_bytes = unique_storage_bytes(parameters + held + panels)
+    print(f"weights {one_copy} bytes, panels {panel_bytes}; model + fast path hold {held_bytes}")
+    # each array sits in a block up to one cache line larger, for its alignment (fast/aligned.py)
+    assert model.fast.weights is model.weights
+    assert one_copy + panel_bytes <= held_bytes <= one_copy + panel_bytes + CACHE_LINE * (len(parameters) + len(panels))
 
 
 def test_in_place_changes_reach_the_fast_path():
@@ -242,6 +250,50 @@ def test_in_place_changes_reach_the_fast_path():
         model.weights["pooler"]["dense"]["weight"][:, :3] = 0
     after = compare(fast, reference, "after in-place changes", input_ids=ids, attention_mask=mask)
     assert np.abs(after.last_hidden_state - before).max() > 1e-3
+
+
+def test_packed_weights_are_read_only_until_made_writeable():
+    """float32 reads the encoder's and the pooler's weights as packed panels. Their arrays are read-only, so
+    that an in-place change cannot leave the panels stale unnoticed; one made writeable and changed in place
+    is packed again at the next call; weights_changed() makes the arrays packed until then writeable again."""
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    weights = random_weights(RANDOM_CONFIGS["mini"])
+    fast, reference = (BertModel(config, {k: v.copy() for k, v in weights.items()}, dtype="float32") for _ in "ab")
+    reference.use_fast = False
+    ids = np.random.default_rng(1).integers(0, config.vocab_size, (2, 12))
+    before = fast(ids).last_hidden_state
+    key = fast.weights["encoder"]["layer"][1]["attention"]["self"]["key"]["weight"]
+    with pytest.raises(ValueError, match="read-only"):
+        key *= 1.5
+    for model in (fast, reference):
+        for dense in (model.weights["encoder"]["layer"][1]["attention"]["self"]["key"],
+                      model.weights["encoder"]["layer"][0]["intermediate"]["dense"], model.weights["pooler"]["dense"]):
+            dense["weight"].flags.writeable = True
+            dense["weight"] *= 1.5
+    after = compare(fast, reference, "after in-place changes to writeable weights", input_ids=ids)
+    assert np.abs(after.last_hidden_state - before).max() > 1e-3
+    assert not key.flags.writeable  # packed again, and read-only again
+    fast.weights["encoder"]["layer"][1]["attention"]["self"]["key"]["weight"] = key.copy()
+    fast.weights_changed()
+    assert key.flags.writeable  # no longer the model's: the caller's to change
+
+
+def test_adamw_steps_reach_the_float32_fast_path():
+    """AdamW updates the read-only packed weights in place (making them writeable), and the next fast call
+    packs them again: it gives what the reference path gives on the updated weights."""
+    from minibert.train import AdamW
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    model = BertModel(config, random_weights(RANDOM_CONFIGS["mini"]), dtype="float32")
+    ids = np.random.default_rng(2).integers(0, config.vocab_size, (3, 10))
+    before = model(ids).last_hidden_state
+    params = model.state_dict()
+    grads = {name: np.random.default_rng(3).standard_normal(p.shape).astype(np.float32) for name, p in params.items()}
+    AdamW(params, lr=1e-2).step(grads)
+    after = model(ids).last_hidden_state
+    model.use_fast = False
+    reference = model(ids).last_hidden_state
+    print(f"after an AdamW step: fast vs reference {np.abs(after - reference).max():.1e}")
+    assert np.abs(after - reference).max() <= BOUND["float32"] and np.abs(after - before).max() > 1e-3
 
 
 def test_replaced_weights_reach_the_fast_path_after_weights_changed():

@@ -1,7 +1,7 @@
 """The float32 GEMM (minibert/fast/gemm.py) against NumPy's float64 matmul: every vector width this
-CPU can run, serial and parallel, every epilogue, and shapes that hit every tail of the tiles (rows 1-33,
-widths not a multiple of the panel, K not a multiple of the K block). The portable build runs in a
-subprocess with NUMBA_CPU_NAME=generic."""
+CPU can run, serial and parallel, the weight read in place and as packed panels, every epilogue, and shapes
+that hit every tail of the tiles (rows 1-33, widths not a multiple of the panel, K not a multiple of the K
+block). The portable build runs in a subprocess with NUMBA_CPU_NAME=generic."""
 
 import json
 
@@ -34,43 +34,64 @@ def expected(x, w, b, epilogue, residual):
     return z, bound + np.abs(z) * 2.0 ** -23
 
 
-def run(width, parallel, rows, k, n, epilogue, seed=0):
+def run(width, parallel, rows, k, n, epilogue, in_panels=False, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows, k)).astype(np.float32)
     w = rng.standard_normal((n, k)).astype(np.float32)
     b = rng.standard_normal(n).astype(np.float32)
     residual = rng.standard_normal((rows, n)).astype(np.float32)
     out = np.full((rows, n), np.nan, dtype=np.float32)
-    gemm.kernel(width, parallel)(x, np.ascontiguousarray(w.T), out, b, residual, epilogue, 2)  # w [K, N]
+    wt = np.ascontiguousarray(w.T)  # [K, N]
+    gemm.kernel(width, parallel)(x, gemm.pack(wt, width) if in_panels else wt, in_panels, out, b, residual, epilogue, 2)
     want, bound = expected(x, w, b, epilogue, residual)
     return np.abs(out - want).max(), (np.abs(out - want) / bound).max()
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("parallel", [False, True])
-def test_every_tail(width, parallel):
-    worst = max(run(width, parallel, *shape, gemm.BIAS) for shape in SHAPES)
-    print(f"width {width}, {'parallel' if parallel else 'serial'}: max abs {worst[0]:.1e}, "
-          f"{worst[1]:.2f} of the float32 bound")
+@pytest.mark.parametrize("in_panels", [False, True])
+def test_every_tail(width, parallel, in_panels):
+    worst = max(run(width, parallel, *shape, gemm.BIAS, in_panels) for shape in SHAPES)
+    print(f"width {width}, {'parallel' if parallel else 'serial'}, {'panels' if in_panels else 'in place'}: "
+          f"max abs {worst[0]:.1e}, {worst[1]:.2f} of the float32 bound")
     assert worst[1] <= 1
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("epilogue", [gemm.NONE, gemm.BIAS, gemm.BIAS_GELU, gemm.BIAS_RESIDUAL])
-def test_epilogues(width, epilogue):
-    worst = max(run(width, True, rows, k, n, epilogue) for rows, k, n in [(1, 64, 16), (13, 300, 77), (33, 128, 1030)])
-    print(f"width {width}, epilogue {epilogue}: max abs {worst[0]:.1e}, {worst[1]:.2f} of the float32 bound")
+@pytest.mark.parametrize("in_panels", [False, True])
+def test_epilogues(width, epilogue, in_panels):
+    worst = max(run(width, True, rows, k, n, epilogue, in_panels)
+                for rows, k, n in [(1, 64, 16), (13, 300, 77), (33, 128, 1030)])
+    print(f"width {width}, epilogue {epilogue}, {'panels' if in_panels else 'in place'}: max abs {worst[0]:.1e}, "
+          f"{worst[1]:.2f} of the float32 bound")
     assert worst[1] <= 1
 
 
-def test_views_with_a_row_stride():
-    """x, w and out may be blocks of larger arrays (the encoder's reused buffers, the Q, K, V weights side by
-    side), through linear(), as the encoder calls it."""
+@pytest.mark.parametrize("width", WIDTHS)
+def test_pack(width):
+    """pack's panels: panel p's row k holds W[k, p·NR : (p+1)·NR], zeros past N; 64-byte aligned."""
+    NR = 2 * width
+    w = np.arange(5 * (2 * NR + 3), dtype=np.float32).reshape(5, 2 * NR + 3)  # K = 5, N = 2 NR + 3
+    panels = gemm.pack(w, width)
+    assert panels.shape == gemm.pack_shape(5, w.shape[1], width) == (3 * 5, NR)
+    assert panels.ctypes.data % 64 == 0
+    for p in range(3):
+        for k in range(5):
+            row = w[k, p * NR:(p + 1) * NR]
+            assert np.array_equal(panels[p * 5 + k, :row.size], row) and not panels[p * 5 + k, row.size:].any()
+
+
+@pytest.mark.parametrize("in_panels", [False, True])
+def test_views_with_a_row_stride(in_panels):
+    """x, w and out may be blocks of larger arrays (the encoder's reused buffers; a weight read in place may
+    be a block too), through linear()."""
     rng = np.random.default_rng(2)
     big = rng.standard_normal((20, 50)).astype(np.float32)
     w = rng.standard_normal((40, 90)).astype(np.float32)
     out = np.full((20, 64), 7.0, dtype=np.float32)
-    gemm.linear(big[3:14, 5:45], w[:, 7:37], out[3:14, 10:40], np.zeros(30, np.float32))
+    weight = gemm.pack(w[:, 7:37]) if in_panels else w[:, 7:37]
+    gemm.linear(big[3:14, 5:45], weight, out[3:14, 10:40], np.zeros(30, np.float32), in_panels=in_panels)
     want = big[3:14, 5:45].astype(np.float64) @ w[:, 7:37]
     assert np.abs(out[3:14, 10:40] - want).max() <= 1e-4
     untouched = np.ones(out.shape, dtype=bool)
@@ -79,11 +100,17 @@ def test_views_with_a_row_stride():
     rows = gemm.MC + 40  # more rows than a block: the output's rows fetched ahead are the block's own
     big = rng.standard_normal((rows + 9, 50)).astype(np.float32)
     out = np.full((rows + 9, 64), 7.0, dtype=np.float32)
-    gemm.linear(big[3:3 + rows, 5:45], w[:, 7:37], out[3:3 + rows, 10:40], np.zeros(30, np.float32))
+    gemm.linear(big[3:3 + rows, 5:45], weight, out[3:3 + rows, 10:40], np.zeros(30, np.float32), in_panels=in_panels)
     assert np.abs(out[3:3 + rows, 10:40] - big[3:3 + rows, 5:45].astype(np.float64) @ w[:, 7:37]).max() <= 1e-4
     untouched = np.ones(out.shape, dtype=bool)
     untouched[3:3 + rows, 10:40] = False
     assert np.all(out[untouched] == 7.0)
+
+
+def test_linear_refuses_panels_of_another_shape():
+    x, out, bias = np.ones((3, 40), np.float32), np.empty((3, 30), np.float32), np.zeros(30, np.float32)
+    with pytest.raises(ValueError, match=r"panels of shape \[\d+, \d+\] are not those of a \[40, 30\] matrix"):
+        gemm.linear(x, gemm.pack(np.ones((30, 40), np.float32)), out, bias, in_panels=True)  # [K, N] swapped
 
 
 def test_generic_target():
@@ -93,7 +120,8 @@ import json
 from minibert.fast import simd
 from tests.test_gemm import SHAPES, run, gemm
 target = simd.host()
-worst = max(run(target.width, True, *shape, gemm.BIAS_GELU) for shape in SHAPES)
+worst = max(run(target.width, True, *shape, gemm.BIAS_GELU, in_panels) for shape in SHAPES
+            for in_panels in (False, True))
 print(json.dumps({"target": list(target), "worst": worst}))
 """
     report = json.loads(run_for_cpu(program).strip().splitlines()[-1])

@@ -17,8 +17,11 @@ int8 model's attention is nn.quantize.attention_int8, per run of equal-length se
 sequences in one kernel, longer ones as batched BLAS GEMMs per run of equal-length sequences with the
 scale + softmax in a kernel.
 
-The weights are the model's own arrays (FastEncoder keeps no copy). Buffers are kept and reused across
-layers and calls, so calls on one model from several threads take turns (a lock).
+float32 GEMMs read their weights as panels (gemm.pack), a copy of the encoder's matrices and the pooler's
+made at the first call; every other weight is read from the model's own arrays. A packed weight's own array
+is then kept read-only, so that an in-place change cannot leave its panels stale unnoticed: whoever changes
+one in place makes it writeable first (as AdamW does), and the next call packs it again. Buffers are kept
+and reused across layers and calls, so calls on one model from several threads take turns (a lock).
 
 On the layer-by-layer path the GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is slower for a row
 count 2 to 7 past a multiple of 8 than for the next multiple of 8 (docs/fast.md). The extra rows are
@@ -57,11 +60,12 @@ def gemm_rows(tokens: int) -> int:
 class FastEncoder:
     """Embeddings + encoder (+ pooler) of a BertModel, for inference: an accelerator attached to the model.
 
-    It computes from the model's own arrays (``weights``, the model's nested dict) and keeps no copy of a
-    float weight: a dense weight W [out, in] is multiplied as its transpose W.T [in, out] (x W^T), a view,
-    row-major since BertModel keeps dense weights column-major. Changes made in place (an optimizer step)
-    reach it as they are; refresh() takes up arrays replaced in the dict (BertModel.weights_changed calls
-    it) and rebuilds what is derived from them: an int8 model's Int8Matrix (codes packed for its kernels).
+    It computes from the model's own arrays (``weights``, the model's nested dict): a dense weight W [out, in]
+    is multiplied as its transpose W.T [in, out] (x W^T), a view, row-major since BertModel keeps dense
+    weights column-major; in float32 the encoder's and the pooler's as that view's panels (gemm.pack),
+    packed at the first call, their arrays then read-only until refresh() (see the module's docstring).
+    refresh() takes up arrays replaced in the dict (BertModel.weights_changed calls it) and rebuilds what
+    is derived from them: the panels, an int8 model's Int8Matrix (codes packed for its kernels).
     """
 
     def __init__(self, weights: dict, config, dtype: np.dtype) -> None:
@@ -69,6 +73,9 @@ class FastEncoder:
         self._buffers: dict[str, np.ndarray] = {}
         self._work: tuple = (None, {})  # what the last call's region buffers depend on, and the buffers
         self._lock = threading.Lock()  # one call at a time: they all compute in self._buffers
+        self._sources: list[np.ndarray] = []  # the arrays W [out, in] whose panels the GEMMs read, pooler's last
+        self._panels: list[np.ndarray | None] = []  # their panels, None until a call needs them
+        self._locked: list[np.ndarray] = []  # the sources made read-only here (writeable again at refresh)
         self.refresh()
 
     def refresh(self) -> None:
@@ -79,6 +86,9 @@ class FastEncoder:
             return dense["weight"].T  # [out, in] -> [in, out], a view
 
         with self._lock:
+            for array in self._locked:  # the arrays packed until now are the caller's to change again
+                array.flags.writeable = True
+            self._sources, self._locked = [], []
             self._work = (None, {})  # the buffers depend on the kind of layers (float32, int8 and its kernel)
             self.layers = []
             for layer in self.weights["encoder"]["layer"]:
@@ -108,7 +118,10 @@ class FastEncoder:
             int8_kernels = {m.kernel for m in matrices if isinstance(m, Int8Matrix)}
             self.compiled = self.compiled_int8 = None
             if self.dtype == np.float32 and not int8_kernels:
-                self.compiled = (matrices, vectors)
+                self._sources = [dense["weight"] for layer in self.weights["encoder"]["layer"] for dense in (
+                    *(layer["attention"]["self"][name] for name in ("query", "key", "value")),
+                    layer["attention"]["output"]["dense"], layer["intermediate"]["dense"], layer["output"]["dense"])]
+                self.compiled = ((), vectors)  # the matrices' panels: _pack
             elif self.dtype == np.float32 and len(int8_kernels) == 1 and "portable" not in int8_kernels and all(
                     isinstance(m, Int8Matrix) for m in matrices):
                 self.compiled_int8 = (int8_kernels.pop(), tuple(m.panels for m in matrices),
@@ -116,11 +129,26 @@ class FastEncoder:
             e = self.weights["embeddings"]  # the embeddings' tables and LayerNorm, as kernels.embed takes them
             self.embedding = (e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
                               e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"])
-            if "pooler" in self.weights:  # W_pᵀ [H, H]: a view, as BertModel keeps dense weights column-major
-                dense = self.weights["pooler"]["dense"]
-                self.pooler = (np.ascontiguousarray(dense["weight"].T), dense["bias"])
-            else:  # no pooler: empty arrays of the same types, so one compiled build
-                self.pooler = (np.empty((0, 0), self.dtype), np.empty(0, self.dtype))
+            # no pooler (or no region): empty arrays of the same types, so one compiled build
+            self.pooler = (np.empty((0, 2 * gemm.WIDTH), self.dtype), np.empty(0, self.dtype))
+            if "pooler" in self.weights and self.dtype == np.float32:  # W_pᵀ [H, H]'s panels, for the region
+                self._sources.append(self.weights["pooler"]["dense"]["weight"])
+            self._panels = [None] * len(self._sources)
+
+    def _pack(self) -> None:
+        """Pack the weights not packed yet and those whose arrays were made writeable since (changed in place),
+        and make their arrays read-only."""
+        for i, array in enumerate(self._sources):
+            if self._panels[i] is None or array.flags.writeable:
+                self._panels[i] = gemm.pack(array.T)  # W [out, in] -> W^T [in, out]'s panels
+                if array.flags.writeable:
+                    array.flags.writeable = False
+                    self._locked.append(array)
+        pooler = "pooler" in self.weights
+        if self.compiled is not None:  # the matrices, in the order of matrices in refresh
+            self.compiled = (tuple(self._panels[:len(self._panels) - pooler]), self.compiled[1])
+        if pooler:
+            self.pooler = (self._panels[-1], self.weights["pooler"]["dense"]["bias"])
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
@@ -133,6 +161,8 @@ class FastEncoder:
         if pack is None:
             return None
         with self._lock:
+            if any(p is None or a.flags.writeable for a, p in zip(self._sources, self._panels)):
+                self._pack()  # the first call, or a weight changed in place since
             if self.compiled is not None or self.compiled_int8 is not None:  # the whole forward in one call
                 return self._region(pack, input_ids, token_type_ids, position_ids, output_hidden_states)
             return self._encode(pack, input_ids, token_type_ids, position_ids, output_hidden_states)

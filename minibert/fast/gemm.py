@@ -16,18 +16,22 @@ The output is computed in tiles of MR rows × NR columns, each held in registers
 Tiles: 8 × 32 on AVX-512 (16 of the 32 zmm registers hold the tile), 6 × 16 on AVX2 (12 of 16 ymm), 6 × 8
 on SSE / generic targets (12 of 16 xmm). Rows past a multiple of MR run on kernels of 4, 2 and 1 rows.
 
-Blocking (gemm_block, one call per thread's share): rows in blocks of MC, K in blocks of KC; each KC × NR
-block of a panel of W is copied into a contiguous, 64-byte aligned buffer when more than one row tile reads
-it (rows of W a page apart map to the same L1 sets and would evict each other between tiles), where it stays
-in L1 while the block's row tiles stream over it. Rows of W are a page or more apart, a stream the hardware
-prefetcher does not follow, so the micro-kernel and the copy ask for the row PREFETCH_ROWS ahead. An output
-larger than one block of rows (one that the caches do not keep from call to call) is asked for, to be
+A model's weights are packed once, at load (pack): each panel of NR columns becomes K × NR consecutive
+floats, the last one zero-padded to NR, so the micro-kernel reads a panel as one contiguous stream, which the
+hardware prefetcher follows. Read in place, the rows of a panel lie a row of W apart (1 to 4 KB for
+BERT-Mini), each one cache line in a page of its own: a stream no prefetcher follows, which a small batch,
+reading each weight once from memory, waits on (docs/fast.md).
+
+Blocking (gemm_block, one call per thread's share): rows in blocks of MC, K in blocks of KC. Packed panels
+are read as they lie. A matrix read in place (the attention's values, a task head's weight) has each KC × NR
+block of a panel copied into a contiguous, 64-byte aligned buffer when more than one row tile reads it (rows
+a page apart map to the same L1 sets and would evict each other between tiles), where it stays in L1 while
+the block's row tiles stream over it; the micro-kernel and the copy ask for the row PREFETCH_ROWS ahead. An
+output larger than one block of rows (one that the caches do not keep from call to call) is asked for, to be
 written, a block at a time before that block's tiles store into it. The epilogue runs on the registers after
 the last block of K: bias, bias + GELU (nn.gelu, erf as kernels.erf_rational computes it), or bias +
-residual. A last panel narrower than NR reads a zero-padded copy and writes through a scratch tile.
-
-W is read from the caller's array rather than from panels packed once at load, so the model and its fast
-path share one copy of each weight, and an optimizer's in-place step reaches both.
+residual. A last panel narrower than NR writes through a scratch tile (and, read in place, reads a
+zero-padded copy).
 
 Threads share a GEMM by claiming items (gemm_items: blocks of rows, or groups of panels when rows are few)
 from atomic counters (fast/tasks.py): linear() in a parallel region of its own, the float32 encoder
@@ -47,6 +51,7 @@ from numba.core.extending import intrinsic
 
 from .. import nn
 from . import kernels, simd
+from .aligned import zeros
 from .tasks import claim, finish
 from .kernels import ERF_P, ERF_Q, F32_4, F32_HALF, F32_ONE, F32_SQRT1_2, erf_rational
 
@@ -262,21 +267,24 @@ def tile_column(x, lda, m0, m1, k0, kc, b, b0, ldb, c, c0, ldc, keep, mode, bias
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def gemm_block(x, w, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scratch, tail, mr, width, fused):
-    """Rows r0 ≤ i < r1 and panels p0 ≤ p < p1 of out = epilogue(x w + bias (+ residual)): x [M, K], w [K, N],
-    out and residual [M, N], bias [N], float32, rows of each contiguous. Work buffers (one set per thread):
-    packed [KC, NR] 64-byte aligned, scratch [MC, NR], tail [K, NR]. mr, width, fused: compile-time constants.
+def gemm_block(x, w, in_panels, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scratch, tail, mr, width,
+               fused):
+    """Rows r0 ≤ i < r1 and panels p0 ≤ p < p1 of out = epilogue(x W + bias (+ residual)): x [M, K], W [K, N],
+    out and residual [M, N], bias [N], float32, rows of each contiguous; w is W itself, or when in_panels its
+    panels (pack). Work buffers (one set per thread): packed [KC, NR] 64-byte aligned, scratch [MC, NR],
+    tail [K, NR]. mr, width, fused: compile-time constants.
 
-    Rows in blocks of MC, K in blocks of KC: each KC × NR block of a panel is copied into packed (when more
-    than one row tile reads it: rows of w a page apart map to the same L1 sets and would evict each other
-    between tiles), where it stays in L1 while the block's row tiles stream over it. A narrower last panel
-    reads a zero-padded copy of it (tail) and writes through scratch. When x has more rows than a block (so
-    out is larger than the caches keep from one call to the next), a block's output rows are first fetched
-    for writing: otherwise each tile's stores wait for their lines to be read from memory."""
-    K, N = w.shape
+    Rows in blocks of MC, K in blocks of KC. Packed panels are read as they lie. Read in place, each KC × NR
+    block of a panel is copied into packed (when more than one row tile reads it: rows of w a page apart map
+    to the same L1 sets and would evict each other between tiles), where it stays in L1 while the block's
+    row tiles stream over it, and a narrower last panel is read from a zero-padded copy (tail). A narrower
+    last panel writes through scratch. When x has more rows than a block (so out is larger than the caches
+    keep from one call to the next), a block's output rows are first fetched for writing: otherwise each
+    tile's stores wait for their lines to be read from memory."""
+    K, N = x.shape[1], out.shape[1] if in_panels else w.shape[1]
     NR = 2 * width
     lda, ldw, ldo, ldr = x.strides[0] // 4, w.strides[0] // 4, out.strides[0] // 4, residual.strides[0] // 4
-    if p1 * NR > N:  # the narrower last panel is ours: zero-padded into tail
+    if not in_panels and p1 * NR > N:  # the narrower last panel is ours: zero-padded into tail
         tail[:K] = 0
         tail[:K, :N - (p1 - 1) * NR] = w[:, (p1 - 1) * NR:]
     for m0 in range(r0, r1, MC):
@@ -290,7 +298,9 @@ def gemm_block(x, w, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scra
             for p in range(p0, p1):
                 j0 = p * NR
                 full = j0 + NR <= N
-                if m1 - m0 > mr:  # several row tiles read the block: from an aligned copy in L1
+                if in_panels:  # panel p's rows k0 ... as they lie, NR floats apart
+                    src, s0, ls = w, (p * K + k0) * NR, NR
+                elif m1 - m0 > mr:  # several row tiles read the block: from an aligned copy in L1
                     if full:
                         copy_panel(width, w, k0 * ldw + j0, ldw, kc, packed)
                     else:
@@ -313,9 +323,9 @@ def gemm_block(x, w, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scra
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def gemm_items(x, w, out, bias, residual, epilogue, threads, counters, phase, packed, scratch, tail, mr, width,
-               fused):
-    """Claim (fast/tasks.py) and compute items of out = epilogue(x w + bias (+ residual)), each a gemm_block:
+def gemm_items(x, w, in_panels, out, bias, residual, epilogue, threads, counters, phase, packed, scratch, tail, mr,
+               width, fused):
+    """Claim (fast/tasks.py) and compute items of out = epilogue(x W + bias (+ residual)), each a gemm_block:
     blocks of MC rows, each cut into groups of panels when there are fewer blocks than ITEMS_PER_THREAD per
     thread (few rows: the threads share the weight's panels). Returns the item count, for tasks.wait."""
     M, N = out.shape
@@ -327,7 +337,7 @@ def gemm_items(x, w, out, bias, residual, epilogue, threads, counters, phase, pa
     item = claim(counters, phase)
     while item < items:
         b, g = item // groups, item % groups
-        gemm_block(x, w, out, bias, residual, epilogue, b * MC, min(M, (b + 1) * MC), g * per,
+        gemm_block(x, w, in_panels, out, bias, residual, epilogue, b * MC, min(M, (b + 1) * MC), g * per,
                    min(P, (g + 1) * per), packed, scratch, tail, mr, width, fused)
         finish(counters, phase)
         item = claim(counters, phase)
@@ -352,27 +362,49 @@ def aligned(raw, rows: int, columns: int):
     return raw[a0:a0 + rows * columns].reshape((rows, columns))
 
 
+def pack(w: np.ndarray, width: int = WIDTH) -> np.ndarray:
+    """W [K, N] float32 as the GEMM's panels of NR = 2 · width columns, [P · K, NR], P = ⌈N / NR⌉: panel p's
+    row k is W[k, p·NR : (p+1)·NR] (zeros past N) at row p·K + k, each panel K × NR consecutive floats;
+    64-byte aligned. A copy, made once per weight (at load)."""
+    K, N = w.shape
+    NR = 2 * width
+    P = -(-N // NR)
+    panels = np.zeros((K, P * NR), np.float32)
+    panels[:, :N] = w
+    out = zeros(pack_shape(K, N, width), np.float32)
+    out.reshape(P, K, NR)[:] = panels.reshape(K, P, NR).transpose(1, 0, 2)  # [K, P, NR] -> [P, K, NR]
+    return out
+
+
+def pack_shape(k: int, n: int, width: int = WIDTH) -> tuple[int, int]:
+    """The shape of pack()'s panels of a [k, n] matrix."""
+    NR = 2 * width
+    return (-(-n // NR) * k, NR)
+
+
 def buffers(threads: int, rows: int) -> dict[str, tuple]:
     """name -> shape of gemm_items' per-thread work buffers (packed, scratch, tail), for K up to `rows`."""
     NR = 2 * WIDTH
     return {"packed": (threads, KC * NR + 16), "scratch": (threads, MC, NR), "tail": (threads, rows, NR)}
 
 
-def _gemm_part(x, w, out, bias, residual, epilogue, threads, counters):
-    """One thread's share of out = epilogue(x w + bias (+ residual)): the items it claims (gemm_items), in
+def _gemm_part(x, w, in_panels, out, bias, residual, epilogue, threads, counters):
+    """One thread's share of out = epilogue(x W + bias (+ residual)): the items it claims (gemm_items), in
     work buffers of its own. WIDTH, MR, FUSED are the copy's globals (see _build)."""
     NR = 2 * WIDTH
     packed = aligned(np.empty(KC * NR + 16, dtype=np.float32), KC, NR)
     scratch, tail = np.empty((MC, NR), dtype=np.float32), np.empty((x.shape[1], NR), dtype=np.float32)
-    gemm_items(x, w, out, bias, residual, epilogue, threads, counters, 0, packed, scratch, tail, MR, WIDTH, FUSED)
+    gemm_items(x, w, in_panels, out, bias, residual, epilogue, threads, counters, 0, packed, scratch, tail, MR, WIDTH,
+               FUSED)
 
 
-def _gemm(x, w, out, bias, residual, epilogue, threads):
-    """out = epilogue(x w + bias (+ residual)); x [M, K], w [K, N], out [M, N] float32, rows of each
-    contiguous, on `threads` threads sharing its items. PART: the copy's global (see _build)."""
+def _gemm(x, w, in_panels, out, bias, residual, epilogue, threads):
+    """out = epilogue(x W + bias (+ residual)); x [M, K], W [K, N] (w: W, or its panels when in_panels),
+    out [M, N] float32, rows of each contiguous, on `threads` threads sharing its items. PART: the copy's
+    global (see _build)."""
     counters = np.zeros(2, dtype=np.int64)
     for thread in prange(threads):
-        PART(x, w, out, bias, residual, epilogue, threads, counters)
+        PART(x, w, in_panels, out, bias, residual, epilogue, threads, counters)
 
 
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
@@ -415,7 +447,7 @@ _BUILDS: dict = {}
 
 def kernel(width: int = WIDTH, parallel: bool = True):
     """The GEMM for vectors of `width` lanes (default: the CPU's), with fused multiply-adds where the CPU has
-    them: a function (x, w, out, bias, residual, epilogue, threads) as _gemm."""
+    them: a function (x, w, in_panels, out, bias, residual, epilogue, threads) as _gemm."""
     key = (width, parallel)
     if key not in _BUILDS:
         _BUILDS[key] = _build(width, FUSED, parallel)
@@ -423,15 +455,19 @@ def kernel(width: int = WIDTH, parallel: bool = True):
 
 
 def linear(x: np.ndarray, w: np.ndarray, out: np.ndarray, bias: np.ndarray, epilogue: int = BIAS,
-           residual: np.ndarray | None = None) -> None:
-    """out = epilogue(x w + bias), float32: x [M, K], w [K, N], out [M, N] (rows of each contiguous), bias
-    [N], residual [M, N] for BIAS_RESIDUAL. On all of Numba's threads from PARALLEL_FROM multiply-adds."""
+           residual: np.ndarray | None = None, in_panels: bool = False) -> None:
+    """out = epilogue(x W + bias), float32: x [M, K], W [K, N] (w: W, or pack(W) when in_panels), out [M, N]
+    (rows of each contiguous), bias [N], residual [M, N] for BIAS_RESIDUAL. On all of Numba's threads from
+    PARALLEL_FROM multiply-adds."""
     if any(a.dtype != np.float32 or a.strides[-1] != 4 and a.shape[-1] > 1 and a.size for a in (x, w, out, bias)):
         raise ValueError("gemm.linear takes float32 arrays whose rows are contiguous")
+    if in_panels and w.shape != pack_shape(x.shape[1], out.shape[1]):
+        raise ValueError(f"gemm.linear: panels of shape {list(w.shape)} are not those of a "
+                         f"[{x.shape[1]}, {out.shape[1]}] matrix, {list(pack_shape(x.shape[1], out.shape[1]))}")
     if out.size == 0:
         return None
     threads = numba.get_num_threads()
-    args = (x, w, out, bias, out if residual is None else residual, epilogue)
+    args = (x, w, in_panels, out, bias, out if residual is None else residual, epilogue)
     if threads == 1 or x.shape[0] * x.shape[1] * w.shape[1] < PARALLEL_FROM:
         return kernel(parallel=False)(*args, 1)
     with kernels.PARALLEL_REGION:

@@ -52,13 +52,13 @@ def encode(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths
     T = Σ lengths rows), with sequence s at rows starts[s] : + lengths[s] and token t from position
     positions[t] of the padded batch [B, S], flattened (tokens: its input_ids, token_type_ids and
     position_ids; embedding: the tables and the LayerNorm's γ, β). matrices: per layer (W_q^T, W_k^T,
-    W_v^T, W_o^T, W_1^T, W_2^T) [in, out]; vectors: per layer (b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂,
-    β₂). qkv [R, 3H], context and projected [R, H], intermediate [R, I]: work arrays. hidden [n, B·S, H]
-    receives the last n of the L + 1 hidden states (the embeddings', then each layer's output), token t at
-    row positions[t] (rows of padding are left as they are). Then, when pooled has rows, the pooler
-    (pooler_items): pooled[order[s]] = tanh(first[s] W_pᵀ + b_p), first[s] = x[starts[s]], pool_weight =
-    W_pᵀ [H, H], first [S, H] a work array. packed ... heads: buffers(), one row per thread; counters: int64
-    zeros [2 · (1 + PHASES_PER_LAYER · layers + 3)]."""
+    W_v^T, W_o^T, W_1^T, W_2^T) [in, out], each as its panels (gemm.pack); vectors: per layer (b_q, b_k,
+    b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H], context and projected [R, H], intermediate [R, I]:
+    work arrays. hidden [n, B·S, H] receives the last n of the L + 1 hidden states (the embeddings', then
+    each layer's output), token t at row positions[t] (rows of padding are left as they are). Then, when
+    pooled has rows, the pooler (pooler_items): pooled[order[s]] = tanh(first[s] W_pᵀ + b_p), first[s] =
+    x[starts[s]], pool_weight = W_pᵀ [H, H]'s panels, first [S, H] a work array. packed ... heads:
+    buffers(), one row per thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER · layers + 3)]."""
     for thread in prange(packed.shape[0]):
         _worker(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv,
                 context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, packed.shape[0],
@@ -144,8 +144,8 @@ def embed_items(tokens, embedding, eps, positions, x, counters, phase, hidden, s
 def pooler_items(x, starts, order, pool_weight, pool_bias, first, z, pooled, threads, counters, phase, packed, scratch,
                  tail):
     """Phases `phase` to `phase` + 2, when pooled [S, H] has rows: first[s] = x[starts[s]] (one item), the
-    pooler's dense layer z[s] = first[s] W_pᵀ + b_p (the weight pool_weight = W_pᵀ [H, H] shared by the
-    threads as a GEMM's is), then pooled[order[s]] = tanh(z[s]), the rows back in the batch's order. first
+    pooler's dense layer z[s] = first[s] W_pᵀ + b_p (pool_weight: W_pᵀ [H, H]'s panels, shared by the
+    threads as a GEMM's weight is), then pooled[order[s]] = tanh(z[s]), the rows back in the batch's order. first
     and z: work arrays of at least S rows; buffers as _gemm_items'. In the region, so that both threads read
     the weight, where after it one thread would, from further away."""
     S, H = pooled.shape
@@ -172,9 +172,10 @@ def pooler_items(x, starts, order, pool_weight, pool_bias, first, z, pooled, thr
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _gemm_items(x, w, out, bias, epilogue, threads, counters, phase, packed, scratch, tail):
-    """gemm.gemm_items with the host's kernel, compiled once per signature (not inlined at each phase)."""
-    return gemm.gemm_items(x, w, out, bias, out, epilogue, threads, counters, phase, packed, scratch, tail, MR,
-                           WIDTH, FUSED)
+    """gemm.gemm_items with the host's kernel on a weight's panels (gemm.pack), compiled once per signature (not
+    inlined at each phase)."""
+    return gemm.gemm_items(x, w, True, out, bias, out, epilogue, threads, counters, phase, packed, scratch, tail,
+                           MR, WIDTH, FUSED)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -241,15 +242,15 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
         sums[i] = softmax_exp(WIDTH, scores, i * Lp, L, Lp, scale)
     out = context[start:start + L, q0:q0 + d]
     if d == dp:  # e v: [L, L] x [L, d] -> the head's columns of context
-        gemm.gemm_block(s[:, :L], qkv[start:start + L, v0:v0 + d], out, out[0], out, NONE, 0, L, 0, d // NR,
-                        packed, tail, tail, MR, WIDTH, FUSED)
+        gemm.gemm_block(s[:, :L], qkv[start:start + L, v0:v0 + d], False, out, out[0], out, NONE, 0, L, 0,
+                        d // NR, packed, tail, tail, MR, WIDTH, FUSED)
     else:
         v = values[:L * dp].reshape((L, dp))  # [L, d']
         v[:, d:] = 0
         v[:, :d] = qkv[start:start + L, v0:v0 + d]
         padded_out = heads[:L * dp].reshape((L, dp))
-        gemm.gemm_block(s[:, :L], v, padded_out, padded_out[0], padded_out, NONE, 0, L, 0, dp // NR, packed, tail,
-                        tail, MR, WIDTH, FUSED)  # [L, L] x [L, d'] -> [L, d']
+        gemm.gemm_block(s[:, :L], v, False, padded_out, padded_out[0], padded_out, NONE, 0, L, 0, dp // NR, packed,
+                        tail, tail, MR, WIDTH, FUSED)  # [L, L] x [L, d'] -> [L, d']
         out[:] = padded_out[:, :d]
     for i in range(L):  # context_i = (e v)_i / Σ_j e_ij = softmax(q kᵀ · scale)_i v
         inverse = np.float32(1.0) / sums[i]

@@ -62,7 +62,9 @@ class AdamW:
         p ← p - lr / (1 - β₁ᵗ) · m / (√v / √(1 - β₂ᵗ) + ε)
 
     in torch.optim.AdamW's order of operations, so a run matches torch's step for step. The moments m and
-    v have each parameter's shape and memory layout.
+    v have each parameter's shape and memory layout. A read-only parameter (a float32 model keeps the weights
+    its fast path has packed so) is made writeable before its update, which has the fast path pack it again
+    at its next call.
     """
 
     def __init__(self, params: dict[str, np.ndarray], lr: float, betas: tuple[float, float] = (0.9, 0.999),
@@ -96,6 +98,12 @@ class AdamW:
             if g.dtype != p.dtype or g.strides != m.strides:  # in the moments' layout: the kernel reads all three alike
                 g = np.empty_like(m)
                 g[...] = grads[name]
+            if not p.flags.writeable:
+                try:
+                    p.flags.writeable = True
+                except ValueError:  # a view of read-only memory (a buffer, a read-only mapping)
+                    raise ValueError(f"AdamW updates parameters in place, and {name} is a view of read-only "
+                                     "memory; pass arrays of their own (np.array(p))") from None
             transposed = p.ndim == 2 and p.strides[0] == p.itemsize != p.strides[1]  # decided once, for all four
             run(adamw_update, p.size, *(rows(a, transposed) for a in (p, g, m, v)), shrink, lr / correction1, b1, b2,
                 math.sqrt(correction2), self.eps)
