@@ -58,6 +58,7 @@ from .kernels import ERF_P, ERF_Q, F32_4, F32_HALF, F32_ONE, F32_SQRT1_2, erf_ra
 NONE, BIAS, BIAS_GELU, BIAS_RESIDUAL = 0, 1, 2, 3  # epilogues
 KC = 256  # K block: a KC × 32 float32 block of B is 32 KiB (L1)
 PREFETCH_ROWS = 16  # rows of w ahead that the micro-kernel asks for
+GELU_GROUP = 4  # vectors of a tile whose GELU is computed side by side
 MC = 128  # M block: the rows that reuse each copied block of B
 ITEMS_PER_THREAD = 4  # a GEMM is cut into about this many items per thread, so that threads finish together
 # multiply-adds; below, one thread beats waking the pool (8 rows of a layer's GEMMs stay serial)
@@ -157,17 +158,23 @@ def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_s
             switch.add_case(mode.type(kind), kinds[kind])
         for kind, block in enumerate(kinds):
             builder.position_at_end(block)
+            z = {}
             for v in range(V):
                 column = builder.add(bias0, i64(v * W))
                 bias_pointer = simd.element_pointer(builder, bias_data, column)
                 bias_v = None if kind == NONE else simd.load(builder, bias_pointer, W)
                 for i in range(MR):
-                    z = tile[i][v] if bias_v is None else builder.fadd(tile[i][v], bias_v)
-                    if kind == BIAS_GELU:
-                        z = gelu_vector(builder, z, FUSED)
-                    elif kind == BIAS_RESIDUAL:
-                        z = builder.fadd(z, simd.load(builder, simd.element_pointer(builder, r_rows[i], i64(v * W)), W))
-                    simd.store(builder, z, simd.element_pointer(builder, c_rows[i], i64(v * W)))
+                    z[i, v] = tile[i][v] if bias_v is None else builder.fadd(tile[i][v], bias_v)
+                    if kind == BIAS_RESIDUAL:
+                        z[i, v] = builder.fadd(z[i, v], simd.load(builder, simd.element_pointer(builder, r_rows[i],
+                                                                                                 i64(v * W)), W))
+            if kind == BIAS_GELU:  # GELU_GROUP vectors at a time, step by step, so their chains overlap
+                keys = list(z)
+                for g in range(0, len(keys), GELU_GROUP):
+                    group = keys[g:g + GELU_GROUP]
+                    z.update(zip(group, gelu_vectors(builder, [z[key] for key in group], FUSED)))
+            for (i, v), value in z.items():
+                simd.store(builder, value, simd.element_pointer(builder, c_rows[i], i64(v * W)))
         end = builder.append_basic_block("micro_kernel.end")
         for block in kinds:
             builder.position_at_end(block)
@@ -178,24 +185,25 @@ def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_s
     return signature, codegen
 
 
-def gelu_vector(builder, z, fused: bool):
-    """GELU(z) = z · ½ · (1 + erf(z / √2)) on a float32 vector, erf as kernels.erf_rational computes it: x
-    clamped to [-4, 4], then x · P(x²) / Q(x²)."""
-    kind = z.type
+def gelu_vectors(builder, zs: list, fused: bool) -> list:
+    """GELU(z) = z · ½ · (1 + erf(z / √2)) on float32 vectors, erf as kernels.erf_rational computes it: x
+    clamped to [-4, 4], then x · P(x²) / Q(x²). Each step is emitted for every vector before the next, so
+    that the vectors' chains of dependent multiply-adds run side by side."""
+    kind = zs[0].type
     def constant(value):
         return simd.ir.Constant(kind, [float(value)] * kind.count)
-    x = builder.fmul(z, constant(F32_SQRT1_2))
-    x = builder.select(builder.fcmp_ordered(">", x, constant(F32_4)), constant(F32_4), x)
-    x = builder.select(builder.fcmp_ordered("<", x, constant(-F32_4)), constant(-F32_4), x)
-    x2 = builder.fmul(x, x)
-    p = constant(ERF_P[0])
+    xs = [builder.fmul(z, constant(F32_SQRT1_2)) for z in zs]
+    xs = [builder.select(builder.fcmp_ordered(">", x, constant(F32_4)), constant(F32_4), x) for x in xs]
+    xs = [builder.select(builder.fcmp_ordered("<", x, constant(-F32_4)), constant(-F32_4), x) for x in xs]
+    x2s = [builder.fmul(x, x) for x in xs]
+    ps, qs = [constant(ERF_P[0])] * len(zs), [constant(ERF_Q[0])] * len(zs)
     for c in ERF_P[1:]:
-        p = simd.multiply_add(builder, p, x2, constant(c), fused)
-    q = constant(ERF_Q[0])
+        ps = [simd.multiply_add(builder, p, x2, constant(c), fused) for p, x2 in zip(ps, x2s)]
     for c in ERF_Q[1:]:
-        q = simd.multiply_add(builder, q, x2, constant(c), fused)
-    erf = builder.fdiv(builder.fmul(x, p), q)
-    return builder.fmul(builder.fmul(z, constant(F32_HALF)), builder.fadd(constant(F32_ONE), erf))
+        qs = [simd.multiply_add(builder, q, x2, constant(c), fused) for q, x2 in zip(qs, x2s)]
+    erfs = [builder.fdiv(builder.fmul(x, p), q) for x, p, q in zip(xs, ps, qs)]
+    return [builder.fmul(builder.fmul(z, constant(F32_HALF)), builder.fadd(constant(F32_ONE), erf))
+            for z, erf in zip(zs, erfs)]
 
 
 @intrinsic

@@ -270,7 +270,7 @@ def dequantize_kernel(typingctx, rows, kind, a, a_start, lda, b, b_start, groups
                     if k != gemm.NONE:
                         y = builder.fadd(y, bias_v)
                     if k == gemm.BIAS_GELU:
-                        y = gemm.gelu_vector(builder, y, gemm.FUSED)
+                        y = gemm.gelu_vectors(builder, [y], gemm.FUSED)[0]
                     row = builder.add(c0, builder.mul(ldc_, i64(i)))
                     simd.store(builder, y, simd.element_pointer(builder, c_data, builder.add(row, i64(v * W))))
             builder.branch(end)
