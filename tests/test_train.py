@@ -199,6 +199,9 @@ def test_adamw_refuses_what_it_cannot_update_in_place():
     strided = np.zeros((2, 4, 6))[:, :3]  # no 2-D view of it exists: a reshape would update a copy
     with pytest.raises(ValueError, match=r"cannot view one of shape \(2, 3, 6\)"):
         AdamW({"w": strided}, lr=0.1).step({"w": np.ones((2, 3, 6))})
+    frozen = np.frombuffer(bytes(8), np.float32)  # read-only memory: no flag makes it writeable
+    with pytest.raises(ValueError, match=r"frozen is a view of read-only memory"):
+        AdamW({"frozen": frozen}, lr=0.1).step({"frozen": np.ones(2, np.float32)})
 
 
 def test_adamw_updates_strided_views_as_contiguous_arrays():
