@@ -121,17 +121,7 @@ def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_s
                 new += [simd.multiply_add(builder, a_ik, b_vectors[v], acc[i][v], FUSED) for v in range(V)]
             return new
 
-        if MR > 2:
-            flat = simd.counted_loop(builder, k_, body, [zero] * (MR * V))
-        else:  # few accumulators: each waits on its last multiply-add, so even and odd k get sets of their own
-            pairs = builder.sdiv(k_, i64(2))
-            both = simd.counted_loop(builder, pairs, lambda kk, flat: body(builder.mul(kk, i64(2)), flat[:MR * V])
-                                     + body(builder.add(builder.mul(kk, i64(2)), i64(1)), flat[MR * V:]),
-                                     [zero] * (2 * MR * V))
-            last = builder.mul(pairs, i64(2))  # an odd k's last step, into the even set
-            even = simd.counted_loop(builder, builder.sub(k_, last), lambda kk, flat: body(builder.add(last, kk), flat),
-                                     both[:MR * V])
-            flat = [builder.fadd(e, o) for e, o in zip(even, both[MR * V:])]
+        flat = simd.counted_loop(builder, k_, body, [zero] * (MR * V))
         new = [flat[i * V:(i + 1) * V] for i in range(MR)]
 
         # the epilogue, on the registers: one branch per tile, by kind
