@@ -16,7 +16,7 @@ The output is computed in tiles of MR rows × NR columns, each held in registers
 Tiles: 8 × 32 on AVX-512 (16 of the 32 zmm registers hold the tile), 6 × 16 on AVX2 (12 of 16 ymm), 6 × 8
 on SSE / generic targets (12 of 16 xmm). Rows past a multiple of MR run on kernels of 4, 2 and 1 rows.
 
-A model's weights are packed once, at load (pack): each panel of NR columns becomes K × NR consecutive
+A model's weights are packed once, at its first call (pack): each panel of NR columns becomes K × NR consecutive
 floats, the last one zero-padded to NR, so the micro-kernel reads a panel as one contiguous stream, which the
 hardware prefetcher follows. Read in place, the rows of a panel lie a row of W apart (1 to 4 KB for
 BERT-Mini), each one cache line in a page of its own: a stream no prefetcher follows, which a small batch,
@@ -373,14 +373,14 @@ def aligned(raw, rows: int, columns: int):
 def pack(w: np.ndarray, width: int = WIDTH) -> np.ndarray:
     """W [K, N] float32 as the GEMM's panels of NR = 2 · width columns, [P · K, NR], P = ⌈N / NR⌉: panel p's
     row k is W[k, p·NR : (p+1)·NR] (zeros past N) at row p·K + k, each panel K × NR consecutive floats;
-    64-byte aligned. A copy, made once per weight (at load)."""
+    64-byte aligned. A copy, made once per weight (at the model's first call)."""
     K, N = w.shape
     NR = 2 * width
-    P = -(-N // NR)
-    panels = np.zeros((K, P * NR), np.float32)
-    panels[:, :N] = w
     out = zeros(pack_shape(K, N, width), np.float32)
-    out.reshape(P, K, NR)[:] = panels.reshape(K, P, NR).transpose(1, 0, 2)  # [K, P, NR] -> [P, K, NR]
+    panels = out.reshape(-1, K, NR)  # [P, K, NR], a view
+    for p in range(panels.shape[0]):
+        columns = w[:, p * NR:(p + 1) * NR]  # [K, ≤ NR]: the last panel's missing columns stay zero
+        panels[p, :, :columns.shape[1]] = columns
     return out
 
 
@@ -476,7 +476,7 @@ def linear(x: np.ndarray, w: np.ndarray, out: np.ndarray, bias: np.ndarray, epil
         return None
     threads = numba.get_num_threads()
     args = (x, w, in_panels, out, bias, out if residual is None else residual, epilogue)
-    if threads == 1 or x.shape[0] * x.shape[1] * w.shape[1] < PARALLEL_FROM:
+    if threads == 1 or x.shape[0] * x.shape[1] * out.shape[1] < PARALLEL_FROM:  # M·K·N (w's shape is panels')
         return kernel(parallel=False)(*args, 1)
     with kernels.PARALLEL_REGION:
         return kernel()(*args, threads)
