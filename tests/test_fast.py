@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import minibert
 from minibert import BertConfig, BertModel
-from minibert.fast import encoder, gemm, set_num_threads
+from minibert.fast import encoder, gemm, layers, set_num_threads
 from minibert.fast.aligned import CACHE_LINE
 from minibert.fast.encoder import attention_plan, gemm_rows
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
@@ -393,6 +393,47 @@ def test_one_thread_runs_every_item():
         set_num_threads(2)
     print(f"one thread vs two: {np.abs(one - two).max():.1e}")
     np.testing.assert_array_equal(one, two)  # each item is computed alike whichever thread claims it
+
+
+@pytest.mark.parametrize("cut", ["one group", "each sequence", "uneven"])
+def test_every_grouping_gives_the_same_numbers(monkeypatch, cut):
+    """encode's two schedules (layers.groups): threads sharing each phase over the whole batch, or each
+    thread taking whole groups of sequences through every layer. A token's numbers do not depend on the
+    schedule nor on where its sequence falls, bit for bit, and match the reference path."""
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    fast, reference = models(config, random_weights(RANDOM_CONFIGS["mini"]), "float32")
+    rng = np.random.default_rng(4)
+    ids, types = rng.integers(0, config.vocab_size, (5, 40)), rng.integers(0, 2, (5, 40))
+    mask = prefix_mask([33, 40, 5, 40, 17], 40)
+    inputs = dict(input_ids=ids, attention_mask=mask, token_type_ids=types, output_hidden_states=True)
+    monkeypatch.setattr(layers, "groups", lambda lengths, *_: np.array([0, len(lengths)]))
+    expected = fast(**inputs)
+    bounds = {"one group": [0, 5], "each sequence": [0, 1, 2, 3, 4, 5], "uneven": [0, 3, 4, 5]}[cut]
+    monkeypatch.setattr(layers, "groups", lambda *_: np.array(bounds))
+    got = compare(fast, reference, cut, input_ids=ids, attention_mask=mask, token_type_ids=types)
+    for a, b in zip(got.hidden_states + (got.pooler_output,), expected.hidden_states + (expected.pooler_output,)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_groups():
+    """Whole rounds of groups of about GROUP_ROWS[1] tokens with equal shares of the work; one group when a
+    thread would get too few tokens, or uneven work."""
+    def groups(lengths, threads=2):
+        return layers.groups(np.array(lengths), threads, 256, 1024).tolist()
+
+    assert groups([128] * 32) == list(range(0, 33, 2))  # 4096 tokens: 16 groups of 256
+    assert groups([512] * 8) == list(range(9))
+    assert groups([128] * 32, threads=1) == list(range(0, 33, 2))  # one thread: the same groups, one after another
+    assert groups([64, 64]) == [0, 1, 2]  # a thread's GROUP_ROWS[0] tokens
+    assert groups([64, 63]) == [0, 2] and groups([128]) == [0, 1] and groups([7] * 16) == [0, 16]
+    assert groups([128] * 3) == [0, 3]  # two groups to one thread, one to the other: uneven
+    assert len(groups([128] * 3, threads=1)) == 3  # with one thread, never uneven
+    lengths = np.sort(np.random.default_rng(0).integers(5, 129, 40))[::-1]
+    bounds = groups(lengths)
+    work = lengths * (4 * 256 * 256 + 2 * 256 * 1024 + 2 * 256 * lengths)
+    shares = np.add.reduceat(work, bounds[:-1])
+    assert bounds[0] == 0 and bounds[-1] == 40 and np.all(np.diff(bounds) > 0) and (len(bounds) - 1) % 2 == 0
+    assert shares.max() / shares.min() < 1.5, shares
 
 
 @pytest.mark.slow

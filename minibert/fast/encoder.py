@@ -236,8 +236,9 @@ class FastEncoder:
         with kernels.PARALLEL_REGION:
             if self.compiled is not None:
                 counters = np.zeros(2 * (1 + layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
+                groups = layers.groups(pack.lengths, numba.get_num_threads(), H, c.intermediate_size)
                 layers.encode(*args, hidden=hidden, pool_weight=pool_weight, pool_bias=pool_bias, pooled=pooled,
-                              **work, counters=counters)
+                              groups=groups, **work, counters=counters)
             else:
                 counters = np.zeros(2 * (2 + int8_layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
                 int8_layers.encode(self.compiled_int8[0])(*args, hidden=hidden, pool_weight=pool_weight,

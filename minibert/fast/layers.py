@@ -16,6 +16,12 @@ and after the last layer the pooler, tanh(x[first tokens] W_p^T + b_p).
 Waking Numba's pool once per forward instead of once per GEMM or kernel is what this buys at small
 inputs, where a layer's work is a few hundred microseconds; OpenBLAS is not called, so no BLAS thread
 spins against the region's threads.
+
+A batch of enough tokens is first cut into groups of whole sequences (groups()): then each thread takes
+whole groups, and runs the phases above on a group's rows alone (its own counters, no other thread to
+wait for), so that a group's activations stay in that thread's caches from phase to phase. Each row is
+computed by the same kernels in the same order either way, so a token's numbers do not depend on the
+schedule.
 """
 
 from __future__ import annotations
@@ -33,6 +39,37 @@ from .tasks import claim, finish, wait
 NR = 2 * WIDTH
 LN_ROWS = 16  # tokens per LayerNorm item
 PHASES_PER_LAYER = 9  # Q, K, V, attention, output, LayerNorm, FFN in, FFN out, LayerNorm
+GROUP_ROWS = 64, 256  # tokens of a group (groups): at least, and about at most (benchmarks/bench_groups.py)
+BALANCE = 1.1  # groups only when the busiest thread's share is at most this times an even share
+
+
+def groups(lengths: np.ndarray, threads: int, hidden: int, intermediate: int) -> np.ndarray:
+    """How encode shares the sequences (lengths [N], longest first) between `threads` threads: the
+    boundaries [G + 1] of G groups of consecutive sequences.
+
+    One group: the threads share each phase of each layer. Several: each thread takes whole groups, each
+    through the embeddings and every layer alone. Then a group's activations stay in the thread's caches
+    from one phase to the next, where a phase over the whole batch writes them to memory and reads them
+    back, and no thread waits for another between phases; but each group reads every weight for its own
+    rows only. So: groups of about GROUP_ROWS[1] tokens, a multiple of `threads` of them cut at equal
+    shares of the work (Σ L · (4H² + 2HI + 2HL) multiply-adds a layer), and one group when a thread would
+    get fewer than GROUP_ROWS[0] tokens or the threads' shares (claimed in order, each by the first free
+    thread) would be uneven by more than BALANCE."""
+    N, T = len(lengths), int(lengths.sum())
+    one = np.array([0, N], dtype=np.int64)
+    if T < threads * GROUP_ROWS[0] or N < threads:
+        return one
+    count = threads * -(-T // (threads * GROUP_ROWS[1]))  # groups: whole rounds of threads
+    each = lengths * (4 * hidden * hidden + 2 * hidden * intermediate + 2 * hidden * lengths)  # per layer
+    work = np.cumsum(each)  # work[i]: sequences 0 to i
+    targets = work[-1] * np.arange(1, count) / count
+    i = np.searchsorted(work, targets)  # the first sequence whose end reaches each target
+    cuts = np.where(work[i] - targets < targets - (work[i] - each[i]), i + 1, i)  # after it or before it
+    bounds = np.unique(np.concatenate([[0], cuts, [N]]))
+    shares = np.zeros(threads)
+    for w in np.add.reduceat(each, bounds[:-1]):  # claimed in order, each by the first free thread
+        shares[shares.argmin()] += w
+    return bounds.astype(np.int64) if shares.max() <= BALANCE * work[-1] / threads else one
 
 
 def buffers(threads: int, hidden: int, intermediate: int, heads: int, longest: int) -> dict[str, tuple]:
@@ -46,7 +83,7 @@ def buffers(threads: int, hidden: int, intermediate: int, heads: int, longest: i
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def encode(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv, context,
-           projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, packed, scratch, tail, keys,
+           projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups, packed, scratch, tail, keys,
            scores, values, heads, counters):
     """The embeddings (embed_items), then every layer, over packed tokens x [R, H] float32 (in its first
     T = Σ lengths rows), with sequence s at rows starts[s] : + lengths[s] and token t from position
@@ -57,23 +94,54 @@ def encode(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths
     work arrays. hidden [n, B·S, H] receives the last n of the L + 1 hidden states (the embeddings', then
     each layer's output), token t at row positions[t] (rows of padding are left as they are). Then, when
     pooled has rows, the pooler (pooler_items): pooled[order[s]] = tanh(first[s] W_pᵀ + b_p), first[s] =
-    x[starts[s]], pool_weight = W_pᵀ [H, H]'s panels, first [S, H] a work array. packed ... heads:
+    x[starts[s]], pool_weight = W_pᵀ [H, H]'s panels, first [S, H] a work array. groups: boundaries
+    [G + 1] of groups of sequences (groups()): with G > 1, each group is one thread's. packed ... heads:
     buffers(), one row per thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER · layers + 3)]."""
     for thread in prange(packed.shape[0]):
         _worker(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv,
-                context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, packed.shape[0],
-                packed[thread], scratch[thread], tail[thread], keys[thread], scores[thread], values[thread],
-                heads[thread], counters)
+                context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups,
+                packed.shape[0], packed[thread], scratch[thread], tail[thread], keys[thread], scores[thread],
+                values[thread], heads[thread], counters)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _worker(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv, context,
-            projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, threads, packed_raw, scratch, tail,
-            keys, scores, values, heads, counters):
-    """One thread's share of encode: every phase's items that this thread claims."""
+            projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups, threads, packed_raw,
+            scratch, tail, keys, scores, values, heads, counters):
+    """One thread's share of encode: with several groups (groups()), the groups it claims, each through
+    every layer alone; with one, every phase's items that it claims. Then its share of the pooler."""
+    packed = gemm.aligned(packed_raw, KC, NR)  # [KC, NR]
+    n_layers = len(matrices) // 6
+    if groups.shape[0] > 2:  # several groups: each thread takes whole groups, through every layer alone
+        mine = np.zeros_like(counters[:2 * (1 + PHASES_PER_LAYER * n_layers)])  # the phases of one group
+        G = groups.shape[0] - 1
+        g = claim(counters, 0)
+        while g < G:
+            s0, s1 = groups[g], groups[g + 1]
+            r0, r1 = starts[s0], starts[s1 - 1] + lengths[s1 - 1]
+            mine[:] = 0
+            _encoder(tokens, embedding, matrices, vectors, num_heads, eps, starts[s0:s1] - r0, lengths[s0:s1],
+                     positions[r0:r1], x[r0:r1], qkv[r0:r1], context[r0:r1], projected[r0:r1],
+                     intermediate[r0:r1], hidden, 1, packed, scratch, tail, keys, scores, values, heads, mine)
+            finish(counters, 0)
+            g = claim(counters, 0)
+        wait(counters, 0, G)
+    else:
+        _encoder(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, positions, x, qkv, context,
+                 projected, intermediate, hidden, threads, packed, scratch, tail, keys, scores, values, heads,
+                 counters)
+    pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
+                 1 + PHASES_PER_LAYER * n_layers, packed, scratch, tail)
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _encoder(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, positions, x, qkv, context,
+             projected, intermediate, hidden, threads, packed, scratch, tail, keys, scores, values, heads, counters):
+    """The embeddings and every layer over the tokens x [T, H] (sequence s at rows starts[s] : + lengths[s]),
+    phase after phase, this thread claiming items of each from counters (phases 0 to PHASES_PER_LAYER ·
+    layers) alongside `threads` - 1 others."""
     T = lengths.sum()
     H = x.shape[1]
-    packed = gemm.aligned(packed_raw, KC, NR)  # [KC, NR]
     scale = np.float32((H // num_heads) ** -0.5)
     n_layers = len(matrices) // 6
     n = embed_items(tokens, embedding, eps, positions, x[:T], counters, 0, hidden, hidden.shape[0] - n_layers - 1)
@@ -111,8 +179,6 @@ def _worker(tokens, embedding, matrices, vectors, num_heads, eps, starts, length
         slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
         n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, counters, phase + 8, hidden, slot, positions)
         wait(counters, phase + 8, n)
-    pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
-                 1 + PHASES_PER_LAYER * n_layers, packed, scratch, tail)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
