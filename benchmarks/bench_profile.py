@@ -103,7 +103,7 @@ def phase_flops(config, batch: int, seq: int) -> list[float]:
 @numba.njit
 def _hot_tile(x, b, c, reps):
     for _ in range(reps):
-        gemm.micro_kernel(MR, 2, WIDTH, FUSED, x, 0, x.shape[1], b, 0, b.shape[1], b.shape[0], c, 0, c.shape[1],
+        gemm.micro_kernel(MR, 2, WIDTH, FUSED, x, 0, x.shape[1], b, 0, b.shape[1], 0, b.shape[0], c, 0, c.shape[1],
                           False, gemm.NONE, c[0], 0, c, 0, c.shape[1])
 
 

@@ -14,7 +14,9 @@ The output is computed in tiles of MR rows × NR columns, each held in registers
        x[MR-1,k]► acc[MR-1][0] acc[MR-1][1]
 
 Tiles: 8 × 32 on AVX-512 (16 of the 32 zmm registers hold the tile), 6 × 16 on AVX2 (12 of 16 ymm), 6 × 8
-on SSE / generic targets (12 of 16 xmm). Rows past a multiple of MR run on kernels of 4, 2 and 1 rows.
+on SSE / generic targets (12 of 16 xmm). Rows past a multiple of MR run on kernels of 4, 2 and 1 rows,
+those of 2 and 1 row over two panels at once: 4 vectors wide, 8 or 4 accumulators, where a 2-row tile's 4
+would each wait for the multiply-add before.
 
 A model's weights are packed once, at its first call (pack): each panel of NR columns becomes K × NR consecutive
 floats, the last one zero-padded to NR, so the micro-kernel reads a panel as one contiguous stream, which the
@@ -77,44 +79,51 @@ PART = None  # _gemm's per-thread function: each build (_build) gives its copy o
 
 
 @intrinsic
-def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_start, ldb, k, c, c_start, ldc,
-                 accumulate, epilogue, bias, bias_start, residual, residual_start, ldr):
-    """One MR × NR tile, NR = vectors · width, held in registers over the whole K loop:
+def micro_kernel(typingctx, rows, vectors, width, fused, a, a_start, lda, b, b_start, ldb, panel_stride, k, c,
+                 c_start, ldc, accumulate, epilogue, bias, bias_start, residual, residual_start, ldr):
+    """One MR × NR' tile, NR' = vectors · width (at most two vectors a panel), held in registers over the whole
+    K loop:
 
-        acc[i, :] = Σ_κ a[a_start + i·lda + κ] · b[b_start + κ·ldb : +NR]        i < rows, κ < k
+        acc[i, :] = Σ_κ a[a_start + i·lda + κ] · B[κ, :]                           i < rows, κ < k
+        B[κ, v·W : +W] = b[b_start + (v // 2)·panel_stride + κ·ldb + (v % 2)·W : +W]    (vectors v)
         acc += c's tile                                      when accumulate (a later block of K)
         c[c_start + i·ldc : +NR] = epilogue(acc)             NONE: acc; BIAS: acc + bias;
                                                              BIAS_GELU: GELU(acc + bias);
                                                              BIAS_RESIDUAL: acc + bias + residual's tile
     rows, vectors, width, fused: compile-time constants; a, b, c, bias, residual: float32 arrays (any shape,
     contiguous in the addressed elements); bias from bias_start, residual's tile from residual_start with row
-    stride ldr. k ≥ 1.
+    stride ldr. k ≥ 1. Vectors 2 and 3 come from a second panel panel_stride elements on (a weight's next
+    panel of NR columns, whose output columns follow), so that a tile of one or two rows still has enough
+    independent accumulators to hide the multiply-add's latency.
     """
     for literal in (rows, vectors, width, fused):
         if not isinstance(literal, (nbtypes.IntegerLiteral, nbtypes.BooleanLiteral)):
             return None
     MR, V, W, FUSED = rows.literal_value, vectors.literal_value, width.literal_value, bool(fused.literal_value)
-    signature = nbtypes.void(rows, vectors, width, fused, a, a_start, lda, b, b_start, ldb, k, c, c_start, ldc,
-                             accumulate, epilogue, bias, bias_start, residual, residual_start, ldr)
+    signature = nbtypes.void(rows, vectors, width, fused, a, a_start, lda, b, b_start, ldb, panel_stride, k, c,
+                             c_start, ldc, accumulate, epilogue, bias, bias_start, residual, residual_start, ldr)
 
     def codegen(context, builder, sig, args):
-        (*_, a_array, a0, lda_, b_array, b0, ldb_, k_, c_array, c0, ldc_, acc_flag, mode, bias_array, bias0,
+        (*_, a_array, a0, lda_, b_array, b0, ldb_, stride_, k_, c_array, c0, ldc_, acc_flag, mode, bias_array, bias0,
          residual_array, r0, ldr_) = args
         i64 = cgutils.intp_t
         data = [context.make_array(sig.args[n])(context, builder, array).data
-                for n, array in ((4, a_array), (7, b_array), (11, c_array), (16, bias_array), (18, residual_array))]
+                for n, array in ((4, a_array), (7, b_array), (12, c_array), (17, bias_array), (19, residual_array))]
         a_data, b_data, c_data, bias_data, residual_data = data
         a_rows = [simd.element_pointer(builder, a_data, builder.add(a0, builder.mul(lda_, i64(i)))) for i in range(MR)]
-        b_start_ = simd.element_pointer(builder, b_data, b0)
+        b_panels = [simd.element_pointer(builder, b_data, builder.add(b0, builder.mul(stride_, i64(q))))
+                    for q in range(-(-V // 2))]  # each panel's first element
         zero = simd.ir.Constant(simd.vector(W), [0.0] * W)
 
         def body(kk, flat):  # one k per iteration; the tile lives in phi nodes (registers)
             acc = [flat[i * V:(i + 1) * V] for i in range(MR)]
-            b_row = simd.element_pointer(builder, b_start_, builder.mul(kk, ldb_))
-            ahead = simd.element_pointer(builder, b_row, builder.mul(ldb_, i64(PREFETCH_ROWS)))
-            for v in range(0, V * W, 16):  # each 64-byte line of the row PREFETCH_ROWS ahead
-                simd.prefetch(builder, simd.element_pointer(builder, ahead, i64(v)))
-            b_vectors = [simd.load(builder, simd.element_pointer(builder, b_row, i64(v * W)), W) for v in range(V)]
+            b_rows = [simd.element_pointer(builder, panel, builder.mul(kk, ldb_)) for panel in b_panels]
+            for q, b_row in enumerate(b_rows):  # each 64-byte line of the row PREFETCH_ROWS ahead
+                ahead = simd.element_pointer(builder, b_row, builder.mul(ldb_, i64(PREFETCH_ROWS)))
+                for v in range(0, min(V - 2 * q, 2) * W, 16):
+                    simd.prefetch(builder, simd.element_pointer(builder, ahead, i64(v)))
+            b_vectors = [simd.load(builder, simd.element_pointer(builder, b_rows[v // 2], i64(v % 2 * W)), W)
+                         for v in range(V)]
             new = []
             for i in range(MR):
                 a_ik = simd.broadcast(builder, builder.load(simd.element_pointer(builder, a_rows[i], kk)), W)
@@ -251,27 +260,41 @@ def prefetch_rows(a, start, ld, rows, columns):
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def tile_column(x, lda, m0, m1, k0, kc, b, b0, ldb, c, c0, ldc, keep, mode, bias, j0, residual, ldr, mr, width,
+def tile_column(x, lda, m0, m1, k0, kc, b, b0, ldb, pair, c, c0, ldc, keep, mode, bias, j0, residual, ldr, mr, width,
                 fused):
     """Rows m0 ≤ i < m1 of one panel (NR columns from j0) over one block of K, in tiles of mr rows, then 4,
-    2, 1: micro_kernel's c tile at c0 + (i - m0)·ldc, its residual tile at i·ldr + j0. mr, width, fused:
-    compile-time constants."""
-    i = m0
-    while i + mr <= m1:
-        micro_kernel(mr, 2, width, fused, x, i * lda + k0, lda, b, b0, ldb, kc, c, c0 + (i - m0) * ldc, ldc, keep,
-                     mode, bias, j0, residual, i * ldr + j0, ldr)
-        i += mr
-    if m1 - i >= 4:
-        micro_kernel(4, 2, width, fused, x, i * lda + k0, lda, b, b0, ldb, kc, c, c0 + (i - m0) * ldc, ldc, keep,
-                     mode, bias, j0, residual, i * ldr + j0, ldr)
-        i += 4
+    2, 1: micro_kernel's c tile at c0 + (i - m0)·ldc, its residual tile at i·ldr + j0. When pair > 0, of two
+    panels, the second `pair` elements on in b, its columns the next NR: the tiles of mr and 4 rows run on
+    each panel, and those of 2 and 1 row on both at once, where alone their 4 or 2 accumulators would each
+    wait for the one multiply-add before (a 2-row tile over two panels takes 0.55x the time of two).
+    mr, width, fused: compile-time constants."""
+    NR = 2 * width
+    whole = m0 + (m1 - m0) // mr * mr  # rows in tiles of mr, then one of 4
+    short = whole + 4 if m1 - whole >= 4 else whole
+    for q in range(2 if pair > 0 else 1):
+        bq, cq, jq = b0 + q * pair, c0 + q * NR, j0 + q * NR
+        for i in range(m0, whole, mr):
+            micro_kernel(mr, 2, width, fused, x, i * lda + k0, lda, b, bq, ldb, 0, kc, c, cq + (i - m0) * ldc, ldc,
+                         keep, mode, bias, jq, residual, i * ldr + jq, ldr)
+        if short > whole:
+            micro_kernel(4, 2, width, fused, x, whole * lda + k0, lda, b, bq, ldb, 0, kc, c,
+                         cq + (whole - m0) * ldc, ldc, keep, mode, bias, jq, residual, whole * ldr + jq, ldr)
+    i = short
     if m1 - i >= 2:
-        micro_kernel(2, 2, width, fused, x, i * lda + k0, lda, b, b0, ldb, kc, c, c0 + (i - m0) * ldc, ldc, keep,
-                     mode, bias, j0, residual, i * ldr + j0, ldr)
+        if pair > 0:
+            micro_kernel(2, 4, width, fused, x, i * lda + k0, lda, b, b0, ldb, pair, kc, c, c0 + (i - m0) * ldc,
+                         ldc, keep, mode, bias, j0, residual, i * ldr + j0, ldr)
+        else:
+            micro_kernel(2, 2, width, fused, x, i * lda + k0, lda, b, b0, ldb, 0, kc, c, c0 + (i - m0) * ldc, ldc,
+                         keep, mode, bias, j0, residual, i * ldr + j0, ldr)
         i += 2
     if m1 - i >= 1:
-        micro_kernel(1, 2, width, fused, x, i * lda + k0, lda, b, b0, ldb, kc, c, c0 + (i - m0) * ldc, ldc, keep,
-                     mode, bias, j0, residual, i * ldr + j0, ldr)
+        if pair > 0:
+            micro_kernel(1, 4, width, fused, x, i * lda + k0, lda, b, b0, ldb, pair, kc, c, c0 + (i - m0) * ldc,
+                         ldc, keep, mode, bias, j0, residual, i * ldr + j0, ldr)
+        else:
+            micro_kernel(1, 2, width, fused, x, i * lda + k0, lda, b, b0, ldb, 0, kc, c, c0 + (i - m0) * ldc, ldc,
+                         keep, mode, bias, j0, residual, i * ldr + j0, ldr)
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -303,9 +326,13 @@ def gemm_block(x, w, in_panels, out, bias, residual, epilogue, r0, r1, p0, p1, p
             last = k0 + kc == K
             if k0 == 0 and m1 - m0 > mr and x.shape[0] > MC:  # an output too large to stay in cache
                 prefetch_rows(out, m0 * ldo + p0 * NR, ldo, m1 - m0, min(N, p1 * NR) - p0 * NR)
-            for p in range(p0, p1):
+            p = p0
+            while p < p1:
                 j0 = p * NR
                 full = j0 + NR <= N
+                pair = 0  # > 0: panels p and p + 1 together, pair elements apart (tile_column)
+                if p + 1 < p1 and j0 + 2 * NR <= N and (in_panels or m1 - m0 <= mr):
+                    pair = K * NR if in_panels else NR  # two whole panels, read where they lie
                 if in_panels:  # panel p's rows k0 ... as they lie, NR floats apart
                     src, s0, ls = w, (p * K + k0) * NR, NR
                 elif m1 - m0 > mr:  # several row tiles read the block: from an aligned copy in L1
@@ -318,11 +345,12 @@ def gemm_block(x, w, in_panels, out, bias, residual, epilogue, r0, r1, p0, p1, p
                     src, s0, ls = w, k0 * ldw + j0, ldw
                 else:
                     src, s0, ls = tail, k0 * NR, NR
+                p += 2 if pair > 0 else 1
                 if full:  # the epilogue in the micro-kernel, after the last block of K
-                    tile_column(x, lda, m0, m1, k0, kc, src, s0, ls, out, m0 * ldo + j0, ldo, keep,
+                    tile_column(x, lda, m0, m1, k0, kc, src, s0, ls, pair, out, m0 * ldo + j0, ldo, keep,
                                 epilogue if last else NONE, bias, j0, residual, ldr, mr, width, fused)
                 else:  # a narrower last panel: its tile into scratch, the epilogue on its columns
-                    tile_column(x, lda, m0, m1, k0, kc, src, s0, ls, scratch, 0, NR, keep, NONE, bias, j0,
+                    tile_column(x, lda, m0, m1, k0, kc, src, s0, ls, 0, scratch, 0, NR, keep, NONE, bias, j0,
                                 residual, ldr, mr, width, fused)
                     if last:
                         for i in range(m0, m1):

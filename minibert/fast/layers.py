@@ -301,7 +301,7 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
     s = scores[:L * Lp].reshape((L, Lp))  # [L, L']
     q = qkv[start:start + L, q0:q0 + d]
     for p in range(Lp // NR):  # q kᵀ: [L, d] x [d, L'] -> [L, L'], a panel of NR columns at a time
-        gemm.tile_column(q, q.strides[0] // 4, 0, L, 0, d, kt[p], 0, NR, s, p * NR, Lp, False, NONE, s[0], 0, s, 0,
+        gemm.tile_column(q, q.strides[0] // 4, 0, L, 0, d, kt[p], 0, NR, 0, s, p * NR, Lp, False, NONE, s[0], 0, s, 0,
                          MR, WIDTH, FUSED)
     sums = keys[:L]  # kᵀ is read by now: its buffer holds the rows' Σ_j e_ij
     for i in range(L):  # e = exp((q kᵀ - max) · scale), row by row (the max of each row)
