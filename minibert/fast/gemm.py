@@ -281,20 +281,25 @@ def tile_column(x, lda, m0, m1, k0, kc, b, b0, ldb, pair, c, c0, ldc, keep, mode
                          cq + (whole - m0) * ldc, ldc, keep, mode, bias, jq, residual, whole * ldr + jq, ldr)
     i = short
     if m1 - i >= 2:
-        if pair > 0:
-            micro_kernel(2, 4, width, fused, x, i * lda + k0, lda, b, b0, ldb, pair, kc, c, c0 + (i - m0) * ldc,
-                         ldc, keep, mode, bias, j0, residual, i * ldr + j0, ldr)
-        else:
-            micro_kernel(2, 2, width, fused, x, i * lda + k0, lda, b, b0, ldb, 0, kc, c, c0 + (i - m0) * ldc, ldc,
-                         keep, mode, bias, j0, residual, i * ldr + j0, ldr)
+        _short_tile(2, x, lda, i, m0, k0, kc, b, b0, ldb, pair, c, c0, ldc, keep, mode, bias, j0, residual, ldr,
+                    width, fused)
         i += 2
     if m1 - i >= 1:
-        if pair > 0:
-            micro_kernel(1, 4, width, fused, x, i * lda + k0, lda, b, b0, ldb, pair, kc, c, c0 + (i - m0) * ldc,
-                         ldc, keep, mode, bias, j0, residual, i * ldr + j0, ldr)
-        else:
-            micro_kernel(1, 2, width, fused, x, i * lda + k0, lda, b, b0, ldb, 0, kc, c, c0 + (i - m0) * ldc, ldc,
-                         keep, mode, bias, j0, residual, i * ldr + j0, ldr)
+        _short_tile(1, x, lda, i, m0, k0, kc, b, b0, ldb, pair, c, c0, ldc, keep, mode, bias, j0, residual, ldr,
+                    width, fused)
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _short_tile(rows, x, lda, i, m0, k0, kc, b, b0, ldb, pair, c, c0, ldc, keep, mode, bias, j0, residual, ldr, width,
+                fused):
+    """tile_column's tile of `rows` (1 or 2, a compile-time constant) rows from row i: over both panels (4
+    vectors) when pair > 0, else over one."""
+    if pair > 0:
+        micro_kernel(rows, 4, width, fused, x, i * lda + k0, lda, b, b0, ldb, pair, kc, c, c0 + (i - m0) * ldc, ldc,
+                     keep, mode, bias, j0, residual, i * ldr + j0, ldr)
+    else:
+        micro_kernel(rows, 2, width, fused, x, i * lda + k0, lda, b, b0, ldb, 0, kc, c, c0 + (i - m0) * ldc, ldc,
+                     keep, mode, bias, j0, residual, i * ldr + j0, ldr)
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
