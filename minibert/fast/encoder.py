@@ -195,11 +195,12 @@ class FastEncoder:
             pooled[pack.order] = np.tanh(z)
         return pack.scatter(x), pooled, tuple(hidden_states) if output_hidden_states else None
 
-    def _region_buffers(self, T: int, longest: int) -> dict[str, np.ndarray]:
+    def _region_buffers(self, T: int, longest: int, threads: int) -> dict[str, np.ndarray]:
         """The work buffers of layers.encode or int8_layers.encode for T tokens and sequences up to `longest`
-        tokens, on the pool's threads: views of self._buffers, kept from the last call while T, `longest` and
-        the thread count stay the same (naming and viewing each anew took tens of microseconds a call)."""
-        c, H, threads = self.config, self.config.hidden_size, numba.get_num_threads()
+        tokens, on `threads` threads (the pool's): views of self._buffers, kept from the last call while T,
+        `longest` and the thread count stay the same (naming and viewing each anew took tens of microseconds a
+        call)."""
+        c, H = self.config, self.config.hidden_size
         key = (T, longest, threads)
         if self._work[0] == key:
             return self._work[1]
@@ -224,7 +225,8 @@ class FastEncoder:
         kernel): the embeddings, every layer and the pooler, with the outputs written in the batch's places."""
         c, (B, S), H = self.config, pack.shape, self.config.hidden_size
         n_layers = len(self.layers)
-        work = self._region_buffers(pack.total, int(pack.lengths[0]))  # the longest sequence comes first
+        threads = numba.get_num_threads()
+        work = self._region_buffers(pack.total, int(pack.lengths[0]), threads)  # the longest sequence comes first
         new = np.zeros if pack.padded else np.empty  # the region writes every real position
         hidden = new((n_layers + 1 if output_hidden_states else 1, B * S, H), self.dtype)  # [n, B·S, H]
         tokens = tuple(np.ascontiguousarray(a) for a in (input_ids, token_type_ids, position_ids))  # one layout
@@ -236,7 +238,7 @@ class FastEncoder:
         with kernels.PARALLEL_REGION:
             if self.compiled is not None:
                 counters = np.zeros(2 * (1 + layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
-                groups = layers.groups(pack.lengths, numba.get_num_threads(), H, c.intermediate_size)
+                groups = layers.groups(pack.lengths, threads, H, c.intermediate_size)
                 layers.encode(*args, hidden=hidden, pool_weight=pool_weight, pool_bias=pool_bias, pooled=pooled,
                               groups=groups, **work, counters=counters)
             else:

@@ -55,9 +55,12 @@ def groups(lengths: np.ndarray, threads: int, hidden: int, intermediate: int) ->
     shares of the work (Σ L · (4H² + 2HI + 2HL) multiply-adds a layer), and one group when a thread would
     get fewer than GROUP_ROWS[0] tokens or the threads' shares (claimed in order, each by the first free
     thread) would be uneven by more than BALANCE."""
-    N, T = len(lengths), int(lengths.sum())
+    N = len(lengths)
     one = np.array([0, N], dtype=np.int64)
-    if T < threads * GROUP_ROWS[0] or N < threads:
+    if N < threads:  # checked first: a single sequence, the common small call, needs no sum
+        return one
+    T = int(lengths.sum())
+    if T < threads * GROUP_ROWS[0]:
         return one
     count = threads * -(-T // (threads * GROUP_ROWS[1]))  # groups: whole rounds of threads
     each = lengths * (4 * hidden * hidden + 2 * hidden * intermediate + 2 * hidden * lengths)  # per layer
