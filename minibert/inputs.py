@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numba
 import numpy as np
 
 from .config import BertConfig
@@ -154,13 +155,24 @@ def _mask_as_integers(mask: Any) -> Any:
     return array.astype(np.int64)
 
 
+@numba.njit(cache=True)
+def _bounds(array: np.ndarray) -> tuple:
+    """(min, max) of a non-empty integer array, in one compiled pass: on a call's few ids NumPy's two
+    reductions cost far more than the values they read, and more again right after a forward has evicted
+    their code from the caches."""
+    low = high = array.flat[0]
+    for value in array.flat:
+        low, high = min(low, value), max(high, value)
+    return low, high
+
+
 def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
     """values as an int64 array, checked to lie in [0, upper)."""
     array = _rectangular(name, values, "array of integers")
     if array.size and array.dtype.kind not in "iu":  # not a signed or unsigned integer
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     # checked before the cast, which would wrap uint64
-    if array.size == 0 or (array.min() >= 0 and array.max() < upper):
+    if array.size == 0 or ((bounds := _bounds(array))[0] >= 0 and bounds[1] < upper):
         return array.astype(np.int64, copy=False)
     raise _bad_values(name, array, np.argwhere((array < 0) | (array >= upper)), f"values must lie in [0, {upper})")
 
