@@ -214,7 +214,8 @@ def unique_storage_bytes(arrays) -> int:
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_what_the_fast_path_holds_besides_the_model_s_weights(dtype):
     """The fast path computes from the model's arrays. float64: besides its work buffers it holds no array;
-    float32: besides them, one copy of the encoder's matrices and the pooler's, packed into panels."""
+    float32: besides them, one copy of the encoder's matrices and the pooler's, packed into panels (one array),
+    and the encoder's vectors lie side by side in one array, of which the model's are views."""
     config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
     model = BertModel(config, random_weights(RANDOM_CONFIGS["mini"]), dtype=dtype)
     model(np.ones((2, 8), dtype=np.int64))  # fills the buffers
@@ -223,10 +224,15 @@ def test_what_the_fast_path_holds_besides_the_model_s_weights(dtype):
     held += [a for a in minibert.loading.weights.flatten(model.fast.weights).values()]
     held += [a for layer in model.fast.layers for pair in (*layer["qkv"], layer["o"], layer["ffn_in"], layer["ffn_out"])
              for a in pair]  # (matrix, bias) pairs
-    panels = [*model.fast.compiled[0], model.fast.pooler[0]] if dtype == "float32" else []
+    panels = [model.fast.compiled[0]] if dtype == "float32" else []  # every matrix's panels, the pooler's last
     packed = [a for name, a in minibert.loading.weights.flatten(model.weights).items()
               if name.endswith("dense.weight") or ".self." in name and name.endswith(".weight")] if panels else []
-    assert len(panels) == len(packed) == (6 * config.num_hidden_layers + 1 if dtype == "float32" else 0)
+    assert len(packed) == (len(model.fast.compiled[1]) - 1 if panels else 0) == (
+        6 * config.num_hidden_layers + 1 if dtype == "float32" else 0)
+    if dtype == "float32":
+        vectors = model.fast.compiled[2]
+        assert all(a.base is vectors for name, a in minibert.loading.weights.flatten(model.weights).items()
+                   if name.startswith("encoder.") and a.ndim == 1)
     panel_bytes = sum(4 * math.prod(gemm.pack_shape(w.shape[1], w.shape[0])) for w in packed) if panels else 0
     one_copy = sum(a.nbytes for a in parameters)
     held_bytes = unique_storage_bytes(parameters + held + panels)
@@ -311,6 +317,27 @@ def test_replaced_weights_reach_the_fast_path_after_weights_changed():
     query["weight"] = np.zeros((3, 3))
     with pytest.raises(ValueError, match=r"encoder\.layer\.0\.attention\.self\.query\.weight .*shape \[3, 3\]"):
         fast.weights_changed()
+
+
+def test_float32_vectors_lie_in_one_array_that_replacements_and_in_place_changes_reach():
+    """The float32 region reads the encoder's vectors from one array, of which the model's are views. A vector
+    replaced in the dict (then weights_changed()) is copied into its place there, so that a view taken
+    before, as an optimizer holds one, stays the model's: both changes reach the fast path."""
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    fast, reference = models(config, random_weights(RANDOM_CONFIGS["mini"]), "float32")
+    ids = np.random.default_rng(0).integers(0, config.vocab_size, (2, 24))
+    before = fast(ids).last_hidden_state
+    held = fast.state_dict()["encoder.layer.0.attention.self.query.bias"]
+    for model in (fast, reference):
+        query = model.weights["encoder"]["layer"][0]["attention"]["self"]["query"]
+        query["bias"] = np.linspace(-1, 1, query["bias"].size, dtype=np.float32)
+        model.weights_changed()
+    after = compare(fast, reference, "after replacing a bias", input_ids=ids)
+    assert np.abs(after.last_hidden_state - before).max() > 1e-3
+    for bias in (held, reference.weights["encoder"]["layer"][0]["attention"]["self"]["query"]["bias"]):
+        bias += 0.5  # in place: through the view taken before the replacement, in the fast model
+    changed = compare(fast, reference, "after an in-place change through a view taken before", input_ids=ids)
+    assert np.abs(changed.last_hidden_state - after.last_hidden_state).max() > 1e-3
 
 
 def test_gemm_rows():

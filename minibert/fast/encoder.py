@@ -74,8 +74,10 @@ class FastEncoder:
         self._work: tuple = (None, {})  # what the last call's region buffers depend on, and the buffers
         self._lock = threading.Lock()  # one call at a time: they all compute in self._buffers
         self._sources: list[np.ndarray] = []  # the arrays W [out, in] whose panels the GEMMs read, pooler's last
-        self._panels: list[np.ndarray | None] = []  # their panels, None until a call needs them
+        self._panels: np.ndarray | None = None  # their panels, stacked (gemm.pack), None until a call needs them
+        self._bounds: np.ndarray | None = None  # [sources + 1]: source i's panels are rows bounds[i] : bounds[i + 1]
         self._locked: list[np.ndarray] = []  # the sources made read-only here (writeable again at refresh)
+        self._vectors: tuple[np.ndarray, np.ndarray] | None = None  # the float32 region's vectors: _store_vectors
         self.refresh()
 
     def refresh(self) -> None:
@@ -90,6 +92,9 @@ class FastEncoder:
                 array.flags.writeable = True
             self._sources, self._locked = [], []
             self._work = (None, {})  # the buffers depend on the kind of layers (float32, int8 and its kernel)
+            quantized = any("weight_scale" in d["attention"]["self"]["query"] for d in self.weights["encoder"]["layer"])
+            if self.dtype == np.float32 and not quantized:
+                self._store_vectors()  # first, so that the layers below hold the stored views
             self.layers = []
             for layer in self.weights["encoder"]["layer"]:
                 attention = layer["attention"]
@@ -121,7 +126,7 @@ class FastEncoder:
                 self._sources = [dense["weight"] for layer in self.weights["encoder"]["layer"] for dense in (
                     *(layer["attention"]["self"][name] for name in ("query", "key", "value")),
                     layer["attention"]["output"]["dense"], layer["intermediate"]["dense"], layer["output"]["dense"])]
-                self.compiled = ((), vectors)  # the matrices' panels: _pack
+                self.compiled = (None, None, *self._vectors)  # the matrices' panels and their bounds: _pack
             elif self.dtype == np.float32 and len(int8_kernels) == 1 and "portable" not in int8_kernels and all(
                     isinstance(m, Int8Matrix) for m in matrices):
                 self.compiled_int8 = (int8_kernels.pop(), tuple(m.panels for m in matrices),
@@ -133,22 +138,46 @@ class FastEncoder:
             self.pooler = (np.empty((0, 2 * gemm.WIDTH), self.dtype), np.empty(0, self.dtype))
             if "pooler" in self.weights and self.dtype == np.float32:  # W_pᵀ [H, H]'s panels, for the region
                 self._sources.append(self.weights["pooler"]["dense"]["weight"])
-            self._panels = [None] * len(self._sources)
+            self._panels = self._bounds = None
+
+    def _store_vectors(self) -> None:
+        """Keep the encoder's vectors (per layer, in layers.encode's order: b_q, b_k, b_v, b_o, γ₁, β₁, b_1,
+        b_2, γ₂, β₂) side by side in one float32 array, self._vectors = (that array, bounds [V + 1]), the
+        model's dict holding views of it: the region takes them as one argument, where a tuple of 40 arrays
+        made each call type and unpack every one. An array put in the dict since the last refresh is copied
+        into its place; the array itself is made once, so views of it held elsewhere (an optimizer's) stay
+        the model's."""
+        slots = [(d, k) for layer in self.weights["encoder"]["layer"] for d, k in layers.vector_slots(layer)]
+        if self._vectors is None:
+            bounds = np.zeros(len(slots) + 1, np.int64)
+            bounds[1:] = np.cumsum([d[k].size for d, k in slots])
+            self._vectors = (np.empty(bounds[-1], np.float32), bounds)
+        store, bounds = self._vectors
+        for i, (d, k) in enumerate(slots):
+            view = d[k]
+            if view.base is not store or view.ctypes.data != store[bounds[i]:].ctypes.data:
+                store[bounds[i]:bounds[i + 1]] = view
+                d[k] = store[bounds[i]:bounds[i + 1]]
 
     def _pack(self) -> None:
         """Pack the weights not packed yet and those whose arrays were made writeable since (changed in place),
-        and make their arrays read-only."""
+        and make their arrays read-only. Every weight's panels lie in one array (self._panels, rows
+        self._bounds[i] : self._bounds[i + 1] for source i), which the region takes as one argument."""
+        fresh = self._panels is None
+        if fresh:
+            self._bounds = np.zeros(len(self._sources) + 1, np.int64)
+            self._bounds[1:] = np.cumsum([gemm.pack_shape(*a.T.shape)[0] for a in self._sources])
+            self._panels = aligned.zeros((self._bounds[-1], 2 * gemm.WIDTH), np.float32)
         for i, array in enumerate(self._sources):
-            if self._panels[i] is None or array.flags.writeable:
-                self._panels[i] = gemm.pack(array.T)  # W [out, in] -> W^T [in, out]'s panels
+            if fresh or array.flags.writeable:
+                gemm.pack(array.T, out=self._panels[self._bounds[i]:self._bounds[i + 1]])  # W^T [in, out]'s panels
                 if array.flags.writeable:
                     array.flags.writeable = False
                     self._locked.append(array)
-        pooler = "pooler" in self.weights
         if self.compiled is not None:  # the matrices, in the order of matrices in refresh
-            self.compiled = (tuple(self._panels[:len(self._panels) - pooler]), self.compiled[1])
-        if pooler:
-            self.pooler = (self._panels[-1], self.weights["pooler"]["dense"]["bias"])
+            self.compiled = (self._panels, self._bounds, *self.compiled[2:])
+        if "pooler" in self.weights and self.dtype == np.float32:  # the last source, as in refresh
+            self.pooler = (self._panels[self._bounds[-2]:], self.weights["pooler"]["dense"]["bias"])
 
     def __call__(self, input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states: bool):
         """input_ids etc. [B, S] (position_ids may be [1, S]), checked by the caller.
@@ -161,7 +190,7 @@ class FastEncoder:
         if pack is None:
             return None
         with self._lock:
-            if any(p is None or a.flags.writeable for a, p in zip(self._sources, self._panels)):
+            if self._panels is None or any(a.flags.writeable for a in self._sources):
                 self._pack()  # the first call, or a weight changed in place since
             if self.compiled is not None or self.compiled_int8 is not None:  # the whole forward in one call
                 return self._region(pack, input_ids, token_type_ids, position_ids, output_hidden_states)

@@ -403,17 +403,19 @@ def aligned(raw, rows: int, columns: int):
     return raw[a0:a0 + rows * columns].reshape((rows, columns))
 
 
-def pack(w: np.ndarray, width: int = WIDTH) -> np.ndarray:
+def pack(w: np.ndarray, width: int = WIDTH, out: np.ndarray | None = None) -> np.ndarray:
     """W [K, N] float32 as the GEMM's panels of NR = 2 · width columns, [P · K, NR], P = ⌈N / NR⌉: panel p's
     row k is W[k, p·NR : (p+1)·NR] (zeros past N) at row p·K + k, each panel K × NR consecutive floats;
-    64-byte aligned. A copy, made once per weight (at the model's first call)."""
+    64-byte aligned. A copy, made once per weight (at the model's first call), into `out` when given (a
+    contiguous array of that shape, such as rows of a larger aligned one)."""
     K, N = w.shape
     NR = 2 * width
-    out = zeros(pack_shape(K, N, width), np.float32)
+    out = zeros(pack_shape(K, N, width), np.float32) if out is None else out
     panels = out.reshape(-1, K, NR)  # [P, K, NR], a view
     for p in range(panels.shape[0]):
-        columns = w[:, p * NR:(p + 1) * NR]  # [K, ≤ NR]: the last panel's missing columns stay zero
+        columns = w[:, p * NR:(p + 1) * NR]  # [K, ≤ NR]
         panels[p, :, :columns.shape[1]] = columns
+        panels[p, :, columns.shape[1]:] = 0  # the last panel's missing columns
     return out
 
 

@@ -84,16 +84,41 @@ def buffers(threads: int, hidden: int, intermediate: int, heads: int, longest: i
             "values": (threads, longest * padded_d), "heads": (threads, longest * padded_d)}
 
 
+def vector_slots(layer: dict) -> list[tuple[dict, str]]:
+    """Where a layer's vectors lie in the model's weights (a layer's nested dict), as (dict, key), in the order
+    encode reads them: b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂."""
+    attention = layer["attention"]
+    return [*((attention["self"][name], "bias") for name in ("query", "key", "value")),
+            (attention["output"]["dense"], "bias"), (attention["output"]["LayerNorm"], "weight"),
+            (attention["output"]["LayerNorm"], "bias"), (layer["intermediate"]["dense"], "bias"),
+            (layer["output"]["dense"], "bias"), (layer["output"]["LayerNorm"], "weight"),
+            (layer["output"]["LayerNorm"], "bias")]
+
+
+@numba.njit(cache=True, inline="always")
+def layer_weights(panels, panel_bounds, vectors, vector_bounds, layer):
+    """Layer `layer`'s matrices' panels (W_q^T, W_k^T, W_v^T, W_o^T, W_1^T, W_2^T) and vectors (b_q, b_k, b_v,
+    b_o, γ₁, β₁, b_1, b_2, γ₂, β₂): views of encode's arrays."""
+    m, v = panel_bounds[6 * layer:6 * layer + 7], vector_bounds[10 * layer:10 * layer + 11]
+    return ((panels[m[0]:m[1]], panels[m[1]:m[2]], panels[m[2]:m[3]], panels[m[3]:m[4]], panels[m[4]:m[5]],
+             panels[m[5]:m[6]]),
+            (vectors[v[0]:v[1]], vectors[v[1]:v[2]], vectors[v[2]:v[3]], vectors[v[3]:v[4]], vectors[v[4]:v[5]],
+             vectors[v[5]:v[6]], vectors[v[6]:v[7]], vectors[v[7]:v[8]], vectors[v[8]:v[9]], vectors[v[9]:v[10]]))
+
+
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def encode(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv, context,
-           projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups, packed, scratch, tail, keys,
-           scores, values, heads, counters):
+def encode(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths, order,
+           positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups,
+           packed, scratch, tail, keys, scores, values, heads, counters):
     """The embeddings (embed_items), then every layer, over packed tokens x [R, H] float32 (in its first
     T = Σ lengths rows), with sequence s at rows starts[s] : + lengths[s] and token t from position
     positions[t] of the padded batch [B, S], flattened (tokens: its input_ids, token_type_ids and
-    position_ids; embedding: the tables and the LayerNorm's γ, β). matrices: per layer (W_q^T, W_k^T,
-    W_v^T, W_o^T, W_1^T, W_2^T) [in, out], each as its panels (gemm.pack); vectors: per layer (b_q, b_k,
-    b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H], context and projected [R, H], intermediate [R, I]:
+    position_ids; embedding: the tables and the LayerNorm's γ, β). panels: per layer the panels (gemm.pack)
+    of (W_q^T, W_k^T, W_v^T, W_o^T, W_1^T, W_2^T) [in, out], stacked, matrix i at rows panel_bounds[i] :
+    panel_bounds[i + 1]; vectors: per layer (b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂) (vector_slots)
+    back to back, vector i at vector_bounds[i] : vector_bounds[i + 1]. Each array argument costs the call
+    time to type and unpack, hence one array for each kind. qkv [R, 3H], context and projected [R, H],
+    intermediate [R, I]:
     work arrays. hidden [n, B·S, H] receives the last n of the L + 1 hidden states (the embeddings', then
     each layer's output), token t at row positions[t] (rows of padding are left as they are). Then, when
     pooled has rows, the pooler (pooler_items): pooled[order[s]] = tanh(first[s] W_pᵀ + b_p), first[s] =
@@ -101,20 +126,21 @@ def encode(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths
     [G + 1] of groups of sequences (groups()): with G > 1, each group is one thread's. packed ... heads:
     buffers(), one row per thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER · layers + 3)]."""
     for thread in prange(packed.shape[0]):
-        _worker(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv,
-                context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups,
+        _worker(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths,
+                order, positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first,
+                pooled, groups,
                 packed.shape[0], packed[thread], scratch[thread], tail[thread], keys[thread], scores[thread],
                 values[thread], heads[thread], counters)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _worker(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, order, positions, x, qkv, context,
-            projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups, threads, packed_raw,
-            scratch, tail, keys, scores, values, heads, counters):
+def _worker(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths, order,
+            positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups,
+            threads, packed_raw, scratch, tail, keys, scores, values, heads, counters):
     """One thread's share of encode: with several groups (groups()), the groups it claims, each through
     every layer alone; with one, every phase's items that it claims. Then its share of the pooler."""
     packed = gemm.aligned(packed_raw, KC, NR)  # [KC, NR]
-    n_layers = len(matrices) // 6
+    n_layers = (len(panel_bounds) - 1) // 6
     if groups.shape[0] > 2:  # several groups: each thread takes whole groups, through every layer alone
         mine = np.zeros_like(counters[:2 * (1 + PHASES_PER_LAYER * n_layers)])  # the phases of one group
         G = groups.shape[0] - 1
@@ -123,40 +149,38 @@ def _worker(tokens, embedding, matrices, vectors, num_heads, eps, starts, length
             s0, s1 = groups[g], groups[g + 1]
             r0, r1 = starts[s0], starts[s1 - 1] + lengths[s1 - 1]
             mine[:] = 0
-            _encoder(tokens, embedding, matrices, vectors, num_heads, eps, starts[s0:s1] - r0, lengths[s0:s1],
-                     positions[r0:r1], x[r0:r1], qkv[r0:r1], context[r0:r1], projected[r0:r1],
-                     intermediate[r0:r1], hidden, 1, packed, scratch, tail, keys, scores, values, heads, mine)
+            _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps,
+                     starts[s0:s1] - r0, lengths[s0:s1], positions[r0:r1], x[r0:r1], qkv[r0:r1], context[r0:r1],
+                     projected[r0:r1], intermediate[r0:r1], hidden, 1, packed, scratch, tail, keys, scores, values,
+                     heads, mine)
             finish(counters, 0)
             g = claim(counters, 0)
         wait(counters, 0, G)
     else:
-        _encoder(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, positions, x, qkv, context,
-                 projected, intermediate, hidden, threads, packed, scratch, tail, keys, scores, values, heads,
-                 counters)
+        _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths,
+                 positions, x, qkv, context, projected, intermediate, hidden, threads, packed, scratch, tail, keys,
+                 scores, values, heads, counters)
     pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
                  1 + PHASES_PER_LAYER * n_layers, packed, scratch, tail)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _encoder(tokens, embedding, matrices, vectors, num_heads, eps, starts, lengths, positions, x, qkv, context,
-             projected, intermediate, hidden, threads, packed, scratch, tail, keys, scores, values, heads, counters):
+def _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths,
+             positions, x, qkv, context, projected, intermediate, hidden, threads, packed, scratch, tail, keys, scores,
+             values, heads, counters):
     """The embeddings and every layer over the tokens x [T, H] (sequence s at rows starts[s] : + lengths[s]),
     phase after phase, this thread claiming items of each from counters (phases 0 to PHASES_PER_LAYER ·
     layers) alongside `threads` - 1 others."""
     T = lengths.sum()
     H = x.shape[1]
     scale = np.float32((H // num_heads) ** -0.5)
-    n_layers = len(matrices) // 6
+    n_layers = (len(panel_bounds) - 1) // 6
     n = embed_items(tokens, embedding, eps, positions, x[:T], counters, 0, hidden, hidden.shape[0] - n_layers - 1)
     wait(counters, 0, n)
     for layer in range(n_layers):
         phase = 1 + PHASES_PER_LAYER * layer
-        w_q, w_k, w_v = matrices[6 * layer], matrices[6 * layer + 1], matrices[6 * layer + 2]
-        w_o, w_1, w_2 = matrices[6 * layer + 3], matrices[6 * layer + 4], matrices[6 * layer + 5]
-        b_q, b_k, b_v = vectors[10 * layer], vectors[10 * layer + 1], vectors[10 * layer + 2]
-        b_o = vectors[10 * layer + 3]
-        g_1, beta_1, b_1 = vectors[10 * layer + 4], vectors[10 * layer + 5], vectors[10 * layer + 6]
-        b_2, g_2, beta_2 = vectors[10 * layer + 7], vectors[10 * layer + 8], vectors[10 * layer + 9]
+        (w_q, w_k, w_v, w_o, w_1, w_2), (b_q, b_k, b_v, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2) = layer_weights(
+            panels, panel_bounds, vectors, vector_bounds, layer)
         n_q = _gemm_items(x[:T], w_q, qkv[:T, :H], b_q, BIAS, threads, counters, phase, packed, scratch, tail)
         n_k = _gemm_items(x[:T], w_k, qkv[:T, H:2 * H], b_k, BIAS, threads, counters, phase + 1, packed, scratch,
                           tail)
