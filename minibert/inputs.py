@@ -121,7 +121,7 @@ def _rectangular(name: str, values: Any, what: str) -> np.ndarray:
     """values as an array, or a ValueError naming `name` and `what` it must be for ragged nested lists."""
     try:
         array = np.asarray(values)  # NumPy raises ValueError on ragged nested lists, or makes an object array
-        if array.dtype == object:
+        if array.dtype.kind == "O":  # (comparing with `object` makes a dtype each call)
             raise ValueError
     except ValueError:
         raise ValueError(f"{name} must be a rectangular {what} (ragged lists need padding; integers must fit in "
@@ -156,8 +156,8 @@ def _mask_as_integers(mask: Any) -> Any:
 
 
 @numba.njit(cache=True)
-def _bounds(array: np.ndarray) -> tuple:
-    """(min, max) of a non-empty integer array, in one compiled pass: on a call's few ids NumPy's two
+def bounds(array: np.ndarray) -> tuple:
+    """(min, max) of a non-empty integer array, in one compiled pass: on a call's few ids NumPy's
     reductions cost far more than the values they read, and more again right after a forward has evicted
     their code from the caches."""
     low = high = array.flat[0]
@@ -172,7 +172,7 @@ def _token_array(name: str, values: Any, upper: int) -> np.ndarray:
     if array.size and array.dtype.kind not in "iu":  # not a signed or unsigned integer
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     # checked before the cast, which would wrap uint64
-    if array.size == 0 or ((bounds := _bounds(array))[0] >= 0 and bounds[1] < upper):
+    if array.size == 0 or ((low_high := bounds(array))[0] >= 0 and low_high[1] < upper):
         return array.astype(np.int64, copy=False)
     raise _bad_values(name, array, np.argwhere((array < 0) | (array >= upper)), f"values must lie in [0, {upper})")
 

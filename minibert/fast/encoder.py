@@ -41,6 +41,7 @@ import numba
 import numpy as np
 
 from . import aligned, gemm, int8, int8_layers, kernels, layers
+from ..inputs import bounds
 from ..nn.quantize import attention_int8
 from .int8 import Int8Matrix
 from .kernels import SHORT
@@ -402,7 +403,7 @@ def packing(attention_mask: np.ndarray, first_position_read: bool) -> Packing | 
     reads position 0) and a row's position 0 is padding, as in left padding: transformers computes a hidden
     state there, which packing leaves out."""
     B, S = attention_mask.shape
-    if attention_mask.all():  # no padding: packing is a reshape
+    if bounds(attention_mask)[0] == 1:  # no padding (the mask's values are 0 and 1): packing is a reshape
         return unpadded(B, S)
     lengths = attention_mask.sum(axis=1)
     if lengths.min() == 0 or (first_position_read and not attention_mask[:, 0].all()):
