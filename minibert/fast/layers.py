@@ -321,10 +321,10 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
     Lp, dp = -(-L // NR) * NR, -(-d // NR) * NR
     kt = keys[:d * Lp].reshape((Lp // NR, d, NR))  # kᵀ in panels: kt[p, c, j'] = k[p·NR + j', c]
     kt[-1] = 0
-    for j in range(L):
-        p, jj = j // NR, j % NR
+    for p in range(Lp // NR):  # panel by panel, each written in order (a scattered write costs more than a read)
         for c in range(d):
-            kt[p, c, jj] = qkv[start + j, k0 + c]
+            for jj in range(min(NR, L - p * NR)):
+                kt[p, c, jj] = qkv[start + p * NR + jj, k0 + c]
     s = scores[:L * Lp].reshape((L, Lp))  # [L, L']
     q = qkv[start:start + L, q0:q0 + d]
     for p in range(Lp // NR):  # q kᵀ: [L, d] x [d, L'] -> [L, L'], a panel of NR columns at a time
@@ -346,6 +346,7 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
                         tail, tail, MR, WIDTH, FUSED)  # [L, L] x [L, d'] -> [L, d']
         out[:] = padded_out[:, :d]
     for i in range(L):  # context_i = (e v)_i / Σ_j e_ij = softmax(q kᵀ · scale)_i v
+        row = context[start + i, q0:q0 + d]  # a row's slice: contiguous, so the loop is vectorised
         inverse = np.float32(1.0) / sums[i]
         for c in range(d):
-            out[i, c] *= inverse
+            row[c] *= inverse
