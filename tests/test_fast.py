@@ -405,6 +405,38 @@ def test_thread_count():
         set_num_threads(0)
 
 
+def test_the_planned_thread_count_follows_set_num_threads_per_thread():
+    """threads.num_threads(), the count a forward plans for, is the calling thread's set_num_threads count
+    (a new thread: Numba's default). A count set on Numba directly is not seen, and the forward still gives
+    the same numbers on the threads Numba runs."""
+    import threading
+
+    import numba
+
+    from minibert.fast.threads import num_threads
+    default = numba.config.NUMBA_NUM_THREADS
+    seen = []
+    try:
+        set_num_threads(1)
+        worker = threading.Thread(target=lambda: seen.append(num_threads()))
+        worker.start()
+        worker.join()
+        assert num_threads() == 1 and seen == [default]
+    finally:
+        set_num_threads(default)
+    assert num_threads() == default
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    ids = np.random.default_rng(4).integers(0, config.vocab_size, (3, 40))
+    fast, reference = models(config, random_weights(RANDOM_CONFIGS["mini"]), "float32")
+    planned = fast(ids).last_hidden_state
+    try:
+        numba.set_num_threads(1)  # not through minibert: the forward still plans for `default` threads
+        one = compare(fast, reference, "Numba's count set directly", input_ids=ids).last_hidden_state
+    finally:
+        numba.set_num_threads(default)
+    np.testing.assert_array_equal(one, planned)
+
+
 def test_one_thread_runs_every_item():
     """The float32 forward shares its work by claiming items (fast/tasks.py): on one thread, that thread
     claims them all, with the same numbers."""

@@ -18,7 +18,9 @@ sequences in one kernel, longer ones as batched BLAS GEMMs per run of equal-leng
 scale + softmax in a kernel.
 
 float32 GEMMs read their weights as panels (gemm.pack), a copy of the encoder's matrices and the pooler's
-made at the first call; every other weight is read from the model's own arrays. A packed weight's own array
+made at the first call, all in one array; every other weight is read from the model's own arrays, the
+encoder's vectors (biases, LayerNorms) from one array of which the model's are views: the region takes two
+arrays where tuples of 64 had each element typed and unpacked at every call. A packed weight's own array
 is then kept read-only, so that an in-place change cannot leave its panels stale unnoticed: whoever changes
 one in place makes it writeable first (as AdamW does), and the next call packs it again. Buffers are kept
 and reused across layers and calls, so calls on one model from several threads take turns (a lock).
@@ -37,7 +39,6 @@ import math
 import threading
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
 from . import aligned, gemm, int8, int8_layers, kernels, layers
@@ -45,6 +46,7 @@ from ..inputs import bounds
 from ..nn.quantize import attention_int8
 from .int8 import Int8Matrix
 from .kernels import SHORT
+from .threads import num_threads
 
 ROW_MULTIPLE = 8  # GEMM row counts are rounded up to this; see gemm_rows
 SCORES_LIMIT = 1 << 22  # elements of one float64 [n, A, L, L] score block: caps the buffer a model keeps (32 MB)
@@ -255,7 +257,7 @@ class FastEncoder:
         kernel): the embeddings, every layer and the pooler, with the outputs written in the batch's places."""
         c, (B, S), H = self.config, pack.shape, self.config.hidden_size
         n_layers = len(self.layers)
-        threads = numba.get_num_threads()
+        threads = num_threads()
         work = self._region_buffers(pack.total, int(pack.lengths[0]), threads)  # the longest sequence comes first
         new = np.zeros if pack.padded else np.empty  # the region writes every real position
         hidden = new((n_layers + 1 if output_hidden_states else 1, B * S, H), self.dtype)  # [n, B·S, H]

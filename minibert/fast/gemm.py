@@ -55,6 +55,7 @@ from .. import nn
 from . import kernels, simd
 from .aligned import zeros
 from .tasks import claim, finish
+from .threads import num_threads
 from .kernels import ERF_P, ERF_Q, F32_4, F32_HALF, F32_ONE, F32_SQRT1_2, erf_rational
 
 NONE, BIAS, BIAS_GELU, BIAS_RESIDUAL = 0, 1, 2, 3  # epilogues
@@ -509,7 +510,7 @@ def linear(x: np.ndarray, w: np.ndarray, out: np.ndarray, bias: np.ndarray, epil
                          f"[{x.shape[1]}, {out.shape[1]}] matrix, {list(pack_shape(x.shape[1], out.shape[1]))}")
     if out.size == 0:
         return None
-    threads = numba.get_num_threads()
+    threads = num_threads()
     args = (x, w, in_panels, out, bias, out if residual is None else residual, epilogue)
     if threads == 1 or x.shape[0] * x.shape[1] * out.shape[1] < PARALLEL_FROM:  # M·K·N (w's shape is panels')
         return kernel(parallel=False)(*args, 1)
