@@ -62,13 +62,12 @@ def phase_ms(model, batch: int, seq: int, rounds: int) -> list[float]:
     qkv, context, projected = (np.zeros((T, n), np.float32) for n in (3 * H, H, H))
     intermediate = np.zeros((T, c.intermediate_size), np.float32)
     hidden, positions = np.empty((0, 1, H), np.float32), np.arange(T)  # no layer's output kept
-    matrices, vectors = fast.compiled
+    panels, panel_bounds, vectors, vector_bounds = fast.compiled
     scale = np.float32((H // A) ** -0.5)
     counters = np.zeros(6, np.int64)  # Q, K and V each claim from a phase of their own
     totals = [0.0] * len(PHASES)
     for layer in range(c.num_hidden_layers):
-        w = matrices[6 * layer:6 * layer + 6]
-        v = vectors[10 * layer:10 * layer + 10]
+        w, v = layers.layer_weights(panels, panel_bounds, vectors, vector_bounds, layer)
         calls = [
             lambda: [layers._gemm_items(x, w[i], qkv[:, i * H:(i + 1) * H], v[i], gemm.BIAS, 1, counters, i, packed,
                                         scratch, tail) for i in range(3)],
@@ -157,7 +156,8 @@ def main() -> None:
     config, weights = random_mini_weights()
     model = BertModel(config, weights)
     model(np.zeros((1, 8), np.int64))  # the first call packs the weights into panels
-    nbytes = sum(m.nbytes for m in model.fast.compiled[0])
+    panels, bounds = model.fast.compiled[:2]
+    nbytes = panels[:bounds[-2]].nbytes  # the encoder's, not the pooler's (the last)
     rate, floor = stream_floor(nbytes, threads)
     print(f"The encoder's weight matrices: {nbytes / 2**20:.1f} MB; read at {rate:.1f} GB/s on {threads} threads "
           f"(an array as large, summed): {floor:.3f} ms, a floor under any call that reads each weight once "
