@@ -116,11 +116,11 @@ def encode(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_
     position_ids; embedding: the tables and the LayerNorm's γ, β). panels: per layer the panels (gemm.pack)
     of (W_q^T, W_k^T, W_v^T, W_o^T, W_1^T, W_2^T) [in, out], stacked, matrix i at rows panel_bounds[i] :
     panel_bounds[i + 1]; vectors: per layer (b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂) (vector_slots)
-    back to back, vector i at vector_bounds[i] : vector_bounds[i + 1]. Each array argument costs the call
-    time to type and unpack, hence one array for each kind. qkv [R, 3H], context and projected [R, H],
-    intermediate [R, I]:
-    work arrays. hidden [n, B·S, H] receives the last n of the L + 1 hidden states (the embeddings', then
-    each layer's output), token t at row positions[t] (rows of padding are left as they are). Then, when
+    back to back, vector i at vector_bounds[i] : vector_bounds[i + 1] (each array argument costs the call
+    time to type and unpack, hence one array for each kind). qkv [R, 3H], context and projected [R, H],
+    intermediate [R, I]: work arrays. hidden [n, B·S, H] receives the last n of the L + 1 hidden states
+    (the embeddings', then each layer's output), token t at row positions[t] (rows of padding are left as
+    they are). Then, when
     pooled has rows, the pooler (pooler_items): pooled[order[s]] = tanh(first[s] W_pᵀ + b_p), first[s] =
     x[starts[s]], pool_weight = W_pᵀ [H, H]'s panels, first [S, H] a work array. groups: boundaries
     [G + 1] of groups of sequences (groups()): with G > 1, each group is one thread's. packed ... heads:
@@ -128,9 +128,8 @@ def encode(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_
     for thread in prange(packed.shape[0]):
         _worker(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths,
                 order, positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first,
-                pooled, groups,
-                packed.shape[0], packed[thread], scratch[thread], tail[thread], keys[thread], scores[thread],
-                values[thread], heads[thread], counters)
+                pooled, groups, packed.shape[0], packed[thread], scratch[thread], tail[thread], keys[thread],
+                scores[thread], values[thread], heads[thread], counters)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
