@@ -17,7 +17,6 @@ one untimed call):
 Printed: the median of each over the rounds, and model − forward (the Python around the compiled call).
 """
 
-import argparse
 import inspect
 import sys
 import time
@@ -29,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
 from minibert.fast import layers  # noqa: E402
-from minibert.tools.bench import SETTLE, cpu_name, parse_shapes, random_mini_weights  # noqa: E402
+from minibert.tools.bench import SETTLE, cpu_name, one_shape_options, random_mini_weights  # noqa: E402
 
 BACK_TO_BACK = 10, 5  # per round: untimed calls, then timed ones (the fastest counts)
 
@@ -63,11 +62,7 @@ def encode_arguments(model: BertModel, ids: np.ndarray, mask: np.ndarray) -> lis
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shape", type=parse_shapes, default=parse_shapes("1x8"))
-    parser.add_argument("--rounds", type=int, default=40)
-    args = parser.parse_args()
-    (batch, seq), = args.shape
+    batch, seq, rounds = one_shape_options(__doc__.split("\n")[0], 40)
     config, weights = random_mini_weights()
     model = BertModel(config, weights)
     ids = np.random.default_rng(0).integers(1000, config.vocab_size, (batch, seq))
@@ -85,7 +80,7 @@ def main() -> None:
     times = {(name, regime): [] for name in calls for regime in ("back to back", "after a pause")}
     for call in calls.values():
         call()  # compiled
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for name, call in calls.items():
             for _ in range(BACK_TO_BACK[0]):
                 call()
@@ -100,7 +95,7 @@ def main() -> None:
             start = time.perf_counter()
             call()
             times[name, "after a pause"].append(time.perf_counter() - start)
-    print(f"CPU: {cpu_name()}; threads {numba.get_num_threads()}; {batch} x {seq}; median of {args.rounds} rounds, µs")
+    print(f"CPU: {cpu_name()}; threads {numba.get_num_threads()}; {batch} x {seq}; median of {rounds} rounds, µs")
     for regime in ("back to back", "after a pause"):
         median = {name: 1e6 * np.median(times[name, regime]) for name in calls}
         print(f"{regime:>14}: " + "  ".join(f"{name} {t:.0f}" for name, t in median.items())

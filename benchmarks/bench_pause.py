@@ -10,7 +10,6 @@ a pause with 1 and with 3 untimed calls before the timed one, and the ratio of t
 back-to-back one.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from minibert.tools.bench import SETTLE, cpu_name, engines, parse_shapes, random_mini_weights  # noqa: E402
+from minibert.tools.bench import SETTLE, cpu_name, engines, one_shape_options, random_mini_weights  # noqa: E402
 
 BACK_TO_BACK = 10, 30  # per round: calls timed back to back, after that many untimed
 
@@ -44,11 +43,7 @@ def timings(call, rounds: int) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shape", type=parse_shapes, default=parse_shapes("1x8"))
-    parser.add_argument("--rounds", type=int, default=30)
-    args = parser.parse_args()
-    (batch, seq), = args.shape
+    batch, seq, rounds = one_shape_options(__doc__.split("\n")[0], 30)
     config, weights = random_mini_weights()
     runs = {name: run for name, run in engines(config, weights, 2).items()
             if name in ("minibert", "onnxruntime", "openvino")}
@@ -62,7 +57,7 @@ def main() -> None:
     for name, call in calls.items():
         for _ in range(20):
             call()
-        t = timings(call, args.rounds)
+        t = timings(call, rounds)
         base = t["back to back"].min()
         print(f"{name:>12}: " + "; ".join(f"{kind} {v.min() * 1e3:.3f} / {np.median(v) * 1e3:.3f} "
                                           f"({v.min() / base:.2f}x)" for kind, v in t.items()), flush=True)

@@ -48,6 +48,21 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
     return [(int(batch), int(length)) for batch, length in pairs]
 
 
+def one_shape_options(description: str, rounds: int) -> tuple[int, int, int]:
+    """A benchmark script's command line, --shape (one BATCHxLENGTH, default 1x8) and --rounds (default
+    `rounds`): (batch, seq, rounds)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--shape", type=parse_shapes, default=parse_shapes("1x8"))
+    parser.add_argument("--rounds", type=int, default=rounds)
+    args = parser.parse_args()
+    if len(args.shape) != 1:
+        parser.error(f"--shape takes one BATCHxLENGTH, got {len(args.shape)}")
+    (batch, seq), = args.shape
+    return batch, seq, args.rounds
+
+
 def random_mini_weights(seed: int = 0) -> tuple[BertConfig, dict[str, np.ndarray]]:
     """BERT-Mini's config and freshly initialised weights (the timing does not depend on their values)."""
     from ..loading.weights import init_weights
