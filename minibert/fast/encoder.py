@@ -115,14 +115,8 @@ class FastEncoder:
                     "ffn_out": (matrix(layer["output"]["dense"]), layer["output"]["dense"]["bias"]),  # [I, H]
                     "ln2": layer["output"]["LayerNorm"],
                 })
-            # The one-region forwards' weights (layers.encode, int8_layers.encode), per layer: the matrices (Q, K
-            # and V, or an int8 model's one QKV matrix; output; FFN in; FFN out) and the vectors (their biases and
-            # the LayerNorms' γ and β), in the order those functions read them.
             matrices = tuple(m for layer in self.layers for m, _ in (*layer["qkv"], layer["o"], layer["ffn_in"],
                                                                    layer["ffn_out"]))
-            vectors = tuple(v for layer in self.layers for v in (
-                *(b for _, b in layer["qkv"]), layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
-                layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
             int8_kernels = {m.kernel for m in matrices if isinstance(m, Int8Matrix)}
             self.compiled = self.compiled_int8 = None
             if self.dtype == np.float32 and not int8_kernels:
@@ -132,6 +126,11 @@ class FastEncoder:
                 self.compiled = (None, None, *self._vectors)  # the matrices' panels and their bounds: _pack
             elif self.dtype == np.float32 and len(int8_kernels) == 1 and "portable" not in int8_kernels and all(
                     isinstance(m, Int8Matrix) for m in matrices):
+                # int8_layers.encode's weights, per layer in the order it reads them: the matrices (the one QKV
+                # matrix, output, FFN in, FFN out) and the vectors (their biases and the LayerNorms' γ and β)
+                vectors = tuple(v for layer in self.layers for v in (
+                    layer["qkv"][0][1], layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
+                    layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
                 self.compiled_int8 = (int8_kernels.pop(), tuple(m.panels for m in matrices),
                                       tuple(m.weight_sum for m in matrices), tuple(m.scale for m in matrices), vectors)
             e = self.weights["embeddings"]  # the embeddings' tables and LayerNorm, as kernels.embed takes them

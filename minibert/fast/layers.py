@@ -120,11 +120,11 @@ def encode(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_
     time to type and unpack, hence one array for each kind). qkv [R, 3H], context and projected [R, H],
     intermediate [R, I]: work arrays. hidden [n, B·S, H] receives the last n of the L + 1 hidden states
     (the embeddings', then each layer's output), token t at row positions[t] (rows of padding are left as
-    they are). Then, when
-    pooled has rows, the pooler (pooler_items): pooled[order[s]] = tanh(first[s] W_pᵀ + b_p), first[s] =
-    x[starts[s]], pool_weight = W_pᵀ [H, H]'s panels, first [S, H] a work array. groups: boundaries
-    [G + 1] of groups of sequences (groups()): with G > 1, each group is one thread's. packed ... heads:
-    buffers(), one row per thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER · layers + 3)]."""
+    they are). Then, when pooled has rows, the pooler (pooler_items): pooled[order[s]] = tanh(first[s] W_pᵀ
+    + b_p), first[s] = x[starts[s]], pool_weight = W_pᵀ [H, H]'s panels, first [S, H] a work array.
+    groups: boundaries [G + 1] of groups of sequences (groups()): with G > 1, each group is one thread's.
+    packed ... heads: buffers(), one row per thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER ·
+    layers + 3)]."""
     for thread in prange(packed.shape[0]):
         _worker(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths,
                 order, positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first,

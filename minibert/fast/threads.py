@@ -27,8 +27,8 @@ def set_num_threads(n: int) -> None:
     """
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"the thread count must be a positive integer (at most {MAX_THREADS}), got {n!r}")
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     _this_thread.count = min(n, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(_this_thread.count)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
