@@ -391,6 +391,37 @@ def test_int8_forward_in_one_region(kernel, monkeypatch):
 
 
 
+def test_the_int8_region_reads_one_copy_of_each_weight_that_weights_changed_renews():
+    """The int8 region reads the matrices' parts from int8.stack's arrays, of which the layers' Int8Matrix parts
+    are views (one copy of the panels), and the encoder's vectors from the array the model's are views of, as
+    the float32 region. A matrix and a bias replaced in the dict reach it after weights_changed(): it then
+    gives the bits of a model made afresh from the changed weights."""
+    if HOST_KERNEL == "portable":
+        pytest.skip("this CPU has no vector int8 kernel")
+    config = dict(RANDOM_CONFIGS["tiny"], hidden_size=48, intermediate_size=70, num_hidden_layers=2)
+    model = minibert.BertModel(minibert.BertConfig.from_dict(config), random_weights(config)).quantize()
+    _, panels, panel_bounds, sums, scales, column_bounds, vectors, _ = model.fast.compiled_int8
+    matrices = [m for layer in model.fast.layers for m, _ in (*layer["qkv"], layer["o"], layer["ffn_in"],
+                                                              layer["ffn_out"])]
+    for m, p, c in zip(matrices, panel_bounds, column_bounds):
+        assert m.panels.ctypes.data == panels.ctypes.data + p and np.shares_memory(m.panels, panels)
+        assert m.weight_sum.ctypes.data == sums[c:].ctypes.data and m.scale.ctypes.data == scales[c:].ctypes.data
+    assert all(np.shares_memory(a, vectors) for name, a in model.state_dict().items()
+               if name.startswith("encoder.") and name.endswith((".bias", "LayerNorm.weight")))
+    ids = np.random.default_rng(1).integers(0, config["vocab_size"], (2, 20))
+    before = model(ids).last_hidden_state
+    layer = model.weights["encoder"]["layer"][1]
+    weight, scale = quantize.quantize_weight(np.linspace(-1, 1, 70 * 48, dtype=np.float32).reshape(48, 70))
+    layer["output"]["dense"]["weight"], layer["output"]["dense"]["weight_scale"] = weight, scale
+    layer["attention"]["self"]["value"]["bias"] = np.linspace(-1, 1, 48, dtype=np.float32)
+    model.weights_changed()
+    after = model(ids).last_hidden_state
+    afresh = minibert.BertModel(minibert.BertConfig.from_dict(config), model.state_dict())(ids).last_hidden_state
+    print(f"int8 region after weights_changed vs before: {np.abs(after - before).max():.1e}")
+    np.testing.assert_array_equal(after, afresh)
+    assert np.abs(after - before).max() > 1e-2
+
+
 # ---- the attention's products in int8 (nn.quantize.attention_int8, fast/int8_attention.py) -----------------
 
 

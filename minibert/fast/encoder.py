@@ -22,8 +22,10 @@ made at the first call, all in one array; every other weight is read from the mo
 encoder's vectors (biases, LayerNorms) from one array of which the model's are views: the region takes two
 arrays where tuples of 64 had each element typed and unpacked at every call. A packed weight's own array
 is then kept read-only, so that an in-place change cannot leave its panels stale unnoticed: whoever changes
-one in place makes it writeable first (as AdamW does), and the next call packs it again. Buffers are kept
-and reused across layers and calls, so calls on one model from several threads take turns (a lock).
+one in place makes it writeable first (as AdamW does), and the next call packs it again. The int8 region
+reads the same vectors, and its matrices' parts (an Int8Matrix's panels, weight sums, scales) each kind in
+one array (int8.stack), made at refresh. Buffers are kept and reused across layers and calls, so calls on
+one model from several threads take turns (a lock).
 
 On the layer-by-layer path the GEMMs run on gemm_rows(T) ≥ T rows: OpenBLAS's sgemm is slower for a row
 count 2 to 7 past a multiple of 8 than for the next multiple of 8 (docs/fast.md). The extra rows are
@@ -80,7 +82,7 @@ class FastEncoder:
         self._panels: np.ndarray | None = None  # their panels, stacked (gemm.pack), None until a call needs them
         self._bounds: np.ndarray | None = None  # [sources + 1]: source i's panels are rows bounds[i] : bounds[i + 1]
         self._locked: list[np.ndarray] = []  # the sources made read-only here (writeable again at refresh)
-        self._vectors: tuple[np.ndarray, np.ndarray] | None = None  # the float32 region's vectors: _store_vectors
+        self._vectors: tuple[np.ndarray, np.ndarray] | None = None  # the regions' vectors: _store_vectors
         self.refresh()
 
     def refresh(self) -> None:
@@ -95,8 +97,7 @@ class FastEncoder:
                 array.flags.writeable = True
             self._sources, self._locked = [], []
             self._work = (None, {})  # the buffers depend on the kind of layers (float32, int8 and its kernel)
-            quantized = any("weight_scale" in d["attention"]["self"]["query"] for d in self.weights["encoder"]["layer"])
-            if self.dtype == np.float32 and not quantized:
+            if self.dtype == np.float32:
                 self._store_vectors()  # first, so that the layers below hold the stored views
             self.layers = []
             for layer in self.weights["encoder"]["layer"]:
@@ -126,13 +127,9 @@ class FastEncoder:
                 self.compiled = (None, None, *self._vectors)  # the matrices' panels and their bounds: _pack
             elif self.dtype == np.float32 and len(int8_kernels) == 1 and "portable" not in int8_kernels and all(
                     isinstance(m, Int8Matrix) for m in matrices):
-                # int8_layers.encode's weights, per layer in the order it reads them: the matrices (the one QKV
-                # matrix, output, FFN in, FFN out) and the vectors (their biases and the LayerNorms' γ and β)
-                vectors = tuple(v for layer in self.layers for v in (
-                    layer["qkv"][0][1], layer["o"][1], layer["ln1"]["weight"], layer["ln1"]["bias"],
-                    layer["ffn_in"][1], layer["ffn_out"][1], layer["ln2"]["weight"], layer["ln2"]["bias"]))
-                self.compiled_int8 = (int8_kernels.pop(), tuple(m.panels for m in matrices),
-                                      tuple(m.weight_sum for m in matrices), tuple(m.scale for m in matrices), vectors)
+                # int8_layers.encode's weights: the matrices (per layer the one QKV matrix, output, FFN in, FFN
+                # out) stacked, their Int8Matrix parts then views; the vectors as the float32 region's
+                self.compiled_int8 = (int8_kernels.pop(), *int8.stack(matrices), *self._vectors)
             e = self.weights["embeddings"]  # the embeddings' tables and LayerNorm, as kernels.embed takes them
             self.embedding = (e["word_embeddings"]["weight"], e["position_embeddings"]["weight"],
                               e["token_type_embeddings"]["weight"], e["LayerNorm"]["weight"], e["LayerNorm"]["bias"])
@@ -242,10 +239,11 @@ class FastEncoder:
             shapes = layers.buffers(threads, H, c.intermediate_size, c.num_attention_heads, longest)
             work |= {name: self._buffer(name, shape) for name, shape in shapes.items()}
         else:
-            kernel, panels = self.compiled_int8[:2]
+            kernel = self.compiled_int8[0]
             shapes = int8_layers.buffers(threads, H, c.num_attention_heads, longest, kernel)
             work |= {name: self._buffer(f"int8 {name}", shape, dtype) for name, (shape, dtype) in shapes.items()}
-            K = int8.KERNELS[kernel][1] * max(p.shape[1] for p in panels)  # K' of the widest input
+            G = int8.KERNELS[kernel][1]
+            K = G * -(-max(H, c.intermediate_size) // G)  # K' of the widest input
             work |= {"q": self._buffer("codes", (T * K,), np.uint8),  # [T, K'] for any K
                      "x_scale": self._buffer("x_scale", (T,)), "zero": self._buffer("zero", (T,), np.int32)}
         self._work = key, work

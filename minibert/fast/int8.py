@@ -25,6 +25,7 @@ of G k it loads NR·G weight bytes (V vectors) and, per row, broadcasts that row
 
 from __future__ import annotations
 
+import itertools
 import types
 
 import numba
@@ -447,6 +448,27 @@ def pack(weight: np.ndarray, name: str) -> np.ndarray:
     panels = aligned.zeros((P, groups, NR, G), np.int8)  # its rows on cache lines (fast/aligned.py)
     panels[...] = padded.reshape(P, NR, groups, G).transpose(0, 2, 1, 3)  # [P, NR, K/G, G] -> [P, K/G, NR, G]
     return panels.reshape(P, groups, NR * G)
+
+
+def stack(matrices: list[Int8Matrix]) -> tuple[np.ndarray, ...]:
+    """The parts of `matrices` (each packed for the same kernel) in one array each, as int8_layers.encode takes
+    them, each matrix then holding views of those arrays (one copy of its panels): panels int8, matrix m's
+    from byte panel_bounds[m] (each on a cache line, so padding may follow it); weight_sums int32 and
+    weight_scales float32, matrix m's at column_bounds[m] : column_bounds[m + 1]. Returns (panels,
+    panel_bounds, weight_sums, weight_scales, column_bounds)."""
+    line = aligned.CACHE_LINE
+    panel_bounds = np.zeros(len(matrices) + 1, np.int64)
+    panel_bounds[1:] = np.cumsum([-(-m.panels.nbytes // line) * line for m in matrices])
+    column_bounds = np.zeros(len(matrices) + 1, np.int64)
+    column_bounds[1:] = np.cumsum([len(m.weight_sum) for m in matrices])
+    panels = aligned.zeros((panel_bounds[-1],), np.int8)
+    weight_sums, weight_scales = np.empty(column_bounds[-1], np.int32), np.empty(column_bounds[-1], np.float32)
+    for m, p, (c0, c1) in zip(matrices, panel_bounds, itertools.pairwise(column_bounds)):
+        view = panels[p:p + m.panels.size].reshape(m.panels.shape)
+        view[...] = m.panels
+        weight_sums[c0:c1], weight_scales[c0:c1] = m.weight_sum, m.scale
+        m.panels, m.weight_sum, m.scale = view, weight_sums[c0:c1], weight_scales[c0:c1]
+    return panels, panel_bounds, weight_sums, weight_scales, column_bounds
 
 
 class Int8Matrix:

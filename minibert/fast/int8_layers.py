@@ -46,65 +46,69 @@ def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) ->
             **{name: (shape, np.float32) for name, shape in gemm.buffers(threads, hidden).items()}}
 
 
-def _encode(tokens, embedding, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, order,
-            positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, q,
-            x_scale, zero, sums, row, codes, key_panels, value_panels, channel_sums, channel_scales, token_scales,
-            token_zeros, scores, heads, exp_sums, packed, scratch, tail, counters):
+def _encode(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
+            vector_bounds, num_heads, eps, starts, lengths, order, positions, x, qkv, context, projected, intermediate,
+            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, sums, row, codes, key_panels,
+            value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, packed,
+            scratch, tail, counters):
     """The embeddings, then every layer, over packed tokens x [R, H] float32 (in its first T = Σ lengths rows),
     sequence s at rows starts[s] : + lengths[s]; tokens, embedding, order, positions: as layers.encode's.
-    panels, weight_sums, weight_scales: per layer the Int8Matrix parts of (QKV, output, FFN in, FFN out);
-    vectors: per layer (b_qkv, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂). qkv [R, 3H], context and projected [R, H],
+    panels ... column_bounds: per layer the Int8Matrix parts of (QKV, output, FFN in, FFN out) in the arrays of
+    int8.stack (matrix()); vectors, vector_bounds: as layers.encode's. qkv [R, 3H], context and projected [R, H],
     intermediate [R, I]: work arrays; q uint8 [≥ T · K'], x_scale float32 [R], zero int32 [R]: the codes.
     hidden and pool_weight ... pooled: as layers.encode's (the last n hidden states, the pooler in float32).
     sums ... tail: buffers(), one row per thread; counters: int64 zeros [2 · (2 + PHASES_PER_LAYER · layers
     + 3)]. WORKER: the copy's global (see _build)."""
     for thread in prange(sums.shape[0]):
-        WORKER(tokens, embedding, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, order,
-               positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, q,
-               x_scale, zero,
-               sums.shape[0], sums[thread], row[thread], codes[thread], key_panels[thread], value_panels[thread],
+        WORKER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
+               vector_bounds, num_heads, eps, starts, lengths, order, positions, x, qkv, context, projected,
+               intermediate, hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, sums.shape[0],
+               sums[thread], row[thread], codes[thread], key_panels[thread], value_panels[thread],
                channel_sums[thread], channel_scales[thread], token_scales[thread], token_zeros[thread],
                scores[thread], heads[thread], exp_sums[thread], packed[thread], scratch[thread], tail[thread],
                counters)
 
 
-def _worker(tokens, embedding, panels, weight_sums, weight_scales, vectors, num_heads, eps, starts, lengths, order,
-            positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, q,
-            x_scale, zero, threads, sums, row, codes, key_panels, value_panels, channel_sums, channel_scales,
-            token_scales, token_zeros, scores, heads, exp_sums, packed, scratch, tail, counters):
-    """One thread's share of _encode: every phase's items that this thread claims. KIND, MR: the copy's."""
+def _worker(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
+            vector_bounds, num_heads, eps, starts, lengths, order, positions, x, qkv, context, projected, intermediate,
+            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, threads, sums, row, codes, key_panels,
+            value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, packed,
+            scratch, tail, counters):
+    """One thread's share of _encode: every phase's items that this thread claims. KIND, MR, NR, G: the copy's."""
     T = lengths.sum()
-    n_layers = len(panels) // 4
+    H, inner = x.shape[1], intermediate.shape[1]
+    n_layers = (len(column_bounds) - 1) // 4
     n = layers.embed_items(tokens, embedding, eps, positions, x[:T], counters, 0, hidden,
                            hidden.shape[0] - n_layers - 1)
     wait(counters, 0, n)
-    n = _quantize_items(x[:T], _codes(q, T, panels[0], NR), x_scale, zero, counters, 1)
+    matrices = panels, panel_bounds, weight_sums, weight_scales, column_bounds
+    w_qkv = matrix(matrices, 0, H, NR, G)
+    n = _quantize_items(x[:T], _codes(q, T, w_qkv[0], NR), x_scale, zero, counters, 1)
     wait(counters, 1, n)
     for layer in range(n_layers):
-        phase, m, v = 2 + PHASES_PER_LAYER * layer, 4 * layer, 8 * layer  # m: QKV, output, FFN in, FFN out
-        b_qkv, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2 = (vectors[v], vectors[v + 1], vectors[v + 2], vectors[v + 3],
-                                                         vectors[v + 4], vectors[v + 5], vectors[v + 6], vectors[v + 7])
-        _linear(q, T, panels, weight_sums, weight_scales, m, x_scale, zero, b_qkv, qkv[:T], BIAS, threads, counters,
-                phase, sums, row)
+        phase, m = 2 + PHASES_PER_LAYER * layer, 4 * layer
+        w_qkv, w_o = matrix(matrices, m, H, NR, G), matrix(matrices, m + 1, H, NR, G)
+        w_1, w_2 = matrix(matrices, m + 2, H, NR, G), matrix(matrices, m + 3, inner, NR, G)
+        _, _, _, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2 = layers.layer_vectors(vectors, vector_bounds, layer)
+        v = layers.VECTORS_PER_LAYER * layer
+        b_qkv = vectors[vector_bounds[v]:vector_bounds[v + 3]]  # b_q, b_k, b_v lie side by side: [3H]
+        _linear(q, T, w_qkv, x_scale, zero, b_qkv, qkv[:T], BIAS, threads, counters, phase, sums, row)
         n = ATTENTION(qkv, starts, lengths, num_heads, context, counters, phase + 1, codes, key_panels, value_panels,
                       channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, sums, row)
         wait(counters, phase + 1, n)
-        n = _quantize_items(context[:T], _codes(q, T, panels[m + 1], NR), x_scale, zero, counters, phase + 2)
+        n = _quantize_items(context[:T], _codes(q, T, w_o[0], NR), x_scale, zero, counters, phase + 2)
         wait(counters, phase + 2, n)
-        _linear(q, T, panels, weight_sums, weight_scales, m + 1, x_scale, zero, b_o, projected[:T], NONE, threads,
-                counters, phase + 3, sums, row)
-        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, _codes(q, T, panels[m + 2], NR), x_scale,
-                              zero, counters, phase + 4, hidden, -1, positions)
+        _linear(q, T, w_o, x_scale, zero, b_o, projected[:T], NONE, threads, counters, phase + 3, sums, row)
+        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, _codes(q, T, w_1[0], NR), x_scale, zero,
+                              counters, phase + 4, hidden, -1, positions)
         wait(counters, phase + 4, n)
-        _linear(q, T, panels, weight_sums, weight_scales, m + 2, x_scale, zero, b_1, intermediate[:T], BIAS_GELU,
-                threads, counters, phase + 5, sums, row)
-        n = _quantize_items(intermediate[:T], _codes(q, T, panels[m + 3], NR), x_scale, zero, counters, phase + 6)
+        _linear(q, T, w_1, x_scale, zero, b_1, intermediate[:T], BIAS_GELU, threads, counters, phase + 5, sums, row)
+        n = _quantize_items(intermediate[:T], _codes(q, T, w_2[0], NR), x_scale, zero, counters, phase + 6)
         wait(counters, phase + 6, n)
-        _linear(q, T, panels, weight_sums, weight_scales, m + 3, x_scale, zero, b_2, projected[:T], NONE, threads,
-                counters, phase + 7, sums, row)
+        _linear(q, T, w_2, x_scale, zero, b_2, projected[:T], NONE, threads, counters, phase + 7, sums, row)
         next_rows = 0 if layer + 1 == n_layers else T  # the last layer's output is not quantized
         slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
-        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, _codes(q, next_rows, panels[0], NR), x_scale,
+        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, _codes(q, next_rows, w_qkv[0], NR), x_scale,
                               zero, counters, phase + 8, hidden, slot, positions)
         wait(counters, phase + 8, n)
     layers.pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
@@ -126,13 +130,25 @@ def _attention(qkv, starts, lengths, num_heads, context, counters, phase, codes,
                                           scores, heads, exp_sums, sums, row, KIND, MR, NR, G)
 
 
-def _linear(q, T, panels, weight_sums, weight_scales, m, x_scale, zero, bias, out, epilogue, threads, counters, phase,
-            sums, row):
-    """Phase `phase`: out = epilogue(dequantize(Q(x) Q_mᵀ) + bias) from the codes in q of matrix m's input;
-    returns once every item is finished. GEMM, NR: the copy's (see _build)."""
-    n = GEMM(_codes(q, T, panels[m], NR), panels[m], weight_sums[m], weight_scales[m], x_scale, zero, bias, out,
-             epilogue, threads, counters, phase, sums, row)
+def _linear(q, T, weight, x_scale, zero, bias, out, epilogue, threads, counters, phase, sums, row):
+    """Phase `phase`: out = epilogue(dequantize(Q(x) Q_wᵀ) + bias) from the codes in q of the weight's input
+    (weight: matrix()'s views); returns once every item is finished. GEMM, NR: the copy's (see _build)."""
+    panels, weight_sum, weight_scale = weight
+    n = GEMM(_codes(q, T, panels, NR), panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads,
+             counters, phase, sums, row)
     wait(counters, phase, n)
+
+
+@numba.njit(cache=True, inline="always")
+def matrix(matrices, m, k, nr, g):
+    """Matrix m's Int8Matrix parts, views of the arrays of int8.stack (matrices: (panels, panel_bounds,
+    weight_sums, weight_scales, column_bounds)): its panels [⌈N/nr⌉, ⌈k/g⌉, nr·g] (k: its input size, nr and
+    g: the kernel's NR and G), weight sums and scales [N]."""
+    panels, panel_bounds, weight_sums, weight_scales, column_bounds = matrices
+    n0, n1 = column_bounds[m], column_bounds[m + 1]
+    shape = (-(-(n1 - n0) // nr), -(-k // g), nr * g)
+    p0 = panel_bounds[m]
+    return panels[p0:p0 + shape[0] * shape[1] * shape[2]].reshape(shape), weight_sums[n0:n1], weight_scales[n0:n1]
 
 
 @numba.njit(cache=True, inline="always")

@@ -39,6 +39,7 @@ from .tasks import claim, finish, wait
 NR = 2 * WIDTH
 LN_ROWS = 16  # tokens per LayerNorm item
 PHASES_PER_LAYER = 9  # Q, K, V, attention, output, LayerNorm, FFN in, FFN out, LayerNorm
+VECTORS_PER_LAYER = 10  # b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂ (vector_slots)
 GROUP_ROWS = 64, 256  # tokens of a group (groups): at least, and about at most (benchmarks/bench_groups.py)
 BALANCE = 1.1  # groups only when the busiest thread's share is at most this times an even share
 
@@ -97,13 +98,20 @@ def vector_slots(layer: dict) -> list[tuple[dict, str]]:
 
 @numba.njit(cache=True, inline="always")
 def layer_weights(panels, panel_bounds, vectors, vector_bounds, layer):
-    """Layer `layer`'s matrices' panels (W_q^T, W_k^T, W_v^T, W_o^T, W_1^T, W_2^T) and vectors (b_q, b_k, b_v,
-    b_o, γ₁, β₁, b_1, b_2, γ₂, β₂): views of encode's arrays."""
-    m, v = panel_bounds[6 * layer:6 * layer + 7], vector_bounds[10 * layer:10 * layer + 11]
+    """Layer `layer`'s matrices' panels (W_q^T, W_k^T, W_v^T, W_o^T, W_1^T, W_2^T) and vectors (layer_vectors):
+    views of encode's arrays."""
+    m = panel_bounds[6 * layer:6 * layer + 7]
     return ((panels[m[0]:m[1]], panels[m[1]:m[2]], panels[m[2]:m[3]], panels[m[3]:m[4]], panels[m[4]:m[5]],
-             panels[m[5]:m[6]]),
-            (vectors[v[0]:v[1]], vectors[v[1]:v[2]], vectors[v[2]:v[3]], vectors[v[3]:v[4]], vectors[v[4]:v[5]],
-             vectors[v[5]:v[6]], vectors[v[6]:v[7]], vectors[v[7]:v[8]], vectors[v[8]:v[9]], vectors[v[9]:v[10]]))
+             panels[m[5]:m[6]]), layer_vectors(vectors, vector_bounds, layer))
+
+
+@numba.njit(cache=True, inline="always")
+def layer_vectors(vectors, vector_bounds, layer):
+    """Layer `layer`'s vectors (b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂; vector_slots): views of
+    `vectors`, vector i at vector_bounds[i] : vector_bounds[i + 1]."""
+    v = vector_bounds[VECTORS_PER_LAYER * layer:VECTORS_PER_LAYER * (layer + 1) + 1]
+    return (vectors[v[0]:v[1]], vectors[v[1]:v[2]], vectors[v[2]:v[3]], vectors[v[3]:v[4]], vectors[v[4]:v[5]],
+            vectors[v[5]:v[6]], vectors[v[6]:v[7]], vectors[v[7]:v[8]], vectors[v[8]:v[9]], vectors[v[9]:v[10]])
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
