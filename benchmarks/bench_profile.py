@@ -11,7 +11,8 @@ Before them, the time that reading the encoder's weight matrices once takes at t
 stream an array as large (a floor under the small shapes, where each weight is read once and used for few
 rows). Then the GEMM at the 32 × 128 forward's shapes (4096 rows) on all threads: minibert's (gemm.linear on
 packed panels) and NumPy's sgemm (BLAS), GFLOP/s; and the micro-kernel's own hot-cache peak (one tile over
-data in L1, one thread and all threads at once, the fastest of 20 runs).
+data in L1, one thread and all threads at once, the fastest of 20 runs), beside the int8 GEMM's on the
+CPU's int8 kernel (fast/int8.py; one thread, 96 rows over a 256 × 256 weight, in cache), in multiply-adds × 2.
 """
 
 import argparse
@@ -25,7 +26,7 @@ from numba import prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
-from minibert.fast import gemm, layers  # noqa: E402
+from minibert.fast import gemm, int8, layers  # noqa: E402
 from minibert.tools.bench import SHAPES, blas_description, cpu_name, parse_shapes, random_mini_weights  # noqa: E402
 
 MR, WIDTH, FUSED = gemm.MR, gemm.WIDTH, gemm.FUSED  # module constants: compile-time literals in _hot_tiles
@@ -124,6 +125,24 @@ def hot_peak(threads: int) -> float:
     return 2 * gemm.MR * NR * K * reps * threads / seconds / 1e9
 
 
+def int8_hot_peak(kernel: str) -> float:
+    """G multiply-adds × 2 per second of the int8 GEMM on `kernel` (a vector one) on one thread, on operands
+    that stay in cache (int8.packed_matmul, 96 rows over a 256 × 256 weight): the fastest of 20 runs of 200
+    products."""
+    T, K, N = 96, 256, 256
+    rng = np.random.default_rng(0)
+    panels = int8.pack(rng.integers(-127, 128, (N, K), dtype=np.int8), kernel)
+    codes = rng.integers(0, 256, (T, panels.shape[1] * int8.KERNELS[kernel][1]), dtype=np.uint8)
+    acc = np.zeros((T, panels.shape[0] * panels.shape[2] // int8.KERNELS[kernel][1]), np.int32)
+    product = int8.packed_matmul(kernel, parallel=False)
+
+    def products():
+        for _ in range(200):
+            product(codes, panels, acc)
+
+    return 2 * T * K * N * 200 / min(call_seconds(products, 20)) / 1e9
+
+
 @numba.njit(parallel=True, fastmath=True)
 def _stream(a, threads):
     """Σ a, each thread summing one contiguous share: a read of every element, at the rate memory allows."""
@@ -188,6 +207,10 @@ def main() -> None:
         print(f"  {name:<16} minibert {rate / ours:5.0f}, NumPy's BLAS {rate / blas:5.0f}")
     print(f"micro-kernel hot-cache peak: {hot_peak(1):.0f} GFLOP/s on one thread, {hot_peak(threads):.0f} on "
           f"{threads} at once")
+    kernel = int8.kernels_present()[0]
+    if kernel != "portable":
+        print(f"int8 GEMM ({kernel} kernel) hot-cache peak: {int8_hot_peak(kernel):.0f} G multiply-adds x 2 per "
+              "second on one thread")
 
 
 if __name__ == "__main__":
