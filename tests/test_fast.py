@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 import minibert
 from minibert import BertConfig, BertModel
-from minibert.fast import encoder, gemm, layers, set_num_threads
+from minibert.fast import encoder, gemm, layers, set_num_threads, simd
 from minibert.fast.aligned import CACHE_LINE
 from minibert.fast.encoder import attention_plan, gemm_rows
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
-from tests.fixtures.cpu import run_for_cpu
+from tests.fixtures.cpu import run_for_cpu, run_with_lanes
 
 BOUND = {"float32": 1e-5, "float64": 1e-12}
 
@@ -495,13 +495,7 @@ def test_groups():
     assert shares.max() / shares.min() < 1.5, shares
 
 
-@pytest.mark.slow
-def test_generic_target_forward():
-    """The float32 forward as NUMBA_CPU_NAME=generic builds it (4-lane vectors, no FMA), against the
-    reference, on tails of every kind: head size 24 (attention panels padded), FFN width 70 (a narrower
-    last panel), sequences of 1 to 40 tokens (row tails; short and long attention); and with each sequence
-    a group of its own (layers.groups), the same bit for bit."""
-    program = """
+FORWARD_ON_TAILS = """
 import numpy as np
 from minibert import BertConfig, BertModel, init_weights
 from minibert.fast import layers, simd
@@ -519,6 +513,25 @@ layers.groups = lambda lengths, *_: np.arange(len(lengths) + 1)  # each sequence
 grouped = fast(ids, attention_mask=mask).last_hidden_state
 print(simd.host().name, simd.host().width, float(np.abs(a - b)[mask.astype(bool)].max()), np.array_equal(a, grouped))
 """
-    name, width, worst, same = run_for_cpu(program, timeout=1200).split()
+
+
+@pytest.mark.slow
+def test_generic_target_forward():
+    """The float32 forward as NUMBA_CPU_NAME=generic builds it (4-lane vectors, no FMA), against the
+    reference, on tails of every kind: head size 24 (attention panels padded), FFN width 70 (a narrower
+    last panel), sequences of 1 to 40 tokens (row tails; short and long attention); and with each sequence
+    a group of its own (layers.groups), the same bit for bit."""
+    name, width, worst, same = run_for_cpu(FORWARD_ON_TAILS, timeout=1200).split()
     print(f"generic target ({name}, {width} lanes): fast vs reference {float(worst):.1e}; groups the same: {same}")
     assert (name, width) == ("generic", "4") and float(worst) <= BOUND["float32"] and same == "True"
+
+
+@pytest.mark.slow
+def test_forward_with_the_other_vector_width(tmp_path):
+    """The float32 forward with the kernels of the other x86 width on this CPU, 16 lanes (AVX-512's 8 × 32
+    tiles) on a CPU without AVX-512, else 8 (AVX2's 6 × 16), on the tails above: so that each width's tiles,
+    panels and attention buffers are checked whichever CPU runs the tests."""
+    lanes = 8 if simd.host().width == 16 else 16
+    name, width, worst, same = run_with_lanes(FORWARD_ON_TAILS, lanes, tmp_path, timeout=1200).split()
+    print(f"{lanes} lanes on {name}: fast vs reference {float(worst):.1e}; groups the same: {same}")
+    assert width == str(lanes) and float(worst) <= BOUND["float32"] and same == "True"

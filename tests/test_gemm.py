@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minibert import nn
-from minibert.fast import gemm, simd
+from minibert.fast import gemm
 from tests.fixtures.cpu import run_for_cpu
 
 WIDTHS = [4, 8, 16]  # each CPU's own among them (simd.host().width)
