@@ -265,15 +265,16 @@ class FastEncoder:
         args = (tokens, self.embedding, *(self.compiled or self.compiled_int8[1:]), c.num_attention_heads,
                 c.layer_norm_eps, pack.starts, pack.lengths, pack.order, pack.positions)
         with kernels.PARALLEL_REGION:
+            groups = layers.groups(pack.lengths, threads, H, c.intermediate_size)
             if self.compiled is not None:
                 counters = np.zeros(2 * (1 + layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
-                groups = layers.groups(pack.lengths, threads, H, c.intermediate_size)
                 layers.encode(*args, hidden=hidden, pool_weight=pool_weight, pool_bias=pool_bias, pooled=pooled,
                               groups=groups, **work, counters=counters)
             else:
                 counters = np.zeros(2 * (2 + int8_layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
                 int8_layers.encode(self.compiled_int8[0])(*args, hidden=hidden, pool_weight=pool_weight,
-                                                          pool_bias=pool_bias, pooled=pooled, **work, counters=counters)
+                                                          pool_bias=pool_bias, pooled=pooled, groups=groups, **work,
+                                                          counters=counters)
         hidden = hidden.reshape(-1, B, S, H)
         return hidden[-1], pooled if has_pooler else None, tuple(hidden) if output_hidden_states else None
 

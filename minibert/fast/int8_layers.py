@@ -10,11 +10,13 @@ GEMM the int8 kernel of fast/int8.py with the dequantization (and bias, GELU) in
     x = LayerNorm(deq(Q(context) Q_oᵀ) + b_o + x), then Q(x)           quantize; GEMM; rows        (rows)
     x = LayerNorm(deq(Q(GELU(deq(Q(x) Q_1ᵀ) + b_1)) Q_2ᵀ) + b_2 + x)   GEMM; quantize; GEMM; rows
 
-and after the last layer the pooler in float32, as fast/layers.py's (layers.pooler_items).
+and after the last layer the pooler in float32, as fast/layers.py's (layers.pooler_items). A batch of enough
+tokens is cut into groups of whole sequences, each a thread's through every layer, as in fast/layers.py
+(layers.groups): the same rows through the same kernels, so the same numbers.
 
 The codes of the GEMM's input live in one buffer q [T, K'] (K' = K padded to the kernel's groups of k; the
-codes past K meet zero weights), with each token's scale and zero point. A LayerNorm row is quantized by
-the thread that has just computed it.
+codes past K meet zero weights), with each token's scale and zero point; a group's codes in its own rows of
+the buffer viewed as [T, K'max]. A LayerNorm row is quantized by the thread that has just computed it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .tasks import claim, finish, wait
 PHASES_PER_LAYER = 9  # QKV, attention, quantize, output, LayerNorm, FFN in, quantize, FFN out, LayerNorm
 LEVELS = np.float32(ACTIVATION_LEVELS)
 KIND, MR, NR, G = 0, 8, 32, 4  # each compiled copy of _worker gets its kernel's own (see _build)
-WORKER = GEMM = ATTENTION = None  # _encode's per-thread function, _worker's GEMM and attention: each copy's own
+WORKER = ENCODER = GEMM = ATTENTION = None  # _worker, _encoder, _gemm, _attention: each copy's own (see _build)
 
 
 def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) -> dict[str, tuple]:
@@ -48,21 +50,22 @@ def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) ->
 
 def _encode(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
             vector_bounds, num_heads, eps, starts, lengths, order, positions, x, qkv, context, projected, intermediate,
-            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, sums, row, codes, key_panels,
+            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, groups, sums, row, codes, key_panels,
             value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, packed,
             scratch, tail, counters):
     """The embeddings, then every layer, over packed tokens x [R, H] float32 (in its first T = Σ lengths rows),
     sequence s at rows starts[s] : + lengths[s]; tokens, embedding, order, positions: as layers.encode's.
     panels ... column_bounds: per layer the Int8Matrix parts of (QKV, output, FFN in, FFN out) in the arrays of
     int8.stack (matrix()); vectors, vector_bounds: as layers.encode's. qkv [R, 3H], context and projected [R, H],
-    intermediate [R, I]: work arrays; q uint8 [≥ T · K'], x_scale float32 [R], zero int32 [R]: the codes.
-    hidden and pool_weight ... pooled: as layers.encode's (the last n hidden states, the pooler in float32).
-    sums ... tail: buffers(), one row per thread; counters: int64 zeros [2 · (2 + PHASES_PER_LAYER · layers
-    + 3)]. WORKER: the copy's global (see _build)."""
+    intermediate [R, I]: work arrays; q uint8 [≥ T · K'] (K' = the widest input's, max(H, I) rounded up to the
+    kernel's G), x_scale float32 [R], zero int32 [R]: the codes. hidden and pool_weight ... pooled, groups: as
+    layers.encode's (the last n hidden states, the pooler in float32, groups of sequences). sums ... tail:
+    buffers(), one row per thread; counters: int64 zeros [2 · (2 + PHASES_PER_LAYER · layers + 3)]. WORKER:
+    the copy's global (see _build)."""
     for thread in prange(sums.shape[0]):
         WORKER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
                vector_bounds, num_heads, eps, starts, lengths, order, positions, x, qkv, context, projected,
-               intermediate, hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, sums.shape[0],
+               intermediate, hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, groups, sums.shape[0],
                sums[thread], row[thread], codes[thread], key_panels[thread], value_panels[thread],
                channel_sums[thread], channel_scales[thread], token_scales[thread], token_zeros[thread],
                scores[thread], heads[thread], exp_sums[thread], packed[thread], scratch[thread], tail[thread],
@@ -71,10 +74,46 @@ def _encode(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales,
 
 def _worker(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
             vector_bounds, num_heads, eps, starts, lengths, order, positions, x, qkv, context, projected, intermediate,
-            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, threads, sums, row, codes, key_panels,
-            value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, packed,
-            scratch, tail, counters):
-    """One thread's share of _encode: every phase's items that this thread claims. KIND, MR, NR, G: the copy's."""
+            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, groups, threads, sums, row, codes,
+            key_panels, value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads,
+            exp_sums, packed, scratch, tail, counters):
+    """One thread's share of _encode: with several groups (layers.groups), the groups it claims, each through
+    every layer alone (as layers._worker); with one, every phase's items that it claims. Then its share of
+    the pooler. ENCODER, G: the copy's."""
+    n_layers = (len(column_bounds) - 1) // 4
+    K = G * -(-max(x.shape[1], intermediate.shape[1]) // G)  # K' of the widest input: a token's room in q
+    if groups.shape[0] > 2:  # several groups: each thread takes whole groups, through every layer alone
+        mine = np.zeros_like(counters[:2 * (2 + PHASES_PER_LAYER * n_layers)])  # the phases of one group
+        n_groups = groups.shape[0] - 1
+        g = claim(counters, 0)
+        while g < n_groups:
+            s0, s1 = groups[g], groups[g + 1]
+            r0, r1 = starts[s0], starts[s1 - 1] + lengths[s1 - 1]
+            mine[:] = 0
+            ENCODER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
+                    vector_bounds, num_heads, eps, starts[s0:s1] - r0, lengths[s0:s1], positions[r0:r1], x[r0:r1],
+                    qkv[r0:r1], context[r0:r1], projected[r0:r1], intermediate[r0:r1], hidden, q[r0 * K:r1 * K],
+                    x_scale[r0:r1], zero[r0:r1], 1, sums, row, codes, key_panels, value_panels, channel_sums,
+                    channel_scales, token_scales, token_zeros, scores, heads, exp_sums, mine)
+            finish(counters, 0)
+            g = claim(counters, 0)
+        wait(counters, 0, n_groups)
+    else:
+        ENCODER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
+                vector_bounds, num_heads, eps, starts, lengths, positions, x, qkv, context, projected, intermediate,
+                hidden, q, x_scale, zero, threads, sums, row, codes, key_panels, value_panels, channel_sums,
+                channel_scales, token_scales, token_zeros, scores, heads, exp_sums, counters)
+    layers.pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
+                        2 + PHASES_PER_LAYER * n_layers, gemm.aligned(packed, KC, layers.NR), scratch, tail)
+
+
+def _encoder(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
+             vector_bounds, num_heads, eps, starts, lengths, positions, x, qkv, context, projected, intermediate,
+             hidden, q, x_scale, zero, threads, sums, row, codes, key_panels, value_panels, channel_sums,
+             channel_scales, token_scales, token_zeros, scores, heads, exp_sums, counters):
+    """The embeddings and every layer over the tokens x [T, H] (sequence s at rows starts[s] : + lengths[s]),
+    phase after phase, this thread claiming items of each from counters (phases 0 to 1 + PHASES_PER_LAYER ·
+    layers) alongside `threads` - 1 others. KIND, MR, NR, G, GEMM, ATTENTION: the copy's."""
     T = lengths.sum()
     H, inner = x.shape[1], intermediate.shape[1]
     n_layers = (len(column_bounds) - 1) // 4
@@ -111,8 +150,6 @@ def _worker(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales,
         n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, _codes(q, next_rows, w_qkv[0], NR), x_scale,
                               zero, counters, phase + 8, hidden, slot, positions)
         wait(counters, phase + 8, n)
-    layers.pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
-                        2 + PHASES_PER_LAYER * n_layers, gemm.aligned(packed, KC, layers.NR), scratch, tail)
 
 
 def _gemm(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters, phase, sums,
@@ -212,14 +249,15 @@ def gemm_kernel(kernel: str):
 
 
 def _build(kernel: str):
-    """Copies of _gemm, _attention, _linear, _worker and _encode under names of their own (so that Numba's disk
-    cache keeps each build apart), with the kernel's KIND, MR, NR and G as compile-time constants, as
-    int8.packed_matmul's."""
+    """Copies of _gemm, _attention, _linear, _encoder, _worker and _encode under names of their own (so that
+    Numba's disk cache keeps each build apart), with the kernel's KIND, MR, NR and G as compile-time
+    constants, as int8.packed_matmul's."""
     if kernel not in _BUILDS:
         W, G, mr, V = int8.KERNELS[kernel]
         scope = dict(_encode.__globals__, KIND=list(int8.KERNELS).index(kernel), MR=mr, NR=V * W, G=G)
         for name, function, inline in (("GEMM", _gemm, "never"), ("ATTENTION", _attention, "never"),
-                                       ("_linear", _linear, "always"), ("WORKER", _worker, "never")):
+                                       ("_linear", _linear, "always"), ("ENCODER", _encoder, "never"),
+                                       ("WORKER", _worker, "never")):
             copy = types.FunctionType(function.__code__, scope, f"{function.__name__}_{kernel}")
             copy.__qualname__ = copy.__name__
             scope[name] = numba.njit(cache=True, inline=inline, error_model="numpy")(copy)
