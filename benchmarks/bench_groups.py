@@ -1,6 +1,9 @@
 """How the float32 forward shares a batch between threads (layers.groups), and what sets layers.GROUP_ROWS.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_groups.py [--shapes 2x128,32x128] [--rounds 20]
+        [--int8]
+
+--int8: the same for an int8 model's forward (fast/int8_layers.py, on a CPU with a vector int8 kernel).
 
 Per shape (BERT-Mini, random weights; "mixed" rows: 32 sequences of 5 to 128 tokens, padded to 128), the
 forward with one group (the threads share each phase over the whole batch) against groups of sequences
@@ -60,11 +63,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shapes", type=parse_shapes, default=parse_shapes("1x128,2x128,16x16,4x64,32x128,8x512"))
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--int8", action="store_true", help="an int8 model's forward")
     args = parser.parse_args()
     config, weights = random_mini_weights()
-    model = BertModel(config, weights)
-    print(f"CPU: {cpu_name()}; BERT-Mini; GROUP_ROWS = {layers.GROUP_ROWS}; time / one group's: fastest call, "
-          f"paired median")
+    model = BertModel(config, weights).quantize() if args.int8 else BertModel(config, weights)
+    print(f"CPU: {cpu_name()}; BERT-Mini{' int8' if args.int8 else ''}; GROUP_ROWS = {layers.GROUP_ROWS}; "
+          f"time / one group's: fastest call, paired median")
     rng = np.random.default_rng(0)
     cases = [(f"{b} x {s}", b, s, np.full(b, s)) for b, s in args.shapes]
     cases.append(("mixed", 32, 128, np.sort(rng.integers(5, 129, 32))[::-1]))
