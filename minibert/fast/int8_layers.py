@@ -84,20 +84,16 @@ def _worker(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales,
     K = G * -(-max(x.shape[1], intermediate.shape[1]) // G)  # K' of the widest input: a token's room in q
     if groups.shape[0] > 2:  # several groups: each thread takes whole groups, through every layer alone
         mine = np.zeros_like(counters[:2 * (2 + PHASES_PER_LAYER * n_layers)])  # the phases of one group
-        n_groups = groups.shape[0] - 1
-        g = claim(counters, 0)
-        while g < n_groups:
-            s0, s1 = groups[g], groups[g + 1]
-            r0, r1 = starts[s0], starts[s1 - 1] + lengths[s1 - 1]
-            mine[:] = 0
+        g, s0, s1, r0, r1 = layers.claim_group(counters, groups, starts, lengths, mine)
+        while g < groups.shape[0] - 1:
             ENCODER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
                     vector_bounds, num_heads, eps, starts[s0:s1] - r0, lengths[s0:s1], positions[r0:r1], x[r0:r1],
                     qkv[r0:r1], context[r0:r1], projected[r0:r1], intermediate[r0:r1], hidden, q[r0 * K:r1 * K],
                     x_scale[r0:r1], zero[r0:r1], 1, sums, row, codes, key_panels, value_panels, channel_sums,
                     channel_scales, token_scales, token_zeros, scores, heads, exp_sums, mine)
             finish(counters, 0)
-            g = claim(counters, 0)
-        wait(counters, 0, n_groups)
+            g, s0, s1, r0, r1 = layers.claim_group(counters, groups, starts, lengths, mine)
+        wait(counters, 0, groups.shape[0] - 1)
     else:
         ENCODER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
                 vector_bounds, num_heads, eps, starts, lengths, positions, x, qkv, context, projected, intermediate,

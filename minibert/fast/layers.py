@@ -150,25 +150,34 @@ def _worker(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num
     n_layers = (len(panel_bounds) - 1) // 6
     if groups.shape[0] > 2:  # several groups: each thread takes whole groups, through every layer alone
         mine = np.zeros_like(counters[:2 * (1 + PHASES_PER_LAYER * n_layers)])  # the phases of one group
-        G = groups.shape[0] - 1
-        g = claim(counters, 0)
-        while g < G:
-            s0, s1 = groups[g], groups[g + 1]
-            r0, r1 = starts[s0], starts[s1 - 1] + lengths[s1 - 1]
-            mine[:] = 0
+        g, s0, s1, r0, r1 = claim_group(counters, groups, starts, lengths, mine)
+        while g < groups.shape[0] - 1:
             _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps,
                      starts[s0:s1] - r0, lengths[s0:s1], positions[r0:r1], x[r0:r1], qkv[r0:r1], context[r0:r1],
                      projected[r0:r1], intermediate[r0:r1], hidden, 1, packed, scratch, tail, keys, scores, values,
                      heads, mine)
             finish(counters, 0)
-            g = claim(counters, 0)
-        wait(counters, 0, G)
+            g, s0, s1, r0, r1 = claim_group(counters, groups, starts, lengths, mine)
+        wait(counters, 0, groups.shape[0] - 1)
     else:
         _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths,
                  positions, x, qkv, context, projected, intermediate, hidden, threads, packed, scratch, tail, keys,
                  scores, values, heads, counters)
     pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
                  1 + PHASES_PER_LAYER * n_layers, packed, scratch, tail)
+
+
+@numba.njit(cache=True, inline="always")
+def claim_group(counters, groups, starts, lengths, mine):
+    """Claim the next group of sequences (groups(); phase 0 of counters) for the calling thread: (g, s0, s1, r0,
+    r1), group g's sequences s0 : s1 at rows r0 : r1, with mine, the group's own counters, zeroed; g is the
+    group count once none is left."""
+    g = claim(counters, 0)
+    if g >= groups.shape[0] - 1:
+        return g, 0, 0, 0, 0
+    s0, s1 = groups[g], groups[g + 1]
+    mine[:] = 0
+    return g, s0, s1, starts[s0], starts[s1 - 1] + lengths[s1 - 1]
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
