@@ -6,11 +6,13 @@
 --int8: the same for an int8 model's forward (fast/int8_layers.py, on a CPU with a vector int8 kernel).
 
 Per shape (BERT-Mini, random weights; "mixed" rows: 32 sequences of 5 to 128 tokens, padded to 128), the
-forward with one group (the threads share each phase over the whole batch) against groups of sequences
-(each thread takes whole groups through every layer): the groups layers.groups picks, and groups cut
-for other sizes (GROUP_ROWS[1] = 64, 128, 512). Each as time / one group's time: by the fastest call, and
-the paired median over rounds (interleaved_times: every variant once per round, same process). The
-outputs of every variant are checked to be the one group's, bit for bit.
+forward with one group (the threads share each phase over the whole batch, with chains where
+layers.chains takes them: each layer's work after its attention as a chain of rows per thread) against
+groups of sequences (each thread takes whole groups through every layer): the groups layers.groups picks,
+and groups cut for other sizes (GROUP_ROWS[1] = 64, 128, 512); and one group without chains (phase by
+phase). Each as time / one group's time: by the fastest call, and the paired median over rounds
+(interleaved_times: every variant once per round, same process). The outputs of every variant are
+checked to be the one group's, bit for bit.
 """
 
 import argparse
@@ -54,7 +56,15 @@ def variants(model, inputs) -> dict:
                 layers.GROUP_ROWS = default
         return groups
 
-    calls = {"one group": run(one_group), "groups (default)": run(chosen)}
+    def phases():  # one group, its layers phase by phase rather than as chains (layers.chains)
+        default, layers.chains = layers.chains, lambda *_: False
+        layers.groups = one_group
+        try:
+            return model(**inputs).last_hidden_state
+        finally:
+            layers.chains, layers.groups = default, chosen
+
+    calls = {"one group": run(one_group), "groups (default)": run(chosen), "one group, no chains": phases}
     calls |= {f"groups of {rows}": run(sized(rows)) for rows in SIZES if rows != layers.GROUP_ROWS[1]}
     return calls
 

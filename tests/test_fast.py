@@ -437,6 +437,27 @@ def test_the_planned_thread_count_follows_set_num_threads_per_thread():
     np.testing.assert_array_equal(one, planned)
 
 
+def test_chains_give_the_numbers_of_phases(monkeypatch):
+    """One group of enough tokens runs each layer's work after its attention as chains of a thread's rows
+    (layers.chains): against the reference, and the same bits as phase by phase, on one long sequence and on
+    a padded batch that stays one group."""
+    config = BertConfig.from_dict(RANDOM_CONFIGS["mini"])
+    fast, reference = models(config, random_weights(RANDOM_CONFIGS["mini"]), "float32")
+    rng = np.random.default_rng(5)
+    cases = [{"input_ids": rng.integers(0, config.vocab_size, (1, 203))},
+             {"input_ids": rng.integers(0, config.vocab_size, (3, 70)), "attention_mask": prefix_mask([70, 41, 9], 70)}]
+    chains = layers.chains
+    for inputs in cases:
+        lengths = np.sort(inputs.get("attention_mask", np.ones_like(inputs["input_ids"])).sum(axis=1))[::-1]
+        assert chains(lengths.sum(), 2) and len(layers.groups(lengths, 2, 256, 1024)) == 2  # one group, chains
+        with_chains = compare(fast, reference, f"chains, {lengths.sum()} tokens", **inputs)
+        monkeypatch.setattr(layers, "chains", lambda *_: False)
+        phases = fast(**inputs, output_hidden_states=True)
+        monkeypatch.setattr(layers, "chains", chains)
+        for a, b in zip(with_chains.hidden_states, phases.hidden_states):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_one_thread_runs_every_item():
     """The float32 forward shares its work by claiming items (fast/tasks.py): on one thread, that thread
     claims them all, with the same numbers."""

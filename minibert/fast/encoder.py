@@ -268,8 +268,9 @@ class FastEncoder:
             groups = layers.groups(pack.lengths, threads, H, c.intermediate_size)
             if self.compiled is not None:
                 counters = np.zeros(2 * (1 + layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
+                chains = len(groups) == 2 and layers.chains(pack.total, threads)
                 layers.encode(*args, hidden=hidden, pool_weight=pool_weight, pool_bias=pool_bias, pooled=pooled,
-                              groups=groups, **work, counters=counters)
+                              groups=groups, chains=chains, **work, counters=counters)
             else:
                 counters = np.zeros(2 * (2 + int8_layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
                 int8_layers.encode(self.compiled_int8[0])(*args, hidden=hidden, pool_weight=pool_weight,

@@ -42,6 +42,7 @@ PHASES_PER_LAYER = 9  # Q, K, V, attention, output, LayerNorm, FFN in, FFN out, 
 VECTORS_PER_LAYER = 10  # b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂ (vector_slots)
 GROUP_ROWS = 64, 256  # tokens of a group (groups): at least, and about at most (benchmarks/bench_groups.py)
 BALANCE = 1.1  # groups only when the busiest thread's share is at most this times an even share
+CHAIN_ROWS = 48  # tokens a thread from which one group runs each layer's work after attention as chains (chains)
 
 
 def groups(lengths: np.ndarray, threads: int, hidden: int, intermediate: int) -> np.ndarray:
@@ -74,6 +75,13 @@ def groups(lengths: np.ndarray, threads: int, hidden: int, intermediate: int) ->
     for w in np.add.reduceat(each, bounds[:-1]):  # claimed in order, each by the first free thread
         shares[shares.argmin()] += w
     return bounds.astype(np.int64) if shares.max() <= BALANCE * work[-1] / threads else one
+
+
+def chains(tokens: int, threads: int) -> bool:
+    """Whether one group of `tokens` tokens runs each layer's work after the attention as chains, a thread's
+    rows each (_chain_items), rather than phase by phase: with several threads and at least CHAIN_ROWS tokens
+    a thread (benchmarks/bench_groups.py)."""
+    return threads > 1 and tokens >= CHAIN_ROWS * threads
 
 
 def buffers(threads: int, hidden: int, intermediate: int, heads: int, longest: int) -> dict[str, tuple]:
@@ -117,7 +125,7 @@ def layer_vectors(vectors, vector_bounds, layer):
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def encode(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths, order,
            positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups,
-           packed, scratch, tail, keys, scores, values, heads, counters):
+           chains, packed, scratch, tail, keys, scores, values, heads, counters):
     """The embeddings (embed_items), then every layer, over packed tokens x [R, H] float32 (in its first
     T = Σ lengths rows), with sequence s at rows starts[s] : + lengths[s] and token t from position
     positions[t] of the padded batch [B, S], flattened (tokens: its input_ids, token_type_ids and
@@ -130,22 +138,24 @@ def encode(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_
     (the embeddings', then each layer's output), token t at row positions[t] (rows of padding are left as
     they are). Then, when pooled has rows, the pooler (pooler_items): pooled[order[s]] = tanh(first[s] W_pᵀ
     + b_p), first[s] = x[starts[s]], pool_weight = W_pᵀ [H, H]'s panels, first [S, H] a work array.
-    groups: boundaries [G + 1] of groups of sequences (groups()): with G > 1, each group is one thread's.
+    groups: boundaries [G + 1] of groups of sequences (groups()): with G > 1, each group is one thread's;
+    chains: with one group, whether each layer's work after its attention runs as chains (chains()).
     packed ... heads: buffers(), one row per thread; counters: int64 zeros [2 · (1 + PHASES_PER_LAYER ·
     layers + 3)]."""
     for thread in prange(packed.shape[0]):
         _worker(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths,
                 order, positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first,
-                pooled, groups, packed.shape[0], packed[thread], scratch[thread], tail[thread], keys[thread],
+                pooled, groups, chains, packed.shape[0], packed[thread], scratch[thread], tail[thread], keys[thread],
                 scores[thread], values[thread], heads[thread], counters)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _worker(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths, order,
             positions, x, qkv, context, projected, intermediate, hidden, pool_weight, pool_bias, first, pooled, groups,
-            threads, packed_raw, scratch, tail, keys, scores, values, heads, counters):
+            chains, threads, packed_raw, scratch, tail, keys, scores, values, heads, counters):
     """One thread's share of encode: with several groups (groups()), the groups it claims, each through
-    every layer alone; with one, every phase's items that it claims. Then its share of the pooler."""
+    every layer alone; with one, every phase's items that it claims (and its chains). Then its share of the
+    pooler."""
     packed = gemm.aligned(packed_raw, KC, NR)  # [KC, NR]
     n_layers = (len(panel_bounds) - 1) // 6
     if groups.shape[0] > 2:  # several groups: each thread takes whole groups, through every layer alone
@@ -154,15 +164,15 @@ def _worker(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num
         while g < groups.shape[0] - 1:
             _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps,
                      starts[s0:s1] - r0, lengths[s0:s1], positions[r0:r1], x[r0:r1], qkv[r0:r1], context[r0:r1],
-                     projected[r0:r1], intermediate[r0:r1], hidden, 1, packed, scratch, tail, keys, scores, values,
-                     heads, mine)
+                     projected[r0:r1], intermediate[r0:r1], hidden, 1, False, packed, scratch, tail, keys, scores,
+                     values, heads, mine)
             finish(counters, 0)
             g, s0, s1, r0, r1 = claim_group(counters, groups, starts, lengths, mine)
         wait(counters, 0, groups.shape[0] - 1)
     else:
         _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths,
-                 positions, x, qkv, context, projected, intermediate, hidden, threads, packed, scratch, tail, keys,
-                 scores, values, heads, counters)
+                 positions, x, qkv, context, projected, intermediate, hidden, threads, chains, packed, scratch, tail,
+                 keys, scores, values, heads, counters)
     pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
                  1 + PHASES_PER_LAYER * n_layers, packed, scratch, tail)
 
@@ -182,11 +192,12 @@ def claim_group(counters, groups, starts, lengths, mine):
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps, starts, lengths,
-             positions, x, qkv, context, projected, intermediate, hidden, threads, packed, scratch, tail, keys, scores,
-             values, heads, counters):
+             positions, x, qkv, context, projected, intermediate, hidden, threads, chains, packed, scratch, tail, keys,
+             scores, values, heads, counters):
     """The embeddings and every layer over the tokens x [T, H] (sequence s at rows starts[s] : + lengths[s]),
     phase after phase, this thread claiming items of each from counters (phases 0 to PHASES_PER_LAYER ·
-    layers) alongside `threads` - 1 others."""
+    layers) alongside `threads` - 1 others; with chains, each layer's work after its attention as
+    _chain_items."""
     T = lengths.sum()
     H = x.shape[1]
     scale = np.float32((H // num_heads) ** -0.5)
@@ -197,17 +208,23 @@ def _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, nu
         phase = 1 + PHASES_PER_LAYER * layer
         (w_q, w_k, w_v, w_o, w_1, w_2), (b_q, b_k, b_v, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2) = layer_weights(
             panels, panel_bounds, vectors, vector_bounds, layer)
-        n_q = _gemm_items(x[:T], w_q, qkv[:T, :H], b_q, BIAS, threads, counters, phase, packed, scratch, tail)
-        n_k = _gemm_items(x[:T], w_k, qkv[:T, H:2 * H], b_k, BIAS, threads, counters, phase + 1, packed, scratch,
-                          tail)
-        n_v = _gemm_items(x[:T], w_v, qkv[:T, 2 * H:], b_v, BIAS, threads, counters, phase + 2, packed, scratch,
-                          tail)
-        wait(counters, phase, n_q)
-        wait(counters, phase + 1, n_k)
-        wait(counters, phase + 2, n_v)
+        if layer == 0 or not chains:  # with chains, a layer's Q, K, V are the chains' of the layer before
+            n_q = _gemm_items(x[:T], w_q, qkv[:T, :H], b_q, BIAS, threads, counters, phase, packed, scratch, tail)
+            n_k = _gemm_items(x[:T], w_k, qkv[:T, H:2 * H], b_k, BIAS, threads, counters, phase + 1, packed, scratch,
+                              tail)
+            n_v = _gemm_items(x[:T], w_v, qkv[:T, 2 * H:], b_v, BIAS, threads, counters, phase + 2, packed, scratch,
+                              tail)
+            wait(counters, phase, n_q)
+            wait(counters, phase + 1, n_k)
+            wait(counters, phase + 2, n_v)
         n = _attention_items(qkv, starts, lengths, num_heads, scale, context, counters, phase + 3, packed, scratch,
                              tail, keys, scores, values, heads)
         wait(counters, phase + 3, n)
+        if chains:
+            n = _chain_items(panels, panel_bounds, vectors, vector_bounds, layer, eps, T, x, qkv, context, projected,
+                             intermediate, hidden, positions, threads, counters, phase + 4, packed, scratch, tail)
+            wait(counters, phase + 4, n)
+            continue
         n = _gemm_items(context[:T], w_o, projected[:T], b_o, NONE, threads, counters, phase + 4, packed, scratch,
                         tail)
         wait(counters, phase + 4, n)
@@ -222,6 +239,56 @@ def _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, nu
         slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
         n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, counters, phase + 8, hidden, slot, positions)
         wait(counters, phase + 8, n)
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _chain_items(panels, panel_bounds, vectors, vector_bounds, layer, eps, T, x, qkv, context, projected,
+                 intermediate, hidden, positions, threads, counters, phase, packed, scratch, tail):
+    """Claim and compute layer `layer`'s work after its attention as chains, one per thread: rows r0 : r1 of
+    the T tokens, each row through
+
+        x = LayerNorm(context W_o^T + b_o + x)                         GEMM on the rows; LayerNorm rows
+        x = LayerNorm(GELU(x W_1^T + b_1) W_2^T + b_2 + x)            GEMM, GEMM; LayerNorm rows
+        qkv = x [W_q^T | W_k^T | W_v^T] + [b_q | b_k | b_v]            the next layer's (none after the last)
+
+    with no wait between: every step reads only the chain's own rows, so the threads meet only at the next
+    attention, which reads every row, where phase by phase they meet seven times. Each thread reads every
+    weight for its rows, so chains pay only with enough rows a thread (chains()). Each row goes through the
+    same kernels as phase by phase, so the same numbers."""
+    H, inner = x.shape[1], intermediate.shape[1]
+    n_layers = (len(panel_bounds) - 1) // 6
+    (_, _, _, w_o, w_1, w_2), (_, _, _, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2) = layer_weights(
+        panels, panel_bounds, vectors, vector_bounds, layer)
+    last = layer + 1 == n_layers
+    (w_q, w_k, w_v, _, _, _), (b_q, b_k, b_v, _, _, _, _, _, _, _) = layer_weights(
+        panels, panel_bounds, vectors, vector_bounds, layer if last else layer + 1)
+    rows = -(-T // (threads * MR)) * MR  # a chain's rows: a thread's share, in whole tiles
+    items = -(-T // rows)
+    slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
+    P, P_inner = -(-H // NR), -(-inner // NR)  # panels of an [·, H] and an [·, I] output
+    item = claim(counters, phase)
+    while item < items:
+        r0, r1 = item * rows, min(T, (item + 1) * rows)
+        gemm.gemm_block(context, w_o, True, projected, b_o, projected, NONE, r0, r1, 0, P, packed, scratch, tail,
+                        MR, WIDTH, FUSED)
+        for t in range(r0, r1):
+            kernels.bias_residual_layer_norm_row(projected[t], b_o, x[t], g_1, beta_1, eps)
+        gemm.gemm_block(x, w_1, True, intermediate, b_1, intermediate, BIAS_GELU, r0, r1, 0, P_inner, packed,
+                        scratch, tail, MR, WIDTH, FUSED)
+        gemm.gemm_block(intermediate, w_2, True, projected, b_2, projected, NONE, r0, r1, 0, P, packed, scratch,
+                        tail, MR, WIDTH, FUSED)
+        for t in range(r0, r1):
+            kernels.bias_residual_layer_norm_row(projected[t], b_2, x[t], g_2, beta_2, eps)
+            if slot >= 0:
+                hidden[slot, positions[t]] = x[t]
+        if not last:
+            for i, (w, b) in enumerate(((w_q, b_q), (w_k, b_k), (w_v, b_v))):
+                out = qkv[:, i * H:(i + 1) * H]
+                gemm.gemm_block(x, w, True, out, b, out, BIAS, r0, r1, 0, P, packed, scratch, tail, MR, WIDTH,
+                                FUSED)
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return items
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
