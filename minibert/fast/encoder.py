@@ -268,7 +268,7 @@ class FastEncoder:
             groups = layers.groups(pack.lengths, threads, H, c.intermediate_size)
             if self.compiled is not None:
                 counters = np.zeros(2 * (1 + layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
-                chains = len(groups) == 2 and layers.chains(pack.total, threads)
+                chains = layers.chains(pack.total, threads)  # taken up only with one group (_worker)
                 layers.encode(*args, hidden=hidden, pool_weight=pool_weight, pool_bias=pool_bias, pooled=pooled,
                               groups=groups, chains=chains, **work, counters=counters)
             else:

@@ -271,16 +271,12 @@ def _chain_items(panels, panel_bounds, vectors, vector_bounds, layer, eps, T, x,
         r0, r1 = item * rows, min(T, (item + 1) * rows)
         gemm.gemm_block(context, w_o, True, projected, b_o, projected, NONE, r0, r1, 0, P, packed, scratch, tail,
                         MR, WIDTH, FUSED)
-        for t in range(r0, r1):
-            kernels.bias_residual_layer_norm_row(projected[t], b_o, x[t], g_1, beta_1, eps)
+        layer_norm_rows(projected, b_o, x, g_1, beta_1, eps, r0, r1, hidden, -1, positions)
         gemm.gemm_block(x, w_1, True, intermediate, b_1, intermediate, BIAS_GELU, r0, r1, 0, P_inner, packed,
                         scratch, tail, MR, WIDTH, FUSED)
         gemm.gemm_block(intermediate, w_2, True, projected, b_2, projected, NONE, r0, r1, 0, P, packed, scratch,
                         tail, MR, WIDTH, FUSED)
-        for t in range(r0, r1):
-            kernels.bias_residual_layer_norm_row(projected[t], b_2, x[t], g_2, beta_2, eps)
-            if slot >= 0:
-                hidden[slot, positions[t]] = x[t]
+        layer_norm_rows(projected, b_2, x, g_2, beta_2, eps, r0, r1, hidden, slot, positions)
         if not last:
             for i, (w, b) in enumerate(((w_q, b_q), (w_k, b_k), (w_v, b_v))):
                 out = qkv[:, i * H:(i + 1) * H]
@@ -361,13 +357,21 @@ def _layer_norm_items(y, bias, x, gamma, beta, eps, T, counters, phase, hidden, 
     items = -(-T // LN_ROWS)
     item = claim(counters, phase)
     while item < items:
-        for t in range(item * LN_ROWS, min(T, (item + 1) * LN_ROWS)):
-            kernels.bias_residual_layer_norm_row(y[t], bias, x[t], gamma, beta, eps)
-            if slot >= 0:
-                hidden[slot, positions[t]] = x[t]
+        layer_norm_rows(y, bias, x, gamma, beta, eps, item * LN_ROWS, min(T, (item + 1) * LN_ROWS), hidden, slot,
+                        positions)
         finish(counters, phase)
         item = claim(counters, phase)
     return items
+
+
+@numba.njit(cache=True, inline="always")
+def layer_norm_rows(y, bias, x, gamma, beta, eps, r0, r1, hidden, slot, positions):
+    """Rows r0 : r1 of x = LayerNorm(y + bias + x) (kernels.bias_residual_layer_norm_row), each row t also
+    copied to hidden[slot, positions[t]] when slot ≥ 0."""
+    for t in range(r0, r1):
+        kernels.bias_residual_layer_norm_row(y[t], bias, x[t], gamma, beta, eps)
+        if slot >= 0:
+            hidden[slot, positions[t]] = x[t]
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
