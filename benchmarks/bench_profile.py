@@ -132,7 +132,7 @@ def int8_hot_peak(kernel: str) -> float:
     T, K, N = 96, 256, 256
     rng = np.random.default_rng(0)
     panels = int8.pack(rng.integers(-127, 128, (N, K), dtype=np.int8), kernel)
-    codes = rng.integers(0, 256, (T, panels.shape[1] * int8.KERNELS[kernel][1]), dtype=np.uint8)
+    codes = rng.integers(0, 256, (T, panels.shape[1] * int8.KERNELS[kernel][1])).astype(int8.codes_dtype(kernel))
     acc = np.zeros((T, panels.shape[0] * panels.shape[2] // int8.KERNELS[kernel][1]), np.int32)
     product = int8.packed_matmul(kernel, parallel=False)
 

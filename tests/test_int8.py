@@ -314,7 +314,7 @@ def fused_dense(kernel, x, q, s, bias, epilogue):
     matrix = int8.Int8Matrix(q, s, kernel)
     W, G, _, V = int8.KERNELS[kernel]
     T, N = x.shape[0], q.shape[0]
-    codes = np.zeros((T, matrix.panels.shape[1] * G), np.uint8)  # K padded, as the forward's codes
+    codes = np.zeros((T, matrix.panels.shape[1] * G), int8.codes_dtype(kernel))  # K padded, as the forward's codes
     x_scale, zero = np.empty(T, np.float32), np.empty(T, np.int32)
     int8.quantize_rows(x, np.float32(quantize.ACTIVATION_LEVELS), codes, x_scale, zero)
     out = np.full((T, N), np.nan, np.float32)
@@ -518,7 +518,7 @@ def fast_attention(kernel, qkv, lengths, num_heads):
     T, H = qkv.shape[0], qkv.shape[1] // 3
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     buffers = {name: np.zeros(shape, dtype)[0] for name, (shape, dtype) in
-               int8_attention.buffers(1, H, num_heads, int(lengths.max()), V * W, G).items()}
+               int8_attention.buffers(1, H, num_heads, int(lengths.max()), kernel).items()}
     context = np.full((T, H), np.nan, np.float32)
     int8_layers.attention_kernel(kernel)(qkv, starts, lengths, num_heads, context, np.zeros(2, np.int64), 0,
                                          *buffers.values(), np.zeros((8, V * W), np.int32), np.zeros(V * W, np.float32))

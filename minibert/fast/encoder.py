@@ -244,7 +244,7 @@ class FastEncoder:
             work |= {name: self._buffer(f"int8 {name}", shape, dtype) for name, (shape, dtype) in shapes.items()}
             G = int8.KERNELS[kernel][1]
             K = G * -(-max(H, c.intermediate_size) // G)  # K' of the widest input
-            work |= {"q": self._buffer("codes", (T * K,), np.uint8),  # [T, K'] for any K
+            work |= {"q": self._buffer("codes", (T * K,), int8.codes_dtype(kernel)),  # [T, K'] for any K
                      "x_scale": self._buffer("x_scale", (T,)), "zero": self._buffer("zero", (T,), np.int32)}
         self._work = key, work
         return work

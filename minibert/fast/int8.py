@@ -51,15 +51,16 @@ KIND, MR, NR = 0, 8, 32  # each compiled copy of _packed_matmul gets its kernel'
 
 @kernel()
 def quantize_rows(x, levels, q, scale, zero):
-    """nn.quantize.quantize_rows into q [T, ≥K] uint8 (columns past K untouched), scale [T] (x's dtype), zero [T]
-    int32; x [T, K] float, levels = 255 in x's dtype (so that every operation stays in x's precision, as NumPy's do)."""
+    """nn.quantize.quantize_rows into q [T, ≥K] uint8 or int16 (columns past K untouched), scale [T] (x's dtype),
+    zero [T] int32; x [T, K] float, levels = 255 in x's dtype (so that every operation stays in x's precision,
+    as NumPy's do)."""
     for t in prange(x.shape[0]):
         scale[t], zero[t] = quantize_row(x[t], levels, q[t])
 
 
 @numba.njit(cache=True, error_model="numpy")
 def quantize_row(row, levels, q):
-    """One token of quantize_rows: q [≥K] uint8 codes of row [K] (q past K untouched); returns (s_x, z).
+    """One token of quantize_rows: q [≥K] codes of row [K], uint8 or int16 (q past K untouched); returns (s_x, z).
     A vector at a time (_vector_range, _vector_codes), the last K mod its elements one by one. Never
     inlined, so that it keeps its exact float semantics when called from fastmath code (which may replace
     row[k] / s by row[k] · (1 / s) and round differently)."""
@@ -119,7 +120,7 @@ def _vector_range(typingctx, lanes, row, count):
 
 @intrinsic
 def _vector_codes(typingctx, lanes, row, count, scale, zero, q):
-    """q[k] = clip(rint(row[k] / scale) + zero, 0, 255) as uint8 for k < count (a multiple of the vector's
+    """q[k] = clip(rint(row[k] / scale) + zero, 0, 255) as q's integers for k < count (a multiple of the vector's
     elements): the reference's float operations in the same order, a vector at a time."""
     if not isinstance(lanes, nbtypes.IntegerLiteral):
         return None
@@ -149,12 +150,12 @@ def _vector_codes(typingctx, lanes, row, count, scale, zero, q):
 
 def store_codes(builder, c, low, high, pointer) -> None:
     """IR: the float vector c clipped to [low, high] (vectors; max first, then min, as np.clip), converted to
-    integers and stored as bytes at pointer."""
+    integers and stored at pointer (an i8* or i16*) as its integers."""
     c = builder.select(builder.fcmp_ordered("<", c, low), low, c)
     c = builder.select(builder.fcmp_ordered(">", c, high), high, c)
     n = c.type.count
-    simd.store(builder, builder.trunc(builder.fptosi(c, simd.vector(n, simd.I32)), simd.vector(n, simd.ir.IntType(8))),
-               pointer)
+    integers = builder.fptosi(c, simd.vector(n, simd.I32))
+    simd.store(builder, builder.trunc(integers, simd.vector(n, pointer.type.pointee)), pointer)
 
 
 @numba.njit(cache=True, inline="always")
@@ -190,6 +191,19 @@ def dequantize_rows(acc, x_scale, zero, weight_scale, weight_sum, out):
             out[t, j] = out[t, j] * x_scale[t] * weight_scale[j]
 
 
+def codes_dtype(name: str) -> type:
+    """The activation codes' dtype kernel `name` reads: int16 for avx2, whose vpmaddwd multiplies int16 pairs
+    (codes stored widened are widened once, not once per tile that reads them), uint8 for the others."""
+    return np.int16 if name == "avx2" else np.uint8
+
+
+def _codes_fit(rows, kind, a) -> bool:
+    """Typing check of the kernels' intrinsics: rows and kind compile-time constants, a of kind's codes_dtype."""
+    if not all(isinstance(literal, nbtypes.IntegerLiteral) for literal in (rows, kind)):
+        return False
+    return a.dtype == numba.from_dtype(np.dtype(codes_dtype(list(KERNELS)[kind.literal_value])))
+
+
 def kernels_present(target: simd.Target | None = None) -> list[str]:
     """The GEMM kernels the CPU can run, fastest first; "portable" always."""
     target = target or simd.host()
@@ -203,8 +217,8 @@ def kernels_present(target: simd.Target | None = None) -> list[str]:
 def micro_kernel(typingctx, rows, kind, a, a_start, lda, b, b_start, groups, c, c_start, ldc):
     """c[c_start + i·ldc + j] = Σ_g Σ_r a[a_start + i·lda + g·G + r] · b[b_start + g·NR·G + j·G + r] for
     i < rows, j < NR: an MR × NR tile of int32 sums. rows, kind (an index into KERNELS): compile-time
-    constants; a uint8, b int8, c int32 arrays, addressed in elements from their first one."""
-    if not all(isinstance(literal, nbtypes.IntegerLiteral) for literal in (rows, kind)):
+    constants; a the codes (codes_dtype), b int8, c int32 arrays, addressed in elements from their first one."""
+    if not _codes_fit(rows, kind, a):
         return None
     MR, (W, _, _, V) = rows.literal_value, KERNELS[list(KERNELS)[kind.literal_value]]
 
@@ -233,7 +247,7 @@ def dequantize_kernel(typingctx, rows, kind, a, a_start, lda, b, b_start, groups
 
     zero int32 [T], x_scale float32 [T], weight_sum int32 [N], weight_scale and bias float32 [N], c float32;
     every column j0 + j < j0 + NR must be < N."""
-    if not all(isinstance(literal, nbtypes.IntegerLiteral) for literal in (rows, kind)):
+    if not _codes_fit(rows, kind, a):
         return None
     MR, (W, _, _, V) = rows.literal_value, KERNELS[list(KERNELS)[kind.literal_value]]
     signature = nbtypes.void(rows, kind, a, a_start, lda, b, b_start, groups, c, c_start, ldc, epilogue, zero,
@@ -288,7 +302,7 @@ def _tile_sums(context, builder, sig, args, kind: int, MR: int) -> list[list]:
     NR = V * W
     _, _, a_array, a0, lda_, b_array, b0, groups_ = args[:8]
     i64 = cgutils.intp_t
-    a_data = context.make_array(sig.args[2])(context, builder, a_array).data  # i8*
+    a_data = context.make_array(sig.args[2])(context, builder, a_array).data  # i8*, or i16* (codes_dtype)
     b_data = context.make_array(sig.args[5])(context, builder, b_array).data  # i8*
     a_rows = [simd.element_pointer(builder, a_data, builder.add(a0, builder.mul(lda_, i64(i)))) for i in range(MR)]
     b_start_ = simd.element_pointer(builder, b_data, b0)
@@ -312,10 +326,9 @@ def _tile_sums(context, builder, sig, args, kind: int, MR: int) -> list[list]:
                 intrinsic_name = f"llvm.x86.avx512.vpdpbusd.{32 * W}"
                 new += [simd.call(builder, intrinsic_name, lanes, [acc[i][v], a_lanes, b_vectors[v]])
                         for v in range(V)]
-            else:  # the row's 2 unsigned bytes zero-extended to 2 int16 (one int32), in every lane
-                pair = builder.zext(simd.load(builder, at, 2), simd.vector(2, I16))
-                a_lanes = builder.bitcast(simd.broadcast(builder, builder.bitcast(pair, simd.I32), W),
-                                          simd.vector(2 * W, I16))
+            else:  # the row's 2 codes, already int16 (codes_dtype), as one int32 in every lane
+                pair = builder.load(builder.bitcast(at, simd.I32.as_pointer()), align=2)
+                a_lanes = builder.bitcast(simd.broadcast(builder, pair, W), simd.vector(2 * W, I16))
                 new += [builder.add(acc[i][v], simd.call(builder, "llvm.x86.avx2.pmadd.wd", lanes,
                                                          [a_lanes, b_vectors[v]])) for v in range(V)]
         return new
@@ -325,11 +338,11 @@ def _tile_sums(context, builder, sig, args, kind: int, MR: int) -> list[list]:
 
 
 def _packed_matmul(q_x, panels, acc):
-    """acc [T, P·NR] int32 = q_x [T, K/G·G] uint8 (rows contiguous, K padded with any codes) times the
+    """acc [T, P·NR] int32 = q_x [T, K/G·G] codes (rows contiguous, K padded with any codes) times the
     panels [P, K/G, NR·G]; KIND, MR and NR are the compiled copy's constants (see packed_matmul)."""
     T = q_x.shape[0]
     P, groups = panels.shape[0], panels.shape[1]
-    lda, ldc = q_x.strides[0], acc.strides[0] // 4
+    lda, ldc = q_x.strides[0] // q_x.itemsize, acc.strides[0] // 4
     blocks = (T + MC - 1) // MC
     for task in prange(blocks * P):  # rows of block task // P, columns of panel task % P
         m0 = (task // P) * MC
@@ -354,7 +367,7 @@ def _packed_matmul(q_x, panels, acc):
 def gemm_items(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters, phase,
                sums, row, kind, mr):
     """Claim (fast/tasks.py) and compute items of out [T, N] = epilogue(dequantize(q Q_wᵀ) + bias): q [T, K']
-    uint8 codes (K' = the panels' padded K, rows contiguous) with x_scale [T], zero [T]; the weight as
+    codes (codes_dtype; K' = the panels' padded K, rows contiguous) with x_scale [T], zero [T]; the weight as
     panels, weight_sum, weight_scale (Int8Matrix's). Items as gemm.gemm_items': blocks of MC rows, cut into
     groups of panels when rows are few. sums int32 [MR, NR] and row float32 [NR]: the thread's buffers for
     a last panel narrower than NR. kind, mr: compile-time constants. Returns the item count."""
@@ -400,7 +413,7 @@ def _tile(rows, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, 
     last panel narrower than NR, summed into sums and finished by _narrow_epilogue."""
     NR = sums.shape[1]
     j0 = p * NR
-    lda, ldo, step = q.strides[0], out.strides[0] // 4, panels.shape[1] * panels.shape[2]
+    lda, ldo, step = q.strides[0] // q.itemsize, out.strides[0] // 4, panels.shape[1] * panels.shape[2]
     if j0 + NR <= out.shape[1]:
         dequantize_kernel(rows, kind, q, i * lda, lda, panels, p * step, panels.shape[1], out, i * ldo + j0, ldo,
                           epilogue, zero, x_scale, i, weight_sum, weight_scale, bias, j0)
@@ -499,7 +512,8 @@ class Int8Matrix:
         T, K = x.shape
         N = self.weight.shape[0]
         padded_k = K if self.panels is None else self.panels.shape[1] * KERNELS[self.kernel][1]
-        q = np.zeros((T, padded_k), np.uint8)  # codes past K meet zero weights
+        codes = np.uint8 if self.panels is None else codes_dtype(self.kernel)
+        q = np.zeros((T, padded_k), codes)  # codes past K meet zero weights
         x_scale, zero = np.empty(T, x.dtype), np.empty(T, np.int32)
         run(quantize_rows, x.size, x, x.dtype.type(ACTIVATION_LEVELS), q, x_scale, zero)
         if self.panels is None:

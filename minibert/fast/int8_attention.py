@@ -37,13 +37,14 @@ TOP = np.float32(WEIGHT_MAX)
 LANES = int8.LANES  # float32 lanes of the CPU's vectors
 
 
-def buffers(threads: int, hidden: int, heads: int, longest: int, nr: int, g: int) -> dict[str, tuple]:
+def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) -> dict[str, tuple]:
     """name -> (shape, dtype) of attention_items' per-thread buffers, for sequences up to `longest` tokens and
-    a kernel of nr columns and groups of g bytes."""
-    d = hidden // heads
+    the int8 kernel `kernel` (one of int8.KERNELS)."""
+    W, g, _, V = int8.KERNELS[kernel]
+    nr, d = V * W, hidden // heads
     d_g, d_p = -(-d // g) * g, -(-d // nr) * nr
     L_g, L_p = -(-longest // g) * g, -(-longest // nr) * nr
-    return {"codes": ((threads, longest * max(d_g, L_g)), np.uint8),
+    return {"codes": ((threads, longest * max(d_g, L_g)), int8.codes_dtype(kernel)),
             "key_panels": ((threads, L_p * d_g), np.int8), "value_panels": ((threads, d_p * L_g), np.int8),
             "channel_sums": ((threads, max(L_p, d_p)), np.int32),
             "channel_scales": ((threads, max(L_p, d_p)), np.float32),
@@ -114,14 +115,14 @@ def _exps(scores, sums, L, L_p, scale):
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _exp_codes(e, codes):
-    """codes[j] = rint(255 · e[j]) as uint8 for e [L] in [0, 1] (as nn.quantize.attention_int8)."""
+    """codes[j] = rint(255 · e[j]) for e [L] in [0, 1] (as nn.quantize.attention_int8), codes uint8 or int16."""
     for j in range(e.size):
         codes[j] = np.uint8(np.rint(e[j] * LEVELS))
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _product(a, panels, x_scale, zero, weight_sum, weight_scale, out, sums, row, kind, mr):
-    """out [M, P·nr] = dequantize(a Q_wᵀ): a [M, K'] uint8 codes with x_scale, zero [M]; the weight as
+    """out [M, P·nr] = dequantize(a Q_wᵀ): a [M, K'] codes (int8.codes_dtype) with x_scale, zero [M]; the weight as
     panels [P, K'/G, nr·G] with weight_sum, weight_scale [P·nr] (whatever they hold past the weight's
     channels makes output columns the caller does not read); panel by panel, as int8.gemm_items' (every
     panel whole, so sums and row, its buffers for a narrower one, go unused)."""

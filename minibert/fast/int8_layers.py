@@ -44,7 +44,7 @@ def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) ->
     float32 GEMM's for the pooler (gemm.buffers)."""
     W, G, _, V = int8.KERNELS[kernel]
     return {"sums": ((threads, 8, V * W), np.int32), "row": ((threads, V * W), np.float32),
-            **int8_attention.buffers(threads, hidden, heads, longest, V * W, G),
+            **int8_attention.buffers(threads, hidden, heads, longest, kernel),
             **{name: (shape, np.float32) for name, shape in gemm.buffers(threads, hidden).items()}}
 
 
@@ -57,7 +57,7 @@ def _encode(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales,
     sequence s at rows starts[s] : + lengths[s]; tokens, embedding, order, positions: as layers.encode's.
     panels ... column_bounds: per layer the Int8Matrix parts of (QKV, output, FFN in, FFN out) in the arrays of
     int8.stack (matrix()); vectors, vector_bounds: as layers.encode's. qkv [R, 3H], context and projected [R, H],
-    intermediate [R, I]: work arrays; q uint8 [≥ T · K'] (K' = the widest input's, max(H, I) rounded up to the
+    intermediate [R, I]: work arrays; q [≥ T · K'] codes (int8.codes_dtype) (K' = the widest input's, max(H, I) rounded up to the
     kernel's G), x_scale float32 [R], zero int32 [R]: the codes. hidden and pool_weight ... pooled, groups: as
     layers.encode's (the last n hidden states, the pooler in float32, groups of sequences). sums ... tail:
     buffers(), one row per thread; counters: int64 zeros [2 · (2 + PHASES_PER_LAYER · layers + 3)]. WORKER:
