@@ -1,8 +1,10 @@
 """Numba kernels for the fused inference and training paths: everything around the GEMMs, in one pass each.
 
-The GEMMs themselves stay in BLAS (NumPy's matmul); these kernels do what the reference does between them
-— embedding sums, bias adds, GELU, residual + LayerNorm, attention softmax — without temporaries, over
-packed tokens [T, ...] (all sequences' real tokens back to back, no padding). Each states the reference
+The GEMMs are elsewhere (fast/gemm.py and fast/int8.py in the one-region forwards; BLAS on the
+layer-by-layer path and in training); these kernels do what the reference does between them — embedding
+sums, bias adds, GELU, residual + LayerNorm, attention softmax — without temporaries, over packed tokens
+[T, ...] (all sequences' real tokens back to back, no padding). The one-region forwards (fast/layers.py,
+fast/int8_layers.py) call their row functions. Each states the reference
 function it must equal; tests/test_fast.py checks that they do.
 
 Every kernel is compiled twice, parallel over rows and serial (``kernel.serial``): thread hand-off costs
