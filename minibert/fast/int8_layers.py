@@ -88,13 +88,14 @@ def _worker(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales,
     K = code_room(x.shape[1], intermediate.shape[1], G)
     if groups.shape[0] > 2:  # several groups: each thread takes whole groups, through every layer alone
         mine = np.zeros_like(counters[:2 * (2 + PHASES_PER_LAYER * n_layers)])  # the phases of one group
+        alone, no_chains = np.int64(1), np.bool_(False)  # typed as the arguments (literals: a second build)
         g, s0, s1, r0, r1 = layers.claim_group(counters, groups, starts, lengths, mine)
         while g < groups.shape[0] - 1:
             ENCODER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
                     vector_bounds, num_heads, eps, starts[s0:s1] - r0, lengths[s0:s1], positions[r0:r1], x[r0:r1],
                     qkv[r0:r1], context[r0:r1], projected[r0:r1], intermediate[r0:r1], hidden, q[r0 * K:r1 * K],
-                    x_scale[r0:r1], zero[r0:r1], 1, False, sums, row, codes, key_panels, value_panels, channel_sums,
-                    channel_scales, token_scales, token_zeros, scores, heads, exp_sums, mine)
+                    x_scale[r0:r1], zero[r0:r1], alone, no_chains, sums, row, codes, key_panels, value_panels,
+                    channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, mine)
             finish(counters, 0)
             g, s0, s1, r0, r1 = layers.claim_group(counters, groups, starts, lengths, mine)
         wait(counters, 0, groups.shape[0] - 1)

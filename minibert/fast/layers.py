@@ -160,12 +160,13 @@ def _worker(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num
     n_layers = (len(panel_bounds) - 1) // 6
     if groups.shape[0] > 2:  # several groups: each thread takes whole groups, through every layer alone
         mine = np.zeros_like(counters[:2 * (1 + PHASES_PER_LAYER * n_layers)])  # the phases of one group
+        alone, no_chains = np.int64(1), np.bool_(False)  # typed as the arguments (literals: a second build)
         g, s0, s1, r0, r1 = claim_group(counters, groups, starts, lengths, mine)
         while g < groups.shape[0] - 1:
             _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, num_heads, eps,
                      starts[s0:s1] - r0, lengths[s0:s1], positions[r0:r1], x[r0:r1], qkv[r0:r1], context[r0:r1],
-                     projected[r0:r1], intermediate[r0:r1], hidden, 1, False, packed, scratch, tail, keys, scores,
-                     values, heads, mine)
+                     projected[r0:r1], intermediate[r0:r1], hidden, alone, no_chains, packed, scratch, tail, keys,
+                     scores, values, heads, mine)
             finish(counters, 0)
             g, s0, s1, r0, r1 = claim_group(counters, groups, starts, lengths, mine)
         wait(counters, 0, groups.shape[0] - 1)
@@ -255,7 +256,7 @@ def _chain_items(panels, panel_bounds, vectors, vector_bounds, layer, eps, T, x,
     attention, which reads every row, where phase by phase they meet seven times. Each thread reads every
     weight for its rows, so chains pay only with enough rows a thread (chains()). Each row goes through the
     same kernels as phase by phase, so the same numbers."""
-    H, inner = x.shape[1], intermediate.shape[1]
+    H = x.shape[1]
     n_layers = (len(panel_bounds) - 1) // 6
     (_, _, _, w_o, w_1, w_2), (_, _, _, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2) = layer_weights(
         panels, panel_bounds, vectors, vector_bounds, layer)
@@ -265,23 +266,17 @@ def _chain_items(panels, panel_bounds, vectors, vector_bounds, layer, eps, T, x,
     rows = -(-T // (threads * MR)) * MR  # a chain's rows: a thread's share, in whole tiles
     items = -(-T // rows)
     slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
-    P, P_inner = -(-H // NR), -(-inner // NR)  # panels of an [·, H] and an [·, I] output
     item = claim(counters, phase)
     while item < items:
         r0, r1 = item * rows, min(T, (item + 1) * rows)
-        gemm.gemm_block(context, w_o, True, projected, b_o, projected, NONE, r0, r1, 0, P, packed, scratch, tail,
-                        MR, WIDTH, FUSED)
+        _gemm_rows(context, w_o, projected, b_o, NONE, r0, r1, packed, scratch, tail)
         layer_norm_rows(projected, b_o, x, g_1, beta_1, eps, r0, r1, hidden, -1, positions)
-        gemm.gemm_block(x, w_1, True, intermediate, b_1, intermediate, BIAS_GELU, r0, r1, 0, P_inner, packed,
-                        scratch, tail, MR, WIDTH, FUSED)
-        gemm.gemm_block(intermediate, w_2, True, projected, b_2, projected, NONE, r0, r1, 0, P, packed, scratch,
-                        tail, MR, WIDTH, FUSED)
+        _gemm_rows(x, w_1, intermediate, b_1, BIAS_GELU, r0, r1, packed, scratch, tail)
+        _gemm_rows(intermediate, w_2, projected, b_2, NONE, r0, r1, packed, scratch, tail)
         layer_norm_rows(projected, b_2, x, g_2, beta_2, eps, r0, r1, hidden, slot, positions)
         if not last:
             for i, (w, b) in enumerate(((w_q, b_q), (w_k, b_k), (w_v, b_v))):
-                out = qkv[:, i * H:(i + 1) * H]
-                gemm.gemm_block(x, w, True, out, b, out, BIAS, r0, r1, 0, P, packed, scratch, tail, MR, WIDTH,
-                                FUSED)
+                _gemm_rows(x, w, qkv[:, i * H:(i + 1) * H], b, BIAS, r0, r1, packed, scratch, tail)
         finish(counters, phase)
         item = claim(counters, phase)
     return items
@@ -348,6 +343,15 @@ def _gemm_items(x, w, out, bias, epilogue, threads, counters, phase, packed, scr
     inlined at each phase)."""
     return gemm.gemm_items(x, w, True, out, bias, out, epilogue, threads, counters, phase, packed, scratch, tail,
                            MR, WIDTH, FUSED)
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _gemm_rows(x, w, out, bias, epilogue, r0, r1, packed, scratch, tail):
+    """Rows r0 : r1 of out = epilogue(x W + bias), every panel of W's (gemm.pack), on this thread: gemm.gemm_block
+    with the host's kernel, compiled once per signature (inlined at each step of a chain, it made the
+    forward's first compilation take twice as long)."""
+    gemm.gemm_block(x, w, True, out, bias, out, epilogue, r0, r1, 0, -(-out.shape[1] // NR), packed, scratch, tail,
+                    MR, WIDTH, FUSED)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
