@@ -58,7 +58,9 @@ from .tasks import claim, finish
 from .threads import num_threads
 from .kernels import ERF_P, ERF_Q, F32_4, F32_HALF, F32_ONE, F32_SQRT1_2, erf_rational
 
-NONE, BIAS, BIAS_GELU, BIAS_RESIDUAL = 0, 1, 2, 3  # epilogues
+# The epilogues, as NumPy integers: Numba types a Python int constant as a literal, and would build every
+# function they are passed to once for each (the micro-kernel picks its epilogue at run time anyway).
+NONE, BIAS, BIAS_GELU, BIAS_RESIDUAL = np.arange(4)
 KC = 256  # K block: a KC × 32 float32 block of B is 32 KiB (L1)
 PREFETCH_ROWS = 16  # rows of w ahead that the micro-kernel asks for
 GELU_GROUP = 4  # vectors of a tile whose GELU is computed side by side
