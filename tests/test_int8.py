@@ -361,9 +361,8 @@ def test_fused_gemm_sees_a_planted_bug():
 def test_int8_forward_in_one_region(kernel, monkeypatch):
     """An int8 model's forward (int8_layers) against the int8 reference, on each vector kernel the CPU has,
     with padding, sequences longer and shorter than attention's SHORT and a hidden size whose panels have
-    tails (48 = 32 + 16); on one thread it gives the same bits as on two, and so it does with each layer's
-    work after its attention as chains of a thread's rows (layers.chains), and with each sequence a group of
-    its own (layers.groups: each thread takes whole groups through every layer)."""
+    tails (48 = 32 + 16); on one thread it gives the same bits as on two, and so it does with each sequence
+    a group of its own (layers.groups: each thread takes whole groups through every layer)."""
     if kernel not in int8.kernels_present():
         pytest.skip(f"this CPU has no {kernel} kernel")
     config = dict(RANDOM_CONFIGS["tiny"], hidden_size=48, intermediate_size=70, num_hidden_layers=3)
@@ -390,13 +389,6 @@ def test_int8_forward_in_one_region(kernel, monkeypatch):
     finally:
         set_num_threads(2)
     np.testing.assert_array_equal(one, fast.last_hidden_state)
-    lengths = np.sort(mask.sum(axis=1))[::-1]
-    assert len(layers.groups(lengths, 2, 48, 70)) == 2 and not layers.chains(lengths.sum(), 2)  # one group, phases
-    monkeypatch.setattr(layers, "chains", lambda *_: True)  # each layer's work after its attention as chains
-    chained = model(ids, attention_mask=mask, output_hidden_states=True)
-    for a, b in zip(chained.hidden_states, fast.hidden_states):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(chained.pooler_output, fast.pooler_output)
     monkeypatch.setattr(layers, "groups", lambda lengths, *_: np.arange(len(lengths) + 1))  # a group per sequence
     grouped = model(ids, attention_mask=mask, output_hidden_states=True)
     for a, b in zip(grouped.hidden_states, fast.hidden_states):

@@ -244,7 +244,7 @@ class FastEncoder:
             work |= {name: self._buffer(f"int8 {name}", shape, dtype) for name, (shape, dtype) in shapes.items()}
             G = int8.KERNELS[kernel][1]
             K = int8_layers.code_room(H, c.intermediate_size, G)
-            work |= {"q": self._buffer("codes", (T * K,), int8.codes_dtype(kernel)),  # [T, K'max]
+            work |= {"q": self._buffer("codes", (T * K,), int8.codes_dtype(kernel)),  # [T, K'] for any K
                      "x_scale": self._buffer("x_scale", (T,)), "zero": self._buffer("zero", (T,), np.int32)}
         self._work = key, work
         return work
@@ -266,16 +266,15 @@ class FastEncoder:
                 c.layer_norm_eps, pack.starts, pack.lengths, pack.order, pack.positions)
         with kernels.PARALLEL_REGION:
             groups = layers.groups(pack.lengths, threads, H, c.intermediate_size)
-            chains = layers.chains(pack.total, threads)  # taken up only with one group (_worker)
             if self.compiled is not None:
                 counters = np.zeros(2 * (1 + layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
+                chains = layers.chains(pack.total, threads)  # taken up only with one group (_worker)
                 layers.encode(*args, hidden=hidden, pool_weight=pool_weight, pool_bias=pool_bias, pooled=pooled,
                               groups=groups, chains=chains, **work, counters=counters)
             else:
                 counters = np.zeros(2 * (2 + int8_layers.PHASES_PER_LAYER * n_layers + 3), dtype=np.int64)
                 int8_layers.encode(self.compiled_int8[0])(*args, hidden=hidden, pool_weight=pool_weight,
-                                                          pool_bias=pool_bias, pooled=pooled, groups=groups,
-                                                          chains=chains, **work,
+                                                          pool_bias=pool_bias, pooled=pooled, groups=groups, **work,
                                                           counters=counters)
         hidden = hidden.reshape(-1, B, S, H)
         return hidden[-1], pooled if has_pooler else None, tuple(hidden) if output_hidden_states else None

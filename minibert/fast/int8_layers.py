@@ -12,15 +12,11 @@ GEMM the int8 kernel of fast/int8.py with the dequantization (and bias, GELU) in
 
 and after the last layer the pooler in float32, as fast/layers.py's (layers.pooler_items). A batch of enough
 tokens is cut into groups of whole sequences, each a thread's through every layer, as in fast/layers.py
-(layers.groups): the same rows through the same kernels, so the same numbers. One group of enough tokens
-a thread runs each layer's work after its attention as chains of a thread's rows, as fast/layers.py's
-(layers.chains, _chain_items).
+(layers.groups): the same rows through the same kernels, so the same numbers.
 
-The codes of every GEMM's input live in one buffer viewed as q [T, K'max] (K'max = the widest input, max(H,
-I), padded to the kernel's groups of k; a GEMM reads its first K' codes, K' = its K padded, and those past
-K meet zero weights), with each token's scale and zero point: a token's codes start at the same place
-whatever the GEMM, so a thread that rewrites its rows' codes never touches another's. A LayerNorm row is
-quantized by the thread that has just computed it.
+The codes of the GEMM's input live in one buffer q [T, K'] (K' = K padded to the kernel's groups of k; the
+codes past K meet zero weights), with each token's scale and zero point; a group's codes in its own rows of
+the buffer viewed as [T, K'max]. A LayerNorm row is quantized by the thread that has just computed it.
 """
 
 from __future__ import annotations
@@ -32,14 +28,14 @@ import numpy as np
 from numba import prange
 
 from ..nn.quantize import ACTIVATION_LEVELS
-from . import gemm, int8, int8_attention, layers
+from . import gemm, int8, int8_attention, kernels, layers
 from .gemm import BIAS, BIAS_GELU, KC, NONE
 from .tasks import claim, finish, wait
 
 PHASES_PER_LAYER = 9  # QKV, attention, quantize, output, LayerNorm, FFN in, quantize, FFN out, LayerNorm
 LEVELS = np.float32(ACTIVATION_LEVELS)
 KIND, MR, NR, G = 0, 8, 32, 4  # each compiled copy of _worker gets its kernel's own (see _build)
-WORKER = ENCODER = GEMM = ATTENTION = CHAIN = ROWS = None  # _worker ... _rows: each copy's own (see _build)
+WORKER = ENCODER = GEMM = ATTENTION = None  # _worker, _encoder, _gemm, _attention: each copy's own (see _build)
 
 
 def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) -> dict[str, tuple]:
@@ -54,23 +50,23 @@ def buffers(threads: int, hidden: int, heads: int, longest: int, kernel: str) ->
 
 def _encode(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
             vector_bounds, num_heads, eps, starts, lengths, order, positions, x, qkv, context, projected, intermediate,
-            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, groups, chains, sums, row, codes,
-            key_panels, value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads,
-            exp_sums, packed, scratch, tail, counters):
+            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, groups, sums, row, codes, key_panels,
+            value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, packed,
+            scratch, tail, counters):
     """The embeddings, then every layer, over packed tokens x [R, H] float32 (in its first T = Σ lengths rows),
     sequence s at rows starts[s] : + lengths[s]; tokens, embedding, order, positions: as layers.encode's.
     panels ... column_bounds: per layer the Int8Matrix parts of (QKV, output, FFN in, FFN out) in the arrays of
     int8.stack (matrix()); vectors, vector_bounds: as layers.encode's. qkv [R, 3H], context and projected [R, H],
-    intermediate [R, I]: work arrays; q [≥ T · K'max] (int8.codes_dtype; K'max = max(H, I) rounded up to the
-    kernel's G), x_scale float32 [R], zero int32 [R]: the codes. hidden and pool_weight ... pooled, groups,
-    chains: as layers.encode's (the last n hidden states, the pooler in float32, groups of sequences, chains).
-    sums ... tail: buffers(), one row per thread; counters: int64 zeros [2 · (2 + PHASES_PER_LAYER · layers +
-    3)]. WORKER: the copy's global (see _build)."""
+    intermediate [R, I]: work arrays; q [≥ T · K'max] codes (int8.codes_dtype; code_room: K'max = the widest
+    input's, max(H, I) rounded up to the kernel's G), x_scale float32 [R], zero int32 [R]: the codes. hidden
+    and pool_weight ... pooled, groups: as layers.encode's (the last n hidden states, the pooler in float32,
+    groups of sequences). sums ... tail: buffers(), one row per thread; counters: int64 zeros [2 · (2 +
+    PHASES_PER_LAYER · layers + 3)]. WORKER: the copy's global (see _build)."""
     for thread in prange(sums.shape[0]):
         WORKER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
                vector_bounds, num_heads, eps, starts, lengths, order, positions, x, qkv, context, projected,
-               intermediate, hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, groups, chains,
-               sums.shape[0], sums[thread], row[thread], codes[thread], key_panels[thread], value_panels[thread],
+               intermediate, hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, groups, sums.shape[0],
+               sums[thread], row[thread], codes[thread], key_panels[thread], value_panels[thread],
                channel_sums[thread], channel_scales[thread], token_scales[thread], token_zeros[thread],
                scores[thread], heads[thread], exp_sums[thread], packed[thread], scratch[thread], tail[thread],
                counters)
@@ -78,31 +74,31 @@ def _encode(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales,
 
 def _worker(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
             vector_bounds, num_heads, eps, starts, lengths, order, positions, x, qkv, context, projected, intermediate,
-            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, groups, chains, threads, sums, row,
-            codes, key_panels, value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads,
+            hidden, pool_weight, pool_bias, first, pooled, q, x_scale, zero, groups, threads, sums, row, codes,
+            key_panels, value_panels, channel_sums, channel_scales, token_scales, token_zeros, scores, heads,
             exp_sums, packed, scratch, tail, counters):
     """One thread's share of _encode: with several groups (layers.groups), the groups it claims, each through
-    every layer alone (as layers._worker); with one, every phase's items that it claims (and its chains).
-    Then its share of the pooler. ENCODER, G: the copy's."""
+    every layer alone (as layers._worker); with one, every phase's items that it claims. Then its share of
+    the pooler. ENCODER, G: the copy's."""
     n_layers = (len(column_bounds) - 1) // 4
     K = code_room(x.shape[1], intermediate.shape[1], G)
     if groups.shape[0] > 2:  # several groups: each thread takes whole groups, through every layer alone
         mine = np.zeros_like(counters[:2 * (2 + PHASES_PER_LAYER * n_layers)])  # the phases of one group
-        alone, no_chains = np.int64(1), np.bool_(False)  # typed as the arguments (literals: a second build)
+        alone = np.int64(1)  # typed as the argument (a literal 1: a second build of ENCODER)
         g, s0, s1, r0, r1 = layers.claim_group(counters, groups, starts, lengths, mine)
         while g < groups.shape[0] - 1:
             ENCODER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
                     vector_bounds, num_heads, eps, starts[s0:s1] - r0, lengths[s0:s1], positions[r0:r1], x[r0:r1],
                     qkv[r0:r1], context[r0:r1], projected[r0:r1], intermediate[r0:r1], hidden, q[r0 * K:r1 * K],
-                    x_scale[r0:r1], zero[r0:r1], alone, no_chains, sums, row, codes, key_panels, value_panels,
-                    channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, mine)
+                    x_scale[r0:r1], zero[r0:r1], alone, sums, row, codes, key_panels, value_panels, channel_sums,
+                    channel_scales, token_scales, token_zeros, scores, heads, exp_sums, mine)
             finish(counters, 0)
             g, s0, s1, r0, r1 = layers.claim_group(counters, groups, starts, lengths, mine)
         wait(counters, 0, groups.shape[0] - 1)
     else:
         ENCODER(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
                 vector_bounds, num_heads, eps, starts, lengths, positions, x, qkv, context, projected, intermediate,
-                hidden, q, x_scale, zero, threads, chains, sums, row, codes, key_panels, value_panels, channel_sums,
+                hidden, q, x_scale, zero, threads, sums, row, codes, key_panels, value_panels, channel_sums,
                 channel_scales, token_scales, token_zeros, scores, heads, exp_sums, counters)
     layers.pooler_items(x, starts, order, pool_weight, pool_bias, first, projected, pooled, threads, counters,
                         2 + PHASES_PER_LAYER * n_layers, gemm.aligned(packed, KC, layers.NR), scratch, tail)
@@ -110,106 +106,47 @@ def _worker(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales,
 
 def _encoder(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales, column_bounds, vectors,
              vector_bounds, num_heads, eps, starts, lengths, positions, x, qkv, context, projected, intermediate,
-             hidden, q, x_scale, zero, threads, chains, sums, row, codes, key_panels, value_panels, channel_sums,
+             hidden, q, x_scale, zero, threads, sums, row, codes, key_panels, value_panels, channel_sums,
              channel_scales, token_scales, token_zeros, scores, heads, exp_sums, counters):
     """The embeddings and every layer over the tokens x [T, H] (sequence s at rows starts[s] : + lengths[s]),
     phase after phase, this thread claiming items of each from counters (phases 0 to 1 + PHASES_PER_LAYER ·
-    layers) alongside `threads` - 1 others; with chains, each layer's work after its attention as
-    _chain_items. KIND, MR, NR, G, GEMM, ATTENTION, CHAIN: the copy's."""
+    layers) alongside `threads` - 1 others. KIND, MR, NR, G, GEMM, ATTENTION: the copy's."""
     T = lengths.sum()
     H, inner = x.shape[1], intermediate.shape[1]
     n_layers = (len(column_bounds) - 1) // 4
-    codes_x = _codes(q, T, code_room(H, inner, G))  # every GEMM's input codes [T, K'max] (see the docstring)
     n = layers.embed_items(tokens, embedding, eps, positions, x[:T], counters, 0, hidden,
                            hidden.shape[0] - n_layers - 1)
     wait(counters, 0, n)
     matrices = panels, panel_bounds, weight_sums, weight_scales, column_bounds
-    n = _quantize_items(x[:T], codes_x, x_scale, zero, counters, 1)
+    w_qkv = matrix(matrices, 0, H, NR, G)
+    n = _quantize_items(x[:T], _codes(q, T, w_qkv[0], NR), x_scale, zero, counters, 1)
     wait(counters, 1, n)
     for layer in range(n_layers):
         phase, m = 2 + PHASES_PER_LAYER * layer, 4 * layer
         w_qkv, w_o = matrix(matrices, m, H, NR, G), matrix(matrices, m + 1, H, NR, G)
         w_1, w_2 = matrix(matrices, m + 2, H, NR, G), matrix(matrices, m + 3, inner, NR, G)
         _, _, _, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2 = layers.layer_vectors(vectors, vector_bounds, layer)
-        if layer == 0 or not chains:  # with chains, a layer's Q, K, V are the chains' of the layer before
-            _linear(codes_x, w_qkv, x_scale, zero, _qkv_bias(vectors, vector_bounds, layer), qkv[:T], BIAS, threads,
-                    counters, phase, sums, row)
+        v = layers.VECTORS_PER_LAYER * layer
+        b_qkv = vectors[vector_bounds[v]:vector_bounds[v + 3]]  # b_q, b_k, b_v lie side by side: [3H]
+        _linear(q, T, w_qkv, x_scale, zero, b_qkv, qkv[:T], BIAS, threads, counters, phase, sums, row)
         n = ATTENTION(qkv, starts, lengths, num_heads, context, counters, phase + 1, codes, key_panels, value_panels,
                       channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, sums, row)
         wait(counters, phase + 1, n)
-        if chains:
-            n = CHAIN(matrices, vectors, vector_bounds, layer, eps, T, x, qkv, context, projected, intermediate,
-                      hidden, positions, codes_x, x_scale, zero, threads, counters, phase + 2, sums, row)
-            wait(counters, phase + 2, n)
-            continue
-        n = _quantize_items(context[:T], codes_x, x_scale, zero, counters, phase + 2)
+        n = _quantize_items(context[:T], _codes(q, T, w_o[0], NR), x_scale, zero, counters, phase + 2)
         wait(counters, phase + 2, n)
-        _linear(codes_x, w_o, x_scale, zero, b_o, projected[:T], NONE, threads, counters, phase + 3, sums, row)
-        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, codes_x, x_scale, zero, counters, phase + 4,
-                              hidden, -1, positions)
+        _linear(q, T, w_o, x_scale, zero, b_o, projected[:T], NONE, threads, counters, phase + 3, sums, row)
+        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, _codes(q, T, w_1[0], NR), x_scale, zero,
+                              counters, phase + 4, hidden, -1, positions)
         wait(counters, phase + 4, n)
-        _linear(codes_x, w_1, x_scale, zero, b_1, intermediate[:T], BIAS_GELU, threads, counters, phase + 5, sums,
-                row)
-        n = _quantize_items(intermediate[:T], codes_x, x_scale, zero, counters, phase + 6)
+        _linear(q, T, w_1, x_scale, zero, b_1, intermediate[:T], BIAS_GELU, threads, counters, phase + 5, sums, row)
+        n = _quantize_items(intermediate[:T], _codes(q, T, w_2[0], NR), x_scale, zero, counters, phase + 6)
         wait(counters, phase + 6, n)
-        _linear(codes_x, w_2, x_scale, zero, b_2, projected[:T], NONE, threads, counters, phase + 7, sums, row)
-        next_codes = codes_x[:0 if layer + 1 == n_layers else T]  # the last layer's output is not quantized
+        _linear(q, T, w_2, x_scale, zero, b_2, projected[:T], NONE, threads, counters, phase + 7, sums, row)
+        next_rows = 0 if layer + 1 == n_layers else T  # the last layer's output is not quantized
         slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
-        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, next_codes, x_scale, zero, counters, phase + 8,
-                              hidden, slot, positions)
+        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, _codes(q, next_rows, w_qkv[0], NR), x_scale,
+                              zero, counters, phase + 8, hidden, slot, positions)
         wait(counters, phase + 8, n)
-
-
-def _chain_items(matrices, vectors, vector_bounds, layer, eps, T, x, qkv, context, projected, intermediate, hidden,
-                 positions, q, x_scale, zero, threads, counters, phase, sums, row):
-    """Claim and compute layer `layer`'s work after its attention as chains, one per thread, as
-    layers._chain_items: rows r0 : r1 of the T tokens, each row through
-
-        x = LayerNorm(deq(Q(context) Q_oᵀ) + b_o + x), then Q(x)                 quantize; GEMM; LayerNorm rows
-        x = LayerNorm(deq(Q(GELU(deq(Q(x) Q_1ᵀ) + b_1)) Q_2ᵀ) + b_2 + x), Q(x)   GEMM; quantize; GEMM; rows
-        qkv = deq(Q(x) [Q_q | Q_k | Q_v]ᵀ) + [b_q | b_k | b_v]                    the next layer's (none after the last)
-
-    with no wait between: every step reads and writes only the chain's rows (of q [T, K'max] too, whose row
-    stride is the same for every GEMM's input), so the threads meet only at the next attention. The same
-    kernels on the same rows as phase by phase, so the same numbers. KIND, MR, NR, G, ROWS: the copy's."""
-    H, inner = x.shape[1], intermediate.shape[1]
-    n_layers = (len(matrices[4]) - 1) // 4
-    m = 4 * layer
-    w_o, w_1, w_2 = matrix(matrices, m + 1, H, NR, G), matrix(matrices, m + 2, H, NR, G), matrix(
-        matrices, m + 3, inner, NR, G)
-    _, _, _, b_o, g_1, beta_1, b_1, b_2, g_2, beta_2 = layers.layer_vectors(vectors, vector_bounds, layer)
-    last = layer + 1 == n_layers
-    w_qkv = matrix(matrices, m + (0 if last else 4), H, NR, G)
-    b_qkv = _qkv_bias(vectors, vector_bounds, layer if last else layer + 1)
-    slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
-    rows = -(-T // (threads * MR)) * MR  # a chain's rows: a thread's share, in whole tiles
-    items = -(-T // rows)
-    item = claim(counters, phase)
-    while item < items:
-        r0, r1 = item * rows, min(T, (item + 1) * rows)
-        _quantize_rows(context, q, x_scale, zero, r0, r1)
-        ROWS(q, r0, r1, w_o, x_scale, zero, b_o, projected, NONE, sums, row)
-        layers.layer_norm_rows(projected, b_o, x, g_1, beta_1, eps, r0, r1, hidden, -1, positions)
-        _quantize_rows(x, q, x_scale, zero, r0, r1)
-        ROWS(q, r0, r1, w_1, x_scale, zero, b_1, intermediate, BIAS_GELU, sums, row)
-        _quantize_rows(intermediate, q, x_scale, zero, r0, r1)
-        ROWS(q, r0, r1, w_2, x_scale, zero, b_2, projected, NONE, sums, row)
-        layers.layer_norm_rows(projected, b_2, x, g_2, beta_2, eps, r0, r1, hidden, slot, positions)
-        if not last:
-            _quantize_rows(x, q, x_scale, zero, r0, r1)
-            ROWS(q, r0, r1, w_qkv, x_scale, zero, b_qkv, qkv, BIAS, sums, row)
-        finish(counters, phase)
-        item = claim(counters, phase)
-    return items
-
-
-def _rows(q, r0, r1, weight, x_scale, zero, bias, out, epilogue, sums, row):
-    """Rows r0 : r1 of out = epilogue(dequantize(q Q_wᵀ) + bias), every panel of the weight (matrix()'s
-    views), on this thread: int8.panel_rows with the copy's kernel (KIND, MR), compiled once for the chains."""
-    panels, weight_sum, weight_scale = weight
-    for p in range(panels.shape[0]):
-        int8.panel_rows(q, r0, r1, panels, p, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, sums, row,
-                        KIND, MR)
 
 
 def _gemm(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters, phase, sums,
@@ -227,12 +164,12 @@ def _attention(qkv, starts, lengths, num_heads, context, counters, phase, codes,
                                           scores, heads, exp_sums, sums, row, KIND, MR, NR, G)
 
 
-def _linear(q, weight, x_scale, zero, bias, out, epilogue, threads, counters, phase, sums, row):
-    """Phase `phase`: out = epilogue(dequantize(Q(x) Q_wᵀ) + bias) from the codes q [T, ≥K'] of the weight's
-    input (weight: matrix()'s views); returns once every item is finished. GEMM: the copy's (see _build)."""
+def _linear(q, T, weight, x_scale, zero, bias, out, epilogue, threads, counters, phase, sums, row):
+    """Phase `phase`: out = epilogue(dequantize(Q(x) Q_wᵀ) + bias) from the codes in q of the weight's input
+    (weight: matrix()'s views); returns once every item is finished. GEMM, NR: the copy's (see _build)."""
     panels, weight_sum, weight_scale = weight
-    n = GEMM(q, panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads, counters, phase, sums,
-             row)
+    n = GEMM(_codes(q, T, panels, NR), panels, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, threads,
+             counters, phase, sums, row)
     wait(counters, phase, n)
 
 
@@ -255,33 +192,22 @@ def code_room(hidden, inner, g):
 
 
 @numba.njit(cache=True, inline="always")
-def _codes(q, T, k):
-    """q viewed as [T, k]: row t's codes at q[t·k:], for any GEMM input of at most k (K'max) codes."""
+def _codes(q, T, panels, nr):
+    """q viewed as [T, K'], K' = the panels' padded K (groups of k × bytes per lane, for tiles of nr columns):
+    the codes a GEMM on those panels reads."""
+    k = panels.shape[1] * (panels.shape[2] // nr)
     return q[:T * k].reshape((T, k))
-
-
-@numba.njit(cache=True, inline="always")
-def _qkv_bias(vectors, vector_bounds, layer):
-    """[b_q | b_k | b_v] of layer `layer` [3H]: the three lie side by side in vectors (layers.layer_vectors)."""
-    v = layers.VECTORS_PER_LAYER * layer
-    return vectors[vector_bounds[v]:vector_bounds[v + 3]]
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _quantize_rows(x, q, x_scale, zero, r0, r1):
-    """Rows r0 : r1 of q, x_scale, zero = Q(x) (int8.quantize_row)."""
-    for t in range(r0, r1):
-        x_scale[t], zero[t] = int8.quantize_row(x[t], LEVELS, q[t])
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _quantize_items(x, q, x_scale, zero, counters, phase):
-    """Claim and compute items of q, x_scale, zero = Q(x) (_quantize_rows), layers.LN_ROWS rows each."""
+    """Claim and compute items of q, x_scale, zero = Q(x) (int8.quantize_row), layers.LN_ROWS rows each."""
     T = q.shape[0]
     items = -(-T // layers.LN_ROWS)
     item = claim(counters, phase)
     while item < items:
-        _quantize_rows(x, q, x_scale, zero, item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS))
+        for t in range(item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)):
+            x_scale[t], zero[t] = int8.quantize_row(x[t], LEVELS, q[t])
         finish(counters, phase)
         item = claim(counters, phase)
     return items
@@ -294,10 +220,12 @@ def _layer_norm_items(y, bias, x, gamma, beta, eps, T, q, x_scale, zero, counter
     items = -(-T // layers.LN_ROWS)
     item = claim(counters, phase)
     while item < items:
-        r0, r1 = item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)
-        layers.layer_norm_rows(y, bias, x, gamma, beta, eps, r0, r1, hidden, slot, positions)
-        if q.shape[0] > 0:
-            _quantize_rows(x, q, x_scale, zero, r0, r1)
+        for t in range(item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)):
+            kernels.bias_residual_layer_norm_row(y[t], bias, x[t], gamma, beta, eps)
+            if slot >= 0:
+                hidden[slot, positions[t]] = x[t]
+            if q.shape[0] > 0:
+                x_scale[t], zero[t] = int8.quantize_row(x[t], LEVELS, q[t])
         finish(counters, phase)
         item = claim(counters, phase)
     return items
@@ -324,14 +252,13 @@ def gemm_kernel(kernel: str):
 
 
 def _build(kernel: str):
-    """Copies of _gemm, _attention, _rows, _chain_items, _linear, _encoder, _worker and _encode under names of
-    their own (so that Numba's disk cache keeps each build apart), with the kernel's KIND, MR, NR and G as
-    compile-time constants, as int8.packed_matmul's."""
+    """Copies of _gemm, _attention, _linear, _encoder, _worker and _encode under names of their own (so that
+    Numba's disk cache keeps each build apart), with the kernel's KIND, MR, NR and G as compile-time
+    constants, as int8.packed_matmul's."""
     if kernel not in _BUILDS:
         W, G, mr, V = int8.KERNELS[kernel]
         scope = dict(_encode.__globals__, KIND=list(int8.KERNELS).index(kernel), MR=mr, NR=V * W, G=G)
         for name, function, inline in (("GEMM", _gemm, "never"), ("ATTENTION", _attention, "never"),
-                                       ("ROWS", _rows, "never"), ("CHAIN", _chain_items, "never"),
                                        ("_linear", _linear, "always"), ("ENCODER", _encoder, "never"),
                                        ("WORKER", _worker, "never")):
             copy = types.FunctionType(function.__code__, scope, f"{function.__name__}_{kernel}")
