@@ -9,7 +9,8 @@ The GEMM kernels, chosen at run time from the CPU (simd.host()):
 
     vnni512   vpdpbusd on 16 int32 lanes (AVX512-VNNI): per lane, 4 u8 × s8 products summed into int32
     vnni256   vpdpbusd on 8 lanes (AVX-VNNI, or AVX512-VNNI with AVX512VL)
-    avx2      both operands widened to int16, then vpmaddwd: per lane, 2 int16 × int16 products into int32
+    avx2      codes stored as int16 (codes_dtype), weights widened to int16, then vpmaddwd: per lane, 2 int16 ×
+              int16 products into int32
     portable  plain loops (any CPU; what NUMBA_CPU_NAME=generic runs)
 
 None can saturate: vpdpbusd adds its four products in int32, and vpmaddwd's pair sums stay below 2 · 255 · 128.
@@ -20,7 +21,7 @@ multiplies), K padded with zero weights to a multiple of G:
     panels [P, K/G, NR·G] int8, P = ⌈N / NR⌉,   panels[p, g, c·G + r] = Q_w[p·NR + c, g·G + r]   (0 past N, K)
 
 The micro-kernel holds an MR × NR tile of int32 accumulators in registers over the whole K loop; per group
-of G k it loads NR·G weight bytes (V vectors) and, per row, broadcasts that row's G activation bytes.
+of G k it loads NR·G weight bytes (V vectors) and, per row, broadcasts that row's G activation codes.
 """
 
 from __future__ import annotations
