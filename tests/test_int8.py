@@ -514,7 +514,7 @@ def test_attention_int8_ignores_padding():
 def fast_attention(kernel, qkv, lengths, num_heads):
     """int8_attention.attention_items with kernel's constants on one thread: (context [T, H], e [L, L] and
     Σ e [L] of the last sequence's last head, as it leaves them in its buffers)."""
-    W, G, _, V = int8.KERNELS[kernel]
+    W, _, _, V = int8.KERNELS[kernel]
     T, H = qkv.shape[0], qkv.shape[1] // 3
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     buffers = {name: np.zeros(shape, dtype)[0] for name, (shape, dtype) in

@@ -193,8 +193,9 @@ def dequantize_rows(acc, x_scale, zero, weight_scale, weight_sum, out):
 
 
 def codes_dtype(name: str) -> type:
-    """The activation codes' dtype kernel `name` reads: int16 for avx2, whose vpmaddwd multiplies int16 pairs
-    (codes stored widened are widened once, not once per tile that reads them), uint8 for the others."""
+    """The activation codes' dtype kernel `name` (or "portable") reads: int16 for avx2, whose vpmaddwd
+    multiplies int16 pairs (codes stored widened are widened once, not once per tile that reads them), uint8
+    for the others."""
     return np.int16 if name == "avx2" else np.uint8
 
 
@@ -513,8 +514,7 @@ class Int8Matrix:
         T, K = x.shape
         N = self.weight.shape[0]
         padded_k = K if self.panels is None else self.panels.shape[1] * KERNELS[self.kernel][1]
-        codes = np.uint8 if self.panels is None else codes_dtype(self.kernel)
-        q = np.zeros((T, padded_k), codes)  # codes past K meet zero weights
+        q = np.zeros((T, padded_k), codes_dtype(self.kernel))  # codes past K meet zero weights
         x_scale, zero = np.empty(T, x.dtype), np.empty(T, np.int32)
         run(quantize_rows, x.size, x, x.dtype.type(ACTIVATION_LEVELS), q, x_scale, zero)
         if self.panels is None:

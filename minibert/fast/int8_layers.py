@@ -28,7 +28,7 @@ import numpy as np
 from numba import prange
 
 from ..nn.quantize import ACTIVATION_LEVELS
-from . import gemm, int8, int8_attention, kernels, layers
+from . import gemm, int8, int8_attention, layers
 from .gemm import BIAS, BIAS_GELU, KC, NONE
 from .tasks import claim, finish, wait
 
@@ -201,31 +201,36 @@ def _codes(q, T, panels, nr):
 
 @numba.njit(cache=True, error_model="numpy")
 def _quantize_items(x, q, x_scale, zero, counters, phase):
-    """Claim and compute items of q, x_scale, zero = Q(x) (int8.quantize_row), layers.LN_ROWS rows each."""
+    """Claim and compute items of q, x_scale, zero = Q(x) (_quantize_rows), layers.LN_ROWS rows each."""
     T = q.shape[0]
     items = -(-T // layers.LN_ROWS)
     item = claim(counters, phase)
     while item < items:
-        for t in range(item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)):
-            x_scale[t], zero[t] = int8.quantize_row(x[t], LEVELS, q[t])
+        _quantize_rows(x, q, x_scale, zero, item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS))
         finish(counters, phase)
         item = claim(counters, phase)
     return items
 
 
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _quantize_rows(x, q, x_scale, zero, r0, r1):
+    """Rows r0 : r1 of q, x_scale, zero = Q(x) (int8.quantize_row, never inlined, so exact under fastmath)."""
+    for t in range(r0, r1):
+        x_scale[t], zero[t] = int8.quantize_row(x[t], LEVELS, q[t])
+
+
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _layer_norm_items(y, bias, x, gamma, beta, eps, T, q, x_scale, zero, counters, phase, hidden, slot, positions):
     """layers._layer_norm_items (x = LayerNorm(y + bias + x), row t copied to hidden[slot, positions[t]] when
-    slot ≥ 0), each row then quantized into q [T', K'], x_scale, zero when q has rows (T' = T)."""
+    slot ≥ 0: layers.layer_norm_rows), each item's rows then quantized into q [T', K'], x_scale, zero when q
+    has rows (T' = T)."""
     items = -(-T // layers.LN_ROWS)
     item = claim(counters, phase)
     while item < items:
-        for t in range(item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)):
-            kernels.bias_residual_layer_norm_row(y[t], bias, x[t], gamma, beta, eps)
-            if slot >= 0:
-                hidden[slot, positions[t]] = x[t]
-            if q.shape[0] > 0:
-                x_scale[t], zero[t] = int8.quantize_row(x[t], LEVELS, q[t])
+        r0, r1 = item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)
+        layers.layer_norm_rows(y, bias, x, gamma, beta, eps, r0, r1, hidden, slot, positions)
+        if q.shape[0] > 0:
+            _quantize_rows(x, q, x_scale, zero, r0, r1)
         finish(counters, phase)
         item = claim(counters, phase)
     return items

@@ -4,8 +4,8 @@ The GEMMs are elsewhere (fast/gemm.py and fast/int8.py in the one-region forward
 layer-by-layer path and in training); these kernels do what the reference does between them — embedding
 sums, bias adds, GELU, residual + LayerNorm, attention softmax — without temporaries, over packed tokens
 [T, ...] (all sequences' real tokens back to back, no padding). The one-region forwards (fast/layers.py,
-fast/int8_layers.py) call their row functions. Each states the reference
-function it must equal; tests/test_fast.py checks that they do.
+fast/int8_layers.py) call their row functions. Each states the reference function it must equal;
+tests/test_fast.py checks that they do.
 
 Every kernel is compiled twice, parallel over rows and serial (``kernel.serial``): thread hand-off costs
 more than small inputs take, so ``run`` picks by the amount of work. All use NumPy's error model: with
