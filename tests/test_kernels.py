@@ -24,23 +24,26 @@ def test_erf_rational_float32():
     assert worst <= 1e-6
 
 
-@numba.njit
+@numba.njit(fastmath=True)
 def _softmax_rows_float32(scores, length, scale):
-    """softmax.softmax_exp on each row of scores [N, padded], each row then divided by its sum."""
+    """softmax.softmax_exp on each row of scores [N, padded], each row then divided by its sum; compiled with
+    fast math, as the forward's attention is (Numba then flags every float instruction, the intrinsic's
+    too)."""
     for i in range(scores.shape[0]):
         total = softmax_exp(WIDTH, scores[i], 0, length, scores.shape[1], scale)
         scores[i, :length] /= total
 
 
-@pytest.mark.parametrize("length", [77, 96, 5, 48, 56])
+@pytest.mark.parametrize("length", [77, 96, 5, 48, 56, 200, 256])
 def test_softmax_exp_float32(length):
     """The float32 forward's softmax (vector IR: the max, Cephes' exponential as 2^k · exp(r), the sum; the
-    division is the caller's) against nn.softmax in float64, on rows padded to 96: a ragged end, a row
-    filling its padding, shorter than one vector, even and odd counts of whole vectors (for 8 and 16 lanes).
+    division is the caller's) against nn.softmax in float64, on rows padded to 256: a ragged end, a row
+    filling its padding, shorter than one vector, even and odd counts of whole vectors, and rows of more than
+    EXP_VECTORS vectors, whose exponentials run side by side, with some left over (for 8 and 16 lanes).
     The padding lanes come out 0. Scores over a wide range reach the exponential's clamp at exp(-86).
     The row's max first, and last: each of the max's running maxima and its last vector are read."""
     rng = np.random.default_rng(1)
-    scores = np.full((300, 96), np.nan, dtype=np.float32)  # the padding lanes' values are never read
+    scores = np.full((300, 256), np.nan, dtype=np.float32)  # the padding lanes' values are never read
     scores[:, :length] = rng.standard_normal((300, length)) * 20
     scores[0, :length] = np.linspace(-1e4, 0, length)  # exponents below -86: clamped, no wrapped exponent bits
     scores[1, :length] = np.linspace(0, -1e4, length)

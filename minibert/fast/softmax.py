@@ -5,8 +5,13 @@ Written as Numba loops, the passes stay scalar (LLVM vectorises neither the row'
 the exponential's arithmetic there: 5 cycles a score); with vectors, each is a few instructions per W
 scores:
 
-    top = max_j x_j                       llvm.maxnum over the row (two running maxima), then the lanes
+    top = max_j x_j                       the max over the row (two running maxima), then the lanes
     e_j = exp((x_j - top) · scale)        2^k · exp(r), below, W lanes at a time; returns Σ_j e_j
+
+An exponential is a chain of some twenty dependent instructions, longer than the core can look ahead
+over, so one vector at a time left it waiting at each step; EXP_VECTORS vectors are computed side by side,
+step by step, so that the steps of the others fill each wait. The max is a compare and a select (one
+vmaxps on x86), not llvm.maxnum, whose rule for NaN costs two more instructions.
 
 The division by Σ_j e_j is the caller's: softmax(x) v = (e v) / Σ e, so p v takes the e_j and its
 [L, d] result is divided row by row, d divisions a row where normalising p would take L. The row is padded
@@ -31,6 +36,7 @@ EXP_P = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.333451
                                       1.6666665459e-1, 5.0000001201e-1))
 FUSED = simd.host().fma  # the polynomial in fused multiply-adds where the CPU has them
 F32_LOG2E, F32_LN2_HI, F32_LN2_LO = np.float32(1.44269504088896341), np.float32(0.693359375), np.float32(-2.12194440e-4)
+EXP_VECTORS = 8  # vectors whose exponentials are computed side by side, step by step (see exp)
 F32_EXP_MIN = np.float32(-86.0)  # exp(-86) = 4.4e-38 is still a normal float32; below, 2^k would not be
 
 
@@ -59,7 +65,7 @@ def softmax_exp(typingctx, width, row, start, length, padded, scale):
             return simd.element_pointer(builder, base, builder.mul(c, i64(W)))
 
         def maximum(a, b):
-            return simd.call(builder, f"llvm.maxnum.v{W}f32", floats, [a, b])
+            return builder.select(builder.fcmp_ordered(">", a, b), a, b)
 
         def update(accumulator, value, combine):
             builder.store(combine(builder.load(accumulator), value), accumulator)
@@ -84,28 +90,37 @@ def softmax_exp(typingctx, width, row, start, length, padded, scale):
                                                   [maximum(builder.load(top[0]), builder.load(top[1]))]), W)
         scale_b = simd.broadcast(builder, scale_, W)
 
-        def exp(values):
-            """exp((values - top) · scale), W lanes"""
-            x = builder.fmul(builder.fsub(values, top_b), scale_b)  # ≤ 0
-            x = maximum(x, constant(F32_EXP_MIN))
-            k = simd.call(builder, f"llvm.floor.v{W}f32", floats,
-                          [builder.fadd(builder.fmul(x, constant(F32_LOG2E)), constant(F32_HALF))])
-            r = builder.fsub(x, builder.fmul(k, constant(F32_LN2_HI)))
-            r = builder.fsub(r, builder.fmul(k, constant(F32_LN2_LO)))  # x - k ln 2, ln 2 in two parts
-            p = constant(EXP_P[0])
+        def exp(vectors):
+            """exp((v - top) · scale) for each vector v of W lanes, step by step across the vectors"""
+            x = [builder.fmul(builder.fsub(v, top_b), scale_b) for v in vectors]  # ≤ 0
+            x = [maximum(v, constant(F32_EXP_MIN)) for v in x]
+            k = [simd.call(builder, f"llvm.floor.v{W}f32", floats,
+                           [builder.fadd(builder.fmul(v, constant(F32_LOG2E)), constant(F32_HALF))]) for v in x]
+            # r = x - k ln 2, ln 2 in two parts; k · ln2_hi is exact (ln2_hi has 9 bits), so fused or not alike
+            r = [simd.multiply_add(builder, n, constant(-F32_LN2_HI), v, FUSED) for v, n in zip(x, k)]
+            r = [builder.fsub(v, builder.fmul(n, constant(F32_LN2_LO))) for v, n in zip(r, k)]
+            p = [constant(EXP_P[0])] * len(vectors)
             for c in EXP_P[1:]:
-                p = simd.multiply_add(builder, p, r, constant(c), FUSED)
-            e = builder.fadd(simd.multiply_add(builder, builder.fmul(p, r), r, r, FUSED), constant(F32_ONE))
-            exponent = builder.shl(builder.fptosi(k, ints), simd.ir.Constant(ints, [23] * W))  # · 2^k
-            return builder.bitcast(builder.add(builder.bitcast(e, ints), exponent), floats)
+                p = [simd.multiply_add(builder, q, v, constant(c), FUSED) for q, v in zip(p, r)]
+            e = [builder.fadd(simd.multiply_add(builder, builder.fmul(q, v), v, v, FUSED), constant(F32_ONE))
+                 for q, v in zip(p, r)]
+            exponent = [builder.shl(builder.fptosi(n, ints), simd.ir.Constant(ints, [23] * W)) for n in k]  # · 2^k
+            return [builder.bitcast(builder.add(builder.bitcast(v, ints), n), floats) for v, n in zip(e, exponent)]
 
         total = cgutils.alloca_once_value(builder, constant(0.0))
-        with cgutils.for_range(builder, full) as loop:  # e_j = exp((x_j - top) · scale), Σ e_j
-            e = exp(simd.load(builder, pointer(loop.index), W))
-            simd.store(builder, e, pointer(loop.index))
-            update(total, e, builder.fadd)
+
+        def exp_run(first, count):  # e_j = exp((x_j - top) · scale) over `count` vectors from `first`, Σ e_j
+            c = [builder.add(first, i64(i)) for i in range(count)]
+            for i, e in enumerate(exp([simd.load(builder, pointer(v), W) for v in c])):
+                simd.store(builder, e, pointer(c[i]))
+                update(total, e, builder.fadd)  # in the row's order, as one vector at a time would add them
+
+        with cgutils.for_range(builder, builder.udiv(full, i64(EXP_VECTORS))) as loop:
+            exp_run(builder.mul(loop.index, i64(EXP_VECTORS)), EXP_VECTORS)
+        with cgutils.for_range(builder, builder.urem(full, i64(EXP_VECTORS))) as loop:
+            exp_run(builder.add(builder.mul(builder.udiv(full, i64(EXP_VECTORS)), i64(EXP_VECTORS)), loop.index), 1)
         with builder.if_then(ragged):
-            e = builder.select(inside, exp(simd.load(builder, pointer(full), W)), constant(0.0))
+            e = builder.select(inside, exp([simd.load(builder, pointer(full), W)])[0], constant(0.0))
             simd.store(builder, e, pointer(full))
             update(total, e, builder.fadd)
         written = builder.add(full, builder.zext(ragged, i64))
