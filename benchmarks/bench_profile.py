@@ -76,13 +76,13 @@ def phase_ms(model, batch: int, seq: int, rounds: int) -> list[float]:
                                             tail, keys, scores, values, heads),
             lambda: layers._gemm_items(context, w[3], projected, v[3], gemm.NONE, 1, counters, 0, packed, scratch,
                                        tail),
-            lambda: layers._layer_norm_items(projected, v[3], x, v[4], v[5], c.layer_norm_eps, T, counters, 0,
+            lambda: layers._layer_norm_items(projected, v[3], x, v[4], v[5], c.layer_norm_eps, T, 1, counters, 0,
                                              hidden, -1, positions),
             lambda: layers._gemm_items(x, w[4], intermediate, v[6], gemm.BIAS_GELU, 1, counters, 0, packed,
                                        scratch, tail),
             lambda: layers._gemm_items(intermediate, w[5], projected, v[7], gemm.NONE, 1, counters, 0, packed,
                                        scratch, tail),
-            lambda: layers._layer_norm_items(projected, v[7], x, v[8], v[9], c.layer_norm_eps, T, counters, 0,
+            lambda: layers._layer_norm_items(projected, v[7], x, v[8], v[9], c.layer_norm_eps, T, 1, counters, 0,
                                              hidden, -1, positions),
         ]
         for i, call in enumerate(calls):

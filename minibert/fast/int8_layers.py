@@ -114,12 +114,12 @@ def _encoder(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales
     T = lengths.sum()
     H, inner = x.shape[1], intermediate.shape[1]
     n_layers = (len(column_bounds) - 1) // 4
-    n = layers.embed_items(tokens, embedding, eps, positions, x[:T], counters, 0, hidden,
+    n = layers.embed_items(tokens, embedding, eps, positions, x[:T], threads, counters, 0, hidden,
                            hidden.shape[0] - n_layers - 1)
     wait(counters, 0, n)
     matrices = panels, panel_bounds, weight_sums, weight_scales, column_bounds
     w_qkv = matrix(matrices, 0, H, NR, G)
-    n = _quantize_items(x[:T], _codes(q, T, w_qkv[0], NR), x_scale, zero, counters, 1)
+    n = _quantize_items(x[:T], _codes(q, T, w_qkv[0], NR), x_scale, zero, threads, counters, 1)
     wait(counters, 1, n)
     for layer in range(n_layers):
         phase, m = 2 + PHASES_PER_LAYER * layer, 4 * layer
@@ -132,20 +132,21 @@ def _encoder(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales
         n = ATTENTION(qkv, starts, lengths, num_heads, context, counters, phase + 1, codes, key_panels, value_panels,
                       channel_sums, channel_scales, token_scales, token_zeros, scores, heads, exp_sums, sums, row)
         wait(counters, phase + 1, n)
-        n = _quantize_items(context[:T], _codes(q, T, w_o[0], NR), x_scale, zero, counters, phase + 2)
+        n = _quantize_items(context[:T], _codes(q, T, w_o[0], NR), x_scale, zero, threads, counters, phase + 2)
         wait(counters, phase + 2, n)
         _linear(q, T, w_o, x_scale, zero, b_o, projected[:T], NONE, threads, counters, phase + 3, sums, row)
         n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, _codes(q, T, w_1[0], NR), x_scale, zero,
-                              counters, phase + 4, hidden, -1, positions)
+                              threads, counters, phase + 4, hidden, -1, positions)
         wait(counters, phase + 4, n)
         _linear(q, T, w_1, x_scale, zero, b_1, intermediate[:T], BIAS_GELU, threads, counters, phase + 5, sums, row)
-        n = _quantize_items(intermediate[:T], _codes(q, T, w_2[0], NR), x_scale, zero, counters, phase + 6)
+        n = _quantize_items(intermediate[:T], _codes(q, T, w_2[0], NR), x_scale, zero, threads, counters,
+                             phase + 6)
         wait(counters, phase + 6, n)
         _linear(q, T, w_2, x_scale, zero, b_2, projected[:T], NONE, threads, counters, phase + 7, sums, row)
         next_rows = 0 if layer + 1 == n_layers else T  # the last layer's output is not quantized
         slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
         n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, _codes(q, next_rows, w_qkv[0], NR), x_scale,
-                              zero, counters, phase + 8, hidden, slot, positions)
+                              zero, threads, counters, phase + 8, hidden, slot, positions)
         wait(counters, phase + 8, n)
 
 
@@ -200,13 +201,13 @@ def _codes(q, T, panels, nr):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _quantize_items(x, q, x_scale, zero, counters, phase):
-    """Claim and compute items of q, x_scale, zero = Q(x) (_quantize_rows), layers.LN_ROWS rows each."""
+def _quantize_items(x, q, x_scale, zero, threads, counters, phase):
+    """Claim and compute items of q, x_scale, zero = Q(x) (_quantize_rows), layers.row_items' rows each."""
     T = q.shape[0]
-    items = -(-T // layers.LN_ROWS)
+    rows, items = layers.row_items(T, threads)
     item = claim(counters, phase)
     while item < items:
-        _quantize_rows(x, q, x_scale, zero, item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS))
+        _quantize_rows(x, q, x_scale, zero, item * rows, min(T, (item + 1) * rows))
         finish(counters, phase)
         item = claim(counters, phase)
     return items
@@ -220,14 +221,15 @@ def _quantize_rows(x, q, x_scale, zero, r0, r1):
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _layer_norm_items(y, bias, x, gamma, beta, eps, T, q, x_scale, zero, counters, phase, hidden, slot, positions):
+def _layer_norm_items(y, bias, x, gamma, beta, eps, T, q, x_scale, zero, threads, counters, phase, hidden, slot,
+                      positions):
     """layers._layer_norm_items (x = LayerNorm(y + bias + x), row t copied to hidden[slot, positions[t]] when
     slot ≥ 0: layers.layer_norm_rows), each item's rows then quantized into q [T', K'], x_scale, zero when q
     has rows (T' = T)."""
-    items = -(-T // layers.LN_ROWS)
+    rows, items = layers.row_items(T, threads)
     item = claim(counters, phase)
     while item < items:
-        r0, r1 = item * layers.LN_ROWS, min(T, (item + 1) * layers.LN_ROWS)
+        r0, r1 = item * rows, min(T, (item + 1) * rows)
         layers.layer_norm_rows(y, bias, x, gamma, beta, eps, r0, r1, hidden, slot, positions)
         if q.shape[0] > 0:
             _quantize_rows(x, q, x_scale, zero, r0, r1)

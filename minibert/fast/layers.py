@@ -37,7 +37,7 @@ from .softmax import softmax_exp
 from .tasks import claim, finish, wait
 
 NR = 2 * WIDTH
-LN_ROWS = 16  # tokens per LayerNorm item
+LN_ROWS = 16  # tokens per item of a phase over rows (the embeddings, a LayerNorm; row_items)
 PHASES_PER_LAYER = 9  # Q, K, V, attention, output, LayerNorm, FFN in, FFN out, LayerNorm
 VECTORS_PER_LAYER = 10  # b_q, b_k, b_v, b_o, γ₁, β₁, b_1, b_2, γ₂, β₂ (vector_slots)
 GROUP_ROWS = 64, 256  # tokens of a group (groups): at least, and about at most (benchmarks/bench_groups.py)
@@ -203,7 +203,8 @@ def _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, nu
     H = x.shape[1]
     scale = np.float32((H // num_heads) ** -0.5)
     n_layers = (len(panel_bounds) - 1) // 6
-    n = embed_items(tokens, embedding, eps, positions, x[:T], counters, 0, hidden, hidden.shape[0] - n_layers - 1)
+    n = embed_items(tokens, embedding, eps, positions, x[:T], threads, counters, 0, hidden,
+                    hidden.shape[0] - n_layers - 1)
     wait(counters, 0, n)
     for layer in range(n_layers):
         phase = 1 + PHASES_PER_LAYER * layer
@@ -229,7 +230,8 @@ def _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, nu
         n = _gemm_items(context[:T], w_o, projected[:T], b_o, NONE, threads, counters, phase + 4, packed, scratch,
                         tail)
         wait(counters, phase + 4, n)
-        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, counters, phase + 5, hidden, -1, positions)
+        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, threads, counters, phase + 5, hidden, -1,
+                              positions)
         wait(counters, phase + 5, n)
         n = _gemm_items(x[:T], w_1, intermediate[:T], b_1, BIAS_GELU, threads, counters, phase + 6, packed,
                         scratch, tail)
@@ -238,7 +240,8 @@ def _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, nu
                         scratch, tail)
         wait(counters, phase + 7, n)
         slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
-        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, counters, phase + 8, hidden, slot, positions)
+        n = _layer_norm_items(projected, b_2, x, g_2, beta_2, eps, T, threads, counters, phase + 8, hidden, slot,
+                              positions)
         wait(counters, phase + 8, n)
 
 
@@ -283,8 +286,8 @@ def _chain_items(panels, panel_bounds, vectors, vector_bounds, layer, eps, T, x,
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def embed_items(tokens, embedding, eps, positions, x, counters, phase, hidden, slot):
-    """Claim and compute items of the embeddings, LN_ROWS tokens each: x[t] = LayerNorm(E_word[id] +
+def embed_items(tokens, embedding, eps, positions, x, threads, counters, phase, hidden, slot):
+    """Claim and compute items of the embeddings, row_items' tokens each: x[t] = LayerNorm(E_word[id] +
     E_type[type] + E_pos[pos]) (kernels.embed_row), id, type and pos read at position positions[t] of the
     padded batch from tokens = (input_ids [B, S], token_type_ids [B, S], position_ids [B, S] or [1, S]);
     embedding = (E_word, E_pos, E_type, γ, β). When slot ≥ 0, row t is also copied to hidden[slot,
@@ -293,10 +296,10 @@ def embed_items(tokens, embedding, eps, positions, x, counters, phase, hidden, s
     word, position, token_type, gamma, beta = embedding
     S = input_ids.shape[1]
     T = x.shape[0]
-    items = -(-T // LN_ROWS)
+    rows, items = row_items(T, threads)
     item = claim(counters, phase)
     while item < items:
-        for t in range(item * LN_ROWS, min(T, (item + 1) * LN_ROWS)):
+        for t in range(item * rows, min(T, (item + 1) * rows)):
             b, i = positions[t] // S, positions[t] % S
             kernels.embed_row(word[input_ids[b, i]], token_type[token_type_ids[b, i]],
                               position[position_ids[b % position_ids.shape[0], i]], gamma, beta, eps, x[t])
@@ -355,17 +358,26 @@ def _gemm_rows(x, w, out, bias, epilogue, r0, r1, packed, scratch, tail):
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _layer_norm_items(y, bias, x, gamma, beta, eps, T, counters, phase, hidden, slot, positions):
-    """Claim and compute items of x = LayerNorm(y + bias + x) (kernels.bias_residual_layer_norm), LN_ROWS
+def _layer_norm_items(y, bias, x, gamma, beta, eps, T, threads, counters, phase, hidden, slot, positions):
+    """Claim and compute items of x = LayerNorm(y + bias + x) (kernels.bias_residual_layer_norm), row_items'
     rows each; when slot ≥ 0, row t is also copied to hidden[slot, positions[t]]."""
-    items = -(-T // LN_ROWS)
+    rows, items = row_items(T, threads)
     item = claim(counters, phase)
     while item < items:
-        layer_norm_rows(y, bias, x, gamma, beta, eps, item * LN_ROWS, min(T, (item + 1) * LN_ROWS), hidden, slot,
+        layer_norm_rows(y, bias, x, gamma, beta, eps, item * rows, min(T, (item + 1) * rows), hidden, slot,
                         positions)
         finish(counters, phase)
         item = claim(counters, phase)
     return items
+
+
+@numba.njit(cache=True, inline="always")
+def row_items(T, threads):
+    """(rows an item, items) of a phase over T rows (the embeddings, a LayerNorm, a quantization): LN_ROWS
+    rows an item, or fewer when T is too few rows for each of `threads` threads to get an item of LN_ROWS
+    (at 1 × 8 one thread did each LayerNorm while the other waited)."""
+    rows = min(LN_ROWS, -(-T // threads))
+    return rows, -(-T // rows)
 
 
 @numba.njit(cache=True, inline="always")
