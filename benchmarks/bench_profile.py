@@ -11,7 +11,8 @@ Before them, the time that reading the encoder's weight matrices once takes at t
 stream an array as large (a floor under the small shapes, where each weight is read once and used for few
 rows). Then the GEMM at the 32 × 128 forward's shapes (4096 rows) on all threads: minibert's (gemm.linear on
 packed panels) and NumPy's sgemm (BLAS), GFLOP/s; and the micro-kernel's own hot-cache peak (one tile over
-data in L1, one thread and all threads at once, the fastest of 20 runs), beside the int8 GEMM's on the
+data in L1, one thread and all threads at once, the fastest of 20 runs), what GELU in FFN in's epilogue
+costs (the same product with the bias alone, one thread), and the int8 GEMM's peak on the
 CPU's int8 kernel (fast/int8.py; one thread, 96 rows over a 256 × 256 weight, in cache), in multiply-adds × 2.
 """
 
@@ -26,8 +27,9 @@ from numba import prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
-from minibert.fast import gemm, int8, layers  # noqa: E402
-from minibert.tools.bench import SHAPES, blas_description, cpu_name, parse_shapes, random_mini_weights  # noqa: E402
+from minibert.fast import gemm, int8, layers, set_num_threads  # noqa: E402
+from minibert.tools.bench import (  # noqa: E402
+    SHAPES, blas_description, cpu_name, interleaved_minimum, parse_shapes, random_mini_weights)
 
 MR, WIDTH, FUSED = gemm.MR, gemm.WIDTH, gemm.FUSED  # module constants: compile-time literals in _hot_tiles
 PHASES = ("Q, K, V", "attention", "output", "LayerNorm 1", "FFN in (+ GELU)", "FFN out", "LayerNorm 2")
@@ -125,6 +127,22 @@ def hot_peak(threads: int) -> float:
     return 2 * gemm.MR * NR * K * reps * threads / seconds / 1e9
 
 
+def gelu_cost() -> float:
+    """How much longer FFN in's product takes with bias + GELU in its epilogue than with the bias alone: one
+    thread, 256 rows × 256 × 1024 on packed panels, the fastest of 40 of each, interleaved."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((256, 256), dtype=np.float32), rng.standard_normal((256, 1024), dtype=np.float32)
+    out, bias, panels = np.empty((256, 1024), np.float32), np.zeros(1024, np.float32), gemm.pack(w)
+    threads = numba.get_num_threads()
+    set_num_threads(1)
+    try:
+        best = interleaved_minimum({epilogue: lambda e=epilogue: gemm.linear(x, panels, out, bias, e, in_panels=True)
+                                    for epilogue in (gemm.BIAS, gemm.BIAS_GELU)}, 40)
+    finally:
+        set_num_threads(threads)
+    return best[gemm.BIAS_GELU] / best[gemm.BIAS]
+
+
 def int8_hot_peak(kernel: str) -> float:
     """G multiply-adds × 2 per second of the int8 GEMM on `kernel` (a vector one) on one thread, on operands
     that stay in cache (int8.packed_matmul, 96 rows over a 256 × 256 weight): the fastest of 20 runs of 200
@@ -207,6 +225,8 @@ def main() -> None:
         print(f"  {name:<16} minibert {rate / ours:5.0f}, NumPy's BLAS {rate / blas:5.0f}")
     print(f"micro-kernel hot-cache peak: {hot_peak(1):.0f} GFLOP/s on one thread, {hot_peak(threads):.0f} on "
           f"{threads} at once")
+    print(f"bias + GELU in the epilogue (FFN in's) against the bias alone: {gelu_cost():.2f}x the time "
+          "(256 x 256 x 1024, one thread)")
     kernel = int8.kernels_present()[0]
     if kernel != "portable":
         print(f"int8 GEMM ({kernel} kernel) hot-cache peak: {int8_hot_peak(kernel):.0f} G multiply-adds x 2 per "
