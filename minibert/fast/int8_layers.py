@@ -114,13 +114,14 @@ def _encoder(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales
     T = lengths.sum()
     H, inner = x.shape[1], intermediate.shape[1]
     n_layers = (len(column_bounds) - 1) // 4
+    first, no_slot = np.int64(1), np.int64(-1)  # typed as the phase and slot arguments (literals: second builds)
     n = layers.embed_items(tokens, embedding, eps, positions, x[:T], threads, counters, 0, hidden,
                            hidden.shape[0] - n_layers - 1)
     wait(counters, 0, n)
     matrices = panels, panel_bounds, weight_sums, weight_scales, column_bounds
     w_qkv = matrix(matrices, 0, H, NR, G)
-    n = _quantize_items(x[:T], _codes(q, T, w_qkv[0], NR), x_scale, zero, threads, counters, 1)
-    wait(counters, 1, n)
+    n = _quantize_items(x[:T], _codes(q, T, w_qkv[0], NR), x_scale, zero, threads, counters, first)
+    wait(counters, first, n)
     for layer in range(n_layers):
         phase, m = 2 + PHASES_PER_LAYER * layer, 4 * layer
         w_qkv, w_o = matrix(matrices, m, H, NR, G), matrix(matrices, m + 1, H, NR, G)
@@ -136,7 +137,7 @@ def _encoder(tokens, embedding, panels, panel_bounds, weight_sums, weight_scales
         wait(counters, phase + 2, n)
         _linear(q, T, w_o, x_scale, zero, b_o, projected[:T], NONE, threads, counters, phase + 3, sums, row)
         n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, _codes(q, T, w_1[0], NR), x_scale, zero,
-                              threads, counters, phase + 4, hidden, -1, positions)
+                              threads, counters, phase + 4, hidden, no_slot, positions)
         wait(counters, phase + 4, n)
         _linear(q, T, w_1, x_scale, zero, b_1, intermediate[:T], BIAS_GELU, threads, counters, phase + 5, sums, row)
         n = _quantize_items(intermediate[:T], _codes(q, T, w_2[0], NR), x_scale, zero, threads, counters,

@@ -202,6 +202,7 @@ def _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, nu
     T = lengths.sum()
     H = x.shape[1]
     scale = np.float32((H // num_heads) ** -0.5)
+    no_slot = np.int64(-1)  # typed as the slot argument: a literal -1 would build _layer_norm_items twice
     n_layers = (len(panel_bounds) - 1) // 6
     n = embed_items(tokens, embedding, eps, positions, x[:T], threads, counters, 0, hidden,
                     hidden.shape[0] - n_layers - 1)
@@ -227,16 +228,16 @@ def _encoder(tokens, embedding, panels, panel_bounds, vectors, vector_bounds, nu
                              intermediate, hidden, positions, threads, counters, phase + 4, packed, scratch, tail)
             wait(counters, phase + 4, n)
             continue
-        n = _gemm_items(context[:T], w_o, projected[:T], b_o, NONE, threads, counters, phase + 4, packed, scratch,
+        n = _gemm_items(context[:T], w_o, projected[:T, :], b_o, NONE, threads, counters, phase + 4, packed, scratch,
                         tail)
         wait(counters, phase + 4, n)
-        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, threads, counters, phase + 5, hidden, -1,
-                              positions)
+        n = _layer_norm_items(projected, b_o, x, g_1, beta_1, eps, T, threads, counters, phase + 5, hidden,
+                              no_slot, positions)
         wait(counters, phase + 5, n)
-        n = _gemm_items(x[:T], w_1, intermediate[:T], b_1, BIAS_GELU, threads, counters, phase + 6, packed,
+        n = _gemm_items(x[:T], w_1, intermediate[:T, :], b_1, BIAS_GELU, threads, counters, phase + 6, packed,
                         scratch, tail)
         wait(counters, phase + 6, n)
-        n = _gemm_items(intermediate[:T], w_2, projected[:T], b_2, NONE, threads, counters, phase + 7, packed,
+        n = _gemm_items(intermediate[:T], w_2, projected[:T, :], b_2, NONE, threads, counters, phase + 7, packed,
                         scratch, tail)
         wait(counters, phase + 7, n)
         slot = layer - n_layers + hidden.shape[0]  # hidden's row for this layer's output (< 0: none)
@@ -272,10 +273,10 @@ def _chain_items(panels, panel_bounds, vectors, vector_bounds, layer, eps, T, x,
     item = claim(counters, phase)
     while item < items:
         r0, r1 = item * rows, min(T, (item + 1) * rows)
-        _gemm_rows(context, w_o, projected, b_o, NONE, r0, r1, packed, scratch, tail)
+        _gemm_rows(context, w_o, projected[:, :], b_o, NONE, r0, r1, packed, scratch, tail)
         layer_norm_rows(projected, b_o, x, g_1, beta_1, eps, r0, r1, hidden, -1, positions)
-        _gemm_rows(x, w_1, intermediate, b_1, BIAS_GELU, r0, r1, packed, scratch, tail)
-        _gemm_rows(intermediate, w_2, projected, b_2, NONE, r0, r1, packed, scratch, tail)
+        _gemm_rows(x, w_1, intermediate[:, :], b_1, BIAS_GELU, r0, r1, packed, scratch, tail)
+        _gemm_rows(intermediate, w_2, projected[:, :], b_2, NONE, r0, r1, packed, scratch, tail)
         layer_norm_rows(projected, b_2, x, g_2, beta_2, eps, r0, r1, hidden, slot, positions)
         if not last:
             for i, (w, b) in enumerate(((w_q, b_q), (w_k, b_k), (w_v, b_v))):
@@ -326,7 +327,7 @@ def pooler_items(x, starts, order, pool_weight, pool_bias, first, z, pooled, thr
             first[s] = x[starts[s]]
         finish(counters, phase)
     wait(counters, phase, 1)
-    n = _gemm_items(first[:S], pool_weight, z[:S], pool_bias, BIAS, threads, counters, phase + 1, packed, scratch,
+    n = _gemm_items(first[:S], pool_weight, z[:S, :], pool_bias, BIAS, threads, counters, phase + 1, packed, scratch,
                     tail)
     wait(counters, phase + 1, n)
     items = -(-S // LN_ROWS)
@@ -343,7 +344,9 @@ def pooler_items(x, starts, order, pool_weight, pool_bias, first, z, pooled, thr
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _gemm_items(x, w, out, bias, epilogue, threads, counters, phase, packed, scratch, tail):
     """gemm.gemm_items with the host's kernel on a weight's panels (gemm.pack), compiled once per signature (not
-    inlined at each phase)."""
+    inlined at each phase). out comes as a view of layout A (out[:T, :]), as qkv's column slices are, so that
+    one build serves every phase: per layout, the GEMM's code was built twice, and optimized again twice in
+    every caller."""
     return gemm.gemm_items(x, w, True, out, bias, out, epilogue, threads, counters, phase, packed, scratch, tail,
                            MR, WIDTH, FUSED)
 
@@ -352,7 +355,7 @@ def _gemm_items(x, w, out, bias, epilogue, threads, counters, phase, packed, scr
 def _gemm_rows(x, w, out, bias, epilogue, r0, r1, packed, scratch, tail):
     """Rows r0 : r1 of out = epilogue(x W + bias), every panel of W's (gemm.pack), on this thread: gemm.gemm_block
     with the host's kernel, compiled once per signature (inlined at each step of a chain, it made the
-    forward's first compilation take twice as long)."""
+    forward's first compilation take twice as long); out of layout A, as _gemm_items'."""
     gemm.gemm_block(x, w, True, out, bias, out, epilogue, r0, r1, 0, -(-out.shape[1] // NR), packed, scratch, tail,
                     MR, WIDTH, FUSED)
 
