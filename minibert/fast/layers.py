@@ -345,8 +345,8 @@ def pooler_items(x, starts, order, pool_weight, pool_bias, first, z, pooled, thr
 def _gemm_items(x, w, out, bias, epilogue, threads, counters, phase, packed, scratch, tail):
     """gemm.gemm_items with the host's kernel on a weight's panels (gemm.pack), compiled once per signature (not
     inlined at each phase). out comes as a view of layout A (out[:T, :]), as qkv's column slices are, so that
-    one build serves every phase: per layout, the GEMM's code was built twice, and optimized again twice in
-    every caller."""
+    one build serves every phase: an output of another layout would build the GEMM's code again, and every
+    caller would optimize both builds."""
     return gemm.gemm_items(x, w, True, out, bias, out, epilogue, threads, counters, phase, packed, scratch, tail,
                            MR, WIDTH, FUSED)
 

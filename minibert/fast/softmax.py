@@ -115,10 +115,11 @@ def softmax_exp(typingctx, width, row, start, length, padded, scale):
                 simd.store(builder, e, pointer(c[i]))
                 update(total, e, builder.fadd)  # in the row's order, as one vector at a time would add them
 
-        with cgutils.for_range(builder, builder.udiv(full, i64(EXP_VECTORS))) as loop:
+        runs = builder.udiv(full, i64(EXP_VECTORS))  # runs of EXP_VECTORS whole vectors, then the rest one by one
+        with cgutils.for_range(builder, runs) as loop:
             exp_run(builder.mul(loop.index, i64(EXP_VECTORS)), EXP_VECTORS)
         with cgutils.for_range(builder, builder.urem(full, i64(EXP_VECTORS))) as loop:
-            exp_run(builder.add(builder.mul(builder.udiv(full, i64(EXP_VECTORS)), i64(EXP_VECTORS)), loop.index), 1)
+            exp_run(builder.add(builder.mul(runs, i64(EXP_VECTORS)), loop.index), 1)
         with builder.if_then(ragged):
             e = builder.select(inside, exp([simd.load(builder, pointer(full), W)])[0], constant(0.0))
             simd.store(builder, e, pointer(full))
