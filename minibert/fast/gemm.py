@@ -369,23 +369,34 @@ def gemm_block(x, w, in_panels, out, bias, residual, epilogue, r0, r1, p0, p1, p
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def gemm_items(x, w, in_panels, out, bias, residual, epilogue, threads, counters, phase, packed, scratch, tail, mr,
                width, fused):
-    """Claim (fast/tasks.py) and compute items of out = epilogue(x W + bias (+ residual)), each a gemm_block:
-    blocks of MC rows, each cut into groups of panels when there are fewer blocks than ITEMS_PER_THREAD per
-    thread (few rows: the threads share the weight's panels). Returns the item count, for tasks.wait."""
-    M, N = out.shape
-    NR = 2 * width
-    P = (N + NR - 1) // NR
-    blocks = (M + MC - 1) // MC
-    groups, per = panel_groups(blocks, P, threads)
-    items = blocks * groups
+    """Claim (fast/tasks.py) and compute items of out = epilogue(x W + bias (+ residual)), each a gemm_block
+    (item_bounds). Returns the item count, for tasks.wait."""
+    count, groups, per = item_count(out.shape[0], out.shape[1], width, threads)
     item = claim(counters, phase)
-    while item < items:
-        b, g = item // groups, item % groups
-        gemm_block(x, w, in_panels, out, bias, residual, epilogue, b * MC, min(M, (b + 1) * MC), g * per,
-                   min(P, (g + 1) * per), packed, scratch, tail, mr, width, fused)
+    while item < count:
+        r0, r1, p0, p1 = item_bounds(item, out.shape[0], out.shape[1], width, groups, per)
+        gemm_block(x, w, in_panels, out, bias, residual, epilogue, r0, r1, p0, p1, packed, scratch, tail, mr, width,
+                   fused)
         finish(counters, phase)
         item = claim(counters, phase)
-    return items
+    return count
+
+
+@numba.njit(cache=True, inline="always")
+def item_count(M, N, width, threads):
+    """How gemm_items cuts an [M, N] output among `threads` threads: (items, groups, per). The items are its
+    blocks of MC rows, each cut into `groups` groups of `per` panels when there are fewer blocks than
+    ITEMS_PER_THREAD per thread (few rows: the threads share the weight's panels)."""
+    blocks = (M + MC - 1) // MC
+    groups, per = panel_groups(blocks, (N + 2 * width - 1) // (2 * width), threads)
+    return blocks * groups, groups, per
+
+
+@numba.njit(cache=True, inline="always")
+def item_bounds(item, M, N, width, groups, per):
+    """Item `item`'s rows r0 : r1 and panels p0 : p1 (item_count's cut of an [M, N] output)."""
+    b, g = item // groups, item % groups
+    return b * MC, min(M, (b + 1) * MC), g * per, min((N + 2 * width - 1) // (2 * width), (g + 1) * per)
 
 
 @numba.njit(cache=True, inline="always")

@@ -273,10 +273,10 @@ def _chain_items(panels, panel_bounds, vectors, vector_bounds, layer, eps, T, x,
     item = claim(counters, phase)
     while item < items:
         r0, r1 = item * rows, min(T, (item + 1) * rows)
-        _gemm_rows(context, w_o, projected[:, :], b_o, NONE, r0, r1, packed, scratch, tail)
+        _gemm_rows(context, w_o, projected, b_o, NONE, r0, r1, packed, scratch, tail)
         layer_norm_rows(projected, b_o, x, g_1, beta_1, eps, r0, r1, hidden, -1, positions)
-        _gemm_rows(x, w_1, intermediate[:, :], b_1, BIAS_GELU, r0, r1, packed, scratch, tail)
-        _gemm_rows(intermediate, w_2, projected[:, :], b_2, NONE, r0, r1, packed, scratch, tail)
+        _gemm_rows(x, w_1, intermediate, b_1, BIAS_GELU, r0, r1, packed, scratch, tail)
+        _gemm_rows(intermediate, w_2, projected, b_2, NONE, r0, r1, packed, scratch, tail)
         layer_norm_rows(projected, b_2, x, g_2, beta_2, eps, r0, r1, hidden, slot, positions)
         if not last:
             for i, (w, b) in enumerate(((w_q, b_q), (w_k, b_k), (w_v, b_v))):
@@ -343,21 +343,34 @@ def pooler_items(x, starts, order, pool_weight, pool_bias, first, z, pooled, thr
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _gemm_items(x, w, out, bias, epilogue, threads, counters, phase, packed, scratch, tail):
-    """gemm.gemm_items with the host's kernel on a weight's panels (gemm.pack), compiled once per signature (not
-    inlined at each phase). out comes as a view of layout A (out[:T, :]), as qkv's column slices are, so that
-    one build serves every phase: an output of another layout would build the GEMM's code again, and every
-    caller would optimize both builds."""
-    return gemm.gemm_items(x, w, True, out, bias, out, epilogue, threads, counters, phase, packed, scratch, tail,
-                           MR, WIDTH, FUSED)
+    """gemm.gemm_items on a weight's panels (gemm.pack), each item on _gemm_block. The phases pass out as a view of
+    layout A (out[:T, :]), as qkv's column slices are, so that one build serves them all."""
+    count, groups, per = gemm.item_count(out.shape[0], out.shape[1], WIDTH, threads)
+    item = claim(counters, phase)
+    while item < count:
+        r0, r1, p0, p1 = gemm.item_bounds(item, out.shape[0], out.shape[1], WIDTH, groups, per)
+        _gemm_block(x[:, :], w, out[:, :], bias, epilogue, r0, r1, p0, p1, packed, scratch, tail)
+        finish(counters, phase)
+        item = claim(counters, phase)
+    return count
+
+
+@numba.njit(cache=True, inline="always")
+def _gemm_rows(x, w, out, bias, epilogue, r0, r1, packed, scratch, tail):
+    """Rows r0 : r1 of out = epilogue(x W + bias), every panel of W's (gemm.pack), on this thread."""
+    _gemm_block(x[:, :], w, out[:, :], bias, epilogue, r0, r1, np.int64(0), -(-out.shape[1] // NR), packed, scratch,
+                tail)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _gemm_rows(x, w, out, bias, epilogue, r0, r1, packed, scratch, tail):
-    """Rows r0 : r1 of out = epilogue(x W + bias), every panel of W's (gemm.pack), on this thread: gemm.gemm_block
-    with the host's kernel, compiled once per signature (inlined at each step of a chain, it made the
-    forward's first compilation take twice as long); out of layout A, as _gemm_items'."""
-    gemm.gemm_block(x, w, True, out, bias, out, epilogue, r0, r1, 0, -(-out.shape[1] // NR), packed, scratch, tail,
-                    MR, WIDTH, FUSED)
+def _gemm_block(x, w, out, bias, epilogue, r0, r1, p0, p1, packed, scratch, tail):
+    """Rows r0 : r1 and panels p0 : p1 of out = epilogue(x W + bias), W's panels (gemm.pack), on this thread:
+    gemm.gemm_block with the host's kernel. Every GEMM of the region runs here (each phase's items, each step
+    of a chain, the attention's q kᵀ), so that the GEMM's code is built once: x and out always come as views
+    of layout A (x[:, :]; a column slice such as qkv's has that layout anyway), as another layout would build
+    it again; inlined into each caller, it was built and optimized again in each (docs/fast.md, the first
+    compilation)."""
+    gemm.gemm_block(x, w, True, out, bias, out, epilogue, r0, r1, p0, p1, packed, scratch, tail, MR, WIDTH, FUSED)
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -415,8 +428,9 @@ def _attention_items(qkv, starts, lengths, num_heads, scale, context, counters, 
 def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, keys, scores, values, heads):
     """context_i = Σ_j softmax_j(q_i · k_j · scale) v_j for one sequence (rows start : start + L of qkv
     [T, 3H]) and head h, both products on the GEMM's micro-kernel. kᵀ is copied into whole panels of NR
-    columns, zero past L, one after the other (keys [L'/NR, d, NR]): the q kᵀ micro-kernel reads each panel
-    as it lies (contiguous, so no copy into gemm_block's aligned buffer), and the copy writes rows NR floats
+    columns, zero past L, one after the other (keys [L'/NR, d, NR], gemm.pack's layout): q kᵀ runs on
+    _gemm_block as a weight's panels do, reading each panel as it lies (contiguous, so no copy into
+    gemm_block's aligned buffer), and the copy writes rows NR floats
     apart (kᵀ as one [d, L'] array puts them L' apart, a stride that maps them onto few L1 sets: at 512
     tokens that copy took a third of the attention's time). v is read in place when the head size is a
     whole number of panels, else through zero-padded copies (values, heads [L, d']). The second product
@@ -433,24 +447,22 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
                 kt[p, c, jj] = qkv[start + p * NR + jj, k0 + c]
     s = scores[:L * Lp].reshape((L, Lp))  # [L, L']
     q = qkv[start:start + L, q0:q0 + d]
-    for p in range(Lp // NR):  # q kᵀ: [L, d] x [d, L'] -> [L, L'], a panel of NR columns at a time
-        gemm.tile_column(q, q.strides[0] // 4, 0, L, 0, d, kt[p], 0, NR, 0, s, p * NR, Lp, False, NONE, s[0], 0, s, 0,
-                         MR, WIDTH, FUSED)
+    # q kᵀ: [L, d] x [d, L'] -> [L, L'], kt being kᵀ's panels as gemm.pack lays them out
+    _gemm_rows(q, keys[:d * Lp].reshape((Lp // NR * d, NR)), s, s[0], NONE, np.int64(0), L, packed, scratch,
+               tail)
     sums = keys[:L]  # kᵀ is read by now: its buffer holds the rows' Σ_j e_ij
     for i in range(L):  # e = exp((q kᵀ - max) · scale), row by row (the max of each row)
         sums[i] = softmax_exp(WIDTH, scores, i * Lp, L, Lp, scale)
     out = context[start:start + L, q0:q0 + d]
-    if d == dp:  # e v: [L, L] x [L, d] -> the head's columns of context
-        gemm.gemm_block(s[:, :L], qkv[start:start + L, v0:v0 + d], False, out, out[0], out, NONE, 0, L, 0,
-                        d // NR, packed, tail, tail, MR, WIDTH, FUSED)
-    else:
-        v = values[:L * dp].reshape((L, dp))  # [L, d']
+    v, product = qkv[start:start + L, v0:v0 + d], out  # e v: [L, L] x [L, d] -> the head's columns of context
+    if d < dp:  # through zero-padded copies: [L, L] x [L, d'] -> [L, d']
+        v, product = values[:L * dp].reshape((L, dp))[:, :], heads[:L * dp].reshape((L, dp))[:, :]
         v[:, d:] = 0
         v[:, :d] = qkv[start:start + L, v0:v0 + d]
-        padded_out = heads[:L * dp].reshape((L, dp))
-        gemm.gemm_block(s[:, :L], v, False, padded_out, padded_out[0], padded_out, NONE, 0, L, 0, dp // NR, packed,
-                        tail, tail, MR, WIDTH, FUSED)  # [L, L] x [L, d'] -> [L, d']
-        out[:] = padded_out[:, :d]
+    gemm.gemm_block(s[:, :L], v, False, product, product[0], product, NONE, 0, L, 0, dp // NR, packed, tail, tail,
+                    MR, WIDTH, FUSED)
+    if d < dp:
+        out[:] = product[:, :d]
     for i in range(L):  # context_i = (e v)_i / Σ_j e_ij = softmax(q kᵀ · scale)_i v
         row = context[start + i, q0:q0 + d]  # a row's slice: contiguous, so the loop is vectorised
         inverse = np.float32(1.0) / sums[i]
