@@ -357,7 +357,7 @@ def test_fused_gemm_sees_a_planted_bug():
 
 
 @pytest.mark.parametrize("kernel", [k if k == HOST_KERNEL else pytest.param(k, marks=pytest.mark.slow)
-                                    for k in int8.KERNELS])  # each build of the forward compiles for over a minute
+                                    for k in int8.KERNELS])  # each build of the forward compiles for most of a minute
 def test_int8_forward_in_one_region(kernel, monkeypatch):
     """An int8 model's forward (int8_layers) against the int8 reference, on each vector kernel the CPU has,
     with padding, sequences longer and shorter than attention's SHORT and a hidden size whose panels have

@@ -421,7 +421,8 @@ def _tile(rows, kind, q, i, panels, p, weight_sum, weight_scale, x_scale, zero, 
                           epilogue, zero, x_scale, i, weight_sum, weight_scale, bias, j0)
     else:
         micro_kernel(rows, kind, q, i * lda, lda, panels, p * step, panels.shape[1], sums, 0, NR)
-        _narrow_epilogue(sums, rows, i, j0, weight_sum, weight_scale, x_scale, zero, bias, out, epilogue, row)
+        _narrow_epilogue(sums, np.int64(rows), i, j0, weight_sum, weight_scale, x_scale, zero, bias, out[:, :],
+                         epilogue, row)  # typed values, one layout: one build for every tile and caller
 
 
 @numba.njit(cache=True, error_model="numpy")

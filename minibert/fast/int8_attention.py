@@ -87,7 +87,7 @@ def attend(qkv, start, L, h, num_heads, context, codes, key_panels, value_panels
     keys = key_panels[:L_p * d_g].reshape((L_p // nr, d_g // g, nr * g))  # kᵀ's codes as panels
     _key_codes(qkv[start:start + L, k0:k0 + d], keys, channel_sums, channel_scales, nr, g, value_panels[:d_g], heads)
     e = scores[:L * L_p].reshape((L, L_p))
-    _product(q, keys, token_scales, token_zeros, channel_sums, channel_scales, e, sums, row, kind, mr)  # q kᵀ
+    _product(q, keys, token_scales, token_zeros, channel_sums, channel_scales, e[:, :], sums, row, kind, mr)  # q kᵀ
     _exps(scores, exp_sums, L, L_p, np.float32(d ** -0.5))  # e = exp((q kᵀ - max) / √d), zero past L
     p = codes[:L * L_g].reshape((L, L_g))  # e's codes [L, L"], those past L meet zero value codes
     for i in range(L):
@@ -95,12 +95,11 @@ def attend(qkv, start, L, h, num_heads, context, codes, key_panels, value_panels
         token_scales[i], token_zeros[i] = E_SCALE / exp_sums[i], 0  # s_e / Σ_j e_ij: the softmax's division
     values = value_panels[:d_p * L_g].reshape((d_p // nr, L_g // g, nr * g))  # v's columns' codes as panels
     _value_codes(qkv[start:start + L, v0:v0 + d], values, channel_sums, channel_scales, nr, g, key_panels, heads)
-    if d == d_p:  # softmax(q kᵀ / √d) v = (e v) / Σ e, into the head's columns of context
-        out = context[start:start + L, q0:q0 + d]
-        _product(p, values, token_scales, token_zeros, channel_sums, channel_scales, out, sums, row, kind, mr)
-    else:  # through whole panels' columns [L, d'], then the first d
-        out = heads[:L * d_p].reshape((L, d_p))
-        _product(p, values, token_scales, token_zeros, channel_sums, channel_scales, out, sums, row, kind, mr)
+    out = context[start:start + L, q0:q0 + d]  # softmax(q kᵀ / √d) v = (e v) / Σ e, the head's columns of context
+    if d < d_p:  # through whole panels' columns [L, d'], then the first d
+        out = heads[:L * d_p].reshape((L, d_p))[:, :]
+    _product(p, values, token_scales, token_zeros, channel_sums, channel_scales, out, sums, row, kind, mr)
+    if d < d_p:
         context[start:start + L, q0:q0 + d] = out[:, :d]
 
 
@@ -120,12 +119,13 @@ def _exp_codes(e, codes):
         codes[j] = np.uint8(np.rint(e[j] * LEVELS))
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _product(a, panels, x_scale, zero, weight_sum, weight_scale, out, sums, row, kind, mr):
     """out [M, P·nr] = dequantize(a Q_wᵀ): a [M, K'] codes (int8.codes_dtype) with x_scale, zero [M]; the weight as
     panels [P, K'/G, nr·G] with weight_sum, weight_scale [P·nr] (whatever they hold past the weight's
     channels makes output columns the caller does not read); panel by panel, as int8.gemm_items' (every
-    panel whole, so sums and row, its buffers for a narrower one, go unused)."""
+    panel whole, so sums and row, its buffers for a narrower one, go unused). One build (out of layout A) for
+    the attention's products, where inlined each built the int8 GEMM's tiles again (docs/fast.md)."""
     for p in range(panels.shape[0]):
         int8.panel_rows(a, 0, a.shape[0], panels, p, weight_sum, weight_scale, x_scale, zero, weight_scale, out, NONE,
                         sums, row, kind, mr)
