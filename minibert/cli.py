@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import os
 import sys
@@ -24,6 +25,8 @@ class UserError(Exception):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if sys.stderr.isatty():  # a first call compiles for about a minute: say so (minibert/fast/compiling.py)
+        show_compile_notice(sys.stderr)
     try:
         return args.run(args) or 0
     except UserError as e:
@@ -42,6 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"minibert {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def show_compile_notice(stream) -> None:
+    """Print fast/compiling.py's note, when Numba starts compiling minibert's kernels, on `stream`."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("minibert: %(message)s"))
+    logger = logging.getLogger("minibert.fast.compiling")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -186,3 +187,50 @@ def test_bench_pairs_the_calls_of_each_round():
     minibert = np.array([1.0, 2.0, 4.0, 8.0])  # the machine slowing down round by round
     q1, median, q3 = paired_speedup(2 * minibert, minibert)
     assert q1 == median == q3 == 2.0
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRST_CALL = """
+import sys
+import numpy as np
+from minibert import cli
+from minibert.inputs import bounds
+cli.show_compile_notice(sys.stdout)  # as main() does on a terminal
+bounds(np.arange(3))
+bounds(np.arange(3.0))  # another signature, compiled too: no second note
+print("done")
+"""
+
+
+def test_the_first_compilation_is_announced_once(tmp_path):
+    """A process that compiles minibert's kernels says so once (minibert/fast/compiling.py), on the stream the
+    command shows it on; one that loads them from Numba's disk cache says nothing."""
+    import subprocess
+    import sys
+
+    from minibert.fast.compiling import MESSAGE
+
+    def output():
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+        return subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True, env=env,
+                              check=True, timeout=600, cwd=ROOT).stdout
+
+    cold, warm = output(), output()
+    print(f"fresh cache: {cold!r}; the same cache again: {warm!r}")
+    assert cold.count(f"minibert: {MESSAGE}") == 1 and cold.endswith("done\n")
+    assert warm == "done\n"
+
+
+def test_a_warm_forward_compiles_nothing():
+    """Every kernel a float32 and an int8 forward run loads from the disk cache once compiled (so the note
+    above is never a false alarm): a second process on the same cache logs no compilation."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from minibert import cli, BertModel; from minibert.tools.bench import "
+            "random_mini_weights; cli.show_compile_notice(sys.stdout); c, w = random_mini_weights(); "
+            "ids = np.arange(8)[None]; BertModel(c, w)(ids); BertModel(c, w).quantize()(ids); print('done')")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=1200,
+                           cwd=ROOT).stdout for _ in range(2)]
+    print(f"first: {runs[0]!r}; second: {runs[1]!r}")
+    assert runs[1] == "done\n"

@@ -15,6 +15,7 @@ import numba
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
+from . import compiling  # noqa: E402, F401  (logs the first compilation: fast/compiling.py)
 from .encoder import FastEncoder  # noqa: E402
 from .threads import set_num_threads  # noqa: E402
 
