@@ -48,10 +48,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def show_compile_notice(stream) -> None:
-    """Print fast/compiling.py's note, when Numba starts compiling minibert's kernels, on `stream`."""
+    """Print fast/compiling.py's note, when Numba starts compiling minibert's kernels, on `stream` (once, however
+    often main() runs in a process)."""
+    logger = logging.getLogger("minibert.fast.compiling")
+    if any(getattr(handler, "stream", None) is stream for handler in logger.handlers):
+        return
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("minibert: %(message)s"))
-    logger = logging.getLogger("minibert.fast.compiling")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 

@@ -196,6 +196,7 @@ import numpy as np
 from minibert import cli
 from minibert.inputs import bounds
 cli.show_compile_notice(sys.stdout)  # as main() does on a terminal
+cli.show_compile_notice(sys.stdout)  # as a second main() in the process would: still one line
 bounds(np.arange(3))
 bounds(np.arange(3.0))  # another signature, compiled too: no second note
 print("done")

@@ -447,9 +447,8 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
                 kt[p, c, jj] = qkv[start + p * NR + jj, k0 + c]
     s = scores[:L * Lp].reshape((L, Lp))  # [L, L']
     q = qkv[start:start + L, q0:q0 + d]
-    # q kᵀ: [L, d] x [d, L'] -> [L, L'], kt being kᵀ's panels as gemm.pack lays them out
-    _gemm_rows(q, keys[:d * Lp].reshape((Lp // NR * d, NR)), s, s[0], NONE, np.int64(0), L, packed, scratch,
-               tail)
+    # q kᵀ: [L, d] x [d, L'] -> [L, L'], kt's panels being as gemm.pack lays them out ([L'/NR · d, NR])
+    _gemm_rows(q, kt.reshape((Lp // NR * d, NR)), s, s[0], NONE, np.int64(0), L, packed, scratch, tail)
     sums = keys[:L]  # kᵀ is read by now: its buffer holds the rows' Σ_j e_ij
     for i in range(L):  # e = exp((q kᵀ - max) · scale), row by row (the max of each row)
         sums[i] = softmax_exp(WIDTH, scores, i * Lp, L, Lp, scale)
