@@ -114,9 +114,8 @@ def test_quantize_weight_codes():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("T, K, N", SHAPES)
 def test_fast_kernels_equal_reference(T, K, N, dtype, kernel):
-    """Every GEMM kernel the CPU has, forced, at shapes with row, column and K tails."""
-    if kernel not in int8.kernels_present():
-        pytest.skip(f"this CPU has no {kernel} kernel")
+    """Every GEMM kernel, forced, at shapes with row, column and K tails: on its instruction where the CPU has
+    it, else on the same sums in plain vector IR (int8.dot_bytes, int8.pair_sums)."""
     x, weight, _ = random_linear(np.random.default_rng(K), T, K, N, dtype)
     q, s = quantize.quantize_weight(weight)
     matrix = int8.Int8Matrix(q, s, kernel)
@@ -132,6 +131,12 @@ def test_fast_kernels_equal_reference(T, K, N, dtype, kernel):
     assert np.abs(out - reference).max() <= 1e-5 * max(1.0, np.abs(reference).max())
 
 
+def test_an_unknown_kernel_is_refused():
+    q, s = quantize.quantize_weight(np.ones((4, 8), np.float32))
+    with pytest.raises(ValueError, match="int8 kernel 'vnni1024' is not one of vnni512, vnni256, avx2, portable"):
+        int8.Int8Matrix(q, s, "vnni1024")
+
+
 OTHER_CPU = """
 import numpy as np
 from minibert.fast import gemm, int8, int8_attention, int8_layers, layers, set_num_threads
@@ -141,8 +146,9 @@ rng = np.random.default_rng(0)
 for T, K, N in [(1, 8, 16), (3, 33, 7), (33, 100, 129)]:
     x = rng.standard_normal((T, K)).astype(np.float32)
     q, s = quantize.quantize_weight(rng.normal(0, 0.05, (N, K)))
-    acc, _, _ = int8.Int8Matrix(q, s).accumulate(x)  # the kernel chosen for this CPU
-    assert np.array_equal(acc, quantize.int_matmul(quantize.quantize_rows(x)[0], q)), (T, K, N)
+    for kernel in [None, *int8.KERNELS]:  # the kernel chosen for this CPU, then each one forced
+        acc, _, _ = int8.Int8Matrix(q, s, kernel).accumulate(x)
+        assert np.array_equal(acc, quantize.int_matmul(quantize.quantize_rows(x)[0], q)), (T, K, N, kernel)
 print(",".join(int8.kernels_present()))
 """
 
@@ -150,7 +156,8 @@ print(",".join(int8.kernels_present()))
 @pytest.mark.parametrize("cpu, kernels", [("generic", "portable"), ("haswell", "avx2,portable")])
 def test_kernels_chosen_for_other_cpus(cpu, kernels, tmp_path):
     """Compiled for a CPU without vector extensions beyond x86-64's (NUMBA_CPU_NAME=generic), or for one with
-    AVX2 and no VNNI (as AMD Zen 3), the kernel chosen gives the same integers."""
+    AVX2 and no VNNI (as AMD Zen 3), the kernel chosen gives the same integers, and so does each kernel forced
+    (on the plain-IR sums that stand in for an instruction the target lacks)."""
     if cpu != "generic" and "avx2" not in int8.kernels_present():
         pytest.skip(f"this CPU cannot run code compiled for {cpu}")
     env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CACHE_DIR": str(tmp_path)}
@@ -327,10 +334,9 @@ def fused_dense(kernel, x, q, s, bias, epilogue):
 @pytest.mark.parametrize("kernel", list(int8.KERNELS))
 @pytest.mark.parametrize("T, K, N", SHAPES)
 def test_fused_gemm_equals_reference(T, K, N, kernel):
-    """The region's GEMM, each epilogue, every vector kernel the CPU has, at shapes with row, column and K
-    tails: bit for bit the reference's dequantize (+ bias), and GELU as nn.gelu within float32 rounding."""
-    if kernel not in int8.kernels_present():
-        pytest.skip(f"this CPU has no {kernel} kernel")
+    """The region's GEMM, each epilogue, every vector kernel (natively where the CPU has it), at shapes with
+    row, column and K tails: bit for bit the reference's dequantize (+ bias), and GELU as nn.gelu within
+    float32 rounding."""
     x, weight, bias = random_linear(np.random.default_rng(K), T, K, N)
     q, s = quantize.quantize_weight(weight)
     y = quantize.dense_int8(x, q, s, np.zeros(N, np.float32))
@@ -359,12 +365,10 @@ def test_fused_gemm_sees_a_planted_bug():
 @pytest.mark.parametrize("kernel", [k if k == HOST_KERNEL else pytest.param(k, marks=pytest.mark.slow)
                                     for k in int8.KERNELS])  # each build of the forward compiles for most of a minute
 def test_int8_forward_in_one_region(kernel, monkeypatch):
-    """An int8 model's forward (int8_layers) against the int8 reference, on each vector kernel the CPU has,
-    with padding, sequences longer and shorter than attention's SHORT and a hidden size whose panels have
-    tails (48 = 32 + 16); on one thread it gives the same bits as on two, and so it does with each sequence
-    a group of its own (layers.groups: each thread takes whole groups through every layer)."""
-    if kernel not in int8.kernels_present():
-        pytest.skip(f"this CPU has no {kernel} kernel")
+    """An int8 model's forward (int8_layers) against the int8 reference, on each vector kernel (natively where
+    the CPU has it), with padding, sequences longer and shorter than attention's SHORT and a hidden size whose
+    panels have tails (48 = 32 + 16); on one thread it gives the same bits as on two, and so it does with each
+    sequence a group of its own (layers.groups: each thread takes whole groups through every layer)."""
     config = dict(RANDOM_CONFIGS["tiny"], hidden_size=48, intermediate_size=70, num_hidden_layers=3)
     weights = random_weights(config)
     model = minibert.BertModel(minibert.BertConfig.from_dict(config), weights).quantize()
@@ -529,12 +533,11 @@ def fast_attention(kernel, qkv, lengths, num_heads):
 @pytest.mark.parametrize("kernel", list(int8.KERNELS))
 @pytest.mark.parametrize("H, A", [(48, 4), (160, 4), (256, 4)])  # heads of 12, 40 (tails of 16) and 64 columns
 def test_fast_attention_equals_reference(kernel, H, A):
-    """The int8 attention (fast/int8_attention.py) on every vector kernel the CPU has, against the reference,
-    on sequences with row and panel tails: given the fast e, its context equals the reference's context_int8
-    bit for bit; its e is the reference's to float32 rounding (its exponential is another); and the whole
-    context is the reference's within one step of an e code (where the two e round differently)."""
-    if kernel not in int8.kernels_present():
-        pytest.skip(f"this CPU has no {kernel} kernel")
+    """The int8 attention (fast/int8_attention.py) on every vector kernel (natively where the CPU has it),
+    against the reference, on sequences with row and panel tails: given the fast e, its context equals the
+    reference's context_int8 bit for bit; its e is the reference's to float32 rounding (its exponential is
+    another); and the whole context is the reference's within one step of an e code (where the two e round
+    differently)."""
     rng = np.random.default_rng(H)
     lengths = np.array([37, 1, 33, 5])
     d = H // A

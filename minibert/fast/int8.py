@@ -3,7 +3,7 @@
 Per call: quantize_rows turns the activations into uint8 codes (one range per token), a GEMM accumulates
 Q_x Q_wᵀ in int32, and dequantize_rows applies the scales. The int32 accumulators equal the reference's bit
 for bit (integer arithmetic is exact, and the codes come from the same float operations in the same
-order); tests/test_int8.py checks it for every kernel the CPU has.
+order); tests/test_int8.py checks it for every kernel.
 
 The GEMM kernels, chosen at run time from the CPU (simd.host()):
 
@@ -12,6 +12,10 @@ The GEMM kernels, chosen at run time from the CPU (simd.host()):
     avx2      codes stored as int16 (codes_dtype), weights widened to int16, then vpmaddwd: per lane, 2 int16 ×
               int16 products into int32
     portable  plain loops (any CPU; what NUMBA_CPU_NAME=generic runs)
+
+Where the compile target lacks a kernel's instruction, the kernel computes the same integer sums in plain
+vector IR instead (dot_bytes, pair_sums): never chosen there, but forced by the tests, so that each kernel's
+tiling and packing are checked on every CPU.
 
 None can saturate: vpdpbusd adds its four products in int32, and vpmaddwd's pair sums stay below 2 · 255 · 128.
 (vpmaddubsw, u8 × s8 into saturating int16 pair sums, would clip 2 · 255 · 127 and is not used.) The weight
@@ -45,7 +49,7 @@ ROWS = 4  # tokens per step of int_matmul: each weight row read from cache serve
 MC = 64  # rows per task of the packed GEMM
 # kernel name -> (int32 lanes W, bytes per lane G, rows per tile MR, vectors per tile V)
 KERNELS = {"vnni512": (16, 4, 8, 2), "vnni256": (8, 4, 6, 2), "avx2": (8, 2, 6, 2)}
-I16 = simd.ir.IntType(16)
+I8, I16 = simd.ir.IntType(8), simd.ir.IntType(16)
 LANES = simd.host().width  # float32 lanes of the CPU's vectors, for the quantization
 KIND, MR, NR = 0, 8, 32  # each compiled copy of _packed_matmul gets its kernel's own (see packed_matmul)
 
@@ -325,18 +329,51 @@ def _tile_sums(context, builder, sig, args, kind: int, MR: int) -> list[list]:
             if G == 4:  # the row's 4 unsigned bytes as one int32, in every lane
                 a_ig = builder.load(builder.bitcast(at, simd.I32.as_pointer()), align=1)
                 a_lanes = simd.broadcast(builder, a_ig, W)
-                intrinsic_name = f"llvm.x86.avx512.vpdpbusd.{32 * W}"
-                new += [simd.call(builder, intrinsic_name, lanes, [acc[i][v], a_lanes, b_vectors[v]])
-                        for v in range(V)]
+                new += [dot_bytes(builder, acc[i][v], a_lanes, b_vectors[v]) for v in range(V)]
             else:  # the row's 2 codes, already int16 (codes_dtype), as one int32 in every lane
                 pair = builder.load(builder.bitcast(at, simd.I32.as_pointer()), align=2)
                 a_lanes = builder.bitcast(simd.broadcast(builder, pair, W), simd.vector(2 * W, I16))
-                new += [builder.add(acc[i][v], simd.call(builder, "llvm.x86.avx2.pmadd.wd", lanes,
-                                                         [a_lanes, b_vectors[v]])) for v in range(V)]
+                new += [builder.add(acc[i][v], pair_sums(builder, a_lanes, b_vectors[v])) for v in range(V)]
         return new
 
     flat = simd.counted_loop(builder, groups_, body, [simd.ir.Constant(lanes, [0] * W)] * (MR * V))
     return [flat[i * V:(i + 1) * V] for i in range(MR)]
+
+
+def dot_bytes(builder, acc, a, b):
+    """acc + vpdpbusd(a, b) on W int32 lanes: per lane, its 4 bytes of a (unsigned) times its 4 bytes of b
+    (signed), the 4 products summed into the lane's int32. The instruction where the compile target has it at
+    this width (AVX512-VNNI for 16 lanes; AVX-VNNI or AVX512-VNNI + VL for 8); elsewhere the same integer
+    sums in plain vector IR, which LLVM lowers on any CPU (slowly), so that the kernel runs, and is tested,
+    everywhere."""
+    W = acc.type.count
+    target = simd.host()
+    if target.vnni and W <= target.width:
+        return simd.call(builder, f"llvm.x86.avx512.vpdpbusd.{32 * W}", acc.type, [acc, a, b])
+    wide = simd.vector(4 * W, simd.I32)
+    products = builder.mul(builder.zext(builder.bitcast(a, simd.vector(4 * W, I8)), wide),
+                           builder.sext(builder.bitcast(b, simd.vector(4 * W, I8)), wide))
+    for r in range(4):  # acc + the lanes' r-th products
+        acc = builder.add(acc, _every_nth(builder, products, r, 4))
+    return acc
+
+
+def pair_sums(builder, a, b):
+    """vpmaddwd(a, b) on <2W x i16>: per int32 lane, a[2l] · b[2l] + a[2l + 1] · b[2l + 1] (int16 products
+    summed in int32). The instruction where the target has AVX2; elsewhere the same sums in plain vector IR."""
+    W = a.type.count // 2
+    if simd.host().avx2 and W == 8:
+        return simd.call(builder, "llvm.x86.avx2.pmadd.wd", simd.vector(W, simd.I32), [a, b])
+    wide = simd.vector(2 * W, simd.I32)
+    products = builder.mul(builder.sext(a, wide), builder.sext(b, wide))
+    return builder.add(_every_nth(builder, products, 0, 2), _every_nth(builder, products, 1, 2))
+
+
+def _every_nth(builder, x, first: int, step: int):
+    """<n/step x T> = x[first::step] for a vector x of n lanes."""
+    count = x.type.count // step
+    picks = simd.ir.Constant(simd.vector(count, simd.I32), [first + step * lane for lane in range(count)])
+    return builder.shuffle_vector(x, simd.ir.Constant(x.type, simd.ir.Undefined), picks)
 
 
 def _packed_matmul(q_x, panels, acc):
@@ -492,11 +529,11 @@ class Int8Matrix:
     and colsum [N] int32 = Σ_k Q_w[j, k], the zero points' correction, worked out once."""
 
     def __init__(self, weight: np.ndarray, scale: np.ndarray, kernel: str | None = None) -> None:
-        """kernel: one of kernels_present() (default: the first, the fastest this CPU has)."""
-        present = kernels_present()
-        if kernel is not None and kernel not in present:
-            raise ValueError(f"int8 kernel {kernel!r} is not available on this CPU ({', '.join(present)} are)")
-        self.weight, self.scale, self.kernel = weight, scale, kernel or present[0]
+        """kernel: one of KERNELS or "portable" (default: kernels_present()[0], the fastest this CPU has). A
+        kernel whose instruction the CPU lacks gives the same integers, slowly (dot_bytes, pair_sums)."""
+        if kernel is not None and kernel not in (*KERNELS, "portable"):
+            raise ValueError(f"int8 kernel {kernel!r} is not one of {', '.join((*KERNELS, 'portable'))}")
+        self.weight, self.scale, self.kernel = weight, scale, kernel or kernels_present()[0]
         self.refresh()
 
     def refresh(self) -> None:
