@@ -10,12 +10,13 @@ import pytest
 
 import minibert
 from minibert import WeightsError
-from minibert.fast import gemm, int8, int8_attention, int8_layers, layers, set_num_threads
+from minibert.fast import gemm, int8, int8_attention, int8_layers, layers, set_num_threads, simd
 from minibert.loading.weights import read_safetensors
 from minibert.nn import quantize
 from minibert.nn.activations import gelu as nn_gelu
 from tests.conftest import maxdiff
 from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
+from tests.fixtures.cpu import run_with_lanes
 from tests.test_heads import BATCH, CHOICES, CLASSES, HEADS
 
 SHAPES = [(1, 8, 16), (3, 33, 7), (5, 64, 48), (33, 100, 129), (17, 256, 768)]  # (tokens T, in K, out N): tails
@@ -139,7 +140,7 @@ def test_an_unknown_kernel_is_refused():
 
 OTHER_CPU = """
 import numpy as np
-from minibert.fast import gemm, int8, int8_attention, int8_layers, layers, set_num_threads
+from minibert.fast import gemm, int8, int8_attention, int8_layers, layers, set_num_threads, simd
 from minibert.nn import quantize
 from minibert.nn.activations import gelu as nn_gelu
 rng = np.random.default_rng(0)
@@ -399,6 +400,40 @@ def test_int8_forward_in_one_region(kernel, monkeypatch):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(grouped.pooler_output, fast.pooler_output)
 
+
+
+INT8_FORWARD_OTHER_WIDTH = """
+import numpy as np
+import minibert
+from minibert.fast import int8, simd
+from tests.fixtures.cases import RANDOM_CONFIGS, random_weights
+kernel = "vnni512" if simd.host().width == 16 else "avx2"
+int8.kernels_present = lambda target=None: [kernel, "portable"]  # the kernel an AVX-512 VNNI (or AVX2) CPU takes
+config = dict(RANDOM_CONFIGS["tiny"], hidden_size=48, intermediate_size=70, num_hidden_layers=3)
+weights = random_weights(config)
+model = minibert.BertModel(minibert.BertConfig.from_dict(config), weights).quantize()
+reference = minibert.BertModel(minibert.BertConfig.from_dict(config), weights).quantize()
+reference.use_fast = False
+ids = np.random.default_rng(1).integers(0, config["vocab_size"], (3, 40))
+mask = np.ones_like(ids)
+mask[1, 17:], mask[2, 5:] = 0, 0
+fast, slow = (m(ids, attention_mask=mask).last_hidden_state for m in (model, reference))
+real = mask.astype(bool)
+print(model.fast.compiled_int8[0], simd.host().width, float(np.abs(fast - slow)[real].max()),
+      float(np.abs(slow[real]).max()))
+"""
+
+
+@pytest.mark.slow
+def test_int8_forward_with_the_other_vector_width(tmp_path):
+    """The int8 forward as a CPU of the other x86 width runs it, on this CPU: 16 float32 lanes and the vnni512
+    kernel (an AVX-512 VNNI CPU's) where the CPU has no AVX-512, else 8 lanes and the avx2 kernel (AMD Zen 3's),
+    against the int8 reference, with padding and panel tails, as test_int8_forward_in_one_region."""
+    lanes = 8 if simd.host().width == 16 else 16
+    kernel, width, worst, size = run_with_lanes(INT8_FORWARD_OTHER_WIDTH, lanes, tmp_path, timeout=1200).split()
+    print(f"int8 forward, {kernel} with {width} lanes: vs int8 reference {float(worst):.1e} (values up to {size})")
+    assert (kernel, width) == ("vnni512" if lanes == 16 else "avx2", str(lanes))
+    assert float(worst) <= 1e-3 * float(size)
 
 
 def test_the_int8_region_reads_one_copy_of_each_weight_that_weights_changed_renews():
