@@ -5,10 +5,13 @@ for a missing instruction (int8.dot_bytes) only where it lacks them. What the ke
 elsewhere, on this CPU's builds and on the other vector widths' (test_gemm, test_int8, test_fast)."""
 
 import json
+import platform
 
 import pytest
 
 from tests.fixtures.cpu import run_for_cpu
+
+pytestmark = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 builds need an x86 host")
 
 AVX512_VNNI = "+avx512f,+avx512vl,+avx512bw,+avx512dq,+avx512cd,+avx512vnni,+evex512,+avx2,+avx,+fma"
 AVX2 = "+avx2,+avx,+fma,-avx512f,-avx512vnni,-avxvnni"
