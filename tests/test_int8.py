@@ -401,7 +401,6 @@ def test_int8_forward_in_one_region(kernel, monkeypatch):
     np.testing.assert_array_equal(grouped.pooler_output, fast.pooler_output)
 
 
-
 INT8_FORWARD_OTHER_WIDTH = """
 import numpy as np
 import minibert
