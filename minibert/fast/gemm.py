@@ -325,7 +325,8 @@ def gemm_block(x, w, in_panels, out, bias, residual, epilogue, r0, r1, p0, p1, p
     lda, ldw, ldo, ldr = x.strides[0] // 4, w.strides[0] // 4, out.strides[0] // 4, residual.strides[0] // 4
     if not in_panels and p1 * NR > N:  # the narrower last panel is ours: zero-padded into tail
         tail[:K] = 0
-        tail[:K, :N - (p1 - 1) * NR] = w[:, (p1 - 1) * NR:]
+        for k in range(K):
+            kernels.copy_row(w[k, (p1 - 1) * NR:], tail[k, :N - (p1 - 1) * NR])
     for m0 in range(r0, r1, MC):
         m1 = min(m0 + MC, r1)
         for k0 in range(0, K, KC):

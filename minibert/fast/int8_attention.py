@@ -26,7 +26,7 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from ..nn.quantize import ACTIVATION_LEVELS, WEIGHT_MAX
-from . import int8, simd
+from . import int8, kernels, simd
 from .gemm import NONE, WIDTH
 from .softmax import softmax_exp
 from .tasks import claim, finish
@@ -100,7 +100,8 @@ def attend(qkv, start, L, h, num_heads, context, codes, key_panels, value_panels
         out = heads[:L * d_p].reshape((L, d_p))[:, :]
     _product(p, values, token_scales, token_zeros, channel_sums, channel_scales, out, sums, row, kind, mr)
     if d < d_p:
-        context[start:start + L, q0:q0 + d] = out[:, :d]
+        for i in range(L):
+            kernels.copy_row(out[i, :d], context[start + i, q0:q0 + d])
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")

@@ -89,6 +89,15 @@ def embed(input_ids, token_type_ids, position_ids, word, position, token_type, g
                   out[t])
 
 
+@numba.njit(cache=True, inline="always")
+def copy_row(a, out):
+    """out[:] = a, for 1-D arrays of one length, as a loop: Numba compiles an array assigned to a slice with
+    its shape-mismatch message (string formatting), into every function it reaches, seconds of the first
+    compilation of a forward."""
+    for j in range(out.shape[0]):
+        out[j] = a[j]
+
+
 @numba.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
 def embed_row(w, ty, p, gamma, beta, eps, row):
     """row = LayerNorm(w + ty + p), one token's embedding from its word, token type and position vectors [H].

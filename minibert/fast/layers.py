@@ -305,7 +305,7 @@ def embed_items(tokens, embedding, eps, positions, x, threads, counters, phase, 
             kernels.embed_row(word[input_ids[b, i]], token_type[token_type_ids[b, i]],
                               position[position_ids[b % position_ids.shape[0], i]], gamma, beta, eps, x[t])
             if slot >= 0:
-                hidden[slot, positions[t]] = x[t]
+                kernels.copy_row(x[t], hidden[slot, positions[t]])
         finish(counters, phase)
         item = claim(counters, phase)
     return items
@@ -324,7 +324,7 @@ def pooler_items(x, starts, order, pool_weight, pool_bias, first, z, pooled, thr
         return
     if claim(counters, phase) == 0:
         for s in range(S):
-            first[s] = x[starts[s]]
+            kernels.copy_row(x[starts[s]], first[s])
         finish(counters, phase)
     wait(counters, phase, 1)
     n = _gemm_items(first[:S], pool_weight, z[:S, :], pool_bias, BIAS, threads, counters, phase + 1, packed, scratch,
@@ -403,7 +403,7 @@ def layer_norm_rows(y, bias, x, gamma, beta, eps, r0, r1, hidden, slot, position
     for t in range(r0, r1):
         kernels.bias_residual_layer_norm_row(y[t], bias, x[t], gamma, beta, eps)
         if slot >= 0:
-            hidden[slot, positions[t]] = x[t]
+            kernels.copy_row(x[t], hidden[slot, positions[t]])
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
@@ -457,11 +457,13 @@ def _attend(qkv, start, L, h, num_heads, scale, context, packed, scratch, tail, 
     if d < dp:  # through zero-padded copies: [L, L] x [L, d'] -> [L, d']
         v, product = values[:L * dp].reshape((L, dp))[:, :], heads[:L * dp].reshape((L, dp))[:, :]
         v[:, d:] = 0
-        v[:, :d] = qkv[start:start + L, v0:v0 + d]
+        for i in range(L):
+            kernels.copy_row(qkv[start + i, v0:v0 + d], v[i, :d])
     gemm.gemm_block(s[:, :L], v, False, product, product[0], product, NONE, 0, L, 0, dp // NR, packed, tail, tail,
                     MR, WIDTH, FUSED)
     if d < dp:
-        out[:] = product[:, :d]
+        for i in range(L):
+            kernels.copy_row(product[i, :d], out[i])
     for i in range(L):  # context_i = (e v)_i / Σ_j e_ij = softmax(q kᵀ · scale)_i v
         row = context[start + i, q0:q0 + d]  # a row's slice: contiguous, so the loop is vectorised
         inverse = np.float32(1.0) / sums[i]
