@@ -189,6 +189,33 @@ def test_bench_pairs_the_calls_of_each_round():
     assert q1 == median == q3 == 2.0
 
 
+def test_bench_refuses_an_engine_that_computes_another_model():
+    """Before timing a shape, bench compares each engine's last hidden state with minibert float32's: the
+    readable reference passes (float32 rounding), a copy of the model with one weight changed does not, and an
+    int8 engine's quantization error is reported, not refused."""
+    import minibert
+    from minibert.tools.bench import SAME_OUTPUT, last_hidden_state, output_differences
+
+    config = minibert.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=37)
+    weights = minibert.init_weights(config, seed=0)
+    bias = weights["encoder.layer.1.output.dense.bias"].copy()
+    bias[0] += 0.01  # one element: LayerNorm would remove a change to all
+    changed = {**weights, "encoder.layer.1.output.dense.bias": bias}
+    reference = BertModel(config, weights)
+    reference.use_fast = False
+    ids = np.random.default_rng(0).integers(0, 99, (2, 7))
+    outputs = {name: last_hidden_state(model(ids)) for name, model in (
+        ("minibert", BertModel(config, weights)), ("minibert reference", reference),
+        ("changed", BertModel(config, changed)), ("changed int8", BertModel(config, changed)))}
+    differences = output_differences({n: outputs[n] for n in ("minibert", "minibert reference", "changed int8")}, "2x7")
+    print(f"max abs diff: {differences}")
+    assert differences["minibert reference"] <= 1e-5 and differences["changed int8"] > SAME_OUTPUT
+    assert last_hidden_state([outputs["changed"]]) is not None  # ONNX Runtime's list of outputs
+    with pytest.raises(ValueError, match=r"changed's last hidden state differs from minibert's by .* at 2x7"):
+        output_differences({n: outputs[n] for n in ("minibert", "changed")}, "2x7")
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRST_CALL = """
 import sys

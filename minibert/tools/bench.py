@@ -13,6 +13,8 @@ ONNX Runtime's and torch's thread pools keep spinning after a call returns (ONNX
 milliseconds), and on two cores that slows whichever engine runs next. So in each
 round an engine's calls start after a pause of SETTLE seconds, and its timed call follows an untimed call
 of its own: each engine is timed as it runs called back to back, with no other engine's threads awake.
+Before timing a shape, each engine's last hidden state is compared with minibert's: a float32 engine
+that differs by more than SAME_OUTPUT runs another model, and the bench stops there.
 With int8=True (`minibert bench --int8`), minibert's int8 model is timed against its float32 one and ONNX
 Runtime's int8 recipes (see int8_engines), and the memory of the quantized matrices is printed.
 """
@@ -23,6 +25,7 @@ import importlib.util
 import os
 import tempfile
 import time
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -36,6 +39,10 @@ SHAPES = ((1, 8), (1, 128), (32, 128), (8, 512))
 
 MAX_BATCH = 4096  # inputs and outputs of a timed batch stay well within memory
 SETTLE = 0.1  # s before each engine's calls in a round: longer than any pool spins after a call (module docstring)
+# Largest |difference| allowed between a float32 engine's last hidden state and minibert's: float32 rounding
+# across engines stays within a few 1e-6 on BERT-Mini, and an engine running another model (a graph traced
+# wrong, weights not loaded) differs by 1e-1 and more.
+SAME_OUTPUT = 1e-4
 
 
 def parse_shapes(text: str) -> list[tuple[int, int]]:
@@ -218,7 +225,10 @@ def export_onnx(hf_model, path: str) -> str:
             return out.last_hidden_state, out.pooler_output
 
     ids = torch.ones((2, 16), dtype=torch.long)
-    with torch.no_grad():
+    # The tracer warns that Python values it takes from tensors may not hold for other shapes; bench() checks
+    # the exported model's outputs at every shape it times (output_differences) instead.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(Encoder().eval(), (ids, torch.ones_like(ids)), path,
                           input_names=["input_ids", "attention_mask"],
                           output_names=["last_hidden_state", "pooler_output"], dynamo=False,
@@ -267,6 +277,28 @@ def interleaved_minimum(runs: dict[str, Callable[[], Any]], rounds: int) -> dict
     return {name: float(t.min()) for name, t in interleaved_times(runs, rounds).items()}
 
 
+def last_hidden_state(output) -> np.ndarray:
+    """An engine's [batch, seq, hidden] output as a NumPy array: a model output's last_hidden_state (minibert,
+    torch), else the first of its outputs (ONNX Runtime's list, OpenVINO's results)."""
+    hidden = getattr(output, "last_hidden_state", None)
+    hidden = output[0] if hidden is None else hidden
+    return np.asarray(hidden if isinstance(hidden, np.ndarray) else hidden.numpy())
+
+
+def output_differences(outputs: dict[str, np.ndarray], shape: str) -> dict[str, float]:
+    """name -> max |output - minibert float32's output| for every engine but "minibert". ValueError when a float32
+    engine's differs by more than SAME_OUTPUT: it runs another model, and its times compare nothing. int8
+    engines' differences (their quantization error) are returned, not bounded."""
+    reference = outputs["minibert"]
+    differences = {name: float(np.abs(output - reference).max()) for name, output in outputs.items()
+                   if name != "minibert"}
+    for name, difference in differences.items():
+        if "int8" not in name and not difference <= SAME_OUTPUT:
+            raise ValueError(f"{name}'s last hidden state differs from minibert's by {difference:.1e} at {shape} "
+                             f"(more than {SAME_OUTPUT:g}): it computes another model, so its times compare nothing")
+    return differences
+
+
 def paired_speedup(engine: np.ndarray, minibert: np.ndarray) -> tuple[float, float, float]:
     """Quartiles (25%, median, 75%) over rounds of engine time / minibert time within each round."""
     q1, median, q3 = np.percentile(engine / minibert, [25, 50, 75])
@@ -276,8 +308,10 @@ def paired_speedup(engine: np.ndarray, minibert: np.ndarray) -> tuple[float, flo
 def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_reference: bool = False,
           int8: bool = False) -> list[dict]:
     """Time every engine on every shape; returns rows {shape, engine: ms (the minimum), "paired": {engine:
-    [25%, median, 75%] of the within-round speed-ups}}. Prints a table as it goes. int8: minibert's int8
-    model against its float32 one and ONNX Runtime's int8 (int8_engines), speed-ups relative to minibert int8."""
+    [25%, median, 75%] of the within-round speed-ups}, "max_abs_diff": {engine: max |its last hidden state -
+    minibert float32's|}}. Prints a table as it goes. int8: minibert's int8 model against its float32 one and
+    ONNX Runtime's int8 (int8_engines), speed-ups relative to minibert int8. ValueError when a float32 engine
+    computes another model (output_differences)."""
     from ..fast import set_num_threads
 
     if not isinstance(rounds, int) or rounds < 1:
@@ -308,14 +342,17 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
     for batch, seq in shapes:
         ids = rng.integers(1000, config.vocab_size, size=(batch, seq)).astype(np.int64)
         mask = np.ones_like(ids)
-        for name in names:
-            runs[name](ids, mask)  # warm-up (compilation, allocation)
+        # warm-up (compilation, allocation), whose outputs show that every engine computes the same model
+        differences = output_differences({name: last_hidden_state(runs[name](ids, mask)) for name in names},
+                                         f"{batch}x{seq}")
         times = interleaved_times({name: lambda run=run: run(ids, mask) for name, run in runs.items()}, rounds,
                                   SETTLE)
         best = {name: float(t.min()) * 1e3 for name, t in times.items()}
         paired = {n: paired_speedup(times[n], times[baseline]) for n in others}
-        rows.append({"shape": f"{batch}x{seq}", **best, "paired": paired})
+        rows.append({"shape": f"{batch}x{seq}", **best, "paired": paired, "max_abs_diff": differences})
         print(f"{batch:>6} x {seq:<4} " + " ".join(f"{best[n]:>15.2f} ms" for n in names)
               + "".join(("  " + f"{best[n] / best[baseline]:.2f}x "
                          f"({paired[n][1]:.2f}x [{paired[n][0]:.2f}–{paired[n][2]:.2f}])").rjust(40) for n in others))
+        print(f"{'':>13}max abs diff from minibert float32's last hidden state: "
+              + ", ".join(f"{n} {d:.1e}" for n, d in differences.items()))
     return rows
