@@ -10,7 +10,8 @@ minibert's import minibert only; OpenVINO is left out when not installed). For e
 processes alternate, `--alternations` times each, so the machine's
 drift reaches both; each process warms up, then times calls back to back for about `--seconds`. Printed:
 each engine's fastest call over all its processes and the median of its processes' medians, and the
-speed-ups (engine ms / minibert ms) of both.
+speed-ups (engine ms / minibert ms) of both; then, as `minibert bench` does, each engine's max abs diff from
+minibert's last hidden state (the bench stops when a float32 engine computes another model).
 """
 
 import argparse
@@ -30,6 +31,7 @@ from minibert.tools.bench import (  # noqa: E402
     SHAPES,
     blas_description,
     export_onnx,
+    output_differences,
     parse_shapes,
     random_mini_weights,
     transformers_model,
@@ -38,7 +40,8 @@ from minibert.tools.bench import (  # noqa: E402
 CHILD = """
 import json, sys, time
 import numpy as np
-engine, batch, seq, seconds, onnx = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+engine, batch, seq, seconds, onnx, output = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), \
+    sys.argv[5], sys.argv[6]
 ids = np.random.default_rng(1).integers(1000, 30522, size=(batch, seq)).astype(np.int64)
 mask = np.ones_like(ids)
 if engine == "minibert":
@@ -58,6 +61,8 @@ else:
     options.intra_op_num_threads = 2
     session = onnxruntime.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
     run = lambda: session.run(None, {"input_ids": ids, "attention_mask": mask})
+hidden = run()
+np.save(output, hidden.last_hidden_state if engine == "minibert" else hidden[0])  # compared by the parent
 for _ in range(5):
     run()
 times, end = [], time.perf_counter() + seconds
@@ -70,8 +75,9 @@ print(json.dumps({"min": min(times) * 1e3, "median": float(np.median(times)) * 1
 ENGINES = ("minibert", "onnxruntime") + (("openvino",) if importlib.util.find_spec("openvino") else ())
 
 
-def child(engine: str, shape: tuple[int, int], seconds: float, onnx: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, engine, *map(str, shape), str(seconds), onnx],
+def child(engine: str, shape: tuple[int, int], seconds: float, onnx: str, output: str) -> dict:
+    """One process of `engine` timing `shape`: {min, median (ms), calls}; its last hidden state saved at output."""
+    result = subprocess.run([sys.executable, "-c", CHILD, engine, *map(str, shape), str(seconds), onnx, output],
                             capture_output=True, text=True, cwd=tempfile.gettempdir())
     if result.returncode != 0:
         raise RuntimeError(f"{engine} {shape}: {result.stderr.strip()[-400:]}")
@@ -95,13 +101,17 @@ def main() -> None:
         runs = {engine: [] for engine in ENGINES}
         for _ in range(args.alternations):
             for engine in ENGINES:
-                runs[engine].append(child(engine, shape, args.seconds, onnx))
+                runs[engine].append(child(engine, shape, args.seconds, onnx, os.path.join(directory, f"{engine}.npy")))
         best = {e: min(r["min"] for r in runs[e]) for e in ENGINES}
         median = {e: float(np.median([r["median"] for r in runs[e]])) for e in ENGINES}
         print(f"{shape[0]:>6} x {shape[1]:<4} " + " ".join(f"{best[e]:>15.2f} / {median[e]:>7.2f} ms" for e in ENGINES)
               + "".join(f" {best[e] / best['minibert']:>18.2f}x, {median[e] / median['minibert']:.2f}x"
                         for e in others),
               flush=True)
+        differences = output_differences({e: np.load(os.path.join(directory, f"{e}.npy")) for e in ENGINES},
+                                         f"{shape[0]}x{shape[1]}")
+        print(f"{'':>13}max abs diff from minibert's last hidden state: "
+              + ", ".join(f"{e} {d:.1e}" for e, d in differences.items()), flush=True)
 
 
 if __name__ == "__main__":
