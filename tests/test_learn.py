@@ -83,7 +83,10 @@ def test_the_real_blocks_pass_every_check(solution):
     print(report(results))
     assert [r.block for r in results] == list(ALL_BLOCKS)
     assert all(r.status == "OK" for r in results), report(results)
-    assert max(r.maxdiff for r in results) < 1e-9
+    # float64 rounding, ~1e-15 of each tensor's size: LayerNorm's inputs have rows of spread 1e-3 (so that a
+    # wrong eps shows), whose gradients reach 1e3
+    assert max(r.maxdiff for r in results if not r.block.startswith("layer_norm")) < 1e-12
+    assert max(r.maxdiff for r in results if r.block.startswith("layer_norm")) < 1e-9
 
 
 # Each classic mistake, planted in a copy of the real blocks by appending a wrong definition to the file

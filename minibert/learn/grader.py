@@ -2,9 +2,9 @@
 
 Every block gets the inputs transformers' own module got (caught by hooks in tests/fixtures/
 make_learn_fixtures.py) and is compared with what that module returned, in float64: a right block is off by
-rounding only (~1e-15), so anything past TOLERANCE is a mistake. For a wrong block the grader names the first
-wrong tensor and position, and recognises the classic mistakes by computing each one (with the reference
-blocks and the one thing changed) and seeing whether the learner's output equals it.
+rounding only (~1e-15 of the tensor's size), so anything past TOLERANCE is a mistake. For a wrong block the
+grader names the first wrong tensor and position, and recognises the classic mistakes by computing each one
+(with the reference blocks and the one thing changed) and seeing whether the learner's output equals it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .exercises import TRACKS
 from ..loading.weights import flatten, unflatten
 
 REFERENCE = Path(__file__).with_name("reference.npz")
-TOLERANCE = 1e-9  # float64 against float64: a right block differs by rounding, ~1e-15
+TOLERANCE = 1e-9  # float64 against float64, relative (_scale): a right block differs by rounding, ~1e-15
 
 
 class Reference:
