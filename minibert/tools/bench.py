@@ -181,10 +181,10 @@ def int8_memory(config: BertConfig, weights: dict[str, np.ndarray]) -> str:
     packed = sum(m.panels.nbytes for m in matrices if m.panels is not None)
     total = {name: sum(a.nbytes for a in m.state_dict().values())
              for name, m in (("float32", model), ("int8", quantized))}
-    return (f"memory: the encoder's {len(names)} quantized matrices {int8_bytes / 2**20:.2f} MB (int8 + scales) "
-            f"against {float_bytes / 2**20:.2f} MB in float32 ({int8_bytes / float_bytes:.3f}x), plus "
-            f"{packed / 2**20:.2f} MB of packed panels ({matrices[0].kernel} kernel); the model "
-            f"{total['int8'] / 2**20:.1f} MB + panels against {total['float32'] / 2**20:.1f} MB "
+    return (f"memory: the encoder's {len(names)} quantized matrices {int8_bytes / 2**20:.2f} MiB (int8 + scales) "
+            f"against {float_bytes / 2**20:.2f} MiB in float32 ({int8_bytes / float_bytes:.3f}x), plus "
+            f"{packed / 2**20:.2f} MiB of packed panels ({matrices[0].kernel} kernel); the model "
+            f"{total['int8'] / 2**20:.1f} MiB + panels against {total['float32'] / 2**20:.1f} MiB "
             f"(the float32 embeddings dominate)")
 
 
