@@ -1,5 +1,6 @@
 """minibert: BERT rebuilt from scratch in NumPy, numerically equal to transformers."""
 
+from . import kernel_cache  # noqa: F401  (first: where Numba caches the kernels the modules below define)
 from .config import BertConfig
 from .errors import CheckpointError, ConfigError, HubError, WeightsError
 from .loading.miniatures import Miniature, miniatures
