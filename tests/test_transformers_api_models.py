@@ -52,7 +52,12 @@ def test_config_with_num_labels():  # create_and_test_config_with_num_labels
 
 
 def test_config_can_be_init_without_params():  # check_config_can_be_init_without_params
-    assert BertConfig() is not None
+    """With no arguments, transformers' defaults: every key both configs write, the same value."""
+    transformers = pytest.importorskip("transformers", reason="the defaults are compared with transformers'")
+    ours, theirs = BertConfig().to_dict(), transformers.BertConfig().to_dict()
+    shared = sorted(set(ours) & set(theirs))
+    print(f"{len(shared)} keys compared: {shared}")
+    assert len(shared) >= 14 and {k: ours[k] for k in shared} == {k: theirs[k] for k in shared}
 
 
 def test_config_labels_and_call_defaults():
