@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 from . import nn
@@ -219,7 +220,8 @@ class BertModel(InferenceModel):
 
     Calls run the fused fast path (``self.fast``, minibert/fast), an accelerator computing from the model's
     weights, unless attention maps are asked for, a row of the mask has no token, the pooler would read a
-    padding position (a left-padded row), or ``use_fast`` is False; then the readable reference blocks
+    padding position (a left-padded row), or ``use_fast`` is False (its default under NUMBA_DISABLE_JIT=1,
+    Numba's debugging mode, in which the fast path's SIMD cannot run); then the readable reference blocks
     (minibert/nn) run. Both give the same numbers on real positions; at padding positions the fast path
     returns zeros (it computes nothing there) and the reference path what transformers computes. In training
     mode (train()) the reference path runs, with dropout.
@@ -233,7 +235,7 @@ class BertModel(InferenceModel):
         self.config = config
         self.weights = unflatten(column_major(bert_weights(weights, config, self.dtype, add_pooling_layer)))
         self.fast = FastEncoder(self.weights, config, self.dtype)
-        self.use_fast = True
+        self.use_fast = not numba.config.DISABLE_JIT
         self.training = False
         self.dropout_rng = np.random.default_rng()  # train mode's masks; seed it for reproducible draws
 

@@ -556,3 +556,43 @@ def test_forward_with_the_other_vector_width(tmp_path):
     name, width, worst, same = run_with_lanes(FORWARD_ON_TAILS, lanes, tmp_path, timeout=1200).split()
     print(f"{lanes} lanes on {name}: fast vs reference {float(worst):.1e}; groups the same: {same}")
     assert width == str(lanes) and float(worst) <= BOUND["float32"] and same == "True"
+
+
+
+DEBUG_MODE = """
+import sys
+import numpy as np
+import minibert
+from minibert import BertConfig
+from minibert.train import value_and_grad
+config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                    num_labels=2)
+model = minibert.BertForSequenceClassification(config, minibert.init_weights(config, 0), seed=1)
+default = model.bert.use_fast
+model.bert.use_fast = False  # the reference path, in both processes
+ids = np.random.default_rng(0).integers(0, 99, (3, 7))
+mask = (np.arange(7) < np.array([[7], [5], [2]])).astype(np.int64)
+loss, grads = value_and_grad(model, {"input_ids": ids, "attention_mask": mask}, np.array([0, 1, 1]))
+np.savez(sys.argv[1], default=default, logits=model(ids, attention_mask=mask).logits, loss=loss, **grads)
+"""
+
+
+def test_numba_debugging_mode_runs_the_reference_path(tmp_path):
+    """Under NUMBA_DISABLE_JIT=1 (Numba's debugging mode: every kernel runs as Python, where the fast path's SIMD
+    intrinsics cannot) models default to the reference path, and it gives the logits and gradients of the
+    reference path in a normal process, bit for bit."""
+    import subprocess
+    import sys
+
+    runs = {}
+    for name, disable in (("debug", "1"), ("normal", "0")):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": disable}
+        subprocess.run([sys.executable, "-c", DEBUG_MODE, str(tmp_path / f"{name}.npz")], env=env, check=True,
+                       timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        runs[name] = np.load(tmp_path / f"{name}.npz")
+    debug, normal = runs["debug"], runs["normal"]
+    tensors = [k for k in debug.files if k != "default"]
+    print(f"debug mode: use_fast {debug['default']} by default (normal: {normal['default']}); {len(tensors)} "
+          f"tensors, max abs diff {max(np.abs(debug[k] - normal[k]).max() for k in tensors):.1e}")
+    assert not debug["default"] and normal["default"]
+    assert len(tensors) > 30 and all(np.array_equal(debug[k], normal[k]) for k in tensors)
