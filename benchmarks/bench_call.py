@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
 from minibert.fast import layers  # noqa: E402
-from minibert.tools.bench import SETTLE, cpu_name, one_shape_options, random_mini_weights  # noqa: E402
+from minibert.tools.bench import SETTLE, cpu_description, one_shape_options, random_mini_weights  # noqa: E402
 
 BACK_TO_BACK = 10, 5  # per round: untimed calls, then timed ones (the fastest counts)
 
@@ -95,7 +95,8 @@ def main() -> None:
             start = time.perf_counter()
             call()
             times[name, "after a pause"].append(time.perf_counter() - start)
-    print(f"CPU: {cpu_name()}; threads {numba.get_num_threads()}; {batch} x {seq}; median of {rounds} rounds, µs")
+    print(f"CPU: {cpu_description()}; threads {numba.get_num_threads()}; {batch} x {seq}; median of {rounds} "
+          "rounds, µs")
     for regime in ("back to back", "after a pause"):
         median = {name: 1e6 * np.median(times[name, regime]) for name in calls}
         print(f"{regime:>14}: " + "  ".join(f"{name} {t:.0f}" for name, t in median.items())

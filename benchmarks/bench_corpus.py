@@ -18,12 +18,12 @@ import multiprocessing as mp
 import os
 import resource
 import statistics
-import subprocess
 import time
 
 import numpy as np
 
 from minibert.corpus import Embedder
+from minibert.tools.bench import cpu_description
 
 WORDS = [
     "the", "of", "and", "to", "in", "is", "was", "for", "that", "with", "as", "on", "by", "at", "from", "his",
@@ -115,13 +115,6 @@ def ray_run(ray, model: str, texts: list[str], workers: int, threads: int) -> tu
     return rates, out.groupby("pid")["private"].max().tolist()
 
 
-def cpu_name() -> str:
-    lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "?")
-    flags = next((line for line in lines if line.startswith("Flags")), "")
-    return name + (", AVX-512" if "avx512f" in flags else ", AVX2" if "avx2" in flags else "")
-
-
 def report(name: str, rates: dict[str, list[tuple[float, float]]], wide: str, narrow: str) -> None:
     """Per layout, texts/s and texts per CPU second in each round; the layouts' ratio per round."""
     for layout, values in rates.items():
@@ -143,7 +136,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     texts = sentences(args.texts)
     print(f"{args.model}, {args.texts} texts of 8-40 words per round, {args.rounds} rounds, {cores} cores: "
-          + cpu_name())
+          + cpu_description())
     wide, narrow = f"{cores} x 1", f"1 x {cores}"
     layouts = {narrow: Layout(args.model, 1, cores), wide: Layout(args.model, cores, 1)}
     rates: dict[str, list[float]] = {name: [] for name in layouts}

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
 from minibert.fast import layers  # noqa: E402
-from minibert.tools.bench import cpu_name, interleaved_times, parse_shapes, random_mini_weights  # noqa: E402
+from minibert.tools.bench import cpu_description, interleaved_times, parse_shapes, random_mini_weights  # noqa: E402
 
 SIZES = (64, 128, 256, 512)  # GROUP_ROWS[1] values tried; layers.GROUP_ROWS[1] is the default
 
@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     config, weights = random_mini_weights()
     model = BertModel(config, weights).quantize() if args.int8 else BertModel(config, weights)
-    print(f"CPU: {cpu_name()}; BERT-Mini{' int8' if args.int8 else ''}; GROUP_ROWS = {layers.GROUP_ROWS}; "
+    print(f"CPU: {cpu_description()}; BERT-Mini{' int8' if args.int8 else ''}; GROUP_ROWS = {layers.GROUP_ROWS}; "
           f"time / one group's: fastest call, paired median")
     rng = np.random.default_rng(0)
     cases = [(f"{b} x {s}", b, s, np.full(b, s)) for b, s in args.shapes]

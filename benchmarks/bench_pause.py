@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from minibert.tools.bench import SETTLE, cpu_name, engines, one_shape_options, random_mini_weights  # noqa: E402
+from minibert.tools.bench import SETTLE, cpu_description, engines, one_shape_options, random_mini_weights  # noqa: E402
 
 BACK_TO_BACK = 10, 30  # per round: calls timed back to back, after that many untimed
 
@@ -53,7 +53,7 @@ def main() -> None:
     array = np.random.default_rng(0).random(encoder // 4, dtype=np.float32)
     calls = {f"read {encoder / 2**20:.0f} MB": array.sum, **{name: (lambda run=run: run(ids, mask))
                                                             for name, run in runs.items()}}
-    print(f"CPU: {cpu_name()}; BERT-Mini {batch} x {seq}; pause {SETTLE} s; ms: fastest / median")
+    print(f"CPU: {cpu_description()}; BERT-Mini {batch} x {seq}; pause {SETTLE} s; ms: fastest / median")
     for name, call in calls.items():
         for _ in range(20):
             call()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
 from minibert.fast import gemm, int8, layers, set_num_threads  # noqa: E402
 from minibert.tools.bench import (  # noqa: E402
-    SHAPES, blas_description, cpu_name, interleaved_minimum, parse_shapes, random_mini_weights)
+    SHAPES, blas_description, cpu_description, interleaved_minimum, parse_shapes, random_mini_weights)
 
 MR, WIDTH, FUSED = gemm.MR, gemm.WIDTH, gemm.FUSED  # module constants: compile-time literals in _hot_tiles
 PHASES = ("Q, K, V", "attention", "output", "LayerNorm 1", "FFN in (+ GELU)", "FFN out", "LayerNorm 2")
@@ -188,7 +188,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     threads = numba.get_num_threads()
-    print(f"CPU: {cpu_name()}; {threads} threads; micro-kernel {gemm.MR} x {2 * gemm.WIDTH}, "
+    print(f"CPU: {cpu_description()}; {threads} threads; micro-kernel {gemm.MR} x {2 * gemm.WIDTH}, "
           f"{'FMA' if gemm.FUSED else 'no FMA'}; BLAS: {blas_description()}")
     config, weights = random_mini_weights()
     model = BertModel(config, weights)

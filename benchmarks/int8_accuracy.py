@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # minibert and tes
 
 from minibert import BertForSequenceClassification, BertTokenizer  # noqa: E402
 from minibert.tasks import SentenceEncoder, pool  # noqa: E402
-from minibert.tools.bench import cpu_name, host_has_vnni, ort_quantize  # noqa: E402
+from minibert.tools.bench import cpu_description, host_has_vnni, ort_quantize  # noqa: E402
 from minibert.train.finetune import read_examples  # noqa: E402
 from tests.fixtures.cases import minilm_dir  # noqa: E402
 from tests.fixtures.corpora import corpora  # noqa: E402
@@ -167,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
     if (args.sst2 is None) != (args.classifier is None):
         parser.error("--sst2 and --classifier go together")
-    print(f"CPU: {cpu_name()}; ONNX Runtime reduce_range={'off' if host_has_vnni() else 'on'} (VNNI "
+    print(f"CPU: {cpu_description()}; ONNX Runtime reduce_range={'off' if host_has_vnni() else 'on'} (VNNI "
           f"{'present' if host_has_vnni() else 'absent'})")
     if args.sentences > 0:
         embeddings_section(args.sentences)

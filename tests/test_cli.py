@@ -216,6 +216,29 @@ def test_bench_refuses_an_engine_that_computes_another_model():
         output_differences({n: outputs[n] for n in ("minibert", "changed")}, "2x7")
 
 
+def test_cpu_description_names_the_cpu_and_the_kernels():
+    """What every benchmark prints about the CPU: its model name (and family and model, on Linux), and the
+    kernels minibert compiles for it, the portable ones under NUMBA_CPU_NAME=generic."""
+    import subprocess
+    import sys
+
+    code = "from minibert.tools.bench import cpu_description; print(cpu_description())"
+    host, generic = (subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                    env={**os.environ, "NUMBA_CPU_NAME": name}, cwd=ROOT).stdout.strip()
+                     for name in ("host", "generic"))
+    print(f"host: {host}; generic: {generic}")
+    from minibert.fast import int8, simd
+
+    target = simd.host()
+    assert host.endswith(f"minibert's kernels: {target.width} float32 lanes{' with FMA' if target.fma else ''}, "
+                         f"int8 {int8.kernels_present(target)[0]})")
+    assert generic.endswith("minibert's kernels: 4 float32 lanes, int8 portable)")
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+        assert name is None or host.startswith(f"{name} (")
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRST_CALL = """
 import sys

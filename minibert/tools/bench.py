@@ -236,15 +236,31 @@ def export_onnx(hf_model, path: str) -> str:
     return path
 
 
-def cpu_name() -> str:
-    """The CPU's model name, as /proc/cpuinfo gives it (else the platform's processor string)."""
+def cpu_description() -> str:
+    """The CPU as a figure should name it: /proc/cpuinfo's model name, family and model and its vector
+    instructions (else the platform's processor string), and the kernels minibert compiles for it."""
+    import platform
+
+    from ..fast import int8, simd
+
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        import platform
-
-        return platform.processor() or "unknown"
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())  # the first processor's
+    except OSError:
+        pass
+    flags = set(info.get("flags", "").split())
+    vectors = ", ".join(name for flag, name in (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512"),
+                                                ("avx512_vnni", "VNNI"), ("avx_vnni", "AVX-VNNI"),
+                                                ("avx512_bf16", "BF16")) if flag in flags)
+    family = f"family {info['cpu family']} model {info['model']}; " if {"cpu family", "model"} <= set(info) else ""
+    target = simd.host()
+    kernels = (f"{target.width} float32 lanes{' with FMA' if target.fma else ''}, int8 "
+               f"{int8.kernels_present(target)[0]}")
+    return (f"{info.get('model name') or platform.processor() or 'unknown'} ({family}{vectors or 'no AVX2'}; "
+            f"minibert's kernels: {kernels})")
 
 
 def blas_description() -> str:
@@ -327,7 +343,7 @@ def bench(rounds: int = 20, threads: int | None = None, shapes=SHAPES, include_r
     if not include_reference:
         runs.pop("minibert reference", None)
     pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
-    print(f"CPU: {cpu_name()}; BLAS: {blas_description()}; threads {threads}; BLAS pins in the environment: "
+    print(f"CPU: {cpu_description()}; BLAS: {blas_description()}; threads {threads}; BLAS pins in the environment: "
           f"{pins or 'none'}")
     if int8:
         print(int8_memory(config, weights))
