@@ -219,13 +219,10 @@ def test_bench_refuses_an_engine_that_computes_another_model():
 def test_cpu_description_names_the_cpu_and_the_kernels():
     """What every benchmark prints about the CPU: its model name (and family and model, on Linux), and the
     kernels minibert compiles for it, the portable ones under NUMBA_CPU_NAME=generic."""
-    import subprocess
-    import sys
+    from tests.fixtures.cpu import run_for_cpu
 
     code = "from minibert.tools.bench import cpu_description; print(cpu_description())"
-    host, generic = (subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                    env={**os.environ, "NUMBA_CPU_NAME": name}, cwd=ROOT).stdout.strip()
-                     for name in ("host", "generic"))
+    host, generic = (run_for_cpu(code, cpu).strip() for cpu in ("host", "generic"))
     print(f"host: {host}; generic: {generic}")
     from minibert.fast import int8, simd
 

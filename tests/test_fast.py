@@ -560,7 +560,6 @@ def test_forward_with_the_other_vector_width(tmp_path):
 
 
 DEBUG_MODE = """
-import sys
 import numpy as np
 import minibert
 from minibert import BertConfig
@@ -573,7 +572,7 @@ model.bert.use_fast = False  # the reference path, in both processes
 ids = np.random.default_rng(0).integers(0, 99, (3, 7))
 mask = (np.arange(7) < np.array([[7], [5], [2]])).astype(np.int64)
 loss, grads = value_and_grad(model, {"input_ids": ids, "attention_mask": mask}, np.array([0, 1, 1]))
-np.savez(sys.argv[1], default=default, logits=model(ids, attention_mask=mask).logits, loss=loss, **grads)
+np.savez(OUTPUT, default=default, logits=model(ids, attention_mask=mask).logits, loss=loss, **grads)
 """
 
 
@@ -581,15 +580,11 @@ def test_numba_debugging_mode_runs_the_reference_path(tmp_path):
     """Under NUMBA_DISABLE_JIT=1 (Numba's debugging mode: every kernel runs as Python, where the fast path's SIMD
     intrinsics cannot) models default to the reference path, and it gives the logits and gradients of the
     reference path in a normal process, bit for bit."""
-    import subprocess
-    import sys
-
     runs = {}
     for name, disable in (("debug", "1"), ("normal", "0")):
-        env = {**os.environ, "NUMBA_DISABLE_JIT": disable}
-        subprocess.run([sys.executable, "-c", DEBUG_MODE, str(tmp_path / f"{name}.npz")], env=env, check=True,
-                       timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        runs[name] = np.load(tmp_path / f"{name}.npz")
+        output = tmp_path / f"{name}.npz"
+        run_for_cpu(f"OUTPUT = {str(output)!r}\n{DEBUG_MODE}", "host", NUMBA_DISABLE_JIT=disable)
+        runs[name] = np.load(output)
     debug, normal = runs["debug"], runs["normal"]
     tensors = [k for k in debug.files if k != "default"]
     print(f"debug mode: use_fast {debug['default']} by default (normal: {normal['default']}); {len(tensors)} "
