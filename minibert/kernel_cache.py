@@ -34,8 +34,14 @@ def writable(directory: Path) -> bool:
 
 
 def module_directories() -> set[Path]:
-    """The directories of minibert's modules: the package's and its subpackages'."""
-    return {path.parent for path in PACKAGE.rglob("*.py")}
+    """The directories of minibert's modules: the package's and its subpackages'. The __pycache__ directories,
+    whose files grow with every kernel Numba caches, are not walked."""
+    directories = set()
+    for root, subdirectories, files in os.walk(PACKAGE):
+        subdirectories[:] = [d for d in subdirectories if d != "__pycache__"]
+        if any(name.endswith(".py") for name in files):
+            directories.add(Path(root))
+    return directories
 
 
 def fallback_directory() -> Path:
