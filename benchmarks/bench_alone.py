@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from minibert.tools.bench import (  # noqa: E402
     SHAPES,
     blas_description,
+    cpu_description,
     export_onnx,
     output_differences,
     parse_shapes,
@@ -93,7 +94,8 @@ def main() -> None:
     directory = tempfile.mkdtemp(prefix="minibert-alone-")
     onnx = export_onnx(transformers_model(*random_mini_weights()), os.path.join(directory, "bert.onnx"))
     pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
-    print(f"BLAS (this process): {blas_description()}; BLAS pins in the environment: {pins or 'none'}")
+    print(f"CPU: {cpu_description()}; BLAS (this process): {blas_description()}; "
+          f"BLAS pins in the environment: {pins or 'none'}")
     others = ENGINES[1:]
     print(f"{'batch x seq':>12} " + " ".join(f"{e + ' min / median':>28}" for e in ENGINES)
           + "".join(f" {'vs ' + e + ' (min, median)':>30}" for e in others) + "   (speed-up = engine ms / minibert ms)")

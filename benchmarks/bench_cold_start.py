@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from minibert.tools.bench import cpu_description  # noqa: E402
 from tests.fixtures.cases import minilm_dir  # noqa: E402
 
 TEXT = "A first sentence, to be embedded."
@@ -88,6 +89,7 @@ def main() -> None:
         for name in engines:
             times[name].append(child_seconds(CHILDREN[name], directory, onnx, python[name]))
     best = {name: min(t) for name, t in times.items()}
+    print(f"CPU: {cpu_description()}")
     print(f"cold start (import + load + first call, fresh process, min of {args.runs}), all-MiniLM-L6-v2; "
           f"minibert run by {args.minibert_python}:")
     for name in engines:

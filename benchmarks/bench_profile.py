@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minibert import BertModel  # noqa: E402
 from minibert.fast import gemm, int8, layers, set_num_threads  # noqa: E402
 from minibert.tools.bench import (  # noqa: E402
-    SHAPES, blas_description, cpu_description, interleaved_minimum, parse_shapes, random_mini_weights)
+    SETTLE, SHAPES, blas_description, cpu_description, interleaved_minimum, interleaved_times, parse_shapes,
+    random_mini_weights)
 
 MR, WIDTH, FUSED = gemm.MR, gemm.WIDTH, gemm.FUSED  # module constants: compile-time literals in _hot_tiles
 PHASES = ("Q, K, V", "attention", "output", "LayerNorm 1", "FFN in (+ GELU)", "FFN out", "LayerNorm 2")
@@ -213,16 +214,18 @@ def main() -> None:
             rate = f"{f / t / 1e6:8.0f}" if f else f"{'':>8}"
             print(f"  {name:<20} {t:9.3f} {t / total:7.1%} {rate}")
         print(f"  {'all phases':<20} {total:9.3f}         {sum(flops) / total / 1e6:8.0f}")
-    print(f"\nGEMMs of the 32 x 128 forward (4096 rows), {threads} threads, GFLOP/s:")
+    print(f"\nGEMMs of the 32 x 128 forward (4096 rows), {threads} threads, GFLOP/s of the fastest / median call "
+          f"(the two alternating, each after a pause of {SETTLE} s: OpenBLAS's threads spin on after a call):")
     rng = np.random.default_rng(0)
     for name, (k, n) in {"Q, K, V (each)": (256, 256), "FFN in": (256, 1024), "FFN out": (1024, 256)}.items():
         x, w = rng.standard_normal((4096, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
         out, bias = np.empty((4096, n), np.float32), np.zeros(n, np.float32)
         panels = gemm.pack(w)  # as the encoder's weights are, at the model's first call
-        ours = median_ms(lambda: gemm.linear(x, panels, out, bias, in_panels=True), 10)
-        blas = median_ms(lambda: np.matmul(x, w, out=out), 10)
-        rate = 2 * 4096 * k * n / 1e6
-        print(f"  {name:<16} minibert {rate / ours:5.0f}, NumPy's BLAS {rate / blas:5.0f}")
+        times = interleaved_times({"minibert": lambda: gemm.linear(x, panels, out, bias, in_panels=True),
+                                   "NumPy's BLAS": lambda: np.matmul(x, w, out=out)}, 20, SETTLE)
+        rate = 2 * 4096 * k * n / 1e9
+        print(f"  {name:<16} " + ", ".join(f"{engine} {rate / t.min():4.0f} / {rate / np.median(t):4.0f}"
+                                           for engine, t in times.items()))
     print(f"micro-kernel hot-cache peak: {hot_peak(1):.0f} GFLOP/s on one thread, {hot_peak(threads):.0f} on "
           f"{threads} at once")
     print(f"bias + GELU in the epilogue (FFN in's) against the bias alone: {gelu_cost():.2f}x the time "
