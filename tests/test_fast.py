@@ -558,7 +558,6 @@ def test_forward_with_the_other_vector_width(tmp_path):
     assert width == str(lanes) and float(worst) <= BOUND["float32"] and same == "True"
 
 
-
 DEBUG_MODE = """
 import numpy as np
 import minibert
